@@ -1,0 +1,1 @@
+"""fraudstream's benchmark harness: broker, topics, load, latency sink, reports."""

@@ -1,0 +1,62 @@
+"""The `bench` command line. Subcommands live in their own modules and load lazily,
+so `bench --help` stays fast and a missing optional piece breaks only its command."""
+
+import importlib
+import sys
+
+import click
+
+from core.errors import FraudstreamError
+
+# name -> "module:attribute" of a click command or group
+COMMANDS = {
+    "broker": "bench.broker.cli:broker",
+    "topics": "bench.topics:topics",
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx):
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx, name):
+        target = COMMANDS.get(name)
+        if target is None:
+            return None
+        module, attr = target.split(":")
+        return getattr(importlib.import_module(module), attr)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+def cli():
+    """fraudstream benchmark harness.
+
+    \b
+    Example, on a fresh machine:
+      bench broker up            # start a local Kafka (jars from Maven Central)
+      bench topics create        # transactions, fraud-scores, fraud-alerts, fraud-deadletter
+      bench run scenarios/peak.yaml
+    """
+
+
+def main():
+    """Entry point: project errors become one clear line and exit code 1, not a traceback."""
+    try:
+        cli.main(standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except FraudstreamError as exc:
+        click.secho(f"error: {exc}", fg="red", err=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,25 @@
+"""Exceptions raised by fraudstream's core.
+
+    FraudstreamError            root: catch this to catch everything the project raises
+    ├── ConfigError             bad configuration (a field's name is in the message)
+    ├── ModelError              the model cannot be loaded or compiled (raised at start-up)
+    └── PipelineError           the scoring loop cannot continue (fatal Kafka error, fenced)
+"""
+
+__all__ = ["FraudstreamError", "ConfigError", "ModelError", "PipelineError"]
+
+
+class FraudstreamError(Exception):
+    """Root of every exception fraudstream raises on purpose."""
+
+
+class ConfigError(FraudstreamError):
+    """Configuration is invalid; the message names the offending field."""
+
+
+class ModelError(FraudstreamError):
+    """The fraud model cannot be loaded, compiled or used."""
+
+
+class PipelineError(FraudstreamError):
+    """The scoring pipeline hit an error it must not continue past."""
