@@ -1,0 +1,309 @@
+"""Start, find and stop local Kafka nodes. State (pids, cluster id) lives in
+core.paths.home()/brokers/<port>/ so every command and test session finds the same broker."""
+
+import base64
+import fcntl
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+import uuid
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bench.broker.errors import BrokerError
+from bench.broker.jars import ensure_jars, java_command
+from bench.broker.properties import HOST, LOG4J2_CONFIG, node_ports, server_properties
+from core.paths import home
+
+__all__ = ["Cluster", "ensure_running", "find_running", "status", "stop", "stop_node", "start_node"]
+
+START_TIMEOUT_S = 120.0
+STOP_TIMEOUT_S = 30.0
+HEAP_MB = {1: 512, 3: 384}
+
+
+@dataclass
+class Cluster:
+    port: int
+    nodes: int
+    pids: dict[int, int] = field(default_factory=dict)
+    cluster_id: str = ""
+    started: bool = False  # True when this call started it
+
+    @property
+    def bootstrap(self) -> str:
+        return ",".join(f"{HOST}:{bport}" for _, bport, _ in node_ports(self.port, self.nodes))
+
+
+def _dir(port: int) -> Path:
+    path = home() / "brokers" / str(port)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@contextmanager
+def _locked(port: int):
+    with open(_dir(port) / "lock", "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        yield
+
+
+def _load(port: int) -> Cluster | None:
+    path = _dir(port) / "state.json"
+    if not path.is_file():
+        return None
+    raw = json.loads(path.read_text())
+    return Cluster(raw["port"], raw["nodes"], {int(k): v for k, v in raw["pids"].items()},
+                   raw["cluster_id"])
+
+
+def _save(cluster: Cluster) -> None:
+    path = _dir(cluster.port) / "state.json"
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"port": cluster.port, "nodes": cluster.nodes,
+                               "pids": cluster.pids, "cluster_id": cluster.cluster_id}))
+    tmp.replace(path)
+
+
+def _is_our_broker(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+    return b"kafka.Kafka" in cmdline and b"fraudstream" in cmdline
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex((HOST, port)) == 0
+
+
+def _brokers_answering(bootstrap: str, timeout: float = 2.0) -> int:
+    from confluent_kafka.admin import AdminClient
+
+    admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 0,
+                         "logger": _quiet_logger})
+    try:
+        return len(admin.list_topics(timeout=timeout).brokers)
+    except Exception:  # noqa: BLE001 - any failure means "not answering yet"
+        return 0
+
+
+class _QuietLogger:
+    def log(self, *args, **kwargs):
+        pass
+
+
+_quiet_logger = _QuietLogger()
+
+
+def find_running(port: int = 9092) -> Cluster | None:
+    """The fraudstream cluster based at `port` if all its nodes are alive, else None."""
+    cluster = _load(port)
+    if cluster is None or not cluster.pids:
+        return None
+    if not all(_is_our_broker(pid) for pid in cluster.pids.values()):
+        return None
+    return cluster
+
+
+def _new_cluster_id() -> str:
+    while True:
+        cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        if not cid.startswith("-"):
+            return cid
+
+
+def _log_tail(path: Path, lines: int = 8) -> str:
+    try:
+        text = path.read_text(errors="replace").splitlines()
+    except OSError:
+        return "(no log)"
+    errors = [ln for ln in text if " ERROR " in ln or "Exception" in ln]
+    return "\n".join((errors or text)[-lines:])
+
+
+def _launch_node(java: str, libs: Path, cluster: Cluster, node_id: int, heap_mb: int) -> int:
+    node_dir = _dir(cluster.port) / f"node-{node_id}"
+    data = node_dir / "data"
+    data.mkdir(parents=True, exist_ok=True)
+    props = node_dir / "server.properties"
+    props.write_text(server_properties(cluster.port, cluster.nodes, node_id, str(data)))
+    log4j = node_dir / "log4j2.properties"
+    log4j.write_text(LOG4J2_CONFIG)
+    classpath = f"{libs}/*"
+    if not (data / "meta.properties").is_file():
+        fmt = [java, "-cp", classpath, f"-Dlog4j2.configurationFile={log4j}",
+               "kafka.tools.StorageTool", "format", "-t", cluster.cluster_id, "-c", str(props)]
+        if cluster.nodes == 1:
+            fmt.append("--standalone")
+        proc = subprocess.run(fmt, capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise BrokerError(f"formatting node {node_id} failed: "
+                              f"{(proc.stderr or proc.stdout).strip()[-400:]}")
+    log = open(node_dir / "broker.log", "ab")
+    cmd = [java, f"-Xmx{heap_mb}m", f"-Xms{heap_mb}m", "-XX:+UseG1GC",
+           "-XX:MaxGCPauseMillis=20", "-Djava.awt.headless=true",
+           f"-Dlog4j2.configurationFile={log4j}", f"-Dkafka.logs.dir={node_dir}",
+           "-Dfraudstream.broker=1", "-cp", classpath, "kafka.Kafka", str(props)]
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                            start_new_session=True)
+    log.close()
+    return proc.pid
+
+
+def ensure_running(port: int = 9092, nodes: int = 1, echo=print,
+                   timeout: float = START_TIMEOUT_S) -> Cluster:
+    """Start the cluster based at `port` unless it already runs; wait until it answers."""
+    if nodes not in HEAP_MB:
+        raise BrokerError(f"--nodes must be 1 or 3, got {nodes}")
+    with _locked(port):
+        running = find_running(port)
+        if running is not None:
+            if running.nodes != nodes:
+                raise BrokerError(
+                    f"a {running.nodes}-node fraudstream cluster already runs on port {port}; "
+                    f"stop it first: bench broker down --port {port}")
+            return running
+        for _, bport, cport in node_ports(port, nodes):
+            for p in (bport, cport):
+                if _port_open(p):
+                    raise BrokerError(
+                        f"port {p} is in use by another program that is not a fraudstream "
+                        f"broker; free it or choose another --port")
+        java = java_command()
+        libs = ensure_jars(echo)
+        previous = _load(port)
+        if previous is not None and previous.nodes != nodes:
+            raise BrokerError(
+                f"{_dir(port)} holds data of a {previous.nodes}-node cluster; wipe it first: "
+                f"bench broker down --port {port} --wipe")
+        cluster = Cluster(port, nodes, {}, previous.cluster_id if previous else _new_cluster_id(),
+                          started=True)
+        t0 = time.monotonic()
+        for node_id, _, _ in node_ports(port, nodes):
+            cluster.pids[node_id] = _launch_node(java, libs, cluster, node_id, HEAP_MB[nodes])
+        _save(cluster)
+        _wait_ready(cluster, timeout)
+        echo(f"kafka {nodes}-node cluster up in {time.monotonic() - t0:.1f}s: {cluster.bootstrap}")
+        return cluster
+
+
+def _wait_ready(cluster: Cluster, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for node_id, pid in cluster.pids.items():
+            if not _pid_running(pid):
+                log = _dir(cluster.port) / f"node-{node_id}" / "broker.log"
+                raise BrokerError(f"kafka node {node_id} died during start; last log lines:\n"
+                                  f"{_log_tail(log)}")
+        if _brokers_answering(cluster.bootstrap) >= cluster.nodes:
+            return
+        time.sleep(0.5)
+    raise BrokerError(f"kafka did not answer within {timeout:.0f}s; last log lines:\n"
+                      f"{_log_tail(_dir(cluster.port) / 'node-1' / 'broker.log')}")
+
+
+def _pid_running(pid: int) -> bool:
+    try:
+        os.waitpid(pid, os.WNOHANG)  # reap if it is our child
+    except ChildProcessError:
+        pass
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def _terminate(pids: list[int], timeout: float) -> None:
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and any(_pid_running(p) for p in pids):
+        time.sleep(0.2)
+    for pid in pids:
+        if _pid_running(pid):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+def stop(port: int = 9092, *, timeout: float = STOP_TIMEOUT_S, wipe: bool = False) -> bool:
+    """Stop the cluster (SIGTERM, then SIGKILL after `timeout`). True if anything was running."""
+    import shutil
+
+    with _locked(port):
+        cluster = _load(port)
+        pids = [p for p in (cluster.pids.values() if cluster else []) if _is_our_broker(p)]
+        _terminate(pids, timeout)
+        if cluster is not None:
+            cluster.pids = {}
+            _save(cluster)
+        if wipe:
+            for child in _dir(port).iterdir():
+                if child.name != "lock":
+                    shutil.rmtree(child) if child.is_dir() else child.unlink()
+        return bool(pids)
+
+
+def stop_node(port: int, node_id: int, *, hard: bool = False) -> None:
+    """Stop one node of a running cluster (SIGKILL when hard), for fault injection."""
+    cluster = find_running(port)
+    if cluster is None or node_id not in cluster.pids:
+        raise BrokerError(f"no running node {node_id} in the cluster on port {port}")
+    pid = cluster.pids[node_id]
+    if hard:
+        os.kill(pid, signal.SIGKILL)
+    else:
+        _terminate([pid], STOP_TIMEOUT_S)
+    while _pid_running(pid):
+        time.sleep(0.1)
+
+
+def start_node(port: int, node_id: int) -> None:
+    """Restart one stopped node of a cluster whose other nodes still run."""
+    with _locked(port):
+        cluster = _load(port)
+        if cluster is None:
+            raise BrokerError(f"no cluster state for port {port}")
+        if _is_our_broker(cluster.pids.get(node_id)):
+            return
+        cluster.pids[node_id] = _launch_node(java_command(), ensure_jars(), cluster, node_id,
+                                             HEAP_MB[cluster.nodes])
+        _save(cluster)
+
+
+def status(port: int = 9092) -> list[dict]:
+    """One dict per node: id, port, pid, alive, rss_mb."""
+    cluster = _load(port)
+    if cluster is None:
+        return []
+    rows = []
+    for node_id, bport, _ in node_ports(port, cluster.nodes):
+        pid = cluster.pids.get(node_id)
+        alive = _is_our_broker(pid)
+        rows.append({"node": node_id, "port": bport, "pid": pid if alive else None,
+                     "alive": alive, "rss_mb": _rss_mb(pid) if alive else None})
+    return rows
+
+
+def _rss_mb(pid: int) -> float | None:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None

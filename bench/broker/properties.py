@@ -1,0 +1,66 @@
+"""server.properties for one combined KRaft node, alone or in a three-node quorum on loopback."""
+
+__all__ = ["node_ports", "server_properties", "LOG4J2_CONFIG"]
+
+HOST = "127.0.0.1"
+# Controller ports sit 10 above the broker ports, so nodes on 9092..9094 use 9102..9104.
+CONTROLLER_OFFSET = 10
+
+
+def node_ports(port: int, nodes: int) -> list[tuple[int, int, int]]:
+    """(node id, broker port, controller port) for each node of a cluster based at `port`."""
+    return [(i + 1, port + i, port + CONTROLLER_OFFSET + i) for i in range(nodes)]
+
+
+def server_properties(port: int, nodes: int, node_id: int, log_dir: str) -> str:
+    ports = node_ports(port, nodes)
+    _, broker_port, controller_port = ports[node_id - 1]
+    replicas = min(3, nodes)
+    min_isr = 2 if nodes >= 3 else 1
+    props = {
+        "process.roles": "broker,controller",
+        "node.id": node_id,
+        "listeners": f"PLAINTEXT://{HOST}:{broker_port},CONTROLLER://{HOST}:{controller_port}",
+        "advertised.listeners": f"PLAINTEXT://{HOST}:{broker_port},CONTROLLER://{HOST}:{controller_port}",
+        "controller.listener.names": "CONTROLLER",
+        "inter.broker.listener.name": "PLAINTEXT",
+        "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+        "log.dirs": log_dir,
+        "auto.create.topics.enable": "false",
+        "group.initial.rebalance.delay.ms": 0,
+        "default.replication.factor": replicas,
+        "min.insync.replicas": min_isr,
+        "offsets.topic.replication.factor": replicas,
+        # 50 partitions by default: slow to create on first use and pointless on one host.
+        "offsets.topic.num.partitions": 6,
+        "transaction.state.log.num.partitions": 6,
+        "transaction.state.log.replication.factor": replicas,
+        "transaction.state.log.min.isr": min_isr,
+        "share.coordinator.state.topic.replication.factor": replicas,
+        "share.coordinator.state.topic.min.isr": min_isr,
+    }
+    if nodes == 1:
+        props["controller.quorum.bootstrap.servers"] = f"{HOST}:{controller_port}"
+    else:
+        props["controller.quorum.voters"] = ",".join(
+            f"{nid}@{HOST}:{cport}" for nid, _, cport in ports
+        )
+    return "".join(f"{key}={value}\n" for key, value in props.items())
+
+
+LOG4J2_CONFIG = """\
+status = warn
+appender.console.type = Console
+appender.console.name = STDOUT
+appender.console.layout.type = PatternLayout
+appender.console.layout.pattern = [%d] %p %m (%c)%n
+rootLogger.level = INFO
+rootLogger.appenderRefs = stdout
+rootLogger.appenderRef.stdout.ref = STDOUT
+logger.kafka.name = kafka
+logger.kafka.level = INFO
+logger.state.name = state.change.logger
+logger.state.level = WARN
+logger.request.name = kafka.request.logger
+logger.request.level = WARN
+"""

@@ -1,0 +1,123 @@
+"""Create (idempotently) and delete the pipeline's four topics."""
+
+import click
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from core.errors import FraudstreamError
+from core.topics import PARTITIONS, TopicNames
+
+__all__ = ["TopicError", "create_topics", "delete_topics", "topics"]
+
+ADMIN_TIMEOUT_S = 30.0
+
+
+class TopicError(FraudstreamError):
+    """A topic exists with the wrong shape, or the broker refused a topic operation."""
+
+
+def _admin(bootstrap: str) -> AdminClient:
+    return AdminClient({"bootstrap.servers": bootstrap})
+
+
+def create_topics(bootstrap: str, names: TopicNames) -> dict[str, list[str]]:
+    """Create the four topics unless they exist; {"created": [...], "existed": [...]}.
+
+    Raises TopicError when a topic exists with a partition count other than the design's.
+    """
+    admin = _admin(bootstrap)
+    meta = admin.list_topics(timeout=ADMIN_TIMEOUT_S)
+    replication = min(3, len(meta.brokers))
+    wanted = dict(zip(names.all(), PARTITIONS.values()))
+    existed, missing = [], []
+    for name, partitions in wanted.items():
+        found = meta.topics.get(name)
+        if found is None or found.error is not None:
+            missing.append(NewTopic(name, num_partitions=partitions,
+                                    replication_factor=replication))
+        elif len(found.partitions) != partitions:
+            raise TopicError(
+                f"topic `{name}` exists with {len(found.partitions)} partitions, expected "
+                f"{partitions}: delete it or use another --namespace")
+        else:
+            existed.append(name)
+    created = []
+    futures = admin.create_topics(missing, request_timeout=ADMIN_TIMEOUT_S) if missing else {}
+    for name, future in futures.items():
+        try:
+            future.result()
+            created.append(name)
+        except Exception as exc:  # KafkaException carrying the broker's error
+            err = exc.args[0] if exc.args else exc
+            if getattr(err, "name", lambda: "")() == "TOPIC_ALREADY_EXISTS":
+                existed.append(name)  # a concurrent creator won the race
+            else:
+                raise TopicError(f"creating topic `{name}` failed: {err}") from exc
+    return {"created": created, "existed": existed}
+
+
+def delete_topics(bootstrap: str, names: TopicNames) -> list[str]:
+    """Delete whichever of the four topics exist; returns the deleted names."""
+    admin = _admin(bootstrap)
+    present = admin.list_topics(timeout=ADMIN_TIMEOUT_S).topics
+    doomed = [n for n in names.all() if n in present]
+    deleted = []
+    for name, future in (admin.delete_topics(doomed, request_timeout=ADMIN_TIMEOUT_S).items()
+                         if doomed else []):
+        try:
+            future.result()
+            deleted.append(name)
+        except Exception as exc:
+            raise TopicError(f"deleting topic `{name}` failed: {exc}") from exc
+    return deleted
+
+
+BOOTSTRAP = click.option("--bootstrap", default="127.0.0.1:9092", show_default=True,
+                         envvar="FRAUDSTREAM_BOOTSTRAP", help="Kafka bootstrap servers.")
+NAMESPACE = click.option("--namespace", default="", help="Prefix for the four topic names.")
+
+
+@click.group()
+def topics():
+    """The pipeline's topics: transactions (6), fraud-scores (6), fraud-alerts (3),
+    fraud-deadletter (3), replication factor min(3, brokers).
+
+    \b
+    Example:
+      bench topics create --bootstrap 127.0.0.1:9092
+    """
+
+
+@topics.command()
+@BOOTSTRAP
+@NAMESPACE
+def create(bootstrap, namespace):
+    """Create the four topics; existing ones with the right shape are left alone.
+
+    \b
+    Examples:
+      bench topics create
+      bench topics create --namespace run42   # run42.transactions, ...
+    """
+    result = create_topics(bootstrap, TopicNames.namespaced(namespace))
+    for name in result["created"]:
+        click.echo(f"created  {name}")
+    for name in result["existed"]:
+        click.echo(f"existed  {name}")
+
+
+@topics.command()
+@BOOTSTRAP
+@NAMESPACE
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+def delete(bootstrap, namespace, yes):
+    """Delete the four topics (of a namespace).
+
+    \b
+    Example:
+      bench topics delete --namespace run42 --yes
+    """
+    names = TopicNames.namespaced(namespace)
+    if not yes:
+        click.confirm(f"delete {', '.join(names.all())} on {bootstrap}?", abort=True)
+    for name in delete_topics(bootstrap, names):
+        click.echo(f"deleted  {name}")

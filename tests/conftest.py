@@ -1,0 +1,41 @@
+"""Shared fixtures. Kafka tests use a real broker started by the project's own code
+(`bench broker up`), or the one already running; each test gets topics in a fresh namespace."""
+
+import os
+import uuid
+
+import pytest
+
+from core.topics import TopicNames
+
+BROKER_PORT = int(os.environ.get("FRAUDSTREAM_TEST_PORT", "9092"))
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap() -> str:
+    """Bootstrap servers of a running single-node broker (started if none runs)."""
+    from bench.broker import ensure_running
+
+    cluster = ensure_running(port=BROKER_PORT, nodes=1, echo=lambda m: print(m))
+    return cluster.bootstrap
+
+
+@pytest.fixture
+def fresh_topics(kafka_bootstrap):
+    """Factory: `names = fresh_topics()` creates the four topics under a new namespace."""
+    from bench.topics import create_topics, delete_topics
+
+    made: list[TopicNames] = []
+
+    def make(prefix: str = "t") -> TopicNames:
+        names = TopicNames.namespaced(f"{prefix}-{uuid.uuid4().hex[:10]}")
+        create_topics(kafka_bootstrap, names)
+        made.append(names)
+        return names
+
+    yield make
+    for names in made:
+        try:
+            delete_topics(kafka_bootstrap, names)
+        except Exception as exc:  # cleanup must not mask the test's own result
+            print(f"could not delete {names.all()}: {exc}")
