@@ -1,0 +1,78 @@
+"""HdrHistogram helpers: latencies in microseconds, recorded in batches, merged across processes.
+
+Recording one value at a time costs ~0.8 us in hdrh; a batch is first counted with numpy and
+recorded as (value, count) pairs (~0.03 us a value). Processes exchange histograms in hdrh's
+compressed encoding and the parent merges them.
+
+    h = new_histogram()
+    record_array(h, latencies_us)             # numpy array of ints
+    blob = encode(h); merged = merge([blob, other_blob])
+    summary(merged)                           # {"p50_ms": ..., "p99_ms": ..., ...}
+"""
+
+from collections.abc import Iterable
+
+import numpy as np
+from hdrh.histogram import HdrHistogram
+
+__all__ = ["new_histogram", "record_array", "encode", "decode", "merge", "summary",
+           "PERCENTILES", "MAX_US"]
+
+# 1 us .. 10 min at 3 significant digits (0.1% error) is ~ 30 KB of counts.
+MAX_US = 600_000_000
+PERCENTILES = (50.0, 90.0, 99.0, 99.9)
+
+
+def new_histogram() -> HdrHistogram:
+    """An empty latency histogram in microseconds."""
+    return HdrHistogram(1, MAX_US, 3)
+
+
+def record_array(hist: HdrHistogram, values_us) -> None:
+    """Record a batch of microsecond values (clamped to [1, MAX_US]) as value/count pairs."""
+    v = np.asarray(values_us)
+    if v.size == 0:
+        return
+    v = np.clip(v.astype(np.int64, copy=False), 1, MAX_US)
+    # Round down to the histogram's own resolution first (3 digits: 2048 sub-buckets a
+    # power of two), so np.unique leaves at most ~1000 pairs per octave to record.
+    shift = np.maximum(np.floor(np.log2(v)).astype(np.int64) - 10, 0)
+    v = (v >> shift) << shift
+    values, counts = np.unique(v, return_counts=True)
+    rec = hist.record_value
+    for value, count in zip(values.tolist(), counts.tolist()):
+        rec(value, count)
+
+
+def encode(hist: HdrHistogram) -> bytes:
+    """Compressed, portable form for sending to another process."""
+    return hist.encode()
+
+
+def decode(blob: bytes) -> HdrHistogram:
+    return HdrHistogram.decode(blob)
+
+
+def merge(parts: Iterable) -> HdrHistogram:
+    """One histogram holding every value of `parts` (histograms or encoded blobs)."""
+    out = new_histogram()
+    for part in parts:
+        if isinstance(part, (bytes, bytearray, str)):
+            out.decode_and_add(part)
+        else:
+            out.add(part)
+    return out
+
+
+def summary(hist: HdrHistogram) -> dict:
+    """Count, mean, percentiles and max in milliseconds (None when empty)."""
+    n = hist.get_total_count()
+    if n == 0:
+        return {"count": 0, "mean_ms": None, "p50_ms": None, "p90_ms": None,
+                "p99_ms": None, "p99.9_ms": None, "max_ms": None}
+    out = {"count": n, "mean_ms": hist.get_mean_value() / 1000}
+    values = hist.get_percentile_to_value_dict(list(PERCENTILES))
+    for p in PERCENTILES:
+        out[f"p{p:g}_ms"] = values[p] / 1000
+    out["max_ms"] = hist.get_max_value() / 1000
+    return out

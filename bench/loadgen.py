@@ -1,0 +1,172 @@
+"""The load generator: producer processes that send at *intended* times (open loop).
+
+Each process pre-generates a pool of transactions with bench.synth, then follows the plan the
+runner sends it (constant-rate segments, bench.ratelimit) and produces every record when it is
+due. A record carries one header, `bench`, 24 bytes big-endian: intended send time (ns since
+the epoch), sequence number (producer index << 40 | n), run tag. The time a record actually
+went to the client minus its intended time is the *publish delay*, kept in its own histogram:
+a generator that falls behind shows it there instead of hiding it.
+
+Runs in a `spawn`ed child (`producer_main`); the Kafka client is created inside it.
+Messages to the runner (on `results`):
+    ("ready", index, pool_seconds)
+    ("tick", index, {epoch_second: (sent, publish_delay_blob)})   every ~0.5 s
+    ("done", index, sent, n_errors, first_errors, positive_seqs)  after "stop" and a flush
+"""
+
+import queue
+import struct
+import time
+
+import numpy as np
+
+from bench import histogram
+from bench.ratelimit import NS, RateLimiter
+
+__all__ = ["ProducerSpec", "producer_main", "HEADER", "HEADER_DTYPE", "SEQ_BITS", "build_pool"]
+
+HEADER = "bench"
+HEADER_DTYPE = np.dtype([("t", ">i8"), ("seq", ">i8"), ("tag", ">u8")])
+SEQ_BITS = 40
+_PACK = struct.Struct(">qqQ").pack
+_CHUNK = 2_000   # most records sent between two looks at the clock and the command queue
+_TICK_S = 0.5
+
+
+class ProducerSpec:
+    """What one producer process needs; plain attributes so it pickles for `spawn`."""
+
+    def __init__(self, index, bootstrap, topic, config, traffic, run_tag):
+        self.index = index
+        self.bootstrap = bootstrap
+        self.topic = topic
+        self.config = config          # librdkafka producer properties
+        self.traffic = traffic        # bench.scenario.Traffic
+        self.run_tag = run_tag        # 64-bit int naming the run
+
+
+def build_pool(traffic, index: int):
+    """(values, keys, labels) of the pre-generated payloads for producer `index`."""
+    from bench import synth
+
+    batch = synth.generate(traffic.pool, seed=traffic.seed + 7919 * index,
+                           fraud_rate=traffic.fraud_rate, mix=traffic.mix, n_cards=traffic.n_cards,
+                           card_skew=traffic.card_skew, id_offset=index * traffic.pool)
+    values = batch.payloads()
+    if traffic.message_bytes:
+        values = [_pad(v, traffic.message_bytes) for v in values]
+    keys = [k.encode() for k in batch.card_hash.tolist()]
+    return values, keys, np.asarray(batch.label, dtype=np.int8)
+
+
+def _pad(value: bytes, size: int) -> bytes:
+    # Unknown fields are carried through by the pipeline (wire contract), so padding is legal.
+    room = size - len(value) - len(b',"_pad":""')
+    return value if room <= 0 else value[:-1] + b',"_pad":"' + b"x" * room + b'"}'
+
+
+class _Stats:
+    """Per-second send counts and publish-delay histograms since the last tick."""
+
+    def __init__(self):
+        self.seconds: dict[int, list] = {}
+
+    def add(self, intended: np.ndarray, delay_us: np.ndarray) -> None:
+        secs = intended // NS
+        for s in np.unique(secs).tolist():
+            mask = secs == s
+            entry = self.seconds.get(s)
+            if entry is None:
+                entry = self.seconds[s] = [0, histogram.new_histogram()]
+            entry[0] += int(mask.sum())
+            histogram.record_array(entry[1], delay_us[mask])
+
+    def flush(self) -> dict:
+        out = {s: (n, histogram.encode(h)) for s, (n, h) in self.seconds.items()}
+        self.seconds = {}
+        return out
+
+
+def producer_main(spec: ProducerSpec, commands, results) -> None:
+    """Child process body: build the pool, then follow plans until told to stop."""
+    from confluent_kafka import Producer
+
+    t = time.perf_counter()
+    values, keys, labels = build_pool(spec.traffic, spec.index)
+    pool = len(values)
+    errors = []
+
+    def on_error(err, msg):  # only failures are reported (delivery.report.only.error)
+        if err is not None:
+            errors.append(str(err))
+
+    producer = Producer({**spec.config, "delivery.report.only.error": "true", "on_delivery": on_error})
+    results.put(("ready", spec.index, time.perf_counter() - t))
+
+    produce, poll, topic, tag = producer.produce, producer.poll, spec.topic, spec.run_tag
+    seq_base = spec.index << SEQ_BITS
+    stats = _Stats()
+    plan: list = []
+    limiter = None
+    stopping = False
+    seq = 0
+    next_tick = time.monotonic() + _TICK_S
+    while True:
+        if limiter is None or time.monotonic() >= next_tick:
+            try:
+                while True:
+                    cmd = commands.get(block=limiter is None and not plan and not stopping, timeout=0.05)
+                    if cmd[0] == "plan":       # ("plan", [(start_ns, duration_ns, tps)], replace)
+                        if cmd[2]:
+                            plan, limiter = [], None
+                        plan.extend(cmd[1])
+                    elif cmd[0] == "stop":
+                        stopping = True
+            except queue.Empty:
+                pass
+            if time.monotonic() >= next_tick:
+                results.put(("tick", spec.index, stats.flush()))
+                next_tick = time.monotonic() + _TICK_S
+        if limiter is None:
+            if plan:
+                start, duration, tps = plan.pop(0)
+                limiter = RateLimiter(tps, start, duration)
+                continue
+            if stopping:
+                break
+            continue
+        span = limiter.take(_CHUNK)
+        if span is None:
+            limiter = None
+            continue
+        lo, hi = span
+        if hi == lo:
+            poll(0)
+            limiter.wait(0.01)
+            continue
+        intended = limiter.intended_array(lo, hi)
+        sent_at = time.time_ns()
+        for ts in intended.tolist():
+            j = seq % pool
+            header = [(HEADER, _PACK(ts, seq_base | seq, tag))]
+            while True:
+                try:
+                    produce(topic, values[j], keys[j], headers=header)
+                    break
+                except BufferError:  # client queue full: the delay shows in publish delay
+                    poll(0.005)
+            seq += 1
+        done_at = time.time_ns()
+        poll(0)
+        # send time of each record, interpolated across the chunk
+        frac = np.arange(hi - lo, dtype=np.float64) / max(hi - lo, 1)
+        actual = sent_at + (frac * (done_at - sent_at)).astype(np.int64)
+        stats.add(intended, np.maximum(actual - intended, 0) // 1000)
+
+    remaining = producer.flush(60)
+    results.put(("tick", spec.index, stats.flush()))
+    local = np.arange(seq, dtype=np.int64)
+    positives = (seq_base | local[labels[local % pool] == 1]).astype(np.int64)
+    if remaining:
+        errors.append(f"{remaining} records still queued after a 60 s flush")
+    results.put(("done", spec.index, seq, len(errors), errors[:5], positives))

@@ -1,0 +1,178 @@
+"""The latency sink: read_committed consumers of fraud-scores and fraud-alerts.
+
+A record's end-to-end latency is the time it became visible here (the consume call that
+returned it) minus the intended send time the load generator put in its `bench` header, so
+queueing anywhere (generator, broker, scorer, transaction commit) is counted. Latencies go
+into one histogram per *intended* second, so a run can be cut into windows afterwards.
+
+Runs in a `spawn`ed child (`sink_main`) that owns a share of the partitions. Messages to the
+runner (on `results`):
+    ("tick", index, {epoch_second: latency_blob}, {epoch_second: visible}, scores, alerts)
+    ("done", index, score_seqs, flagged_mask, alert_seqs, n_without_header, run_tag_mismatch)
+Commands: ("finish",) drains what is readable now and reports.
+
+`verdict()` turns the sequence numbers of every sink and the sent counts of every producer
+into the exactly-once verdict (missing, duplicated, unexpected) and detection quality.
+"""
+
+import queue
+import re
+import time
+
+import numpy as np
+
+from bench import histogram
+from bench.loadgen import HEADER, HEADER_DTYPE, SEQ_BITS
+from bench.ratelimit import NS
+
+__all__ = ["SinkSpec", "sink_main", "verdict"]
+
+_FLAGGED = re.compile(rb'"is_fraud":\s*true')
+_TICK_S = 0.5
+
+
+class SinkSpec:
+    """What one sink process needs; plain attributes so it pickles for `spawn`."""
+
+    def __init__(self, index, count, config, scores_topic, alerts_topic, partitions, run_tag):
+        self.index = index
+        self.count = count                  # sinks in all; this one reads partitions p % count == index
+        self.config = config                # librdkafka consumer properties (read_committed)
+        self.scores_topic = scores_topic
+        self.alerts_topic = alerts_topic
+        self.partitions = partitions        # {topic: n_partitions}
+        self.run_tag = run_tag
+
+
+def _bench_header(headers) -> bytes | None:
+    if headers:
+        for key, value in headers:
+            if key == HEADER:
+                return value
+    return None
+
+
+def sink_main(spec: SinkSpec, commands, results) -> None:
+    """Child process body: consume until told to finish, reporting every ~0.5 s."""
+    from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+
+    consumer = Consumer(spec.config)
+    consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING)
+                     for topic, n in spec.partitions.items()
+                     for p in range(n) if p % spec.count == spec.index])
+    scores_topic, tag = spec.scores_topic, spec.run_tag
+    score_seqs, flagged, alert_seqs = [], [], []
+    lat_us: dict[int, list] = {}
+    visible: dict[int, int] = {}
+    n_scores = n_alerts = no_header = foreign = 0
+    next_tick = time.monotonic() + _TICK_S
+    finishing = quiet = 0
+
+    def tick():
+        hists = {}
+        for sec, parts in lat_us.items():
+            h = histogram.new_histogram()
+            histogram.record_array(h, np.concatenate(parts))
+            hists[sec] = histogram.encode(h)
+        results.put(("tick", spec.index, hists, dict(visible), n_scores, n_alerts))
+        lat_us.clear()
+        visible.clear()
+
+    while True:
+        msgs = consumer.consume(num_messages=20_000, timeout=0.05)
+        now = time.time_ns()
+        if msgs:
+            s_hdr, a_hdr, s_flag = [], [], []
+            for m in msgs:
+                if m.error() is not None:
+                    continue
+                h = _bench_header(m.headers())
+                if h is None or len(h) != HEADER_DTYPE.itemsize:
+                    no_header += 1
+                elif m.topic() == scores_topic:
+                    s_hdr.append(h)
+                    s_flag.append(_FLAGGED.search(m.value()) is not None)
+                else:
+                    a_hdr.append(h)
+            if s_hdr:
+                rec = np.frombuffer(b"".join(s_hdr), dtype=HEADER_DTYPE)
+                ok = rec["tag"] == tag
+                foreign += int((~ok).sum())
+                score_seqs.append(rec["seq"].astype(np.int64))
+                flagged.append(np.asarray(s_flag, dtype=bool))
+                t = rec["t"].astype(np.int64)[ok]
+                lat = (now - t) // 1000
+                secs = t // NS
+                for s in np.unique(secs).tolist():
+                    lat_us.setdefault(s, []).append(lat[secs == s])
+                visible[now // NS] = visible.get(now // NS, 0) + len(s_hdr)
+                n_scores += len(s_hdr)
+            if a_hdr:
+                rec = np.frombuffer(b"".join(a_hdr), dtype=HEADER_DTYPE)
+                alert_seqs.append(rec["seq"].astype(np.int64))
+                n_alerts += len(a_hdr)
+        if time.monotonic() >= next_tick:
+            tick()
+            next_tick = time.monotonic() + _TICK_S
+            try:
+                if commands.get_nowait()[0] == "finish":
+                    finishing = 1
+            except queue.Empty:
+                pass
+        if finishing:
+            # read on until two consecutive empty polls: everything committed so far is in
+            quiet = quiet + 1 if not msgs else 0
+            if quiet >= 2:
+                break
+    tick()
+    consumer.close()
+    cat = lambda parts, dt: np.concatenate(parts) if parts else np.zeros(0, dt)  # noqa: E731
+    results.put(("done", spec.index, cat(score_seqs, np.int64), cat(flagged, bool),
+                 cat(alert_seqs, np.int64), no_header, foreign))
+
+
+def _counts(seqs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    return np.unique(seqs, return_counts=True)
+
+
+def verdict(sent: dict[int, int], score_seqs: np.ndarray, flagged: np.ndarray,
+            alert_seqs: np.ndarray, positives: np.ndarray, no_header: int = 0,
+            foreign: int = 0) -> dict:
+    """Exactly-once verdict and detection quality.
+
+    sent: producer index -> records sent (sequence numbers index << SEQ_BITS | 0..n-1).
+    score_seqs/flagged: every record read from fraud-scores and whether it said is_fraud.
+    alert_seqs: every record read from fraud-alerts. positives: seqs sent with label 1.
+    """
+    expected = sum(sent.values())
+    producer = score_seqs >> SEQ_BITS
+    local = score_seqs & ((1 << SEQ_BITS) - 1)
+    limit = np.array([sent.get(int(p), 0) for p in range(max(sent, default=-1) + 2)], np.int64)
+    known = (producer >= 0) & (producer < len(limit) - 1)
+    known[known] &= local[known] < limit[producer[known]]
+    values, counts = _counts(score_seqs[known])
+    duplicated = int((counts - 1).sum())
+    seen = len(values)
+    unexpected = int((~known).sum()) + no_header + foreign
+    missing = expected - seen
+
+    a_values, a_counts = _counts(alert_seqs)
+    flagged_set = np.unique(score_seqs[flagged]) if len(flagged) else np.zeros(0, np.int64)
+    alert_dups = int((a_counts - 1).sum())
+    alerts_not_flagged = int(np.setdiff1d(a_values, flagged_set).size)
+    flagged_without_alert = int(np.setdiff1d(flagged_set, a_values).size)
+
+    tp = int(np.intersect1d(flagged_set, positives).size)
+    precision = tp / len(flagged_set) if len(flagged_set) else None
+    recall = tp / len(positives) if len(positives) else None
+    exactly_once = (missing == 0 and duplicated == 0 and unexpected == 0 and alert_dups == 0
+                    and alerts_not_flagged == 0 and flagged_without_alert == 0)
+    return {
+        "exactly_once": exactly_once,
+        "sent": expected, "scored_unique": seen, "scored_records": int(len(score_seqs)),
+        "missing": missing, "duplicated": duplicated, "unexpected": unexpected,
+        "alerts": int(len(alert_seqs)), "alert_duplicates": alert_dups,
+        "alerts_not_flagged": alerts_not_flagged, "flagged_without_alert": flagged_without_alert,
+        "detection": {"positives_sent": int(len(positives)), "flagged": int(len(flagged_set)),
+                      "true_positives": tp, "precision": precision, "recall": recall},
+    }
