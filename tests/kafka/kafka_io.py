@@ -1,0 +1,50 @@
+"""Small real-Kafka helpers for integration tests: read a topic to the end, read_committed."""
+
+import time
+import uuid
+
+from confluent_kafka import Consumer, TopicPartition
+
+
+def read_all(bootstrap: str, topic: str, *, idle_s: float = 3.0, max_s: float = 120.0,
+             expect: int | None = None):
+    """Every committed record of `topic` from the beginning, as Message objects.
+
+    Stops once `expect` records arrived, or after `idle_s` seconds without a record once
+    every partition reached the end (read_committed end = last stable offset).
+    """
+    consumer = Consumer({
+        "bootstrap.servers": bootstrap,
+        "group.id": f"test-reader-{uuid.uuid4().hex[:8]}",
+        "isolation.level": "read_committed",
+        "auto.offset.reset": "earliest",
+        "enable.auto.commit": False,
+        "enable.partition.eof": True,
+    })
+    meta = consumer.list_topics(topic, timeout=30).topics[topic]
+    parts = [TopicPartition(topic, p, 0) for p in meta.partitions]
+    consumer.assign(parts)
+    records, at_eof = [], set()
+    deadline = time.monotonic() + max_s
+    last_record = time.monotonic()
+    try:
+        while time.monotonic() < deadline:
+            msgs = consumer.consume(num_messages=10_000, timeout=0.5)
+            for msg in msgs:
+                if msg.error():
+                    if msg.error().code() == -191:  # _PARTITION_EOF
+                        at_eof.add(msg.partition())
+                        continue
+                    raise RuntimeError(f"consume error: {msg.error()}")
+                at_eof.discard(msg.partition())
+                records.append(msg)
+                last_record = time.monotonic()
+            if expect is not None and len(records) >= expect:
+                # keep reading briefly so duplicates beyond `expect` would still show up
+                if time.monotonic() - last_record > 1.0:
+                    break
+            elif len(at_eof) == len(parts) and time.monotonic() - last_record > idle_s:
+                break
+    finally:
+        consumer.close()
+    return records

@@ -1,0 +1,167 @@
+"""The broker the project starts by itself: real Kafka, transactions, lifecycle, topics."""
+
+import socket
+import subprocess
+import sys
+import uuid
+from collections import defaultdict
+
+import pytest
+from confluent_kafka import Producer
+
+from bench.broker import ensure_running, status, stop, stop_node
+from bench.topics import TopicError, create_topics
+from core.topics import TopicNames
+from tests.kafka.kafka_io import read_all
+
+pytestmark = pytest.mark.kafka
+
+
+def _txn_producer(bootstrap: str) -> Producer:
+    producer = Producer({"bootstrap.servers": bootstrap,
+                         "transactional.id": f"test-{uuid.uuid4().hex[:8]}",
+                         "linger.ms": 5})
+    producer.init_transactions(30)
+    return producer
+
+
+def bench_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "bench.cli", *args],
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_transactional_round_trip_keeps_per_key_order(kafka_bootstrap, fresh_topics):
+    topic = fresh_topics().transactions
+    producer = _txn_producer(kafka_bootstrap)
+    sent = defaultdict(list)
+    producer.begin_transaction()
+    for i in range(10_000):
+        key = f"card-{i % 97}"
+        sent[key].append(i)
+        producer.produce(topic, key=key.encode(), value=str(i).encode())
+        if i % 2_500 == 2_499:  # several transactions, not one
+            producer.commit_transaction()
+            producer.begin_transaction()
+    producer.commit_transaction()
+
+    records = read_all(kafka_bootstrap, topic, expect=10_000)
+    got = defaultdict(list)
+    for msg in records:
+        got[msg.key().decode()].append(int(msg.value()))
+    assert len(records) == 10_000
+    assert got == sent
+
+
+def test_aborted_transaction_is_invisible_to_read_committed(kafka_bootstrap, fresh_topics):
+    topic = fresh_topics().transactions
+    producer = _txn_producer(kafka_bootstrap)
+    producer.begin_transaction()
+    for i in range(100):
+        producer.produce(topic, key=b"k", value=f"aborted-{i}".encode())
+    producer.flush()
+    producer.abort_transaction()
+    producer.begin_transaction()
+    producer.produce(topic, key=b"k", value=b"committed")
+    producer.commit_transaction()
+
+    values = [m.value() for m in read_all(kafka_bootstrap, topic, idle_s=2.0)]
+    assert values == [b"committed"]
+
+
+def test_topics_create_is_idempotent_and_reports_mismatch(kafka_bootstrap):
+    ns = f"idem-{uuid.uuid4().hex[:8]}"
+    first = bench_cli("topics", "create", "--bootstrap", kafka_bootstrap, "--namespace", ns)
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.count("created") == 4
+    second = bench_cli("topics", "create", "--bootstrap", kafka_bootstrap, "--namespace", ns)
+    assert second.returncode == 0, second.stderr
+    assert second.stdout.count("existed") == 4 and "created" not in second.stdout
+
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    bad = TopicNames.namespaced(f"bad-{uuid.uuid4().hex[:8]}")
+    admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
+    admin.create_topics([NewTopic(bad.scores, 2, 1)])[bad.scores].result()
+    with pytest.raises(TopicError, match=r"exists with 2 partitions, expected 6"):
+        create_topics(kafka_bootstrap, bad)
+    ns_bad = bad.scores.split(".")[0]
+    proc = bench_cli("topics", "create", "--bootstrap", kafka_bootstrap, "--namespace", ns_bad)
+    assert proc.returncode == 1
+    assert "exists with 2 partitions, expected 6" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+@pytest.fixture
+def spare_port():
+    """A base port whose broker and controller ports are all free."""
+    for base in range(19092, 19992, 100):
+        if all(_free(p) for p in (base, base + 1, base + 2, base + 10, base + 11, base + 12)):
+            return base
+    pytest.fail("no free port range for a second broker")
+
+
+def _free(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) != 0
+
+
+def test_broker_lifecycle_up_status_down(spare_port):
+    port = str(spare_port)
+    try:
+        up = bench_cli("broker", "up", "--port", port)
+        assert up.returncode == 0, up.stderr
+        assert up.stdout.strip() == f"127.0.0.1:{port}"
+        again = bench_cli("broker", "up", "--port", port)
+        assert again.returncode == 0 and "already running" in again.stderr
+        st = bench_cli("broker", "status", "--port", port)
+        assert st.returncode == 0 and " up " in st.stdout
+        down = bench_cli("broker", "down", "--port", port)
+        assert down.returncode == 0 and "stopped" in down.stdout
+        st = bench_cli("broker", "status", "--port", port)
+        assert st.returncode == 1 and "not running" in st.stdout
+    finally:
+        stop(spare_port, wipe=True)
+
+
+def test_broker_up_on_a_taken_port_fails_clearly(spare_port):
+    squatter = socket.socket()
+    squatter.bind(("127.0.0.1", spare_port))
+    squatter.listen()
+    try:
+        proc = bench_cli("broker", "up", "--port", str(spare_port))
+    finally:
+        squatter.close()
+    assert proc.returncode == 1
+    assert f"port {spare_port} is in use by another program" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.slow
+def test_three_nodes_survive_losing_one(spare_port):
+    try:
+        cluster = ensure_running(port=spare_port, nodes=3)
+        assert [r["alive"] for r in status(spare_port)] == [True, True, True]
+        names = TopicNames.namespaced(f"ha-{uuid.uuid4().hex[:8]}")
+        create_topics(cluster.bootstrap, names)
+        producer = Producer({"bootstrap.servers": cluster.bootstrap, "acks": "all",
+                             "enable.idempotence": True, "linger.ms": 5})
+        failures = []
+
+        def on_delivery(err, _msg):
+            if err is not None:
+                failures.append(err)
+
+        for i in range(20_000):
+            if i == 5_000:
+                producer.flush(30)
+                stop_node(spare_port, 3, hard=True)
+            producer.produce(names.transactions, key=f"c{i % 50}".encode(),
+                             value=str(i).encode(), on_delivery=on_delivery)
+            producer.poll(0)
+        assert producer.flush(60) == 0
+        assert failures == []
+        values = sorted(int(m.value()) for m in
+                        read_all(cluster.bootstrap, names.transactions, expect=20_000))
+        assert values == list(range(20_000))
+    finally:
+        stop(spare_port, timeout=10, wipe=True)
