@@ -1,0 +1,54 @@
+"""`python -m core`: the exactly-once scoring service (same as `bench score`)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from core.errors import FraudstreamError
+from core.service import EXAMPLE, build_config, run_service
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m core", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Score card transactions from Kafka exactly once: one process per partition, "
+                    "one Kafka transaction per micro-batch.", epilog=EXAMPLE)
+    p.add_argument("--config", help="YAML file with ScoringConfig fields (flags override it)")
+    p.add_argument("--bootstrap", dest="bootstrap_servers", help="Kafka bootstrap servers (default 127.0.0.1:9092)")
+    p.add_argument("--workers", type=int, help="scoring processes (default: one per input partition)")
+    p.add_argument("--model", dest="model_path", help="model metadata file (default: the committed model)")
+    p.add_argument("--namespace", help="topic namespace: <ns>.transactions, <ns>.fraud-scores, ...")
+    p.add_argument("--group", dest="group_id", help="consumer group id (default fraudstream-scoring)")
+    p.add_argument("--batch-max-records", type=int, help="records per transaction at most")
+    p.add_argument("--batch-max-wait-ms", type=int, help="close a partial batch after this many ms")
+    p.add_argument("--metrics-port", type=int, help="Prometheus /metrics port (0: off)")
+    p.add_argument("--stats-interval", dest="stats_interval_s", type=float, help="seconds between stats lines")
+    p.add_argument("-X", dest="kafka_pairs", action="append", default=[], metavar="KEY=VALUE",
+                   help="librdkafka setting passed through, e.g. -X security.protocol=SSL (repeatable)")
+    p.add_argument("--first-slot", type=int, default=0, help="number of the first worker slot (default 0)")
+    p.add_argument("--at-least-once", action="store_true",
+                   help="TESTS ONLY: produce, flush, commit offsets (shows why transactions are needed)")
+    p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        config = build_config(
+            args.config, kafka_pairs=tuple(args.kafka_pairs), bootstrap_servers=args.bootstrap_servers,
+            model_path=args.model_path, namespace=args.namespace, group_id=args.group_id,
+            batch_max_records=args.batch_max_records, batch_max_wait_ms=args.batch_max_wait_ms,
+            metrics_port=args.metrics_port, stats_interval_s=args.stats_interval_s,
+            exactly_once=False if args.at_least_once else None)
+        return run_service(config, workers=args.workers, first_slot=args.first_slot,
+                           log_level=getattr(logging, args.log_level))
+    except FraudstreamError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

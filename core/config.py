@@ -1,0 +1,172 @@
+"""Configuration of the scoring service: one frozen msgspec Struct, loaded from YAML or flags.
+
+Kafka client settings pass through untouched as librdkafka's own dotted keys in `kafka`
+(TLS and SASL included). The few keys the exactly-once loop must control itself are refused
+with an error naming the key, and secrets never appear in a repr or a log line.
+
+    >>> cfg = ScoringConfig(bootstrap_servers="broker:9092",
+    ...                     kafka={"security.protocol": "SASL_SSL", "sasl.password": "s3cret"})
+    >>> "s3cret" in repr(cfg)
+    False
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+from pathlib import Path
+from typing import Annotated, Any
+
+import msgspec
+from msgspec import Meta
+
+from core.errors import ConfigError
+from core.topics import TopicNames
+
+__all__ = ["ScoringConfig", "redact", "load_config", "RESERVED_KAFKA_KEYS"]
+
+# Keys the transactional loop sets itself: letting a passthrough override them would
+# silently turn exactly-once into at-least-once (or worse).
+RESERVED_KAFKA_KEYS = frozenset({
+    "bootstrap.servers",
+    "group.id",
+    "group.instance.id",
+    "transactional.id",
+    "enable.auto.commit",
+    "enable.auto.offset.store",
+    "isolation.level",
+    "enable.idempotence",
+})
+
+_SECRET_KEY = re.compile(r"password|secret|token|credential|private|\.key\.pem|sasl\.oauthbearer\.config"
+                         r"|sasl\.jaas|ssl\.key\b|keystore|\.key$", re.IGNORECASE)
+_REDACTED = "***"
+
+
+def redact(settings: dict[str, Any]) -> dict[str, Any]:
+    """A copy of `settings` with the values of secret-looking keys replaced by ``***``."""
+    return {k: (_REDACTED if _SECRET_KEY.search(k) else v) for k, v in settings.items()}
+
+
+class ScoringConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """Everything one scoring process needs. Frozen: derive variants with `replace()`.
+
+    batch_max_records / batch_max_wait_ms: a transaction closes when the batch is full or the
+    deadline passes, whichever comes first (defaults chosen by measurement, see README).
+    transactional_id_prefix: worker slot `i` uses ``<prefix>-<i>`` as its transactional.id and
+    group.instance.id, so a restarted worker fences its killed predecessor and takes over its
+    partitions at once. Default: ``<group_id>.<hostname>``, unique per host, so scaling out
+    to more machines never makes two hosts fence each other.
+    exactly_once: False switches to at-least-once (produce, flush, then commit offsets). It
+    exists only to show that the kill -9 test can fail; never run production with it.
+    """
+
+    bootstrap_servers: str = "127.0.0.1:9092"
+    topics: TopicNames = TopicNames()
+    group_id: str = "fraudstream-scoring"
+    batch_max_records: Annotated[int, Meta(ge=1, le=100_000)] = 4000
+    batch_max_wait_ms: Annotated[int, Meta(ge=0, le=60_000)] = 50
+    transactional_id_prefix: str | None = None
+    exactly_once: bool = True
+    static_membership: bool = True
+    kafka: dict[str, str] = {}
+    model_path: str | None = None
+    metrics_port: Annotated[int, Meta(ge=0, le=65_535)] = 0
+    stats_interval_s: Annotated[float, Meta(ge=0.0, le=3600.0)] = 10.0
+
+    def __post_init__(self) -> None:
+        if not self.bootstrap_servers.strip():
+            raise ConfigError("bootstrap_servers: must not be empty")
+        if not self.group_id.strip():
+            raise ConfigError("group_id: must not be empty")
+        for key in self.kafka:
+            if key in RESERVED_KAFKA_KEYS:
+                raise ConfigError(
+                    f"kafka.{key}: set by the scoring loop itself; use the ScoringConfig field instead"
+                    if key in ("bootstrap.servers", "group.id") else
+                    f"kafka.{key}: reserved, the exactly-once loop controls it")
+
+    def __repr__(self) -> str:
+        fields = []
+        for name in self.__struct_fields__:
+            value = getattr(self, name)
+            if name == "kafka":
+                value = redact(value)
+            fields.append(f"{name}={value!r}")
+        return f"ScoringConfig({', '.join(fields)})"
+
+    __str__ = __repr__
+
+    def __rich_repr__(self):
+        for name in self.__struct_fields__:
+            value = getattr(self, name)
+            yield name, redact(value) if name == "kafka" else value
+
+    def txn_id_prefix(self) -> str:
+        """The transactional.id prefix in effect (explicit or the per-host default)."""
+        return self.transactional_id_prefix or f"{self.group_id}.{socket.gethostname()}"
+
+    def replace(self, **changes: Any) -> "ScoringConfig":
+        """A copy with `changes` applied and validated again."""
+        return _convert({**msgspec.to_builtins(self), **{k: msgspec.to_builtins(v) for k, v in changes.items()}})
+
+    def redacted(self) -> dict[str, Any]:
+        """Plain dict for logs and reports, secrets replaced by ``***``."""
+        out = msgspec.to_builtins(self)
+        out["kafka"] = redact(out["kafka"])
+        return out
+
+
+def _convert(data: dict[str, Any]) -> ScoringConfig:
+    if isinstance(data.get("kafka"), dict):
+        # YAML gives ints and bools; librdkafka wants strings, bools spelled true/false.
+        data = {**data, "kafka": {str(k): _kafka_str(v) for k, v in data["kafka"].items()}}
+    try:
+        return msgspec.convert(data, ScoringConfig)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(f"invalid scoring config: {_describe(exc)}") from None
+
+
+def _kafka_str(value: Any) -> Any:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return str(value)
+    return value
+
+
+def _describe(exc: msgspec.ValidationError) -> str:
+    # msgspec says "... - at `$.batch_max_records`": put the field name first.
+    text = str(exc)
+    match = re.search(r" - at `\$\.?([^`]*)`$", text)
+    if match:
+        return f"{match.group(1) or '(root)'}: {text[:match.start()]}"
+    return text
+
+
+def load_config(path: str | Path | None = None, **overrides: Any) -> ScoringConfig:
+    """Config from a YAML file (optional) with keyword overrides on top (None values ignored).
+
+    `namespace="ns"` is accepted as an override and expands to namespaced topic names.
+    """
+    data: dict[str, Any] = {}
+    if path is not None:
+        import yaml
+
+        try:
+            loaded = yaml.safe_load(Path(path).read_text())
+        except OSError as exc:
+            raise ConfigError(f"cannot read config {path}: {exc.strerror}") from None
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"config {path} is not valid YAML: {exc}") from None
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ConfigError(f"config {path}: expected a mapping at the top level")
+        data = dict(loaded or {})
+    namespace = overrides.pop("namespace", None)
+    kafka_extra = overrides.pop("kafka", None)
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    if kafka_extra:
+        data["kafka"] = {**(data.get("kafka") or {}), **kafka_extra}
+    if namespace is not None:
+        data["topics"] = msgspec.to_builtins(TopicNames.namespaced(namespace))
+    return _convert(data)

@@ -1,0 +1,288 @@
+"""The exactly-once scoring loop: one Kafka transaction per micro-batch.
+
+    consume up to N records or T ms  ->  score  ->  begin_transaction
+    -> produce scores / alerts / dead letters  ->  send_offsets_to_transaction(input positions)
+    -> commit_transaction
+
+Outputs and input offsets commit atomically, so a process killed at any instant leaves
+either the whole batch (outputs + offsets) or none of it; its replacement (same worker slot,
+same transactional.id) aborts the open transaction in init_transactions and resumes from the
+committed offsets. A transaction never spans a consume() call, so rebalance callbacks (which
+run inside consume) never find one open: partitions are given up only between transactions.
+
+Embedding it in an existing service::
+
+    from core import ScoringConfig, ScoringConsumer, Scorer
+    consumer = ScoringConsumer(ScoringConfig(bootstrap_servers="kafka:9092"), Scorer.load())
+    consumer.run()          # blocks; consumer.stop() from a signal handler or another thread
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+
+from core.config import ScoringConfig
+from core.errors import PipelineError
+from core.metrics import LoopMetrics, Ticker, format_stats
+from core.routing import produce_outputs
+from core.txn import (AbortRequired, consumer_settings, producer_settings, raise_txn_error, txn_call,
+                      worker_id)
+
+__all__ = ["ScoringConsumer"]
+
+log = logging.getLogger(__name__)
+
+# After this many aborts in a row without one commit, something is structurally wrong
+# (an output topic deleted, ACLs revoked): stop rather than spin.
+_MAX_CONSECUTIVE_ABORTS = 10
+_LAG_REFRESH_S = 1.0
+
+
+class ScoringConsumer:
+    """Consume transactions, score them with `scorer`, produce results exactly once.
+
+    `slot` is this process's worker number: it fixes the transactional.id (and the static
+    group.instance.id), so a restarted slot fences its dead predecessor. Give every
+    concurrently running ScoringConsumer of one group a distinct slot (or prefix).
+    """
+
+    def __init__(self, config: ScoringConfig, scorer: Any, *, slot: int = 0,
+                 metrics: LoopMetrics | None = None):
+        self.config = config
+        self.scorer = scorer
+        self.slot = slot
+        self.metrics = metrics or LoopMetrics.shared()
+        self.name = worker_id(config, slot)
+        self._stopping = threading.Event()
+        self._consumer: Consumer | None = None
+        self._producer: Producer | None = None
+        self._assigned: set[int] = set()
+        self._rebalanced = False
+        self._txn_open = False
+        self._aborts_in_row = 0
+
+    def stop(self) -> None:
+        """Ask run() to return after the current transaction (safe from signal handlers)."""
+        self._stopping.set()
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def run(self) -> None:
+        """Score until stop(); raises PipelineError on a fatal Kafka error (e.g. fenced)."""
+        cfg = self.config
+        self._producer = Producer(producer_settings(cfg, self.slot))
+        try:
+            if cfg.exactly_once:
+                self._init_transactions()
+            self._consumer = Consumer(consumer_settings(cfg, self.slot))
+            self._check_topics()
+            self._consumer.subscribe([cfg.topics.transactions], on_assign=self._on_assign,
+                                     on_revoke=self._on_revoke, on_lost=self._on_lost)
+            log.info("%s: consuming %s (group %s, %s, batch %d records / %d ms)", self.name,
+                     cfg.topics.transactions, cfg.group_id,
+                     "exactly-once" if cfg.exactly_once else "AT-LEAST-ONCE",
+                     cfg.batch_max_records, cfg.batch_max_wait_ms)
+            if not self._stopping.is_set():
+                self._loop()
+        finally:
+            self._close()
+
+    def _init_transactions(self) -> None:
+        # Bounded waits so a stop() during start-up is honoured; this call also aborts
+        # whatever transaction a killed predecessor with the same transactional.id left open.
+        while True:
+            try:
+                self._producer.init_transactions(10.0)
+                return
+            except KafkaException as exc:
+                error = exc.args[0]
+                if error.retriable() and not error.fatal() and not self._stopping.is_set():
+                    log.warning("%s: init_transactions: %s; retrying", self.name, error.str())
+                    continue
+                raise PipelineError(f"{self.name}: init_transactions failed: {error.str()}") from exc
+
+    def _check_topics(self) -> None:
+        names = self.config.topics.all()
+        try:
+            metadata = self._consumer.list_topics(timeout=15.0)
+        except KafkaException as exc:
+            raise PipelineError(f"cannot reach Kafka at {self.config.bootstrap_servers}: {exc.args[0].str()}") from exc
+        missing = [n for n in names if n not in metadata.topics or metadata.topics[n].error is not None]
+        if missing:
+            raise PipelineError(f"topic(s) {', '.join(missing)} do not exist on {self.config.bootstrap_servers}"
+                                f" (create them with `bench topics create`)")
+
+    def _close(self) -> None:
+        if self._txn_open:
+            try:
+                self._producer.abort_transaction(10.0)
+            except KafkaException as exc:
+                log.warning("%s: abort on close failed: %s", self.name, exc)
+            self._txn_open = False
+        if self._consumer is not None:
+            try:
+                self._consumer.close()
+            except (KafkaException, RuntimeError) as exc:
+                log.warning("%s: consumer close: %s", self.name, exc)
+        if self._producer is not None:
+            self._producer.flush(5.0)
+        snap = self.metrics.snapshot()
+        log.info("%s: stopped. %s", self.name, format_stats(snap, type(snap)(), 0.0))
+
+    # -- rebalance callbacks (called from inside consume(), never mid-transaction) -----------
+
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self._assigned.update(tp.partition for tp in partitions)
+        self._rebalanced = True
+        log.info("%s: assigned %s", self.name, sorted(self._assigned))
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self._abort_if_open("partitions revoked")
+        self._assigned.difference_update(tp.partition for tp in partitions)
+        self._rebalanced = True
+        log.info("%s: revoked %s", self.name, sorted(tp.partition for tp in partitions))
+
+    def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self._abort_if_open("partitions lost")
+        self._assigned.difference_update(tp.partition for tp in partitions)
+        self._rebalanced = True
+        log.warning("%s: lost %s", self.name, sorted(tp.partition for tp in partitions))
+
+    def _abort_if_open(self, why: str) -> None:
+        if self._txn_open:
+            log.warning("%s: %s with a transaction open: aborting it", self.name, why)
+            txn_call("abort_transaction", self._producer.abort_transaction)
+            self._txn_open = False
+
+    # -- the loop -----------------------------------------------------------------------------
+
+    def _loop(self) -> None:
+        cfg = self.config
+        consume = self._consumer.consume
+        n, timeout = cfg.batch_max_records, cfg.batch_max_wait_ms / 1000.0
+        stats = Ticker(cfg.stats_interval_s)
+        lag = Ticker(_LAG_REFRESH_S)
+        before = self.metrics.snapshot()
+        while not self._stopping.is_set():
+            msgs = consume(num_messages=n, timeout=timeout)
+            if msgs:
+                self._process(msgs)
+            if lag.due():
+                self._refresh_lag()
+            elapsed = stats.due()
+            if elapsed:
+                now = self.metrics.snapshot()
+                log.info("%s", format_stats(now, before, elapsed, self.name))
+                before = now
+
+    def _process(self, msgs: list[Any]) -> None:
+        good = [m for m in msgs if m.error() is None]
+        if len(good) != len(msgs):
+            for m in msgs:
+                if m.error() is not None:
+                    self._consume_error(m)
+        if self._rebalanced:
+            # Defensive: records of a partition revoked during consume() belong to its new owner.
+            assigned = self._assigned
+            good = [m for m in good if m.partition() in assigned]
+            self._rebalanced = False
+        if not good:
+            return
+        result = self.scorer.score_batch([m.value() or b"" for m in good])
+        last: dict[int, int] = {}
+        for m in good:
+            last[m.partition()] = m.offset()
+        topic = self.config.topics.transactions
+        offsets = [TopicPartition(topic, p, o + 1) for p, o in last.items()]
+        if self.config.exactly_once:
+            commit_s = self._commit_transaction(good, result, offsets)
+        else:
+            commit_s = self._commit_at_least_once(good, result, offsets)
+        if commit_s is not None:
+            self.metrics.record_batch(len(good), len(result.scored), len(result.alerts),
+                                      len(result.dead), commit_s)
+
+    def _commit_transaction(self, msgs: list[Any], result: Any, offsets: list[TopicPartition]) -> float | None:
+        producer = self._producer
+        try:
+            txn_call("begin_transaction", producer.begin_transaction)
+            self._txn_open = True
+            try:
+                produce_outputs(producer, self.config.topics, msgs, result)
+            except KafkaException as exc:
+                raise_txn_error("produce", exc)
+            t0 = time.perf_counter()
+            txn_call("send_offsets_to_transaction", producer.send_offsets_to_transaction,
+                     offsets, self._consumer.consumer_group_metadata())
+            txn_call("commit_transaction", producer.commit_transaction)
+            self._txn_open = False
+            self._aborts_in_row = 0
+            return time.perf_counter() - t0
+        except AbortRequired as exc:
+            self._abort_and_rewind(msgs, exc)
+            return None
+
+    def _abort_and_rewind(self, msgs: list[Any], cause: AbortRequired) -> None:
+        self._aborts_in_row += 1
+        log.warning("%s: aborting transaction (%s); retrying batch from committed offsets", self.name, cause)
+        txn_call("abort_transaction", self._producer.abort_transaction)
+        self._txn_open = False
+        self.metrics.record_abort()
+        if self._aborts_in_row >= _MAX_CONSECUTIVE_ABORTS:
+            raise PipelineError(f"{self.name}: {self._aborts_in_row} transactions aborted in a row; last: {cause}")
+        self._rewind(msgs)
+
+    def _rewind(self, msgs: list[Any]) -> None:
+        topic = self.config.topics.transactions
+        first: dict[int, int] = {}
+        for m in msgs:
+            first.setdefault(m.partition(), m.offset())
+        wanted = [TopicPartition(topic, p) for p in first if p in self._assigned]
+        try:
+            committed = {tp.partition: tp.offset for tp in self._consumer.committed(wanted, timeout=10.0)}
+        except KafkaException as exc:
+            log.warning("%s: committed offsets unavailable (%s); rewinding to batch start", self.name, exc)
+            committed = {}
+        for tp in wanted:
+            offset = committed.get(tp.partition, -1)
+            target = offset if offset >= 0 else first[tp.partition]
+            try:
+                self._consumer.seek(TopicPartition(topic, tp.partition, target))
+            except KafkaException as exc:  # revoked in the meantime: its new owner resumes it
+                log.info("%s: seek %s[%d]@%d skipped: %s", self.name, topic, tp.partition, target, exc)
+
+    def _commit_at_least_once(self, msgs: list[Any], result: Any, offsets: list[TopicPartition]) -> float:
+        # The seed's scheme, kept only to prove the kill test detects its duplicates.
+        produce_outputs(self._producer, self.config.topics, msgs, result)
+        t0 = time.perf_counter()
+        if self._producer.flush(30.0):
+            raise PipelineError(f"{self.name}: outputs not delivered within 30 s")
+        self._consumer.commit(offsets=offsets, asynchronous=False)
+        return time.perf_counter() - t0
+
+    def _consume_error(self, msg: Any) -> None:
+        error = msg.error()
+        where = f"{msg.topic()}[{msg.partition()}]"
+        if error.fatal():
+            raise PipelineError(f"{self.name}: fatal consumer error on {where}: {error.str()}")
+        if error.code() != KafkaError._PARTITION_EOF:
+            log.warning("%s: consumer error on %s: %s", self.name, where, error.str())
+
+    def _refresh_lag(self) -> None:
+        consumer = self._consumer
+        try:
+            parts = consumer.assignment()
+            total = 0
+            for tp in consumer.position(parts):
+                low, high = consumer.get_watermark_offsets(tp, cached=True)
+                if high >= 0:
+                    total += max(0, high - (tp.offset if tp.offset >= 0 else low))
+            self.metrics.set_lag(total)
+        except KafkaException:
+            pass  # lag is informative only; the next refresh tries again
+

@@ -1,0 +1,60 @@
+"""Run the scoring service: the supervisor with signal handling, from a config or flags.
+
+`python -m core` and `bench score` are thin front ends over `run_service`.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+from pathlib import Path
+from typing import Any
+
+from core.config import ScoringConfig, load_config
+from core.supervisor import Supervisor
+
+__all__ = ["run_service", "build_config", "EXAMPLE"]
+
+log = logging.getLogger(__name__)
+
+EXAMPLE = """\
+Example (three terminals, like the seed):
+  bench broker up && bench topics create
+  python -m core --bootstrap 127.0.0.1:9092            # or: bench score
+  bench produce --tps 2000 --duration 60
+  bench alerts
+"""
+
+
+def build_config(config_path: str | Path | None = None, *, kafka_pairs: tuple[str, ...] = (),
+                 **overrides: Any) -> ScoringConfig:
+    """ScoringConfig from an optional YAML file, flag overrides and `key=value` librdkafka pairs."""
+    from core.errors import ConfigError
+
+    kafka = {}
+    for pair in kafka_pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"kafka setting {pair!r}: expected key=value (librdkafka's own key)")
+        kafka[key.strip()] = value
+    return load_config(config_path, kafka=kafka or None, **overrides)
+
+
+def run_service(config: ScoringConfig, *, workers: int | None = None, first_slot: int = 0,
+                log_level: int = logging.INFO) -> int:
+    """Run until SIGTERM/SIGINT; returns the process exit code (non-zero: a worker kept failing)."""
+    logging.basicConfig(level=log_level, format="%(asctime)s supervisor %(levelname)s %(message)s")
+    logging.getLogger().setLevel(log_level)
+    log.info("config: %s", config)
+    supervisor = Supervisor(config, workers=workers, first_slot=first_slot)
+
+    def on_signal(signum: int, frame: Any) -> None:
+        log.info("%s: stopping workers (finishing open transactions)", signal.Signals(signum).name)
+        supervisor.stop()
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        return supervisor.run()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

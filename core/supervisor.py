@@ -1,0 +1,247 @@
+"""One scoring process per partition: start, watch, restart with backoff, stop on SIGTERM.
+
+Children are started with the `spawn` context and create their Kafka clients themselves
+(librdkafka threads do not survive fork). The compiled model is built once here, before any
+child starts, so children only load the cached shared object.
+
+Worker identity: slot `i` of this supervisor uses transactional.id ``<prefix>-<i>``. A
+restarted slot therefore fences its killed predecessor and aborts its open transaction
+immediately. Two supervisors of the same group on one host get distinct prefixes through an
+instance lock (``<group>.<host>.<k>``, the lowest free k), so they never fence each other,
+while a supervisor restarted after a crash takes k back and fences its orphans.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import multiprocessing
+import os
+import signal
+import socket
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+
+from core.config import ScoringConfig
+from core.errors import FraudstreamError, PipelineError
+from core.metrics import MULTIPROC_ENV, StatsSnapshot, Ticker, aggregate, format_stats, serve
+from core.paths import home
+
+__all__ = ["Supervisor", "worker_main", "EXIT_PIPELINE", "EXIT_STARTUP"]
+
+log = logging.getLogger(__name__)
+
+EXIT_PIPELINE = 2   # fatal Kafka error (fenced, unrecoverable): restart
+EXIT_STARTUP = 3    # model or config unusable in the child
+_QUICK_DEATH_S = 10.0   # a child dying younger than this counts towards "keeps failing"
+_MAX_QUICK_DEATHS = 5
+_STOP_GRACE_S = 30.0
+
+
+@dataclass
+class _Slot:
+    index: int
+    process: Any = None
+    started: float = 0.0
+    quick_deaths: int = 0
+    restart_at: float = 0.0
+    restarts: int = 0
+    history: list[int] = field(default_factory=list)
+
+
+def _claim_instance(group_id: str) -> tuple[int, Any]:
+    """Lowest free instance number for `group_id` on this host, held by an flock."""
+    locks = home() / "run"
+    locks.mkdir(parents=True, exist_ok=True)
+    for k in range(1000):
+        handle = open(locks / f"{group_id}.{k}.lock", "a+")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return k, handle
+        except OSError:
+            handle.close()
+    raise PipelineError(f"more than 1000 supervisors of group {group_id} on this host")
+
+
+def worker_main(config_json: bytes, slot: int, parent_pid: int, log_level: int) -> None:
+    """Entry point of one scoring process (runs in a spawned child)."""
+    logging.basicConfig(level=log_level, format=f"%(asctime)s worker-{slot} %(levelname)s %(message)s")
+    import sys
+
+    from core.loop import ScoringConsumer
+
+    config = msgspec.json.decode(config_json, type=ScoringConfig)
+    try:
+        from core.scorer import Scorer
+
+        scorer = Scorer.load(config.model_path)
+    except FraudstreamError as exc:
+        log.error("worker %d cannot start: %s", slot, exc)
+        sys.exit(EXIT_STARTUP)
+    consumer = ScoringConsumer(config, scorer, slot=slot)
+
+    def on_signal(signum: int, frame: Any) -> None:
+        consumer.stop()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+
+    def orphan_watch() -> None:
+        # A SIGKILLed supervisor cannot forward SIGTERM: children stop on their own.
+        while os.getppid() == parent_pid:
+            time.sleep(1.0)
+        log.warning("supervisor %d is gone: stopping", parent_pid)
+        consumer.stop()
+
+    threading.Thread(target=orphan_watch, daemon=True).start()
+    try:
+        consumer.run()
+    except PipelineError as exc:
+        log.error("worker %d: %s", slot, exc)
+        sys.exit(EXIT_PIPELINE)
+
+
+class Supervisor:
+    """Runs `workers` scoring processes (default: one per input partition) until stopped."""
+
+    def __init__(self, config: ScoringConfig, *, workers: int | None = None, first_slot: int = 0):
+        self.config = config
+        self.workers = workers
+        self.first_slot = first_slot
+        self._stopping = threading.Event()
+        self._slots: list[_Slot] = []
+        self._lock_handle: Any = None
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    def run(self) -> int:
+        """Blocks until stop() or a child keeps failing; returns the exit code (0 clean, 1 failed)."""
+        config = self._prepare()
+        workers = self.workers or self._partition_count(config)
+        log.info("starting %d scoring process(es), group %s, ids %s-<slot>, %s", workers, config.group_id,
+                 config.transactional_id_prefix, "exactly-once" if config.exactly_once else "AT-LEAST-ONCE")
+        metrics_dir = os.environ.get(MULTIPROC_ENV)
+        own_dir = metrics_dir is None
+        if own_dir:
+            metrics_dir = tempfile.mkdtemp(prefix="fraudstream-metrics-")
+            os.environ[MULTIPROC_ENV] = metrics_dir
+        serve(config.metrics_port, multiprocess_dir=metrics_dir)
+        if config.metrics_port:
+            log.info("Prometheus metrics on http://0.0.0.0:%d/metrics", config.metrics_port)
+        ctx = multiprocessing.get_context("spawn")
+        child_config = msgspec.json.encode(config.replace(stats_interval_s=0.0, metrics_port=0))
+        self._slots = [_Slot(self.first_slot + i) for i in range(workers)]
+        for slot in self._slots:
+            self._start(ctx, slot, child_config)
+        try:
+            return self._watch(ctx, child_config, metrics_dir)
+        finally:
+            self._stop_children()
+            if own_dir:
+                import shutil
+
+                shutil.rmtree(metrics_dir, ignore_errors=True)
+                os.environ.pop(MULTIPROC_ENV, None)
+
+    def _prepare(self) -> ScoringConfig:
+        from core.scorer import Scorer
+
+        t0 = time.perf_counter()
+        # Compile (or find cached) once, before any child: a bad model fails here, clearly.
+        Scorer.load(self.config.model_path)
+        log.info("model ready in %.1f s", time.perf_counter() - t0)
+        config = self.config
+        if config.transactional_id_prefix is None:
+            k, self._lock_handle = _claim_instance(config.group_id)
+            config = config.replace(transactional_id_prefix=f"{config.group_id}.{socket.gethostname()}.{k}")
+        return config
+
+    @staticmethod
+    def _partition_count(config: ScoringConfig) -> int:
+        from confluent_kafka import KafkaException
+        from confluent_kafka.admin import AdminClient
+
+        admin = AdminClient({**_admin_settings(config.kafka), "bootstrap.servers": config.bootstrap_servers})
+        topic = config.topics.transactions
+        try:
+            meta = admin.list_topics(topic, timeout=15.0).topics.get(topic)
+        except KafkaException as exc:
+            raise PipelineError(f"cannot reach Kafka at {config.bootstrap_servers}: {exc}") from None
+        if meta is None or meta.error is not None or not meta.partitions:
+            raise PipelineError(f"input topic {topic} does not exist on {config.bootstrap_servers}"
+                                f" (create it with `bench topics create`)")
+        return len(meta.partitions)
+
+    def _start(self, ctx: Any, slot: _Slot, child_config: bytes) -> None:
+        proc = ctx.Process(target=worker_main, name=f"fraudstream-worker-{slot.index}",
+                           args=(child_config, slot.index, os.getpid(), logging.getLogger().level or logging.INFO))
+        proc.start()
+        slot.process, slot.started = proc, time.monotonic()
+        log.info("worker %d started (pid %d)", slot.index, proc.pid)
+
+    def _watch(self, ctx: Any, child_config: bytes, metrics_dir: str) -> int:
+        stats = Ticker(self.config.stats_interval_s)
+        before = StatsSnapshot()
+        while not self._stopping.wait(0.2):
+            now = time.monotonic()
+            for slot in self._slots:
+                proc = slot.process
+                if proc is not None and not proc.is_alive():
+                    proc.join()
+                    self._mark_dead(proc.pid)
+                    lived = now - slot.started
+                    slot.quick_deaths = slot.quick_deaths + 1 if lived < _QUICK_DEATH_S else 1
+                    slot.history.append(proc.exitcode)
+                    if slot.quick_deaths >= _MAX_QUICK_DEATHS:
+                        log.error("worker %d keeps failing (%d deaths in a row, exit codes %s): giving up",
+                                  slot.index, slot.quick_deaths, slot.history[-_MAX_QUICK_DEATHS:])
+                        return 1
+                    delay = min(0.25 * 2 ** (slot.quick_deaths - 1), 10.0)
+                    slot.process, slot.restart_at = None, now + delay
+                    log.warning("worker %d (pid %d) died with exit code %s after %.1f s; restarting in %.2f s",
+                                slot.index, proc.pid, proc.exitcode, lived, delay)
+                elif proc is None and now >= slot.restart_at:
+                    slot.restarts += 1
+                    self._start(ctx, slot, child_config)
+            elapsed = stats.due()
+            if elapsed:
+                snap = aggregate(metrics_dir)
+                log.info("%s", format_stats(snap, before, elapsed, f"all {len(self._slots)} workers"))
+                before = snap
+        return 0
+
+    @staticmethod
+    def _mark_dead(pid: int) -> None:
+        from prometheus_client import multiprocess
+
+        try:
+            multiprocess.mark_process_dead(pid)
+        except OSError:
+            pass
+
+    def _stop_children(self) -> None:
+        live = [s.process for s in self._slots if s.process is not None and s.process.is_alive()]
+        for proc in live:
+            os.kill(proc.pid, signal.SIGTERM)
+        deadline = time.monotonic() + _STOP_GRACE_S
+        for proc in live:
+            proc.join(max(0.0, deadline - time.monotonic()))
+            if proc.is_alive():
+                log.warning("worker pid %d ignored SIGTERM for %.0f s: killing it", proc.pid, _STOP_GRACE_S)
+                proc.kill()
+                proc.join()
+        if live:
+            log.info("all workers stopped")
+
+
+def _admin_settings(kafka: dict[str, str]) -> dict[str, str]:
+    """Passthrough keys an AdminClient accepts (consumer/producer-only keys dropped)."""
+    admin_ok = ("security.", "ssl.", "sasl.", "client.", "socket.", "broker.", "metadata.", "reconnect.",
+                "api.", "log.", "debug")
+    return {k: v for k, v in kafka.items() if k.startswith(admin_ok)}

@@ -1,0 +1,115 @@
+"""Kafka client settings for one scoring process and the error rules of Kafka transactions.
+
+librdkafka classifies every transactional error (KafkaError.retriable / txn_requires_abort /
+fatal); `txn_call` turns that into three outcomes: the call succeeded (after retrying the
+retriable), `AbortRequired` (abort, rewind, try the batch again), or `PipelineError` (the
+producer is unusable, e.g. fenced by a newer incarnation of the same worker slot: exit).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any, Callable, TypeVar
+
+from confluent_kafka import KafkaError, KafkaException
+
+from core.config import ScoringConfig
+from core.errors import PipelineError
+
+__all__ = ["consumer_settings", "producer_settings", "worker_id", "txn_call", "raise_txn_error",
+           "AbortRequired"]
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+# Defaults the user may override through ScoringConfig.kafka.
+_CONSUMER_DEFAULTS = {
+    "auto.offset.reset": "earliest",
+    "partition.assignment.strategy": "cooperative-sticky",
+    # A SIGKILLed worker holds its partitions until its session expires (unless its slot is
+    # restarted first, which static membership makes instant): keep that bounded.
+    "session.timeout.ms": "10000",
+    "heartbeat.interval.ms": "1000",
+    "enable.partition.eof": "false",
+}
+_PRODUCER_DEFAULTS = {
+    "linger.ms": "5",
+    # A killed worker's open transaction holds back read_committed readers of the outputs
+    # until it is aborted: by the restarted slot's init_transactions, or by this timeout.
+    "transaction.timeout.ms": "10000",
+    # The 100 ms default backoff is a floor on back-to-back transactions
+    # (CONCURRENT_TRANSACTIONS retries after a commit).
+    "retry.backoff.ms": "10",
+    "queue.buffering.max.messages": "500000",
+}
+
+
+def worker_id(config: ScoringConfig, slot: int) -> str:
+    """Stable identity of worker slot `slot`: its transactional.id and group.instance.id."""
+    return f"{config.txn_id_prefix()}-{slot}"
+
+
+def consumer_settings(config: ScoringConfig, slot: int) -> dict[str, Any]:
+    settings = {**_CONSUMER_DEFAULTS, **config.kafka,
+                "bootstrap.servers": config.bootstrap_servers,
+                "group.id": config.group_id,
+                "enable.auto.commit": "false",
+                "isolation.level": "read_committed"}
+    if config.static_membership:
+        settings["group.instance.id"] = worker_id(config, slot)
+    return settings
+
+
+def producer_settings(config: ScoringConfig, slot: int) -> dict[str, Any]:
+    # Consumer-only keys in a shared passthrough would make librdkafka warn on every start.
+    kafka = {k: v for k, v in config.kafka.items() if k not in _CONSUMER_DEFAULTS}
+    settings = {**_PRODUCER_DEFAULTS, **kafka,
+                "bootstrap.servers": config.bootstrap_servers,
+                "enable.idempotence": "true"}
+    if config.exactly_once:
+        settings["transactional.id"] = worker_id(config, slot)
+    else:
+        settings.pop("transaction.timeout.ms", None)
+    return settings
+
+
+class AbortRequired(Exception):
+    """The open transaction must be aborted and the batch retried from committed offsets."""
+
+    def __init__(self, what: str, error: KafkaError):
+        super().__init__(f"{what}: {error.str()}")
+        self.error = error
+
+
+def raise_txn_error(what: str, exc: KafkaException) -> None:
+    """Raise AbortRequired or PipelineError for a non-retriable transactional error."""
+    error = exc.args[0] if exc.args else None
+    if not isinstance(error, KafkaError):
+        raise PipelineError(f"{what}: {exc}") from exc
+    if error.fatal() or error.code() in (KafkaError._FENCED, KafkaError.PRODUCER_FENCED,
+                                         KafkaError.INVALID_PRODUCER_EPOCH):
+        raise PipelineError(f"{what}: fatal Kafka error, this worker must exit: {error.str()}") from exc
+    if error.txn_requires_abort():
+        raise AbortRequired(what, error) from exc
+    raise PipelineError(f"{what}: {error.str()}") from exc
+
+
+def txn_call(what: str, fn: Callable[..., T], *args: Any, attempts: int = 20) -> T:
+    """Call a transactional API, retrying what librdkafka calls retriable.
+
+    Raises AbortRequired when the transaction must be aborted, PipelineError when the
+    producer is fenced or hit a fatal error.
+    """
+    for attempt in range(1, attempts + 1):
+        try:
+            return fn(*args)
+        except KafkaException as exc:
+            error = exc.args[0] if exc.args else None
+            if (isinstance(error, KafkaError) and error.retriable() and not error.fatal()
+                    and not error.txn_requires_abort() and attempt < attempts):
+                log.warning("%s: retriable error (attempt %d/%d): %s", what, attempt, attempts, error.str())
+                time.sleep(min(0.05 * attempt, 1.0))
+                continue
+            raise_txn_error(what, exc)
+    raise AssertionError("unreachable")
