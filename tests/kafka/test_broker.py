@@ -125,6 +125,7 @@ def test_broker_lifecycle_up_status_down(spare_port):
 
 def test_broker_up_on_a_taken_port_fails_clearly(spare_port):
     squatter = socket.socket()
+    squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # the port may be in TIME_WAIT
     squatter.bind(("127.0.0.1", spare_port))
     squatter.listen()
     try:
