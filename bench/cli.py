@@ -12,6 +12,9 @@ from core.errors import FraudstreamError
 COMMANDS = {
     "broker": "bench.broker.cli:broker",
     "topics": "bench.topics:topics",
+    "score": "bench.score_cli:score",
+    "alerts": "bench.alerts_cli:alerts",
+    "produce": "bench.produce_cli:produce",
 }
 
 
