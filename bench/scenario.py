@@ -23,6 +23,7 @@ from core.errors import ConfigError
 __all__ = [
     "Scenario", "Constant", "Ramp", "Steps", "Step", "Bursts", "Max", "Topology", "Batching",
     "Traffic", "Slo", "Fault", "Pipeline", "load_scenario", "decode_scenario", "pipelines_of",
+    "validation_message",
 ]
 
 _STRUCT = dict(frozen=True, forbid_unknown_fields=True)
@@ -154,11 +155,17 @@ def decode_scenario(text: str | bytes, source: str = "<scenario>") -> Scenario:
     try:
         scenario = msgspec.yaml.decode(text, type=Scenario)
     except msgspec.ValidationError as exc:
-        raise ConfigError(f"{source}: {exc}".replace("`", "")) from None
+        raise ConfigError(validation_message(source, exc)) from None
     except msgspec.DecodeError as exc:
         raise ConfigError(f"{source}: not valid YAML: {str(exc).splitlines()[0]}") from None
     _check(scenario, source)
     return scenario
+
+
+def validation_message(source: str, exc: Exception) -> str:
+    """msgspec's message on one line, always ending in the field's path (`$` = top level)."""
+    text = str(exc).replace("`", "").splitlines()[0]
+    return f"{source}: {text}" + ("" if " - at $" in text else " - at $")
 
 
 def load_scenario(path: str | Path) -> Scenario:

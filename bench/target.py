@@ -80,6 +80,7 @@ def load_target(path: str | Path | None = None) -> Target:
     except OSError as exc:
         raise ConfigError(f"cannot read target {path}: {exc.strerror}") from None
     except msgspec.ValidationError as exc:
-        raise ConfigError(f"{path}: {exc}".replace("`", "")) from None
+        from bench.scenario import validation_message
+        raise ConfigError(validation_message(str(path), exc)) from None
     except msgspec.DecodeError as exc:
         raise ConfigError(f"{path}: not valid YAML: {str(exc).splitlines()[0]}") from None

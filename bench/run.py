@@ -1,0 +1,255 @@
+"""`bench run`: one scenario against one or more pipelines, end to end.
+
+For each pipeline of the scenario: create the four topics in a fresh run namespace, start the
+pipeline as a subprocess (unless --external-scorer), spawn the load generator and the sink,
+wait until the first scored record is visible, run the warm-up and the measurement (or the
+`max` search), let the outputs drain, check exactly-once from sequence numbers, tear down
+what was started. Without a bootstrap the local broker is started if none runs.
+
+    result = run_scenario(load_scenario("scenarios/peak.yaml"), RunOptions())
+"""
+
+import math
+import os
+import platform
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import msgspec
+
+from bench import procs
+from bench.harness import Harness
+from bench.loadgen import ProducerSpec
+from bench.phases import Context, judge_fixed, run_fixed, run_max, wait_drained
+from bench.pipeline import PipelineProcess, command_for
+from bench.ratelimit import NS
+from bench.scenario import Max, Scenario, pipelines_of
+from bench.sink import SinkSpec, verdict
+from bench.target import Target, consumer_config, load_target, producer_config
+from core.errors import ConfigError, PipelineError
+from core.topics import PARTITIONS, TopicNames
+
+__all__ = ["RunOptions", "run_scenario", "machine", "resolve_target"]
+
+READY_TIMEOUT_S = 240.0   # model compile + group join on a loaded 2-core machine
+PROBE_TPS = 100.0
+
+
+@dataclass
+class RunOptions:
+    bootstrap: str | None = None       # None: target's, else the embedded local broker
+    external_scorer: bool = False      # the pipeline runs elsewhere, reading the namespace given
+    namespace: str | None = None       # with external_scorer: the namespace it reads
+    out_dir: Path = Path("results")
+    keep_topics: bool = False
+    progress: object = None            # callable(state dict) or None
+    echo: object = print
+    extra: dict = field(default_factory=dict)
+
+
+def resolve_target(scenario: Scenario, scenario_path: Path | None) -> Target:
+    t = scenario.target
+    if isinstance(t, Target):
+        return t
+    if isinstance(t, str):
+        base = scenario_path.parent if scenario_path else Path.cwd()
+        return load_target(base / t)
+    return load_target(None)
+
+
+def machine() -> dict:
+    import confluent_kafka
+    import numpy
+
+    return {"cores": os.cpu_count(), "cpu_model": procs.cpu_model(), "platform": platform.platform(),
+            "python": platform.python_version(), "confluent_kafka": confluent_kafka.version()[0],
+            "librdkafka": confluent_kafka.libversion()[0], "numpy": numpy.__version__}
+
+
+def _ensure_broker(target: Target, opts: RunOptions, needs_own: bool):
+    if opts.bootstrap:
+        return opts.bootstrap, None
+    if target.bootstrap:
+        return target.bootstrap, None
+    from bench.broker import ensure_running
+
+    if needs_own and target.port == 9092:
+        raise ConfigError("a broker fault needs a cluster of its own: set the target's port to "
+                          "something other than the shared 9092 - at $.target.port")
+    cluster = ensure_running(port=target.port, nodes=target.nodes, echo=opts.echo)
+    return cluster.bootstrap, cluster
+
+
+def _create_topics(bootstrap: str, names: TopicNames, partitions: int) -> None:
+    from bench.topics import create_topics
+
+    if partitions == PARTITIONS["transactions"]:
+        create_topics(bootstrap, names)
+        return
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    rf = min(3, len(admin.list_topics(timeout=30).brokers))
+    counts = [partitions, partitions, PARTITIONS["alerts"], PARTITIONS["deadletter"]]
+    futures = admin.create_topics([NewTopic(n, num_partitions=c, replication_factor=rf)
+                                   for n, c in zip(names.all(), counts)], request_timeout=30)
+    for name, fut in futures.items():
+        try:
+            fut.result()
+        except Exception as exc:
+            raise PipelineError(f"creating topic `{name}` failed: {exc}") from exc
+
+
+def _partition_counts(bootstrap: str, names: TopicNames) -> dict[str, int]:
+    from confluent_kafka.admin import AdminClient
+
+    meta = AdminClient({"bootstrap.servers": bootstrap}).list_topics(timeout=30).topics
+    return {names.scores: len(meta[names.scores].partitions),
+            names.alerts: len(meta[names.alerts].partitions)}
+
+
+def run_scenario(scenario: Scenario, opts: RunOptions, scenario_path: Path | None = None) -> dict:
+    """Run every pipeline of the scenario; the result dict is what the JSON file holds."""
+    target = resolve_target(scenario, scenario_path)
+    needs_own = any(f.kill == "broker" for f in scenario.faults)
+    bootstrap, cluster = _ensure_broker(target, opts, needs_own)
+    started_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    runs = []
+    for pipeline in pipelines_of(scenario):
+        runs.append(_run_pipeline(scenario, pipeline, target, bootstrap, cluster, opts))
+    result = {"scenario": msgspec.to_builtins(scenario), "started_at": started_at,
+              "bootstrap": bootstrap, "machine": machine(), "runs": runs}
+    if len(runs) == 2:
+        a, b = (r["headline"]["sustained_tps"] for r in runs)
+        result["comparison"] = {"pipelines": [r["pipeline"] for r in runs],
+                                "sustained_tps": [a, b],
+                                "ratio": (b / a) if a and b else None}
+    result["passed"] = all(r["passed"] for r in runs)
+    result["exactly_once"] = all(r["verdict"]["exactly_once"] for r in runs)
+    return result
+
+
+def _run_pipeline(scenario, pipeline, target, bootstrap, cluster, opts) -> dict:
+    run_id = f"{scenario.name}-{pipeline}-{time.strftime('%Y%m%d-%H%M%S')}-{random.randrange(16**4):04x}"
+    namespace = opts.namespace if opts.external_scorer else f"bench.{run_id}"
+    if opts.external_scorer and not namespace:
+        raise ConfigError("--external-scorer needs --namespace: the topics the scorer reads")
+    names = TopicNames.namespaced(namespace)
+    topo = scenario.topology
+    _create_topics(bootstrap, names, topo.partitions)
+    tag = random.getrandbits(63)
+    counts = _partition_counts(bootstrap, names)
+    prod_cfg = producer_config(target, bootstrap)
+    harness = Harness(
+        producers=[ProducerSpec(i, bootstrap, names.transactions, prod_cfg, scenario.traffic, tag)
+                   for i in range(topo.producers)],
+        sinks=[SinkSpec(i, topo.sinks, consumer_config(target, bootstrap, f"bench-sink.{run_id}"),
+                        names.scores, names.alerts, counts, tag) for i in range(topo.sinks)])
+    service = None
+    events: list[dict] = []
+    rng = random.Random(scenario.traffic.seed)
+    opts.echo(f"run {run_id}: pipeline {pipeline}, topics {names.transactions} ...")
+    try:
+        if not opts.external_scorer:
+            argv = command_for(pipeline, bootstrap=bootstrap, namespace=namespace,
+                               workers=topo.scoring_processes, group=f"bench.{run_id}",
+                               batch=scenario.batch, kafka=target.scorer)
+            service = PipelineProcess(argv, opts.out_dir / run_id / f"{pipeline}.log")
+        harness.start()
+
+        def alive():
+            if service is not None and not service.alive():
+                raise PipelineError(f"{pipeline} service exited with code {service.proc.returncode}; "
+                                    f"log {service.log_path}:\n{service.log_tail()}")
+
+        def cpu_groups():
+            groups = harness.pids()
+            if service is not None:
+                groups["scorer"] = service.all_pids()
+            if cluster is not None:
+                groups["broker"] = list(cluster.pids.values())
+            return groups
+
+        def fault(f):
+            t = time.time()
+            if f.kill == "scorer":
+                workers = service.workers() if service else []
+                if not workers:
+                    events.append({"t": t, "kill": "scorer", "error": "no worker to kill"})
+                    return
+                pid = workers[f.index % len(workers)] if f.index is not None else rng.choice(workers)
+                procs.kill_hard(pid)
+                events.append({"t": t, "at_s": f.at_s, "kill": "scorer", "pid": pid})
+            else:
+                from bench.broker import stop_node
+
+                node = (f.index or 0) % target.nodes + 1
+                stop_node(target.port, node, hard=True)
+                events.append({"t": t, "at_s": f.at_s, "kill": "broker", "node": node})
+            opts.echo(f"fault at {f.at_s:g}s: killed {events[-1]}")
+
+        ctx = Context(harness, scenario, cpu_groups, opts.progress, fault, alive)
+        _wait_ready(ctx, harness)
+        t0 = math.ceil(time.time()) + 1
+        info = run_max(ctx, t0) if isinstance(scenario.rate, Max) else run_fixed(ctx, t0)
+        sent = harness.stop_producers()
+        drained = wait_drained(ctx, scenario.drain_s)
+        window = judge_fixed(ctx, info) if info["kind"] == "fixed" else None
+        seqs = harness.finish_sinks()
+        v = verdict(sent, seqs["score_seqs"], seqs["flagged"], seqs["alert_seqs"],
+                    seqs["positives"], seqs["no_header"], seqs["foreign"])
+        v["delivery_errors"] = harness.n_delivery_errors
+        v["first_delivery_errors"] = harness.delivery_errors[:5]
+        v["drained"] = drained
+        tl = harness.timeline
+        first = min(tl.sent, default=t0)
+        return _summarise(scenario, pipeline, run_id, names, info, window, v, events,
+                          tl.per_second(info["t_measure"] - math.ceil(scenario.warmup_s),
+                                        max(tl.sent, default=t0) + 1),
+                          {"pool_build_s": harness.pool_seconds, "first_send_epoch_s": first,
+                           "workers_restarted": len([e for e in events if e.get("kill") == "scorer"])})
+    finally:
+        harness.close()
+        if service is not None:
+            service.stop()
+        if not opts.keep_topics and not opts.external_scorer:
+            try:
+                from bench.topics import delete_topics
+                delete_topics(bootstrap, names)
+            except Exception as exc:  # teardown must not hide the run's own error
+                opts.echo(f"warning: could not delete the run's topics: {exc}")
+
+
+def _wait_ready(ctx: Context, harness: Harness) -> None:
+    """Trickle probe records until the first scored one is visible (model compiled, group joined)."""
+    now = time.time_ns()
+    harness.plan([(now, int(READY_TIMEOUT_S * NS), PROBE_TPS)], replace=True)
+    t0 = time.time()
+    while harness.timeline.total_scores == 0:
+        if time.time() - t0 > READY_TIMEOUT_S:
+            raise PipelineError(f"no scored record visible within {READY_TIMEOUT_S:.0f}s of start")
+        ctx.tick("starting", int(t0), PROBE_TPS)
+
+
+def _summarise(scenario, pipeline, run_id, names, info, window, v, events, seconds, extra) -> dict:
+    if info["kind"] == "max":
+        peak = info["peak"]
+        headline = {"sustained_tps": peak["achieved_tps"] if peak else None,
+                    "asked_tps": peak["asked_tps"] if peak else None,
+                    "e2e": peak["e2e"] if peak else None,
+                    "publish_delay": peak["publish_delay"] if peak else None,
+                    "cpu_cores": peak["cpu_cores"] if peak else None}
+        slo_passed = peak is not None
+    else:
+        headline = {"sustained_tps": window["achieved_tps"] if window["passed"] else None,
+                    "achieved_tps": window["achieved_tps"], "asked_tps": window["asked_tps"],
+                    "e2e": window["e2e"], "publish_delay": window["publish_delay"],
+                    "cpu_cores": window["cpu_cores"]}
+        slo_passed = window["passed"]
+    return {"pipeline": pipeline, "run_id": run_id, "topics": names.all(), "kind": info["kind"],
+            "headline": headline, "window": window, "steps": info.get("steps"),
+            "slo": msgspec.to_builtins(scenario.slo), "slo_passed": slo_passed,
+            "verdict": v, "passed": slo_passed and v["exactly_once"], "faults": events,
+            "per_second": seconds, **extra}

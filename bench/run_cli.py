@@ -1,0 +1,121 @@
+"""`bench run SCENARIO.yaml` and `bench report A.json [--compare B.json]`."""
+
+import sys
+import time
+from pathlib import Path
+
+import click
+
+__all__ = ["run", "report"]
+
+
+@click.command()
+@click.argument("scenario_file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--bootstrap", default=None, envvar="FRAUDSTREAM_BENCH_BOOTSTRAP",
+              help="Use this Kafka cluster instead of the embedded local broker.")
+@click.option("--external-scorer", is_flag=True,
+              help="Do not start the scoring service: one already reads --namespace.")
+@click.option("--namespace", default=None, help="With --external-scorer: the topics' namespace.")
+@click.option("--target", "target_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Target file (brokers, client properties); overrides the scenario's.")
+@click.option("--workers", type=int, default=None, help="Override topology.scoring_processes.")
+@click.option("--duration", type=float, default=None, help="Override duration_s.")
+@click.option("--tps", type=float, default=None, help="Override the rate: constant at this tx/s.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("results"),
+              show_default=True, help="Where the JSON result and PNG plots go.")
+@click.option("--keep-topics", is_flag=True, help="Do not delete the run's topics afterwards.")
+@click.option("--no-plots", is_flag=True, help="Skip the PNG plots.")
+@click.option("--quiet", is_flag=True, help="No live progress line.")
+def run(scenario_file, bootstrap, external_scorer, namespace, target_file, workers, duration, tps,
+        out_dir, keep_topics, no_plots, quiet):
+    """Run a benchmark scenario: open-loop load, end-to-end latency, exactly-once verdict.
+
+    \b
+    Example:
+      bench run scenarios/peak.yaml                 # embedded broker, highest rate within the SLO
+      bench run scenarios/steady.yaml --workers 2
+      bench run scenarios/steady.yaml --bootstrap kafka:9092 --external-scorer --namespace prod-test
+
+    Exit code 0: SLO held and exactly-once verified; 3: SLO missed; 4: exactly-once violated.
+    """
+    import msgspec
+    from rich.console import Console
+
+    from bench import report
+    from bench.run import RunOptions, run_scenario
+    from bench.scenario import Constant, load_scenario
+    from bench.target import load_target
+
+    scenario = load_scenario(scenario_file)
+    changes = {}
+    if workers is not None:
+        changes["topology"] = msgspec.structs.replace(
+            scenario.topology, scoring_processes=workers,
+            partitions=max(workers, scenario.topology.partitions))
+    if duration is not None:
+        changes["duration_s"] = duration
+    if tps is not None:
+        changes["rate"] = Constant(tps=tps)
+    if target_file is not None:
+        changes["target"] = load_target(target_file)
+    if changes:
+        scenario = msgspec.structs.replace(scenario, **changes)
+    console = Console(stderr=True)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    run_dir = out_dir / f"{scenario.name}-{stamp}"
+    opts = RunOptions(bootstrap=bootstrap, external_scorer=external_scorer, namespace=namespace,
+                      out_dir=run_dir, keep_topics=keep_topics,
+                      echo=lambda msg: console.print(f"[dim]{msg}[/]"))
+    if quiet or not console.is_terminal:
+        opts.progress = _plain_progress(console) if not quiet else None
+        result = run_scenario(scenario, opts, scenario_file)
+    else:
+        with report.LiveProgress(console) as live:
+            opts.progress = live
+            result = run_scenario(scenario, opts, scenario_file)
+    path = report.write_json(result, run_dir / "result.json")
+    report.print_result(result, Console())
+    if not no_plots:
+        from bench.plots import plot_result
+        plot_result(result, run_dir)
+    click.echo(f"result: {path}")
+    sys.exit(report.exit_code(result))
+
+
+def _plain_progress(console):
+    last = [0.0]
+
+    def show(s):
+        if time.monotonic() - last[0] >= 5:
+            last[0] = time.monotonic()
+            console.print(f"{s['phase']} {s['elapsed_s']:.0f}s asked {s['asked_tps']:,.0f}/s "
+                          f"sent {s['sent_tps']:,}/s scored {s['achieved_tps']:,}/s "
+                          f"p99(5s) {s['p99_ms']} ms lag {s['lag']:,}")
+    return show
+
+
+@click.command()
+@click.argument("result_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--compare", "other", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              default=None, help="A second result to put side by side (B), with B/A ratios.")
+@click.option("--plot", "plot_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="With --compare: write a comparison PNG here.")
+def report(result_file, other, plot_path):
+    """Print a saved `bench run` result, or two side by side.
+
+    \b
+    Example:
+      bench report results/peak-20261128-101500/result.json
+      bench report results/A/result.json --compare results/B/result.json --plot ab.png
+    """
+    from bench import report as rep
+
+    a = rep.read_json(result_file)
+    if other is None:
+        rep.print_result(a)
+        return
+    b = rep.read_json(other)
+    rep.print_comparison(a, b)
+    if plot_path is not None:
+        from bench.plots import plot_compare
+        click.echo(f"plot: {plot_compare(a, b, plot_path)}")

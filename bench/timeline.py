@@ -1,0 +1,106 @@
+"""Per-second record of a run, fed by the producer and sink ticks, cut into windows afterwards.
+
+Seconds are epoch seconds: latencies are filed under the second the record was *intended* to
+be sent, visibility counts under the second it became visible. `judge()` decides whether a
+window held the SLO, counting records not visible yet as at least as late as they already are
+(a pipeline that stops emitting cannot pass by having nothing to measure).
+"""
+
+import numpy as np
+
+from bench import histogram
+from bench.ratelimit import NS
+
+__all__ = ["Timeline"]
+
+
+class Timeline:
+    """Sent counts, publish delay and end-to-end latency histograms, visible counts, per second."""
+
+    def __init__(self):
+        self.sent: dict[int, int] = {}
+        self.delay: dict[int, object] = {}
+        self.latency: dict[int, object] = {}
+        self.visible: dict[int, int] = {}
+        self.scores_by_sink: dict[int, int] = {}
+        self.alerts_by_sink: dict[int, int] = {}
+
+    # ---- feeding -------------------------------------------------------------------------
+    def producer_tick(self, seconds: dict) -> None:
+        for sec, (n, blob) in seconds.items():
+            self.sent[sec] = self.sent.get(sec, 0) + n
+            self._add(self.delay, sec, blob)
+
+    def sink_tick(self, index: int, hists: dict, visible: dict, scores: int, alerts: int) -> None:
+        for sec, blob in hists.items():
+            self._add(self.latency, sec, blob)
+        for sec, n in visible.items():
+            self.visible[sec] = self.visible.get(sec, 0) + n
+        self.scores_by_sink[index] = scores
+        self.alerts_by_sink[index] = alerts
+
+    @staticmethod
+    def _add(table: dict, sec: int, blob) -> None:
+        h = table.get(sec)
+        if h is None:
+            table[sec] = histogram.merge([blob])
+        else:
+            h.decode_and_add(blob)
+
+    # ---- reading -------------------------------------------------------------------------
+    @property
+    def total_sent(self) -> int:
+        return sum(self.sent.values())
+
+    @property
+    def total_scores(self) -> int:
+        return sum(self.scores_by_sink.values())
+
+    @property
+    def total_alerts(self) -> int:
+        return sum(self.alerts_by_sink.values())
+
+    def window(self, a: int, b: int) -> dict:
+        """Numbers for records intended in epoch seconds [a, b)."""
+        secs = range(a, b)
+        e2e = histogram.merge(self.latency[s] for s in secs if s in self.latency)
+        delay = histogram.merge(self.delay[s] for s in secs if s in self.delay)
+        sent = sum(self.sent.get(s, 0) for s in secs)
+        visible = sum(self.visible.get(s, 0) for s in secs)
+        dur = max(b - a, 1)
+        return {"seconds": b - a, "sent": sent, "measured": e2e.get_total_count(),
+                "sent_tps": sent / dur, "achieved_tps": visible / dur,
+                "e2e": histogram.summary(e2e), "publish_delay": histogram.summary(delay),
+                "_e2e_hist": e2e}
+
+    def judge(self, a: int, b: int, asked_tps: float, slo, now_ns: int) -> dict:
+        """window(a, b) plus the SLO verdict; records still unseen count as late as they are."""
+        w = self.window(a, b)
+        unseen = max(w["sent"] - w["measured"], 0)
+        if unseen:
+            # A record intended by b and unseen at now is at least (now - b) late.
+            h = histogram.merge([w["_e2e_hist"]])
+            histogram.record_array(h, np.full(unseen, max((now_ns - b * NS) // 1000, 1)))
+            judged = histogram.summary(h)
+        else:
+            judged = w["e2e"]
+        checks = {
+            "p99": judged["p99_ms"] is not None and judged["p99_ms"] <= slo.p99_ms,
+            "p99.9": judged["p99.9_ms"] is not None and judged["p99.9_ms"] <= slo.p999_ms,
+            "rate": w["sent_tps"] >= slo.min_rate_ratio * asked_tps
+                    and w["measured"] >= slo.min_rate_ratio * w["sent"],
+        }
+        w.update(asked_tps=asked_tps, unseen=unseen, judged_e2e=judged, checks=checks,
+                 passed=all(checks.values()))
+        return w
+
+    def per_second(self, a: int, b: int) -> list[dict]:
+        """One row per second in [a, b): sent, visible, e2e percentiles (ms) by intended second."""
+        rows = []
+        for s in range(a, b):
+            h = self.latency.get(s)
+            summ = histogram.summary(h) if h is not None else histogram.summary(histogram.new_histogram())
+            rows.append({"t": s - a, "sent": self.sent.get(s, 0), "visible": self.visible.get(s, 0),
+                         "p50_ms": summ["p50_ms"], "p99_ms": summ["p99_ms"],
+                         "p99.9_ms": summ["p99.9_ms"], "max_ms": summ["max_ms"]})
+        return rows
