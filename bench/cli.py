@@ -15,6 +15,8 @@ COMMANDS = {
     "score": "bench.score_cli:score",
     "alerts": "bench.alerts_cli:alerts",
     "produce": "bench.produce_cli:produce",
+    "run": "bench.run_cli:run",
+    "report": "bench.run_cli:report",
 }
 
 
