@@ -1,0 +1,46 @@
+# fraudstream: `make run` runs the main job, `make test` runs the tests. Both set up
+# everything they need on a fresh machine (venv, package, Kafka jars, broker) and are
+# quick on the second call.
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+BENCH  := $(VENV)/bin/bench
+STAMP  := $(VENV)/.installed-stamp
+SCENARIO ?= scenarios/peak.yaml
+
+.PHONY: install broker broker-down run test test-all bench bench-save bench-gate clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+broker: install
+	$(BENCH) broker up
+
+broker-down:
+	-$(BENCH) broker down
+
+run: broker
+	$(BENCH) run $(SCENARIO)
+
+test: broker
+	$(VENV)/bin/pytest
+
+# pytest-benchmark micro-benchmarks (not part of `make test`)
+bench: install
+	$(VENV)/bin/pytest tests/bench --benchmark-only --benchmark-storage=tests/bench/baselines \
+	    --benchmark-compare --benchmark-compare-fail=mean:25%
+
+bench-save: install
+	$(VENV)/bin/pytest tests/bench --benchmark-only --benchmark-storage=tests/bench/baselines \
+	    --benchmark-save=baseline
+
+# The CI gate: ratios measured within one run, so a slower machine does not fail it
+bench-gate: install
+	$(VENV)/bin/pytest tests/bench/test_ratio_gate.py --benchmark-only -q
+
+clean:
+	-$(BENCH) broker down --wipe
+	rm -rf $(VENV) .fraudstream .pytest_cache .hypothesis results
