@@ -12,6 +12,7 @@ from core.errors import FraudstreamError
 COMMANDS = {
     "broker": "bench.broker.cli:broker",
     "topics": "bench.topics:topics",
+    "passthrough": "bench.passthrough:passthrough",
     "score": "bench.score_cli:score",
     "alerts": "bench.alerts_cli:alerts",
     "produce": "bench.produce_cli:produce",
@@ -29,7 +30,17 @@ class LazyGroup(click.Group):
         if target is None:
             return None
         module, attr = target.split(":")
-        return getattr(importlib.import_module(module), attr)
+        try:
+            return getattr(importlib.import_module(module), attr)
+        except ImportError as exc:  # one broken command must not take `bench --help` down
+            return _unavailable(name, exc)
+
+
+def _unavailable(name: str, exc: ImportError) -> click.Command:
+    def fail():
+        raise click.ClickException(f"`bench {name}` is unavailable: {exc}")
+
+    return click.Command(name, callback=fail, help=f"(unavailable: {exc})")
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
