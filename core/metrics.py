@@ -171,9 +171,9 @@ def format_stats(now: StatsSnapshot, before: StatsSnapshot, elapsed_s: float, wh
     d_proc = now.processed - before.processed
     d_batches = now.batches - before.batches
     d_records = d_proc + now.deadletters - before.deadletters
-    rate = d_proc / elapsed_s if elapsed_s > 0 else 0.0
+    rate = f" ({d_proc / elapsed_s:,.0f}/s)" if elapsed_s > 0 else ""
     prefix = f"{who}: " if who else ""
-    return (f"{prefix}processed={now.processed:,} ({rate:,.0f}/s) alerts={now.alerts:,} "
+    return (f"{prefix}processed={now.processed:,}{rate} alerts={now.alerts:,} "
             f"dead_letters={now.deadletters:,} batch={d_records / d_batches if d_batches else 0:,.0f} "
             f"commit_p50={now.commit_p50_ms:.1f}ms commit_p99={now.commit_p99_ms:.1f}ms "
             f"aborts={now.aborts} lag={now.lag:,}")

@@ -1,0 +1,104 @@
+"""ScoringConfig: validation names the field, secrets never leak, YAML and flags load."""
+
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from core.config import RESERVED_KAFKA_KEYS, ScoringConfig, load_config, redact
+from core.errors import ConfigError
+from core.service import build_config
+from core.txn import consumer_settings, producer_settings, worker_id
+
+SECRETS = {
+    "sasl.password": "hunter2-sasl",
+    "ssl.key.password": "hunter2-keypass",
+    "ssl.keystore.password": "hunter2-keystore",
+    "ssl.key.pem": "-----BEGIN PRIVATE KEY-----hunter2-pem",
+    "sasl.oauthbearer.client.secret": "hunter2-oauth",
+    "sasl.oauthbearer.config": "principal=x secret=hunter2-cfg",
+}
+
+
+def test_defaults_are_valid():
+    cfg = ScoringConfig()
+    assert cfg.exactly_once and cfg.batch_max_records >= 1
+    assert cfg.topics.transactions == "transactions"
+
+
+@pytest.mark.parametrize("field, value, needle", [
+    ("batch_max_records", 0, "batch_max_records"),
+    ("batch_max_records", 1_000_000, "batch_max_records"),
+    ("batch_max_wait_ms", -1, "batch_max_wait_ms"),
+    ("metrics_port", 70_000, "metrics_port"),
+    ("exactly_once", "maybe", "exactly_once"),
+    ("stats_interval_s", -1.0, "stats_interval_s"),
+])
+def test_out_of_range_names_the_field(field, value, needle):
+    with pytest.raises(ConfigError, match=needle):
+        load_config(**{field: value})
+
+
+def test_unknown_field_is_an_error():
+    with pytest.raises(ConfigError, match="batch_size"):
+        load_config(batch_size=10)
+
+
+@pytest.mark.parametrize("key", sorted(RESERVED_KAFKA_KEYS))
+def test_reserved_kafka_keys_refused(key):
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        ScoringConfig(kafka={key: "x"})
+
+
+def test_secrets_never_in_repr_str_or_redacted():
+    cfg = ScoringConfig(kafka={**SECRETS, "security.protocol": "SASL_SSL", "sasl.username": "alice"})
+    for text in (repr(cfg), str(cfg), str(cfg.redacted()), f"{cfg}", f"{cfg!r}"):
+        assert "hunter2" not in text
+        assert "SASL_SSL" in text and "alice" in text
+    # the real values still reach librdkafka
+    assert producer_settings(cfg, 0)["sasl.password"] == "hunter2-sasl"
+    assert consumer_settings(cfg, 0)["ssl.key.password"] == "hunter2-keypass"
+
+
+@settings(deadline=None, max_examples=200)
+@given(st.dictionaries(st.sampled_from(sorted(SECRETS)), st.text(min_size=6, alphabet="abcdefXYZ0123")))
+def test_redact_hides_every_secret_value(secrets):
+    out = redact(secrets)
+    assert set(out) == set(secrets)
+    assert all(v == "***" for v in out.values())
+
+
+def test_yaml_with_namespace_and_int_kafka_values(tmp_path):
+    path = tmp_path / "svc.yaml"
+    path.write_text("group_id: g1\nbatch_max_records: 123\nkafka:\n  linger.ms: 7\n  socket.nagle.disable: true\n")
+    cfg = load_config(path, namespace="ns", batch_max_wait_ms=9)
+    assert cfg.group_id == "g1" and cfg.batch_max_records == 123 and cfg.batch_max_wait_ms == 9
+    assert cfg.kafka == {"linger.ms": "7", "socket.nagle.disable": "true"}
+    assert cfg.topics.transactions == "ns.transactions" and cfg.topics.deadletter == "ns.fraud-deadletter"
+
+
+def test_yaml_typo_is_an_error(tmp_path):
+    path = tmp_path / "svc.yaml"
+    path.write_text("batch_max_record: 10\n")
+    with pytest.raises(ConfigError, match="batch_max_record"):
+        load_config(path)
+
+
+def test_cli_pairs_and_bad_pair():
+    cfg = build_config(kafka_pairs=("security.protocol=SSL", "ssl.ca.location=/x=y"))
+    assert cfg.kafka == {"security.protocol": "SSL", "ssl.ca.location": "/x=y"}
+    with pytest.raises(ConfigError, match="key=value"):
+        build_config(kafka_pairs=("nonsense",))
+
+
+def test_worker_identity_is_stable_per_slot_and_settings_enforce_eos():
+    cfg = ScoringConfig(group_id="g", transactional_id_prefix="p")
+    assert worker_id(cfg, 3) == "p-3" == worker_id(cfg.replace(batch_max_records=5), 3)
+    prod, cons = producer_settings(cfg, 3), consumer_settings(cfg, 3)
+    assert prod["transactional.id"] == "p-3" and cons["group.instance.id"] == "p-3"
+    assert cons["enable.auto.commit"] == "false" and cons["isolation.level"] == "read_committed"
+    alo = producer_settings(cfg.replace(exactly_once=False), 3)
+    assert "transactional.id" not in alo
+
+
+def test_replace_validates_again():
+    with pytest.raises(ConfigError):
+        ScoringConfig().replace(batch_max_records=0)

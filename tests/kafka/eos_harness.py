@@ -1,0 +1,289 @@
+"""Helpers of the exactly-once tests: input with known ids, the service as a real subprocess
+(`python -m core`), SIGKILL of its scoring processes, and the read_committed verdict."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import msgspec
+from confluent_kafka import Consumer, Producer, TopicPartition
+
+from core.routing import H_REASON, H_SOURCE_OFFSET, H_SOURCE_PARTITION, H_SOURCE_TOPIC
+from core.topics import TopicNames
+from tests.kafka.kafka_io import read_all
+
+REPO = Path(__file__).resolve().parents[2]
+SEQ = "test-seq"
+
+
+def namespace_of(names: TopicNames) -> str:
+    return names.transactions.rsplit(".transactions", 1)[0]
+
+
+@dataclass
+class Inputs:
+    """What was written to the input topic and what each record should become."""
+
+    records: list[tuple[bytes | None, bytes | None, int]]  # (key, value, seq)
+    valid_ids: list[str]
+    hostile_seqs: set[int]
+    hostile_coords: dict[tuple[int, int], bytes | None] = field(default_factory=dict)  # (p, off) -> value
+
+
+def hostile_values(n: int, rng: random.Random) -> list[bytes | None]:
+    """n bad inputs of many kinds; every non-empty one is unique."""
+    out: list[bytes | None] = []
+    for i in range(n):
+        kind = i % 10
+        tid = f"hostile-{i}"
+        base = {"transaction_id": tid, "card_hash": "c", "amount": 10.0,
+                "timestamp": "2026-01-01T00:00:00Z", "merchant_category": "grocery",
+                **{f"V{k}": 0.1 for k in range(1, 29)}}
+        if kind == 0:
+            out.append(b"not json %d" % i)
+        elif kind == 1:
+            out.append(b"\xff\xfe\xfd invalid utf-8 %d" % i)
+        elif kind == 2:
+            del base["amount"]
+            out.append(msgspec.json.encode(base))
+        elif kind == 3:
+            base["V7"] = "abc"
+            out.append(msgspec.json.encode(base))
+        elif kind == 4:
+            base["timestamp"] = f"yesterday {i}"
+            out.append(msgspec.json.encode(base))
+        elif kind == 5:
+            base["amount"] = -5.0
+            out.append(msgspec.json.encode(base))
+        elif kind == 6:
+            out.append(b'{"transaction_id": "%d", ' % i + b"x" * rng.randint(1, 40))
+        elif kind == 7:
+            out.append(b"[%d, 1, 2]" % i)
+        elif kind == 8:
+            base["pad"] = "y" * 70_000
+            out.append(msgspec.json.encode(base))
+        else:
+            out.append(None if i % 20 == 9 else b"")
+    return out
+
+
+def make_inputs(n_valid: int, n_hostile: int, seed: int) -> Inputs:
+    from bench.synth import generate
+
+    rng = random.Random(seed)
+    batch = generate(n_valid, seed=seed, fraud_rate=0.01)
+    payloads = batch.payloads()
+    records: list[tuple[bytes | None, bytes | None, int]] = [
+        (batch.card_hash[i].encode(), payloads[i], i) for i in range(n_valid)]
+    hostile = hostile_values(n_hostile, rng)
+    seqs = set()
+    for j, value in enumerate(hostile):
+        pos = rng.randrange(len(records) + 1)
+        seq = n_valid + j
+        records.insert(pos, (b"card-%d" % j, value, seq))
+        seqs.add(seq)
+    return Inputs(records, [str(t) for t in batch.transaction_id], seqs)
+
+
+def produce_inputs(bootstrap: str, topic: str, inputs: Inputs, records=None, *, tps: float | None = None) -> None:
+    """Write records (default: all) to `topic`; remembers where each hostile one landed."""
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 10, "enable.idempotence": True,
+                         "message.max.bytes": 2_000_000})
+    coords = inputs.hostile_coords
+    errors: list[str] = []
+
+    def on_hostile(err, msg):
+        if err is not None:
+            errors.append(str(err))
+        else:
+            coords[(msg.partition(), msg.offset())] = msg.value()
+
+    start = time.monotonic()
+    for i, (key, value, seq) in enumerate(records if records is not None else inputs.records):
+        if tps is not None:
+            due = start + i / tps
+            if due > time.monotonic():
+                producer.poll(0)
+                time.sleep(max(0.0, due - time.monotonic()))
+        cb = on_hostile if seq in inputs.hostile_seqs else None
+        while True:
+            try:
+                producer.produce(topic, value, key, headers=[(SEQ, str(seq).encode())], on_delivery=cb)
+                break
+            except BufferError:
+                producer.poll(0.05)
+    assert producer.flush(60) == 0, "input not delivered"
+    assert not errors, errors
+
+
+class Service:
+    """`python -m core` as a subprocess, output to a log file."""
+
+    def __init__(self, bootstrap: str, names: TopicNames, group: str, log_dir: Path, *, workers: int = 6,
+                 first_slot: int = 0, extra: tuple[str, ...] = (), tag: str = "svc"):
+        self.log_path = log_dir / f"{tag}-{uuid.uuid4().hex[:6]}.log"
+        self._log = open(self.log_path, "w")
+        cmd = [sys.executable, "-m", "core", "--bootstrap", bootstrap, "--namespace", namespace_of(names),
+               "--group", group, "--workers", str(workers), "--first-slot", str(first_slot),
+               "--stats-interval", "2", *extra]
+        self.proc = subprocess.Popen(cmd, cwd=REPO, stdout=self._log, stderr=subprocess.STDOUT)
+        self.kills = 0
+
+    def worker_pids(self) -> list[int]:
+        """Live scoring processes (spawned children; not the resource tracker)."""
+        pids = []
+        try:
+            children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read_text().split()
+        except OSError:
+            return []
+        for pid in map(int, children):
+            try:
+                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+            except OSError:
+                continue
+            if b"spawn_main" in cmdline:
+                pids.append(pid)
+        return pids
+
+    def wait_workers(self, n: int, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while len(self.worker_pids()) < n:
+            assert self.proc.poll() is None, f"service exited early:\n{self.tail()}"
+            assert time.monotonic() < deadline, f"{n} workers not up in {timeout}s:\n{self.tail()}"
+            time.sleep(0.1)
+
+    def kill_random_worker(self, rng: random.Random) -> int | None:
+        pids = self.worker_pids()
+        if not pids:
+            return None
+        pid = rng.choice(pids)
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            return None
+        self.kills += 1
+        return pid
+
+    def stop(self, timeout: float = 60.0) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise AssertionError(f"service ignored SIGTERM for {timeout}s:\n{self.tail()}")
+        finally:
+            self._log.close()
+
+    def tail(self, lines: int = 40) -> str:
+        if not self._log.closed:
+            self._log.flush()
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+
+def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "probe-" + uuid.uuid4().hex[:6]})
+    try:
+        parts = c.list_topics(topic, timeout=10).topics[topic].partitions
+        return {p: c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in parts}
+    finally:
+        c.close()
+
+
+def committed_offsets(bootstrap: str, group: str, topic: str, parts) -> dict[int, int]:
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "isolation.level": "read_committed"})
+    try:
+        got = c.committed([TopicPartition(topic, p) for p in parts], timeout=10)
+        return {tp.partition: tp.offset for tp in got}
+    finally:
+        c.close()
+
+
+def wait_drained(bootstrap: str, group: str, topic: str, *, timeout: float, service: Service | None = None,
+                 stop_event: threading.Event | None = None) -> float:
+    """Wait until the group's committed offsets reach the end of `topic`; returns when."""
+    ends = end_offsets(bootstrap, topic)
+    deadline = time.monotonic() + timeout
+    while True:
+        done = committed_offsets(bootstrap, group, topic, ends)
+        if all(done.get(p, -1) >= end for p, end in ends.items()):
+            if stop_event is not None:
+                stop_event.set()
+            return time.monotonic()
+        tail = service.tail() if service is not None else ""
+        assert time.monotonic() < deadline, f"not drained in {timeout}s: committed {done}, end {ends}\n{tail}"
+        if service is not None:
+            assert service.proc.poll() is None, f"service exited with {service.proc.returncode}:\n{tail}"
+        time.sleep(0.25)
+
+
+@dataclass
+class Verdict:
+    sent_valid: int
+    sent_hostile: int
+    scored: int
+    duplicates: int
+    missing: int
+    unexpected: int
+    alerts: int
+    alert_mismatch: int
+    dead: int
+    dead_duplicates: int
+    dead_missing: int
+    dead_wrong: int
+    headers_lost: int
+
+    def exactly_once(self) -> bool:
+        return not (self.duplicates or self.missing or self.unexpected or self.alert_mismatch
+                    or self.dead_duplicates or self.dead_missing or self.dead_wrong or self.headers_lost
+                    or self.dead != self.sent_hostile)
+
+
+def verify(bootstrap: str, names: TopicNames, inputs: Inputs) -> Verdict:
+    """Read the three outputs read_committed and compare them with what was sent."""
+    valid = set(inputs.valid_ids)
+    scores = read_all(bootstrap, names.scores, expect=len(valid), idle_s=2.0)
+    alerts = read_all(bootstrap, names.alerts, idle_s=2.0)
+    dead = read_all(bootstrap, names.deadletter, expect=len(inputs.hostile_seqs), idle_s=2.0)
+    decode = msgspec.json.Decoder().decode
+    counts: Counter[str] = Counter()
+    fraud: set[str] = set()
+    headers_lost = 0
+    for m in scores:
+        event = decode(m.value())
+        tid = event["transaction_id"]
+        counts[tid] += 1
+        if event["is_fraud"]:
+            fraud.add(tid)
+        if not any(k == SEQ for k, _ in (m.headers() or ())):
+            headers_lost += 1
+    alert_ids = Counter(decode(m.value())["transaction_id"] for m in alerts)
+    alert_mismatch = len(set(alert_ids) ^ fraud) + sum(c - 1 for c in alert_ids.values())
+    dead_seen: Counter[tuple[int, int]] = Counter()
+    dead_wrong = 0
+    for m in dead:
+        h = dict(m.headers() or ())
+        coord = (int(h[H_SOURCE_PARTITION]), int(h[H_SOURCE_OFFSET]))
+        dead_seen[coord] += 1
+        if (h.get(H_SOURCE_TOPIC) != names.transactions.encode() or not h.get(H_REASON)
+                or inputs.hostile_coords.get(coord, b"<none>") != m.value() or SEQ not in h):
+            dead_wrong += 1
+    return Verdict(
+        sent_valid=len(valid), sent_hostile=len(inputs.hostile_seqs), scored=len(scores),
+        duplicates=sum(c - 1 for c in counts.values() if c > 1),
+        missing=len(valid - set(counts)), unexpected=len(set(counts) - valid),
+        alerts=len(alerts), alert_mismatch=alert_mismatch, dead=len(dead),
+        dead_duplicates=sum(c - 1 for c in dead_seen.values() if c > 1),
+        dead_missing=len(set(inputs.hostile_coords) - set(dead_seen)),
+        dead_wrong=dead_wrong, headers_lost=headers_lost)
