@@ -100,7 +100,7 @@ def producer_main(spec: ProducerSpec, commands, results) -> None:
         if err is not None:
             errors.append(str(err))
 
-    producer = Producer({**spec.config, "delivery.report.only.error": "true", "on_delivery": on_error})
+    producer = Producer({**spec.config, "delivery.report.only.error": True, "on_delivery": on_error})
     results.put(("ready", spec.index, time.perf_counter() - t))
 
     produce, poll, topic, tag = producer.produce, producer.poll, spec.topic, spec.run_tag

@@ -64,7 +64,7 @@ def machine() -> dict:
     import numpy
 
     return {"cores": os.cpu_count(), "cpu_model": procs.cpu_model(), "platform": platform.platform(),
-            "python": platform.python_version(), "confluent_kafka": confluent_kafka.version()[0],
+            "python": platform.python_version(), "confluent_kafka": confluent_kafka.__version__,
             "librdkafka": confluent_kafka.libversion()[0], "numpy": numpy.__version__}
 
 
