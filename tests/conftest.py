@@ -8,7 +8,7 @@ import pytest
 
 from core.topics import TopicNames
 
-BROKER_PORT = int(os.environ.get("FRAUDSTREAM_TEST_PORT", "9092"))
+BROKER_PORT = int(os.environ.get("FRAUDSTREAM_PORT", "9092"))
 
 
 @pytest.fixture(scope="session")
