@@ -1,14 +1,12 @@
 """Shared fixtures. Kafka tests use a real broker started by the project's own code
 (`bench broker up`), or the one already running; each test gets topics in a fresh namespace."""
 
-import os
 import uuid
 
 import pytest
 
 from core.topics import TopicNames
 
-BROKER_PORT = int(os.environ.get("FRAUDSTREAM_PORT", "9092"))
 
 
 @pytest.fixture(scope="session")
@@ -16,7 +14,7 @@ def kafka_bootstrap() -> str:
     """Bootstrap servers of a running single-node broker (started if none runs)."""
     from bench.broker import ensure_running
 
-    cluster = ensure_running(port=BROKER_PORT, nodes=1, echo=lambda m: print(m))
+    cluster = ensure_running(nodes=1, echo=lambda m: print(m))
     return cluster.bootstrap
 
 

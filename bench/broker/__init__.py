@@ -6,6 +6,6 @@
 """
 
 from bench.broker.errors import BrokerError
-from bench.broker.lifecycle import Cluster, ensure_running, find_running, status, stop, stop_node
+from bench.broker.lifecycle import DEFAULT_PORT, Cluster, ensure_running, find_running, status, stop, stop_node
 
-__all__ = ["BrokerError", "Cluster", "ensure_running", "find_running", "status", "stop", "stop_node"]
+__all__ = ["BrokerError", "DEFAULT_PORT", "Cluster", "ensure_running", "find_running", "status", "stop", "stop_node"]

@@ -8,7 +8,7 @@ import click
 from bench.broker import lifecycle
 from bench.broker.jars import KAFKA_VERSION
 
-PORT = click.option("--port", default=9092, show_default=True, envvar="FRAUDSTREAM_PORT",
+PORT = click.option("--port", default=lifecycle.DEFAULT_PORT, show_default=True,
                     help="Broker port of node 1 (nodes 2 and 3 take the next ports).")
 
 

@@ -19,11 +19,13 @@ from bench.broker.jars import ensure_jars, java_command
 from bench.broker.properties import HOST, LOG4J2_CONFIG, node_ports, server_properties
 from core.paths import home
 
-__all__ = ["Cluster", "ensure_running", "find_running", "status", "stop", "stop_node", "start_node"]
+__all__ = ["DEFAULT_PORT", "Cluster", "ensure_running", "find_running", "status", "stop", "stop_node", "start_node"]
 
 START_TIMEOUT_S = 120.0
 STOP_TIMEOUT_S = 30.0
 HEAP_MB = {1: 512, 3: 384}
+# FRAUDSTREAM_PORT moves the default broker, e.g. to run a CI clone beside a dev broker.
+DEFAULT_PORT = int(os.environ.get("FRAUDSTREAM_PORT", "9092"))
 
 
 @dataclass
@@ -104,7 +106,7 @@ class _QuietLogger:
 _quiet_logger = _QuietLogger()
 
 
-def find_running(port: int = 9092) -> Cluster | None:
+def find_running(port: int = DEFAULT_PORT) -> Cluster | None:
     """The fraudstream cluster based at `port` if all its nodes are alive, else None."""
     cluster = _load(port)
     if cluster is None or not cluster.pids:
@@ -159,7 +161,7 @@ def _launch_node(java: str, libs: Path, cluster: Cluster, node_id: int, heap_mb:
     return proc.pid
 
 
-def ensure_running(port: int = 9092, nodes: int = 1, echo=print,
+def ensure_running(port: int = DEFAULT_PORT, nodes: int = 1, echo=print,
                    timeout: float = START_TIMEOUT_S) -> Cluster:
     """Start the cluster based at `port` unless it already runs; wait until it answers."""
     if nodes not in HEAP_MB:
@@ -240,7 +242,7 @@ def _terminate(pids: list[int], timeout: float) -> None:
                 pass
 
 
-def stop(port: int = 9092, *, timeout: float = STOP_TIMEOUT_S, wipe: bool = False) -> bool:
+def stop(port: int = DEFAULT_PORT, *, timeout: float = STOP_TIMEOUT_S, wipe: bool = False) -> bool:
     """Stop the cluster (SIGTERM, then SIGKILL after `timeout`). True if anything was running."""
     import shutil
 
@@ -285,7 +287,7 @@ def start_node(port: int, node_id: int) -> None:
         _save(cluster)
 
 
-def status(port: int = 9092) -> list[dict]:
+def status(port: int = DEFAULT_PORT) -> list[dict]:
     """One dict per node: id, port, pid, alive, rss_mb."""
     cluster = _load(port)
     if cluster is None:
