@@ -27,7 +27,7 @@ from bench.pipeline import PipelineProcess, command_for
 from bench.ratelimit import NS
 from bench.scenario import Max, Scenario, pipelines_of
 from bench.sink import SinkSpec, verdict
-from bench.target import Target, consumer_config, load_target, producer_config
+from bench.target import Target, consumer_config, embedded_port, load_target, producer_config
 from core.errors import ConfigError, PipelineError
 from core.topics import PARTITIONS, TopicNames
 
@@ -75,10 +75,11 @@ def _ensure_broker(target: Target, opts: RunOptions, needs_own: bool):
         return target.bootstrap, None
     from bench.broker import ensure_running
 
-    if needs_own and target.port == 9092:
+    port = embedded_port(target)
+    if needs_own and port == 9092:
         raise ConfigError("a broker fault needs a cluster of its own: set the target's port to "
                           "something other than the shared 9092 - at $.target.port")
-    cluster = ensure_running(port=target.port, nodes=target.nodes, echo=opts.echo)
+    cluster = ensure_running(port=port, nodes=target.nodes, echo=opts.echo)
     return cluster.bootstrap, cluster
 
 
@@ -115,6 +116,9 @@ def run_scenario(scenario: Scenario, opts: RunOptions, scenario_path: Path | Non
     target = resolve_target(scenario, scenario_path)
     needs_own = any(f.kill == "broker" for f in scenario.faults)
     bootstrap, cluster = _ensure_broker(target, opts, needs_own)
+    if needs_own and cluster is None:
+        raise ConfigError("broker faults need the embedded cluster (no --bootstrap, target "
+                          "bootstrap null) - at $.faults")
     started_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     runs = []
     for pipeline in pipelines_of(scenario):
@@ -186,7 +190,7 @@ def _run_pipeline(scenario, pipeline, target, bootstrap, cluster, opts) -> dict:
                 from bench.broker import stop_node
 
                 node = (f.index or 0) % target.nodes + 1
-                stop_node(target.port, node, hard=True)
+                stop_node(cluster.port, node, hard=True)
                 events.append({"t": t, "at_s": f.at_s, "kill": "broker", "node": node})
             opts.echo(f"fault at {f.at_s:g}s: killed {events[-1]}")
 
@@ -214,6 +218,9 @@ def _run_pipeline(scenario, pipeline, target, bootstrap, cluster, opts) -> dict:
         harness.close()
         if service is not None:
             service.stop()
+        for node in {e["node"] for e in events if e.get("kill") == "broker"}:
+            from bench.broker.lifecycle import start_node
+            start_node(cluster.port, node)  # leave the cluster whole for the next run
         if not opts.keep_topics and not opts.external_scorer:
             try:
                 from bench.topics import delete_topics

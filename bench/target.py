@@ -16,7 +16,8 @@ import msgspec.yaml
 
 from core.errors import ConfigError
 
-__all__ = ["Target", "load_target", "DEFAULT_TARGET", "producer_config", "consumer_config"]
+__all__ = ["Target", "load_target", "DEFAULT_TARGET", "producer_config", "consumer_config",
+           "embedded_port"]
 
 Props = dict[str, str | int | float | bool]
 
@@ -26,7 +27,8 @@ class Target(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     bootstrap: Annotated[str, msgspec.Meta(min_length=1)] | None = None
     # brokers of the embedded cluster (1 or 3); ignored with an explicit bootstrap
     nodes: Annotated[int, msgspec.Meta(ge=1, le=3)] = 1
-    port: Annotated[int, msgspec.Meta(ge=1024, le=65535)] = 9092
+    # first broker port of the embedded cluster (None: bench.broker's default, FRAUDSTREAM_PORT)
+    port: Annotated[int, msgspec.Meta(ge=1024, le=65535)] | None = None
     producer: Props = {}
     consumer: Props = {}
     scorer: Props = {}
@@ -51,6 +53,14 @@ _CONSUMER_DEFAULTS = {
     "fetch.min.bytes": 1,
     "enable.partition.eof": False,
 }
+
+
+def embedded_port(target: Target) -> int:
+    """The embedded cluster's first broker port."""
+    if target.port is not None:
+        return target.port
+    from bench.broker import DEFAULT_PORT
+    return DEFAULT_PORT
 
 
 def _str(props: dict) -> dict:
