@@ -21,13 +21,15 @@ __all__ = ["run", "report"]
 @click.option("--workers", type=int, default=None, help="Override topology.scoring_processes.")
 @click.option("--duration", type=float, default=None, help="Override duration_s.")
 @click.option("--tps", type=float, default=None, help="Override the rate: constant at this tx/s.")
+@click.option("--pipeline", type=click.Choice(["fraudstream", "seed-baseline"]), default=None,
+              help="Override the pipeline under test.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("results"),
               show_default=True, help="Where the JSON result and PNG plots go.")
 @click.option("--keep-topics", is_flag=True, help="Do not delete the run's topics afterwards.")
 @click.option("--no-plots", is_flag=True, help="Skip the PNG plots.")
 @click.option("--quiet", is_flag=True, help="No live progress line.")
 def run(scenario_file, bootstrap, external_scorer, namespace, target_file, workers, duration, tps,
-        out_dir, keep_topics, no_plots, quiet):
+        pipeline, out_dir, keep_topics, no_plots, quiet):
     """Run a benchmark scenario: open-loop load, end-to-end latency, exactly-once verdict.
 
     \b
@@ -56,6 +58,8 @@ def run(scenario_file, bootstrap, external_scorer, namespace, target_file, worke
         changes["duration_s"] = duration
     if tps is not None:
         changes["rate"] = Constant(tps=tps)
+    if pipeline is not None:
+        changes["pipeline"] = pipeline
     if target_file is not None:
         changes["target"] = load_target(target_file)
     if changes:

@@ -23,23 +23,14 @@ def _load(meta_path):
     import numpy as np
     import xgboost
 
-    from core.model import load_model
+    from core.model import load_meta
     from core.risk import LEVEL_NAMES, RiskBands
 
-    meta = load_model(meta_path, compile=False).meta
-    bands = RiskBands.from_meta(meta) if hasattr(RiskBands, "from_meta") else RiskBands(meta)
+    meta, path = load_meta(meta_path)
     model = xgboost.XGBClassifier()
-    model.load_model(str(_model_file(meta_path)))
-    return np, model, bands, LEVEL_NAMES, float(meta.threshold)
-
-
-def _model_file(meta_path):
-    from pathlib import Path
-
-    from core.paths import default_model_path
-
-    meta_path = Path(meta_path) if meta_path else default_model_path()
-    return meta_path.with_name(meta_path.name.replace(".meta.json", ".json"))
+    model.load_model(str(path))
+    model.set_params(n_jobs=1)  # one row at a time: threads only add overhead
+    return np, model, RiskBands.from_meta(meta), LEVEL_NAMES, float(meta.threshold)
 
 
 def worker(bootstrap: str, namespace: str, group: str, meta_path: str | None) -> None:
