@@ -1,0 +1,265 @@
+"""The fraud model: metadata, and tree inference compiled to native code.
+
+`load_model()` reads models/fraud-model.meta.json, checks the XGBoost JSON beside it against
+the hash the metadata records, loads it into treelite and compiles it with tl2cgen into a
+shared library, ONCE per model hash: the library is cached under
+core.paths.home()/models/<hash>/ and later loads (other processes, restarts) just open it.
+Without a C compiler, or when compiling fails, scoring falls back to treelite.gtil (about 8x
+slower, same answers) after one warning. A missing or corrupt model raises ModelError at
+start-up, never at the first message.
+
+Example:
+    model = load_model()                  # the committed model
+    scores = model.predict(x)             # x: float32 (n, N_FEATURES) -> float32 (n,)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import platform
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import numpy as np
+
+from core.errors import ModelError
+from core.features import FEATURE_NAMES, N_FEATURES
+from core.paths import default_model_path, home
+from core.risk import Bands, RiskBands
+
+__all__ = ["Metrics", "ModelMeta", "FraudModel", "load_model", "load_meta", "warm_compile",
+           "compiled_library_path", "COMPILER_ENV"]
+
+log = logging.getLogger(__name__)
+
+# Name of the C compiler to use; "none" disables compiling (treelite.gtil is used instead).
+COMPILER_ENV = "FRAUDSTREAM_CC"
+_LIB_NAME = "predictor.so"
+
+
+class Metrics(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Quality of the model on one data set, at the metadata's threshold."""
+
+    rows: int
+    frauds: int
+    roc_auc: float
+    pr_auc: float
+    precision: float
+    recall: float
+    f1: float
+
+
+class ModelMeta(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """models/fraud-model.meta.json: everything needed to use and audit the model."""
+
+    model_version: str
+    model_file: str                  # relative to the metadata file
+    model_sha256: str
+    feature_names: tuple[str, ...]
+    threshold: float
+    threshold_rule: str
+    bands: Bands
+    metrics: dict[str, Metrics]      # "validation", "holdout"
+    training: dict[str, Any]         # generator and XGBoost settings, seed, data sizes
+    format_version: int = 1
+
+
+def load_meta(meta_path: str | os.PathLike | None = None) -> tuple[ModelMeta, Path]:
+    """(metadata, path of the model file it describes); ModelError when unusable."""
+    path = Path(meta_path) if meta_path is not None else default_model_path()
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ModelError(f"cannot read model metadata {path}: {exc.strerror or exc}") from exc
+    try:
+        meta = msgspec.json.decode(raw, type=ModelMeta)
+    except msgspec.DecodeError as exc:
+        raise ModelError(f"corrupt model metadata {path}: {exc}") from exc
+    if tuple(meta.feature_names) != FEATURE_NAMES:
+        raise ModelError(f"model metadata {path} lists features {list(meta.feature_names)}, "
+                         f"but this code builds {list(FEATURE_NAMES)}")
+    try:
+        RiskBands.from_meta(meta)
+    except ValueError as exc:
+        raise ModelError(f"model metadata {path}: {exc}") from exc
+    return meta, path.parent / meta.model_file
+
+
+class FraudModel:
+    """A loaded model: `predict` scores a float32 feature matrix."""
+
+    __slots__ = ("meta", "backend", "risk", "library_path", "_predict")
+
+    def __init__(self, meta: ModelMeta, backend: str, predict, library_path: Path | None):
+        self.meta = meta
+        self.backend = backend               # "tl2cgen" or "gtil"
+        self.risk = RiskBands.from_meta(meta)
+        self.library_path = library_path
+        self._predict = predict
+
+    @property
+    def model_version(self) -> str:
+        return self.meta.model_version
+
+    @property
+    def threshold(self) -> float:
+        return self.meta.threshold
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """Fraud scores in [0, 1], float32 (n,), for x float32 C-contiguous (n, N_FEATURES)."""
+        if x.dtype != np.float32 or x.ndim != 2 or x.shape[1] != N_FEATURES:
+            raise ValueError(f"expected float32 (n, {N_FEATURES}), got {x.dtype} {x.shape}")
+        if x.shape[0] == 0:
+            return np.empty(0, dtype=np.float32)
+        return self._predict(np.ascontiguousarray(x))
+
+    def __repr__(self) -> str:
+        return f"FraudModel({self.meta.model_version!r}, backend={self.backend!r})"
+
+
+def load_model(meta_path: str | os.PathLike | None = None, *, compile: bool = True) -> FraudModel:
+    """Load the model described by meta_path (default: the committed model).
+
+    compile=True uses (and if needed builds) the cached native library; when that is
+    impossible it logs one warning and uses treelite.gtil. compile=False uses gtil silently.
+    """
+    meta, model_path = load_meta(meta_path)
+    _check_model_file(model_path, meta)
+    tl_model = _treelite_model(model_path)
+    if compile:
+        try:
+            lib = _ensure_library(tl_model, meta.model_sha256)
+            return FraudModel(meta, "tl2cgen", _tl2cgen_predict(lib), lib)
+        except _NoCompiler as exc:
+            log.warning("%s: scoring with treelite.gtil instead (same scores, ~8x slower)", exc)
+        except Exception as exc:  # a broken toolchain must not stop scoring: gtil is exact
+            log.warning("compiling the model with tl2cgen failed (%s: %s): scoring with "
+                        "treelite.gtil instead (same scores, ~8x slower)",
+                        type(exc).__name__, exc)
+    return FraudModel(meta, "gtil", _gtil_predict(tl_model), None)
+
+
+def warm_compile(meta_path: str | os.PathLike | None = None) -> Path | None:
+    """Build the cached native library once (e.g. in a supervisor before workers start).
+
+    Returns the library path, or None when no compiler is available.
+    """
+    model = load_model(meta_path, compile=True)
+    return model.library_path
+
+
+def compiled_library_path(model_sha256: str) -> Path:
+    """Where the compiled library of a model with this hash lives (it may not exist yet)."""
+    return home() / "models" / _cache_key(model_sha256) / _LIB_NAME
+
+
+# -- loading ------------------------------------------------------------------------------
+
+def _check_model_file(model_path: Path, meta: ModelMeta) -> None:
+    try:
+        raw = model_path.read_bytes()
+    except OSError as exc:
+        raise ModelError(f"cannot read model file {model_path}: {exc.strerror or exc}") from exc
+    digest = hashlib.sha256(raw).hexdigest()
+    if digest != meta.model_sha256:
+        raise ModelError(f"model file {model_path} has sha256 {digest[:12]}..., but its "
+                         f"metadata expects {meta.model_sha256[:12]}...: the model and its "
+                         f"metadata do not belong together")
+
+
+def _treelite_model(model_path: Path):
+    import treelite
+
+    try:
+        model = treelite.frontend.load_xgboost_model(model_path, format_choice="json")
+    except Exception as exc:  # treelite raises its own TreeliteError and ValueErrors
+        raise ModelError(f"treelite cannot load {model_path}: {exc}") from exc
+    if model.num_feature != N_FEATURES:
+        raise ModelError(f"model {model_path} expects {model.num_feature} features, "
+                         f"this code builds {N_FEATURES}")
+    return model
+
+
+def _gtil_predict(tl_model):
+    import treelite
+
+    gtil_predict = treelite.gtil.predict
+
+    def predict(x: np.ndarray) -> np.ndarray:
+        return gtil_predict(tl_model, x, nthread=1).reshape(-1)
+
+    return predict
+
+
+def _tl2cgen_predict(lib: Path):
+    import tl2cgen
+
+    predictor = tl2cgen.Predictor(lib, nthread=1)
+    dmatrix = tl2cgen.DMatrix
+    raw_predict = predictor.predict
+
+    def predict(x: np.ndarray) -> np.ndarray:
+        return raw_predict(dmatrix(x, dtype="float32")).reshape(-1)
+
+    return predict
+
+
+# -- compiling ----------------------------------------------------------------------------
+
+class _NoCompiler(Exception):
+    pass
+
+
+def _cache_key(model_sha256: str) -> str:
+    import tl2cgen
+
+    # The library depends on the model, the code generator and the machine it was built for.
+    return f"{model_sha256[:16]}-tl2cgen{tl2cgen.__version__}-{platform.machine()}"
+
+
+def _find_compiler() -> str:
+    wanted = os.environ.get(COMPILER_ENV)
+    if wanted is not None and wanted.lower() in ("", "none", "0"):
+        raise _NoCompiler(f"compiling disabled by {COMPILER_ENV}={wanted!r}")
+    for name in ([wanted] if wanted else ["gcc", "clang", "cc"]):
+        if shutil.which(name):
+            return name
+    raise _NoCompiler(f"no C compiler found on PATH (looked for "
+                      f"{wanted if wanted else 'gcc, clang, cc'})")
+
+
+def _ensure_library(tl_model, model_sha256: str) -> Path:
+    """The cached library for this model, compiled first if absent.
+
+    Two processes may compile at once: each builds in its own temporary directory and
+    renames it into place; the loser of the rename discards its copy and uses the winner's.
+    """
+    lib = compiled_library_path(model_sha256)
+    if lib.is_file():
+        return lib
+    toolchain = _find_compiler()
+    import tl2cgen
+
+    lib.parent.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".build-", dir=lib.parent.parent))
+    try:
+        t0 = time.perf_counter()
+        tl2cgen.export_lib(tl_model, toolchain=toolchain, libpath=tmp / _LIB_NAME,
+                           params={"parallel_comp": os.cpu_count() or 1},
+                           nthread=os.cpu_count() or 1)
+        log.info("compiled the model with tl2cgen/%s in %.1f s -> %s", toolchain,
+                 time.perf_counter() - t0, lib.parent)
+        try:
+            os.rename(tmp, lib.parent)
+        except OSError:
+            if not lib.is_file():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return lib
