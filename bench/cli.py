@@ -11,6 +11,7 @@ from core.errors import FraudstreamError
 # name -> "module:attribute" of a click command or group
 COMMANDS = {
     "broker": "bench.broker.cli:broker",
+    "model": "bench.model_cli:model",
     "topics": "bench.topics:topics",
     "passthrough": "bench.passthrough:passthrough",
     "score": "bench.score_cli:score",
