@@ -70,7 +70,7 @@ def _claim_instance(group_id: str) -> tuple[int, Any]:
 
 def worker_main(config_json: bytes, slot: int, parent_pid: int, log_level: int) -> None:
     """Entry point of one scoring process (runs in a spawned child)."""
-    logging.basicConfig(level=log_level, format=f"%(asctime)s worker-{slot} %(levelname)s %(message)s")
+    logging.basicConfig(level=log_level, format=f"%(asctime)s worker-{slot} pid=%(process)d %(levelname)s %(message)s")
     import sys
 
     from core.loop import ScoringConsumer

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -162,8 +163,14 @@ class Service:
             assert time.monotonic() < deadline, f"{n} workers not up in {timeout}s:\n{self.tail()}"
             time.sleep(0.1)
 
+    def busy_pids(self) -> list[int]:
+        """Live workers that have been assigned partitions (so a kill lands mid-work)."""
+        text = self.log_path.read_text(errors="replace")
+        assigned = {int(m) for m in re.findall(r"pid=(\d+) INFO \S+: assigned \[\d", text)}
+        return [p for p in self.worker_pids() if p in assigned]
+
     def kill_random_worker(self, rng: random.Random) -> int | None:
-        pids = self.worker_pids()
+        pids = self.busy_pids()
         if not pids:
             return None
         pid = rng.choice(pids)
@@ -217,7 +224,7 @@ def wait_drained(bootstrap: str, group: str, topic: str, *, timeout: float, serv
     deadline = time.monotonic() + timeout
     while True:
         done = committed_offsets(bootstrap, group, topic, ends)
-        if all(done.get(p, -1) >= end for p, end in ends.items()):
+        if all(end == 0 or done.get(p, -1) >= end for p, end in ends.items()):
             if stop_event is not None:
                 stop_event.set()
             return time.monotonic()

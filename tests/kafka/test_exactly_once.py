@@ -1,0 +1,95 @@
+"""Exactly-once under kill -9: the test that matters.
+
+100,000 valid transactions with unique ids and a few hundred hostile messages go to the input
+topic; the service runs one process per partition (`python -m core`, a real subprocess) and a
+random busy scoring process is SIGKILLed at random moments, at least 5 times. After the input
+is drained, the three outputs are read with read_committed and compared with the input.
+
+The same run with exactly_once off (the seed's produce-then-commit scheme) must find
+duplicates: proof that the check can fail.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import threading
+import time
+import uuid
+
+import pytest
+
+from tests.kafka.eos_harness import Service, committed_offsets, make_inputs, produce_inputs, verify, wait_drained
+
+pytestmark = [pytest.mark.kafka, pytest.mark.timeout(600)]
+
+N_VALID = 100_000
+N_HOSTILE = 300
+MIN_KILLS = 5
+
+
+def _seed() -> int:
+    seed = int(os.environ.get("EOS_SEED", time.time_ns() % 1_000_000))
+    print(f"seed={seed} (rerun with EOS_SEED={seed})")
+    return seed
+
+
+def _run_with_kills(bootstrap, names, tmp_path, *, exactly_once: bool, seed: int):
+    pytest.importorskip("core.scorer")
+    rng = random.Random(seed)
+    inputs = make_inputs(N_VALID, N_HOSTILE, seed)
+    # Most input pre-loaded (workers busy from the start: kills land mid-batch), the rest
+    # trickles in while we kill, so the run lasts long enough for every kill.
+    split = int(len(inputs.records) * 0.6)
+    produce_inputs(bootstrap, names.transactions, inputs, inputs.records[:split])
+    group = f"eos-{uuid.uuid4().hex[:8]}"
+    extra = () if exactly_once else ("--at-least-once",)
+    service = Service(bootstrap, names, group, tmp_path, workers=6, extra=extra)
+    tail = threading.Thread(target=produce_inputs, args=(bootstrap, names.transactions, inputs,
+                                                         inputs.records[split:]), kwargs={"tps": 8000})
+    try:
+        service.wait_workers(6)
+        deadline = time.monotonic() + 120
+        while not any(o > 0 for o in committed_offsets(bootstrap, group, names.transactions, range(6)).values()):
+            assert time.monotonic() < deadline, f"no commit within 120 s:\n{service.tail()}"
+            time.sleep(0.1)
+        tail.start()
+        kill_log = []
+        while tail.is_alive() or service.kills < MIN_KILLS:
+            time.sleep(rng.uniform(0.3, 1.0))
+            pid = service.kill_random_worker(rng)
+            if pid is not None:
+                kill_log.append(pid)
+            assert time.monotonic() < deadline + 300, "kills did not complete"
+        tail.join()
+        wait_drained(bootstrap, group, names.transactions, timeout=240, service=service)
+        code = service.stop()
+    finally:
+        if tail.is_alive():
+            tail.join()
+        if service.proc.poll() is None:
+            service.stop()
+    assert code == 0, service.tail()
+    verdict = verify(bootstrap, names, inputs)
+    print(f"kills={service.kills} (pids {kill_log}) {verdict}")
+    return service, verdict
+
+
+def test_exactly_once_under_kill_9(kafka_bootstrap, fresh_topics, tmp_path):
+    service, v = _run_with_kills(kafka_bootstrap, fresh_topics("eos"), tmp_path, exactly_once=True, seed=_seed())
+    assert service.kills >= MIN_KILLS
+    assert "died with exit code -9" in service.log_path.read_text()
+    assert (v.sent_valid, v.sent_hostile) == (N_VALID, N_HOSTILE)
+    assert v.duplicates == 0 and v.missing == 0 and v.unexpected == 0, v
+    assert v.scored == N_VALID, v
+    assert v.alerts > 0 and v.alert_mismatch == 0, v
+    assert v.dead == N_HOSTILE and v.dead_duplicates == 0 and v.dead_missing == 0 and v.dead_wrong == 0, v
+    assert v.headers_lost == 0, v
+
+
+def test_at_least_once_mode_is_caught_duplicating(kafka_bootstrap, fresh_topics, tmp_path):
+    service, v = _run_with_kills(kafka_bootstrap, fresh_topics("alo"), tmp_path, exactly_once=False, seed=_seed())
+    assert service.kills >= MIN_KILLS
+    assert v.missing == 0, v          # at-least-once: nothing lost ...
+    assert v.duplicates > 0, v        # ... but kill -9 between produce and commit duplicates
+    assert not v.exactly_once()

@@ -1,0 +1,159 @@
+"""The scoring service against a real broker: poison messages, graceful stop and restart,
+adding and removing workers mid-run. Every run ends with the read_committed verdict."""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+import uuid
+
+import pytest
+from confluent_kafka import Producer
+from prometheus_client import CollectorRegistry
+
+from core.config import ScoringConfig
+from core.loop import ScoringConsumer
+from core.metrics import LoopMetrics
+from core.routing import H_REASON, H_SOURCE_OFFSET, H_SOURCE_PARTITION
+from tests.kafka.eos_harness import (Service, committed_offsets, end_offsets, hostile_values, make_inputs,
+                                     produce_inputs, verify, wait_drained)
+from tests.kafka.kafka_io import read_all
+
+pytestmark = [pytest.mark.kafka, pytest.mark.timeout(300)]
+
+
+@pytest.fixture(scope="module")
+def scorer():
+    mod = pytest.importorskip("core.scorer")
+    return mod.Scorer.load()
+
+
+def _wait_first_commit(bootstrap, group, topic, service, timeout=120.0):
+    deadline = time.monotonic() + timeout
+    while not any(o > 0 for o in committed_offsets(bootstrap, group, topic, range(6)).values()):
+        assert time.monotonic() < deadline, f"no commit within {timeout}s:\n{service.tail()}"
+        time.sleep(0.1)
+
+
+def test_poison_at_every_position_of_a_batch(kafka_bootstrap, fresh_topics, scorer):
+    """Batches of 8 on one partition, the k-th batch poisoned at position k: nothing blocks,
+    every valid record is scored once, every poison is dead-lettered once with its coordinates."""
+    names = fresh_topics("poison")
+    size = 8
+    rng = random.Random(11)
+    print("seed=11")
+    poisons = [v for v in hostile_values(9, rng) if v][:size]
+    valid = make_inputs(size * size, 0, seed=11)
+    producer = Producer({"bootstrap.servers": kafka_bootstrap, "enable.idempotence": True})
+    expected_dead: dict[int, bytes] = {}
+    delivered: list = []
+    valid_iter = iter(valid.records)
+    for batch in range(size):
+        for pos in range(size):
+            if pos == batch:
+                value, key = poisons[batch], b"poison"
+            else:
+                key, value, _ = next(valid_iter)
+            producer.produce(names.transactions, value, key, partition=0,
+                             on_delivery=lambda err, msg: delivered.append((err, msg.offset(), msg.value())))
+    assert producer.flush(30) == 0
+    assert all(err is None for err, _, _ in delivered)
+    for _, offset, value in delivered:
+        if value in poisons:
+            expected_dead[offset] = value
+    assert sorted(expected_dead) == [b * size + b for b in range(size)]
+
+    group = f"poison-{uuid.uuid4().hex[:6]}"
+    config = ScoringConfig(bootstrap_servers=kafka_bootstrap, topics=names, group_id=group,
+                           batch_max_records=size, batch_max_wait_ms=1000,
+                           transactional_id_prefix=group, stats_interval_s=0)
+    metrics = LoopMetrics(registry=CollectorRegistry())
+    consumer = ScoringConsumer(config, scorer, metrics=metrics)
+    runner = threading.Thread(target=consumer.run)
+    runner.start()
+    try:
+        wait_drained(kafka_bootstrap, group, names.transactions, timeout=60)
+    finally:
+        consumer.stop()
+        runner.join(30)
+    assert not runner.is_alive()
+    snap = metrics.snapshot()
+    assert snap.deadletters == size and snap.processed == size * (size - 1)
+    assert snap.batches == size, f"batches did not align to {size} records: {snap}"
+
+    dead = read_all(kafka_bootstrap, names.deadletter, expect=size)
+    got = {}
+    for m in dead:
+        h = dict(m.headers())
+        assert int(h[H_SOURCE_PARTITION]) == 0 and h[H_REASON]
+        got[int(h[H_SOURCE_OFFSET])] = m.value()
+    assert got == expected_dead
+    scores = read_all(kafka_bootstrap, names.scores, expect=size * (size - 1))
+    assert len(scores) == size * (size - 1)
+
+
+def test_sigterm_mid_run_then_restart(kafka_bootstrap, fresh_topics, tmp_path):
+    pytest.importorskip("core.scorer")
+    names = fresh_topics("term")
+    inputs = make_inputs(40_000, 60, seed=5)
+    produce_inputs(kafka_bootstrap, names.transactions, inputs)
+    group = f"term-{uuid.uuid4().hex[:6]}"
+    first = Service(kafka_bootstrap, names, group, tmp_path, workers=3, tag="first")
+    first.wait_workers(3)
+    _wait_first_commit(kafka_bootstrap, group, names.transactions, first)
+    t0 = time.monotonic()
+    assert first.stop(timeout=45) == 0, first.tail()
+    stop_s = time.monotonic() - t0
+    log = first.log_path.read_text()
+    assert "SIGTERM: stopping workers" in log and "all workers stopped" in log
+    assert "died with" not in log
+    ends = end_offsets(kafka_bootstrap, names.transactions)
+    done = committed_offsets(kafka_bootstrap, group, names.transactions, ends)
+    print(f"stopped in {stop_s:.1f}s with {sum(done.values())} of {sum(ends.values())} committed")
+
+    second = Service(kafka_bootstrap, names, group, tmp_path, workers=3, tag="second")
+    wait_drained(kafka_bootstrap, group, names.transactions, timeout=180, service=second)
+    assert second.stop() == 0, second.tail()
+    v = verify(kafka_bootstrap, names, inputs)
+    print(v)
+    assert v.exactly_once(), v
+
+
+def test_add_and_remove_a_worker_mid_run(kafka_bootstrap, fresh_topics, tmp_path):
+    pytest.importorskip("core.scorer")
+    names = fresh_topics("rebal")
+    inputs = make_inputs(60_000, 60, seed=7)
+    split = len(inputs.records) // 2
+    produce_inputs(kafka_bootstrap, names.transactions, inputs, inputs.records[:split])
+    group = f"rebal-{uuid.uuid4().hex[:6]}"
+    base = Service(kafka_bootstrap, names, group, tmp_path, workers=3, tag="base")
+    trickle = threading.Thread(target=produce_inputs, args=(kafka_bootstrap, names.transactions, inputs,
+                                                            inputs.records[split:]), kwargs={"tps": 3000})
+    extra = None
+    try:
+        base.wait_workers(3)
+        _wait_first_commit(kafka_bootstrap, group, names.transactions, base)
+        trickle.start()
+        # A second supervisor in the same group (another instance on this host, or another host).
+        extra = Service(kafka_bootstrap, names, group, tmp_path, workers=2, tag="extra")
+        extra.wait_workers(2)
+        deadline = time.monotonic() + 60
+        while not extra.busy_pids():
+            assert time.monotonic() < deadline, f"added workers never got partitions:\n{extra.tail()}"
+            time.sleep(0.2)
+        time.sleep(1.5)
+        assert extra.stop(timeout=45) == 0, extra.tail()   # remove them again, mid-run
+        trickle.join()
+        wait_drained(kafka_bootstrap, group, names.transactions, timeout=180, service=base)
+        assert base.stop() == 0, base.tail()
+    finally:
+        if trickle.is_alive():
+            trickle.join()
+        for svc in (base, extra):
+            if svc is not None and svc.proc.poll() is None:
+                svc.stop()
+    assert base.log_path.read_text().count("revoked") >= 1, "no rebalance happened in the base service"
+    v = verify(kafka_bootstrap, names, inputs)
+    print(v)
+    assert v.exactly_once(), v
