@@ -103,14 +103,15 @@ class RateLimiter:
         """Intended time of the next message not taken yet (None: segment done)."""
         return None if self._next >= self.count else self.intended_ns(self._next)
 
-    def wait(self, max_s: float = 0.05) -> None:
-        """Sleep until the next message is due, but at most max_s (to stay responsive)."""
+    def wait(self, max_s: float = 0.05, min_s: float = 0.0) -> None:
+        """Sleep until the next message is due, but at most max_s (to stay responsive) and,
+        if anything is still to come, at least min_s."""
         nxt = self.next_ns()
         if nxt is None:
             return
         delay = (nxt - self._clock()) / NS
-        if delay > 0:
-            self._sleep(min(delay, max_s))
+        if delay > 0 or min_s > 0:
+            self._sleep(min(max(delay, min_s), max_s))
 
 
 def profile_segments(rate, duration_s: float) -> list[Segment]:
