@@ -90,3 +90,12 @@ def test_ramp_is_monotone_and_covers_the_duration():
     assert abs(sum(s.duration_s for s in segs) - 4.0) < 1e-9
     rates = [s.tps for s in segs]
     assert rates == sorted(rates) and 100 < rates[0] < rates[-1] < 200
+
+
+def test_wait_min_sleep_batches_high_rates():
+    clock = FakeClock(0)
+    lim = RateLimiter(100_000, start_ns=0, duration_ns=NS, clock=clock, sleep=clock.sleep)
+    assert lim.take() == (0, 1)
+    lim.wait(max_s=0.01, min_s=0.001)           # next due in 10 us, but sleep 1 ms
+    assert clock.t == 1_000_000
+    assert lim.take() == (1, 101)               # the 100 records due by then, in one go
