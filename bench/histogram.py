@@ -15,7 +15,7 @@ from collections.abc import Iterable
 import numpy as np
 from hdrh.histogram import HdrHistogram
 
-__all__ = ["new_histogram", "record_array", "encode", "decode", "merge", "summary",
+__all__ = ["new_histogram", "record_array", "encode", "decode", "merge", "summary", "spectrum",
            "PERCENTILES", "MAX_US"]
 
 # 1 us .. 10 min at 3 significant digits (0.1% error) is ~ 30 KB of counts.
@@ -76,3 +76,14 @@ def summary(hist: HdrHistogram) -> dict:
         out[f"p{p:g}_ms"] = values[p] / 1000
     out["max_ms"] = hist.get_max_value() / 1000
     return out
+
+
+SPECTRUM = (0.0, 10.0, 25.0, 50.0, 75.0, 90.0, 95.0, 99.0, 99.5, 99.9, 99.95, 99.99, 99.999, 100.0)
+
+
+def spectrum(hist: HdrHistogram) -> list[tuple[float, float]]:
+    """(percentile, ms) pairs from the minimum to the maximum, for a distribution plot."""
+    if hist.get_total_count() == 0:
+        return []
+    values = hist.get_percentile_to_value_dict(list(SPECTRUM))
+    return [(p, values[p] / 1000) for p in SPECTRUM]

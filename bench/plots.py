@@ -47,7 +47,30 @@ def plot_result(result: dict, out_dir: Path) -> list[Path]:
         paths.append(path)
         if run["steps"]:
             paths.append(_plot_steps(plt, run, out_dir))
+        if run["headline"].get("e2e_spectrum"):
+            paths.append(_plot_spectrum(plt, [(run["pipeline"], run)], out_dir / f"{run['pipeline']}-latency.png"))
     return paths
+
+
+def _plot_spectrum(plt, runs, path: Path) -> Path:
+    """HdrHistogram-style percentile distribution: x = 1/(1-p) on a log axis."""
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for label, run in runs:
+        pts = [(p, ms) for p, ms in run["headline"]["e2e_spectrum"] if p < 100.0]
+        ax.plot([1 / (1 - p / 100) for p, _ in pts], [ms for _, ms in pts], marker="o", ms=3,
+                label=f"{label} @ {run['headline'].get('asked_tps') or 0:,.0f}/s")
+    ticks = [0, 50, 90, 99, 99.9, 99.99, 99.999]
+    ax.set_xscale("log")
+    ax.set_xticks([1 / (1 - p / 100) for p in ticks], [f"{p:g}%" for p in ticks])
+    ax.set_xlabel("percentile")
+    ax.set_ylabel("end-to-end latency (ms)")
+    ax.set_title("latency distribution (headline window)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
 
 
 def _plot_steps(plt, run, out_dir: Path) -> Path:

@@ -71,6 +71,7 @@ class Timeline:
         return {"seconds": b - a, "sent": sent, "measured": e2e.get_total_count(),
                 "sent_tps": sent / dur, "achieved_tps": visible / dur,
                 "e2e": histogram.summary(e2e), "publish_delay": histogram.summary(delay),
+                "e2e_spectrum": histogram.spectrum(e2e),
                 "_e2e_hist": e2e}
 
     def judge(self, a: int, b: int, asked_tps: float, slo, now_ns: int) -> dict:
