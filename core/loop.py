@@ -194,11 +194,9 @@ class ScoringConsumer:
         if not good:
             return
         result = self.scorer.score_batch([m.value() or b"" for m in good])
-        last: dict[int, int] = {}
-        for m in good:
-            last[m.partition()] = m.offset()
-        topic = self.config.topics.transactions
-        offsets = [TopicPartition(topic, p, o + 1) for p, o in last.items()]
+        # The consumer's position is "last returned + 1" for every partition it returned
+        # records of; untouched partitions repeat their committed offset (harmless).
+        offsets = [tp for tp in self._consumer.position(self._consumer.assignment()) if tp.offset >= 0]
         if self.config.exactly_once:
             commit_s = self._commit_transaction(good, result, offsets)
         else:

@@ -42,6 +42,9 @@ _PRODUCER_DEFAULTS = {
     # (CONCURRENT_TRANSACTIONS retries after a commit).
     "retry.backoff.ms": "10",
     "queue.buffering.max.messages": "500000",
+    # Nobody waits on per-record delivery reports: a failed record fails the commit
+    # (abortable), so only errors need to cross into Python.
+    "delivery.report.only.error": True,
 }
 
 
@@ -67,6 +70,9 @@ def producer_settings(config: ScoringConfig, slot: int) -> dict[str, Any]:
     settings = {**_PRODUCER_DEFAULTS, **kafka,
                 "bootstrap.servers": config.bootstrap_servers,
                 "enable.idempotence": "true"}
+    # confluent-kafka handles this key in Python and insists on a bool.
+    dr_only = settings["delivery.report.only.error"]
+    settings["delivery.report.only.error"] = dr_only if isinstance(dr_only, bool) else dr_only == "true"
     if config.exactly_once:
         settings["transactional.id"] = worker_id(config, slot)
     else:
