@@ -78,7 +78,10 @@ def run(scenario_file, bootstrap, external_scorer, namespace, target_file, worke
             opts.progress = live
             result = run_scenario(scenario, opts, scenario_file)
     path = report.write_json(result, run_dir / "result.json")
-    report.print_result(result, Console())
+    out = Console()
+    if not out.is_terminal:
+        out = Console(width=120)  # files and pipes: wide enough for the tables
+    report.print_result(result, out)
     if not no_plots:
         from bench.plots import plot_result
         plot_result(result, run_dir)
