@@ -1,0 +1,131 @@
+"""The scoring core: raw Kafka values in, scored events, alerts and dead letters out.
+
+    scorer = Scorer.load()                      # the committed model, compiled once and cached
+    result = scorer.score_batch(values)         # list of raw message values (bytes)
+    result.scored  -> [(input index, fraud-scores value)]   every valid input, input order
+    result.alerts  -> [(input index, fraud-alerts value)]   the flagged ones
+    result.dead    -> [(input index, reason)]               the rest, e.g. "missing field: `amount`"
+
+No Kafka here: core.loop wraps this in the transactional consumer. For teams migrating from a
+per-message design, `compute_features` + `predict` score one event the old way (slowly).
+"""
+
+import time
+from datetime import datetime, timezone
+
+import numpy as np
+
+from core.decode import decode_batch, utc_hour
+from core.encode import batch_tail, encode_alert, iso_now, quantize, score_of, splice_scores
+from core.features import N_FEATURES, N_V, build_features, fill_derived
+from core.model import FraudModel, load_model
+from core.risk import LEVEL_NAMES
+
+__all__ = ["Scorer", "BatchResult"]
+
+_V_NAMES = tuple(f"V{i}" for i in range(1, N_V + 1))
+
+
+class BatchResult:
+    """What score_batch returns: lists of (input index, value) in input order.
+
+    scored  [(index, bytes)]  fraud-scores values (the input JSON plus the score fields)
+    alerts  [(index, bytes)]  fraud-alerts values, for the inputs with is_fraud
+    dead    [(index, str)]    dead-letter reasons "<kind>: <detail>" (core.schema.DEAD_KINDS)
+    scores  float32 ndarray   the model's raw scores, aligned with `scored`
+    """
+
+    __slots__ = ("scored", "alerts", "dead", "scores")
+
+    def __init__(self, scored, alerts, dead, scores):
+        self.scored, self.alerts, self.dead, self.scores = scored, alerts, dead, scores
+
+    def __repr__(self) -> str:
+        return (f"BatchResult(scored={len(self.scored)}, alerts={len(self.alerts)}, "
+                f"dead={len(self.dead)})")
+
+
+class Scorer:
+    """Scores micro-batches of raw transaction values with one fraud model."""
+
+    __slots__ = ("model", "_predict", "_classify")
+
+    def __init__(self, model: FraudModel):
+        self.model = model
+        self._predict = model.predict
+        self._classify = model.risk.classify
+
+    @classmethod
+    def load(cls, path=None, *, compile: bool = True) -> "Scorer":
+        """Load the model whose metadata file is `path` (default: the committed model).
+
+        Raises core.ModelError at once if it cannot be loaded, never at the first message.
+        """
+        return cls(load_model(path, compile=compile))
+
+    @property
+    def model_version(self) -> str:
+        return self.model.meta.model_version
+
+    @property
+    def threshold(self) -> float:
+        return self.model.meta.threshold
+
+    def score_batch(self, values) -> BatchResult:
+        """Score a sequence of raw values; bad values become dead letters, never exceptions."""
+        started = time.perf_counter()
+        d = decode_batch(values)
+        good = d.good
+        if good.size == 0:
+            return BatchResult([], [], d.dead, np.empty(0, dtype=np.float32))
+        x = d.x if good.size == d.x.shape[0] else d.x[good]
+        fill_derived(x)
+        scores = self._predict(x)
+        is_fraud, level = self._classify(scores)
+        q = quantize(scores)
+        scored_at = iso_now()
+        meta = self.model.meta
+        tail = batch_tail(meta.threshold, scored_at,
+                          (time.perf_counter() - started) * 1000.0, meta.model_version)
+        outs = splice_scores(d.buf, d.starts, d.close, good, q, is_fraud, level, tail)
+        rows = good.tolist()
+        alerts = []
+        for k in np.flatnonzero(is_fraud).tolist():
+            r = rows[k]
+            alerts.append((r, encode_alert(values[r], int(q[k]), int(level[k]), scored_at)))
+        return BatchResult(list(zip(rows, outs)), alerts, d.dead, scores)
+
+    # -- the per-message facade ---------------------------------------------------------
+
+    def compute_features(self, amount, timestamp, v_features) -> np.ndarray:
+        """One feature vector (float32, N_FEATURES) the way score_batch builds its rows.
+
+        timestamp: a datetime (naive means UTC) or an ISO-8601 UTC string ending in Z;
+        v_features: a mapping with V1..V28.
+        """
+        if isinstance(timestamp, datetime):
+            if timestamp.tzinfo is not None:
+                timestamp = timestamp.astimezone(timezone.utc)
+            hour = timestamp.hour
+        else:
+            hour = utc_hour(timestamp)
+            if isinstance(hour, str):
+                raise ValueError(hour)
+        missing = [name for name in _V_NAMES if name not in v_features]
+        if missing:
+            raise ValueError(f"v_features lacks {', '.join(missing)}")
+        v = np.array([[v_features[name] for name in _V_NAMES]], dtype=np.float32)
+        return build_features(np.array([amount], dtype=np.float32),
+                              np.array([hour], dtype=np.float32), v)[0]
+
+    def predict(self, vector) -> dict:
+        """Score one feature vector: fraud_score, is_fraud, risk_level, threshold_used."""
+        x = np.asarray(vector, dtype=np.float32).reshape(1, N_FEATURES)
+        score = self._predict(np.ascontiguousarray(x))
+        is_fraud, level = self._classify(score)
+        return {
+            "fraud_score": score_of(int(quantize(score)[0])),
+            "is_fraud": bool(is_fraud[0]),
+            "risk_level": LEVEL_NAMES[int(level[0])],
+            "threshold_used": self.threshold,
+        }
