@@ -58,3 +58,14 @@ def test_judge_counts_unseen_records_as_late():
     tl2.sink_tick(0, {100: _blob([5_000] * 980)}, {100: 980}, 980, 0)
     late = tl2.judge(100, 101, 1000, slo, now_ns=105 * 10**9)
     assert late["unseen"] == 20 and not late["checks"]["p99"] and late["judged_e2e"]["p99_ms"] >= 3900
+
+
+def test_judge_counts_records_the_generator_never_sent():
+    """A generator that falls behind cannot shrink the window: the schedule says 1000."""
+    tl = Timeline()
+    slo = Slo(p99_ms=50, p999_ms=100, min_rate_ratio=0.95)
+    tl.producer_tick({100: (500, _blob([10] * 500))})
+    tl.sink_tick(0, {100: _blob([5_000] * 500)}, {100: 500}, 500, 0)
+    w = tl.judge(100, 101, 1000, slo, now_ns=102 * 10**9)
+    assert w["planned"] == 1000 and w["unseen"] == 500
+    assert not w["passed"] and not w["checks"]["rate"]
