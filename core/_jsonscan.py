@@ -12,7 +12,7 @@ import numba as nb
 import numpy as np
 
 from core.features import AMOUNT, HOUR, N_V
-from core.schema import SCORE_FIELD_NAMES
+from core.schema import MAX_AMOUNT, SCORE_FIELD_NAMES
 
 __all__ = ["OK", "SLOW", "TOO_LARGE", "scan_batch", "key_table"]
 
@@ -268,6 +268,8 @@ def _scan_one(buf, i, end, x, r, names, lengths, codes):
                 if code <= AMOUNT:
                     f = np.float32(value)
                     if not np.isfinite(f):
+                        return -1
+                    if code == AMOUNT and not 0.0 <= value <= MAX_AMOUNT:
                         return -1
                     x[r, code] = f
                 elif code != F_LABEL or not is_int:

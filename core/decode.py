@@ -82,8 +82,12 @@ def decode_one(value, row: np.ndarray | None = None):
         return _validation_reason(str(exc))
     except msgspec.DecodeError as exc:
         return _decode_reason(str(exc), value)
-    except UnicodeDecodeError as exc:
-        return f"{BAD_UTF8}: byte {exc.start}"
+    except UnicodeDecodeError:  # msgspec's offset is within the string: find the real one
+        try:
+            bytes(value).decode("utf-8")
+        except UnicodeDecodeError as exc:
+            return f"{BAD_UTF8}: byte {exc.start}"
+        return f"{BAD_UTF8}: in a string"
     hour = utc_hour(tx.timestamp)
     if isinstance(hour, str):
         return hour
@@ -150,6 +154,7 @@ _MISSING = re.compile(r"Object missing required field `([^`]+)`")
 _AT = re.compile(r"^(.*) - at `\$\.?(.*)`$")
 _EXPECTED = re.compile(r"Expected `([^`]+)`, got `([^`]+)`")
 _BYTE = re.compile(r"\(byte (\d+)\)")
+_TICKS = re.compile(r"`([^`]*)`")
 
 
 def _validation_reason(message: str) -> str:
@@ -170,7 +175,8 @@ def _validation_reason(message: str) -> str:
         return f"{WRONG_TYPE}: `{field}` expected {expected.group(1)}, got {expected.group(2)}"
     if problem.startswith("Number out of range"):
         return f"{NON_FINITE}: `{field}` number out of range"
-    return f"{WRONG_TYPE}: `{field}` {problem[:1].lower()}{problem[1:]}"
+    detail = _TICKS.sub(r"\1", problem)
+    return f"{OUT_OF_RANGE}: `{field}` {detail[:1].lower()}{detail[1:]}"
 
 
 def _decode_reason(message: str, value) -> str:
