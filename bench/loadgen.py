@@ -14,6 +14,7 @@ Messages to the runner (on `results`):
     ("done", index, sent, n_errors, first_errors, positive_seqs)  after "stop" and a flush
 """
 
+import os
 import queue
 import struct
 import time
@@ -23,7 +24,7 @@ import numpy as np
 from bench import histogram
 from bench.ratelimit import NS, RateLimiter
 
-__all__ = ["ProducerSpec", "producer_main", "HEADER", "HEADER_DTYPE", "SEQ_BITS", "build_pool"]
+__all__ = ["ProducerSpec", "producer_main", "HEADER", "HEADER_DTYPE", "SEQ_BITS", "build_pool", "renice"]
 
 HEADER = "bench"
 HEADER_DTYPE = np.dtype([("t", ">i8"), ("seq", ">i8"), ("tag", ">u8")])
@@ -37,13 +38,14 @@ _MIN_SLEEP_S = 0.001
 class ProducerSpec:
     """What one producer process needs; plain attributes so it pickles for `spawn`."""
 
-    def __init__(self, index, bootstrap, topic, config, traffic, run_tag):
+    def __init__(self, index, bootstrap, topic, config, traffic, run_tag, nice=0):
         self.index = index
         self.bootstrap = bootstrap
         self.topic = topic
         self.config = config          # librdkafka producer properties
         self.traffic = traffic        # bench.scenario.Traffic
         self.run_tag = run_tag        # 64-bit int naming the run
+        self.nice = nice              # added to the process's nice value (best effort)
 
 
 def build_pool(traffic, index: int):
@@ -64,6 +66,15 @@ def _pad(value: bytes, size: int) -> bytes:
     # Unknown fields are carried through by the pipeline (wire contract), so padding is legal.
     room = size - len(value) - len(b',"_pad":""')
     return value if room <= 0 else value[:-1] + b',"_pad":"' + b"x" * room + b'"}'
+
+
+def renice(delta: int) -> None:
+    """Best effort: a negative value needs privileges, and the run works without them."""
+    if delta:
+        try:
+            os.nice(delta)
+        except OSError:
+            pass
 
 
 class _Stats:
@@ -99,6 +110,7 @@ def producer_main(spec: ProducerSpec, commands, results) -> None:
     """Child process body: build the pool, then follow plans until told to stop."""
     from confluent_kafka import Producer
 
+    renice(spec.nice)
     t = time.perf_counter()
     values, keys, labels = build_pool(spec.traffic, spec.index)
     pool = len(values)

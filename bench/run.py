@@ -65,7 +65,8 @@ def machine() -> dict:
 
     return {"cores": os.cpu_count(), "cpu_model": procs.cpu_model(), "platform": platform.platform(),
             "python": platform.python_version(), "confluent_kafka": confluent_kafka.__version__,
-            "librdkafka": confluent_kafka.libversion()[0], "numpy": numpy.__version__}
+            "librdkafka": confluent_kafka.libversion()[0], "numpy": numpy.__version__,
+            "loadavg_1m_at_end": round(os.getloadavg()[0], 2)}
 
 
 def _ensure_broker(target: Target, opts: RunOptions, needs_own: bool):
@@ -147,10 +148,11 @@ def _run_pipeline(scenario, pipeline, target, bootstrap, cluster, opts) -> dict:
     counts = _partition_counts(bootstrap, names)
     prod_cfg = producer_config(target, bootstrap)
     harness = Harness(
-        producers=[ProducerSpec(i, bootstrap, names.transactions, prod_cfg, scenario.traffic, tag)
-                   for i in range(topo.producers)],
+        producers=[ProducerSpec(i, bootstrap, names.transactions, prod_cfg, scenario.traffic, tag,
+                                topo.harness_nice) for i in range(topo.producers)],
         sinks=[SinkSpec(i, topo.sinks, consumer_config(target, bootstrap, f"bench-sink.{run_id}"),
-                        names.scores, names.alerts, counts, tag) for i in range(topo.sinks)])
+                        names.scores, names.alerts, counts, tag, topo.harness_nice)
+               for i in range(topo.sinks)])
     service = None
     events: list[dict] = []
     rng = random.Random(scenario.traffic.seed)

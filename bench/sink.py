@@ -21,7 +21,7 @@ import time
 import numpy as np
 
 from bench import histogram
-from bench.loadgen import HEADER, HEADER_DTYPE, SEQ_BITS
+from bench.loadgen import HEADER, HEADER_DTYPE, SEQ_BITS, renice
 from bench.ratelimit import NS
 
 __all__ = ["SinkSpec", "sink_main", "verdict"]
@@ -34,7 +34,7 @@ _TICK_S = 0.5
 class SinkSpec:
     """What one sink process needs; plain attributes so it pickles for `spawn`."""
 
-    def __init__(self, index, count, config, scores_topic, alerts_topic, partitions, run_tag):
+    def __init__(self, index, count, config, scores_topic, alerts_topic, partitions, run_tag, nice=0):
         self.index = index
         self.count = count                  # sinks in all; this one reads partitions p % count == index
         self.config = config                # librdkafka consumer properties (read_committed)
@@ -42,6 +42,7 @@ class SinkSpec:
         self.alerts_topic = alerts_topic
         self.partitions = partitions        # {topic: n_partitions}
         self.run_tag = run_tag
+        self.nice = nice
 
 
 def _bench_header(headers) -> bytes | None:
@@ -56,6 +57,7 @@ def sink_main(spec: SinkSpec, commands, results) -> None:
     """Child process body: consume until told to finish, reporting every ~0.5 s."""
     from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
+    renice(spec.nice)
     consumer = Consumer(spec.config)
     consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING)
                      for topic, n in spec.partitions.items()
