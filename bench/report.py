@@ -30,7 +30,7 @@ class LiveProgress:
     """A one-line rich live view: phase, elapsed, asked vs achieved rate, p99, lag."""
 
     def __init__(self, console: Console | None = None):
-        self.console = console or Console(stderr=True)
+        self.console = console or Console(stderr=True, highlight=False)
         self._live = Live(console=self.console, refresh_per_second=4, transient=True)
 
     def __enter__(self):
@@ -61,7 +61,7 @@ def _latency_rows(table: Table, label: str, e2e: dict | None, extra: str = "") -
 
 def print_result(result: dict, console: Console | None = None) -> None:
     """The final table(s) of a run."""
-    console = console or Console()
+    console = console or Console(highlight=False)
     m = result["machine"]
     console.print(f"[bold]{result['scenario']['name']}[/] on {m['cores']} cores ({m['cpu_model']}), "
                   f"librdkafka {m['librdkafka']}, broker {result['bootstrap']}")
@@ -131,7 +131,7 @@ def read_json(path: Path) -> dict:
 
 def print_comparison(a: dict, b: dict, console: Console | None = None) -> None:
     """Two results side by side, run by run, with B/A ratios."""
-    console = console or Console()
+    console = console or Console(highlight=False)
     t = Table("", "A", "B", "B/A", title=f"A = {a['scenario']['name']} ({a['started_at']})  "
               f"B = {b['scenario']['name']} ({b['started_at']})", title_justify="left")
 

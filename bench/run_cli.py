@@ -64,7 +64,7 @@ def run(scenario_file, bootstrap, external_scorer, namespace, target_file, worke
         changes["target"] = load_target(target_file)
     if changes:
         scenario = msgspec.structs.replace(scenario, **changes)
-    console = Console(stderr=True)
+    console = Console(stderr=True, highlight=False)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     run_dir = out_dir / f"{scenario.name}-{stamp}"
     opts = RunOptions(bootstrap=bootstrap, external_scorer=external_scorer, namespace=namespace,
@@ -78,9 +78,9 @@ def run(scenario_file, bootstrap, external_scorer, namespace, target_file, worke
             opts.progress = live
             result = run_scenario(scenario, opts, scenario_file)
     path = report.write_json(result, run_dir / "result.json")
-    out = Console()
+    out = Console(highlight=False)
     if not out.is_terminal:
-        out = Console(width=120)  # files and pipes: wide enough for the tables
+        out = Console(width=120, highlight=False)  # files and pipes: wide enough for the tables
     report.print_result(result, out)
     if not no_plots:
         from bench.plots import plot_result
