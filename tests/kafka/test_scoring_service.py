@@ -110,7 +110,7 @@ def test_sigterm_mid_run_then_restart(kafka_bootstrap, fresh_topics, tmp_path):
     assert "died with" not in log
     ends = end_offsets(kafka_bootstrap, names.transactions)
     done = committed_offsets(kafka_bootstrap, group, names.transactions, ends)
-    print(f"stopped in {stop_s:.1f}s with {sum(done.values())} of {sum(ends.values())} committed")
+    print(f"stopped in {stop_s:.1f}s with {sum(max(0, o) for o in done.values())} of {sum(ends.values())} committed")
 
     second = Service(kafka_bootstrap, names, group, tmp_path, workers=3, tag="second")
     wait_drained(kafka_bootstrap, group, names.transactions, timeout=180, service=second)
@@ -157,3 +157,17 @@ def test_add_and_remove_a_worker_mid_run(kafka_bootstrap, fresh_topics, tmp_path
     v = verify(kafka_bootstrap, names, inputs)
     print(v)
     assert v.exactly_once(), v
+
+
+def test_a_worker_that_keeps_failing_stops_the_service(kafka_bootstrap, tmp_path):
+    """Topics missing: every child exits at start-up; after a few logged restarts the
+    supervisor gives up with a non-zero exit code instead of looping forever."""
+    pytest.importorskip("core.scorer")
+    from core.topics import TopicNames
+
+    names = TopicNames.namespaced(f"missing-{uuid.uuid4().hex[:6]}")
+    svc = Service(kafka_bootstrap, names, "g-missing", tmp_path, workers=1, tag="failing")
+    code = svc.proc.wait(180)
+    log = svc.log_path.read_text()
+    assert code == 1, log
+    assert "do not exist" in log and "restarting in" in log and "keeps failing" in log

@@ -1,0 +1,36 @@
+"""The service front ends without a broker: help with an example, clear start-up errors."""
+
+import subprocess
+import sys
+
+from click.testing import CliRunner
+
+from bench.cli import cli
+
+
+def test_python_m_core_help_shows_an_example():
+    out = subprocess.run([sys.executable, "-m", "core", "--help"], capture_output=True, text=True, check=True)
+    assert "Example" in out.stdout and "bench produce" in out.stdout and "--workers" in out.stdout
+
+
+def test_bench_score_alerts_produce_help():
+    runner = CliRunner()
+    for name in ("score", "alerts", "produce"):
+        result = runner.invoke(cli, [name, "--help"])
+        assert result.exit_code == 0, result.output
+        assert "Example" in result.output
+
+
+def test_bad_config_is_one_line_and_exit_1():
+    out = subprocess.run([sys.executable, "-m", "core", "--batch-max-records", "0"], capture_output=True, text=True)
+    assert out.returncode == 1
+    assert out.stderr.strip().splitlines() == ["error: invalid scoring config: batch_max_records: Expected `int` >= 1"]
+
+
+def test_missing_model_fails_at_start_up_with_a_clear_message(tmp_path):
+    missing = tmp_path / "nope.meta.json"
+    out = subprocess.run([sys.executable, "-m", "core", "--model", str(missing), "--bootstrap", "127.0.0.1:1"],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 1
+    last = out.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: ") and "nope.meta.json" in last
