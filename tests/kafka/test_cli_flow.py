@@ -1,0 +1,64 @@
+"""The seed's three-terminal flow with our commands: bench produce -> python -m core ->
+bench alerts, plus the Prometheus endpoint of the running service."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import urllib.request
+import uuid
+
+import pytest
+
+from tests.kafka.eos_harness import REPO, Service, end_offsets, namespace_of, wait_drained
+from tests.kafka.kafka_io import read_all
+
+pytestmark = [pytest.mark.kafka, pytest.mark.timeout(300)]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _bench(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "bench.cli", *args], cwd=REPO, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def test_produce_score_alerts_and_metrics(kafka_bootstrap, fresh_topics, tmp_path):
+    pytest.importorskip("core.scorer")
+    names = fresh_topics("flow")
+    ns = namespace_of(names)
+    out = _bench("produce", "--bootstrap", kafka_bootstrap, "--namespace", ns, "--tps", "4000",
+                 "--duration", "1.5", "--fraud-rate", "0.05", "--seed", "3")
+    assert out.returncode == 0, out.stderr
+    assert sum(end_offsets(kafka_bootstrap, names.transactions).values()) == 6000
+
+    port = _free_port()
+    group = f"flow-{uuid.uuid4().hex[:6]}"
+    svc = Service(kafka_bootstrap, names, group, tmp_path, workers=2, extra=("--metrics-port", str(port)))
+    try:
+        wait_drained(kafka_bootstrap, group, names.transactions, timeout=120, service=svc)
+        body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+    finally:
+        assert svc.stop() == 0, svc.tail()
+    metrics = {line.split()[0]: float(line.split()[1]) for line in body.splitlines()
+               if line and not line.startswith("#")}
+    assert metrics["fraudstream_scored_total"] == 6000
+    assert metrics["fraudstream_transactions_total"] >= 1
+    assert metrics['fraudstream_commit_seconds_bucket{le="+Inf"}'] == metrics["fraudstream_transactions_total"]
+
+    alerts = read_all(kafka_bootstrap, names.alerts)
+    assert 0 < len(alerts) == metrics["fraudstream_alerts_total"]
+    got = _bench("alerts", "--bootstrap", kafka_bootstrap, "--namespace", ns, "--json", "--from-beginning",
+                 "--max", str(len(alerts)))
+    assert got.returncode == 0, got.stderr
+    lines = [json.loads(line) for line in got.stdout.splitlines()]
+    assert {a["transaction_id"] for a in lines} == {json.loads(m.value())["transaction_id"] for m in alerts}
+    pretty = _bench("alerts", "--bootstrap", kafka_bootstrap, "--namespace", ns, "--from-beginning", "--max", "1")
+    assert pretty.returncode == 0 and "FRAUD ALERT" in pretty.stdout
+    assert ("!!!" in pretty.stdout) or ("(!)" in pretty.stdout)
