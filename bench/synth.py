@@ -49,6 +49,7 @@ _FRAUD_CATEGORY_P = np.array([0.05, 0.06, 0.05, 0.30, 0.20, 0.12, 0.08, 0.02, 0.
 
 # 2026-01-01T00:00:00Z: a fixed default keeps generate() reproducible from the seed alone.
 DEFAULT_START = 1_767_225_600.0
+_YEAR_10000 = 253_402_300_800.0
 
 # Relative transaction rate per UTC hour: customers sleep, fraudsters less so.
 _LEGIT_HOURLY = np.array([0.25, 0.18, 0.14, 0.12, 0.14, 0.25, 0.5, 0.8, 1.0, 1.1, 1.15, 1.2,
@@ -59,7 +60,7 @@ _FRAUD_HOURLY = np.array([0.9, 1.0, 1.0, 1.0, 0.9, 0.8, 0.7, 0.7, 0.8, 0.85, 0.9
 # The V components fraud moves (0-based; the public data set's strongest are V14, V12, V10,
 # V17, V4, V11) and the direction of each.
 _SIGNATURE = {13: -1.0, 11: -1.0, 9: -1.0, 16: -1.0, 3: 1.0, 10: 1.0, 2: -0.7, 15: -0.7}
-_FRAUD_SHIFT = 1.3          # shift at severity 1, in standard deviations of legit V
+_FRAUD_SHIFT = 1.45         # shift at severity 1, in standard deviations of legit V
 _FRAUD_STD = 1.35           # fraud is also wider on the signature components
 _CAMOUFLAGED = 0.15         # share of fraud whose V components look entirely legit
 _ODD_LEGIT = 0.001          # share of legit that looks half-way like fraud (travel, new phone)
@@ -140,10 +141,11 @@ def generate(n: int, *, seed: int, fraud_rate: float = 0.002,
         raise ValueError(f"fraud_rate must be in [0, 1], got {fraud_rate}")
     if n_cards < 1:
         raise ValueError(f"n_cards must be >= 1, got {n_cards}")
-    if span_s <= 0:
-        raise ValueError(f"span_s must be > 0, got {span_s}")
-    weights = _mix_weights(mix)
     start = DEFAULT_START if start is None else float(start)
+    if span_s <= 0 or not 0.0 <= start < start + span_s <= _YEAR_10000:
+        raise ValueError(f"timestamps must fall in years 1970-9999 (start >= 0, span_s > 0), "
+                         f"got start={start}, span_s={span_s}")
+    weights = _mix_weights(mix)
     rng = np.random.default_rng(seed)
 
     is_fraud = rng.random(n) < fraud_rate
@@ -211,20 +213,23 @@ def _amounts(rng: np.random.Generator, pattern: np.ndarray) -> np.ndarray:
 
 def _v_features(rng: np.random.Generator, pattern: np.ndarray) -> np.ndarray:
     n = len(pattern)
-    v = rng.standard_normal((n, N_V))
+    v = rng.standard_normal((n, N_V), dtype=np.float32)
     fraud = pattern != LEGIT
-    severity = rng.uniform(0.2, 1.6, n)
-    severity[rng.random(n) < _CAMOUFLAGED] = 0.0
     odd = (~fraud) & (rng.random(n) < _ODD_LEGIT)
-    severity = np.where(fraud, severity, np.where(odd, rng.uniform(0.3, 1.0, n), 0.0))
+    rows = np.flatnonzero(fraud | odd)           # only these few rows move
+    severity = np.where(fraud[rows], rng.uniform(0.2, 1.6, len(rows)),
+                        rng.uniform(0.3, 1.0, len(rows)))
+    severity[fraud[rows] & (rng.random(len(rows)) < _CAMOUFLAGED)] = 0.0
+    widen = np.where(fraud[rows], _FRAUD_STD, 1.0)[:, None]
     cols = np.fromiter(_SIGNATURE, dtype=np.intp)
     direction = np.fromiter(_SIGNATURE.values(), dtype=float)
-    widen = np.where(fraud, _FRAUD_STD, 1.0)[:, None]
-    v[:, cols] = v[:, cols] * widen + severity[:, None] * _FRAUD_SHIFT * direction
-    # Exactly the decimals the wire carries: decoding the JSON gives these float64 values.
-    scale = 10.0 ** V_DECIMALS
-    v = np.rint(np.clip(v, -V_LIMIT, V_LIMIT) * scale) / scale
-    return v.astype(np.float32)
+    sub = v[np.ix_(rows, cols)] * widen + severity[:, None] * _FRAUD_SHIFT * direction
+    v[np.ix_(rows, cols)] = sub
+    # Exactly the decimals the wire carries: V holds float32(k / 10**6) for integers k, which
+    # is what decoding the JSON decimal and storing it as float32 gives back.
+    np.clip(v, -V_LIMIT, V_LIMIT, out=v)
+    k = np.rint(v * np.float32(10 ** V_DECIMALS))
+    return (k.astype(np.float64) / 10 ** V_DECIMALS).astype(np.float32)
 
 
 def _cards(rng: np.random.Generator, n: int, n_cards: int, skew: float) -> np.ndarray:

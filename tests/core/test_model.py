@@ -1,0 +1,199 @@
+"""core.model: compiled, gtil and XGBoost's own predictions agree; failures are ModelErrors.
+
+The compiled library is cached under core.paths.home(), so only the first run anywhere pays the
+compile (~20-30 s on 2 cores); later runs load it.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from core.errors import ModelError
+from core.features import AMOUNT, HOUR, N_FEATURES, N_V, fill_derived
+from core.model import ModelMeta, compiled_library_path, load_meta, load_model
+from core.paths import default_model_path
+
+SEED = 20261128
+
+
+@pytest.fixture(scope="module")
+def compiled():
+    model = load_model()
+    assert model.backend == "tl2cgen", "gcc is expected on the test machines"
+    return model
+
+
+@pytest.fixture(scope="module")
+def gtil():
+    return load_model(compile=False)
+
+
+def random_rows(n: int, seed: int) -> np.ndarray:
+    """Feature rows over and beyond the training range, derived columns filled as in serving."""
+    print(f"random_rows seed={seed}")
+    rng = np.random.default_rng(seed)
+    x = np.empty((n, N_FEATURES), dtype=np.float32)
+    x[:, :N_V] = rng.normal(0.0, 2.5, (n, N_V))
+    x[:, AMOUNT] = np.round(np.exp(rng.uniform(np.log(0.01), np.log(20_000), n)), 2)
+    x[:, HOUR] = rng.integers(0, 24, n)
+    return fill_derived(x)
+
+
+def test_compiled_gtil_and_xgboost_agree(compiled, gtil):
+    import xgboost as xgb
+
+    x = random_rows(5000, SEED)
+    ours = compiled.predict(x)
+    assert ours.shape == (5000,) and ours.dtype == np.float32
+    assert ((ours >= 0) & (ours <= 1)).all()
+    reference = xgb.Booster(model_file=str(default_model_path().parent / compiled.meta.model_file))
+    theirs = reference.predict(xgb.DMatrix(x))
+    np.testing.assert_allclose(ours, theirs, rtol=0, atol=1e-5)
+    np.testing.assert_allclose(gtil.predict(x), theirs, rtol=0, atol=1e-5)
+    assert ours.std() > 0.01, "a model that scores everything alike is not the trained model"
+
+
+@pytest.mark.parametrize("n", [1, 2, 63, 1024])
+def test_batch_sizes_agree_with_one_big_batch(compiled, n):
+    x = random_rows(1024, SEED + 1)
+    whole = compiled.predict(x)
+    parts = np.concatenate([compiled.predict(x[i:i + n]) for i in range(0, 1024, n)])
+    np.testing.assert_array_equal(parts, whole)
+
+
+def test_predict_rejects_wrong_shapes_and_handles_empty(compiled):
+    assert compiled.predict(np.empty((0, N_FEATURES), np.float32)).shape == (0,)
+    with pytest.raises(ValueError, match="float32"):
+        compiled.predict(np.zeros((2, N_FEATURES), np.float64))
+    with pytest.raises(ValueError):
+        compiled.predict(np.zeros((2, N_FEATURES - 1), np.float32))
+
+
+def test_non_contiguous_input_is_scored_correctly(compiled):
+    x = random_rows(200, SEED + 2)
+    wide = np.zeros((200, 2 * N_FEATURES), np.float32)
+    wide[:, ::2] = x
+    np.testing.assert_array_equal(compiled.predict(wide[:, ::2]), compiled.predict(x))
+
+
+def test_meta_is_the_committed_model(compiled):
+    meta = compiled.meta
+    assert isinstance(meta, ModelMeta)
+    assert meta.model_version.startswith("xgb-") and meta.model_version[4:] in meta.model_sha256
+    assert compiled.library_path == compiled_library_path(meta.model_sha256)
+    assert compiled.library_path.is_file()
+    assert compiled.risk.threshold == meta.threshold == meta.bands.high
+
+
+# -- failures -------------------------------------------------------------------------------
+
+@pytest.fixture
+def model_copy(tmp_path) -> Path:
+    """A copy of the committed model and metadata in tmp_path; returns the metadata path."""
+    src = default_model_path()
+    meta = json.loads(src.read_bytes())
+    shutil.copy(src.parent / meta["model_file"], tmp_path / meta["model_file"])
+    shutil.copy(src, tmp_path / src.name)
+    return tmp_path / src.name
+
+
+def test_missing_metadata(tmp_path):
+    with pytest.raises(ModelError, match=r"cannot read model metadata .*nope\.json"):
+        load_model(tmp_path / "nope.json")
+
+
+def test_corrupt_metadata(model_copy):
+    model_copy.write_bytes(b'{"model_version": 3')
+    with pytest.raises(ModelError, match="corrupt model metadata"):
+        load_model(model_copy)
+
+
+def test_metadata_with_a_wrong_field(model_copy):
+    meta = json.loads(model_copy.read_bytes())
+    meta["threshold"] = "high"
+    model_copy.write_text(json.dumps(meta))
+    with pytest.raises(ModelError, match=r"threshold"):
+        load_model(model_copy)
+
+
+def test_metadata_with_other_features(model_copy):
+    meta = json.loads(model_copy.read_bytes())
+    meta["feature_names"] = meta["feature_names"][::-1]
+    model_copy.write_text(json.dumps(meta))
+    with pytest.raises(ModelError, match="lists features"):
+        load_model(model_copy)
+
+
+def test_missing_model_file(model_copy):
+    meta, model_path = load_meta(model_copy)
+    model_path.unlink()
+    with pytest.raises(ModelError, match="cannot read model file"):
+        load_model(model_copy)
+
+
+def test_model_file_that_does_not_match_its_metadata(model_copy):
+    _, model_path = load_meta(model_copy)
+    model_path.write_bytes(model_path.read_bytes().replace(b'"base_score"', b'"base_score" '))
+    with pytest.raises(ModelError, match="do not belong together"):
+        load_model(model_copy)
+
+
+def test_corrupt_model_file_with_matching_hash(model_copy):
+    import hashlib
+
+    _, model_path = load_meta(model_copy)
+    garbage = b'{"learner": 17}'
+    model_path.write_bytes(garbage)
+    meta = json.loads(model_copy.read_bytes())
+    meta["model_sha256"] = hashlib.sha256(garbage).hexdigest()
+    model_copy.write_text(json.dumps(meta))
+    with pytest.raises(ModelError, match="treelite cannot load"):
+        load_model(model_copy)
+
+
+# -- the gtil fallback, in a subprocess so the environment is really without a compiler -------
+
+_FALLBACK = textwrap.dedent("""
+    import logging, sys
+    import numpy as np
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
+    from core.model import load_model
+    m = load_model()
+    x = np.load(sys.argv[1])
+    np.save(sys.argv[2], m.predict(x))
+    print("BACKEND", m.backend)
+""")
+
+
+@pytest.mark.parametrize("env_change", [
+    {"FRAUDSTREAM_CC": "none"},                   # compiling disabled
+    {"PATH": "", "FRAUDSTREAM_CC": ""},           # no compiler on PATH
+])
+def test_gtil_fallback_without_compiler(tmp_path, compiled, env_change):
+    x = random_rows(2000, SEED + 3)
+    np.save(tmp_path / "x.npy", x)
+    env = dict(os.environ, FRAUDSTREAM_HOME=str(tmp_path / "home"), **env_change)
+    env.pop("FRAUDSTREAM_CC") if env_change.get("FRAUDSTREAM_CC") == "" else None
+    proc = subprocess.run([sys.executable, "-c", _FALLBACK, str(tmp_path / "x.npy"),
+                           str(tmp_path / "y.npy")], env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "BACKEND gtil" in proc.stdout
+    warnings = [l for l in proc.stderr.splitlines() if l.startswith("WARNING")]
+    assert len(warnings) == 1 and "treelite.gtil" in warnings[0], proc.stderr
+    np.testing.assert_allclose(np.load(tmp_path / "y.npy"), compiled.predict(x), atol=1e-5)
+    assert not any((tmp_path / "home").glob("models/*/predictor.so"))
+
+
+def test_compile_false_is_gtil_without_warning(caplog):
+    with caplog.at_level("WARNING"):
+        model = load_model(compile=False)
+    assert model.backend == "gtil" and model.library_path is None
+    assert not caplog.records
