@@ -51,9 +51,15 @@ _jit = nb.njit(cache=True, nogil=True, boundscheck=False, _nrt=False)
 
 
 @_jit
+def _u(i):
+    # An unsigned index spares numba's negative-index wraparound on every byte read.
+    return nb.uint64(i)
+
+
+@_jit
 def _ws(buf, i, end):
     while i < end:
-        b = buf[i]
+        b = buf[_u(i)]
         if b != 32 and b != 10 and b != 13 and b != 9:
             break
         i += 1
@@ -64,7 +70,7 @@ def _ws(buf, i, end):
 def _string_end(buf, i, end):
     """Index of the closing quote of a plain ASCII string starting at i, or -1."""
     while i < end:
-        b = buf[i]
+        b = buf[_u(i)]
         if b == 34:
             return i
         if b == 92 or b < 32 or b >= 128:
@@ -119,7 +125,7 @@ def _number(buf, i, end):
             return -1, 0.0, False  # leading zero
     elif 49 <= b <= 57:
         while i < end:
-            d = buf[i] - 48
+            d = np.int64(buf[_u(i)]) - 48
             if d < 0 or d > 9:
                 break
             if nd < _MAX_DIGITS:
@@ -135,7 +141,7 @@ def _number(buf, i, end):
         i += 1
         start = i
         while i < end:
-            d = buf[i] - 48
+            d = np.int64(buf[_u(i)]) - 48
             if d < 0 or d > 9:
                 break
             if nd < _MAX_DIGITS:
