@@ -13,6 +13,8 @@ from bench.scenario import Max
 
 __all__ = ["run_fixed", "run_max", "wait_drained", "Context"]
 
+_DESCENT_STEPS = 4   # a missed first step: try start_tps / factor**k for k = 1..4
+
 
 class Context:
     """What the phases need: the harness, the scenario, CPU groups, a progress callback,
@@ -132,21 +134,35 @@ def run_max(ctx: Context, t0: int) -> dict:
         best = res
         queue_next()
         k += 1
+    def isolated(tps, stage):
+        """One step on a drained pipeline: settle, measure, judge."""
+        wait_drained(ctx, s.drain_s)
+        b = int(time.time()) + 1
+        h.plan([(b * NS, (settle + step) * NS, tps)], replace=True)
+        meter = CpuMeter()
+        _sleep_until(ctx, b + settle, stage, t0, tps)
+        meter.start(ctx.cpu_groups(), time.time())
+        _sleep_until(ctx, b + settle + step, stage, t0, tps)
+        cpu = meter.stop(ctx.cpu_groups(), time.time())
+        _sleep_until(ctx, b + settle + step + grace, stage, t0, tps)
+        res = _judged(ctx, b + settle, b + settle + step, tps, cpu, stage)
+        steps.append(res)
+        return res
+
+    # Missed at the very first rate: come down by `factor` until a rate holds (a few tries).
+    tps = r.start_tps
+    for _ in range(_DESCENT_STEPS if best is None else 0):
+        tps /= r.factor
+        res = isolated(tps, "descend")
+        if res["passed"]:
+            best = res
+            break
+        first_fail = res
     if best is not None and first_fail is not None:
         lo, hi = best["asked_tps"], first_fail["asked_tps"]
         for _ in range(r.refine):
-            wait_drained(ctx, s.drain_s)
             mid = math.sqrt(lo * hi)
-            b = int(time.time()) + 1
-            h.plan([(b * NS, (settle + step) * NS, mid)], replace=True)
-            meter = CpuMeter()
-            _sleep_until(ctx, b + settle, "refine", t0, mid)
-            meter.start(ctx.cpu_groups(), time.time())
-            _sleep_until(ctx, b + settle + step, "refine", t0, mid)
-            cpu = meter.stop(ctx.cpu_groups(), time.time())
-            _sleep_until(ctx, b + settle + step + grace, "refine", t0, mid)
-            res = _judged(ctx, b + settle, b + settle + step, mid, cpu, "refine")
-            steps.append(res)
+            res = isolated(mid, "refine")
             if res["passed"]:
                 lo, best = mid, res
             else:

@@ -66,9 +66,10 @@ class Max(msgspec.Struct, tag_field="profile", tag="max", **_STRUCT):
     """Search for the highest rate that holds the SLO.
 
     Fixed-rate steps of step_s seconds, each `factor` times the last, run back to back from
-    start_tps until a step misses the SLO (or max_tps). Then `refine` bisection steps between
-    the last pass and the first miss, each after the pipeline has drained. The first
-    settle_s seconds of every step are not judged (the rate just changed).
+    start_tps until a step misses the SLO (or max_tps); if the very first one misses, steps
+    down by `factor` (up to 4 times) instead. Then `refine` bisection steps between the last
+    pass and the first miss, each after the pipeline has drained. The first settle_s seconds
+    of every step are not judged (the rate just changed).
     """
     start_tps: Tps = 5_000.0
     max_tps: Tps = 400_000.0
