@@ -24,6 +24,9 @@ from core.risk import LEVEL_NAMES
 __all__ = ["Scorer", "BatchResult"]
 
 _V_NAMES = tuple(f"V{i}" for i in range(1, N_V + 1))
+_WARM_UP = (b'{"transaction_id":"warm-up","card_hash":"0","amount":1.0,'
+            b'"timestamp":"2026-01-01T00:00:00Z","merchant_category":"none",'
+            + b",".join(b'"%s":0.0' % name.encode() for name in _V_NAMES) + b"}")
 
 
 class BatchResult:
@@ -59,9 +62,13 @@ class Scorer:
     def load(cls, path=None, *, compile: bool = True) -> "Scorer":
         """Load the model whose metadata file is `path` (default: the committed model).
 
-        Raises core.ModelError at once if it cannot be loaded, never at the first message.
+        Raises core.ModelError at once if it cannot be loaded, never at the first message,
+        and scores one sample so the numba kernels are compiled (or loaded from their cache)
+        before the first real batch.
         """
-        return cls(load_model(path, compile=compile))
+        scorer = cls(load_model(path, compile=compile))
+        scorer.score_batch([_WARM_UP])
+        return scorer
 
     @property
     def model_version(self) -> str:
