@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 # Name of the C compiler to use; "none" disables compiling (treelite.gtil is used instead).
 COMPILER_ENV = "FRAUDSTREAM_CC"
 _LIB_NAME = "predictor.so"
+_FORMAT = 1   # bump when the generated library changes (it is part of the cache key)
 
 
 class Metrics(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -135,7 +136,7 @@ def load_model(meta_path: str | os.PathLike | None = None, *, compile: bool = Tr
     if compile:
         try:
             lib = _ensure_library(tl_model, meta.model_sha256)
-            return FraudModel(meta, "tl2cgen", _tl2cgen_predict(lib), lib)
+            return FraudModel(meta, "tl2cgen", _native_predict(lib), lib)
         except _NoCompiler as exc:
             log.warning("%s: scoring with treelite.gtil instead (same scores, ~8x slower)", exc)
         except Exception as exc:  # a broken toolchain must not stop scoring: gtil is exact
@@ -197,16 +198,29 @@ def _gtil_predict(tl_model):
     return predict
 
 
-def _tl2cgen_predict(lib: Path):
-    import tl2cgen
+def _native_predict(lib: Path):
+    """predict() calling the library's batch entry point through ctypes: one foreign call
+    per batch (tl2cgen.Predictor's DMatrix costs ~50 us per call, too much for small batches)."""
+    import ctypes
 
-    predictor = tl2cgen.Predictor(lib, nthread=1)
-    dmatrix = tl2cgen.DMatrix
-    raw_predict = predictor.predict
+    try:
+        handle = ctypes.CDLL(str(lib))
+        batch = handle.fraudstream_predict_batch
+        n_feature = handle.get_num_feature()
+    except (OSError, AttributeError) as exc:
+        raise ModelError(f"cannot load the compiled model {lib}: {exc}") from exc
+    if n_feature != N_FEATURES:
+        raise ModelError(f"compiled model {lib} expects {n_feature} features, not {N_FEATURES}")
+    batch.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p)
+    batch.restype = None
+    empty = np.empty
 
     def predict(x: np.ndarray) -> np.ndarray:
-        return raw_predict(dmatrix(x, dtype="float32")).reshape(-1)
+        out = empty(x.shape[0], dtype=np.float32)
+        batch(x.ctypes.data, x.shape[0], out.ctypes.data)
+        return out
 
+    predict.handle = handle   # keep the library loaded as long as predict lives
     return predict
 
 
@@ -220,7 +234,7 @@ def _cache_key(model_sha256: str) -> str:
     import tl2cgen
 
     # The library depends on the model, the code generator and the machine it was built for.
-    return f"{model_sha256[:16]}-tl2cgen{tl2cgen.__version__}-{platform.machine()}"
+    return f"{model_sha256[:16]}-tl2cgen{tl2cgen.__version__}-{platform.machine()}-b{_FORMAT}"
 
 
 def _find_compiler() -> str:
@@ -232,6 +246,41 @@ def _find_compiler() -> str:
             return name
     raise _NoCompiler(f"no C compiler found on PATH (looked for "
                       f"{wanted if wanted else 'gcc, clang, cc'})")
+
+
+# Appended to tl2cgen's main.c: score a whole C-contiguous float32 matrix in one call. NaN
+# becomes tl2cgen's "missing" marker, so a NaN feature follows the trees' default branch as
+# in XGBoost itself.
+_BATCH_C = """
+void fraudstream_predict_batch(const float* x, size_t n, float* out) {
+  union Entry row[%(n)d];
+  for (size_t i = 0; i < n; ++i) {
+    const float* xi = x + i * %(n)d;
+    for (int j = 0; j < %(n)d; ++j) {
+      if (isnan(xi[j])) { row[j].missing = -1; } else { row[j].fvalue = xi[j]; }
+    }
+    float score = 0.0f;
+    predict(row, 0, &score);
+    out[i] = score;
+  }
+}
+"""
+
+
+def _build(tl_model, toolchain: str, build_dir: Path) -> Path:
+    """Generate C with tl2cgen, add the batch entry point, compile into build_dir."""
+    import tl2cgen
+
+    src = build_dir / "src"
+    jobs = os.cpu_count() or 1
+    tl2cgen.generate_c_code(tl_model, src, params={"parallel_comp": max(2, jobs)})
+    with open(src / "main.c", "a") as main_c:
+        main_c.write(_BATCH_C % {"n": N_FEATURES})
+    built = Path(tl2cgen.create_shared(toolchain, src, nthread=jobs,
+                                       long_build_time_warning=False))
+    os.replace(built, build_dir / _LIB_NAME)
+    shutil.rmtree(src, ignore_errors=True)
+    return build_dir / _LIB_NAME
 
 
 def _ensure_library(tl_model, model_sha256: str) -> Path:
@@ -250,9 +299,7 @@ def _ensure_library(tl_model, model_sha256: str) -> Path:
     tmp = Path(tempfile.mkdtemp(prefix=".build-", dir=lib.parent.parent))
     try:
         t0 = time.perf_counter()
-        tl2cgen.export_lib(tl_model, toolchain=toolchain, libpath=tmp / _LIB_NAME,
-                           params={"parallel_comp": os.cpu_count() or 1},
-                           nthread=os.cpu_count() or 1)
+        _build(tl_model, toolchain, tmp)
         log.info("compiled the model with tl2cgen/%s in %.1f s -> %s", toolchain,
                  time.perf_counter() - t0, lib.parent)
         try:

@@ -60,6 +60,17 @@ def test_compiled_gtil_and_xgboost_agree(compiled, gtil):
     assert ours.std() > 0.01, "a model that scores everything alike is not the trained model"
 
 
+def test_nan_features_are_missing_values_as_in_xgboost(compiled, gtil):
+    import xgboost as xgb
+
+    x = random_rows(1000, SEED + 4)
+    x[np.random.default_rng(SEED).random(x.shape) < 0.2] = np.nan
+    reference = xgb.Booster(model_file=str(default_model_path().parent / compiled.meta.model_file))
+    theirs = reference.predict(xgb.DMatrix(x, missing=np.nan))
+    np.testing.assert_allclose(compiled.predict(x), theirs, rtol=0, atol=1e-5)
+    np.testing.assert_allclose(gtil.predict(x), theirs, rtol=0, atol=1e-5)
+
+
 @pytest.mark.parametrize("n", [1, 2, 63, 1024])
 def test_batch_sizes_agree_with_one_big_batch(compiled, n):
     x = random_rows(1024, SEED + 1)
