@@ -140,9 +140,10 @@ def load_model(meta_path: str | os.PathLike | None = None, *, compile: bool = Tr
         except _NoCompiler as exc:
             log.warning("%s: scoring with treelite.gtil instead (same scores, ~8x slower)", exc)
         except Exception as exc:  # a broken toolchain must not stop scoring: gtil is exact
+            detail = " ".join(str(exc).split())[:300]   # compiler output: keep one line
             log.warning("compiling the model with tl2cgen failed (%s: %s): scoring with "
                         "treelite.gtil instead (same scores, ~8x slower)",
-                        type(exc).__name__, exc)
+                        type(exc).__name__, detail)
     return FraudModel(meta, "gtil", _gtil_predict(tl_model), None)
 
 

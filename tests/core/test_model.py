@@ -183,15 +183,28 @@ _FALLBACK = textwrap.dedent("""
 """)
 
 
-@pytest.mark.parametrize("env_change", [
-    {"FRAUDSTREAM_CC": "none"},                   # compiling disabled
-    {"PATH": "", "FRAUDSTREAM_CC": ""},           # no compiler on PATH
-])
-def test_gtil_fallback_without_compiler(tmp_path, compiled, env_change):
+_BROKEN_CC = """#!/bin/sh
+[ "$1" = "--version" ] && exit 0
+echo "broken compiler" >&2
+exit 1
+"""
+
+
+@pytest.mark.parametrize("case", ["disabled", "no compiler on PATH", "compiler fails"])
+def test_gtil_fallback_without_compiler(tmp_path, compiled, case):
     x = random_rows(2000, SEED + 3)
     np.save(tmp_path / "x.npy", x)
-    env = dict(os.environ, FRAUDSTREAM_HOME=str(tmp_path / "home"), **env_change)
-    env.pop("FRAUDSTREAM_CC") if env_change.get("FRAUDSTREAM_CC") == "" else None
+    env = dict(os.environ, FRAUDSTREAM_HOME=str(tmp_path / "home"))
+    env.pop("FRAUDSTREAM_CC", None)
+    if case == "disabled":
+        env["FRAUDSTREAM_CC"] = "none"
+    elif case == "no compiler on PATH":
+        env["PATH"] = ""
+    else:
+        cc = tmp_path / "broken-cc"
+        cc.write_text(_BROKEN_CC)
+        cc.chmod(0o755)
+        env["FRAUDSTREAM_CC"] = str(cc)
     proc = subprocess.run([sys.executable, "-c", _FALLBACK, str(tmp_path / "x.npy"),
                            str(tmp_path / "y.npy")], env=env, capture_output=True, text=True,
                           timeout=120)
@@ -208,3 +221,26 @@ def test_compile_false_is_gtil_without_warning(caplog):
         model = load_model(compile=False)
     assert model.backend == "gtil" and model.library_path is None
     assert not caplog.records
+
+
+_COMPILE = textwrap.dedent("""
+    from core.model import load_model
+    m = load_model()
+    print("BACKEND", m.backend, m.library_path)
+""")
+
+
+@pytest.mark.slow
+def test_two_processes_compiling_at_once_share_one_library(tmp_path):
+    """Both compile (a fresh cache), one rename wins, both end up on the same library."""
+    env = dict(os.environ, FRAUDSTREAM_HOME=str(tmp_path))
+    env.pop("FRAUDSTREAM_CC", None)
+    procs = [subprocess.Popen([sys.executable, "-c", _COMPILE], env=env, text=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(2)]
+    outs = [p.communicate(timeout=600) for p in procs]
+    for p, (out, err) in zip(procs, outs):
+        assert p.returncode == 0, err
+        assert "BACKEND tl2cgen" in out, err
+    libs = {out.split()[-1] for out, _ in outs}
+    assert len(libs) == 1
+    assert [p.name for p in (tmp_path / "models").iterdir()] == [Path(libs.pop()).parent.name]
