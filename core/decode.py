@@ -119,7 +119,7 @@ def decode_batch(values) -> Decoded:
         joined = b"".join(values)
     buf = np.frombuffer(joined, dtype=np.uint8)
     lengths = np.fromiter(map(len, values), dtype=np.int64, count=n)
-    ends = np.cumsum(lengths)
+    ends = lengths.cumsum()
     starts = ends - lengths
     x = empty_matrix(n)
     status = np.zeros(n, dtype=np.int8)
@@ -128,10 +128,9 @@ def decode_batch(values) -> Decoded:
     _jsonscan.scan_batch(buf, starts, ends, x, status, close, *_KEYS)
 
     dead = []
-    slow = np.flatnonzero(status)
-    if slow.size:
+    if status.any():
         good_mask = status == _jsonscan.OK
-        for r in slow.tolist():
+        for r in status.nonzero()[0].tolist():
             result = decode_one(originals[r], x[r])
             if isinstance(result, str):
                 dead.append((r, result))
@@ -139,7 +138,7 @@ def decode_batch(values) -> Decoded:
                 good_mask[r] = True
                 start = int(starts[r])
                 close[r] = start + len(joined[start:int(ends[r])].rstrip(_JSON_WS)) - 1
-        good = np.flatnonzero(good_mask)
+        good = good_mask.nonzero()[0]
     else:
         good = np.arange(n, dtype=np.int64)
     return Decoded(x, good, dead, buf, starts, close)

@@ -37,9 +37,12 @@ _tx_decoder = msgspec.json.Decoder(Transaction)
 
 
 def quantize(scores: np.ndarray) -> np.ndarray:
-    """Scores as int64 millionths, rounded half up: what is written as fraud_score."""
+    """Scores as int64 millionths, rounded half up: what is written as fraud_score.
+
+    (splice_scores computes the same inside its kernel.)"""
     q = np.floor(np.asarray(scores, dtype=np.float64) * _SCALE + 0.5).astype(np.int64)
-    return np.clip(q, 0, _SCALE, out=q)
+    np.minimum(q, _SCALE, out=q)
+    return np.maximum(q, 0, out=q)
 
 
 def score_of(q: int) -> float:
@@ -79,20 +82,23 @@ def _copy(dst, o, src, a, b):
 
 
 @_jit
-def _splice(buf, starts, close, rows, q, mid_index, head, mids, mid_offs, tail, out, offs):
+def _splice(buf, starts, close, rows, scores, mid_index, head, mids, mid_offs, tail, out, offs,
+            q):
     o = 0
     offs[0] = 0
     for k in range(rows.shape[0]):
         r = rows[k]
         o = _copy(out, o, buf, starts[r], close[r])
         o = _copy(out, o, head, 0, head.shape[0])
-        v = q[k]
-        whole = v // 1000000
-        frac = v % 1000000
+        v = np.int64(np.floor(np.float64(scores[k]) * _SCALE + 0.5))  # as quantize() does
+        v = min(max(v, 0), _SCALE)
+        q[k] = v
+        whole = v // _SCALE
+        frac = v % _SCALE
         out[o] = 48 + whole
         out[o + 1] = 46
         o += 2
-        div = 100000
+        div = _SCALE // 10
         while True:  # six decimals, trailing zeros dropped (at least one digit)
             out[o] = 48 + frac // div
             o += 1
@@ -107,21 +113,24 @@ def _splice(buf, starts, close, rows, q, mid_index, head, mids, mid_offs, tail, 
     return o
 
 
-def splice_scores(buf, starts, close, rows, q, is_fraud, level, tail: bytes) -> list[bytes]:
-    """Scored event bytes for rows (indices into starts/close) with quantized scores q."""
+def splice_scores(buf, starts, close, rows, scores, is_fraud, level, tail: bytes):
+    """(scored event bytes, quantized scores) for rows (indices into starts/close)."""
     m = rows.shape[0]
+    q = np.empty(m, dtype=np.int64)
     if m == 0:
-        return []
+        return [], q
     tail_arr = np.frombuffer(tail, dtype=np.uint8)
-    body = int((close[rows] - starts[rows]).sum())
-    out = np.empty(body + m * (_HEAD.size + _MAX_SCORE + _MAX_MID + tail_arr.size), np.uint8)
+    # the rows' bytes all lie in buf, so buf.size bounds their total length
+    out = np.empty(buf.size + m * (_HEAD.size + _MAX_SCORE + _MAX_MID + tail_arr.size), np.uint8)
     offs = np.empty(m + 1, dtype=np.int64)
-    mid_index = level.astype(np.int64) * 2 + is_fraud
-    used = _splice(buf, starts, close, rows, q, mid_index, _HEAD, _MID_BYTES, _MID_OFFS,
-                   tail_arr, out, offs)
+    mid_index = level.astype(np.int64)
+    mid_index *= 2
+    mid_index += is_fraud
+    used = _splice(buf, starts, close, rows, scores, mid_index, _HEAD, _MID_BYTES, _MID_OFFS,
+                   tail_arr, out, offs, q)
     data = out[:used].tobytes()
     bounds = offs.tolist()
-    return [data[a:b] for a, b in zip(bounds, bounds[1:])]
+    return [data[a:b] for a, b in zip(bounds, bounds[1:])], q
 
 
 def encode_alert(value: bytes, q: int, level: int, alert_time: str) -> bytes:

@@ -97,16 +97,15 @@ class Scorer:
     def encode(self, values, d: Decoded, scores: np.ndarray, started: float) -> BatchResult:
         """Classify scores of d's good rows and encode scored events and alerts."""
         is_fraud, level = self._classify(scores)
-        q = quantize(scores)
         scored_at = iso_now()
         meta = self.model.meta
         tail = batch_tail(meta.threshold, scored_at,
                           (time.perf_counter() - started) * 1000.0, meta.model_version)
         good = d.good
-        outs = splice_scores(d.buf, d.starts, d.close, good, q, is_fraud, level, tail)
+        outs, q = splice_scores(d.buf, d.starts, d.close, good, scores, is_fraud, level, tail)
         rows = good.tolist()
         alerts = []
-        for k in np.flatnonzero(is_fraud).tolist():
+        for k in is_fraud.nonzero()[0].tolist():
             r = rows[k]
             alerts.append((r, encode_alert(values[r], int(q[k]), int(level[k]), scored_at)))
         return BatchResult(list(zip(rows, outs)), alerts, d.dead, scores)

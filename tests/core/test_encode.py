@@ -23,9 +23,12 @@ def splice(values, q, is_fraud, level, tail=None):
     d = decode_batch(values)
     assert d.dead == []
     tail = tail or batch_tail(0.7, "2026-01-01T00:00:00.000000Z", 1.25, "xgb-test")
-    return splice_scores(d.buf, d.starts, d.close, d.good, np.asarray(q, dtype=np.int64),
-                         np.asarray(is_fraud, dtype=bool), np.asarray(level, dtype=np.uint8),
-                         tail)
+    scores = (np.asarray(q, dtype=np.float64) / 1e6).astype(np.float32)
+    outs, got = splice_scores(d.buf, d.starts, d.close, d.good, scores,
+                              np.asarray(is_fraud, dtype=bool), np.asarray(level, dtype=np.uint8),
+                              tail)
+    assert got.tolist() == list(q) == quantize(scores).tolist()
+    return outs
 
 
 @pytest.mark.parametrize("score, q", [
