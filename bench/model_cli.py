@@ -87,3 +87,75 @@ def compile_(meta_path: Path | None):
                + f" ({time.perf_counter() - t0:.1f} s)")
     if m.backend != "tl2cgen":
         sys.exit(1)
+
+
+@model.command()
+@click.option("--meta", "meta_path", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, help="Model metadata file (default: the committed model).")
+@click.option("--batch", "batches", type=int, multiple=True, default=(1, 64, 1024, 8192),
+              show_default=True, help="Batch sizes to measure (repeatable).")
+@click.option("--repeat", type=int, default=5, show_default=True,
+              help="Timed rounds per measurement; the best round counts.")
+@click.option("--xgboost/--no-xgboost", "with_xgb", default=True, show_default=True,
+              help="Also time the training library's own inplace_predict.")
+def speed(meta_path: Path | None, batches: tuple[int, ...], repeat: int, with_xgb: bool):
+    """Time model predict per row at several batch sizes, one thread, per backend.
+
+    Wall time is the best of --repeat rounds of ~0.2 s; CPU time is this process's, which
+    a busy machine disturbs less. Compare backends from one run, not across machines.
+
+    \b
+    Example:
+      bench model speed --batch 1 --batch 1024
+    """
+    import os
+
+    import numpy as np
+
+    from bench.synth import generate
+    from core.model import load_model
+
+    models = {"tl2cgen": load_model(meta_path), "gtil": load_model(meta_path, compile=False)}
+    if models["tl2cgen"].backend != "tl2cgen":
+        del models["tl2cgen"]
+    if with_xgb:
+        models["xgboost"] = _XgbAdapter(models["gtil"])
+    x_all = generate(max(batches), seed=1, fraud_rate=0.01).features()
+    click.echo(f"model {models['gtil'].meta.model_version}, load average "
+               f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; us per row (wall / cpu)")
+    click.echo("batch   " + "".join(f"{name:>22s}" for name in models))
+    for bs in batches:
+        x = np.ascontiguousarray(x_all[:bs])
+        cells = [_time_predict(m.predict, x, repeat) for m in models.values()]
+        click.echo(f"{bs:<8d}" + "".join(f"{w:>13.2f} /{c:>7.2f}" for w, c in cells))
+
+
+class _XgbAdapter:
+    def __init__(self, model):
+        import xgboost as xgb
+
+        from core.paths import default_model_path
+
+        meta_dir = default_model_path().parent
+        self.booster = xgb.Booster(model_file=str(meta_dir / model.meta.model_file))
+        self.booster.set_param({"nthread": 1})
+
+    def predict(self, x):
+        return self.booster.inplace_predict(x)
+
+
+def _time_predict(predict, x, repeat: int) -> tuple[float, float]:
+    """(best wall us/row, best cpu us/row) over `repeat` rounds."""
+    predict(x)
+    t0 = time.perf_counter()
+    predict(x)
+    calls = max(1, int(0.2 / max(time.perf_counter() - t0, 1e-7)))
+    walls, cpus = [], []
+    for _ in range(repeat):
+        w0, c0 = time.perf_counter(), time.process_time()
+        for _ in range(calls):
+            predict(x)
+        walls.append(time.perf_counter() - w0)
+        cpus.append(time.process_time() - c0)
+    per_row = 1e6 / (calls * len(x))
+    return min(walls) * per_row, min(cpus) * per_row
