@@ -24,15 +24,21 @@ class Context:
         self.harness = harness
         self.scenario = scenario
         self.cpu_groups = cpu_groups      # callable -> {group: [pids]}
-        self.progress = progress or (lambda state: None)
+        self.progress = progress
+        self._shown = 0.0
         self.fault_hook = fault_hook or (lambda t: None)
         self.alive = alive or (lambda: None)   # raises when the pipeline died for good
 
     def tick(self, phase: str, t_start: int, asked_tps: float, seconds: float = 0.25) -> None:
         self.harness.pump(seconds)
         self.alive()
-        tl = self.harness.timeline
+        if self.progress is None:
+            return
         now = time.time()
+        if now - self._shown < 1.0:   # merging histograms is not free: once a second
+            return
+        self._shown = now
+        tl = self.harness.timeline
         last = int(now) - 1
         recent = tl.window(last - 4, last + 1)
         self.progress({"phase": phase, "elapsed_s": now - t_start, "asked_tps": asked_tps,
