@@ -317,17 +317,29 @@ def _scan_one(buf, i, end, x, r, names, lengths, codes):
 
 
 @_jit
-def scan_batch(buf, starts, ends, x, status, close, names, lengths, codes):
-    """Scan every row whose status is OK; set SLOW for rows the msgspec path must judge.
+def scan_batch(buf, lengths, max_bytes, x, starts, close, status, names, key_lengths, codes):
+    """Scan every row of buf (the values joined, lengths int64 per row) into x.
 
-    buf: uint8 concatenation of the values; starts/ends: int64 offsets per row; x: the
-    float32 feature matrix (raw columns written); close: int64 index of each row's final '}'.
+    Writes starts (each row's offset in buf), close (the index of its final `}`) and status
+    (OK, SLOW: the msgspec path must judge it, TOO_LARGE: longer than max_bytes); returns
+    the number of rows that are not OK.
     """
-    for r in range(starts.shape[0]):
-        if status[r] != OK:
-            continue
-        c = _scan_one(buf, starts[r], ends[r], x, r, names, lengths, codes)
-        if c < 0:
-            status[r] = SLOW
+    not_ok = 0
+    start = 0
+    for r in range(lengths.shape[0]):
+        end = start + lengths[r]
+        starts[r] = start
+        close[r] = -1
+        if lengths[r] > max_bytes:
+            status[r] = TOO_LARGE
+            not_ok += 1
         else:
-            close[r] = c
+            c = _scan_one(buf, start, end, x, r, names, key_lengths, codes)
+            if c < 0:
+                status[r] = SLOW
+                not_ok += 1
+            else:
+                status[r] = OK
+                close[r] = c
+        start = end
+    return not_ok

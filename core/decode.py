@@ -119,25 +119,24 @@ def decode_batch(values) -> Decoded:
         joined = b"".join(values)
     buf = np.frombuffer(joined, dtype=np.uint8)
     lengths = np.fromiter(map(len, values), dtype=np.int64, count=n)
-    ends = lengths.cumsum()
-    starts = ends - lengths
     x = empty_matrix(n)
-    status = np.zeros(n, dtype=np.int8)
-    status[lengths > MAX_VALUE_BYTES] = _jsonscan.TOO_LARGE
-    close = np.zeros(n, dtype=np.int64)
-    _jsonscan.scan_batch(buf, starts, ends, x, status, close, *_KEYS)
-
+    starts = np.empty(n, dtype=np.int64)
+    close = np.empty(n, dtype=np.int64)
+    status = np.empty(n, dtype=np.int8)
+    not_ok = _jsonscan.scan_batch(buf, lengths, MAX_VALUE_BYTES, x, starts, close, status,
+                                  *_KEYS)
     dead = []
-    if status.any():
+    if not_ok:
         good_mask = status == _jsonscan.OK
-        for r in status.nonzero()[0].tolist():
+        for r in (status != _jsonscan.OK).nonzero()[0].tolist():
             result = decode_one(originals[r], x[r])
             if isinstance(result, str):
                 dead.append((r, result))
             else:
                 good_mask[r] = True
                 start = int(starts[r])
-                close[r] = start + len(joined[start:int(ends[r])].rstrip(_JSON_WS)) - 1
+                end = start + int(lengths[r])
+                close[r] = start + len(joined[start:end].rstrip(_JSON_WS)) - 1
         good = good_mask.nonzero()[0]
     else:
         good = np.arange(n, dtype=np.int64)

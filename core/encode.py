@@ -11,7 +11,7 @@ fraud_score is written rounded to 6 decimals (`quantize`), the same value the al
 single-event facade report.
 """
 
-from datetime import datetime, timezone
+import time
 
 import msgspec
 import numba as nb
@@ -50,10 +50,16 @@ def score_of(q: int) -> float:
     return q / _SCALE
 
 
+_second = [-1, ""]  # the last whole second formatted, and its text: strftime is slow here
+
+
 def iso_now() -> str:
     """Now, ISO-8601 UTC with microseconds and a Z."""
-    now = datetime.now(timezone.utc)
-    return f"{now:%Y-%m-%dT%H:%M:%S}.{now.microsecond:06d}Z"
+    now = time.time()
+    second = int(now)
+    if second != _second[0]:
+        _second[:] = second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+    return f"{_second[1]}.{int((now - second) * 1e6):06d}Z"
 
 
 def batch_tail(threshold: float, scored_at: str, latency_ms: float, model_version: str) -> bytes:
@@ -82,8 +88,8 @@ def _copy(dst, o, src, a, b):
 
 
 @_jit
-def _splice(buf, starts, close, rows, scores, mid_index, head, mids, mid_offs, tail, out, offs,
-            q):
+def _splice(buf, starts, close, rows, scores, is_fraud, level, head, mids, mid_offs, tail, out,
+            offs, q):
     o = 0
     offs[0] = 0
     for k in range(rows.shape[0]):
@@ -106,7 +112,7 @@ def _splice(buf, starts, close, rows, scores, mid_index, head, mids, mid_offs, t
             div //= 10
             if frac == 0 or div == 0:
                 break
-        m = mid_index[k]
+        m = np.int64(level[k]) * 2 + (1 if is_fraud[k] else 0)
         o = _copy(out, o, mids, mid_offs[m], mid_offs[m + 1])
         o = _copy(out, o, tail, 0, tail.shape[0])
         offs[k + 1] = o
@@ -123,11 +129,8 @@ def splice_scores(buf, starts, close, rows, scores, is_fraud, level, tail: bytes
     # the rows' bytes all lie in buf, so buf.size bounds their total length
     out = np.empty(buf.size + m * (_HEAD.size + _MAX_SCORE + _MAX_MID + tail_arr.size), np.uint8)
     offs = np.empty(m + 1, dtype=np.int64)
-    mid_index = level.astype(np.int64)
-    mid_index *= 2
-    mid_index += is_fraud
-    used = _splice(buf, starts, close, rows, scores, mid_index, _HEAD, _MID_BYTES, _MID_OFFS,
-                   tail_arr, out, offs, q)
+    used = _splice(buf, starts, close, rows, scores, is_fraud, level, _HEAD, _MID_BYTES,
+                   _MID_OFFS, tail_arr, out, offs, q)
     data = out[:used].tobytes()
     bounds = offs.tolist()
     return [data[a:b] for a, b in zip(bounds, bounds[1:])], q
