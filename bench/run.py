@@ -104,12 +104,21 @@ def _create_topics(bootstrap: str, names: TopicNames, partitions: int) -> None:
             raise PipelineError(f"creating topic `{name}` failed: {exc}") from exc
 
 
-def _partition_counts(bootstrap: str, names: TopicNames) -> dict[str, int]:
+def _partition_counts(bootstrap: str, names: TopicNames, timeout: float = 30.0) -> dict[str, int]:
+    """Partitions of the two output topics, waiting for fresh topics to show in metadata."""
     from confluent_kafka.admin import AdminClient
 
-    meta = AdminClient({"bootstrap.servers": bootstrap}).list_topics(timeout=30).topics
-    return {names.scores: len(meta[names.scores].partitions),
-            names.alerts: len(meta[names.alerts].partitions)}
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    deadline = time.monotonic() + timeout
+    while True:
+        meta = admin.list_topics(timeout=30).topics
+        found = {t: meta[t] for t in (names.scores, names.alerts) if t in meta}
+        if len(found) == 2 and all(m.error is None and m.partitions for m in found.values()):
+            return {t: len(m.partitions) for t, m in found.items()}
+        if time.monotonic() > deadline:
+            raise PipelineError(f"topics {names.scores}, {names.alerts} not in the cluster's "
+                                f"metadata {timeout:.0f}s after creation")
+        time.sleep(0.2)
 
 
 def run_scenario(scenario: Scenario, opts: RunOptions, scenario_path: Path | None = None) -> dict:
