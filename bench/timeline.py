@@ -93,7 +93,10 @@ class Timeline:
         checks = {
             "p99": judged["p99_ms"] is not None and judged["p99_ms"] <= slo.p99_ms,
             "p99.9": judged["p99.9_ms"] is not None and judged["p99.9_ms"] <= slo.p999_ms,
+            # every scheduled record showed up (by now) ...
             "rate": w["measured"] >= slo.min_rate_ratio * planned,
+            # ... and the output kept pace during the window, not only afterwards
+            "throughput": w["achieved_tps"] >= slo.min_rate_ratio * asked_tps,
         }
         w.update(asked_tps=asked_tps, planned=planned, unseen=unseen, judged_e2e=judged,
                  checks=checks, passed=all(checks.values()))
