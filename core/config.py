@@ -64,8 +64,8 @@ class ScoringConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_
     bootstrap_servers: str = "127.0.0.1:9092"
     topics: TopicNames = TopicNames()
     group_id: str = "fraudstream-scoring"
-    batch_max_records: Annotated[int, Meta(ge=1, le=100_000)] = 4000
-    batch_max_wait_ms: Annotated[int, Meta(ge=0, le=60_000)] = 50
+    batch_max_records: Annotated[int, Meta(ge=1, le=100_000)] = 2000
+    batch_max_wait_ms: Annotated[int, Meta(ge=0, le=60_000)] = 25
     transactional_id_prefix: str | None = None
     exactly_once: bool = True
     static_membership: bool = True
