@@ -139,6 +139,8 @@ def print_comparison(a: dict, b: dict, console: Console | None = None) -> None:
         ratio = f"{y / x:,.2f}" if x and y else "-"
         t.add_row(label, fmt(x), fmt(y), ratio)
 
+    wa, wb = (r["scenario"]["topology"]["scoring_processes"] for r in (a, b))
+    t.add_row("scoring processes", str(wa), str(wb), f"{wb / wa:,.2f}")
     for ra, rb in zip(a["runs"], b["runs"]):
         ha, hb = ra["headline"], rb["headline"]
         t.add_row(f"[bold]{ra['pipeline']} vs {rb['pipeline']}[/]", "", "", "")
