@@ -41,6 +41,8 @@ EXIT_STARTUP = 3    # model or config unusable in the child
 _QUICK_DEATH_S = 10.0   # a child dying younger than this counts towards "keeps failing"
 _MAX_QUICK_DEATHS = 5
 _STOP_GRACE_S = 30.0
+_SAMPLE = (b'{"transaction_id":"warm-up","card_hash":"0","amount":1.0,"timestamp":"2026-01-01T00:00:00Z",'
+           b'"merchant_category":"grocery",' + b",".join(b'"V%d":0.0' % i for i in range(1, 29)) + b"}")
 
 
 @dataclass
@@ -154,7 +156,9 @@ class Supervisor:
 
         t0 = time.perf_counter()
         # Compile (or find cached) once, before any child: a bad model fails here, clearly.
-        Scorer.load(self.config.model_path)
+        # One scored batch also fills numba's on-disk cache, so six children starting at
+        # once load compiled code instead of compiling it six times.
+        Scorer.load(self.config.model_path).score_batch([_SAMPLE, b"{}"])
         log.info("model ready in %.1f s", time.perf_counter() - t0)
         config = self.config
         if config.transactional_id_prefix is None:
