@@ -82,7 +82,9 @@ class Timeline:
         visible yet, count as at least as late as they already are (now - b).
         """
         w = self.window(a, b)
-        planned = int(round(asked_tps * (b - a)))
+        # floor: a fractional rate schedules floor or ceil records into a window; what the
+        # generator reports sent there is exact once it has caught up
+        planned = max(int(asked_tps * (b - a)), w["sent"])
         unseen = max(planned - w["measured"], 0)
         if unseen:
             h = histogram.merge([w["_e2e_hist"]])
