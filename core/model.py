@@ -19,6 +19,7 @@ import hashlib
 import logging
 import os
 import platform
+import re
 import shutil
 import tempfile
 import time
@@ -41,7 +42,7 @@ log = logging.getLogger(__name__)
 # Name of the C compiler to use; "none" disables compiling (treelite.gtil is used instead).
 COMPILER_ENV = "FRAUDSTREAM_CC"
 _LIB_NAME = "predictor.so"
-_FORMAT = 1   # bump when the generated library changes (it is part of the cache key)
+_FORMAT = 2   # bump when the generated library changes (it is part of the cache key)
 
 
 class Metrics(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -252,7 +253,40 @@ def _find_compiler() -> str:
 # Appended to tl2cgen's main.c: score a whole C-contiguous float32 matrix in one call. NaN
 # becomes tl2cgen's "missing" marker, so a NaN feature follows the trees' default branch as
 # in XGBoost itself.
-_BATCH_C = """
+#
+# Cache blocking: tl2cgen's predict() runs every tree for one row, ~400 KB of branchy code per
+# row, far more than the L1 instruction cache. The trees are split into _UNITS translation
+# units of ~10 trees (predict_unit0..N, ~16 KB of code each), and the batch entry point runs
+# each unit over a block of 64 rows while its code is hot: ~30 % less time per row, measured.
+# Per row the additions happen in predict()'s order (units in order, then the base score),
+# so the scores are bit-identical to predict()'s.
+_UNITS = 25
+_BLOCKED_C = """
+#define FS_BLOCK 64
+static void fs_base_score(float* result) {
+%(base)s
+}
+void fraudstream_predict_batch(const float* x, size_t n, float* out) {
+  union Entry rows[FS_BLOCK][%(n)d];
+  for (size_t r0 = 0; r0 < n; r0 += FS_BLOCK) {
+    size_t m = n - r0 < FS_BLOCK ? n - r0 : FS_BLOCK;
+    for (size_t i = 0; i < m; ++i) {
+      const float* xi = x + (r0 + i) * %(n)d;
+      for (int j = 0; j < %(n)d; ++j) {
+        if (isnan(xi[j])) { rows[i][j].missing = -1; } else { rows[i][j].fvalue = xi[j]; }
+      }
+      out[r0 + i] = 0.0f;
+    }
+%(units)s
+    for (size_t i = 0; i < m; ++i) {
+      fs_base_score(out + r0 + i);
+      postprocess(out + r0 + i);
+    }
+  }
+}
+"""
+# The simple form, when tl2cgen's generated code does not look as _blocked_source expects.
+_ROWWISE_C = """
 void fraudstream_predict_batch(const float* x, size_t n, float* out) {
   union Entry row[%(n)d];
   for (size_t i = 0; i < n; ++i) {
@@ -266,6 +300,20 @@ void fraudstream_predict_batch(const float* x, size_t n, float* out) {
   }
 }
 """
+_BASE_SCORE = re.compile(r"// Apply base_scores\n(.*?)\n\s*// Apply postprocessor", re.S)
+_UNIT_CALL = re.compile(r"^\s*predict_unit(\d+)\(data, result\);$", re.M)
+
+
+def _blocked_source(main_c: str) -> str | None:
+    """The cache-blocked batch entry point for this generated main.c, or None when predict()
+    is not the expected sequence "units in order; base score; postprocess"."""
+    base = _BASE_SCORE.search(main_c)
+    units = [int(u) for u in _UNIT_CALL.findall(main_c)]
+    if base is None or not units or units != list(range(len(units))):
+        return None
+    calls = "\n".join(f"    for (size_t i = 0; i < m; ++i) predict_unit{u}(rows[i], out + r0 + i);"
+                      for u in units)
+    return _BLOCKED_C % {"base": base.group(1), "n": N_FEATURES, "units": calls}
 
 
 def _build(tl_model, toolchain: str, build_dir: Path) -> Path:
@@ -273,11 +321,14 @@ def _build(tl_model, toolchain: str, build_dir: Path) -> Path:
     import tl2cgen
 
     src = build_dir / "src"
-    jobs = os.cpu_count() or 1
-    tl2cgen.generate_c_code(tl_model, src, params={"parallel_comp": max(2, jobs)})
-    with open(src / "main.c", "a") as main_c:
-        main_c.write(_BATCH_C % {"n": N_FEATURES})
-    built = Path(tl2cgen.create_shared(toolchain, src, nthread=jobs,
+    tl2cgen.generate_c_code(tl_model, src, params={"parallel_comp": _UNITS})
+    main_c = (src / "main.c").read_text()
+    entry = _blocked_source(main_c)
+    if entry is None:
+        log.info("tl2cgen's main.c is not as expected: using the row-by-row batch entry point")
+        entry = _ROWWISE_C % {"n": N_FEATURES}
+    (src / "main.c").write_text(main_c + entry)
+    built = Path(tl2cgen.create_shared(toolchain, src, nthread=os.cpu_count() or 1,
                                        long_build_time_warning=False))
     os.replace(built, build_dir / _LIB_NAME)
     shutil.rmtree(src, ignore_errors=True)

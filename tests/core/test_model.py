@@ -244,3 +244,19 @@ def test_two_processes_compiling_at_once_share_one_library(tmp_path):
     libs = {out.split()[-1] for out, _ in outs}
     assert len(libs) == 1
     assert [p.name for p in (tmp_path / "models").iterdir()] == [Path(libs.pop()).parent.name]
+
+
+def test_generated_code_gets_the_cache_blocked_entry_point(tmp_path):
+    """If tl2cgen's output changes shape, scoring silently falls back to the slower row-wise
+    entry point; this test notices."""
+    import tl2cgen
+    import treelite
+
+    from core import model as core_model
+
+    tl = treelite.frontend.load_xgboost_model(default_model_path().parent / "fraud-model.json",
+                                              format_choice="json")
+    tl2cgen.generate_c_code(tl, tmp_path, params={"parallel_comp": core_model._UNITS})
+    source = core_model._blocked_source((tmp_path / "main.c").read_text())
+    assert source is not None
+    assert source.count("predict_unit") == core_model._UNITS
