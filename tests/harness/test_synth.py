@@ -6,6 +6,8 @@ import re
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bench import synth
 from core.features import HOUR
@@ -156,3 +158,30 @@ def test_extreme_values_encode_exactly():
             np.array([d[f"V{j}"] for j in range(1, 29)], dtype=np.float32),
             (np.rint(b.V[i].astype(np.float64) * 1e6) / 1e6).astype(np.float32))
         assert d["timestamp"] == b.iso_timestamps()[i]
+
+
+mixes = st.dictionaries(st.sampled_from(synth.PATTERN_NAMES[1:]), st.floats(0.1, 5.0),
+                        min_size=1)
+
+
+@settings(deadline=None, max_examples=25)
+@given(n=st.integers(0, 400), seed=st.integers(0, 2**32), fraud_rate=st.floats(0, 1),
+       mix=mixes, n_cards=st.integers(1, 50), card_skew=st.floats(0, 2),
+       span_s=st.floats(1.0, 1e6), burst_size=st.integers(1, 30))
+def test_any_parameters_give_consistent_batches(n, seed, fraud_rate, mix, n_cards, card_skew,
+                                                span_s, burst_size):
+    b = synth.generate(n, seed=seed, fraud_rate=fraud_rate, mix=mix, n_cards=n_cards,
+                       card_skew=card_skew, span_s=span_s, burst_size=burst_size)
+    assert len(b) == n and b.V.shape == (n, 28)
+    assert ((b.label == 1) == (b.pattern != synth.LEGIT)).all()
+    allowed = {0} | {synth.PATTERN_NAMES.index(k) for k, w in mix.items() if w > 0}
+    assert set(b.pattern.tolist()) <= allowed
+    assert ((b.timestamp >= synth.DEFAULT_START)
+            & (b.timestamp < synth.DEFAULT_START + span_s)).all()
+    assert len(set(b.card_hash.tolist())) <= n_cards
+    payloads = b.payloads()
+    assert len(payloads) == n
+    for i in range(0, n, 37):
+        d = json.loads(payloads[i])
+        assert d["amount"] == b.amount[i] and d["card_hash"] == b.card_hash[i]
+        assert np.array_equal(np.array([d[f"V{j}"] for j in range(1, 29)], np.float32), b.V[i])
