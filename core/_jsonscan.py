@@ -11,13 +11,22 @@ the precise dead-letter reason. So the kernel can be simple without ever being w
 import numba as nb
 import numpy as np
 
-from core.features import AMOUNT, HOUR, N_V
-from core.schema import MAX_AMOUNT, SCORE_FIELD_NAMES
+from core import features, schema
+from core.schema import SCORE_FIELD_NAMES
 
 __all__ = ["OK", "SLOW", "TOO_LARGE", "scan_batch", "key_table"]
 
 # per-row status
 OK, SLOW, TOO_LARGE = 0, 1, 2
+
+# The kernels bake these globals into numba's on-disk cache, which is invalidated only when
+# THIS file changes: so they are spelled out here and checked against their owners at import.
+N_V, AMOUNT, HOUR = 28, 28, 30
+MAX_AMOUNT = 1e9
+if (N_V, AMOUNT, HOUR, MAX_AMOUNT) != (features.N_V, features.AMOUNT, features.HOUR,
+                                       schema.MAX_AMOUNT):
+    raise ImportError("core._jsonscan constants disagree with core.features/core.schema: "
+                      "update N_V, AMOUNT, HOUR, MAX_AMOUNT in core/_jsonscan.py")
 
 # field codes: 0..27 are V1..V28 (also their column), AMOUNT is its column
 F_TIMESTAMP, F_TXID, F_CARD, F_MERCHANT, F_LABEL = range(AMOUNT + 1, AMOUNT + 6)

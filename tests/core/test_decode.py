@@ -194,3 +194,11 @@ def test_decoded_transaction_equals_the_input(tx):
     for name in Transaction.__struct_fields__:
         key = "_synthetic_label" if name == "synthetic_label" else name
         assert getattr(decoded, name) == tx.get(key)
+
+
+def test_size_limit_is_inclusive():
+    value = raw()
+    at_limit = value + b" " * (MAX_VALUE_BYTES - len(value))
+    d = decode_batch([at_limit, at_limit + b" "])
+    assert d.good.tolist() == [0]
+    assert d.dead == [(1, f"value too large: {MAX_VALUE_BYTES + 1} bytes > {MAX_VALUE_BYTES}")]
