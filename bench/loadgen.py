@@ -69,8 +69,23 @@ def _pad(value: bytes, size: int) -> bytes:
 
 
 def renice(delta: int) -> None:
-    """Best effort: a negative value needs privileges, and the run works without them."""
-    if delta:
+    """Give this harness process its own scheduling group, `delta` nicer (best effort).
+
+    Linux with autogroup (the default on desktops and many VMs) shares CPU fairly between
+    *sessions*, and nice only counts inside one. A child of `bench run` shares the session
+    of whatever else the user runs there, so it starts a session of its own, and the nice
+    value goes to that session's group (a negative one needs root / CAP_SYS_NICE).
+    """
+    try:
+        os.setsid()
+    except OSError:
+        pass
+    if not delta:
+        return
+    try:
+        with open("/proc/self/autogroup", "w") as f:
+            f.write(str(delta))
+    except OSError:
         try:
             os.nice(delta)
         except OSError:
@@ -110,6 +125,7 @@ def producer_main(spec: ProducerSpec, commands, results) -> None:
     """Child process body: build the pool, then follow plans until told to stop."""
     from confluent_kafka import Producer
 
+    parent = os.getppid()
     renice(spec.nice)
     t = time.perf_counter()
     values, keys, labels = build_pool(spec.traffic, spec.index)
@@ -147,6 +163,9 @@ def producer_main(spec: ProducerSpec, commands, results) -> None:
             if time.monotonic() >= next_tick:
                 results.put(("tick", spec.index, stats.flush()))
                 next_tick = time.monotonic() + _TICK_S
+                if os.getppid() != parent:   # the runner is gone: nobody will stop us
+                    producer.purge()
+                    return
         if limiter is None:
             if plan:
                 start, duration, tps = plan.pop(0)

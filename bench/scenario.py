@@ -88,9 +88,10 @@ class Topology(msgspec.Struct, **_STRUCT):
     scoring_processes: Annotated[int, msgspec.Meta(ge=1, le=256)] = 6
     producers: Annotated[int, msgspec.Meta(ge=1, le=32)] = 1
     sinks: Annotated[int, msgspec.Meta(ge=1, le=16)] = 1
-    # nice value for the generator and sink processes: on a small shared machine they must
-    # not be starved, or the harness is what gets measured (negative needs root/CAP_SYS_NICE;
-    # without it the value is ignored)
+    # the generator and sink each run in a session of their own (under Linux autogroup,
+    # CPU is shared fairly between sessions) with this nice value: on a small shared machine
+    # they must not be starved, or the harness is what gets measured (negative needs root /
+    # CAP_SYS_NICE; without it the value is ignored)
     harness_nice: Annotated[int, msgspec.Meta(ge=-20, le=19)] = -5
 
 

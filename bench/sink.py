@@ -15,6 +15,7 @@ Commands: ("finish",) drains what is readable now and reports.
 into the exactly-once verdict (missing, duplicated, unexpected) and detection quality.
 """
 
+import os
 import queue
 import time
 
@@ -57,6 +58,7 @@ def sink_main(spec: SinkSpec, commands, results) -> None:
     """Child process body: consume until told to finish, reporting every ~0.5 s."""
     from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
+    parent = os.getppid()
     renice(spec.nice)
     consumer = Consumer(spec.config)
     consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING)
@@ -120,6 +122,9 @@ def sink_main(spec: SinkSpec, commands, results) -> None:
         if time.monotonic() >= next_tick:
             tick()
             next_tick = time.monotonic() + _TICK_S
+            if os.getppid() != parent:   # the runner is gone
+                consumer.close()
+                return
             try:
                 if commands.get_nowait()[0] == "finish":
                     finishing = 1
