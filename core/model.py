@@ -137,13 +137,20 @@ def load_model(meta_path: str | os.PathLike | None = None, *, compile: bool = Tr
     if compile:
         try:
             lib = _ensure_library(tl_model, meta.model_sha256)
-            return FraudModel(meta, "tl2cgen", _native_predict(lib), lib)
+            try:
+                predict = _native_predict(lib)
+            except ModelError as exc:  # a damaged cache entry: rebuild it once
+                log.warning("%s: rebuilding it", exc)
+                shutil.rmtree(lib.parent, ignore_errors=True)
+                lib = _ensure_library(tl_model, meta.model_sha256)
+                predict = _native_predict(lib)
+            return FraudModel(meta, "tl2cgen", predict, lib)
         except _NoCompiler as exc:
-            log.warning("%s: scoring with treelite.gtil instead (same scores, ~8x slower)", exc)
+            log.warning("%s: scoring with treelite.gtil instead (same scores, ~10x slower)", exc)
         except Exception as exc:  # a broken toolchain must not stop scoring: gtil is exact
             detail = " ".join(str(exc).split())[:300]   # compiler output: keep one line
             log.warning("compiling the model with tl2cgen failed (%s: %s): scoring with "
-                        "treelite.gtil instead (same scores, ~8x slower)",
+                        "treelite.gtil instead (same scores, ~10x slower)",
                         type(exc).__name__, detail)
     return FraudModel(meta, "gtil", _gtil_predict(tl_model), None)
 

@@ -260,3 +260,16 @@ def test_generated_code_gets_the_cache_blocked_entry_point(tmp_path):
     source = core_model._blocked_source((tmp_path / "main.c").read_text())
     assert source is not None
     assert source.count("predict_unit") == core_model._UNITS
+
+
+@pytest.mark.slow
+def test_a_damaged_cached_library_is_rebuilt(tmp_path, monkeypatch, compiled):
+    monkeypatch.setenv("FRAUDSTREAM_HOME", str(tmp_path))
+    monkeypatch.delenv("FRAUDSTREAM_CC", raising=False)
+    lib = compiled_library_path(compiled.meta.model_sha256)
+    lib.parent.mkdir(parents=True)
+    lib.write_bytes(b"not a shared library")
+    model = load_model()
+    assert model.backend == "tl2cgen" and model.library_path == lib
+    x = random_rows(500, SEED + 5)
+    np.testing.assert_array_equal(model.predict(x), compiled.predict(x))
