@@ -4,7 +4,7 @@
 the hash the metadata records, loads it into treelite and compiles it with tl2cgen into a
 shared library, ONCE per model hash: the library is cached under
 core.paths.home()/models/<hash>/ and later loads (other processes, restarts) just open it.
-Without a C compiler, or when compiling fails, scoring falls back to treelite.gtil (about 8x
+Without a C compiler, or when compiling fails, scoring falls back to treelite.gtil (about 10x
 slower, same answers) after one warning. A missing or corrupt model raises ModelError at
 start-up, never at the first message.
 
@@ -42,7 +42,7 @@ log = logging.getLogger(__name__)
 # Name of the C compiler to use; "none" disables compiling (treelite.gtil is used instead).
 COMPILER_ENV = "FRAUDSTREAM_CC"
 _LIB_NAME = "predictor.so"
-_FORMAT = 2   # bump when the generated library changes (it is part of the cache key)
+_FORMAT = 3   # bump when the generated library changes (it is part of the cache key)
 
 
 class Metrics(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -268,6 +268,9 @@ def _find_compiler() -> str:
 # Per row the additions happen in predict()'s order (units in order, then the base score),
 # so the scores are bit-identical to predict()'s.
 _UNITS = 25
+# After tl2cgen's own -O3, so this wins: on this tree code -O1 scored exactly as fast as -O2
+# and -O3 (bit-identical results) for ~40 % less compiler CPU time.
+_CFLAGS = ["-O1"]
 _BLOCKED_C = """
 #define FS_BLOCK 64
 static void fs_base_score(float* result) {
@@ -336,7 +339,7 @@ def _build(tl_model, toolchain: str, build_dir: Path) -> Path:
         entry = _ROWWISE_C % {"n": N_FEATURES}
     (src / "main.c").write_text(main_c + entry)
     built = Path(tl2cgen.create_shared(toolchain, src, nthread=os.cpu_count() or 1,
-                                       long_build_time_warning=False))
+                                       long_build_time_warning=False, options=_CFLAGS))
     os.replace(built, build_dir / _LIB_NAME)
     shutil.rmtree(src, ignore_errors=True)
     return build_dir / _LIB_NAME
