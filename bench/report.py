@@ -53,10 +53,9 @@ def exit_code(result: dict) -> int:
     return EXIT_OK if result["passed"] else EXIT_SLO
 
 
-def _latency_rows(table: Table, label: str, e2e: dict | None, extra: str = "") -> None:
+def _latency_rows(table: Table, label: str, e2e: dict | None) -> None:
     e2e = e2e or {}
-    table.add_row(label, *(_ms(e2e.get(k)) for k in ("p50_ms", "p90_ms", "p99_ms", "p99.9_ms", "max_ms")),
-                  extra)
+    table.add_row(label, *(_ms(e2e.get(k)) for k in ("p50_ms", "p90_ms", "p99_ms", "p99.9_ms", "max_ms")))
 
 
 def print_result(result: dict, console: Console | None = None) -> None:
@@ -64,7 +63,8 @@ def print_result(result: dict, console: Console | None = None) -> None:
     console = console or Console(highlight=False)
     m = result["machine"]
     console.print(f"[bold]{result['scenario']['name']}[/] on {m['cores']} cores ({m['cpu_model']}), "
-                  f"librdkafka {m['librdkafka']}, broker {result['bootstrap']}")
+                  f"librdkafka {m['librdkafka']}, broker {result['bootstrap']}"
+                  + (f", load average {m['loadavg_1m_at_end']:g}" if "loadavg_1m_at_end" in m else ""))
     for run in result["runs"]:
         h = run["headline"]
         console.rule(f"{run['pipeline']}  ({run['run_id']})")
@@ -77,15 +77,20 @@ def print_result(result: dict, console: Console | None = None) -> None:
                            _ms(e["p50_ms"]), _ms(e["p99_ms"]), _ms(e["p99.9_ms"]), f"{s['unseen']:,}",
                            "[green]pass[/]" if s["passed"] else "[red]miss[/]")
             console.print(st)
-        t = Table("latency (ms)", "p50", "p90", "p99", "p99.9", "max", "", title_justify="left",
-                  title="at the peak rate" if run["kind"] == "max" else "measurement window")
-        _latency_rows(t, "end-to-end", h["e2e"])
-        _latency_rows(t, "publish delay", h["publish_delay"])
-        console.print(t)
-        sus = h["sustained_tps"]
-        console.print(f"throughput: asked {_tps(h['asked_tps'])}/s, sustained within SLO "
-                      f"[bold]{_tps(sus)}[/]/s" + ("" if run["kind"] == "max"
-                                                  else f", achieved {_tps(h.get('achieved_tps'))}/s"))
+        if run["kind"] == "max" and h["e2e"] is None:
+            low = min(run["steps"], key=lambda x: x["asked_tps"]) if run["steps"] else None
+            console.print("[red]no rate tried held the SLO[/]" + (
+                f": the lowest, {_tps(low['asked_tps'])}/s, had p99 {_ms(low['judged_e2e']['p99_ms'])} ms"
+                if low else ""))
+        else:
+            t = Table("latency (ms)", "p50", "p90", "p99", "p99.9", "max", title_justify="left",
+                      title="at the peak rate" if run["kind"] == "max" else "measurement window")
+            _latency_rows(t, "end-to-end", h["e2e"])
+            _latency_rows(t, "publish delay", h["publish_delay"])
+            console.print(t)
+            sus = h["sustained_tps"]
+            console.print(f"throughput: asked {_tps(h['asked_tps'])}/s, achieved "
+                          f"{_tps(h.get('achieved_tps'))}/s, sustained within the SLO [bold]{_tps(sus)}[/]/s")
         if h["cpu_cores"]:
             console.print("CPU (cores): " + ", ".join(f"{k} {v:.2f}" for k, v in h["cpu_cores"].items()))
         v = run["verdict"]
