@@ -59,10 +59,17 @@ class Harness:
             self._check_alive()
             self.pump(0.2)
 
-    def _check_alive(self) -> None:
+    def check_alive(self) -> None:
+        """Raise if a generator or sink process ended before reporting it was done."""
+        done = [p for i, p in enumerate(self.producers) if i in self.sent]
+        done += [p for i, p in enumerate(self.sinks) if i in self._sink_done]
         for p in self.producers + self.sinks:
-            if p.exitcode not in (None, 0):
-                raise PipelineError(f"{p.name} died with exit code {p.exitcode}")
+            if p.exitcode is not None and p not in done:
+                how = (f"killed by signal {-p.exitcode}" if p.exitcode < 0
+                       else f"exit code {p.exitcode}")
+                raise PipelineError(f"{p.name} (pid {p.pid}) ended during the run: {how}")
+
+    _check_alive = check_alive
 
     def pump(self, timeout: float = 0.1) -> None:
         """Absorb reports from the children for up to `timeout` seconds."""

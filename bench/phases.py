@@ -31,6 +31,7 @@ class Context:
 
     def tick(self, phase: str, t_start: int, asked_tps: float, seconds: float = 0.25) -> None:
         self.harness.pump(seconds)
+        self.harness.check_alive()
         self.alive()
         if self.progress is None:
             return
