@@ -52,7 +52,10 @@ class ScoringConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_
     """Everything one scoring process needs. Frozen: derive variants with `replace()`.
 
     batch_max_records / batch_max_wait_ms: a transaction closes when the batch is full or the
-    deadline passes, whichever comes first (defaults chosen by measurement, see README).
+    deadline passes, whichever comes first. Measured here (2 cores): a transaction costs the
+    broker ~4 ms CPU whatever its size, so a backlog drains with ~25% less CPU per record at
+    8000 records than at 2000; the deadline bounds latency at live rates, where it also caps
+    the transaction rate at workers / deadline.
     transactional_id_prefix: worker slot `i` uses ``<prefix>-<i>`` as its transactional.id and
     group.instance.id, so a restarted worker fences its killed predecessor and takes over its
     partitions at once. Default: ``<group_id>.<hostname>``, unique per host, so scaling out
@@ -64,7 +67,7 @@ class ScoringConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_
     bootstrap_servers: str = "127.0.0.1:9092"
     topics: TopicNames = TopicNames()
     group_id: str = "fraudstream-scoring"
-    batch_max_records: Annotated[int, Meta(ge=1, le=100_000)] = 2000
+    batch_max_records: Annotated[int, Meta(ge=1, le=100_000)] = 8000
     batch_max_wait_ms: Annotated[int, Meta(ge=0, le=60_000)] = 25
     transactional_id_prefix: str | None = None
     exactly_once: bool = True
