@@ -39,7 +39,8 @@ __all__ = ["Metrics", "ModelMeta", "FraudModel", "load_model", "load_meta", "war
 
 log = logging.getLogger(__name__)
 
-# Name of the C compiler to use; "none" disables compiling (treelite.gtil is used instead).
+# Name of the C compiler to use. "none" never runs a compiler: a library already in the cache
+# is still used, otherwise scoring uses treelite.gtil.
 COMPILER_ENV = "FRAUDSTREAM_CC"
 _LIB_NAME = "predictor.so"
 _FORMAT = 3   # bump when the generated library changes (it is part of the cache key)
