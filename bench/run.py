@@ -44,6 +44,7 @@ class RunOptions:
     namespace: str | None = None       # with external_scorer: the namespace it reads
     out_dir: Path = Path("results")
     keep_topics: bool = False
+    keep_broker: bool = False          # leave a broker this run started running afterwards
     progress: object = None            # callable(state dict) or None
     echo: object = print
     extra: dict = field(default_factory=dict)
@@ -131,8 +132,15 @@ def run_scenario(scenario: Scenario, opts: RunOptions, scenario_path: Path | Non
                           "bootstrap null) - at $.faults")
     started_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     runs = []
-    for pipeline in pipelines_of(scenario):
-        runs.append(_run_pipeline(scenario, pipeline, target, bootstrap, cluster, opts))
+    try:
+        for pipeline in pipelines_of(scenario):
+            runs.append(_run_pipeline(scenario, pipeline, target, bootstrap, cluster, opts))
+    finally:
+        if cluster is not None and cluster.started and not opts.keep_broker:
+            from bench.broker import stop
+            opts.echo(f"stopping the kafka cluster this run started on port {cluster.port} "
+                      "(--keep-broker leaves it up)")
+            stop(cluster.port)
     result = {"scenario": msgspec.to_builtins(scenario), "started_at": started_at,
               "bootstrap": bootstrap, "machine": machine(), "runs": runs}
     if len(runs) == 2:

@@ -26,10 +26,12 @@ __all__ = ["run", "report"]
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("results"),
               show_default=True, help="Where the JSON result and PNG plots go.")
 @click.option("--keep-topics", is_flag=True, help="Do not delete the run's topics afterwards.")
+@click.option("--keep-broker", is_flag=True,
+              help="Leave a broker this run had to start running afterwards.")
 @click.option("--no-plots", is_flag=True, help="Skip the PNG plots.")
 @click.option("--quiet", is_flag=True, help="No live progress line.")
 def run(scenario_file, bootstrap, external_scorer, namespace, target_file, workers, duration, tps,
-        pipeline, out_dir, keep_topics, no_plots, quiet):
+        pipeline, out_dir, keep_topics, keep_broker, no_plots, quiet):
     """Run a benchmark scenario: open-loop load, end-to-end latency, exactly-once verdict.
 
     \b
@@ -68,7 +70,7 @@ def run(scenario_file, bootstrap, external_scorer, namespace, target_file, worke
     stamp = time.strftime("%Y%m%d-%H%M%S")
     run_dir = out_dir / f"{scenario.name}-{stamp}"
     opts = RunOptions(bootstrap=bootstrap, external_scorer=external_scorer, namespace=namespace,
-                      out_dir=run_dir, keep_topics=keep_topics,
+                      out_dir=run_dir, keep_topics=keep_topics, keep_broker=keep_broker,
                       echo=lambda msg: console.print(f"[dim]{msg}[/]"))
     if quiet or not console.is_terminal:
         opts.progress = _plain_progress(console) if not quiet else None
