@@ -57,15 +57,17 @@ def key_table():
 # NRT off: with it, every helper call taking `buf` does an atomic incref/decref of the array,
 # measured at ~15 ns per call (15x the byte loop itself). The kernels never allocate.
 _jit = nb.njit(cache=True, nogil=True, boundscheck=False, _nrt=False)
+# Helpers inlined at numba IR level: scan measured 1.88 -> 1.62 us/event (same compile time).
+_helper = nb.njit(cache=True, nogil=True, boundscheck=False, _nrt=False, inline="always")
 
 
-@_jit
+@_helper
 def _u(i):
     # An unsigned index spares numba's negative-index wraparound on every byte read.
     return nb.uint64(i)
 
 
-@_jit
+@_helper
 def _ws(buf, i, end):
     while i < end:
         b = buf[_u(i)]
@@ -75,7 +77,7 @@ def _ws(buf, i, end):
     return i
 
 
-@_jit
+@_helper
 def _string_end(buf, i, end):
     """Index of the closing quote of a plain ASCII string starting at i, or -1."""
     while i < end:
@@ -88,7 +90,7 @@ def _string_end(buf, i, end):
     return -1
 
 
-@_jit
+@_helper
 def _field_code(buf, k0, k1, names, lengths, codes):
     n = k1 - k0
     if buf[k0] == 86:  # V1..V28, no leading zeros
@@ -114,7 +116,7 @@ def _field_code(buf, k0, k1, names, lengths, codes):
     return -1
 
 
-@_jit
+@_helper
 def _number(buf, i, end):
     """Parse a JSON number at i: (next index or -1, value, is plain integer)."""
     neg = False
@@ -194,7 +196,7 @@ def _number(buf, i, end):
     return i, -value if neg else value, is_int
 
 
-@_jit
+@_helper
 def _digits(buf, i, n):
     v = 0
     for k in range(i, i + n):
@@ -205,7 +207,7 @@ def _digits(buf, i, n):
     return v
 
 
-@_jit
+@_helper
 def _utc_hour(buf, s0, s1):
     """Hour of YYYY-MM-DDTHH:MM:SS[.f{1,9}]Z at buf[s0:s1], or -1 if not exactly that."""
     n = s1 - s0
@@ -235,7 +237,7 @@ def _utc_hour(buf, s0, s1):
     return hour
 
 
-@_jit
+@_helper
 def _scan_one(buf, i, end, x, r, names, lengths, codes):
     """Fill row r of x from the object at buf[i:end]; index of its closing brace or -1."""
     i = _ws(buf, i, end)
