@@ -130,7 +130,10 @@ class ScoringConsumer:
             except (KafkaException, RuntimeError) as exc:
                 log.warning("%s: consumer close: %s", self.name, exc)
         if self._producer is not None:
-            self._producer.flush(5.0)
+            try:
+                self._producer.flush(5.0)
+            except KafkaException as exc:  # fenced or fatal: never mask the error that got us here
+                log.warning("%s: producer flush on close: %s", self.name, exc.args[0])
         snap = self.metrics.snapshot()
         log.info("%s: stopped. %s", self.name, format_stats(snap, type(snap)(), 0.0))
 
@@ -266,7 +269,9 @@ class ScoringConsumer:
     def _consume_error(self, msg: Any) -> None:
         error = msg.error()
         where = f"{msg.topic()}[{msg.partition()}]"
-        if error.fatal():
+        # A fatal consumer error (e.g. static member fenced by a newer one with the same
+        # group.instance.id) arrives as a message with code _FATAL, not always flagged fatal().
+        if error.fatal() or error.code() == KafkaError._FATAL:
             raise PipelineError(f"{self.name}: fatal consumer error on {where}: {error.str()}")
         if error.code() != KafkaError._PARTITION_EOF:
             log.warning("%s: consumer error on %s: %s", self.name, where, error.str())

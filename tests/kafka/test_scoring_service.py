@@ -171,3 +171,48 @@ def test_a_worker_that_keeps_failing_stops_the_service(kafka_bootstrap, tmp_path
     log = svc.log_path.read_text()
     assert code == 1, log
     assert "do not exist" in log and "restarting in" in log and "keeps failing" in log
+
+
+def test_a_zombie_with_the_same_slot_is_fenced_and_stops(kafka_bootstrap, fresh_topics, scorer):
+    """Two processes claiming one worker slot: the newer one fences the older, which must
+    stop with PipelineError instead of carrying on (its writes could no longer commit)."""
+    from core.errors import PipelineError
+
+    names = fresh_topics("fence")
+    inputs = make_inputs(4000, 0, seed=3)
+    group = f"fence-{uuid.uuid4().hex[:6]}"
+    config = ScoringConfig(bootstrap_servers=kafka_bootstrap, topics=names, group_id=group,
+                           transactional_id_prefix=group, batch_max_records=200, stats_interval_s=0)
+    errors: dict[str, BaseException] = {}
+
+    def run(name, consumer):
+        try:
+            consumer.run()
+        except BaseException as exc:  # noqa: BLE001 - recorded for the assertion below
+            errors[name] = exc
+
+    old = ScoringConsumer(config, scorer, slot=0, metrics=LoopMetrics(registry=CollectorRegistry()))
+    old_thread = threading.Thread(target=run, args=("old", old))
+    old_thread.start()
+    produce_inputs(kafka_bootstrap, names.transactions, inputs, inputs.records[:2000])
+    deadline = time.monotonic() + 60
+    while old.metrics.snapshot().processed < 2000:
+        assert time.monotonic() < deadline and old_thread.is_alive(), errors
+        time.sleep(0.1)
+    new = ScoringConsumer(config, scorer, slot=0, metrics=LoopMetrics(registry=CollectorRegistry()))
+    new_thread = threading.Thread(target=run, args=("new", new))
+    new_thread.start()
+    try:
+        produce_inputs(kafka_bootstrap, names.transactions, inputs, inputs.records[2000:])
+        old_thread.join(60)
+        assert not old_thread.is_alive(), "the fenced consumer kept running"
+        assert isinstance(errors.get("old"), PipelineError), errors
+        print(f"old consumer stopped with: {errors['old']}")
+        wait_drained(kafka_bootstrap, group, names.transactions, timeout=90)
+    finally:
+        new.stop()
+        old.stop()
+        new_thread.join(30)
+    assert "new" not in errors, errors
+    v = verify(kafka_bootstrap, names, inputs)
+    assert v.exactly_once(), v
