@@ -26,7 +26,11 @@ T = TypeVar("T")
 # Defaults the user may override through ScoringConfig.kafka.
 _CONSUMER_DEFAULTS = {
     "auto.offset.reset": "earliest",
-    "partition.assignment.strategy": "cooperative-sticky",
+    # Eager, not cooperative-sticky: with static membership a rejoining member gets the
+    # group's cached assignment and no rebalance runs. After an interrupted cooperative
+    # rebalance that cached assignment can leave partitions unowned forever (seen here after
+    # a SIGTERM mid-rebalance and a restart); an eager assignment always covers them all.
+    "partition.assignment.strategy": "roundrobin",
     # A SIGKILLed worker holds its partitions until its session expires (unless its slot is
     # restarted first, which static membership makes instant): keep that bounded.
     "session.timeout.ms": "10000",
