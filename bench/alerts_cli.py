@@ -8,7 +8,7 @@ import uuid
 import click
 import msgspec
 
-from bench.topics import BOOTSTRAP, NAMESPACE
+from bench.topics import BOOTSTRAP, NAMESPACE, require_topic
 from core.topics import TopicNames
 
 __all__ = ["alerts", "format_alert"]
@@ -48,7 +48,7 @@ def alerts(bootstrap, namespace, as_json, from_beginning, max_alerts, group):
       bench alerts
       bench alerts --json --from-beginning | jq .amount
     """
-    from confluent_kafka import Consumer, KafkaException
+    from confluent_kafka import Consumer
 
     topic = TopicNames.namespaced(namespace).alerts
     consumer = Consumer({
@@ -58,12 +58,7 @@ def alerts(bootstrap, namespace, as_json, from_beginning, max_alerts, group):
         "auto.offset.reset": "earliest" if from_beginning else "latest",
         "enable.auto.commit": group is not None,
     })
-    try:
-        meta = consumer.list_topics(topic, timeout=10.0).topics.get(topic)
-    except KafkaException as exc:
-        raise click.ClickException(f"cannot reach Kafka at {bootstrap}: {exc.args[0].str()}") from None
-    if meta is None or meta.error is not None:
-        raise click.ClickException(f"topic {topic} does not exist on {bootstrap} (bench topics create)")
+    require_topic(consumer, bootstrap, topic)
     consumer.subscribe([topic])
     if not as_json:
         click.echo(f"Monitoring fraud alerts on {topic} ({bootstrap})...", err=True)

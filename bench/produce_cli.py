@@ -11,7 +11,7 @@ import time
 
 import click
 
-from bench.topics import BOOTSTRAP, NAMESPACE
+from bench.topics import BOOTSTRAP, NAMESPACE, require_topic
 from core.topics import TopicNames
 
 __all__ = ["produce"]
@@ -39,7 +39,7 @@ def produce(bootstrap, namespace, tps, duration, fraud_rate, seed, cards):
     Example:
       bench produce --tps 2000 --duration 60
     """
-    from confluent_kafka import KafkaException, Producer
+    from confluent_kafka import Producer
 
     from bench.synth import generate
 
@@ -47,12 +47,7 @@ def produce(bootstrap, namespace, tps, duration, fraud_rate, seed, cards):
     topic = TopicNames.namespaced(namespace).transactions
     total = max(1, int(tps * duration))
     producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5, "enable.idempotence": True})
-    try:
-        meta = producer.list_topics(topic, timeout=10.0).topics.get(topic)
-    except KafkaException as exc:
-        raise click.ClickException(f"cannot reach Kafka at {bootstrap}: {exc.args[0].str()}") from None
-    if meta is None or meta.error is not None:
-        raise click.ClickException(f"topic {topic} does not exist on {bootstrap} (bench topics create)")
+    require_topic(producer, bootstrap, topic)
     click.echo(f"producing {total:,} transactions to {topic} at {tps:,.0f}/s (seed {seed})", err=True)
     start = time.monotonic_ns()
     wall0 = time.time_ns() - start

@@ -121,3 +121,15 @@ def delete(bootstrap, namespace, yes):
         click.confirm(f"delete {', '.join(names.all())} on {bootstrap}?", abort=True)
     for name in delete_topics(bootstrap, names):
         click.echo(f"deleted  {name}")
+
+
+def require_topic(client, bootstrap: str, topic: str) -> None:
+    """Fail as one CLI line unless `topic` exists; `client` is any confluent-kafka client."""
+    from confluent_kafka import KafkaException
+
+    try:
+        meta = client.list_topics(topic, timeout=10.0).topics.get(topic)
+    except KafkaException as exc:
+        raise click.ClickException(f"cannot reach Kafka at {bootstrap}: {exc.args[0].str()}") from None
+    if meta is None or meta.error is not None:
+        raise click.ClickException(f"topic {topic} does not exist on {bootstrap} (bench topics create)")
