@@ -35,6 +35,18 @@ def command_for(pipeline: str, *, bootstrap: str, namespace: str, workers: int, 
     return argv
 
 
+def _terminate_with_parent() -> None:
+    # A runner killed outright (SIGKILL, OOM) cannot stop the service it started; ask Linux
+    # to SIGTERM it then, so it aborts its transactions instead of scoring on as an orphan.
+    try:
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+    except (OSError, AttributeError):
+        pass  # not Linux: the service's own checks are all there is
+
+
 class PipelineProcess:
     """One started pipeline service; its workers are the service process's children."""
 
@@ -44,7 +56,8 @@ class PipelineProcess:
         log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = open(log_path, "ab")
         self.proc = subprocess.Popen(argv, stdout=self._log, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL, start_new_session=True)
+                                     stdin=subprocess.DEVNULL, start_new_session=True,
+                                     preexec_fn=_terminate_with_parent)
 
     @property
     def pid(self) -> int:
