@@ -52,12 +52,7 @@ class Harness:
     def start(self, timeout: float = 300.0) -> None:
         for p in self.sinks + self.producers:
             p.start()
-        deadline = time.monotonic() + timeout
-        while len(self._ready) < len(self.producers):
-            if time.monotonic() > deadline:
-                raise PipelineError(f"load generator not ready after {timeout:.0f}s")
-            self._check_alive()
-            self.pump(0.2)
+        self._wait_for(self._ready, len(self.producers), "load generator not ready", timeout)
 
     def check_alive(self) -> None:
         """Raise if a generator or sink process ended before reporting it was done."""
@@ -69,7 +64,14 @@ class Harness:
                        else f"exit code {p.exitcode}")
                 raise PipelineError(f"{p.name} (pid {p.pid}) ended during the run: {how}")
 
-    _check_alive = check_alive
+    def _wait_for(self, reported, expected: int, what: str, timeout: float) -> None:
+        """Absorb reports until `reported` holds `expected` entries; fail on a dead child."""
+        deadline = time.monotonic() + timeout
+        while len(reported) < expected:
+            if time.monotonic() > deadline:
+                raise PipelineError(f"{what} within {timeout:.0f}s")
+            self.check_alive()
+            self.pump(0.2)
 
     def pump(self, timeout: float = 0.1) -> None:
         """Absorb reports from the children for up to `timeout` seconds."""
@@ -111,24 +113,14 @@ class Harness:
         """Let the plan end, flush, and return {producer index: records sent}."""
         for q in self._p_cmd:
             q.put(("stop",))
-        deadline = time.monotonic() + timeout
-        while len(self.sent) < len(self.producers):
-            if time.monotonic() > deadline:
-                raise PipelineError(f"load generator did not finish within {timeout:.0f}s")
-            self._check_alive()
-            self.pump(0.2)
+        self._wait_for(self.sent, len(self.producers), "load generator did not finish", timeout)
         return dict(self.sent)
 
     def finish_sinks(self, timeout: float = 120.0) -> dict:
         """Stop the sinks once they read nothing new; their sequence numbers, concatenated."""
         for q in self._s_cmd:
             q.put(("finish",))
-        deadline = time.monotonic() + timeout
-        while len(self._sink_done) < len(self.sinks):
-            if time.monotonic() > deadline:
-                raise PipelineError(f"latency sink did not finish within {timeout:.0f}s")
-            self._check_alive()
-            self.pump(0.2)
+        self._wait_for(self._sink_done, len(self.sinks), "latency sink did not finish", timeout)
         parts = list(self._sink_done.values())
         return {"score_seqs": np.concatenate([p[0] for p in parts]),
                 "flagged": np.concatenate([p[1] for p in parts]),

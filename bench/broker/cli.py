@@ -92,7 +92,7 @@ def logs(port, node, lines, follow):
     Example:
       bench broker logs -n 100 -f
     """
-    path = lifecycle._dir(port) / f"node-{node}" / "broker.log"
+    path = lifecycle.node_log_path(port, node)
     if not path.is_file():
         raise click.ClickException(f"no log at {path}: has the broker on port {port} run?")
     args = ["tail", "-n", str(lines)] + (["-F"] if follow else []) + [str(path)]

@@ -19,7 +19,7 @@ from bench.broker.jars import ensure_jars, java_command
 from bench.broker.properties import HOST, LOG4J2_CONFIG, node_ports, server_properties
 from core.paths import home
 
-__all__ = ["DEFAULT_PORT", "Cluster", "ensure_running", "find_running", "status", "stop", "stop_node", "start_node"]
+__all__ = ["DEFAULT_PORT", "Cluster", "node_log_path", "ensure_running", "find_running", "status", "stop", "stop_node", "start_node"]
 
 START_TIMEOUT_S = 120.0
 STOP_TIMEOUT_S = 30.0
@@ -45,6 +45,11 @@ def _dir(port: int) -> Path:
     path = home() / "brokers" / str(port)
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def node_log_path(port: int, node_id: int) -> Path:
+    """The log file of node `node_id` of the cluster based at `port`."""
+    return _dir(port) / f"node-{node_id}" / "broker.log"
 
 
 @contextmanager
@@ -150,7 +155,7 @@ def _launch_node(java: str, libs: Path, cluster: Cluster, node_id: int, heap_mb:
         if proc.returncode != 0:
             raise BrokerError(f"formatting node {node_id} failed: "
                               f"{(proc.stderr or proc.stdout).strip()[-400:]}")
-    log = open(node_dir / "broker.log", "ab")
+    log = open(node_log_path(cluster.port, node_id), "ab")
     cmd = [java, f"-Xmx{heap_mb}m", f"-Xms{heap_mb}m", "-XX:+UseG1GC",
            "-XX:MaxGCPauseMillis=20", "-Djava.awt.headless=true",
            f"-Dlog4j2.configurationFile={log4j}", f"-Dkafka.logs.dir={node_dir}",
@@ -203,14 +208,13 @@ def _wait_ready(cluster: Cluster, timeout: float) -> None:
     while time.monotonic() < deadline:
         for node_id, pid in cluster.pids.items():
             if not _pid_running(pid):
-                log = _dir(cluster.port) / f"node-{node_id}" / "broker.log"
                 raise BrokerError(f"kafka node {node_id} died during start; last log lines:\n"
-                                  f"{_log_tail(log)}")
+                                  f"{_log_tail(node_log_path(cluster.port, node_id))}")
         if _brokers_answering(cluster.bootstrap) >= cluster.nodes:
             return
         time.sleep(0.5)
     raise BrokerError(f"kafka did not answer within {timeout:.0f}s; last log lines:\n"
-                      f"{_log_tail(_dir(cluster.port) / 'node-1' / 'broker.log')}")
+                      f"{_log_tail(node_log_path(cluster.port, 1))}")
 
 
 def _pid_running(pid: int) -> bool:
