@@ -75,6 +75,7 @@ def worker_main(config_json: bytes, slot: int, parent_pid: int, log_level: int) 
     logging.basicConfig(level=log_level, format=f"%(asctime)s worker-{slot} pid=%(process)d %(levelname)s %(message)s")
     import sys
 
+    from core.gctune import tune_gc_for_batches
     from core.loop import ScoringConsumer
 
     config = msgspec.json.decode(config_json, type=ScoringConfig)
@@ -86,6 +87,7 @@ def worker_main(config_json: bytes, slot: int, parent_pid: int, log_level: int) 
         log.error("worker %d cannot start: %s", slot, exc)
         sys.exit(EXIT_STARTUP)
     consumer = ScoringConsumer(config, scorer, slot=slot)
+    tune_gc_for_batches()
 
     def on_signal(signum: int, frame: Any) -> None:
         consumer.stop()
