@@ -18,6 +18,7 @@ COMMANDS = {
     "alerts": "bench.alerts_cli:alerts",
     "produce": "bench.produce_cli:produce",
     "run": "bench.run_cli:run",
+    "drain": "bench.drain_cli:drain",
     "report": "bench.run_cli:report",
 }
 

@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from hdrh.histogram import HdrHistogram
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
-__all__ = ["LoopMetrics", "StatsSnapshot", "aggregate", "serve", "format_stats", "MULTIPROC_ENV"]
+__all__ = ["LoopMetrics", "StatsSnapshot", "aggregate", "serve", "format_stats", "MULTIPROC_ENV",
+           "bucket_quantile"]
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 # Commit latency buckets (seconds): a transaction commit is a few ms on a healthy broker.
@@ -109,7 +110,7 @@ class LoopMetrics:
                              h.get_value_at_percentile(50) / 1000, h.get_value_at_percentile(99) / 1000)
 
 
-def _bucket_quantile(buckets: list[tuple[float, float]], q: float) -> float:
+def bucket_quantile(buckets: list[tuple[float, float]], q: float) -> float:
     """Quantile from cumulative (upper bound, count) pairs, linear inside a bucket."""
     if not buckets or buckets[-1][1] <= 0:
         return 0.0
@@ -147,8 +148,8 @@ def aggregate(directory: str | None = None) -> StatsSnapshot:
         batches=int(values.get("fraudstream_transactions_total", 0)),
         aborts=int(values.get("fraudstream_aborts_total", 0)),
         lag=int(values.get("fraudstream_lag", 0)),
-        commit_p50_ms=_bucket_quantile(buckets, 0.50) * 1000,
-        commit_p99_ms=_bucket_quantile(buckets, 0.99) * 1000,
+        commit_p50_ms=bucket_quantile(buckets, 0.50) * 1000,
+        commit_p99_ms=bucket_quantile(buckets, 0.99) * 1000,
     )
 
 

@@ -3,15 +3,15 @@
 import pytest
 from prometheus_client import CollectorRegistry
 
-from core.metrics import LoopMetrics, StatsSnapshot, _bucket_quantile, format_stats
+from core.metrics import LoopMetrics, StatsSnapshot, bucket_quantile, format_stats
 
 
-def test_bucket_quantile_interpolates_inside_a_bucket():
+def testbucket_quantile_interpolates_inside_a_bucket():
     buckets = [(0.001, 0.0), (0.002, 50.0), (0.005, 100.0), (float("inf"), 100.0)]
-    assert _bucket_quantile(buckets, 0.5) == pytest.approx(0.002)
-    assert _bucket_quantile(buckets, 0.25) == pytest.approx(0.0015)
-    assert _bucket_quantile(buckets, 0.99) == pytest.approx(0.002 + 0.003 * 49 / 50)
-    assert _bucket_quantile([], 0.5) == 0.0
+    assert bucket_quantile(buckets, 0.5) == pytest.approx(0.002)
+    assert bucket_quantile(buckets, 0.25) == pytest.approx(0.0015)
+    assert bucket_quantile(buckets, 0.99) == pytest.approx(0.002 + 0.003 * 49 / 50)
+    assert bucket_quantile([], 0.5) == 0.0
 
 
 def test_snapshot_counts_and_exact_percentiles():

@@ -1,0 +1,251 @@
+"""`bench drain`: throughput of the scoring service alone, draining a pre-loaded input topic.
+
+No load generator or latency sink competes for the CPU: the input is written first, then the
+service (`python -m core`, as a user starts it) is timed until its committed offsets reach the
+end of the input. The steady rate is taken between 10 % and 90 % of the input, so start-up
+(model load, JIT, group join) and the last partial batches do not count. Afterwards the outputs
+are read back read_committed and checked: every input sequence number exactly once in
+fraud-scores, alerts exactly the flagged scores, nothing in the dead-letter topic.
+"""
+
+from __future__ import annotations
+
+import socket
+import struct
+import time
+from types import SimpleNamespace
+import urllib.request
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+from confluent_kafka import Consumer, Producer, TopicPartition
+
+from bench import procs
+from bench.loadgen import HEADER, HEADER_DTYPE
+from bench.pipeline import PipelineProcess, command_for
+from core.errors import PipelineError
+from core.metrics import bucket_quantile
+from core.topics import TopicNames
+
+__all__ = ["DrainOptions", "preload", "drain", "read_outputs"]
+
+_PACK = struct.Struct(">qqQ").pack
+_SEQ_AT = HEADER_DTYPE.fields["seq"][1]
+_FLAGGED = b'"is_fraud":true'
+_CHUNK = 100_000
+
+
+@dataclass
+class DrainOptions:
+    bootstrap: str
+    names: TopicNames
+    records: int = 1_000_000
+    workers: int | None = None           # None: one per input partition
+    batch_max_records: int | None = None
+    batch_max_wait_ms: int | None = None
+    fraud_rate: float = 0.002
+    seed: int = 7
+    broker_pids: list[int] = field(default_factory=list)
+    log_path: Path = Path("results/drain-service.log")
+    progress: Callable[[str, int, int], None] = lambda phase, done, total: None
+    timeout_s: float = 600.0
+
+
+def preload(opts: DrainOptions) -> float:
+    """Write opts.records transactions (bench header: seq = index) to the input topic; seconds."""
+    from bench.synth import generate
+
+    producer = Producer({"bootstrap.servers": opts.bootstrap, "linger.ms": 50,
+                         "batch.size": 1_000_000, "queue.buffering.max.messages": 1_000_000,
+                         "compression.type": "none"})
+    topic, produce, poll = opts.names.transactions, producer.produce, producer.poll
+    t0, now_ns = time.monotonic(), time.time_ns()
+    for lo in range(0, opts.records, _CHUNK):
+        batch = generate(min(_CHUNK, opts.records - lo), seed=opts.seed + lo, id_offset=lo,
+                         fraud_rate=opts.fraud_rate)
+        values, keys = batch.payloads(), [k.encode() for k in batch.card_hash.tolist()]
+        for i, value in enumerate(values):
+            header = [(HEADER, _PACK(now_ns, lo + i, 0))]
+            while True:
+                try:
+                    produce(topic, value, keys[i], headers=header)
+                    break
+                except BufferError:
+                    poll(0.05)
+        poll(0)
+        opts.progress("preload", lo + len(values), opts.records)
+    if producer.flush(120):
+        raise PipelineError(f"preloading {topic}: records still unsent after 120 s")
+    return time.monotonic() - t0
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _scrape(port: int) -> dict[str, list[tuple[dict, float]]]:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+    out: dict[str, list[tuple[dict, float]]] = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            out.setdefault(s.name, []).append((s.labels, s.value))
+    return out
+
+
+def _histogram_summary(samples, name: str) -> tuple[list[tuple[float, float]], float, float]:
+    buckets = sorted((float(lab["le"]), v) for lab, v in samples.get(f"{name}_bucket", []))
+    total = sum(v for _, v in samples.get(f"{name}_sum", []))
+    count = sum(v for _, v in samples.get(f"{name}_count", []))
+    return buckets, total, count
+
+
+def _crossing(points: list[tuple[float, int]], level: float) -> float:
+    """Time the progress curve first reached `level` records, linearly interpolated."""
+    for (t0, d0), (t1, d1) in zip(points, points[1:]):
+        if d1 >= level:
+            return t0 + (t1 - t0) * ((level - d0) / (d1 - d0) if d1 > d0 else 1.0)
+    return points[-1][0]
+
+
+def drain(opts: DrainOptions) -> dict:
+    """Start the service on the pre-loaded topic, time it to the end, stop it; the figures."""
+    topic = opts.names.transactions
+    group = f"drain-{uuid.uuid4().hex[:8]}"
+    probe = Consumer({"bootstrap.servers": opts.bootstrap, "group.id": group})
+    try:
+        parts = sorted(probe.list_topics(topic, timeout=30).topics[topic].partitions)
+        ends = {p: probe.get_watermark_offsets(TopicPartition(topic, p), timeout=30)[1] for p in parts}
+        total = sum(ends.values())
+        metrics_port = _free_port()
+        argv = command_for("fraudstream", bootstrap=opts.bootstrap, namespace=_namespace(opts.names),
+                           workers=opts.workers or len(parts), group=group,
+                           batch=SimpleNamespace(max_records=opts.batch_max_records,
+                                                 max_wait_ms=opts.batch_max_wait_ms))
+        argv += ["--metrics-port", str(metrics_port), "--stats-interval", "5"]
+        service = PipelineProcess(argv, opts.log_path)
+        try:
+            points, cpu = _follow(opts, probe, service, parts, ends, total)
+            samples = _scrape(metrics_port)
+        finally:
+            code = service.stop()
+    finally:
+        probe.close()
+    if code not in (0, None):
+        raise PipelineError(f"the scoring service exited {code}; log: {opts.log_path}\n{service.log_tail()}")
+    t10, t90 = _crossing(points, 0.1 * total), _crossing(points, 0.9 * total)
+    started = next(t for t, d in points if d > 0)
+    commit_buckets, _, _ = _histogram_summary(samples, "fraudstream_commit_seconds")
+    _, batch_sum, batch_count = _histogram_summary(samples, "fraudstream_batch_records")
+    window = 0.8 * total
+    return {
+        "records": total, "partitions": len(parts), "workers": opts.workers or len(parts),
+        "steady_tps": round(window / max(t90 - t10, 1e-9)),
+        "overall_tps": round(total / max(points[-1][0] - started, 1e-9)),
+        "first_commit_after_s": round(started - points[0][0], 2),
+        "commit_p50_ms": round(bucket_quantile(commit_buckets, 0.50) * 1000, 2),
+        "commit_p99_ms": round(bucket_quantile(commit_buckets, 0.99) * 1000, 2),
+        "transactions": int(batch_count),
+        "mean_batch": round(batch_sum / batch_count) if batch_count else 0,
+        "cpu_cores": cpu,
+        "cpu_us_per_tx": {k: round(v * (t90 - t10) / window * 1e6, 2) for k, v in cpu.items()},
+    }
+
+
+def _namespace(names: TopicNames) -> str:
+    return names.transactions.rsplit(".transactions", 1)[0]
+
+
+def _follow(opts, probe, service, parts, ends, total):
+    """Poll the group's committed offsets until the end; CPU between the 10 % and 90 % marks."""
+    topic = opts.names.transactions
+    meter, cpu, stage = procs.CpuMeter(), {}, 0
+    points: list[tuple[float, int]] = [(time.monotonic(), 0)]
+    deadline = time.monotonic() + opts.timeout_s
+
+    def groups():
+        return {"scorers": service.workers(), "broker": opts.broker_pids}
+
+    while True:
+        got = probe.committed([TopicPartition(topic, p) for p in parts], timeout=30)
+        done = sum(min(max(tp.offset, 0), ends[tp.partition]) for tp in got)
+        now = time.monotonic()
+        points.append((now, done))
+        opts.progress("drain", done, total)
+        if stage == 0 and done >= 0.1 * total:
+            meter.start(groups(), now)
+            stage = 1
+        if stage == 1 and done >= 0.9 * total:
+            cpu = meter.stop(groups(), now)
+            stage = 2
+        if done >= total:
+            return points, cpu
+        if not service.alive():
+            raise PipelineError(f"the scoring service died; log: {opts.log_path}\n{service.log_tail()}")
+        if now > deadline:
+            raise PipelineError(f"not drained in {opts.timeout_s:.0f} s: {done:,} of {total:,} committed")
+        time.sleep(0.1)
+
+
+def read_outputs(bootstrap: str, names: TopicNames, expected: int) -> dict:
+    """Read the three outputs read_committed; the exactly-once verdict against seqs 0..expected-1."""
+    counts = np.zeros(expected, dtype=np.int32)
+    flagged = np.zeros(expected, dtype=bool)
+    alert_counts = np.zeros(expected, dtype=np.int32)
+    unexpected = 0
+    for topic, is_scores in ((names.scores, True), (names.alerts, False)):
+        for msg in _read_topic(bootstrap, topic):
+            seq = _seq(msg.headers())
+            if seq is None or not 0 <= seq < expected:
+                unexpected += 1
+            elif is_scores:
+                counts[seq] += 1
+                flagged[seq] |= _FLAGGED in msg.value()
+            else:
+                alert_counts[seq] += 1
+    dead = sum(1 for _ in _read_topic(bootstrap, names.deadletter))
+    return {
+        "scored": int(counts.sum()), "missing": int((counts == 0).sum()),
+        "duplicated": int((counts > 1).sum()), "unexpected": unexpected,
+        "alerts": int(alert_counts.sum()),
+        "alerts_mismatched": int((alert_counts != flagged.astype(np.int32)).sum()),
+        "dead_letters": dead,
+    }
+
+
+def _seq(headers) -> int | None:
+    for key, value in headers or ():
+        if key == HEADER and len(value) == HEADER_DTYPE.itemsize:
+            return struct.unpack_from(">q", value, _SEQ_AT)[0]
+    return None
+
+
+def _read_topic(bootstrap: str, topic: str):
+    """Every committed record of topic; stops when each partition reports its end."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"drain-read-{uuid.uuid4().hex[:8]}",
+                         "isolation.level": "read_committed", "enable.auto.commit": False,
+                         "enable.partition.eof": True})
+    try:
+        parts = consumer.list_topics(topic, timeout=30).topics[topic].partitions
+        consumer.assign([TopicPartition(topic, p, 0) for p in parts])
+        at_end: set[int] = set()
+        deadline = time.monotonic() + 300
+        while len(at_end) < len(parts):
+            if time.monotonic() > deadline:
+                raise PipelineError(f"reading {topic} back took over 300 s")
+            for msg in consumer.consume(num_messages=10_000, timeout=0.5):
+                if msg.error():
+                    if msg.error().code() == -191:  # _PARTITION_EOF
+                        at_end.add(msg.partition())
+                        continue
+                    raise PipelineError(f"reading {topic}: {msg.error()}")
+                at_end.discard(msg.partition())
+                yield msg
+    finally:
+        consumer.close()
