@@ -47,6 +47,12 @@ _PRODUCER_DEFAULTS = {
     # The 100 ms default backoff is a floor on back-to-back transactions
     # (CONCURRENT_TRANSACTIONS retries after a commit).
     "retry.backoff.ms": "10",
+    # ... and librdkafka doubles that backoff on every retry up to this cap (default 1000).
+    # The next transaction's AddOffsetsToTxn / AddPartitionsToTxn often gets
+    # CONCURRENT_TRANSACTIONS while the broker still writes the previous commit markers;
+    # a low cap retries soon after the markers are done. Measured at 1,000 tx/s:
+    # send_offsets p50 7.9 -> 4.8 ms, end-to-end p99 356 -> 147 ms (loaded machine).
+    "retry.backoff.max.ms": "20",
     "queue.buffering.max.messages": "500000",
     # Nobody waits on per-record delivery reports: a failed record fails the commit
     # (abortable), so only errors need to cross into Python.
