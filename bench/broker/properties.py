@@ -34,6 +34,10 @@ def server_properties(port: int, nodes: int, node_id: int, log_dir: str) -> str:
         # 50 partitions by default: slow to create on first use and pointless on one host.
         "offsets.topic.num.partitions": 6,
         "transaction.state.log.num.partitions": 6,
+        # The log cleaner's 128 MB default buffer sits on the 512 MB heap for good, so G1
+        # keeps eden at ~24 MB: a young GC every ~0.4 s at 20,000 tx/s (live heap after GC
+        # 210 MB). 16 MB covers the compacted __consumer_offsets here: 78 MB live, ~1.2 s.
+        "log.cleaner.dedupe.buffer.size": 16 * 1024 * 1024,
         "transaction.state.log.replication.factor": replicas,
         "transaction.state.log.min.isr": min_isr,
         "share.coordinator.state.topic.replication.factor": replicas,
