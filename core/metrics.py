@@ -10,6 +10,7 @@ processes only. An embedded ScoringConsumer records into the default registry of
 
 from __future__ import annotations
 
+import glob
 import os
 import threading
 import time
@@ -25,6 +26,8 @@ MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 # Commit latency buckets (seconds): a transaction commit is a few ms on a healthy broker.
 _COMMIT_BUCKETS = (0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05, 0.075,
                    0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1.0, 2.0, 5.0, float("inf"))
+# A multiprocess metrics file starts with an 8-byte header (bytes used, padding).
+_MIN_FILE_BYTES = 8
 _BATCH_BUCKETS = (1, 10, 50, 100, 250, 500, 1000, 2000, 4000, 8000, 16000, 32000, float("inf"))
 
 
@@ -126,12 +129,34 @@ def bucket_quantile(buckets: list[tuple[float, float]], q: float) -> float:
     return lower
 
 
+class _WorkerFilesCollector:
+    """prometheus-client's multiprocess merge over the files that hold data.
+
+    A worker SIGKILLed (or still starting) between creating its metrics file and sizing it
+    leaves an empty file; the stock collector fails on it, which would take the stats line and
+    /metrics (and so the supervisor) down with one unlucky kill.
+    """
+
+    def __init__(self, path: str):
+        self.path = path
+
+    def collect(self):
+        from prometheus_client.multiprocess import MultiProcessCollector
+
+        files = []
+        for path in glob.glob(os.path.join(self.path, "*.db")):
+            try:
+                if os.path.getsize(path) >= _MIN_FILE_BYTES:
+                    files.append(path)
+            except OSError:
+                pass  # removed since the glob
+        return MultiProcessCollector.merge(files, accumulate=True)
+
+
 def aggregate(directory: str | None = None) -> StatsSnapshot:
     """Totals over every process that wrote to the multiprocess directory."""
-    from prometheus_client import multiprocess
-
     registry = CollectorRegistry()
-    multiprocess.MultiProcessCollector(registry, path=directory or os.environ[MULTIPROC_ENV])
+    registry.register(_WorkerFilesCollector(directory or os.environ[MULTIPROC_ENV]))
     values: dict[str, float] = {}
     buckets: list[tuple[float, float]] = []
     for family in registry.collect():
@@ -158,10 +183,8 @@ def serve(port: int, *, multiprocess_dir: str | None = None) -> None:
     if not port:
         return
     if multiprocess_dir:
-        from prometheus_client import multiprocess
-
         registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry, path=multiprocess_dir)
+        registry.register(_WorkerFilesCollector(multiprocess_dir))
         start_http_server(port, registry=registry)
     else:
         start_http_server(port)

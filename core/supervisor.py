@@ -19,6 +19,7 @@ import multiprocessing
 import os
 import signal
 import socket
+import struct
 import tempfile
 import threading
 import time
@@ -217,7 +218,13 @@ class Supervisor:
                     self._start(ctx, slot, child_config)
             elapsed = stats.due()
             if elapsed:
-                snap = aggregate(metrics_dir)
+                try:
+                    snap = aggregate(metrics_dir)
+                except (OSError, ValueError, struct.error) as exc:
+                    # The stats line is informative: a metrics file in a bad state must not
+                    # stop the workers' supervisor.
+                    log.warning("stats unavailable this interval: %s", exc)
+                    continue
                 log.info("%s", format_stats(snap, before, elapsed, f"all {len(self._slots)} workers"))
                 before = snap
         return 0

@@ -1,12 +1,14 @@
 """Stats arithmetic: bucket quantiles, the stats line, per-process snapshots."""
 
+import os
+
 import pytest
 from prometheus_client import CollectorRegistry
 
 from core.metrics import LoopMetrics, StatsSnapshot, bucket_quantile, format_stats
 
 
-def testbucket_quantile_interpolates_inside_a_bucket():
+def test_bucket_quantile_interpolates_inside_a_bucket():
     buckets = [(0.001, 0.0), (0.002, 50.0), (0.005, 100.0), (float("inf"), 100.0)]
     assert bucket_quantile(buckets, 0.5) == pytest.approx(0.002)
     assert bucket_quantile(buckets, 0.25) == pytest.approx(0.0015)
@@ -32,3 +34,20 @@ def test_stats_line_reports_rate_and_batch():
     line = format_stats(now, before, 10.0, "w0")
     assert line.startswith("w0: processed=21,000 (2,000/s)")
     assert "batch=2,000" in line and "commit_p50=3.0ms" in line and "lag=5" in line
+
+
+def test_aggregate_skips_the_empty_file_of_a_worker_killed_while_starting(tmp_path):
+    # A real worker's multiprocess files, written by a separate process as the service does.
+    import subprocess
+    import sys
+
+    from core.metrics import MULTIPROC_ENV, aggregate
+
+    code = ("from core.metrics import LoopMetrics; m = LoopMetrics.shared(); "
+            "m.record_batch(100, 98, 3, 2, 0.004)")
+    subprocess.run([sys.executable, "-c", code], check=True, env={**os.environ, MULTIPROC_ENV: str(tmp_path)})
+    (tmp_path / "counter_999999.db").write_bytes(b"")
+    (tmp_path / "histogram_999999.db").write_bytes(b"")
+    snap = aggregate(str(tmp_path))
+    assert (snap.processed, snap.alerts, snap.deadletters, snap.batches) == (98, 3, 2, 1)
+    assert 3.0 < snap.commit_p50_ms <= 5.0
