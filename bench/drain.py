@@ -48,6 +48,7 @@ class DrainOptions:
     batch_max_wait_ms: int | None = None
     fraud_rate: float = 0.002
     seed: int = 7
+    kafka: dict[str, str] = field(default_factory=dict)   # librdkafka settings for the service
     broker_pids: list[int] = field(default_factory=list)
     log_path: Path = Path("results/drain-service.log")
     progress: Callable[[str, int, int], None] = lambda phase, done, total: None
@@ -127,7 +128,8 @@ def drain(opts: DrainOptions) -> dict:
         argv = command_for("fraudstream", bootstrap=opts.bootstrap, namespace=_namespace(opts.names),
                            workers=opts.workers or len(parts), group=group,
                            batch=SimpleNamespace(max_records=opts.batch_max_records,
-                                                 max_wait_ms=opts.batch_max_wait_ms))
+                                                 max_wait_ms=opts.batch_max_wait_ms),
+                           kafka=opts.kafka)
         argv += ["--metrics-port", str(metrics_port), "--stats-interval", "5"]
         service = PipelineProcess(argv, opts.log_path)
         try:
@@ -146,6 +148,8 @@ def drain(opts: DrainOptions) -> dict:
     window = 0.8 * total
     return {
         "records": total, "partitions": len(parts), "workers": opts.workers or len(parts),
+        "settings": {"batch_max_records": opts.batch_max_records,
+                     "batch_max_wait_ms": opts.batch_max_wait_ms, "kafka": opts.kafka},
         "steady_tps": round(window / max(t90 - t10, 1e-9)),
         "overall_tps": round(total / max(points[-1][0] - started, 1e-9)),
         "first_commit_after_s": round(started - points[0][0], 2),

@@ -19,6 +19,8 @@ __all__ = ["drain"]
               help="Records per transaction at most (default: the service's).")
 @click.option("--batch-max-wait-ms", type=click.IntRange(min=1), default=None,
               help="Close a partial batch after this many ms (default: the service's).")
+@click.option("-X", "kafka_settings", multiple=True, metavar="KEY=VALUE",
+              help="librdkafka setting for the service's clients, e.g. -X linger.ms=20 (repeatable).")
 @click.option("--bootstrap", default=None,
               help="Use this Kafka cluster instead of the embedded local broker "
                    "(broker CPU is then not measured).")
@@ -26,8 +28,8 @@ __all__ = ["drain"]
               default=Path("results"), show_default=True, help="Where result.json and the service log go.")
 @click.option("--keep-topics", is_flag=True, help="Do not delete the run's topics afterwards.")
 @click.option("--no-verify", is_flag=True, help="Skip reading the outputs back (saves ~10 s per 1M).")
-def drain(records, workers, batch_max_records, batch_max_wait_ms, bootstrap, out_dir, keep_topics,
-          no_verify):
+def drain(records, workers, batch_max_records, batch_max_wait_ms, kafka_settings, bootstrap, out_dir,
+          keep_topics, no_verify):
     """Throughput of the scoring service alone: pre-load the input, then time the drain.
 
     Writes --records transactions to a fresh namespace's input topic, starts `python -m core`
@@ -40,6 +42,7 @@ def drain(records, workers, batch_max_records, batch_max_wait_ms, bootstrap, out
     Example:
       bench drain                                # 1M records, one worker per partition
       bench drain --records 300000 --workers 2 --batch-max-records 4000
+      bench drain -X max.partition.fetch.bytes=8388608   # try a client setting
 
     Exit code 0: drained and exactly-once verified; 4: outputs missing or duplicated.
     """
@@ -52,6 +55,12 @@ def drain(records, workers, batch_max_records, batch_max_wait_ms, bootstrap, out
     from bench.topics import create_topics, delete_topics
     from core.topics import TopicNames
 
+    kafka = {}
+    for item in kafka_settings:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"expected KEY=VALUE, got {item!r}", param_hint="-X")
+        kafka[key] = value
     console = Console(stderr=True, highlight=False)
     broker_pids: list[int] = []
     if bootstrap is None:
@@ -75,7 +84,7 @@ def drain(records, workers, batch_max_records, batch_max_wait_ms, bootstrap, out
 
     opts = DrainOptions(bootstrap=bootstrap, names=names, records=records, workers=workers,
                         batch_max_records=batch_max_records, batch_max_wait_ms=batch_max_wait_ms,
-                        broker_pids=broker_pids, log_path=run_dir / "service.log", progress=show)
+                        kafka=kafka, broker_pids=broker_pids, log_path=run_dir / "service.log", progress=show)
     try:
         with progress:
             loaded_s = preload(opts)

@@ -33,3 +33,9 @@ def test_drain_rejects_a_tiny_record_count():
     out = subprocess.run([sys.executable, "-m", "bench.cli", "drain", "--records", "5"], cwd=REPO,
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 2 and "--records" in out.stderr
+
+
+def test_drain_rejects_a_malformed_client_setting():
+    out = subprocess.run([sys.executable, "-m", "bench.cli", "drain", "-X", "linger.ms"], cwd=REPO,
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2 and "KEY=VALUE" in out.stderr
