@@ -243,8 +243,11 @@ class _NoCompiler(Exception):
 def _cache_key(model_sha256: str) -> str:
     import tl2cgen
 
-    # The library depends on the model, the code generator and the machine it was built for.
-    return f"{model_sha256[:16]}-tl2cgen{tl2cgen.__version__}-{platform.machine()}-b{_FORMAT}"
+    # The library depends on the model, the code generator, how it was compiled and the
+    # machine it was built for.
+    build = hashlib.sha256(repr((_CFLAGS, _TREES_PER_UNIT)).encode()).hexdigest()[:8]
+    return (f"{model_sha256[:16]}-tl2cgen{tl2cgen.__version__}-{platform.machine()}"
+            f"-b{_FORMAT}-{build}")
 
 
 def _find_compiler() -> str:
@@ -262,15 +265,17 @@ def _find_compiler() -> str:
 # becomes tl2cgen's "missing" marker, so a NaN feature follows the trees' default branch as
 # in XGBoost itself.
 #
-# Cache blocking: tl2cgen's predict() runs every tree for one row, ~400 KB of branchy code per
-# row, far more than the L1 instruction cache. The trees are split into _UNITS translation
-# units of ~10 trees (predict_unit0..N, ~16 KB of code each), and the batch entry point runs
-# each unit over a block of 64 rows while its code is hot: ~30 % less time per row, measured.
-# Per row the additions happen in predict()'s order (units in order, then the base score),
-# so the scores are bit-identical to predict()'s.
-_UNITS = 25
-# After tl2cgen's own -O3, so this wins: on this tree code -O1 scored exactly as fast as -O2
-# and -O3 (bit-identical results) for ~40 % less compiler CPU time.
+# Cache blocking: tl2cgen's predict() runs every tree for one row; a large ensemble is more
+# branchy code per row than the L1 instruction cache holds (~400 KB for 250 trees of depth 5).
+# The trees are split into translation units of _TREES_PER_UNIT trees (predict_unit0..N), and
+# the batch entry point runs each unit over a block of 64 rows while its code is hot: ~30 %
+# less time per row for that ensemble, measured; harmless for small ones. Per row the
+# additions happen in predict()'s order (units in order, then the base score), so the scores
+# are bit-identical to predict()'s.
+_TREES_PER_UNIT = 10
+# After tl2cgen's own -O3, so this wins: on this tree code -O1 scored exactly as fast as -O2,
+# -O3 and -O3 -march=native (bit-identical results) for ~40 % less compiler CPU time. The
+# time goes to mispredicted branches, which no flag removes (models/README.md).
 _CFLAGS = ["-O1"]
 _BLOCKED_C = """
 #define FS_BLOCK 64
@@ -327,12 +332,17 @@ def _blocked_source(main_c: str) -> str | None:
     return _BLOCKED_C % {"base": base.group(1), "n": N_FEATURES, "units": calls}
 
 
+def _units(tl_model) -> int:
+    """How many translation units (of _TREES_PER_UNIT trees) tl2cgen generates."""
+    return max(1, -(-tl_model.num_tree // _TREES_PER_UNIT))
+
+
 def _build(tl_model, toolchain: str, build_dir: Path) -> Path:
     """Generate C with tl2cgen, add the batch entry point, compile into build_dir."""
     import tl2cgen
 
     src = build_dir / "src"
-    tl2cgen.generate_c_code(tl_model, src, params={"parallel_comp": _UNITS})
+    tl2cgen.generate_c_code(tl_model, src, params={"parallel_comp": _units(tl_model)})
     main_c = (src / "main.c").read_text()
     entry = _blocked_source(main_c)
     if entry is None:

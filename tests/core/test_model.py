@@ -256,10 +256,12 @@ def test_generated_code_gets_the_cache_blocked_entry_point(tmp_path):
 
     tl = treelite.frontend.load_xgboost_model(default_model_path().parent / "fraud-model.json",
                                               format_choice="json")
-    tl2cgen.generate_c_code(tl, tmp_path, params={"parallel_comp": core_model._UNITS})
+    units = core_model._units(tl)
+    assert units > 1
+    tl2cgen.generate_c_code(tl, tmp_path, params={"parallel_comp": units})
     source = core_model._blocked_source((tmp_path / "main.c").read_text())
     assert source is not None
-    assert source.count("predict_unit") == core_model._UNITS
+    assert source.count("predict_unit") == units
 
 
 @pytest.mark.slow
