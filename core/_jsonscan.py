@@ -69,6 +69,9 @@ def _u(i):
 
 @_helper
 def _ws(buf, i, end):
+    # compact JSON has no whitespace: one test instead of four on the common path
+    if i < end and buf[_u(i)] > 32:
+        return i
     while i < end:
         b = buf[_u(i)]
         if b != 32 and b != 10 and b != 13 and b != 9:
@@ -117,37 +120,46 @@ def _field_code(buf, k0, k1, names, lengths, codes):
 
 
 @_helper
+def _v_key(buf, i, end):
+    """(column, index of the closing quote) of a "V1".."V28" key at i, or (-1, -1)."""
+    if i + 3 < end and buf[_u(i)] == 86:
+        d1 = np.int64(buf[_u(i + 1)]) - 48
+        if 1 <= d1 <= 9:
+            b = buf[_u(i + 2)]
+            if b == 34:
+                return d1 - 1, i + 2
+            d2 = np.int64(b) - 48
+            if 0 <= d2 <= 9 and buf[_u(i + 3)] == 34 and d1 * 10 + d2 <= N_V:
+                return d1 * 10 + d2 - 1, i + 3
+    return -1, -1
+
+
+@_helper
 def _number(buf, i, end):
     """Parse a JSON number at i: (next index or -1, value, is plain integer)."""
-    neg = False
-    if buf[i] == 45:
-        neg = True
-        i += 1
-        if i >= end:
-            return -1, 0.0, False
+    neg = buf[_u(i)] == 45
+    i += 1 if neg else 0  # no branch on the sign: it is a coin flip in real data
+    first = i
     mant = 0
     nd = 0
     e10 = 0
     is_int = True
-    b = buf[i]
-    if b == 48:
+    # (integer and fraction digits have their own loops: one shared helper measured 5% slower)
+    while i < end:
+        d = np.int64(buf[_u(i)]) - 48
+        if d < 0 or d > 9:
+            break
+        if nd < _MAX_DIGITS:
+            mant = mant * 10 + d
+            nd += 1
+        else:
+            e10 += 1
         i += 1
-        if i < end and 48 <= buf[i] <= 57:
-            return -1, 0.0, False  # leading zero
-    elif 49 <= b <= 57:
-        while i < end:
-            d = np.int64(buf[_u(i)]) - 48
-            if d < 0 or d > 9:
-                break
-            if nd < _MAX_DIGITS:
-                mant = mant * 10 + d
-                nd += 1
-            else:
-                e10 += 1
-            i += 1
-    else:
-        return -1, 0.0, False
-    if i < end and buf[i] == 46:  # fraction
+    if i == first or (buf[_u(first)] == 48 and i > first + 1):
+        return -1, 0.0, False  # no digits, or a leading zero
+    if mant == 0:
+        nd = 0  # a lone "0" is not a significant digit
+    if i < end and buf[_u(i)] == 46:  # fraction
         is_int = False
         i += 1
         start = i
@@ -249,10 +261,12 @@ def _scan_one(buf, i, end, x, r, names, lengths, codes):
         i = _ws(buf, i, end)
         if i >= end or buf[i] != 34:
             return -1
-        k1 = _string_end(buf, i + 1, end)
-        if k1 <= i + 1:
-            return -1
-        code = _field_code(buf, i + 1, k1, names, lengths, codes)
+        code, k1 = _v_key(buf, i + 1, end)  # 28 of the ~34 keys: skip the general lookup
+        if k1 < 0:
+            k1 = _string_end(buf, i + 1, end)
+            if k1 <= i + 1:
+                return -1
+            code = _field_code(buf, i + 1, k1, names, lengths, codes)
         if code == F_RESERVED:
             return -1
         i = _ws(buf, k1 + 1, end)

@@ -202,3 +202,20 @@ def test_size_limit_is_inclusive():
     d = decode_batch([at_limit, at_limit + b" "])
     assert d.good.tolist() == [0]
     assert d.dead == [(1, f"value too large: {MAX_VALUE_BYTES + 1} bytes > {MAX_VALUE_BYTES}")]
+
+
+@pytest.mark.parametrize("number", [
+    b"0", b"-0", b"0.5", b"-0.0", b"7", b"-7.25", b"10", b"-123456.789012", b"1e3", b"-2.5E-3",
+    b"0.000000000000000000001234", b"12345678901234567890123", b"-", b"-.5", b".5", b"00",
+    b"-01", b"01.5", b"1.", b"1.e3", b"1e", b"--1", b"+1", b"0x10", b"1.5.2",
+])
+def test_number_spellings_decode_like_msgspec_or_die_alike(number):
+    value = raw().replace(b'"V3":0.3', b'"V3":' + number)
+    d = decode_batch([value])
+    reference = empty_matrix(1)
+    result = decode_one(value, reference[0])
+    if isinstance(result, str):
+        assert d.dead == [(0, result)]
+    else:
+        assert d.dead == []
+        np.testing.assert_array_max_ulp(d.x[0, RAW_COLUMNS], reference[0, RAW_COLUMNS], 1)
