@@ -47,6 +47,17 @@ def test_committed_metadata_describes_the_committed_model(committed):
     assert model_path.stat().st_size < 3_000_000
 
 
+def test_committed_model_stays_within_the_predict_budget(committed):
+    """Predict time follows the split nodes a row passes (mispredicted branches on noisy
+    features, models/README.md): 682 leaves cost ~0.7 us/row, the earlier 6,375 ~4.7. A
+    retrain that grows the ensemble far past the sweep's knee must be a deliberate choice."""
+    _, model_path = committed
+    trees = json.loads(model_path.read_bytes())["learner"]["gradient_booster"]["model"]["trees"]
+    leaves = sum(child == -1 for tree in trees for child in tree["left_children"])
+    print(f"{len(trees)} trees, {leaves} leaves")
+    assert leaves <= 1_000
+
+
 def test_committed_metrics_threshold_and_bands_are_reproduced(committed):
     meta, model_path = committed
     cfg = TrainConfig()
