@@ -2,15 +2,18 @@
 
 A scored event is the producer's original bytes with the score fields spliced in before the
 final `}` (trailing whitespace dropped): unknown fields pass through untouched, and nothing is
-re-encoded. A numba kernel writes a whole batch into one buffer; the only per-event Python work
-left is slicing it. The decoder guarantees every spliced value is a JSON object with at least one
-field and none of the score field names (those inputs are dead letters with a `reserved field`
-reason), so the output is valid JSON without duplicate keys.
+re-encoded. A numba kernel writes a whole batch into one buffer, framed as a pickle of
+(input index, bytes) pairs, so no Python code runs per event. The decoder guarantees every
+spliced value is a JSON object with at least one field and none of the score field names
+(those inputs are dead letters with a `reserved field` reason), so the output is valid JSON
+without duplicate keys.
 
 fraud_score is written rounded to 6 decimals (`quantize`), the same value the alert and the
 single-event facade report.
 """
 
+import pickle
+import threading
 import time
 
 import msgspec
@@ -32,6 +35,14 @@ _MID_BYTES = np.frombuffer(b"".join(_MIDS), dtype=np.uint8)
 _MID_OFFS = np.cumsum([0] + [len(m) for m in _MIDS]).astype(np.int64)
 _MAX_MID = max(len(m) for m in _MIDS)
 _MAX_SCORE = len("1.000000")
+# The kernel writes the scored events as a pickle (protocol 4) of [(row, bytes), ...]: the C
+# unpickler is the cheapest public way to turn one buffer into many (int, bytes) tuples. Measured
+# 0.26 us/event against 0.33 for slicing one bytes object and zipping, and it saves a copy of
+# the whole batch. We write every opcode ourselves, input bytes only as length-prefixed payload.
+_PICKLE_OPEN = np.frombuffer(b"\x80\x04](", dtype=np.uint8)  # PROTO 4, EMPTY_LIST, MARK
+_PICKLE_CLOSE = np.frombuffer(b"e.", dtype=np.uint8)  # APPENDS, STOP
+_BININT, _BINBYTES, _TUPLE2 = ord("J"), ord("B"), 0x86  # int32 LE, u32 LE length + data
+_PICKLE_ROW = 11  # BININT row, BINBYTES length, TUPLE2
 _json = msgspec.json.Encoder()
 _tx_decoder = msgspec.json.Decoder(Transaction)
 
@@ -88,12 +99,25 @@ def _copy(dst, o, src, a, b):
 
 
 @_jit
+def _put_u32(out, o, v):
+    out[o] = v & 0xFF
+    out[o + 1] = (v >> 8) & 0xFF
+    out[o + 2] = (v >> 16) & 0xFF
+    out[o + 3] = (v >> 24) & 0xFF
+
+
+@_jit
 def _splice(buf, starts, close, rows, scores, is_fraud, level, head, mids, mid_offs, tail, out,
-            offs, q):
-    o = 0
-    offs[0] = 0
+            q):
+    o = _copy(out, 0, _PICKLE_OPEN, 0, _PICKLE_OPEN.shape[0])
     for k in range(rows.shape[0]):
         r = rows[k]
+        out[o] = _BININT
+        _put_u32(out, o + 1, r)
+        out[o + 5] = _BINBYTES
+        size_at = o + 6
+        o += 10
+        begin = o
         o = _copy(out, o, buf, starts[r], close[r])
         o = _copy(out, o, head, 0, head.shape[0])
         v = np.int64(np.floor(np.float64(scores[k]) * _SCALE + 0.5))  # as quantize() does
@@ -115,25 +139,42 @@ def _splice(buf, starts, close, rows, scores, is_fraud, level, head, mids, mid_o
         m = np.int64(level[k]) * 2 + (1 if is_fraud[k] else 0)
         o = _copy(out, o, mids, mid_offs[m], mid_offs[m + 1])
         o = _copy(out, o, tail, 0, tail.shape[0])
-        offs[k + 1] = o
-    return o
+        _put_u32(out, size_at, o - begin)
+        out[o] = _TUPLE2
+        o += 1
+    return _copy(out, o, _PICKLE_CLOSE, 0, _PICKLE_CLOSE.shape[0])
+
+
+_local = threading.local()
+_KEEP_BYTES = 16 << 20  # a batch of 8192 typical events needs ~8 MiB
+
+
+def _scratch(size: int) -> np.ndarray:
+    """A byte buffer of at least size, reused by this thread's next calls when not huge:
+    a fresh one costs a page fault every 4 KiB (measured ~0.1 us/event at batch 8192)."""
+    out = getattr(_local, "out", None)
+    if out is not None and out.size >= size:
+        return out
+    out = np.empty(size, dtype=np.uint8)
+    if size <= _KEEP_BYTES:
+        _local.out = out
+    return out
 
 
 def splice_scores(buf, starts, close, rows, scores, is_fraud, level, tail: bytes):
-    """(scored event bytes, quantized scores) for rows (indices into starts/close)."""
+    """([(row, scored event bytes)], quantized scores) for rows: distinct indices into
+    starts/close, as decode gives them (so that buf.size bounds their total length)."""
     m = rows.shape[0]
     q = np.empty(m, dtype=np.int64)
     if m == 0:
         return [], q
     tail_arr = np.frombuffer(tail, dtype=np.uint8)
     # the rows' bytes all lie in buf, so buf.size bounds their total length
-    out = np.empty(buf.size + m * (_HEAD.size + _MAX_SCORE + _MAX_MID + tail_arr.size), np.uint8)
-    offs = np.empty(m + 1, dtype=np.int64)
+    per_row = _PICKLE_ROW + _HEAD.size + _MAX_SCORE + _MAX_MID + tail_arr.size
+    out = _scratch(buf.size + m * per_row + _PICKLE_OPEN.size + _PICKLE_CLOSE.size)
     used = _splice(buf, starts, close, rows, scores, is_fraud, level, _HEAD, _MID_BYTES,
-                   _MID_OFFS, tail_arr, out, offs, q)
-    data = out[:used].tobytes()
-    bounds = offs.tolist()
-    return [data[a:b] for a, b in zip(bounds, bounds[1:])], q
+                   _MID_OFFS, tail_arr, out, q)
+    return pickle.loads(out[:used]), q
 
 
 def encode_alert(value: bytes, q: int, level: int, alert_time: str) -> bytes:

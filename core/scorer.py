@@ -102,13 +102,12 @@ class Scorer:
         tail = batch_tail(meta.threshold, scored_at,
                           (time.perf_counter() - started) * 1000.0, meta.model_version)
         good = d.good
-        outs, q = splice_scores(d.buf, d.starts, d.close, good, scores, is_fraud, level, tail)
-        rows = good.tolist()
+        scored, q = splice_scores(d.buf, d.starts, d.close, good, scores, is_fraud, level, tail)
         alerts = []
         for k in is_fraud.nonzero()[0].tolist():
-            r = rows[k]
+            r = int(good[k])
             alerts.append((r, encode_alert(values[r], int(q[k]), int(level[k]), scored_at)))
-        return BatchResult(list(zip(rows, outs)), alerts, d.dead, scores)
+        return BatchResult(scored, alerts, d.dead, scores)
 
     # -- the per-message facade ---------------------------------------------------------
 

@@ -24,11 +24,13 @@ def splice(values, q, is_fraud, level, tail=None):
     assert d.dead == []
     tail = tail or batch_tail(0.7, "2026-01-01T00:00:00.000000Z", 1.25, "xgb-test")
     scores = (np.asarray(q, dtype=np.float64) / 1e6).astype(np.float32)
-    outs, got = splice_scores(d.buf, d.starts, d.close, d.good, scores,
-                              np.asarray(is_fraud, dtype=bool), np.asarray(level, dtype=np.uint8),
-                              tail)
+    scored, got = splice_scores(d.buf, d.starts, d.close, d.good, scores,
+                                np.asarray(is_fraud, dtype=bool),
+                                np.asarray(level, dtype=np.uint8), tail)
     assert got.tolist() == list(q) == quantize(scores).tolist()
-    return outs
+    assert [r for r, _ in scored] == d.good.tolist()
+    assert all(type(r) is int and type(out) is bytes for r, out in scored)
+    return [out for _, out in scored]
 
 
 @pytest.mark.parametrize("score, q", [
@@ -105,3 +107,20 @@ def test_alert_follows_the_wire_contract(level, action):
                           amount=999.5, fraud_score=0.987654, risk_level=LEVEL_NAMES[level],
                           merchant_category="travel", timestamp="2026-03-01T13:45:00.123Z",
                           alert_time="2026-11-28T10:00:00Z", action_required=action)
+
+
+def test_row_indices_past_16_bits_and_reused_buffers_keep_outputs_apart():
+    d = decode_batch([raw(), raw(transaction_id="t2")])
+    n = 70_000  # the kernel writes row indices as 32-bit pickle ints
+    starts, close = np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64)
+    starts[[n - 1, 5]], close[[n - 1, 5]] = d.starts, d.close
+    tail = batch_tail(0.7, "2026-01-01T00:00:00.000000Z", 1.25, "xgb-test")
+    first, _ = splice_scores(d.buf, starts, close, np.array([n - 1, 5]),
+                             np.array([0.25, 0.75], dtype=np.float32), np.array([False, True]),
+                             np.array([0, 3], dtype=np.uint8), tail)
+    second, _ = splice_scores(d.buf, starts, close, np.array([5]), np.array([1.0], np.float32),
+                              np.array([True]), np.array([3], dtype=np.uint8), tail)
+    assert [r for r, _ in first] == [n - 1, 5] and [r for r, _ in second] == [5]
+    events = [json.loads(out) for _, out in first + second]
+    assert [e["transaction_id"] for e in events] == ["t1", "t2", "t2"]
+    assert [e["fraud_score"] for e in events] == [0.25, 0.75, 1.0]
