@@ -10,6 +10,9 @@ the precise dead-letter reason. So the kernel can be simple without ever being w
 
 import numba as nb
 import numpy as np
+from llvmlite import ir
+from numba.core import types
+from numba.extending import intrinsic
 
 from core import features, schema
 from core.schema import SCORE_FIELD_NAMES
@@ -52,6 +55,32 @@ def key_table():
     lengths = np.array([len(name) for name, _ in named], dtype=np.int64)
     codes = np.array([code for _, code in named], dtype=np.int64)
     return names, lengths, codes
+
+
+def _next_v_keys():
+    """For V1..V27: the bytes `,"V<n+1>":` that follow its value in the usual key order, as a
+    little-endian word, its mask and its length."""
+    words, masks, lengths = [], [], []
+    for n in range(1, N_V):
+        key = b',"V%d":' % (n + 1)
+        words.append(int.from_bytes(key.ljust(8, b"\0"), "little"))
+        masks.append((1 << 8 * len(key)) - 1)
+        lengths.append(len(key))
+    return (np.array(words, dtype=np.uint64), np.array(masks, dtype=np.uint64),
+            np.array(lengths, dtype=np.int64))
+
+
+_NEXT_KEY, _NEXT_MASK, _NEXT_LEN = _next_v_keys()
+
+
+@intrinsic
+def _word(typingctx, buf, i):
+    """The 8 bytes at buf[i:i + 8] as a little-endian uint64, in one unaligned load."""
+    def codegen(context, builder, sig, args):
+        data = context.make_array(sig.args[0])(context, builder, args[0]).data
+        ptr = builder.bitcast(builder.gep(data, [args[1]]), ir.IntType(64).as_pointer())
+        return builder.load(ptr, align=1)
+    return types.uint64(buf, i), codegen
 
 
 # NRT off: with it, every helper call taking `buf` does an atomic incref/decref of the array,
@@ -257,22 +286,27 @@ def _scan_one(buf, i, end, x, r, names, lengths, codes):
         return -1
     i += 1
     seen = 0
+    code = -1
+    known = False  # the key was recognised by its word after the previous value
     while True:
-        i = _ws(buf, i, end)
-        if i >= end or buf[i] != 34:
-            return -1
-        code, k1 = _v_key(buf, i + 1, end)  # 28 of the ~34 keys: skip the general lookup
-        if k1 < 0:
-            k1 = _string_end(buf, i + 1, end)
-            if k1 <= i + 1:
+        if not known:
+            i = _ws(buf, i, end)
+            if i >= end or buf[i] != 34:
                 return -1
-            code = _field_code(buf, i + 1, k1, names, lengths, codes)
-        if code == F_RESERVED:
-            return -1
-        i = _ws(buf, k1 + 1, end)
-        if i >= end or buf[i] != 58:
-            return -1
-        i = _ws(buf, i + 1, end)
+            code, k1 = _v_key(buf, i + 1, end)  # 28 of the ~34 keys: skip the general lookup
+            if k1 < 0:
+                k1 = _string_end(buf, i + 1, end)
+                if k1 <= i + 1:
+                    return -1
+                code = _field_code(buf, i + 1, k1, names, lengths, codes)
+            if code == F_RESERVED:
+                return -1
+            i = _ws(buf, k1 + 1, end)
+            if i >= end or buf[i] != 58:
+                return -1
+            i += 1
+        known = False
+        i = _ws(buf, i, end)
         if i >= end:
             return -1
         b = buf[i]
@@ -327,6 +361,13 @@ def _scan_one(buf, i, end, x, r, names, lengths, codes):
             if seen & bit:
                 return -1
             seen |= bit
+        if 0 <= code < N_V - 1 and i + 8 <= end:
+            # the usual order: `,"V<n+1>":` in one 8-byte compare instead of ~10 byte tests
+            if _word(buf, i) & _NEXT_MASK[code] == _NEXT_KEY[code]:
+                i += _NEXT_LEN[code]
+                code += 1
+                known = True
+                continue
         i = _ws(buf, i, end)
         if i >= end:
             return -1

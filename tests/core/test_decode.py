@@ -219,3 +219,17 @@ def test_number_spellings_decode_like_msgspec_or_die_alike(number):
     else:
         assert d.dead == []
         np.testing.assert_array_max_ulp(d.x[0, RAW_COLUMNS], reference[0, RAW_COLUMNS], 1)
+
+
+@pytest.mark.parametrize("old, new", [
+    (b'"V3":0.3,', b'"V3":0.3,"V3":9.5,'),  # a repeat where the next key is expected
+    (b'"V3":0.3,', b'"V3":0.3,"V5":9.5,'),  # out of the usual order, then a duplicate V5
+    (b'"V3":0.3,"V4"', b'"V3":0.3 , "V4"'),  # spacing around the usual next key
+    (b'"V3":0.3,"V4"', b'"V3":0.3,"V4" '),
+])
+def test_the_usual_key_order_shortcut_still_sees_duplicates_and_spacing(old, new):
+    value = raw().replace(old, new)
+    assert value != raw()
+    d = decode_batch([value])
+    assert d.dead == []
+    np.testing.assert_array_max_ulp(d.x[0, RAW_COLUMNS], expected_row(json.loads(value)), 1)
