@@ -8,10 +8,13 @@ the row is handed to the msgspec slow path in core.decode, which either decodes 
 the precise dead-letter reason. So the kernel can be simple without ever being wrong.
 """
 
+import sys
+
 import numba as nb
 import numpy as np
 from llvmlite import ir
 from numba.core import types
+from numba.cpython.unsafe.numbers import trailing_zeros
 from numba.extending import intrinsic
 
 from core import features, schema
@@ -30,6 +33,8 @@ if (N_V, AMOUNT, HOUR, MAX_AMOUNT) != (features.N_V, features.AMOUNT, features.H
                                        schema.MAX_AMOUNT):
     raise ImportError("core._jsonscan constants disagree with core.features/core.schema: "
                       "update N_V, AMOUNT, HOUR, MAX_AMOUNT in core/_jsonscan.py")
+if sys.byteorder != "little":  # the 8-byte word tricks read bytes in little-endian order
+    raise ImportError("core._jsonscan needs a little-endian CPU")
 
 # field codes: 0..27 are V1..V28 (also their column), AMOUNT is its column
 F_TIMESTAMP, F_TXID, F_CARD, F_MERCHANT, F_LABEL = range(AMOUNT + 1, AMOUNT + 6)
@@ -109,9 +114,27 @@ def _ws(buf, i, end):
     return i
 
 
+_ONES = np.uint64(0x0101010101010101)
+_HIGHS = np.uint64(0x8080808080808080)
+_QUOTES = np.uint64(0x2222222222222222)
+_BACKSLASHES = np.uint64(0x5C5C5C5C5C5C5C5C)
+_SPACES = np.uint64(0x2020202020202020)
+
+
 @_helper
 def _string_end(buf, i, end):
     """Index of the closing quote of a plain ASCII string starting at i, or -1."""
+    while i + 8 <= end:  # 8 bytes a step: the first byte that is `"`, `\\`, < 0x20 or >= 0x80
+        w = _word(buf, i)
+        q = w ^ _QUOTES
+        b = w ^ _BACKSLASHES
+        # (v - 0x01..) & ~v & 0x80.. flags zero bytes (and < 0x20 ones when subtracting 0x20..):
+        # exact up to the first flagged byte, which is all we look at
+        m = (((q - _ONES) & ~q) | ((b - _ONES) & ~b) | ((w - _SPACES) & ~w) | w) & _HIGHS
+        if m != 0:
+            k = i + (nb.int64(trailing_zeros(m)) >> 3)
+            return k if buf[_u(k)] == 34 else -1
+        i += 8
     while i < end:
         b = buf[_u(i)]
         if b == 34:

@@ -233,3 +233,20 @@ def test_the_usual_key_order_shortcut_still_sees_duplicates_and_spacing(old, new
     d = decode_batch([value])
     assert d.dead == []
     np.testing.assert_array_max_ulp(d.x[0, RAW_COLUMNS], expected_row(json.loads(value)), 1)
+
+
+@pytest.mark.parametrize("text", [
+    b"", b"a", b"abcdefg", b"abcdefgh", b"abcdefghi", b"x" * 40, b"tab\there", b"nl\nx",
+    b"abcdefg\\\"x", b"abcdefgh\\u0041", b"caf\xc3\xa9 au lait", b"\x7f-del-is-fine-here",
+    b"\x1fabcdefgh", b"abcdefgh\x00",
+])
+def test_string_scanning_8_bytes_at_a_time_agrees_with_msgspec(text):
+    value = raw().replace(b'"merchant_category":"grocery"', b'"merchant_category":"' + text + b'"')
+    d = decode_batch([value])
+    reference = empty_matrix(1)
+    result = decode_one(value, reference[0])
+    if isinstance(result, str):
+        assert d.dead == [(0, result)]
+    else:
+        assert d.dead == [] and result.merchant_category == json.loads(value)["merchant_category"]
+        np.testing.assert_array_max_ulp(d.x[0, RAW_COLUMNS], reference[0, RAW_COLUMNS], 1)
