@@ -43,6 +43,7 @@ REQUIRED_MASK = (1 << (F_MERCHANT + 1)) - 1
 
 # powers of ten that are exact doubles (Clinger's fast path)
 _POW10 = np.array([10.0 ** k for k in range(23)], dtype=np.float64)
+_IPOW10 = np.array([10 ** k for k in range(19)], dtype=np.int64)
 _MAX_DIGITS = 18  # significant digits kept in an int64 mantissa
 _DAYS = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31], dtype=np.int64)
 
@@ -186,11 +187,52 @@ def _v_key(buf, i, end):
     return -1, -1
 
 
+_ZEROS = np.uint64(0x3030303030303030)
+_SIXES = np.uint64(0x0606060606060606)
+_HIGH_NIBBLES = np.uint64(0xF0F0F0F0F0F0F0F0)
+
+
+@_helper
+def _digit_run(buf, i):
+    """(n, value) of the n ASCII digits at i when n < 8; n = 8 (value 0) when all 8 bytes
+    from i are digits. Branch-free, where a byte loop pays a test per digit."""
+    w = _word(buf, i) ^ _ZEROS  # digits become bytes 0..9
+    # a byte is a digit iff its high nibble is 0 and adding 6 leaves it 0; a carry out of a
+    # non-digit byte can only disturb the bytes after the first non-digit
+    m = (w | (w + _SIXES)) & _HIGH_NIBBLES
+    if m == 0:
+        return 8, 0
+    n = nb.int64(trailing_zeros(m)) >> 3
+    if n == 0:
+        return 0, 0
+    w <<= nb.uint64(64 - 8 * n)  # the digits to the top: the zero bytes become leading zeros
+    # pairs, then quads, then all eight digits combined (little-endian: first byte first)
+    w = (w * nb.uint64(10) + (w >> nb.uint64(8))) & nb.uint64(0x00FF00FF00FF00FF)
+    w = (w * nb.uint64(100) + (w >> nb.uint64(16))) & nb.uint64(0x0000FFFF0000FFFF)
+    w = (w * nb.uint64(10000) + (w >> nb.uint64(32))) & nb.uint64(0xFFFFFFFF)
+    return n, nb.int64(w)
+
+
 @_helper
 def _number(buf, i, end):
     """Parse a JSON number at i: (next index or -1, value, is plain integer)."""
     neg = buf[_u(i)] == 45
     i += 1 if neg else 0  # no branch on the sign: it is a coin flip in real data
+    if i + 16 <= end:  # fast path: [-]d{1,7}[.d{1,7}] without exponent, read as two words
+        n, whole = _digit_run(buf, i)
+        if 1 <= n < 8 and (n == 1 or buf[_u(i)] != 48):
+            j = i + n
+            b = buf[_u(j)]
+            if b == 46:
+                nf, frac = _digit_run(buf, j + 1)
+                k = j + 1 + nf
+                if 1 <= nf < 8 and buf[_u(k)] | 32 != 101:  # not followed by e or E
+                    mant = whole * _IPOW10[nf] + frac
+                    value = float(mant) / _POW10[nf] if mant != 0 else 0.0
+                    return k, -value if neg else value, False
+            elif b | 32 != 101:
+                value = float(whole)
+                return j, -value if neg else value, True
     first = i
     mant = 0
     nd = 0

@@ -208,6 +208,8 @@ def test_size_limit_is_inclusive():
     b"0", b"-0", b"0.5", b"-0.0", b"7", b"-7.25", b"10", b"-123456.789012", b"1e3", b"-2.5E-3",
     b"0.000000000000000000001234", b"12345678901234567890123", b"-", b"-.5", b".5", b"00",
     b"-01", b"01.5", b"1.", b"1.e3", b"1e", b"--1", b"+1", b"0x10", b"1.5.2",
+    b"1234567.1234567", b"-9999999.9999999", b"12345678.5", b"1.12345678", b"-0.5e2", b"5E+1",
+    b"7.25e", b"0.0000001", b"3.1-", b"12:", b"9.",
 ])
 def test_number_spellings_decode_like_msgspec_or_die_alike(number):
     assert_decodes_like_msgspec(raw().replace(b'"V3":0.3', b'"V3":' + number))
