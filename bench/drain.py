@@ -157,8 +157,8 @@ def drain(opts: DrainOptions) -> dict:
         "commit_p99_ms": round(bucket_quantile(commit_buckets, 0.99) * 1000, 2),
         "transactions": int(batch_count),
         "mean_batch": round(batch_sum / batch_count) if batch_count else 0,
-        "cpu_cores": cpu,
-        "cpu_us_per_tx": {k: round(v * (t90 - t10) / window * 1e6, 2) for k, v in cpu.items()},
+        "cpu_cores": {k: round(cores, 3) for k, (cores, _) in cpu.items()},
+        "cpu_us_per_tx": {k: round(us, 2) for k, (_, us) in cpu.items()},
     }
 
 
@@ -167,9 +167,11 @@ def _namespace(names: TopicNames) -> str:
 
 
 def _follow(opts, probe, service, parts, ends, total):
-    """Poll the group's committed offsets until the end; CPU between the 10 % and 90 % marks."""
+    """Poll the group's committed offsets until the end. CPU is metered from the last poll
+    below 10 % of the input to the first at or above 90 %: {group: (cores, us per record)}."""
     topic = opts.names.transactions
-    meter, cpu, stage = procs.CpuMeter(), {}, 0
+    meter, cpu = procs.CpuMeter(), {}
+    start: tuple[float, int] | None = None
     points: list[tuple[float, int]] = [(time.monotonic(), 0)]
     deadline = time.monotonic() + opts.timeout_s
 
@@ -182,12 +184,13 @@ def _follow(opts, probe, service, parts, ends, total):
         now = time.monotonic()
         points.append((now, done))
         opts.progress("drain", done, total)
-        if stage == 0 and done >= 0.1 * total:
+        if done < 0.1 * total or start is None:
             meter.start(groups(), now)
-            stage = 1
-        if stage == 1 and done >= 0.9 * total:
-            cpu = meter.stop(groups(), now)
-            stage = 2
+            start = (now, done)
+        elif not cpu and done >= 0.9 * total:
+            cores = meter.stop(groups(), now)
+            per_record_s = (now - start[0]) / max(done - start[1], 1)
+            cpu = {k: (v, v * per_record_s * 1e6) for k, v in cores.items()}
         if done >= total:
             return points, cpu
         if not service.alive():
