@@ -7,9 +7,9 @@ measured (tests/bench/README.md), so only a real regression fails them:
 
     .venv/bin/pytest tests/bench/test_ratio_gate.py --benchmark-only -p no:cacheprovider
 
-Environment overrides: FRAUDSTREAM_RATIO_FLOOR (vs the seed's per-message path, default 25),
-FRAUDSTREAM_JSON_RATIO_FLOOR (vs json.loads+json.dumps, default 2.5),
-FRAUDSTREAM_IO_RATIO_FLOOR (decode+features+encode without the model vs json, default 8).
+Environment overrides: FRAUDSTREAM_RATIO_FLOOR (vs the seed's per-message path, default 100),
+FRAUDSTREAM_JSON_RATIO_FLOOR (vs json.loads+json.dumps, default 8),
+FRAUDSTREAM_IO_RATIO_FLOOR (decode+features+encode without the model vs json, default 12).
 """
 
 import json
@@ -19,9 +19,9 @@ import time
 from core.decode import decode_batch
 from tests.bench.perevent import chunks, per_event
 
-RATIO_FLOOR = float(os.environ.get("FRAUDSTREAM_RATIO_FLOOR", "25"))
-JSON_RATIO_FLOOR = float(os.environ.get("FRAUDSTREAM_JSON_RATIO_FLOOR", "2.5"))
-IO_RATIO_FLOOR = float(os.environ.get("FRAUDSTREAM_IO_RATIO_FLOOR", "8"))
+RATIO_FLOOR = float(os.environ.get("FRAUDSTREAM_RATIO_FLOOR", "100"))
+JSON_RATIO_FLOOR = float(os.environ.get("FRAUDSTREAM_JSON_RATIO_FLOOR", "8"))
+IO_RATIO_FLOOR = float(os.environ.get("FRAUDSTREAM_IO_RATIO_FLOOR", "12"))
 BATCH = 1024
 EVENTS = 4 * BATCH
 ROUNDS = 7
