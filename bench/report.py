@@ -12,6 +12,8 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
+from bench.writeback import writeback_hint
+
 __all__ = ["LiveProgress", "print_result", "print_comparison", "write_json", "read_json",
            "exit_code", "EXIT_OK", "EXIT_SLO", "EXIT_EOS"]
 
@@ -65,6 +67,9 @@ def print_result(result: dict, console: Console | None = None) -> None:
     console.print(f"[bold]{result['scenario']['name']}[/] on {m['cores']} cores ({m['cpu_model']}), "
                   f"librdkafka {m['librdkafka']}, broker {result['bootstrap']}"
                   + (f", load average {m['loadavg_1m_at_end']:g}" if "loadavg_1m_at_end" in m else ""))
+    hint = writeback_hint(m.get("vm_writeback", {})) if result.get("embedded_broker") else None
+    if hint:
+        console.print(f"[yellow]note: {hint}[/]")
     for run in result["runs"]:
         h = run["headline"]
         console.rule(f"{run['pipeline']}  ({run['run_id']})")

@@ -28,6 +28,7 @@ from bench.ratelimit import NS
 from bench.scenario import Max, Scenario, pipelines_of
 from bench.sink import SinkSpec, verdict
 from bench.target import Target, consumer_config, embedded_port, load_target, producer_config
+from bench.writeback import writeback_settings
 from core.errors import ConfigError, PipelineError
 from core.topics import PARTITIONS, TopicNames
 
@@ -67,7 +68,7 @@ def machine() -> dict:
     return {"cores": os.cpu_count(), "cpu_model": procs.cpu_model(), "platform": platform.platform(),
             "python": platform.python_version(), "confluent_kafka": confluent_kafka.__version__,
             "librdkafka": confluent_kafka.libversion()[0], "numpy": numpy.__version__,
-            "loadavg_1m_at_end": round(os.getloadavg()[0], 2)}
+            "loadavg_1m_at_end": round(os.getloadavg()[0], 2), "vm_writeback": writeback_settings()}
 
 
 def _ensure_broker(target: Target, opts: RunOptions, needs_own: bool):
@@ -142,7 +143,8 @@ def run_scenario(scenario: Scenario, opts: RunOptions, scenario_path: Path | Non
                       "(--keep-broker leaves it up)")
             stop(cluster.port)
     result = {"scenario": msgspec.to_builtins(scenario), "started_at": started_at,
-              "bootstrap": bootstrap, "machine": machine(), "runs": runs}
+              "bootstrap": bootstrap, "embedded_broker": cluster is not None, "machine": machine(),
+              "runs": runs}
     if len(runs) == 2:
         a, b = (r["headline"]["sustained_tps"] for r in runs)
         result["comparison"] = {"pipelines": [r["pipeline"] for r in runs],

@@ -38,6 +38,8 @@ def test_short_run_counts_what_was_sent_exactly_once(tmp_path, kafka_bootstrap):
     assert (v["missing"], v["duplicated"], v["unexpected"]) == (0, 0, 0)
     assert v["exactly_once"] and v["drained"] and v["delivery_errors"] == 0
     assert v["alerts"] == v["detection"]["flagged"]
+    assert result["embedded_broker"] is False and "dirty_expire_centisecs" in result["machine"]["vm_writeback"]
+    _assert_writeback_hint_only_for_an_embedded_broker(result)
     assert run["window"]["measured"] == run["window"]["sent"] == 1600
     assert exit_code(result) == 0 and (tmp_path / "result.json").stat().st_size > 0
 
@@ -51,3 +53,13 @@ def test_a_killed_worker_is_reported_and_the_run_still_verifies(tmp_path, kafka_
     v = run["verdict"]
     assert v["exactly_once"], v
     assert v["scored_unique"] == v["sent"] and v["missing"] == 0 and v["duplicated"] == 0
+
+
+def _assert_writeback_hint_only_for_an_embedded_broker(result):
+    from rich.console import Console
+
+    machine = {**result["machine"], "vm_writeback": {"dirty_expire_centisecs": 3000}}
+    for embedded, expected in ((True, True), (False, False)):
+        console = Console(record=True, width=200)
+        print_result({**result, "machine": machine, "embedded_broker": embedded}, console)
+        assert ("vm.dirty_expire_centisecs=300" in console.export_text()) is expected
