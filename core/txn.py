@@ -60,13 +60,32 @@ _PRODUCER_DEFAULTS = {
 }
 
 
+# One passthrough dict configures both clients; librdkafka warns on every start about keys of
+# the other kind, so each client gets only the keys that apply to it (anything unknown to
+# these lists goes to both, and librdkafka judges it).
+_CONSUMER_ONLY = frozenset(_CONSUMER_DEFAULTS) | {
+    "fetch.min.bytes", "fetch.wait.max.ms", "fetch.max.bytes", "max.partition.fetch.bytes",
+    "fetch.error.backoff.ms", "fetch.queue.backoff.ms", "queued.min.messages",
+    "queued.max.messages.kbytes", "max.poll.interval.ms", "check.crcs", "isolation.level",
+    "group.protocol", "group.remote.assignor", "enable.auto.offset.store", "auto.commit.interval.ms",
+}
+_PRODUCER_ONLY = frozenset(_PRODUCER_DEFAULTS) | {
+    "linger.ms", "queue.buffering.max.ms", "queue.buffering.max.kbytes", "batch.size",
+    "batch.num.messages", "compression.type", "compression.codec", "compression.level", "acks",
+    "request.required.acks", "message.timeout.ms", "delivery.timeout.ms", "retries",
+    "message.send.max.retries", "enable.idempotence", "transaction.timeout.ms",
+    "sticky.partitioning.linger.ms", "partitioner",
+}
+
+
 def worker_id(config: ScoringConfig, slot: int) -> str:
     """Stable identity of worker slot `slot`: its transactional.id and group.instance.id."""
     return f"{config.txn_id_prefix()}-{slot}"
 
 
 def consumer_settings(config: ScoringConfig, slot: int) -> dict[str, Any]:
-    settings = {**_CONSUMER_DEFAULTS, **config.kafka,
+    kafka = {k: v for k, v in config.kafka.items() if k not in _PRODUCER_ONLY}
+    settings = {**_CONSUMER_DEFAULTS, **kafka,
                 "bootstrap.servers": config.bootstrap_servers,
                 "group.id": config.group_id,
                 "enable.auto.commit": "false",
@@ -77,8 +96,7 @@ def consumer_settings(config: ScoringConfig, slot: int) -> dict[str, Any]:
 
 
 def producer_settings(config: ScoringConfig, slot: int) -> dict[str, Any]:
-    # Consumer-only keys in a shared passthrough would make librdkafka warn on every start.
-    kafka = {k: v for k, v in config.kafka.items() if k not in _CONSUMER_DEFAULTS}
+    kafka = {k: v for k, v in config.kafka.items() if k not in _CONSUMER_ONLY}
     settings = {**_PRODUCER_DEFAULTS, **kafka,
                 "bootstrap.servers": config.bootstrap_servers,
                 "enable.idempotence": "true"}

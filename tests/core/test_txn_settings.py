@@ -23,3 +23,40 @@ def test_user_kafka_settings_override_the_defaults():
 def test_librdkafka_accepts_the_producer_defaults():
     # An unknown or out-of-range key raises KafkaException here (no broker needed).
     Producer(producer_settings(ScoringConfig(bootstrap_servers="127.0.0.1:1"), 0))
+
+
+def _config_warnings(client_cls, settings) -> list[str]:
+    import logging
+
+    class Capture(logging.Handler):
+        def __init__(self):
+            super().__init__()
+            self.messages: list[str] = []
+
+        def emit(self, record):
+            self.messages.append(record.getMessage())
+
+    capture = Capture()
+    logger = logging.getLogger(f"test-confwarn-{client_cls.__name__}")
+    logger.addHandler(capture)
+    client = client_cls({**settings, "logger": logger})
+    client.poll(0.2)   # librdkafka's logs reach Python from poll()
+    return [m for m in capture.messages if "CONFWARN" in m]
+
+
+def test_one_passthrough_dict_configures_both_clients_without_warnings():
+    from confluent_kafka import Consumer
+
+    from core.txn import consumer_settings
+
+    cfg = ScoringConfig(bootstrap_servers="127.0.0.1:1", kafka={
+        "fetch.min.bytes": "262144", "fetch.wait.max.ms": "5", "max.partition.fetch.bytes": "8388608",
+        "queued.min.messages": "200000", "linger.ms": "1", "batch.size": "2000000",
+        "compression.type": "none", "acks": "all", "message.timeout.ms": "9000",
+        "socket.keepalive.enable": "true"})
+    consumer, producer = consumer_settings(cfg, 0), producer_settings(cfg, 0)
+    assert "fetch.min.bytes" in consumer and "fetch.min.bytes" not in producer
+    assert "linger.ms" in producer and "linger.ms" not in consumer
+    assert consumer["socket.keepalive.enable"] == producer["socket.keepalive.enable"] == "true"
+    assert _config_warnings(Producer, producer) == []
+    assert _config_warnings(Consumer, consumer) == []
