@@ -13,18 +13,18 @@ from __future__ import annotations
 import socket
 import struct
 import time
-from types import SimpleNamespace
 import urllib.request
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Callable
 
 import numpy as np
 from confluent_kafka import Consumer, Producer, TopicPartition
 
 from bench import procs
-from bench.loadgen import HEADER, HEADER_DTYPE
+from bench.loadgen import HEADER, HEADER_DTYPE, pack_header
 from bench.pipeline import PipelineProcess, command_for
 from core.errors import PipelineError
 from core.metrics import bucket_quantile
@@ -32,7 +32,6 @@ from core.topics import TopicNames
 
 __all__ = ["DrainOptions", "preload", "drain", "read_outputs"]
 
-_PACK = struct.Struct(">qqQ").pack
 _SEQ_AT = HEADER_DTYPE.fields["seq"][1]
 _FLAGGED = b'"is_fraud":true'
 _CHUNK = 100_000
@@ -41,7 +40,7 @@ _CHUNK = 100_000
 @dataclass
 class DrainOptions:
     bootstrap: str
-    names: TopicNames
+    namespace: str                       # the run's topics: <namespace>.transactions, ...
     records: int = 1_000_000
     workers: int | None = None           # None: one per input partition
     batch_max_records: int | None = None
@@ -53,6 +52,10 @@ class DrainOptions:
     log_path: Path = Path("results/drain-service.log")
     progress: Callable[[str, int, int], None] = lambda phase, done, total: None
     timeout_s: float = 600.0
+
+    @property
+    def names(self) -> TopicNames:
+        return TopicNames.namespaced(self.namespace)
 
 
 def preload(opts: DrainOptions) -> float:
@@ -69,7 +72,7 @@ def preload(opts: DrainOptions) -> float:
                          fraud_rate=opts.fraud_rate)
         values, keys = batch.payloads(), [k.encode() for k in batch.card_hash.tolist()]
         for i, value in enumerate(values):
-            header = [(HEADER, _PACK(now_ns, lo + i, 0))]
+            header = [(HEADER, pack_header(now_ns, lo + i, 0))]
             while True:
                 try:
                     produce(topic, value, keys[i], headers=header)
@@ -125,7 +128,7 @@ def drain(opts: DrainOptions) -> dict:
         ends = {p: probe.get_watermark_offsets(TopicPartition(topic, p), timeout=30)[1] for p in parts}
         total = sum(ends.values())
         metrics_port = _free_port()
-        argv = command_for("fraudstream", bootstrap=opts.bootstrap, namespace=_namespace(opts.names),
+        argv = command_for("fraudstream", bootstrap=opts.bootstrap, namespace=opts.namespace,
                            workers=opts.workers or len(parts), group=group,
                            batch=SimpleNamespace(max_records=opts.batch_max_records,
                                                  max_wait_ms=opts.batch_max_wait_ms),
@@ -160,10 +163,6 @@ def drain(opts: DrainOptions) -> dict:
         "cpu_cores": {k: round(cores, 3) for k, (cores, _) in cpu.items()},
         "cpu_us_per_tx": {k: round(us, 2) for k, (_, us) in cpu.items()},
     }
-
-
-def _namespace(names: TopicNames) -> str:
-    return names.transactions.rsplit(".transactions", 1)[0]
 
 
 def _follow(opts, probe, service, parts, ends, total):

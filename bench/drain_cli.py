@@ -68,7 +68,8 @@ def drain(records, workers, batch_max_records, batch_max_wait_ms, kafka_settings
         bootstrap, broker_pids = cluster.bootstrap, list(cluster.pids.values())
     stamp = time.strftime("%Y%m%d-%H%M%S")
     run_dir = out_dir / f"drain-{stamp}"
-    names = TopicNames.namespaced(f"drain.{stamp}")
+    namespace = f"drain.{stamp}"
+    names = TopicNames.namespaced(namespace)
     create_topics(bootstrap, names)
     progress = Progress(TextColumn("{task.description:<8}"), BarColumn(), MofNCompleteColumn(),
                         TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), console=console,
@@ -82,7 +83,7 @@ def drain(records, workers, batch_max_records, batch_max_wait_ms, kafka_settings
         rate = done / max(time.monotonic() - t0, 1e-9)
         progress.update(task, completed=done, rate=f"{rate:,.0f}/s")
 
-    opts = DrainOptions(bootstrap=bootstrap, names=names, records=records, workers=workers,
+    opts = DrainOptions(bootstrap=bootstrap, namespace=namespace, records=records, workers=workers,
                         batch_max_records=batch_max_records, batch_max_wait_ms=batch_max_wait_ms,
                         kafka=kafka, broker_pids=broker_pids, log_path=run_dir / "service.log", progress=show)
     try:

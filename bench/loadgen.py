@@ -24,12 +24,14 @@ import numpy as np
 from bench import histogram
 from bench.ratelimit import NS, RateLimiter
 
-__all__ = ["ProducerSpec", "producer_main", "HEADER", "HEADER_DTYPE", "SEQ_BITS", "build_pool", "renice"]
+__all__ = ["ProducerSpec", "producer_main", "HEADER", "HEADER_DTYPE", "SEQ_BITS", "pack_header", "build_pool",
+           "renice"]
 
 HEADER = "bench"
 HEADER_DTYPE = np.dtype([("t", ">i8"), ("seq", ">i8"), ("tag", ">u8")])
 SEQ_BITS = 40
-_PACK = struct.Struct(">qqQ").pack
+# pack_header(intended_ns, seq, tag) -> the `bench` header value, laid out as HEADER_DTYPE
+pack_header = struct.Struct(">qqQ").pack
 _CHUNK = 2_000   # most records sent between two looks at the clock and the command queue
 _TICK_S = 0.5
 _MIN_SLEEP_S = 0.001
@@ -190,7 +192,7 @@ def producer_main(spec: ProducerSpec, commands, results) -> None:
         sent_at = time.time_ns()
         for ts in intended.tolist():
             j = seq % pool
-            header = [(HEADER, _PACK(ts, seq_base | seq, tag))]
+            header = [(HEADER, pack_header(ts, seq_base | seq, tag))]
             while True:
                 try:
                     produce(topic, values[j], keys[j], headers=header)

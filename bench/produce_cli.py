@@ -6,7 +6,6 @@ shows up as lag, not as a politely slower producer.
 
 from __future__ import annotations
 
-import struct
 import time
 
 import click
@@ -17,10 +16,6 @@ from core.topics import TopicNames
 __all__ = ["produce"]
 
 _CHUNK = 50_000
-# Same layout as the load generator's header (bench.loadgen.HEADER_DTYPE): intended send
-# time in ns, sequence number, tag; so the latency sink understands this traffic too.
-_HEADER_NAME = "bench"
-_PACK = struct.Struct(">qqQ").pack
 
 
 @click.command()
@@ -41,6 +36,7 @@ def produce(bootstrap, namespace, tps, duration, fraud_rate, seed, cards):
     """
     from confluent_kafka import Producer
 
+    from bench.loadgen import HEADER, pack_header  # the latency sink understands this traffic too
     from bench.synth import generate
 
     seed = int(time.time()) if seed is None else seed
@@ -66,7 +62,7 @@ def produce(bootstrap, namespace, tps, duration, fraud_rate, seed, cards):
                 if wait > 1_000_000:
                     producer.poll(0)
                     time.sleep(wait / 1e9)
-                headers = [(_HEADER_NAME, _PACK(wall0 + due, sent + j, 0))]
+                headers = [(HEADER, pack_header(wall0 + due, sent + j, 0))]
                 try:
                     producer.produce(topic, payloads[j], keys[j], headers=headers)
                 except BufferError:
