@@ -1,8 +1,8 @@
 """HdrHistogram helpers: latencies in microseconds, recorded in batches, merged across processes.
 
-Recording one value at a time costs ~0.8 us in hdrh; a batch is first counted with numpy and
-recorded as (value, count) pairs (~0.03 us a value). Processes exchange histograms in hdrh's
-compressed encoding and the parent merges them.
+Recording one value at a time costs ~0.9 us in hdrh; record_array computes the counts indexes
+of a whole batch with numpy and adds them to hdrh's counts array in place (~0.03 us a value).
+Processes exchange histograms in hdrh's compressed encoding and the parent merges them.
 
     h = new_histogram()
     record_array(h, latencies_us)             # numpy array of ints
@@ -29,19 +29,26 @@ def new_histogram() -> HdrHistogram:
 
 
 def record_array(hist: HdrHistogram, values_us) -> None:
-    """Record a batch of microsecond values (clamped to [1, MAX_US]) as value/count pairs."""
+    """Record a batch of microsecond values (clamped to [1, MAX_US]) in one numpy pass."""
     v = np.asarray(values_us)
     if v.size == 0:
         return
     v = np.clip(v.astype(np.int64, copy=False), 1, MAX_US)
-    # Round down to the histogram's own resolution first (3 digits: 2048 sub-buckets a
-    # power of two), so np.unique leaves at most ~1000 pairs per octave to record.
-    shift = np.maximum(np.floor(np.log2(v)).astype(np.int64) - 10, 0)
-    v = (v >> shift) << shift
-    values, counts = np.unique(v, return_counts=True)
-    rec = hist.record_value
-    for value, count in zip(values.tolist(), counts.tolist()):
-        rec(value, count)
+    counts = np.ctypeslib.as_array(hist.counts)   # a view of hdrh's own counters
+    counts += np.bincount(_counts_index(hist, v), minlength=counts.size).astype(counts.dtype)
+    # the bookkeeping hdrh's record_value does, once for the batch
+    hist.total_count += int(v.size)
+    hist.min_value = min(hist.min_value, int(v.min()))
+    hist.max_value = max(hist.max_value, int(v.max()))
+
+
+def _counts_index(hist: HdrHistogram, v: np.ndarray) -> np.ndarray:
+    """hdrh's counts index of every value: its _counts_index_for, vectorised."""
+    # bit length of (v | mask): frexp's exponent, exact below 2**53
+    bits = np.frexp((v | hist.sub_bucket_mask).astype(np.float64))[1].astype(np.int64)
+    bucket = bits - hist.unit_magnitude - (hist.sub_bucket_half_count_magnitude + 1)
+    sub_bucket = v >> (bucket + hist.unit_magnitude)
+    return ((bucket + 1) << hist.sub_bucket_half_count_magnitude) + sub_bucket - hist.sub_bucket_half_count
 
 
 def encode(hist: HdrHistogram) -> bytes:

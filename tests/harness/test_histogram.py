@@ -1,8 +1,22 @@
-"""HdrHistogram helpers: batch recording equals one-by-one, merging encoded parts is lossless."""
+"""HdrHistogram helpers: batch recording fills the counters exactly as one-by-one does, merging encoded parts is lossless."""
 
 import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bench import histogram
+
+
+def _one_by_one(values) :
+    h = histogram.new_histogram()
+    for v in values:
+        h.record_value(min(max(v, 1), histogram.MAX_US))
+    return h
+
+
+def _state(h):
+    return (np.frombuffer(h.counts, dtype=np.uint64).tolist(), h.total_count, h.min_value,
+            h.max_value)
 
 
 def test_batch_recording_equals_value_by_value():
@@ -15,6 +29,25 @@ def test_batch_recording_equals_value_by_value():
     batch = histogram.new_histogram()
     histogram.record_array(batch, values)
     assert histogram.summary(batch) == histogram.summary(one)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.lists(st.integers(-10, 2 * histogram.MAX_US), max_size=300), max_size=4))
+def test_batches_fill_the_same_counts_as_hdrh(batches):
+    """Every counter, the total, min and max: as hdrh's own record_value leaves them, with
+    out-of-range values clamped to [1, MAX_US] and several batches into one histogram."""
+    batch = histogram.new_histogram()
+    for values in batches:
+        histogram.record_array(batch, np.array(values, dtype=np.int64))
+    assert _state(batch) == _state(_one_by_one([v for values in batches for v in values]))
+
+
+def test_every_bucket_boundary_lands_where_hdrh_puts_it():
+    powers = [1 << k for k in range(30)]
+    values = sorted({max(1, p + d) for p in powers for d in (-1, 0, 1)} | {histogram.MAX_US})
+    batch = histogram.new_histogram()
+    histogram.record_array(batch, np.array(values))
+    assert _state(batch) == _state(_one_by_one(values))
 
 
 def test_merge_of_encoded_parts_equals_the_whole():
