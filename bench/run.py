@@ -82,7 +82,7 @@ def _ensure_broker(target: Target, opts: RunOptions, needs_own: bool):
     if needs_own and port == 9092:
         raise ConfigError("a broker fault needs a cluster of its own: set the target's port to "
                           "something other than the shared 9092 - at $.target.port")
-    cluster = ensure_running(port=port, nodes=target.nodes, echo=opts.echo)
+    cluster = ensure_running(port=port, nodes=target.nodes, echo=opts.echo, data_dir=target.data_dir)
     return cluster.bootstrap, cluster
 
 
@@ -132,6 +132,8 @@ def run_scenario(scenario: Scenario, opts: RunOptions, scenario_path: Path | Non
         raise ConfigError("broker faults need the embedded cluster (no --bootstrap, target "
                           "bootstrap null) - at $.faults")
     started_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    broker_data = None if cluster is None else {
+        "dir": str(cluster.data_dir or ""), "in_memory": cluster.data_in_memory}
     runs = []
     try:
         for pipeline in pipelines_of(scenario):
@@ -141,10 +143,12 @@ def run_scenario(scenario: Scenario, opts: RunOptions, scenario_path: Path | Non
             from bench.broker import stop
             opts.echo(f"stopping the kafka cluster this run started on port {cluster.port} "
                       "(--keep-broker leaves it up)")
-            stop(cluster.port)
+            stop(cluster.port, drop_data=broker_data["in_memory"])   # give the RAM back
     result = {"scenario": msgspec.to_builtins(scenario), "started_at": started_at,
               "bootstrap": bootstrap, "embedded_broker": cluster is not None, "machine": machine(),
               "runs": runs}
+    if broker_data is not None:
+        result["broker_data"] = broker_data
     if len(runs) == 2:
         a, b = (r["headline"]["sustained_tps"] for r in runs)
         result["comparison"] = {"pipelines": [r["pipeline"] for r in runs],

@@ -29,6 +29,9 @@ class Target(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     nodes: Annotated[int, msgspec.Meta(ge=1, le=3)] = 1
     # first broker port of the embedded cluster (None: bench.broker's default, FRAUDSTREAM_PORT)
     port: Annotated[int, msgspec.Meta(ge=1024, le=65535)] | None = None
+    # where the embedded cluster keeps its logs when `bench run` has to start it (None: beside
+    # its state in .fraudstream/; see `bench broker up --data-dir`); a running one is used as is
+    data_dir: Annotated[str, msgspec.Meta(min_length=1)] | None = None
     producer: Props = {}
     consumer: Props = {}
     scorer: Props = {}

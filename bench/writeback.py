@@ -4,6 +4,7 @@ Linux writes dirty page cache back once it is `dirty_expire_centisecs` old (defa
 A local broker appending tens of MB/s then gets ~1 GB flushed at once, about 30 s into a run,
 and its appends wait on pages under writeback: measured here as a ~1 s stall that set p99 at
 20,000 tx/s (887-1,598 ms; 174-209 ms with expiry at 3 s and the flusher waking every 1 s).
+A broker whose data sits on tmpfs (`bench broker up --data-dir /dev/shm/...`) has no writeback.
 """
 
 from pathlib import Path
@@ -35,4 +36,5 @@ def writeback_hint(settings: dict[str, int]) -> str | None:
     return (f"kernel writeback (vm.dirty_expire_centisecs={expire}) flushes the local broker's "
             f"page cache in one burst every ~{expire / 100:g} s and stalls it (~1 s here); for "
             f"latency runs: sudo sysctl -w vm.dirty_expire_centisecs=300 "
-            f"vm.dirty_writeback_centisecs=100")
+            f"vm.dirty_writeback_centisecs=100, or keep the broker's data in memory: "
+            f"bench broker down; bench broker up --data-dir /dev/shm/fraudstream")

@@ -19,7 +19,8 @@ from bench.broker.jars import ensure_jars, java_command
 from bench.broker.properties import HOST, LOG4J2_CONFIG, node_ports, server_properties
 from core.paths import home
 
-__all__ = ["DEFAULT_PORT", "Cluster", "node_log_path", "ensure_running", "find_running", "status", "stop", "stop_node", "start_node"]
+__all__ = ["DEFAULT_PORT", "Cluster", "node_log_path", "ensure_running", "find_running",
+           "moved_data_error", "status", "stop", "stop_node", "start_node"]
 
 START_TIMEOUT_S = 120.0
 STOP_TIMEOUT_S = 30.0
@@ -35,6 +36,12 @@ class Cluster:
     pids: dict[int, int] = field(default_factory=dict)
     cluster_id: str = ""
     started: bool = False  # True when this call started it
+    data_dir: str | None = None  # where the nodes keep their logs; None: beside the state
+
+    @property
+    def data_in_memory(self) -> bool:
+        """True when the logs sit on tmpfs/ramfs: no kernel writeback to stall appends."""
+        return _filesystem_type(_node_data(self, 1)) in ("tmpfs", "ramfs")
 
     @property
     def bootstrap(self) -> str:
@@ -45,6 +52,30 @@ def _dir(port: int) -> Path:
     path = home() / "brokers" / str(port)
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def _node_data(cluster: Cluster, node_id: int) -> Path:
+    if cluster.data_dir:
+        return Path(cluster.data_dir) / str(cluster.port) / f"node-{node_id}"
+    return _dir(cluster.port) / f"node-{node_id}" / "data"
+
+
+def _filesystem_type(path: Path) -> str | None:
+    """The type (ext4, tmpfs, ...) of the mount holding `path`, from /proc/self/mounts."""
+    path = path.resolve()
+    best, kind = -1, None
+    try:
+        lines = Path("/proc/self/mounts").read_text().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        fields = line.split()
+        if len(fields) < 3:
+            continue
+        mount = Path(fields[1].replace("\\040", " "))
+        if (path == mount or mount in path.parents) and len(mount.parts) > best:
+            best, kind = len(mount.parts), fields[2]
+    return kind
 
 
 def node_log_path(port: int, node_id: int) -> Path:
@@ -65,14 +96,15 @@ def _load(port: int) -> Cluster | None:
         return None
     raw = json.loads(path.read_text())
     return Cluster(raw["port"], raw["nodes"], {int(k): v for k, v in raw["pids"].items()},
-                   raw["cluster_id"])
+                   raw["cluster_id"], data_dir=raw.get("data_dir"))
 
 
 def _save(cluster: Cluster) -> None:
     path = _dir(cluster.port) / "state.json"
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps({"port": cluster.port, "nodes": cluster.nodes,
-                               "pids": cluster.pids, "cluster_id": cluster.cluster_id}))
+                               "pids": cluster.pids, "cluster_id": cluster.cluster_id,
+                               "data_dir": cluster.data_dir}))
     tmp.replace(path)
 
 
@@ -139,8 +171,12 @@ def _log_tail(path: Path, lines: int = 8) -> str:
 
 def _launch_node(java: str, libs: Path, cluster: Cluster, node_id: int, heap_mb: int) -> int:
     node_dir = _dir(cluster.port) / f"node-{node_id}"
-    data = node_dir / "data"
-    data.mkdir(parents=True, exist_ok=True)
+    node_dir.mkdir(exist_ok=True)
+    data = _node_data(cluster, node_id)
+    try:
+        data.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise BrokerError(f"cannot create the broker's data directory {data}: {exc.strerror}") from exc
     props = node_dir / "server.properties"
     props.write_text(server_properties(cluster.port, cluster.nodes, node_id, str(data)))
     log4j = node_dir / "log4j2.properties"
@@ -167,10 +203,16 @@ def _launch_node(java: str, libs: Path, cluster: Cluster, node_id: int, heap_mb:
 
 
 def ensure_running(port: int = DEFAULT_PORT, nodes: int = 1, echo=print,
-                   timeout: float = START_TIMEOUT_S) -> Cluster:
-    """Start the cluster based at `port` unless it already runs; wait until it answers."""
+                   timeout: float = START_TIMEOUT_S, data_dir: str | None = None) -> Cluster:
+    """Start the cluster based at `port` unless it already runs; wait until it answers.
+
+    `data_dir`: keep the nodes' logs in data_dir/<port>/node-N (e.g. on tmpfs) instead of
+    beside the cluster state. It applies when the cluster starts: a running one is returned
+    as it is (`moved_data_error` tells a caller that asked for another place)."""
     if nodes not in HEAP_MB:
         raise BrokerError(f"--nodes must be 1 or 3, got {nodes}")
+    if data_dir is not None:
+        data_dir = str(Path(data_dir).expanduser().resolve())
     with _locked(port):
         running = find_running(port)
         if running is not None:
@@ -193,7 +235,7 @@ def ensure_running(port: int = DEFAULT_PORT, nodes: int = 1, echo=print,
                 f"{_dir(port)} holds data of a {previous.nodes}-node cluster; wipe it first: "
                 f"bench broker down --port {port} --wipe")
         cluster = Cluster(port, nodes, {}, previous.cluster_id if previous else _new_cluster_id(),
-                          started=True)
+                          started=True, data_dir=data_dir)
         t0 = time.monotonic()
         for node_id, _, _ in node_ports(port, nodes):
             cluster.pids[node_id] = _launch_node(java, libs, cluster, node_id, HEAP_MB[nodes])
@@ -201,6 +243,15 @@ def ensure_running(port: int = DEFAULT_PORT, nodes: int = 1, echo=print,
         _wait_ready(cluster, timeout)
         echo(f"kafka {nodes}-node cluster up in {time.monotonic() - t0:.1f}s: {cluster.bootstrap}")
         return cluster
+
+
+def moved_data_error(running: Cluster, data_dir: str | None) -> str | None:
+    """Why `running` cannot serve a request for its data in `data_dir` (None: it can)."""
+    if data_dir is None or str(Path(data_dir).expanduser().resolve()) == running.data_dir:
+        return None
+    return (f"the cluster on port {running.port} already runs with its data in "
+            f"{_node_data(running, 1).parent}; stop it first to move it to {data_dir}: "
+            f"bench broker down --port {running.port}")
 
 
 def _wait_ready(cluster: Cluster, timeout: float) -> None:
@@ -246,8 +297,11 @@ def _terminate(pids: list[int], timeout: float) -> None:
                 pass
 
 
-def stop(port: int = DEFAULT_PORT, *, timeout: float = STOP_TIMEOUT_S, wipe: bool = False) -> bool:
-    """Stop the cluster (SIGTERM, then SIGKILL after `timeout`). True if anything was running."""
+def stop(port: int = DEFAULT_PORT, *, timeout: float = STOP_TIMEOUT_S, wipe: bool = False,
+         drop_data: bool = False) -> bool:
+    """Stop the cluster (SIGTERM, then SIGKILL after `timeout`). True if anything was running.
+
+    `drop_data` deletes the nodes' data (topics), `wipe` also the state and the broker logs."""
     import shutil
 
     with _locked(port):
@@ -257,6 +311,11 @@ def stop(port: int = DEFAULT_PORT, *, timeout: float = STOP_TIMEOUT_S, wipe: boo
         if cluster is not None:
             cluster.pids = {}
             _save(cluster)
+        if (wipe or drop_data) and cluster is not None:
+            for node_id, _, _ in node_ports(port, cluster.nodes):
+                shutil.rmtree(_node_data(cluster, node_id), ignore_errors=True)
+            if cluster.data_dir:
+                shutil.rmtree(Path(cluster.data_dir) / str(port), ignore_errors=True)
         if wipe:
             for child in _dir(port).iterdir():
                 if child.name != "lock":
@@ -292,7 +351,7 @@ def start_node(port: int, node_id: int) -> None:
 
 
 def status(port: int = DEFAULT_PORT) -> list[dict]:
-    """One dict per node: id, port, pid, alive, rss_mb."""
+    """One dict per node: id, port, pid, alive, rss_mb, data (its log directory)."""
     cluster = _load(port)
     if cluster is None:
         return []
@@ -301,7 +360,8 @@ def status(port: int = DEFAULT_PORT) -> list[dict]:
         pid = cluster.pids.get(node_id)
         alive = _is_our_broker(pid)
         rows.append({"node": node_id, "port": bport, "pid": pid if alive else None,
-                     "alive": alive, "rss_mb": _rss_mb(pid) if alive else None})
+                     "alive": alive, "rss_mb": _rss_mb(pid) if alive else None,
+                     "data": str(_node_data(cluster, node_id))})
     return rows
 
 

@@ -29,3 +29,5 @@ def test_latency_scenarios_use_the_latency_target():
         assert int(target.scorer["linger.ms"]) <= 5, name
         assert scenario.batch.max_wait_ms is not None and scenario.batch.max_wait_ms <= 10, name
         assert target.bootstrap is None and target.nodes == 1, name   # still the local broker
+        # started with its logs on tmpfs: no kernel writeback stalls in a latency run
+        assert target.data_dir is not None and target.data_dir.startswith("/dev/shm/"), name

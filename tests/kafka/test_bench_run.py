@@ -59,7 +59,8 @@ def _assert_writeback_hint_only_for_an_embedded_broker(result):
     from rich.console import Console
 
     machine = {**result["machine"], "vm_writeback": {"dirty_expire_centisecs": 3000}}
-    for embedded, expected in ((True, True), (False, False)):
+    for embedded, in_memory, expected in ((True, False, True), (False, False, False), (True, True, False)):
         console = Console(record=True, width=200)
-        print_result({**result, "machine": machine, "embedded_broker": embedded}, console)
+        print_result({**result, "machine": machine, "embedded_broker": embedded,
+                      "broker_data": {"dir": "", "in_memory": in_memory}}, console)
         assert ("vm.dirty_expire_centisecs=300" in console.export_text()) is expected

@@ -5,6 +5,7 @@ import subprocess
 import sys
 import uuid
 from collections import defaultdict
+from pathlib import Path
 
 import pytest
 from confluent_kafka import Producer
@@ -105,22 +106,34 @@ def _free(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) != 0
 
 
-def test_broker_lifecycle_up_status_down(spare_port):
+def test_broker_lifecycle_up_status_down(spare_port, tmp_path):
     port = str(spare_port)
+    data = tmp_path / "broker-data"
     try:
-        up = bench_cli("broker", "up", "--port", port)
+        up = bench_cli("broker", "up", "--port", port, "--data-dir", str(data))
         assert up.returncode == 0, up.stderr
         assert up.stdout.strip() == f"127.0.0.1:{port}"
+        assert (data / port / "node-1" / "meta.properties").is_file()
         again = bench_cli("broker", "up", "--port", port)
         assert again.returncode == 0 and "already running" in again.stderr
+        moved = bench_cli("broker", "up", "--port", port, "--data-dir", str(tmp_path / "other"))
+        assert moved.returncode == 1 and f"already runs with its data in {data / port}" in moved.stderr
         st = bench_cli("broker", "status", "--port", port)
-        assert st.returncode == 0 and " up " in st.stdout
-        down = bench_cli("broker", "down", "--port", port)
+        assert st.returncode == 0 and " up " in st.stdout and str(data / port / "node-1") in st.stdout
+        down = bench_cli("broker", "down", "--port", port, "--wipe")
         assert down.returncode == 0 and "stopped" in down.stdout
+        assert not (data / port).exists()
         st = bench_cli("broker", "status", "--port", port)
         assert st.returncode == 1 and "not running" in st.stdout
     finally:
         stop(spare_port, wipe=True)
+
+
+def test_filesystem_type_is_the_innermost_mount():
+    from bench.broker.lifecycle import _filesystem_type
+
+    assert _filesystem_type(Path("/proc/self")) == "proc"
+    assert _filesystem_type(Path("/")) not in (None, "proc")
 
 
 def test_broker_up_on_a_taken_port_fails_clearly(spare_port):
