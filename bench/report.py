@@ -75,6 +75,11 @@ def print_result(result: dict, console: Console | None = None) -> None:
     for run in result["runs"]:
         h = run["headline"]
         console.rule(f"{run['pipeline']}  ({run['run_id']})")
+        warm = run.get("broker_warmup")
+        if warm and warm["compiler_cpu_s"] > 0:
+            console.print(f"broker JIT warm-up before measuring: {warm['seconds']:g} s, compiler "
+                          f"{warm['compiler_cpu_s']:g} s CPU" + ("" if warm["settled"] else
+                                                                 " [yellow](not settled)[/]"))
         if run["steps"]:
             st = Table("stage", "asked/s", "sent/s", "scored/s", "p50", "p99", "p99.9", "unseen", "SLO",
                        title="rate search (ms)", title_justify="left")

@@ -21,10 +21,11 @@ import msgspec
 
 from bench import procs
 from bench.harness import Harness
+from bench.jitwarm import warm_broker
 from bench.loadgen import ProducerSpec
 from bench.phases import Context, judge_fixed, run_fixed, run_max, wait_drained
 from bench.pipeline import PipelineProcess, command_for
-from bench.ratelimit import NS
+from bench.ratelimit import NS, profile_segments
 from bench.scenario import Max, Scenario, pipelines_of
 from bench.sink import SinkSpec, verdict
 from bench.target import Target, consumer_config, embedded_port, load_target, producer_config
@@ -221,6 +222,9 @@ def _run_pipeline(scenario, pipeline, target, bootstrap, cluster, opts) -> dict:
 
         ctx = Context(harness, scenario, cpu_groups, opts.progress, fault, alive)
         _wait_ready(ctx, harness)
+        broker_warmup = None
+        if cluster is not None:
+            broker_warmup = warm_broker(ctx, list(cluster.pids.values()), _first_tps(scenario), opts.echo)
         t0 = math.ceil(time.time()) + 1
         info = run_max(ctx, t0) if isinstance(scenario.rate, Max) else run_fixed(ctx, t0)
         sent = harness.stop_producers()
@@ -238,7 +242,8 @@ def _run_pipeline(scenario, pipeline, target, bootstrap, cluster, opts) -> dict:
                           tl.per_second(info["t_measure"] - math.ceil(scenario.warmup_s),
                                         max(tl.sent, default=t0) + 1),
                           {"pool_build_s": harness.pool_seconds, "first_send_epoch_s": first,
-                           "workers_restarted": len([e for e in events if e.get("kill") == "scorer"])})
+                           "workers_restarted": len([e for e in events if e.get("kill") == "scorer"]),
+                           "broker_warmup": broker_warmup})
     finally:
         harness.close()
         if service is not None:
@@ -252,6 +257,12 @@ def _run_pipeline(scenario, pipeline, target, bootstrap, cluster, opts) -> dict:
                 delete_topics(bootstrap, names)
             except Exception as exc:  # teardown must not hide the run's own error
                 opts.echo(f"warning: could not delete the run's topics: {exc}")
+
+
+def _first_tps(scenario: Scenario) -> float:
+    if isinstance(scenario.rate, Max):
+        return scenario.rate.start_tps
+    return profile_segments(scenario.rate, scenario.duration_s)[0].tps
 
 
 def _wait_ready(ctx: Context, harness: Harness) -> None:
