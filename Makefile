@@ -6,6 +6,8 @@ PY     := $(VENV)/bin/python
 BENCH  := $(VENV)/bin/bench
 STAMP  := $(VENV)/.installed-stamp
 SCENARIO ?= scenarios/peak.yaml
+# the broker's logs on tmpfs: no kernel writeback stalls (see `bench broker up --help`)
+BROKER_DATA ?= /dev/shm/fraudstream
 
 .PHONY: install broker broker-down run test test-all bench bench-save bench-gate clean
 
@@ -17,7 +19,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 broker: install
-	$(BENCH) broker up
+	$(BENCH) broker up --data-dir $(BROKER_DATA)
 
 broker-down:
 	-$(BENCH) broker down

@@ -50,8 +50,8 @@ def up(port, nodes, data_dir):
     echo = lambda msg: click.echo(msg, err=True)  # noqa: E731
     already = lifecycle.find_running(port)
     problem = lifecycle.moved_data_error(already, data_dir) if already is not None else None
-    if problem:
-        raise click.ClickException(problem)
+    if problem:   # still usable: say so, but do not fail a script that only needs a broker
+        click.echo(f"warning: {problem}", err=True)
     cluster = lifecycle.ensure_running(port=port, nodes=int(nodes), echo=echo, data_dir=data_dir)
     if already is not None:
         click.echo(f"kafka already running ({cluster.nodes} node(s)); bootstrap:", err=True)

@@ -1,5 +1,6 @@
 """The broker the project starts by itself: real Kafka, transactions, lifecycle, topics."""
 
+import os
 import socket
 import subprocess
 import sys
@@ -117,7 +118,7 @@ def test_broker_lifecycle_up_status_down(spare_port, tmp_path):
         again = bench_cli("broker", "up", "--port", port)
         assert again.returncode == 0 and "already running" in again.stderr
         moved = bench_cli("broker", "up", "--port", port, "--data-dir", str(tmp_path / "other"))
-        assert moved.returncode == 1 and f"already runs with its data in {data / port}" in moved.stderr
+        assert moved.returncode == 0 and f"warning: the cluster on port {port} already runs with its data in {data / port}" in moved.stderr
         st = bench_cli("broker", "status", "--port", port)
         assert st.returncode == 0 and " up " in st.stdout and str(data / port / "node-1") in st.stdout
         down = bench_cli("broker", "down", "--port", port, "--wipe")
@@ -127,6 +128,17 @@ def test_broker_lifecycle_up_status_down(spare_port, tmp_path):
         assert st.returncode == 1 and "not running" in st.stdout
     finally:
         stop(spare_port, wipe=True)
+
+
+def test_compiler_threads_of_the_broker_are_found(kafka_bootstrap):
+    from bench.broker import find_running
+    from bench.jitwarm import compiler_cpu_seconds
+
+    cluster = find_running()
+    assert cluster is not None
+    used = compiler_cpu_seconds(cluster.pids.values())
+    assert used is not None and used > 0          # it compiled something to get here
+    assert compiler_cpu_seconds([os.getpid()]) is None   # not a JVM
 
 
 def test_filesystem_type_is_the_innermost_mount():
