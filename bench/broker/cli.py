@@ -31,7 +31,7 @@ def broker():
 @click.option("--nodes", type=click.Choice(["1", "3"]), default="1", show_default=True,
               help="One combined node, or a three-node quorum on loopback.")
 @click.option("--data-dir", type=click.Path(file_okay=False, writable=True), default=None,
-              help="Keep the nodes' logs in DIR/<port>/node-N instead of beside the broker's "
+              help="Keep the nodes' logs in DIR/<port>-<cluster id>/node-N, not beside the broker's "
                    "state in .fraudstream/. On tmpfs (/dev/shm) appends never wait on kernel "
                    "writeback, the ~1 s stall every ~30 s that dominates latency runs on a "
                    "small VM; the data then lives in RAM and is gone at reboot.")

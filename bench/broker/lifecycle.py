@@ -56,8 +56,14 @@ def _dir(port: int) -> Path:
 
 def _node_data(cluster: Cluster, node_id: int) -> Path:
     if cluster.data_dir:
-        return Path(cluster.data_dir) / str(cluster.port) / f"node-{node_id}"
+        return _cluster_data(cluster) / f"node-{node_id}"
     return _dir(cluster.port) / f"node-{node_id}" / "data"
+
+
+def _cluster_data(cluster: Cluster) -> Path:
+    # the cluster id in the name: two checkouts (two FRAUDSTREAM_HOMEs) sharing a data dir and
+    # a port never find each other's formatted storage
+    return Path(cluster.data_dir) / f"{cluster.port}-{cluster.cluster_id}"
 
 
 def _filesystem_type(path: Path) -> str | None:
@@ -206,7 +212,7 @@ def ensure_running(port: int = DEFAULT_PORT, nodes: int = 1, echo=print,
                    timeout: float = START_TIMEOUT_S, data_dir: str | None = None) -> Cluster:
     """Start the cluster based at `port` unless it already runs; wait until it answers.
 
-    `data_dir`: keep the nodes' logs in data_dir/<port>/node-N (e.g. on tmpfs) instead of
+    `data_dir`: keep the nodes' logs in data_dir/<port>-<cluster id>/node-N (e.g. on tmpfs), not
     beside the cluster state. It applies when the cluster starts: a running one is returned
     as it is (`moved_data_error` tells a caller that asked for another place)."""
     if nodes not in HEAP_MB:
@@ -315,7 +321,7 @@ def stop(port: int = DEFAULT_PORT, *, timeout: float = STOP_TIMEOUT_S, wipe: boo
             for node_id, _, _ in node_ports(port, cluster.nodes):
                 shutil.rmtree(_node_data(cluster, node_id), ignore_errors=True)
             if cluster.data_dir:
-                shutil.rmtree(Path(cluster.data_dir) / str(port), ignore_errors=True)
+                shutil.rmtree(_cluster_data(cluster), ignore_errors=True)
         if wipe:
             for child in _dir(port).iterdir():
                 if child.name != "lock":

@@ -114,16 +114,17 @@ def test_broker_lifecycle_up_status_down(spare_port, tmp_path):
         up = bench_cli("broker", "up", "--port", port, "--data-dir", str(data))
         assert up.returncode == 0, up.stderr
         assert up.stdout.strip() == f"127.0.0.1:{port}"
-        assert (data / port / "node-1" / "meta.properties").is_file()
+        (cluster_data,) = data.glob(f"{port}-*")         # <port>-<cluster id>
+        assert (cluster_data / "node-1" / "meta.properties").is_file()
         again = bench_cli("broker", "up", "--port", port)
         assert again.returncode == 0 and "already running" in again.stderr
         moved = bench_cli("broker", "up", "--port", port, "--data-dir", str(tmp_path / "other"))
-        assert moved.returncode == 0 and f"warning: the cluster on port {port} already runs with its data in {data / port}" in moved.stderr
+        assert moved.returncode == 0 and f"warning: the cluster on port {port} already runs with its data in {cluster_data}" in moved.stderr
         st = bench_cli("broker", "status", "--port", port)
-        assert st.returncode == 0 and " up " in st.stdout and str(data / port / "node-1") in st.stdout
+        assert st.returncode == 0 and " up " in st.stdout and str(cluster_data / "node-1") in st.stdout
         down = bench_cli("broker", "down", "--port", port, "--wipe")
         assert down.returncode == 0 and "stopped" in down.stdout
-        assert not (data / port).exists()
+        assert not cluster_data.exists()
         st = bench_cli("broker", "status", "--port", port)
         assert st.returncode == 1 and "not running" in st.stdout
     finally:
