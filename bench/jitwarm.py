@@ -10,11 +10,17 @@ import os
 import time
 from pathlib import Path
 
-__all__ = ["compiler_cpu_seconds", "warm_broker", "SETTLED_CORES", "MAX_WARM_S"]
+from bench.phases import _sleep_until, wait_drained
+from bench.ratelimit import NS
+
+__all__ = ["compiler_cpu_seconds", "warm_broker", "SETTLED_CORES", "MAX_WARM_S", "MAX_WARM_TPS"]
 
 SETTLED_CORES = 0.05   # compiler threads below this share of a core: warm
 WINDOW_S = 3.0
 MAX_WARM_S = 180.0
+# enough requests to pass the JIT's compile thresholds quickly, and well below what the
+# pipeline keeps up with here (~20,000 tx/s), so warming does not leave a backlog
+MAX_WARM_TPS = 5_000.0
 _TICK = os.sysconf("SC_CLK_TCK")
 
 
@@ -39,16 +45,15 @@ def compiler_cpu_seconds(pids) -> float | None:
 
 
 def warm_broker(ctx, pids, tps: float, echo=print) -> dict | None:
-    """Send at `tps` until the brokers' compilers use < SETTLED_CORES over a window.
+    """Send at `tps` (at most MAX_WARM_TPS) until the brokers' compilers use < SETTLED_CORES
+    over a window, then let the pipeline drain what it sent.
 
     Returns {"seconds", "compiler_cpu_s", "settled"}, or None when the compiler threads
     cannot be seen (a remote broker, or no /proc)."""
-    from bench.phases import _sleep_until
-    from bench.ratelimit import NS
-
     first = compiler_cpu_seconds(pids)
     if first is None:
         return None
+    tps = min(tps, MAX_WARM_TPS)
     t0 = time.time()
     ctx.harness.plan([(int(t0 * NS), int(MAX_WARM_S * NS), tps)], replace=True)
     last, settled, announced = first, False, False
@@ -67,5 +72,7 @@ def warm_broker(ctx, pids, tps: float, echo=print) -> dict | None:
                  f"{tps:,.0f} tx/s until it settles (at most {MAX_WARM_S:.0f} s)")
             announced = True
     ctx.harness.plan([], replace=True)
-    return {"seconds": round(time.time() - t0, 1), "compiler_cpu_s": round(last - first, 1),
+    seconds = time.time() - t0
+    wait_drained(ctx, ctx.scenario.drain_s)
+    return {"seconds": round(seconds, 1), "compiler_cpu_s": round(last - first, 1),
             "settled": settled}
