@@ -40,6 +40,11 @@ def run(scenario_file, bootstrap, external_scorer, namespace, target_file, worke
       bench run scenarios/steady.yaml --workers 2
       bench run scenarios/steady.yaml --bootstrap kafka:9092 --external-scorer --namespace prod-test
 
+    Without --bootstrap it uses the local broker, starting it (with the target's data_dir)
+    if none runs and stopping it afterwards; a local broker is first loaded until its JIT
+    compiler settles (~100 s on a fresh one, a few seconds on a warm one), so the run does
+    not measure the JVM warming up.
+
     Exit code 0: SLO held and exactly-once verified; 3: SLO missed; 4: exactly-once violated.
     """
     import msgspec
