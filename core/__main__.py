@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
-import argparse
-import logging
-import sys
+import signal
 
-from core.errors import FraudstreamError
-from core.service import EXAMPLE, build_config, run_service
+# Installed before the imports below (numpy, the model...): a SIGTERM during start-up is then
+# remembered and answered with a clean stop instead of killing the process mid-import.
+_EARLY_SIGNALS: list[int] = []
+for _sig in (signal.SIGTERM, signal.SIGINT):
+    signal.signal(_sig, lambda signum, frame: _EARLY_SIGNALS.append(signum))
+
+import argparse  # noqa: E402
+import logging  # noqa: E402
+import sys  # noqa: E402
+
+from core.errors import FraudstreamError  # noqa: E402
+from core.service import EXAMPLE, build_config, run_service  # noqa: E402
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -44,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
             metrics_port=args.metrics_port, stats_interval_s=args.stats_interval_s,
             exactly_once=False if args.at_least_once else None)
         return run_service(config, workers=args.workers, first_slot=args.first_slot,
-                           log_level=getattr(logging, args.log_level))
+                           log_level=getattr(logging, args.log_level), early_signals=_EARLY_SIGNALS)
     except FraudstreamError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -41,8 +41,10 @@ def build_config(config_path: str | Path | None = None, *, kafka_pairs: tuple[st
 
 
 def run_service(config: ScoringConfig, *, workers: int | None = None, first_slot: int = 0,
-                log_level: int = logging.INFO) -> int:
-    """Run until SIGTERM/SIGINT; returns the process exit code (non-zero: a worker kept failing)."""
+                log_level: int = logging.INFO, early_signals: list[int] | None = None) -> int:
+    """Run until SIGTERM/SIGINT; returns the process exit code (non-zero: a worker kept failing).
+
+    `early_signals`: signals that arrived before this was called (it then stops at once)."""
     logging.basicConfig(level=log_level, format="%(asctime)s supervisor %(levelname)s %(message)s")
     logging.getLogger().setLevel(log_level)
     log.info("config: %s", config)
@@ -53,6 +55,8 @@ def run_service(config: ScoringConfig, *, workers: int | None = None, first_slot
         supervisor.stop()
 
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+    if early_signals:
+        on_signal(early_signals[0], None)
     try:
         return supervisor.run()
     finally:

@@ -127,7 +127,13 @@ class Supervisor:
 
     def run(self) -> int:
         """Blocks until stop() or a child keeps failing; returns the exit code (0 clean, 1 failed)."""
+        if self._stopping.is_set():
+            log.info("stopped before any worker started")
+            return 0
         config = self._prepare()
+        if self._stopping.is_set():   # the model compile can take seconds
+            log.info("stopped before any worker started")
+            return 0
         workers = self.workers or self._partition_count(config)
         log.info("starting %d scoring process(es), group %s, ids %s-<slot>, %s", workers, config.group_id,
                  config.transactional_id_prefix, "exactly-once" if config.exactly_once else "AT-LEAST-ONCE")

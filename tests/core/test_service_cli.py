@@ -34,3 +34,26 @@ def test_missing_model_fails_at_start_up_with_a_clear_message(tmp_path):
     assert out.returncode == 1
     last = out.stderr.strip().splitlines()[-1]
     assert last.startswith("error: ") and "nope.meta.json" in last
+
+
+
+def test_sigterm_during_start_up_is_a_clean_stop():
+    """A supervisor (a test, systemd, bench run) may stop the service before it is up: that is
+    a clean exit 0 with no traceback, not death by the signal (-15). No broker is needed: the
+    service stops before it would connect."""
+    import signal
+
+    proc = subprocess.Popen([sys.executable, "-m", "core", "--bootstrap", "127.0.0.1:1"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    seen = []
+    for line in proc.stderr:   # the first log line: still importing and loading the model
+        seen.append(line)
+        if " config: " in line:
+            proc.send_signal(signal.SIGTERM)
+            break
+    rest = proc.stderr.read()
+    proc.wait(timeout=60)
+    log = "".join(seen) + rest
+    assert proc.returncode == 0, log[-2000:]
+    assert "SIGTERM: stopping workers" in log and "stopped before any worker started" in log
+    assert "Traceback" not in log and "cannot reach Kafka" not in log
