@@ -113,6 +113,7 @@ def test_sigterm_mid_run_then_restart(kafka_bootstrap, fresh_topics, tmp_path):
     print(f"stopped in {stop_s:.1f}s with {sum(max(0, o) for o in done.values())} of {sum(ends.values())} committed")
 
     second = Service(kafka_bootstrap, names, group, tmp_path, workers=3, tag="second")
+    second.wait_workers(3)   # the restart really came up (the first may have committed all)
     wait_drained(kafka_bootstrap, group, names.transactions, timeout=180, service=second)
     assert second.stop() == 0, second.tail()
     v = verify(kafka_bootstrap, names, inputs)
