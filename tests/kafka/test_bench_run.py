@@ -64,3 +64,24 @@ def _assert_writeback_hint_only_for_an_embedded_broker(result):
         print_result({**result, "machine": machine, "embedded_broker": embedded,
                       "broker_data": {"dir": "", "in_memory": in_memory}}, console)
         assert ("vm.dirty_expire_centisecs=300" in console.export_text()) is expected
+
+
+def test_embedded_run_warms_the_local_broker_and_records_where_its_data_is(tmp_path, kafka_bootstrap):
+    """No --bootstrap: the run finds the local broker (the test session's), loads it until its
+    JIT compiler settles, and records whether the broker's logs are in memory."""
+    from bench.broker import find_running
+    from bench.jitwarm import MAX_WARM_S
+
+    scenario = decode_scenario(BASE.format(name="embedded", duration=2, tps=400), "test.yaml")
+    result = run_scenario(scenario, RunOptions(out_dir=tmp_path))
+    print_result(result)
+    cluster = find_running()
+    assert result["embedded_broker"] is True and result["bootstrap"] == cluster.bootstrap == kafka_bootstrap
+    assert result["broker_data"]["in_memory"] == cluster.data_in_memory
+    warm = result["runs"][0]["broker_warmup"]
+    assert warm is not None and warm["compiler_cpu_s"] >= 0
+    # only the time cap ends a warm-up whose compiler has not settled
+    assert warm["settled"] or warm["seconds"] >= MAX_WARM_S
+    assert warm["seconds"] <= MAX_WARM_S + 5
+    v = result["runs"][0]["verdict"]
+    assert v["exactly_once"] and v["scored_unique"] == v["sent"] > 0
