@@ -6,10 +6,10 @@ of compile CPU), which on a small machine is what a run would measure. A broker 
 already warm settles in the first window, so the check costs a few seconds.
 """
 
-import os
 import time
 from pathlib import Path
 
+from bench import procs
 from bench.phases import _sleep_until, wait_drained
 from bench.ratelimit import NS
 
@@ -21,7 +21,6 @@ MAX_WARM_S = 180.0
 # enough requests to pass the JIT's compile thresholds quickly, and well below what the
 # pipeline keeps up with here (~20,000 tx/s), so warming does not leave a backlog
 MAX_WARM_TPS = 5_000.0
-_TICK = os.sysconf("SC_CLK_TCK")
 
 
 def compiler_cpu_seconds(pids) -> float | None:
@@ -36,11 +35,12 @@ def compiler_cpu_seconds(pids) -> float | None:
             try:
                 if not (task / "comm").read_text().startswith(("C1 Compiler", "C2 Compiler")):
                     continue
-                fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
             except OSError:
                 continue
-            total += (int(fields[11]) + int(fields[12])) / _TICK   # utime + stime
-            seen = True
+            used = procs.cpu_seconds(pid, int(task.name))
+            if used is not None:
+                total += used
+                seen = True
     return total if seen else None
 
 
