@@ -217,8 +217,7 @@ def ensure_running(port: int = DEFAULT_PORT, nodes: int = 1, echo=print,
     as it is (`moved_data_error` tells a caller that asked for another place)."""
     if nodes not in HEAP_MB:
         raise BrokerError(f"--nodes must be 1 or 3, got {nodes}")
-    if data_dir is not None:
-        data_dir = str(Path(data_dir).expanduser().resolve())
+    data_dir = _resolved(data_dir)
     with _locked(port):
         running = find_running(port)
         if running is not None:
@@ -251,9 +250,14 @@ def ensure_running(port: int = DEFAULT_PORT, nodes: int = 1, echo=print,
         return cluster
 
 
+def _resolved(data_dir: str | None) -> str | None:
+    """A --data-dir as the cluster state keeps it: absolute, ~ expanded."""
+    return None if data_dir is None else str(Path(data_dir).expanduser().resolve())
+
+
 def moved_data_error(running: Cluster, data_dir: str | None) -> str | None:
     """Why `running` cannot serve a request for its data in `data_dir` (None: it can)."""
-    if data_dir is None or str(Path(data_dir).expanduser().resolve()) == running.data_dir:
+    if data_dir is None or _resolved(data_dir) == running.data_dir:
         return None
     return (f"the cluster on port {running.port} already runs with its data in "
             f"{_node_data(running, 1).parent}; stop it first to move it to {data_dir}: "
@@ -318,10 +322,11 @@ def stop(port: int = DEFAULT_PORT, *, timeout: float = STOP_TIMEOUT_S, wipe: boo
             cluster.pids = {}
             _save(cluster)
         if (wipe or drop_data) and cluster is not None:
-            for node_id, _, _ in node_ports(port, cluster.nodes):
-                shutil.rmtree(_node_data(cluster, node_id), ignore_errors=True)
-            if cluster.data_dir:
+            if cluster.data_dir:   # every node's data sits in the cluster's own directory
                 shutil.rmtree(_cluster_data(cluster), ignore_errors=True)
+            else:
+                for node_id, _, _ in node_ports(port, cluster.nodes):
+                    shutil.rmtree(_node_data(cluster, node_id), ignore_errors=True)
         if wipe:
             for child in _dir(port).iterdir():
                 if child.name != "lock":
