@@ -64,11 +64,12 @@ def print_result(result: dict, console: Console | None = None) -> None:
     """The final table(s) of a run."""
     console = console or Console(highlight=False)
     m = result["machine"]
+    in_memory = result.get("broker_data", {}).get("in_memory", False)
     console.print(f"[bold]{result['scenario']['name']}[/] on {m['cores']} cores ({m['cpu_model']}), "
                   f"librdkafka {m['librdkafka']}, broker {result['bootstrap']}"
-                  + (", broker data in memory" if result.get("broker_data", {}).get("in_memory") else "")
+                  + (", broker data in memory" if in_memory else "")
                   + (f", load average {m['loadavg_1m_at_end']:g}" if "loadavg_1m_at_end" in m else ""))
-    on_disk = result.get("embedded_broker") and not result.get("broker_data", {}).get("in_memory")
+    on_disk = result.get("embedded_broker") and not in_memory
     hint = writeback_hint(m.get("vm_writeback", {})) if on_disk else None
     if hint:
         console.print(f"[yellow]note: {hint}[/]")

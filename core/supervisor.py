@@ -127,11 +127,9 @@ class Supervisor:
 
     def run(self) -> int:
         """Blocks until stop() or a child keeps failing; returns the exit code (0 clean, 1 failed)."""
-        if self._stopping.is_set():
-            log.info("stopped before any worker started")
-            return 0
-        config = self._prepare()
-        if self._stopping.is_set():   # the model compile can take seconds
+        if not self._stopping.is_set():
+            config = self._prepare()
+        if self._stopping.is_set():   # before start-up, or while the model compiled (seconds)
             log.info("stopped before any worker started")
             return 0
         workers = self.workers or self._partition_count(config)
