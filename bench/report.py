@@ -55,6 +55,10 @@ def exit_code(result: dict) -> int:
     return EXIT_OK if result["passed"] else EXIT_SLO
 
 
+# The two parts of end to end, split at the output's timestamp (see bench.sink).
+_STAGE_LABELS = {"until_scored": "  until scored", "scored_to_visible": "  scored → visible"}
+
+
 def _latency_rows(table: Table, label: str, e2e: dict | None) -> None:
     e2e = e2e or {}
     table.add_row(label, *(_ms(e2e.get(k)) for k in ("p50_ms", "p90_ms", "p99_ms", "p99.9_ms", "max_ms")))
@@ -99,6 +103,10 @@ def print_result(result: dict, console: Console | None = None) -> None:
             t = Table("latency (ms)", "p50", "p90", "p99", "p99.9", "max", title_justify="left",
                       title="at the peak rate" if run["kind"] == "max" else "measurement window")
             _latency_rows(t, "end-to-end", h["e2e"])
+            stages = h.get("e2e_stages") or {}   # absent in results written before stages
+            for name, label in _STAGE_LABELS.items():
+                if (stages.get(name) or {}).get("count"):
+                    _latency_rows(t, label, stages[name])
             _latency_rows(t, "publish delay", h["publish_delay"])
             console.print(t)
             sus = h["sustained_tps"]
@@ -165,5 +173,11 @@ def print_comparison(a: dict, b: dict, console: Console | None = None) -> None:
         row("sustained tx/s", ha["sustained_tps"], hb["sustained_tps"], _tps)
         for k in ("p50_ms", "p99_ms", "p99.9_ms", "max_ms"):
             row(f"e2e {k[:-3]} ms", (ha["e2e"] or {}).get(k), (hb["e2e"] or {}).get(k), _ms)
+        sa, sb = ha.get("e2e_stages") or {}, hb.get("e2e_stages") or {}
+        for name, label in _STAGE_LABELS.items():
+            if name in sa or name in sb:
+                for k in ("p50_ms", "p99_ms"):
+                    row(f"{label.strip()} {k[:-3]} ms", (sa.get(name) or {}).get(k),
+                        (sb.get(name) or {}).get(k), _ms)
         t.add_row("exactly-once", str(ra["verdict"]["exactly_once"]), str(rb["verdict"]["exactly_once"]), "")
     console.print(t)

@@ -283,6 +283,7 @@ def _summarise(scenario, pipeline, run_id, names, info, window, v, events, secon
                     "achieved_tps": peak["achieved_tps"] if peak else None,
                     "asked_tps": peak["asked_tps"] if peak else None,
                     "e2e": peak["e2e"] if peak else None,
+                    "e2e_stages": peak["e2e_stages"] if peak else None,
                     "publish_delay": peak["publish_delay"] if peak else None,
                     "e2e_spectrum": peak["e2e_spectrum"] if peak else [],
                     "cpu_cores": peak["cpu_cores"] if peak else None}
@@ -290,7 +291,8 @@ def _summarise(scenario, pipeline, run_id, names, info, window, v, events, secon
     else:
         headline = {"sustained_tps": window["achieved_tps"] if window["passed"] else None,
                     "achieved_tps": window["achieved_tps"], "asked_tps": window["asked_tps"],
-                    "e2e": window["e2e"], "publish_delay": window["publish_delay"],
+                    "e2e": window["e2e"], "e2e_stages": window["e2e_stages"],
+                    "publish_delay": window["publish_delay"],
                     "e2e_spectrum": window["e2e_spectrum"],
                     "cpu_cores": window["cpu_cores"]}
         slo_passed = window["passed"]

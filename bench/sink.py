@@ -2,12 +2,16 @@
 
 A record's end-to-end latency is the time it became visible here (the consume call that
 returned it) minus the intended send time the load generator put in its `bench` header, so
-queueing anywhere (generator, broker, scorer, transaction commit) is counted. Latencies go
-into one histogram per *intended* second, so a run can be cut into windows afterwards.
+queueing anywhere (generator, broker, scorer, transaction commit) is counted. The output's
+own timestamp (set when the pipeline produced it; Kafka timestamps are whole milliseconds)
+splits that in two: *until scored* (send queue, broker, fetch, batching, scoring) and
+*scored to visible* (the transaction commit and this reader's fetch). Latencies go into
+histograms per *intended* second, so a run can be cut into windows afterwards.
 
 Runs in a `spawn`ed child (`sink_main`) that owns a share of the partitions. Messages to the
 runner (on `results`):
-    ("tick", index, {epoch_second: latency_blob}, {epoch_second: visible}, scores, alerts)
+    ("tick", index, {epoch_second: (e2e, until_scored, scored_to_visible) blobs},
+     {epoch_second: visible}, scores, alerts)
     ("done", index, score_seqs, flagged_mask, alert_seqs, n_without_header, run_tag_mismatch)
 Commands: ("finish",) drains what is readable now and reports.
 
@@ -25,7 +29,7 @@ from bench import histogram
 from bench.loadgen import HEADER, HEADER_DTYPE, SEQ_BITS, renice
 from bench.ratelimit import NS
 
-__all__ = ["SinkSpec", "sink_main", "verdict"]
+__all__ = ["SinkSpec", "sink_main", "verdict", "stage_latencies"]
 
 # The pipeline writes compact JSON; the seed baseline json.dumps' default separators.
 _FLAGGED, _FLAGGED_SPACED = b'"is_fraud":true', b'"is_fraud": true'
@@ -54,6 +58,16 @@ def _bench_header(headers) -> bytes | None:
     return None
 
 
+def stage_latencies(intended_ns: np.ndarray, output_ms: np.ndarray, visible_ns: int) -> np.ndarray:
+    """Microseconds (3, n): end to end, until scored, scored to visible, for records intended
+    at `intended_ns` whose outputs carry timestamp `output_ms` and became visible at
+    `visible_ns`. The two stages add up to end to end; a stage the millisecond timestamp puts
+    below zero is 0."""
+    e2e = (visible_ns - intended_ns) // 1000
+    until = np.clip((output_ms * 1_000_000 - intended_ns) // 1000, 0, e2e)
+    return np.stack([e2e, until, e2e - until])
+
+
 def sink_main(spec: SinkSpec, commands, results) -> None:
     """Child process body: consume until told to finish, reporting every ~0.5 s."""
     from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
@@ -75,9 +89,13 @@ def sink_main(spec: SinkSpec, commands, results) -> None:
     def tick():
         hists = {}
         for sec, parts in lat_us.items():
-            h = histogram.new_histogram()
-            histogram.record_array(h, np.concatenate(parts))
-            hists[sec] = histogram.encode(h)
+            stages = np.concatenate(parts, axis=1)
+            blobs = []
+            for values in stages:
+                h = histogram.new_histogram()
+                histogram.record_array(h, values)
+                blobs.append(histogram.encode(h))
+            hists[sec] = tuple(blobs)
         results.put(("tick", spec.index, hists, dict(visible), n_scores, n_alerts))
         lat_us.clear()
         visible.clear()
@@ -100,8 +118,8 @@ def sink_main(spec: SinkSpec, commands, results) -> None:
             no_header += good.count(False)
             s_hdr = [h for h, g, sc in zip(hdrs, good, is_score) if g and sc]
             a_hdr = [h for h, g, sc in zip(hdrs, good, is_score) if g and not sc]
-            s_flag = [_FLAGGED in v or _FLAGGED_SPACED in v
-                      for v in [m.value() for m, g, sc in zip(ok, good, is_score) if g and sc]]
+            s_msgs = [m for m, g, sc in zip(ok, good, is_score) if g and sc]
+            s_flag = [_FLAGGED in v or _FLAGGED_SPACED in v for v in [m.value() for m in s_msgs]]
             if s_hdr:
                 rec = np.frombuffer(b"".join(s_hdr), dtype=HEADER_DTYPE)
                 ok = rec["tag"] == tag
@@ -109,10 +127,11 @@ def sink_main(spec: SinkSpec, commands, results) -> None:
                 score_seqs.append(rec["seq"].astype(np.int64))
                 flagged.append(np.asarray(s_flag, dtype=bool))
                 t = rec["t"].astype(np.int64)[ok]
-                lat = (now - t) // 1000
+                out_ms = np.array([m.timestamp()[1] for m in s_msgs], dtype=np.int64)[ok]
+                lat = stage_latencies(t, out_ms, now)
                 secs = t // NS
                 for s in np.unique(secs).tolist():
-                    lat_us.setdefault(s, []).append(lat[secs == s])
+                    lat_us.setdefault(s, []).append(lat[:, secs == s])
                 visible[now // NS] = visible.get(now // NS, 0) + len(s_hdr)
                 n_scores += len(s_hdr)
             if a_hdr:

@@ -14,13 +14,18 @@ from bench.ratelimit import NS
 __all__ = ["Timeline"]
 
 
+STAGES = ("until_scored", "scored_to_visible")
+
+
 class Timeline:
-    """Sent counts, publish delay and end-to-end latency histograms, visible counts, per second."""
+    """Sent counts, publish delay and end-to-end latency histograms (also split in STAGES),
+    visible counts, per second."""
 
     def __init__(self):
         self.sent: dict[int, int] = {}
         self.delay: dict[int, object] = {}
         self.latency: dict[int, object] = {}
+        self.stages: dict[str, dict[int, object]] = {name: {} for name in STAGES}
         self.visible: dict[int, int] = {}
         self.scores_by_sink: dict[int, int] = {}
         self.alerts_by_sink: dict[int, int] = {}
@@ -32,8 +37,11 @@ class Timeline:
             self._add(self.delay, sec, blob)
 
     def sink_tick(self, index: int, hists: dict, visible: dict, scores: int, alerts: int) -> None:
-        for sec, blob in hists.items():
-            self._add(self.latency, sec, blob)
+        """hists: {second: (end-to-end blob, one blob per STAGES)}."""
+        for sec, (e2e, *stages) in hists.items():
+            self._add(self.latency, sec, e2e)
+            for name, blob in zip(STAGES, stages):
+                self._add(self.stages[name], sec, blob)
         for sec, n in visible.items():
             self.visible[sec] = self.visible.get(sec, 0) + n
         self.scores_by_sink[index] = scores
@@ -68,9 +76,12 @@ class Timeline:
         sent = sum(self.sent.get(s, 0) for s in secs)
         visible = sum(self.visible.get(s, 0) for s in secs)
         dur = max(b - a, 1)
+        stages = {name: histogram.summary(histogram.merge(table[s] for s in secs if s in table))
+                  for name, table in self.stages.items()}
         return {"seconds": b - a, "sent": sent, "measured": e2e.get_total_count(),
                 "sent_tps": sent / dur, "achieved_tps": visible / dur,
-                "e2e": histogram.summary(e2e), "publish_delay": histogram.summary(delay),
+                "e2e": histogram.summary(e2e), "e2e_stages": stages,
+                "publish_delay": histogram.summary(delay),
                 "e2e_spectrum": histogram.spectrum(e2e),
                 "_e2e_hist": e2e}
 

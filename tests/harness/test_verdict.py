@@ -45,17 +45,22 @@ def _blob(values):
     return histogram.encode(h)
 
 
+def _sink_blobs(e2e_us, n):
+    """What a sink ticks for n records: end to end, until scored (60%), scored to visible."""
+    return (_blob([e2e_us] * n), _blob([e2e_us * 6 // 10] * n), _blob([e2e_us * 4 // 10] * n))
+
+
 def test_judge_counts_unseen_records_as_late():
     tl = Timeline()
     slo = Slo(p99_ms=50, p999_ms=100, min_rate_ratio=0.95)
     tl.producer_tick({100: (1000, _blob([10] * 1000))})
-    tl.sink_tick(0, {100: _blob([5_000] * 1000)}, {100: 1000}, 1000, 0)
+    tl.sink_tick(0, {100: _sink_blobs(5_000, 1000)}, {100: 1000}, 1000, 0)
     ok = tl.judge(100, 101, 1000, slo, now_ns=105 * 10**9)
     assert ok["passed"] and abs(ok["e2e"]["p99_ms"] - 5.0) < 0.01
     # 20 of 1000 never visible: the pipeline cannot pass by having nothing to show
     tl2 = Timeline()
     tl2.producer_tick({100: (1000, _blob([10] * 1000))})
-    tl2.sink_tick(0, {100: _blob([5_000] * 980)}, {100: 980}, 980, 0)
+    tl2.sink_tick(0, {100: _sink_blobs(5_000, 980)}, {100: 980}, 980, 0)
     late = tl2.judge(100, 101, 1000, slo, now_ns=105 * 10**9)
     assert late["unseen"] == 20 and not late["checks"]["p99"] and late["judged_e2e"]["p99_ms"] >= 3900
 
@@ -65,7 +70,20 @@ def test_judge_counts_records_the_generator_never_sent():
     tl = Timeline()
     slo = Slo(p99_ms=50, p999_ms=100, min_rate_ratio=0.95)
     tl.producer_tick({100: (500, _blob([10] * 500))})
-    tl.sink_tick(0, {100: _blob([5_000] * 500)}, {100: 500}, 500, 0)
+    tl.sink_tick(0, {100: _sink_blobs(5_000, 500)}, {100: 500}, 500, 0)
     w = tl.judge(100, 101, 1000, slo, now_ns=102 * 10**9)
     assert w["planned"] == 1000 and w["unseen"] == 500
     assert not w["passed"] and not w["checks"]["rate"]
+
+
+def test_window_splits_end_to_end_into_its_two_stages():
+    tl = Timeline()
+    tl.producer_tick({100: (1000, _blob([10] * 1000)), 101: (1000, _blob([10] * 1000))})
+    tl.sink_tick(0, {100: _sink_blobs(5_000, 1000)}, {100: 1000}, 1000, 0)
+    tl.sink_tick(1, {101: _sink_blobs(20_000, 1000)}, {101: 1000}, 2000, 0)
+    first = tl.window(100, 101)["e2e_stages"]
+    assert first["until_scored"]["count"] == first["scored_to_visible"]["count"] == 1000
+    assert abs(first["until_scored"]["p50_ms"] - 3.0) < 0.01
+    assert abs(first["scored_to_visible"]["p50_ms"] - 2.0) < 0.01
+    both = tl.window(100, 102)["e2e_stages"]
+    assert both["until_scored"]["count"] == 2000 and abs(both["until_scored"]["max_ms"] - 12.0) < 0.01

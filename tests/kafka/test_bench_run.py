@@ -41,6 +41,11 @@ def test_short_run_counts_what_was_sent_exactly_once(tmp_path, kafka_bootstrap):
     assert result["embedded_broker"] is False and "dirty_expire_centisecs" in result["machine"]["vm_writeback"]
     _assert_writeback_hint_only_for_an_embedded_broker(result)
     assert run["window"]["measured"] == run["window"]["sent"] == 1600
+    # the two stages split every measured record's latency at its output's timestamp
+    e2e, stages = run["window"]["e2e"], run["window"]["e2e_stages"]
+    assert run["headline"]["e2e_stages"] == stages
+    for part in stages.values():
+        assert part["count"] == 1600 and 0 < part["p50_ms"] <= part["max_ms"] <= e2e["max_ms"] * 1.001
     assert exit_code(result) == 0 and (tmp_path / "result.json").stat().st_size > 0
 
 
