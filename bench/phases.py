@@ -18,9 +18,11 @@ _DESCENT_STEPS = 4   # a missed first step: try start_tps / factor**k for k = 1.
 
 class Context:
     """What the phases need: the harness, the scenario, CPU groups, a progress callback,
-    and a fault hook called with seconds since the measurement began."""
+    a fault hook called with seconds since the measurement began, and (for a local broker)
+    broker_gc(start_s, end_s) -> its GC pauses in a window (bench.broker.gclog)."""
 
-    def __init__(self, harness, scenario, cpu_groups, progress=None, fault_hook=None, alive=None):
+    def __init__(self, harness, scenario, cpu_groups, progress=None, fault_hook=None, alive=None,
+                 broker_gc=None):
         self.harness = harness
         self.scenario = scenario
         self.cpu_groups = cpu_groups      # callable -> {group: [pids]}
@@ -28,6 +30,7 @@ class Context:
         self._shown = 0.0
         self.fault_hook = fault_hook or (lambda t: None)
         self.alive = alive or (lambda: None)   # raises when the pipeline died for good
+        self.broker_gc = broker_gc or (lambda start_s, end_s: None)
 
     def tick(self, phase: str, t_start: int, asked_tps: float, seconds: float = 0.25) -> None:
         self.harness.pump(seconds)
@@ -95,6 +98,7 @@ def judge_fixed(ctx: Context, info: dict) -> dict:
     w = tl.judge(info["t_measure"], info["t_end"], info["asked_tps"], ctx.scenario.slo, time.time_ns())
     w.pop("_e2e_hist")
     w["cpu_cores"] = info["cpu"]
+    w["broker_gc"] = ctx.broker_gc(info["t_measure"], info["t_end"])
     return w
 
 
@@ -182,5 +186,6 @@ def _judged(ctx, a, b, tps, cpu, stage) -> dict:
     w = ctx.harness.timeline.judge(a, b, tps, ctx.scenario.slo, time.time_ns())
     w.pop("_e2e_hist")
     w["cpu_cores"] = cpu
+    w["broker_gc"] = ctx.broker_gc(a, b)
     w["stage"] = stage
     return w

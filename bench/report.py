@@ -114,6 +114,10 @@ def print_result(result: dict, console: Console | None = None) -> None:
                           f"{_tps(h.get('achieved_tps'))}/s, sustained within the SLO [bold]{_tps(sus)}[/]/s")
         if h["cpu_cores"]:
             console.print("CPU (cores): " + ", ".join(f"{k} {v:.2f}" for k, v in h["cpu_cores"].items()))
+        gc = h.get("broker_gc")   # only for a local broker, and absent in older results
+        if gc and gc["count"]:
+            console.print(f"broker GC: {gc['count']} pauses, p50 {_ms(gc['p50_ms'])} ms, max "
+                          f"{_ms(gc['max_ms'])} ms, paused {gc['share']:.1%} of the time")
         v = run["verdict"]
         eos = "[green]EXACTLY-ONCE[/]" if v["exactly_once"] else "[red]VIOLATED[/]"
         console.print(f"exactly-once: {eos}  sent {v['sent']:,}  scored {v['scored_unique']:,}  "

@@ -220,7 +220,12 @@ def _run_pipeline(scenario, pipeline, target, bootstrap, cluster, opts) -> dict:
                 events.append({"t": t, "at_s": f.at_s, "kill": "broker", "node": node})
             opts.echo(f"fault at {f.at_s:g}s: killed {events[-1]}")
 
-        ctx = Context(harness, scenario, cpu_groups, opts.progress, fault, alive)
+        def broker_gc(start_s, end_s):
+            from bench.broker.lifecycle import gc_summary
+            return gc_summary(cluster, start_s, end_s)
+
+        ctx = Context(harness, scenario, cpu_groups, opts.progress, fault, alive,
+                      broker_gc if cluster is not None else None)
         _wait_ready(ctx, harness)
         broker_warmup = None
         if cluster is not None:
@@ -286,7 +291,8 @@ def _summarise(scenario, pipeline, run_id, names, info, window, v, events, secon
                     "e2e_stages": peak["e2e_stages"] if peak else None,
                     "publish_delay": peak["publish_delay"] if peak else None,
                     "e2e_spectrum": peak["e2e_spectrum"] if peak else [],
-                    "cpu_cores": peak["cpu_cores"] if peak else None}
+                    "cpu_cores": peak["cpu_cores"] if peak else None,
+                    "broker_gc": peak["broker_gc"] if peak else None}
         slo_passed = peak is not None
     else:
         headline = {"sustained_tps": window["achieved_tps"] if window["passed"] else None,
@@ -294,7 +300,7 @@ def _summarise(scenario, pipeline, run_id, names, info, window, v, events, secon
                     "e2e": window["e2e"], "e2e_stages": window["e2e_stages"],
                     "publish_delay": window["publish_delay"],
                     "e2e_spectrum": window["e2e_spectrum"],
-                    "cpu_cores": window["cpu_cores"]}
+                    "cpu_cores": window["cpu_cores"], "broker_gc": window["broker_gc"]}
         slo_passed = window["passed"]
     return {"pipeline": pipeline, "run_id": run_id, "topics": names.all(), "kind": info["kind"],
             "headline": headline, "window": window, "steps": info.get("steps"),

@@ -14,12 +14,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench.broker import gclog
 from bench.broker.errors import BrokerError
 from bench.broker.jars import ensure_jars, java_command
 from bench.broker.properties import HOST, LOG4J2_CONFIG, node_ports, server_properties
 from core.paths import home
 
-__all__ = ["DEFAULT_PORT", "Cluster", "node_log_path", "ensure_running", "find_running",
+__all__ = ["DEFAULT_PORT", "Cluster", "node_log_path", "gc_summary", "ensure_running", "find_running",
            "moved_data_error", "status", "stop", "stop_node", "start_node"]
 
 START_TIMEOUT_S = 120.0
@@ -87,6 +88,12 @@ def _filesystem_type(path: Path) -> str | None:
 def node_log_path(port: int, node_id: int) -> Path:
     """The log file of node `node_id` of the cluster based at `port`."""
     return _dir(port) / f"node-{node_id}" / "broker.log"
+
+
+def gc_summary(cluster: Cluster, start_s: float, end_s: float) -> dict | None:
+    """The broker's GC pauses in [start_s, end_s), all nodes (bench.broker.gclog)."""
+    nodes = [_dir(cluster.port) / f"node-{n}" for n in range(1, cluster.nodes + 1)]
+    return gclog.window_summary(nodes, start_s, end_s)
 
 
 @contextmanager
@@ -199,7 +206,7 @@ def _launch_node(java: str, libs: Path, cluster: Cluster, node_id: int, heap_mb:
                               f"{(proc.stderr or proc.stdout).strip()[-400:]}")
     log = open(node_log_path(cluster.port, node_id), "ab")
     cmd = [java, f"-Xmx{heap_mb}m", f"-Xms{heap_mb}m", "-XX:+UseG1GC",
-           "-XX:MaxGCPauseMillis=20", "-Djava.awt.headless=true",
+           "-XX:MaxGCPauseMillis=20", gclog.jvm_option(node_dir), "-Djava.awt.headless=true",
            f"-Dlog4j2.configurationFile={log4j}", f"-Dkafka.logs.dir={node_dir}",
            "-Dfraudstream.broker=1", "-cp", classpath, "kafka.Kafka", str(props)]
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,

@@ -90,3 +90,7 @@ def test_embedded_run_warms_the_local_broker_and_records_where_its_data_is(tmp_p
     assert warm["seconds"] <= MAX_WARM_S + 5
     v = result["runs"][0]["verdict"]
     assert v["exactly_once"] and v["scored_unique"] == v["sent"] > 0
+    # the local broker's GC pauses inside the 2 s window, read from its gc.log
+    gc = result["runs"][0]["headline"]["broker_gc"]
+    assert gc is not None and 0 <= gc["total_ms"] <= 2000
+    assert abs(gc["share"] - gc["total_ms"] / 2000) < 1e-12

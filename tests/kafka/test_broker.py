@@ -142,6 +142,19 @@ def test_compiler_threads_of_the_broker_are_found(kafka_bootstrap):
     assert compiler_cpu_seconds([os.getpid()]) is None   # not a JVM
 
 
+def test_the_broker_logs_its_gc_pauses_with_wall_clock_times(kafka_bootstrap):
+    import time
+
+    from bench.broker import find_running
+    from bench.broker.lifecycle import gc_summary
+
+    cluster = find_running()
+    since_start = gc_summary(cluster, 0, time.time() + 1)
+    assert since_start is not None and since_start["count"] >= 1     # G1 collects during start-up
+    assert 0 < since_start["max_ms"] < 10_000
+    assert gc_summary(cluster, time.time() + 60, time.time() + 61)["count"] == 0
+
+
 def test_filesystem_type_is_the_innermost_mount():
     from bench.broker.lifecycle import _filesystem_type
 
