@@ -64,7 +64,8 @@ def stage_latencies(intended_ns: np.ndarray, output_ms: np.ndarray, visible_ns: 
     `visible_ns`. The two stages add up to end to end; a stage the millisecond timestamp puts
     below zero is 0."""
     e2e = (visible_ns - intended_ns) // 1000
-    until = np.clip((output_ms * 1_000_000 - intended_ns) // 1000, 0, e2e)
+    # minimum/maximum, not np.clip: 4.4 vs 11 µs on the ~20-record batches of low rates
+    until = np.minimum(np.maximum((output_ms * 1_000_000 - intended_ns) // 1000, 0), e2e)
     return np.stack([e2e, until, e2e - until])
 
 
