@@ -59,6 +59,13 @@ def exit_code(result: dict) -> int:
 _STAGE_LABELS = {"until_scored": "  until scored", "scored_to_visible": "  scored → visible"}
 
 
+def _gc_cell(gc: dict | None) -> str:
+    """How long the broker stood still for GC during a step ("-": no pause)."""
+    if not gc:
+        return ""
+    return _ms(gc["total_ms"]) if gc["count"] else "-"
+
+
 def _latency_rows(table: Table, label: str, e2e: dict | None) -> None:
     e2e = e2e or {}
     table.add_row(label, *(_ms(e2e.get(k)) for k in ("p50_ms", "p90_ms", "p99_ms", "p99.9_ms", "max_ms")))
@@ -86,12 +93,14 @@ def print_result(result: dict, console: Console | None = None) -> None:
                           f"{warm['compiler_cpu_s']:g} s CPU" + ("" if warm["settled"] else
                                                                  " [yellow](not settled)[/]"))
         if run["steps"]:
-            st = Table("stage", "asked/s", "sent/s", "scored/s", "p50", "p99", "p99.9", "unseen", "SLO",
-                       title="rate search (ms)", title_justify="left")
+            gc = any(s.get("broker_gc") for s in run["steps"])
+            st = Table("stage", "asked/s", "sent/s", "scored/s", "p50", "p99", "p99.9", "unseen",
+                       *(["GC ms"] if gc else []), "SLO", title="rate search (ms)", title_justify="left")
             for s in run["steps"]:
                 e = s["judged_e2e"]
                 st.add_row(s["stage"], _tps(s["asked_tps"]), _tps(s["sent_tps"]), _tps(s["achieved_tps"]),
                            _ms(e["p50_ms"]), _ms(e["p99_ms"]), _ms(e["p99.9_ms"]), f"{s['unseen']:,}",
+                           *([_gc_cell(s.get("broker_gc"))] if gc else []),
                            "[green]pass[/]" if s["passed"] else "[red]miss[/]")
             console.print(st)
         if run["kind"] == "max" and h["e2e"] is None:
