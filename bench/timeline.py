@@ -69,24 +69,27 @@ class Timeline:
         return sum(self.alerts_by_sink.values())
 
     def window(self, a: int, b: int) -> dict:
-        """Numbers for records intended in epoch seconds [a, b)."""
+        """Numbers for records intended in epoch seconds [a, b) (what the live progress line
+        needs once a second; judge() adds the rest a result holds)."""
         secs = range(a, b)
         e2e = histogram.merge(self.latency[s] for s in secs if s in self.latency)
         delay = histogram.merge(self.delay[s] for s in secs if s in self.delay)
         sent = sum(self.sent.get(s, 0) for s in secs)
         visible = sum(self.visible.get(s, 0) for s in secs)
         dur = max(b - a, 1)
-        stages = {name: histogram.summary(histogram.merge(table[s] for s in secs if s in table))
-                  for name, table in self.stages.items()}
         return {"seconds": b - a, "sent": sent, "measured": e2e.get_total_count(),
                 "sent_tps": sent / dur, "achieved_tps": visible / dur,
-                "e2e": histogram.summary(e2e), "e2e_stages": stages,
-                "publish_delay": histogram.summary(delay),
-                "e2e_spectrum": histogram.spectrum(e2e),
+                "e2e": histogram.summary(e2e), "publish_delay": histogram.summary(delay),
                 "_e2e_hist": e2e}
 
+    def stage_summaries(self, a: int, b: int) -> dict:
+        """End to end's two STAGES over records intended in [a, b), summarised."""
+        secs = range(a, b)
+        return {name: histogram.summary(histogram.merge(table[s] for s in secs if s in table))
+                for name, table in self.stages.items()}
+
     def judge(self, a: int, b: int, asked_tps: float, slo, now_ns: int) -> dict:
-        """window(a, b) plus the SLO verdict.
+        """window(a, b), its latency spectrum and stages, plus the SLO verdict.
 
         The schedule, not the generator, says how many records belong to the window
         (asked_tps x seconds): records the generator has not even sent yet, or that are not
@@ -111,7 +114,8 @@ class Timeline:
             # ... and the output kept pace during the window, not only afterwards
             "throughput": w["achieved_tps"] >= slo.min_rate_ratio * asked_tps,
         }
-        w.update(asked_tps=asked_tps, planned=planned, unseen=unseen, judged_e2e=judged,
+        w.update(e2e_stages=self.stage_summaries(a, b),
+                 e2e_spectrum=histogram.spectrum(w["_e2e_hist"]), asked_tps=asked_tps, planned=planned, unseen=unseen, judged_e2e=judged,
                  checks=checks, passed=all(checks.values()))
         return w
 

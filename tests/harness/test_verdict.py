@@ -81,9 +81,9 @@ def test_window_splits_end_to_end_into_its_two_stages():
     tl.producer_tick({100: (1000, _blob([10] * 1000)), 101: (1000, _blob([10] * 1000))})
     tl.sink_tick(0, {100: _sink_blobs(5_000, 1000)}, {100: 1000}, 1000, 0)
     tl.sink_tick(1, {101: _sink_blobs(20_000, 1000)}, {101: 1000}, 2000, 0)
-    first = tl.window(100, 101)["e2e_stages"]
+    first = tl.stage_summaries(100, 101)
     assert first["until_scored"]["count"] == first["scored_to_visible"]["count"] == 1000
     assert abs(first["until_scored"]["p50_ms"] - 3.0) < 0.01
     assert abs(first["scored_to_visible"]["p50_ms"] - 2.0) < 0.01
-    both = tl.window(100, 102)["e2e_stages"]
+    both = tl.stage_summaries(100, 102)
     assert both["until_scored"]["count"] == 2000 and abs(both["until_scored"]["max_ms"] - 12.0) < 0.01
