@@ -42,6 +42,26 @@ def record_array(hist: HdrHistogram, values_us) -> None:
     hist.max_value = max(hist.max_value, int(v.max()))
 
 
+def mean_us(hist: HdrHistogram) -> float:
+    """hdrh's get_mean_value, from the counters with numpy: hdrh walks every recorded value
+    in Python (~120 ms for a 5 s window at 20,000 tx/s; this takes ~1 ms)."""
+    if not hist.total_count:
+        return 0.0
+    counts = np.ctypeslib.as_array(hist.counts)
+    idx = np.flatnonzero(counts)
+    # the lowest value of each counter's range: hdrh's get_value_from_index, vectorised
+    bucket = (idx >> hist.sub_bucket_half_count_magnitude) - 1
+    sub_bucket = (idx & (hist.sub_bucket_half_count - 1)) + hist.sub_bucket_half_count
+    sub_bucket = np.where(bucket < 0, sub_bucket - hist.sub_bucket_half_count, sub_bucket)
+    bucket = np.maximum(bucket, 0)
+    lowest = sub_bucket << (bucket + hist.unit_magnitude)
+    # hdrh counts each value at the middle of its range
+    median = lowest + ((1 << (bucket + hist.unit_magnitude)) >> 1)
+    # Python ints for the sum, as hdrh: count x value can pass 2**63 over a long run
+    total = sum(int(c) * int(m) for c, m in zip(counts[idx], median))
+    return float(total) / hist.total_count
+
+
 def _counts_index(hist: HdrHistogram, v: np.ndarray) -> np.ndarray:
     """hdrh's counts index of every value: its _counts_index_for, vectorised."""
     # bit length of (v | mask): frexp's exponent, exact below 2**53
@@ -77,7 +97,7 @@ def summary(hist: HdrHistogram) -> dict:
     if n == 0:
         return {"count": 0, "mean_ms": None, "p50_ms": None, "p90_ms": None,
                 "p99_ms": None, "p99.9_ms": None, "max_ms": None}
-    out = {"count": n, "mean_ms": hist.get_mean_value() / 1000}
+    out = {"count": n, "mean_ms": mean_us(hist) / 1000}
     values = hist.get_percentile_to_value_dict(list(PERCENTILES))
     for p in PERCENTILES:
         out[f"p{p:g}_ms"] = values[p] / 1000

@@ -72,3 +72,12 @@ def test_summary_in_milliseconds_and_empty():
     s = histogram.summary(h)
     assert s["p50_ms"] == 1.0 and s["count"] == 100
     assert abs(s["max_ms"] - 50.0) <= 0.05  # hdr resolution: 3 significant digits
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(1, histogram.MAX_US), max_size=500))
+def test_mean_equals_hdrh_mean(values):
+    """mean_us (numpy over the counters) is exactly hdrh's get_mean_value, which walks them."""
+    h = histogram.new_histogram()
+    histogram.record_array(h, np.array(values, dtype=np.int64))
+    assert histogram.mean_us(h) == h.get_mean_value()
