@@ -62,10 +62,15 @@ def _dir(port: int) -> Path:
     return path
 
 
+def _node_dir(port: int, node_id: int) -> Path:
+    """Node `node_id`'s state: server.properties, broker.log, gc.log (and data, by default)."""
+    return _dir(port) / f"node-{node_id}"
+
+
 def _node_data(cluster: Cluster, node_id: int) -> Path:
     if cluster.data_dir:
         return _cluster_data(cluster) / f"node-{node_id}"
-    return _dir(cluster.port) / f"node-{node_id}" / "data"
+    return _node_dir(cluster.port, node_id) / "data"
 
 
 def _cluster_data(cluster: Cluster) -> Path:
@@ -94,12 +99,12 @@ def _filesystem_type(path: Path) -> str | None:
 
 def node_log_path(port: int, node_id: int) -> Path:
     """The log file of node `node_id` of the cluster based at `port`."""
-    return _dir(port) / f"node-{node_id}" / "broker.log"
+    return _node_dir(port, node_id) / "broker.log"
 
 
 def gc_summary(cluster: Cluster, start_s: float, end_s: float) -> dict | None:
     """The broker's GC pauses in [start_s, end_s), all nodes (bench.broker.gclog)."""
-    nodes = [_dir(cluster.port) / f"node-{n}" for n in range(1, cluster.nodes + 1)]
+    nodes = [_node_dir(cluster.port, n) for n in range(1, cluster.nodes + 1)]
     return gclog.window_summary(nodes, start_s, end_s)
 
 
@@ -190,7 +195,7 @@ def _log_tail(path: Path, lines: int = 8) -> str:
 
 
 def _launch_node(java: str, libs: Path, cluster: Cluster, node_id: int, heap_mb: int) -> int:
-    node_dir = _dir(cluster.port) / f"node-{node_id}"
+    node_dir = _node_dir(cluster.port, node_id)
     node_dir.mkdir(exist_ok=True)
     data = _node_data(cluster, node_id)
     try:
