@@ -13,6 +13,7 @@ from rich.live import Live
 from rich.table import Table
 
 from bench.writeback import writeback_hint
+from core.errors import ConfigError
 
 __all__ = ["LiveProgress", "print_result", "print_comparison", "write_json", "read_json",
            "exit_code", "EXIT_OK", "EXIT_SLO", "EXIT_EOS"]
@@ -165,7 +166,14 @@ def write_json(result: dict, path: Path) -> Path:
 
 
 def read_json(path: Path) -> dict:
-    return json.loads(Path(path).read_text())
+    """A result file `bench run` wrote; anything else is a ConfigError naming the file."""
+    try:
+        result = json.loads(Path(path).read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise ConfigError(f"{path}: not a bench run result (JSON): {exc}") from None
+    if not isinstance(result, dict) or not {"scenario", "runs"} <= result.keys():
+        raise ConfigError(f"{path}: not a bench run result: no 'scenario' and 'runs'")
+    return result
 
 
 def print_comparison(a: dict, b: dict, console: Console | None = None) -> None:

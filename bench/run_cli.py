@@ -18,9 +18,11 @@ __all__ = ["run", "report"]
 @click.option("--namespace", default=None, help="With --external-scorer: the topics' namespace.")
 @click.option("--target", "target_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Target file (brokers, client properties); overrides the scenario's.")
-@click.option("--workers", type=int, default=None, help="Override topology.scoring_processes.")
-@click.option("--duration", type=float, default=None, help="Override duration_s.")
-@click.option("--tps", type=float, default=None, help="Override the rate: constant at this tx/s.")
+@click.option("--workers", type=click.IntRange(1, 256), default=None,
+              help="Override topology.scoring_processes.")
+@click.option("--duration", type=click.FloatRange(0, min_open=True), default=None, help="Override duration_s.")
+@click.option("--tps", type=click.FloatRange(0, min_open=True), default=None,
+              help="Override the rate: constant at this tx/s.")
 @click.option("--pipeline", type=click.Choice(["fraudstream", "seed-baseline"]), default=None,
               help="Override the pipeline under test.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("results"),
@@ -52,7 +54,7 @@ def run(scenario_file, bootstrap, external_scorer, namespace, target_file, worke
 
     from bench import report
     from bench.run import RunOptions, run_scenario
-    from bench.scenario import Constant, load_scenario
+    from bench.scenario import Constant, load_scenario, with_overrides
     from bench.target import load_target
 
     scenario = load_scenario(scenario_file)
@@ -70,7 +72,7 @@ def run(scenario_file, bootstrap, external_scorer, namespace, target_file, worke
     if target_file is not None:
         changes["target"] = load_target(target_file)
     if changes:
-        scenario = msgspec.structs.replace(scenario, **changes)
+        scenario = with_overrides(scenario, f"{scenario_file} with the command line's options", **changes)
     console = Console(stderr=True, highlight=False)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     run_dir = out_dir / f"{scenario.name}-{stamp}"

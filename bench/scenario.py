@@ -174,6 +174,17 @@ def validation_message(source: str, exc: Exception) -> str:
     return f"{source}: {text}" + ("" if " - at $" in text else " - at $")
 
 
+def with_overrides(scenario: Scenario, source: str, **changes) -> Scenario:
+    """`scenario` with fields replaced, validated again like a file (one line on error)."""
+    replaced = msgspec.structs.replace(scenario, **changes)
+    try:
+        replaced = msgspec.convert(msgspec.to_builtins(replaced), Scenario)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(validation_message(source, exc)) from None
+    _check(replaced, source)
+    return replaced
+
+
 def load_scenario(path: str | Path) -> Scenario:
     """Read a scenario file; see decode_scenario."""
     path = Path(path)
