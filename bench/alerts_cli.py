@@ -51,6 +51,7 @@ def alerts(bootstrap, namespace, as_json, from_beginning, max_alerts, group):
     from confluent_kafka import Consumer
 
     topic = TopicNames.namespaced(namespace).alerts
+    require_topic(bootstrap, topic)
     consumer = Consumer({
         "bootstrap.servers": bootstrap,
         "group.id": group or f"fraudstream-alerts-{uuid.uuid4().hex[:8]}",
@@ -58,7 +59,6 @@ def alerts(bootstrap, namespace, as_json, from_beginning, max_alerts, group):
         "auto.offset.reset": "earliest" if from_beginning else "latest",
         "enable.auto.commit": group is not None,
     })
-    require_topic(consumer, bootstrap, topic)
     consumer.subscribe([topic])
     if not as_json:
         click.echo(f"Monitoring fraud alerts on {topic} ({bootstrap})...", err=True)

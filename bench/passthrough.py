@@ -11,6 +11,8 @@ import click
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from bench.topics import require_broker
+
 __all__ = ["measure_passthrough", "passthrough"]
 
 PRODUCER = {"linger.ms": 5, "batch.size": 1_000_000, "queue.buffering.max.messages": 1_000_000,
@@ -59,8 +61,9 @@ def measure_passthrough(bootstrap: str, records: int, size: int, partitions: int
 @click.command()
 @click.option("--bootstrap", default="127.0.0.1:9092", show_default=True,
               envvar="FRAUDSTREAM_BOOTSTRAP", help="Kafka bootstrap servers.")
-@click.option("--records", default=1_000_000, show_default=True, help="How many records.")
-@click.option("--size", default=800, show_default=True, help="Value size in bytes.")
+@click.option("--records", type=click.IntRange(1), default=1_000_000, show_default=True, help="How many records.")
+@click.option("--size", type=click.IntRange(1, 1_000_000), default=800, show_default=True,
+              help="Value size in bytes.")
 def passthrough(bootstrap, records, size):
     """Raw produce and consume rate through the broker, no scoring: the ceiling.
 
@@ -68,6 +71,7 @@ def passthrough(bootstrap, records, size):
     Example:
       bench passthrough --records 1000000 --size 800
     """
+    require_broker(bootstrap)
     click.echo(f"producing {records:,} x {size} B records to {bootstrap} ...", err=True)
     r = measure_passthrough(bootstrap, records, size)
     click.echo(f"produce  {r['produce_per_s']:>10,.0f} records/s  {r['produce_mb_s']:6.1f} MB/s")

@@ -42,8 +42,8 @@ def produce(bootstrap, namespace, tps, duration, fraud_rate, seed, cards):
     seed = int(time.time()) if seed is None else seed
     topic = TopicNames.namespaced(namespace).transactions
     total = max(1, int(tps * duration))
+    require_topic(bootstrap, topic)
     producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5, "enable.idempotence": True})
-    require_topic(producer, bootstrap, topic)
     click.echo(f"producing {total:,} transactions to {topic} at {tps:,.0f}/s (seed {seed})", err=True)
     start = time.monotonic_ns()
     wall0 = time.time_ns() - start

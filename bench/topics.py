@@ -98,6 +98,7 @@ def create(bootstrap, namespace):
       bench topics create
       bench topics create --namespace run42   # run42.transactions, ...
     """
+    require_broker(bootstrap)
     result = create_topics(bootstrap, TopicNames.namespaced(namespace))
     for name in result["created"]:
         click.echo(f"created  {name}")
@@ -117,19 +118,32 @@ def delete(bootstrap, namespace, yes):
       bench topics delete --namespace run42 --yes
     """
     names = TopicNames.namespaced(namespace)
+    require_broker(bootstrap)
     if not yes:
         click.confirm(f"delete {', '.join(names.all())} on {bootstrap}?", abort=True)
     for name in delete_topics(bootstrap, names):
         click.echo(f"deleted  {name}")
 
 
-def require_topic(client, bootstrap: str, topic: str) -> None:
-    """Fail as one CLI line unless `topic` exists; `client` is any confluent-kafka client."""
+def _probe(bootstrap: str, topic: str | None = None):
+    """Metadata from a client that logs nothing: a broker that is not there is one CLI line,
+    not librdkafka's reconnect log on stderr every 50 ms."""
     from confluent_kafka import KafkaException
 
     try:
-        meta = client.list_topics(topic, timeout=10.0).topics.get(topic)
+        return AdminClient({"bootstrap.servers": bootstrap, "log_level": 0}).list_topics(topic, timeout=10.0)
     except KafkaException as exc:
-        raise click.ClickException(f"cannot reach Kafka at {bootstrap}: {exc.args[0].str()}") from None
+        raise click.ClickException(f"cannot reach Kafka at {bootstrap}: {exc.args[0].str()} "
+                                   "(a local one: bench broker up)") from None
+
+
+def require_broker(bootstrap: str) -> None:
+    """Fail as one CLI line unless a broker answers at `bootstrap` within 10 s."""
+    _probe(bootstrap)
+
+
+def require_topic(bootstrap: str, topic: str) -> None:
+    """Fail as one CLI line unless the broker answers and `topic` exists."""
+    meta = _probe(bootstrap, topic).topics.get(topic)
     if meta is None or meta.error is not None:
         raise click.ClickException(f"topic {topic} does not exist on {bootstrap} (bench topics create)")

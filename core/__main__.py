@@ -18,6 +18,19 @@ from core.errors import FraudstreamError  # noqa: E402
 from core.service import EXAMPLE, build_config, run_service  # noqa: E402
 
 
+def _at_least(low: int):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"{value} is below {low}")
+        return value
+    parse.__name__ = f"integer >= {low}"
+    return parse
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m core", formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -25,7 +38,7 @@ def _parser() -> argparse.ArgumentParser:
                     "one Kafka transaction per micro-batch.", epilog=EXAMPLE)
     p.add_argument("--config", help="YAML file with ScoringConfig fields (flags override it)")
     p.add_argument("--bootstrap", dest="bootstrap_servers", help="Kafka bootstrap servers (default 127.0.0.1:9092)")
-    p.add_argument("--workers", type=int, help="scoring processes (default: one per input partition)")
+    p.add_argument("--workers", type=_at_least(1), help="scoring processes (default: one per input partition)")
     p.add_argument("--model", dest="model_path", help="model metadata file (default: the committed model)")
     p.add_argument("--namespace", help="topic namespace: <ns>.transactions, <ns>.fraud-scores, ...")
     p.add_argument("--group", dest="group_id", help="consumer group id (default fraudstream-scoring)")
@@ -35,7 +48,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--stats-interval", dest="stats_interval_s", type=float, help="seconds between stats lines")
     p.add_argument("-X", dest="kafka_pairs", action="append", default=[], metavar="KEY=VALUE",
                    help="librdkafka setting passed through, e.g. -X security.protocol=SSL (repeatable)")
-    p.add_argument("--first-slot", type=int, default=0, help="number of the first worker slot (default 0)")
+    p.add_argument("--first-slot", type=_at_least(0), default=0, help="number of the first worker slot (default 0)")
     p.add_argument("--at-least-once", action="store_true",
                    help="TESTS ONLY: produce, flush, commit offsets (shows why transactions are needed)")
     p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
