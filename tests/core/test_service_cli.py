@@ -27,6 +27,12 @@ def test_bad_config_is_one_line_and_exit_1():
     assert out.stderr.strip().splitlines() == ["error: invalid scoring config: batch_max_records: Expected `int` >= 1"]
 
 
+def test_zero_workers_is_refused_by_the_parser():
+    out = subprocess.run([sys.executable, "-m", "core", "--workers", "0"], capture_output=True, text=True)
+    assert out.returncode == 2
+    assert out.stderr.strip().splitlines()[-1] == "python -m core: error: argument --workers: 0 is below 1"
+
+
 def test_missing_model_fails_at_start_up_with_a_clear_message(tmp_path):
     missing = tmp_path / "nope.meta.json"
     out = subprocess.run([sys.executable, "-m", "core", "--model", str(missing), "--bootstrap", "127.0.0.1:1"],
