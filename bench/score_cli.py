@@ -25,7 +25,7 @@ __all__ = ["score"]
 @click.option("-X", "kafka_pairs", multiple=True, metavar="KEY=VALUE",
               help="librdkafka setting passed through, e.g. -X security.protocol=SSL.")
 @click.option("--first-slot", default=0, type=click.IntRange(0), help="Number of the first worker slot.")
-@click.option("--at-least-once", is_flag=True, help="TESTS ONLY: produce, flush, then commit offsets.")
+@click.option("--at-least-once", is_flag=True, help="TESTS ONLY: produce, flush, offsets committed every 5 s.")
 @click.option("--log-level", default="INFO", type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"]))
 def score(config_path, bootstrap, workers, model_path, namespace, group_id, batch_max_records,
           batch_max_wait_ms, metrics_port, stats_interval_s, kafka_pairs, first_slot, at_least_once, log_level):

@@ -50,7 +50,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="librdkafka setting passed through, e.g. -X security.protocol=SSL (repeatable)")
     p.add_argument("--first-slot", type=_at_least(0), default=0, help="number of the first worker slot (default 0)")
     p.add_argument("--at-least-once", action="store_true",
-                   help="TESTS ONLY: produce, flush, commit offsets (shows why transactions are needed)")
+                   help="TESTS ONLY: produce, flush, offsets committed every 5 s (shows why transactions are needed)")
     p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     return p
 

@@ -60,8 +60,9 @@ class ScoringConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_
     group.instance.id, so a restarted worker fences its killed predecessor and takes over its
     partitions at once. Default: ``<group_id>.<hostname>``, unique per host, so scaling out
     to more machines never makes two hosts fence each other.
-    exactly_once: False switches to at-least-once (produce, flush, then commit offsets). It
-    exists only to show that the kill -9 test can fail; never run production with it.
+    exactly_once: False switches to at-least-once (produce, flush, store the offsets; the
+    consumer commits them every 5 s). It exists only to show that the kill -9 test can
+    fail; never run production with it.
     """
 
     bootstrap_servers: str = "127.0.0.1:9092"

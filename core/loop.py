@@ -258,12 +258,12 @@ class ScoringConsumer:
                 log.info("%s: seek %s[%d]@%d skipped: %s", self.name, topic, tp.partition, target, exc)
 
     def _commit_at_least_once(self, msgs: list[Any], result: Any, offsets: list[TopicPartition]) -> float:
-        # The seed's scheme, kept only to prove the kill test detects its duplicates.
+        # Kept only to prove the kill test detects its duplicates (see txn.consumer_settings).
         produce_outputs(self._producer, self.config.topics, msgs, result)
         t0 = time.perf_counter()
         if self._producer.flush(30.0):
             raise PipelineError(f"{self.name}: outputs not delivered within 30 s")
-        self._consumer.commit(offsets=offsets, asynchronous=False)
+        self._consumer.store_offsets(offsets=offsets)
         return time.perf_counter() - t0
 
     def _consume_error(self, msg: Any) -> None:

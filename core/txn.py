@@ -92,6 +92,12 @@ def consumer_settings(config: ScoringConfig, slot: int) -> dict[str, Any]:
                 "isolation.level": "read_committed"}
     if config.static_membership:
         settings["group.instance.id"] = worker_id(config, slot)
+    if not config.exactly_once:
+        # The usual hand-rolled at-least-once loop: a batch's offsets are stored once its
+        # outputs are delivered, and the consumer commits what is stored every
+        # auto.commit.interval.ms (5 s). A kill re-reads everything since: duplicates.
+        settings["enable.auto.commit"] = "true"
+        settings["enable.auto.offset.store"] = "false"
     return settings
 
 

@@ -97,6 +97,8 @@ def test_worker_identity_is_stable_per_slot_and_settings_enforce_eos():
     assert cons["enable.auto.commit"] == "false" and cons["isolation.level"] == "read_committed"
     alo = producer_settings(cfg.replace(exactly_once=False), 3)
     assert "transactional.id" not in alo
+    alo = consumer_settings(cfg.replace(exactly_once=False), 3)
+    assert alo["enable.auto.commit"] == "true" and alo["enable.auto.offset.store"] == "false"
 
 
 def test_replace_validates_again():
