@@ -226,7 +226,7 @@ def _run_pipeline(scenario, pipeline, target, bootstrap, cluster, opts) -> dict:
 
         ctx = Context(harness, scenario, cpu_groups, opts.progress, fault, alive,
                       broker_gc if cluster is not None else None)
-        _wait_ready(ctx, harness)
+        _wait_ready(ctx, harness, cluster)
         broker_warmup = None
         if cluster is not None:
             broker_warmup = warm_broker(ctx, list(cluster.pids.values()), _first_tps(scenario), opts.echo)
@@ -270,12 +270,28 @@ def _first_tps(scenario: Scenario) -> float:
     return profile_segments(scenario.rate, scenario.duration_s)[0].tps
 
 
-def _wait_ready(ctx: Context, harness: Harness) -> None:
-    """Trickle probe records until the first scored one is visible (model compiled, group joined)."""
+def _broker_gone(cluster) -> str | None:
+    """Why the local cluster cannot answer (every node's process has exited), else None."""
+    from bench.broker.lifecycle import node_log_path, status
+
+    rows = status(cluster.port)
+    if rows and not any(r["alive"] for r in rows):
+        return (f"the local broker on port {cluster.port} has stopped; see "
+                f"{node_log_path(cluster.port, rows[0]['node'])}")
+    return None
+
+
+def _wait_ready(ctx: Context, harness: Harness, cluster=None) -> None:
+    """Trickle probe records until the first scored one is visible (model compiled, group joined).
+    No fault runs yet, so a local cluster with no node left is an error at once."""
     now = time.time_ns()
     harness.plan([(now, int(READY_TIMEOUT_S * NS), PROBE_TPS)], replace=True)
-    t0 = time.time()
+    t0 = last_look = time.time()
     while harness.timeline.total_scores == 0:
+        if cluster is not None and time.time() - last_look >= 1.0:
+            last_look = time.time()
+            if (why := _broker_gone(cluster)) is not None:
+                raise PipelineError(why)
         if time.time() - t0 > READY_TIMEOUT_S:
             raise PipelineError(f"no scored record visible within {READY_TIMEOUT_S:.0f}s of start")
         ctx.tick("starting", int(t0), PROBE_TPS)
