@@ -114,8 +114,8 @@ class Timeline:
             # ... and the output kept pace during the window, not only afterwards
             "throughput": w["achieved_tps"] >= slo.min_rate_ratio * asked_tps,
         }
-        w.update(e2e_stages=self.stage_summaries(a, b),
-                 e2e_spectrum=histogram.spectrum(w["_e2e_hist"]), asked_tps=asked_tps, planned=planned, unseen=unseen, judged_e2e=judged,
+        w.update(e2e_stages=self.stage_summaries(a, b), e2e_spectrum=histogram.spectrum(w["_e2e_hist"]),
+                 asked_tps=asked_tps, planned=planned, unseen=unseen, judged_e2e=judged,
                  checks=checks, passed=all(checks.values()))
         return w
 

@@ -27,7 +27,6 @@ def _at_least(low: int):
         if value < low:
             raise argparse.ArgumentTypeError(f"{value} is below {low}")
         return value
-    parse.__name__ = f"integer >= {low}"
     return parse
 
 
