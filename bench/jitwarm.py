@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from bench import procs
-from bench.phases import _sleep_until, wait_drained
+from bench.phases import sleep_until, wait_drained
 from bench.ratelimit import NS
 
 __all__ = ["compiler_cpu_seconds", "warm_broker", "SETTLED_CORES", "MAX_WARM_S", "MAX_WARM_TPS"]
@@ -49,18 +49,20 @@ def warm_broker(ctx, pids, tps: float, echo=print) -> dict | None:
     over a window, then let the pipeline drain what it sent.
 
     Returns {"seconds", "compiler_cpu_s", "settled"}, or None when the compiler threads
-    cannot be seen (a remote broker, or no /proc)."""
+    cannot be seen (a remote broker, or no /proc). Threads that vanish mid-way mean the
+    broker stopped: it returns at once, without waiting for a drain that cannot come."""
     first = compiler_cpu_seconds(pids)
     if first is None:
         return None
     tps = min(tps, MAX_WARM_TPS)
     t0 = time.time()
     ctx.harness.plan([(int(t0 * NS), int(MAX_WARM_S * NS), tps)], replace=True)
-    last, settled, announced = first, False, False
+    last, settled, announced, stopped = first, False, False, False
     while time.time() - t0 < MAX_WARM_S:
-        _sleep_until(ctx, time.time() + WINDOW_S, "broker warm-up", int(t0), tps)
+        sleep_until(ctx, time.time() + WINDOW_S, "broker warm-up", int(t0), tps)
         now = compiler_cpu_seconds(pids)
         if now is None:
+            stopped = True
             break
         busy = (now - last) / WINDOW_S
         last = now
@@ -73,6 +75,7 @@ def warm_broker(ctx, pids, tps: float, echo=print) -> dict | None:
             announced = True
     ctx.harness.plan([], replace=True)
     seconds = time.time() - t0
-    wait_drained(ctx, ctx.scenario.drain_s)
+    if not stopped:
+        wait_drained(ctx, ctx.scenario.drain_s)
     return {"seconds": round(seconds, 1), "compiler_cpu_s": round(last - first, 1),
             "settled": settled}

@@ -11,7 +11,7 @@ from bench.procs import CpuMeter
 from bench.ratelimit import NS, profile_segments
 from bench.scenario import Max
 
-__all__ = ["run_fixed", "run_max", "wait_drained", "Context"]
+__all__ = ["run_fixed", "run_max", "wait_drained", "sleep_until", "Context"]
 
 _DESCENT_STEPS = 4   # a missed first step: try start_tps / factor**k for k = 1..4
 
@@ -51,7 +51,8 @@ class Context:
                        "sent": tl.total_sent, "scored": tl.total_scores})
 
 
-def _sleep_until(ctx: Context, t_sec: float, phase: str, t_start: int, tps: float) -> None:
+def sleep_until(ctx: Context, t_sec: float, phase: str, t_start: int, tps: float) -> None:
+    """Keep the harness ticking (results in, progress out) until wall time `t_sec`."""
     while time.time() < t_sec:
         ctx.tick(phase, t_start, tps, min(0.25, max(t_sec - time.time(), 0.001)))
 
@@ -78,7 +79,7 @@ def run_fixed(ctx: Context, t0: int) -> dict:
     ctx.harness.plan(plan, replace=True)
     t_end = t_meas + math.ceil(s.duration_s)
     asked = sum(g.tps * g.duration_s for g in segs) / s.duration_s
-    _sleep_until(ctx, t_meas, "warm-up", t0, segs[0].tps)
+    sleep_until(ctx, t_meas, "warm-up", t0, segs[0].tps)
     meter = CpuMeter()
     meter.start(ctx.cpu_groups(), time.time())
     faults = sorted(s.faults, key=lambda f: f.at_s)
@@ -125,17 +126,17 @@ def run_max(ctx: Context, t0: int) -> dict:
             h.plan([((b + step) * NS, step * NS, nxt)])
 
     queue_next()
-    _sleep_until(ctx, start, "warm-up", t0, r.start_tps)
+    sleep_until(ctx, start, "warm-up", t0, r.start_tps)
     best = first_fail = None
     k = 0
     while k < len(queued):
         b, tps = queued[k]
         meter = CpuMeter()
-        _sleep_until(ctx, b + settle, "search", t0, tps)
+        sleep_until(ctx, b + settle, "search", t0, tps)
         meter.start(ctx.cpu_groups(), time.time())
-        _sleep_until(ctx, b + step, "search", t0, tps)
+        sleep_until(ctx, b + step, "search", t0, tps)
         cpu = meter.stop(ctx.cpu_groups(), time.time())
-        _sleep_until(ctx, b + step + grace, "search", t0, queued[k + 1][1] if k + 1 < len(queued) else tps)
+        sleep_until(ctx, b + step + grace, "search", t0, queued[k + 1][1] if k + 1 < len(queued) else tps)
         res = _judged(ctx, b + settle, b + step, tps, cpu, "ascend")
         steps.append(res)
         if not res["passed"]:
@@ -151,11 +152,11 @@ def run_max(ctx: Context, t0: int) -> dict:
         b = int(time.time()) + 1
         h.plan([(b * NS, (settle + step) * NS, tps)], replace=True)
         meter = CpuMeter()
-        _sleep_until(ctx, b + settle, stage, t0, tps)
+        sleep_until(ctx, b + settle, stage, t0, tps)
         meter.start(ctx.cpu_groups(), time.time())
-        _sleep_until(ctx, b + settle + step, stage, t0, tps)
+        sleep_until(ctx, b + settle + step, stage, t0, tps)
         cpu = meter.stop(ctx.cpu_groups(), time.time())
-        _sleep_until(ctx, b + settle + step + grace, stage, t0, tps)
+        sleep_until(ctx, b + settle + step + grace, stage, t0, tps)
         res = _judged(ctx, b + settle, b + settle + step, tps, cpu, stage)
         steps.append(res)
         return res
