@@ -189,10 +189,18 @@ def _run_pipeline(scenario, pipeline, target, bootstrap, cluster, opts) -> dict:
             service = PipelineProcess(argv, opts.out_dir / run_id / f"{pipeline}.log")
         harness.start()
 
+        # A scenario that kills brokers leaves a one-node cluster briefly with none alive.
+        watch_broker = cluster is not None and not any(f.kill == "broker" for f in scenario.faults)
+        last_look = [time.monotonic()]
+
         def alive():
             if service is not None and not service.alive():
                 raise PipelineError(f"{pipeline} service exited with code {service.proc.returncode}; "
                                     f"log {service.log_path}:\n{service.log_tail()}")
+            if watch_broker and time.monotonic() - last_look[0] >= 1.0:
+                last_look[0] = time.monotonic()
+                if (why := _broker_gone(cluster)) is not None:
+                    raise PipelineError(why)
 
         def cpu_groups():
             groups = harness.pids()
@@ -230,6 +238,8 @@ def _run_pipeline(scenario, pipeline, target, bootstrap, cluster, opts) -> dict:
         broker_warmup = None
         if cluster is not None:
             broker_warmup = warm_broker(ctx, list(cluster.pids.values()), _first_tps(scenario), opts.echo)
+            if (why := _broker_gone(cluster)) is not None:
+                raise PipelineError(why)
         t0 = math.ceil(time.time()) + 1
         info = run_max(ctx, t0) if isinstance(scenario.rate, Max) else run_fixed(ctx, t0)
         sent = harness.stop_producers()
@@ -251,12 +261,18 @@ def _run_pipeline(scenario, pipeline, target, bootstrap, cluster, opts) -> dict:
                            "broker_warmup": broker_warmup})
     finally:
         harness.close()
+        killed = {e["node"] for e in events if e.get("kill") == "broker"}
+        # A local broker that stopped by itself (not by a fault) can neither take the service's
+        # last commits nor delete topics: waiting for either only delays the error.
+        lost = cluster is not None and not killed and _broker_gone(cluster) is not None
         if service is not None:
-            service.stop()
-        for node in {e["node"] for e in events if e.get("kill") == "broker"}:
+            service.stop(timeout=3.0 if lost else 20.0)
+        for node in killed:
             from bench.broker.lifecycle import start_node
             start_node(cluster.port, node)  # leave the cluster whole for the next run
-        if not opts.keep_topics and not opts.external_scorer:
+        if lost and not opts.keep_topics:
+            opts.echo(f"the run's topics ({namespace}.*) stay on the stopped broker")
+        elif not opts.keep_topics and not opts.external_scorer:
             try:
                 from bench.topics import delete_topics
                 delete_topics(bootstrap, names)
