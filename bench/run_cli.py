@@ -47,7 +47,9 @@ def run(scenario_file, bootstrap, external_scorer, namespace, target_file, worke
     compiler settles (~100 s on a fresh one, a few seconds on a warm one), so the run does
     not measure the JVM warming up.
 
-    Exit code 0: SLO held and exactly-once verified; 3: SLO missed; 4: exactly-once violated.
+    Exit code 0: SLO held and exactly-once verified; 3: SLO missed; 4: exactly-once violated;
+    1: the run could not be done (a bad scenario or target, no broker, a broker or service
+    that stopped; the message says which); 2: a bad command line.
     """
     import msgspec
     from rich.console import Console
