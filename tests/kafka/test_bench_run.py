@@ -94,3 +94,20 @@ def test_embedded_run_warms_the_local_broker_and_records_where_its_data_is(tmp_p
     gc = result["runs"][0]["headline"]["broker_gc"]
     assert gc is not None and 0 <= gc["total_ms"] <= 2000
     assert abs(gc["share"] - gc["total_ms"] / 2000) < 1e-12
+
+
+def test_both_designs_in_one_run_each_verified_and_compared_as_a_ratio(tmp_path, kafka_bootstrap):
+    """The seed-vs-fraudstream layout, short and slow: the seed's per-message loop and
+    fraudstream get the same traffic, each is checked on its own, and the result carries
+    the ratio of their rates."""
+    text = BASE.format(name="versus", duration=3, tps=100) + "pipeline: [seed-baseline, fraudstream]\n"
+    result = _run(tmp_path, kafka_bootstrap, text)
+    runs = result["runs"]
+    assert [r["pipeline"] for r in runs] == ["seed-baseline", "fraudstream"]
+    assert len({tuple(r["topics"]) for r in runs}) == 2          # each on topics of its own
+    for run in runs:
+        v = run["verdict"]
+        assert v["exactly_once"] and v["scored_unique"] == v["sent"] > 300, run["pipeline"]
+    c = result["comparison"]
+    a, b = (r["headline"]["sustained_tps"] for r in runs)
+    assert c["pipelines"] == ["seed-baseline", "fraudstream"] and c["ratio"] == pytest.approx(b / a)
