@@ -189,15 +189,15 @@ def _run_pipeline(scenario, pipeline, target, bootstrap, cluster, opts) -> dict:
             service = PipelineProcess(argv, opts.out_dir / run_id / f"{pipeline}.log")
         harness.start()
 
-        # A scenario that kills brokers leaves a one-node cluster briefly with none alive.
-        watch_broker = cluster is not None and not any(f.kill == "broker" for f in scenario.faults)
-        last_look = [time.monotonic()]
+        last_look = [0.0]
 
         def alive():
             if service is not None and not service.alive():
                 raise PipelineError(f"{pipeline} service exited with code {service.proc.returncode}; "
                                     f"log {service.log_path}:\n{service.log_tail()}")
-            if watch_broker and time.monotonic() - last_look[0] >= 1.0:
+            # A local cluster with no node left is an error, until a planned broker fault: after
+            # one, a one-node cluster is all dead on purpose.
+            if cluster is not None and time.monotonic() - last_look[0] >= 1.0 and not _broker_killed(events):
                 last_look[0] = time.monotonic()
                 if (why := _broker_gone(cluster)) is not None:
                     raise PipelineError(why)
@@ -234,12 +234,10 @@ def _run_pipeline(scenario, pipeline, target, bootstrap, cluster, opts) -> dict:
 
         ctx = Context(harness, scenario, cpu_groups, opts.progress, fault, alive,
                       broker_gc if cluster is not None else None)
-        _wait_ready(ctx, harness, cluster)
+        _wait_ready(ctx, harness)
         broker_warmup = None
         if cluster is not None:
             broker_warmup = warm_broker(ctx, list(cluster.pids.values()), _first_tps(scenario), opts.echo)
-            if (why := _broker_gone(cluster)) is not None:
-                raise PipelineError(why)
         t0 = math.ceil(time.time()) + 1
         info = run_max(ctx, t0) if isinstance(scenario.rate, Max) else run_fixed(ctx, t0)
         sent = harness.stop_producers()
@@ -286,6 +284,10 @@ def _first_tps(scenario: Scenario) -> float:
     return profile_segments(scenario.rate, scenario.duration_s)[0].tps
 
 
+def _broker_killed(events: list[dict]) -> bool:
+    return any(e.get("kill") == "broker" for e in events)
+
+
 def _broker_gone(cluster) -> str | None:
     """Why the local cluster cannot answer (every node's process has exited), else None."""
     from bench.broker.lifecycle import node_log_path, status
@@ -297,17 +299,12 @@ def _broker_gone(cluster) -> str | None:
     return None
 
 
-def _wait_ready(ctx: Context, harness: Harness, cluster=None) -> None:
-    """Trickle probe records until the first scored one is visible (model compiled, group joined).
-    No fault runs yet, so a local cluster with no node left is an error at once."""
+def _wait_ready(ctx: Context, harness: Harness) -> None:
+    """Trickle probe records until the first scored one is visible (model compiled, group joined)."""
     now = time.time_ns()
     harness.plan([(now, int(READY_TIMEOUT_S * NS), PROBE_TPS)], replace=True)
-    t0 = last_look = time.time()
+    t0 = time.time()
     while harness.timeline.total_scores == 0:
-        if cluster is not None and time.time() - last_look >= 1.0:
-            last_look = time.time()
-            if (why := _broker_gone(cluster)) is not None:
-                raise PipelineError(why)
         if time.time() - t0 > READY_TIMEOUT_S:
             raise PipelineError(f"no scored record visible within {READY_TIMEOUT_S:.0f}s of start")
         ctx.tick("starting", int(t0), PROBE_TPS)
