@@ -31,9 +31,12 @@ _CONSUMER_DEFAULTS = {
     # rebalance that cached assignment can leave partitions unowned forever (seen here after
     # a SIGTERM mid-rebalance and a restart); an eager assignment always covers them all.
     "partition.assignment.strategy": "roundrobin",
-    # A SIGKILLed worker holds its partitions until its session expires (unless its slot is
-    # restarted first, which static membership makes instant): keep that bounded.
-    "session.timeout.ms": "10000",
+    # A SIGKILLed worker holds its partitions until its session expires, unless its slot is
+    # restarted first (static membership makes that instant). The session must outlast a
+    # group coordinator's failover: a KRaft broker is declared dead after 9 s
+    # (broker.session.timeout.ms), and at 10 s a loaded 3-node cluster saw all six sessions
+    # run out and four rejoins fenced as duplicates of themselves (librdkafka #3437).
+    "session.timeout.ms": "30000",
     "heartbeat.interval.ms": "1000",
     "enable.partition.eof": "false",
 }
@@ -42,8 +45,11 @@ _PRODUCER_DEFAULTS = {
     # one transaction fewer and larger (measured: ~8% less CPU in the workers and broker).
     "linger.ms": "100",
     # A killed worker's open transaction holds back read_committed readers of the outputs
-    # until it is aborted: by the restarted slot's init_transactions, or by this timeout.
-    "transaction.timeout.ms": "10000",
+    # until it is aborted: by the restarted slot's init_transactions (seconds), or by this
+    # timeout. librdkafka also makes it the records' delivery timeout, so it must outlast a
+    # partition leader's failover (9 s to declare a broker dead, then an election): at 10 s,
+    # records for a killed node's partitions timed out and the worker's producer was fenced.
+    "transaction.timeout.ms": "30000",
     # The 100 ms default backoff is a floor on back-to-back transactions
     # (CONCURRENT_TRANSACTIONS retries after a commit).
     "retry.backoff.ms": "10",
