@@ -1,4 +1,5 @@
-"""The broker warm-up stops at once when the broker's JVM goes away, and otherwise drains."""
+"""The broker warm-up: when it counts the JIT as settled, and that it stops at once when the
+broker's JVM goes away (otherwise it drains)."""
 
 from types import SimpleNamespace
 
@@ -11,14 +12,15 @@ def _ctx():
     return SimpleNamespace(harness=harness, scenario=SimpleNamespace(drain_s=60.0)), plans
 
 
-def _warm(monkeypatch, readings):
+def _warm(monkeypatch, readings, pids=(1,)):
     readings = iter(readings)
-    drained = []
+    drained, windows = [], []
     monkeypatch.setattr(jitwarm, "compiler_cpu_seconds", lambda pids: next(readings))
-    monkeypatch.setattr(jitwarm, "sleep_until", lambda *a: None)
+    monkeypatch.setattr(jitwarm, "sleep_until", lambda *a: windows.append(a))
     monkeypatch.setattr(jitwarm, "wait_drained", lambda ctx, timeout: drained.append(timeout))
     ctx, plans = _ctx()
-    out = jitwarm.warm_broker(ctx, [1], 3_000.0, echo=lambda line: None)
+    out = jitwarm.warm_broker(ctx, list(pids), 3_000.0, echo=lambda line: None)
+    out["windows"] = len(windows)
     return out, drained, plans
 
 
@@ -32,3 +34,14 @@ def test_a_settled_compiler_ends_the_warmup_with_a_drain(monkeypatch):
     out, drained, plans = _warm(monkeypatch, [10.0, 12.0, 12.1])
     assert out["settled"] is True and out["compiler_cpu_s"] == 2.1
     assert drained == [60.0] and plans[-1] == []
+
+
+
+def test_the_settled_threshold_is_per_broker(monkeypatch):
+    # 0.12 core of compiling in the first window: settled for three brokers (0.04 each),
+    # not for one, which needs a second, quiet window.
+    readings = [10.0, 10.0 + 0.12 * jitwarm.WINDOW_S, 10.37]
+    three, _, _ = _warm(monkeypatch, readings, pids=(1, 2, 3))
+    one, _, _ = _warm(monkeypatch, readings, pids=(1,))
+    assert (three["settled"], three["windows"]) == (True, 1)
+    assert (one["settled"], one["windows"]) == (True, 2)
