@@ -18,7 +18,7 @@ from core.config import ScoringConfig
 from core.errors import PipelineError
 
 __all__ = ["consumer_settings", "producer_settings", "worker_id", "txn_call", "raise_txn_error",
-           "AbortRequired"]
+           "raise_produce_error", "AbortRequired"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -130,17 +130,32 @@ class AbortRequired(Exception):
         self.error = error
 
 
+def _fatal(error: KafkaError) -> bool:
+    return error.fatal() or error.code() in (KafkaError._FENCED, KafkaError.PRODUCER_FENCED,
+                                             KafkaError.INVALID_PRODUCER_EPOCH)
+
+
 def raise_txn_error(what: str, exc: KafkaException) -> None:
     """Raise AbortRequired or PipelineError for a non-retriable transactional error."""
     error = exc.args[0] if exc.args else None
     if not isinstance(error, KafkaError):
         raise PipelineError(f"{what}: {exc}") from exc
-    if error.fatal() or error.code() in (KafkaError._FENCED, KafkaError.PRODUCER_FENCED,
-                                         KafkaError.INVALID_PRODUCER_EPOCH):
+    if _fatal(error):
         raise PipelineError(f"{what}: fatal Kafka error, this worker must exit: {error.str()}") from exc
     if error.txn_requires_abort():
         raise AbortRequired(what, error) from exc
     raise PipelineError(f"{what}: {error.str()}") from exc
+
+
+def raise_produce_error(exc: KafkaException) -> None:
+    """produce() inside a transaction failed. Unless the producer is fenced or broken, abort
+    and retry the batch (bounded by the loop's abort limit): once a transaction has failed,
+    librdkafka refuses further records with a bare _STATE error that it flags neither
+    retriable nor abortable, although aborting is exactly what recovers."""
+    error = exc.args[0] if exc.args else None
+    if isinstance(error, KafkaError) and not _fatal(error):
+        raise AbortRequired("produce", error) from exc
+    raise_txn_error("produce", exc)
 
 
 def txn_call(what: str, fn: Callable[..., T], *args: Any, attempts: int = 20) -> T:
