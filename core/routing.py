@@ -1,8 +1,9 @@
 """Where each result of a scored micro-batch goes: scored events, alerts, dead letters.
 
 Every output carries its input's key (the card hash, for per-card ordering) and its input's
-headers unchanged. A dead letter is the original value untouched, with headers naming the
-reason and the source coordinates, so nothing bad is ever dropped without a trace.
+headers unchanged. A dead letter is the original value untouched (unless it would exceed the
+producer's size limit: then cut, see dead_letter), with headers naming the reason and the
+source coordinates, so nothing bad is ever dropped without a trace.
 """
 
 from __future__ import annotations
@@ -11,12 +12,20 @@ from typing import Any, Sequence
 
 from core.topics import TopicNames
 
-__all__ = ["produce_outputs", "H_REASON", "H_SOURCE_TOPIC", "H_SOURCE_PARTITION", "H_SOURCE_OFFSET"]
+__all__ = ["produce_outputs", "dead_letter", "H_REASON", "H_SOURCE_TOPIC", "H_SOURCE_PARTITION",
+           "H_SOURCE_OFFSET", "H_TRUNCATED_FROM", "DEFAULT_MAX_MESSAGE_BYTES"]
 
 H_REASON = "fraudstream.deadletter.reason"
 H_SOURCE_TOPIC = "fraudstream.source.topic"
 H_SOURCE_PARTITION = "fraudstream.source.partition"
 H_SOURCE_OFFSET = "fraudstream.source.offset"
+H_TRUNCATED_FROM = "fraudstream.deadletter.truncated_from"
+
+DEFAULT_MAX_MESSAGE_BYTES = 1_000_000   # librdkafka's message.max.bytes
+# librdkafka counts a record's key, value and headers plus the batch and record framing
+# against message.max.bytes; these bound the framing from above.
+_RECORD_OVERHEAD = 512
+_HEADER_OVERHEAD = 16
 
 
 def _produce(producer: Any, topic: str, value: Any, key: Any, headers: Any) -> None:
@@ -29,7 +38,8 @@ def _produce(producer: Any, topic: str, value: Any, key: Any, headers: Any) -> N
         producer.produce(topic, value, key, headers=headers)
 
 
-def produce_outputs(producer: Any, topics: TopicNames, msgs: Sequence[Any], result: Any) -> None:
+def produce_outputs(producer: Any, topics: TopicNames, msgs: Sequence[Any], result: Any,
+                    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> None:
     """Produce every output of `result` (a core.Scorer BatchResult over `msgs`)."""
     scores, alerts = topics.scores, topics.alerts
     produce = producer.produce
@@ -44,9 +54,26 @@ def produce_outputs(producer: Any, topics: TopicNames, msgs: Sequence[Any], resu
         _produce(producer, alerts, value, msg.key(), msg.headers())
     for idx, reason in result.dead:
         msg = msgs[idx]
-        headers = list(msg.headers() or ())
-        headers += [(H_REASON, reason.encode("utf-8", "replace")),
-                    (H_SOURCE_TOPIC, msg.topic().encode()),
-                    (H_SOURCE_PARTITION, str(msg.partition()).encode()),
-                    (H_SOURCE_OFFSET, str(msg.offset()).encode())]
-        _produce(producer, topics.deadletter, msg.value(), msg.key(), headers)
+        value, headers = dead_letter(msg, reason, max_message_bytes)
+        _produce(producer, topics.deadletter, value, msg.key(), headers)
+
+
+def dead_letter(msg: Any, reason: str, max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> tuple[Any, list]:
+    """The value and headers of `msg`'s dead letter: the original value, the original headers
+    plus the reason and source coordinates. A value that would no longer fit the producer's
+    message.max.bytes with those headers is cut to fit and gets H_TRUNCATED_FROM (its full
+    length); the whole record stays at the source coordinates the headers give."""
+    headers = list(msg.headers() or ())
+    headers += [(H_REASON, reason.encode("utf-8", "replace")),
+                (H_SOURCE_TOPIC, msg.topic().encode()),
+                (H_SOURCE_PARTITION, str(msg.partition()).encode()),
+                (H_SOURCE_OFFSET, str(msg.offset()).encode())]
+    value = msg.value()
+    if value is None:
+        return value, headers
+    headers_size = sum(len(k) + len(v or b"") + _HEADER_OVERHEAD for k, v in headers)
+    room = max_message_bytes - _RECORD_OVERHEAD - len(msg.key() or b"") - headers_size
+    if len(value) > room:
+        headers.append((H_TRUNCATED_FROM, str(len(value)).encode()))
+        value = value[:max(room - len(H_TRUNCATED_FROM) - 32, 0)]
+    return value, headers

@@ -1,0 +1,78 @@
+"""Dead letters keep the original record, and always fit the producer's size limit."""
+
+from confluent_kafka import KafkaError, KafkaException, Producer
+from hypothesis import given, settings, strategies as st
+
+from core.routing import (DEFAULT_MAX_MESSAGE_BYTES, H_REASON, H_SOURCE_OFFSET, H_TRUNCATED_FROM,
+                          dead_letter)
+
+
+class _Msg:
+    """The accessors of a consumed confluent_kafka.Message that dead_letter reads."""
+
+    def __init__(self, value, key=b"card-1", headers=None):
+        self._value, self._key, self._headers = value, key, headers
+
+    def value(self):
+        return self._value
+
+    def key(self):
+        return self._key
+
+    def headers(self):
+        return self._headers
+
+    def topic(self):
+        return "transactions"
+
+    def partition(self):
+        return 4
+
+    def offset(self):
+        return 123_456
+
+
+def _producer(max_bytes=DEFAULT_MAX_MESSAGE_BYTES):
+    # A real client with nothing to connect to: produce() only queues, after librdkafka's own
+    # size check against message.max.bytes.
+    return Producer({"bootstrap.servers": "127.0.0.1:1", "message.max.bytes": max_bytes})
+
+
+def test_a_small_bad_record_keeps_its_value_and_gains_the_reason():
+    value, headers = dead_letter(_Msg(b"not json", headers=[("bench", b"x")]), "decode: bad json")
+    assert value == b"not json"
+    assert headers[0] == ("bench", b"x")
+    names = dict(headers)
+    assert names[H_REASON] == b"decode: bad json" and names[H_SOURCE_OFFSET] == b"123456"
+    assert H_TRUNCATED_FROM not in names
+
+
+def test_a_record_near_the_limit_is_cut_to_fit_and_says_how_long_it_was():
+    msg = _Msg(b"x" * 999_950)
+    producer = _producer()
+    whole, untouched = dead_letter(msg, "too large", max_message_bytes=10 ** 9)
+    assert whole == msg.value()
+    try:
+        producer.produce("dlq", whole, msg.key(), headers=untouched)
+        raise AssertionError("librdkafka accepted a record over message.max.bytes")
+    except KafkaException as exc:
+        assert exc.args[0].code() == KafkaError.MSG_SIZE_TOO_LARGE
+    value, headers = dead_letter(msg, "too large")
+    assert dict(headers)[H_TRUNCATED_FROM] == b"999950"
+    assert 0 < len(value) < 999_950 and msg.value().startswith(value)
+    producer.produce("dlq", value, msg.key(), headers=headers)   # raises if it does not fit
+    producer.purge()
+
+
+@settings(max_examples=40, deadline=None)
+@given(size=st.integers(0, 300_000), key=st.binary(max_size=200),
+       extra=st.lists(st.tuples(st.text(min_size=1, max_size=30), st.binary(max_size=2_000)), max_size=5),
+       limit=st.integers(20_000, 300_000))
+def test_every_dead_letter_fits_the_limit(size, key, extra, limit):
+    msg = _Msg(b"v" * size, key=key, headers=extra or None)
+    value, headers = dead_letter(msg, "reason", limit)
+    producer = _producer(limit)
+    producer.produce("dlq", value, key, headers=headers)
+    producer.purge()
+    cut = H_TRUNCATED_FROM in dict(headers)
+    assert value == msg.value() if not cut else (len(value) < size and msg.value().startswith(value))
