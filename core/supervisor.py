@@ -29,7 +29,7 @@ from typing import Any
 import msgspec
 
 from core.config import ScoringConfig
-from core.errors import FraudstreamError, PipelineError
+from core.errors import ConfigError, FraudstreamError, PipelineError
 from core.metrics import MULTIPROC_ENV, StatsSnapshot, Ticker, aggregate, format_stats, serve
 from core.paths import home
 
@@ -41,6 +41,10 @@ EXIT_PIPELINE = 2   # fatal Kafka error (fenced, unrecoverable): restart
 EXIT_STARTUP = 3    # model or config unusable in the child
 _QUICK_DEATH_S = 10.0   # a child dying younger than this counts towards "keeps failing"
 _MAX_QUICK_DEATHS = 5
+# ... and the slot gives up only after failing that way for this long: a broker failover
+# (a node is declared dead after 9 s, then elections) must not stop the service for good.
+# A child that cannot start (EXIT_STARTUP: model, config, topics) gives up without waiting.
+_GIVE_UP_AFTER_S = 60.0
 _STOP_GRACE_S = 30.0
 _SAMPLE = (b'{"transaction_id":"warm-up","card_hash":"0","amount":1.0,"timestamp":"2026-01-01T00:00:00Z",'
            b'"merchant_category":"grocery",' + b",".join(b'"V%d":0.0' % i for i in range(1, 29)) + b"}")
@@ -52,9 +56,20 @@ class _Slot:
     process: Any = None
     started: float = 0.0
     quick_deaths: int = 0
+    failing_since: float = 0.0
     restart_at: float = 0.0
     restarts: int = 0
     history: list[int] = field(default_factory=list)
+
+    def record_death(self, lived: float, exitcode: int, now: float) -> bool:
+        """Count a death of this slot's process; True when the slot should give up."""
+        if lived >= _QUICK_DEATH_S or not self.quick_deaths:   # a new streak starts here
+            self.quick_deaths, self.failing_since = 1, now
+        else:
+            self.quick_deaths += 1
+        self.history.append(exitcode)
+        return self.quick_deaths >= _MAX_QUICK_DEATHS and (
+            exitcode == EXIT_STARTUP or now - self.failing_since >= _GIVE_UP_AFTER_S)
 
 
 def _claim_instance(group_id: str) -> tuple[int, Any]:
@@ -106,6 +121,9 @@ def worker_main(config_json: bytes, slot: int, parent_pid: int, log_level: int) 
     threading.Thread(target=orphan_watch, daemon=True).start()
     try:
         consumer.run()
+    except ConfigError as exc:
+        log.error("worker %d cannot start: %s", slot, exc)
+        sys.exit(EXIT_STARTUP)
     except PipelineError as exc:
         log.error("worker %d: %s", slot, exc)
         sys.exit(EXIT_PIPELINE)
@@ -207,11 +225,10 @@ class Supervisor:
                     proc.join()
                     self._mark_dead(proc.pid)
                     lived = now - slot.started
-                    slot.quick_deaths = slot.quick_deaths + 1 if lived < _QUICK_DEATH_S else 1
-                    slot.history.append(proc.exitcode)
-                    if slot.quick_deaths >= _MAX_QUICK_DEATHS:
-                        log.error("worker %d keeps failing (%d deaths in a row, exit codes %s): giving up",
-                                  slot.index, slot.quick_deaths, slot.history[-_MAX_QUICK_DEATHS:])
+                    if slot.record_death(lived, proc.exitcode, now):
+                        log.error("worker %d keeps failing (%d deaths in a row in %.0f s, exit codes %s): "
+                                  "giving up", slot.index, slot.quick_deaths, now - slot.failing_since,
+                                  slot.history[-_MAX_QUICK_DEATHS:])
                         return 1
                     delay = min(0.25 * 2 ** (slot.quick_deaths - 1), 10.0)
                     slot.process, slot.restart_at = None, now + delay
