@@ -27,11 +27,11 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
 from core.config import ScoringConfig
-from core.errors import PipelineError
+from core.errors import ConfigError, PipelineError
 from core.metrics import LoopMetrics, Ticker, format_stats
-from core.routing import produce_outputs
-from core.txn import (AbortRequired, consumer_settings, producer_settings, raise_txn_error, txn_call,
-                      worker_id)
+from core.routing import DEFAULT_MAX_MESSAGE_BYTES, produce_outputs
+from core.txn import (AbortRequired, consumer_settings, producer_settings, raise_produce_error,
+                      txn_call, worker_id)
 
 __all__ = ["ScoringConsumer"]
 
@@ -65,6 +65,7 @@ class ScoringConsumer:
         self._rebalanced = False
         self._txn_open = False
         self._aborts_in_row = 0
+        self._max_message_bytes = DEFAULT_MAX_MESSAGE_BYTES
 
     def stop(self) -> None:
         """Ask run() to return after the current transaction (safe from signal handlers)."""
@@ -75,7 +76,9 @@ class ScoringConsumer:
     def run(self) -> None:
         """Score until stop(); raises PipelineError on a fatal Kafka error (e.g. fenced)."""
         cfg = self.config
-        self._producer = Producer(producer_settings(cfg, self.slot))
+        settings = producer_settings(cfg, self.slot)
+        self._max_message_bytes = int(settings.get("message.max.bytes", DEFAULT_MAX_MESSAGE_BYTES))
+        self._producer = Producer(settings)
         try:
             if cfg.exactly_once:
                 self._init_transactions()
@@ -114,7 +117,7 @@ class ScoringConsumer:
             raise PipelineError(f"cannot reach Kafka at {self.config.bootstrap_servers}: {exc.args[0].str()}") from exc
         missing = [n for n in names if n not in metadata.topics or metadata.topics[n].error is not None]
         if missing:
-            raise PipelineError(f"topic(s) {', '.join(missing)} do not exist on {self.config.bootstrap_servers}"
+            raise ConfigError(f"topic(s) {', '.join(missing)} do not exist on {self.config.bootstrap_servers}"
                                 f" (create them with `bench topics create`)")
 
     def _close(self) -> None:
@@ -214,9 +217,9 @@ class ScoringConsumer:
             txn_call("begin_transaction", producer.begin_transaction)
             self._txn_open = True
             try:
-                produce_outputs(producer, self.config.topics, msgs, result)
+                produce_outputs(producer, self.config.topics, msgs, result, self._max_message_bytes)
             except KafkaException as exc:
-                raise_txn_error("produce", exc)
+                raise_produce_error(exc)
             t0 = time.perf_counter()
             txn_call("send_offsets_to_transaction", producer.send_offsets_to_transaction,
                      offsets, self._consumer.consumer_group_metadata())
@@ -254,12 +257,15 @@ class ScoringConsumer:
             target = offset if offset >= 0 else first[tp.partition]
             try:
                 self._consumer.seek(TopicPartition(topic, tp.partition, target))
-            except KafkaException as exc:  # revoked in the meantime: its new owner resumes it
-                log.info("%s: seek %s[%d]@%d skipped: %s", self.name, topic, tp.partition, target, exc)
+            except KafkaException as exc:
+                # Carrying on would commit offsets past the aborted records: exit instead, and
+                # the restarted slot resumes from the committed offsets.
+                raise PipelineError(f"{self.name}: cannot rewind {topic}[{tp.partition}] to {target} "
+                                    f"after an abort: {exc}") from exc
 
     def _commit_at_least_once(self, msgs: list[Any], result: Any, offsets: list[TopicPartition]) -> float:
         # Kept only to prove the kill test detects its duplicates (see txn.consumer_settings).
-        produce_outputs(self._producer, self.config.topics, msgs, result)
+        produce_outputs(self._producer, self.config.topics, msgs, result, self._max_message_bytes)
         t0 = time.perf_counter()
         if self._producer.flush(30.0):
             raise PipelineError(f"{self.name}: outputs not delivered within 30 s")
