@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import msgspec
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 
 from core.routing import H_REASON, H_SOURCE_OFFSET, H_SOURCE_PARTITION, H_SOURCE_TOPIC
 from core.topics import TopicNames
@@ -199,11 +199,18 @@ class Service:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
 
 
-def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
+def end_offsets(bootstrap: str, topic: str, attempts: int = 5) -> dict[int, int]:
     c = Consumer({"bootstrap.servers": bootstrap, "group.id": "probe-" + uuid.uuid4().hex[:6]})
     try:
-        parts = c.list_topics(topic, timeout=10).topics[topic].partitions
-        return {p: c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in parts}
+        for attempt in range(1, attempts + 1):
+            try:
+                parts = c.list_topics(topic, timeout=10).topics[topic].partitions
+                return {p: c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in parts}
+            except KafkaException as exc:   # once seen seconds after the topic was created
+                if attempt == attempts:
+                    raise
+                print(f"end offsets of {topic}: {exc}; retrying")
+                time.sleep(1.0)
     finally:
         c.close()
 

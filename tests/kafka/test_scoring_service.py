@@ -217,3 +217,41 @@ def test_a_zombie_with_the_same_slot_is_fenced_and_stops(kafka_bootstrap, fresh_
     assert "new" not in errors, errors
     v = verify(kafka_bootstrap, names, inputs)
     assert v.exactly_once(), v
+
+
+def test_a_bad_record_near_the_size_limit_is_dead_lettered_cut_to_fit(kafka_bootstrap, fresh_topics, scorer):
+    """A 1,000,000-byte bad record (the broker takes up to ~1 MiB) no longer fits the scorer's
+    producer once the dead-letter headers are added: it is cut, says its length, and the
+    records around it are scored without one aborted transaction."""
+    from core.routing import H_TRUNCATED_FROM
+
+    names = fresh_topics("bigdead")
+    valid = make_inputs(20, 0, seed=5)
+    big = b"x" * 1_000_000
+    producer = Producer({"bootstrap.servers": kafka_bootstrap, "message.max.bytes": 1_040_000})
+    for i, (key, value, _) in enumerate(valid.records):
+        producer.produce(names.transactions, value, key, partition=0)
+        if i == 9:
+            producer.produce(names.transactions, big, b"big", partition=0)
+    assert producer.flush(30) == 0
+
+    group = f"bigdead-{uuid.uuid4().hex[:6]}"
+    config = ScoringConfig(bootstrap_servers=kafka_bootstrap, topics=names, group_id=group,
+                           transactional_id_prefix=group, stats_interval_s=0)
+    metrics = LoopMetrics(registry=CollectorRegistry())
+    consumer = ScoringConsumer(config, scorer, metrics=metrics)
+    runner = threading.Thread(target=consumer.run)
+    runner.start()
+    try:
+        wait_drained(kafka_bootstrap, group, names.transactions, timeout=60)
+    finally:
+        consumer.stop()
+        runner.join(30)
+    assert not runner.is_alive()
+    snap = metrics.snapshot()
+    assert (snap.deadletters, snap.processed, snap.aborts) == (1, 20, 0), snap
+    (dead,) = read_all(kafka_bootstrap, names.deadletter, expect=1)
+    h = dict(dead.headers())
+    assert h[H_TRUNCATED_FROM] == b"1000000" and int(h[H_SOURCE_OFFSET]) == 10
+    assert 900_000 < len(dead.value()) < 1_000_000 and big.startswith(dead.value())
+    assert len(read_all(kafka_bootstrap, names.scores, expect=20)) == 20
