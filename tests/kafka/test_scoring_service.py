@@ -36,6 +36,25 @@ def _wait_first_commit(bootstrap, group, topic, service, timeout=120.0):
         time.sleep(0.1)
 
 
+def _score_until_drained(bootstrap, names, scorer, prefix, **settings):
+    """Run one ScoringConsumer in this process until its group has committed the whole input;
+    returns its metrics snapshot."""
+    group = f"{prefix}-{uuid.uuid4().hex[:6]}"
+    config = ScoringConfig(bootstrap_servers=bootstrap, topics=names, group_id=group,
+                           transactional_id_prefix=group, stats_interval_s=0, **settings)
+    metrics = LoopMetrics(registry=CollectorRegistry())
+    consumer = ScoringConsumer(config, scorer, metrics=metrics)
+    runner = threading.Thread(target=consumer.run)
+    runner.start()
+    try:
+        wait_drained(bootstrap, group, names.transactions, timeout=60)
+    finally:
+        consumer.stop()
+        runner.join(30)
+    assert not runner.is_alive()
+    return metrics.snapshot()
+
+
 def test_poison_at_every_position_of_a_batch(kafka_bootstrap, fresh_topics, scorer):
     """Batches of 8 on one partition, the k-th batch poisoned at position k: nothing blocks,
     every valid record is scored once, every poison is dead-lettered once with its coordinates."""
@@ -64,21 +83,8 @@ def test_poison_at_every_position_of_a_batch(kafka_bootstrap, fresh_topics, scor
             expected_dead[offset] = value
     assert sorted(expected_dead) == [b * size + b for b in range(size)]
 
-    group = f"poison-{uuid.uuid4().hex[:6]}"
-    config = ScoringConfig(bootstrap_servers=kafka_bootstrap, topics=names, group_id=group,
-                           batch_max_records=size, batch_max_wait_ms=1000,
-                           transactional_id_prefix=group, stats_interval_s=0)
-    metrics = LoopMetrics(registry=CollectorRegistry())
-    consumer = ScoringConsumer(config, scorer, metrics=metrics)
-    runner = threading.Thread(target=consumer.run)
-    runner.start()
-    try:
-        wait_drained(kafka_bootstrap, group, names.transactions, timeout=60)
-    finally:
-        consumer.stop()
-        runner.join(30)
-    assert not runner.is_alive()
-    snap = metrics.snapshot()
+    snap = _score_until_drained(kafka_bootstrap, names, scorer, "poison",
+                                batch_max_records=size, batch_max_wait_ms=1000)
     assert snap.deadletters == size and snap.processed == size * (size - 1)
     assert snap.batches == size, f"batches did not align to {size} records: {snap}"
 
@@ -235,20 +241,7 @@ def test_a_bad_record_near_the_size_limit_is_dead_lettered_cut_to_fit(kafka_boot
             producer.produce(names.transactions, big, b"big", partition=0)
     assert producer.flush(30) == 0
 
-    group = f"bigdead-{uuid.uuid4().hex[:6]}"
-    config = ScoringConfig(bootstrap_servers=kafka_bootstrap, topics=names, group_id=group,
-                           transactional_id_prefix=group, stats_interval_s=0)
-    metrics = LoopMetrics(registry=CollectorRegistry())
-    consumer = ScoringConsumer(config, scorer, metrics=metrics)
-    runner = threading.Thread(target=consumer.run)
-    runner.start()
-    try:
-        wait_drained(kafka_bootstrap, group, names.transactions, timeout=60)
-    finally:
-        consumer.stop()
-        runner.join(30)
-    assert not runner.is_alive()
-    snap = metrics.snapshot()
+    snap = _score_until_drained(kafka_bootstrap, names, scorer, "bigdead")
     assert (snap.deadletters, snap.processed, snap.aborts) == (1, 20, 0), snap
     (dead,) = read_all(kafka_bootstrap, names.deadletter, expect=1)
     h = dict(dead.headers())
