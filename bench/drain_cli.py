@@ -52,7 +52,7 @@ def drain(records, workers, batch_max_records, batch_max_wait_ms, kafka_settings
     from bench.broker import ensure_running
     from bench.drain import DrainOptions, drain as run_drain, preload, read_outputs
     from bench.run import machine
-    from bench.topics import create_topics, delete_topics
+    from bench.topics import create_topics, delete_topics, require_broker
     from core.topics import TopicNames
 
     kafka = {}
@@ -66,6 +66,8 @@ def drain(records, workers, batch_max_records, batch_max_wait_ms, kafka_settings
     if bootstrap is None:
         cluster = ensure_running(echo=lambda m: console.print(f"[dim]{m}[/]"))
         bootstrap, broker_pids = cluster.bootstrap, list(cluster.pids.values())
+    else:
+        require_broker(bootstrap)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     run_dir = out_dir / f"drain-{stamp}"
     namespace = f"drain.{stamp}"

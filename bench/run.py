@@ -73,10 +73,11 @@ def machine() -> dict:
 
 
 def _ensure_broker(target: Target, opts: RunOptions, needs_own: bool):
-    if opts.bootstrap:
-        return opts.bootstrap, None
-    if target.bootstrap:
-        return target.bootstrap, None
+    if opts.bootstrap or target.bootstrap:
+        from bench.topics import require_broker
+
+        require_broker(opts.bootstrap or target.bootstrap)
+        return opts.bootstrap or target.bootstrap, None
     from bench.broker import ensure_running
 
     port = embedded_port(target)

@@ -6,13 +6,17 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from core.errors import FraudstreamError
 from core.topics import PARTITIONS, TopicNames
 
-__all__ = ["TopicError", "create_topics", "delete_topics", "topics"]
+__all__ = ["TopicError", "BrokerUnreachable", "require_broker", "create_topics", "delete_topics", "topics"]
 
 ADMIN_TIMEOUT_S = 30.0
 
 
 class TopicError(FraudstreamError):
     """A topic exists with the wrong shape, or the broker refused a topic operation."""
+
+
+class BrokerUnreachable(FraudstreamError):
+    """No broker answered at the bootstrap address."""
 
 
 def _admin(bootstrap: str) -> AdminClient:
@@ -133,12 +137,12 @@ def _probe(bootstrap: str, topic: str | None = None):
     try:
         return AdminClient({"bootstrap.servers": bootstrap, "log_level": 0}).list_topics(topic, timeout=10.0)
     except KafkaException as exc:
-        raise click.ClickException(f"cannot reach Kafka at {bootstrap}: {exc.args[0].str()} "
-                                   "(a local one: bench broker up)") from None
+        raise BrokerUnreachable(f"cannot reach Kafka at {bootstrap}: {exc.args[0].str()} "
+                                "(a local one: bench broker up)") from None
 
 
 def require_broker(bootstrap: str) -> None:
-    """Fail as one CLI line unless a broker answers at `bootstrap` within 10 s."""
+    """Raise BrokerUnreachable (one line) unless a broker answers at `bootstrap` within 10 s."""
     _probe(bootstrap)
 
 

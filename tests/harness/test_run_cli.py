@@ -50,9 +50,10 @@ def test_report_of_a_file_that_is_not_a_result_is_one_line(tmp_path: Path):
 
 def test_no_broker_is_one_line_not_the_client_log():
     # port 1: nothing listens; librdkafka would otherwise log a reconnect every 50 ms
-    for cmd in (["topics", "create"], ["produce", "--tps", "10"]):
+    for cmd in (["topics", "create"], ["produce", "--tps", "10"], ["drain", "--records", "1000"],
+                ["run", "scenarios/steady.yaml", "--duration", "5"]):
         proc = subprocess.run(BENCH + cmd + ["--bootstrap", "127.0.0.1:1"], capture_output=True,
                               text=True, timeout=60)
         assert proc.returncode == 1
-        assert proc.stderr.startswith("Error: cannot reach Kafka at 127.0.0.1:1: ")
+        assert proc.stderr.startswith("error: cannot reach Kafka at 127.0.0.1:1: "), (cmd, proc.stderr)
         assert proc.stderr.count("\n") == 1, proc.stderr
