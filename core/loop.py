@@ -105,7 +105,8 @@ class ScoringConsumer:
             except KafkaException as exc:
                 error = exc.args[0]
                 if error.retriable() and not error.fatal() and not self._stopping.is_set():
-                    log.warning("%s: init_transactions: %s; retrying", self.name, error.str())
+                    log.warning("%s: init_transactions with Kafka at %s: %s; retrying", self.name,
+                                self.config.bootstrap_servers, error.str())
                     continue
                 raise PipelineError(f"{self.name}: init_transactions failed: {error.str()}") from exc
 

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from hdrh.histogram import HdrHistogram
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
+from core.errors import ConfigError
+
 __all__ = ["LoopMetrics", "StatsSnapshot", "aggregate", "serve", "format_stats", "MULTIPROC_ENV",
            "bucket_quantile"]
 
@@ -182,12 +184,15 @@ def serve(port: int, *, multiprocess_dir: str | None = None) -> None:
     """Serve /metrics on `port` (0: do nothing); multiprocess_dir aggregates child processes."""
     if not port:
         return
+    registry = None
     if multiprocess_dir:
         registry = CollectorRegistry()
         registry.register(_WorkerFilesCollector(multiprocess_dir))
-        start_http_server(port, registry=registry)
-    else:
-        start_http_server(port)
+    try:
+        start_http_server(port, **({"registry": registry} if registry else {}))
+    except OSError as exc:
+        raise ConfigError(f"cannot serve metrics on port {port}: {exc.strerror} "
+                          f"(--metrics-port 0 turns them off)") from None
 
 
 def format_stats(now: StatsSnapshot, before: StatsSnapshot, elapsed_s: float, who: str = "") -> str:

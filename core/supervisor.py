@@ -158,7 +158,12 @@ class Supervisor:
         if own_dir:
             metrics_dir = tempfile.mkdtemp(prefix="fraudstream-metrics-")
             os.environ[MULTIPROC_ENV] = metrics_dir
-        serve(config.metrics_port, multiprocess_dir=metrics_dir)
+        try:
+            serve(config.metrics_port, multiprocess_dir=metrics_dir)
+        except ConfigError:
+            if own_dir:
+                self._drop_metrics_dir(metrics_dir)
+            raise
         if config.metrics_port:
             log.info("Prometheus metrics on http://0.0.0.0:%d/metrics", config.metrics_port)
         ctx = multiprocessing.get_context("spawn")
@@ -171,10 +176,14 @@ class Supervisor:
         finally:
             self._stop_children()
             if own_dir:
-                import shutil
+                self._drop_metrics_dir(metrics_dir)
 
-                shutil.rmtree(metrics_dir, ignore_errors=True)
-                os.environ.pop(MULTIPROC_ENV, None)
+    @staticmethod
+    def _drop_metrics_dir(metrics_dir: str) -> None:
+        import shutil
+
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+        os.environ.pop(MULTIPROC_ENV, None)
 
     def _prepare(self) -> ScoringConfig:
         from core.scorer import Scorer

@@ -41,6 +41,18 @@ def test_missing_model_fails_at_start_up_with_a_clear_message(tmp_path):
     last = out.stderr.strip().splitlines()[-1]
     assert last.startswith("error: ") and "nope.meta.json" in last
 
+def test_a_metrics_port_in_use_is_one_line(tmp_path):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("0.0.0.0", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        out = subprocess.run([sys.executable, "-m", "core", "--bootstrap", "127.0.0.1:1", "--workers", "1",
+                              "--metrics-port", str(port)], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    assert out.stderr.strip().splitlines()[-1] == (f"error: cannot serve metrics on port {port}: Address "
+                                                   "already in use (--metrics-port 0 turns them off)")
 
 
 def test_sigterm_during_start_up_is_a_clean_stop():
