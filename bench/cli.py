@@ -60,7 +60,9 @@ def cli():
 def main():
     """Entry point: project errors become one clear line and exit code 1, not a traceback."""
     try:
-        cli.main(standalone_mode=False)
+        code = cli.main(standalone_mode=False)   # a ctx.exit(n) comes back as n
+        if isinstance(code, int) and code:
+            sys.exit(code)
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         sys.exit(130)

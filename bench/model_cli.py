@@ -92,9 +92,9 @@ def compile_(meta_path: Path | None):
 @model.command()
 @click.option("--meta", "meta_path", type=click.Path(dir_okay=False, path_type=Path),
               default=None, help="Model metadata file (default: the committed model).")
-@click.option("--batch", "batches", type=int, multiple=True, default=(1, 64, 1024, 8192),
+@click.option("--batch", "batches", type=click.IntRange(min=1), multiple=True, default=(1, 64, 1024, 8192),
               show_default=True, help="Batch sizes to measure (repeatable).")
-@click.option("--repeat", type=int, default=5, show_default=True,
+@click.option("--repeat", type=click.IntRange(min=1), default=5, show_default=True,
               help="Timed rounds per measurement; the best round counts.")
 @click.option("--xgboost/--no-xgboost", "with_xgb", default=True, show_default=True,
               help="Also time the training library's own inplace_predict.")

@@ -51,6 +51,8 @@ def run(scenario_file, bootstrap, external_scorer, namespace, target_file, worke
     1: the run could not be done (a bad scenario or target, no broker, a broker or service
     that stopped; the message says which); 2: a bad command line.
     """
+    if external_scorer and not namespace:
+        raise click.UsageError("--external-scorer needs --namespace: the topics the scorer reads")
     import msgspec
     from rich.console import Console
 

@@ -1,5 +1,7 @@
 """Create (idempotently) and delete the pipeline's four topics."""
 
+import sys
+
 import click
 from confluent_kafka.admin import AdminClient, NewTopic
 
@@ -124,7 +126,9 @@ def delete(bootstrap, namespace, yes):
     names = TopicNames.namespaced(namespace)
     require_broker(bootstrap)
     if not yes:
-        click.confirm(f"delete {', '.join(names.all())} on {bootstrap}?", abort=True)
+        if not click.confirm(f"delete {', '.join(names.all())} on {bootstrap}?"):
+            click.echo("nothing deleted", err=True)
+            sys.exit(1)
     for name in delete_topics(bootstrap, names):
         click.echo(f"deleted  {name}")
 

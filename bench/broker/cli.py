@@ -7,8 +7,11 @@ import click
 
 from bench.broker import lifecycle
 from bench.broker.jars import KAFKA_VERSION
+from bench.broker.properties import CONTROLLER_OFFSET
 
+# Node i listens on port + i - 1 and its controller on port + CONTROLLER_OFFSET + i - 1.
 PORT = click.option("--port", default=lifecycle.DEFAULT_PORT, show_default=True,
+                    type=click.IntRange(1, 65535 - CONTROLLER_OFFSET - 2),
                     help="Broker port of node 1 (nodes 2 and 3 take the next ports).")
 
 

@@ -4,6 +4,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 BENCH = [sys.executable, "-m", "bench.cli"]
 
 
@@ -57,3 +59,15 @@ def test_no_broker_is_one_line_not_the_client_log():
         assert proc.returncode == 1
         assert proc.stderr.startswith("error: cannot reach Kafka at 127.0.0.1:1: "), (cmd, proc.stderr)
         assert proc.stderr.count("\n") == 1, proc.stderr
+
+
+@pytest.mark.parametrize("args,message", [
+    (["run", "scenarios/steady.yaml", "--external-scorer"], "--external-scorer needs --namespace"),
+    (["broker", "up", "--port", "70000"], "70000 is not in the range"),
+    (["model", "speed", "--batch", "0"], "0 is not in the range x>=1"),
+    (["model", "speed", "--repeat", "0"], "0 is not in the range x>=1"),
+])
+def test_a_bad_command_line_exits_2_before_doing_anything(args, message):
+    proc = subprocess.run(BENCH + args, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and message in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr
