@@ -163,9 +163,22 @@ def decode_scenario(text: str | bytes, source: str = "<scenario>") -> Scenario:
     except msgspec.ValidationError as exc:
         raise ConfigError(validation_message(source, exc)) from None
     except msgspec.DecodeError as exc:
-        raise ConfigError(f"{source}: not valid YAML: {str(exc).splitlines()[0]}") from None
+        raise ConfigError(f"{source}: not valid YAML: {yaml_problem(exc)}") from None
     _check(scenario, source)
     return scenario
+
+
+def yaml_problem(exc: msgspec.DecodeError) -> str:
+    """What the YAML parser found wrong and where, on one line: "did not find expected ',' or
+    ']' (line 3, column 1) while parsing a flow sequence"."""
+    cause = exc.__cause__ or exc.__context__
+    mark = getattr(cause, "problem_mark", None)
+    problem = getattr(cause, "problem", None)
+    if problem is None:
+        return str(exc).splitlines()[0]
+    where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+    context = getattr(cause, "context", None)
+    return f"{problem}{where}" + (f" {context}" if context else "")
 
 
 def validation_message(source: str, exc: Exception) -> str:
@@ -206,6 +219,15 @@ def _check(s: Scenario, source: str) -> None:
         raise ConfigError(f"{source}: rate.burst_s must be shorter than rate.every_s - at $.rate.burst_s")
     if isinstance(s.rate, Max) and s.rate.start_tps > s.rate.max_tps:
         raise ConfigError(f"{source}: rate.start_tps exceeds rate.max_tps - at $.rate.start_tps")
+    if s.traffic.mix is not None:
+        from bench.synth import FRAUD_PATTERNS
+
+        unknown = sorted(set(s.traffic.mix) - set(FRAUD_PATTERNS))
+        if unknown:
+            raise ConfigError(f"{source}: unknown fraud pattern {unknown[0]!r} (known: "
+                              f"{', '.join(FRAUD_PATTERNS)}) - at $.traffic.mix.{unknown[0]}")
+        if not any(s.traffic.mix.values()):
+            raise ConfigError(f"{source}: traffic.mix needs a weight above 0 - at $.traffic.mix")
     for i, fault in enumerate(s.faults):
         if not isinstance(s.rate, Max) and fault.at_s >= s.duration_s:
             raise ConfigError(

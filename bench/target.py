@@ -96,4 +96,5 @@ def load_target(path: str | Path | None = None) -> Target:
         from bench.scenario import validation_message
         raise ConfigError(validation_message(str(path), exc)) from None
     except msgspec.DecodeError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {str(exc).splitlines()[0]}") from None
+        from bench.scenario import yaml_problem
+        raise ConfigError(f"{path}: not valid YAML: {yaml_problem(exc)}") from None

@@ -40,6 +40,11 @@ def test_peak_is_a_search_and_the_comparison_has_two_pipelines():
     ("name: x\nrate: {profile: constant, tps: 5}\nduration_s: 10\nfaults: [{at_s: 12, kill: scorer}]",
      "at $.faults[0].at_s"),
     ("name: x\nrate: [", "not valid YAML"),
+    ("name: x\nrate: {profile: constant, tps: [1, 2\nduration_s: 5\n",
+     "not valid YAML: did not find expected ',' or ']' (line 3, column 11) while parsing a flow sequence"),
+    ("name: x\nrate: {profile: constant, tps: 5}\ntraffic: {mix: {card_testin: 1.0}}",
+     "unknown fraud pattern 'card_testin' (known: high_amount, micro,"),
+    ("name: x\nrate: {profile: constant, tps: 5}\ntraffic: {mix: {micro: 0}}", "at $.traffic.mix"),
 ])
 def test_mistakes_are_one_clear_line(text, message):
     with pytest.raises(ConfigError) as info:
