@@ -130,6 +130,14 @@ def report(result_file, other, plot_path):
     """
     from bench import report as rep
 
+    if plot_path is not None and other is None:
+        raise click.UsageError("--plot needs --compare (a run's own plots are next to its result.json)")
+    if plot_path is not None:
+        try:
+            plot_path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise click.BadParameter(f"cannot create {plot_path.parent}: {exc.strerror}",
+                                     param_hint="--plot") from None
     a = rep.read_json(result_file)
     if other is None:
         rep.print_result(a)

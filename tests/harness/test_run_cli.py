@@ -71,3 +71,11 @@ def test_a_bad_command_line_exits_2_before_doing_anything(args, message):
     proc = subprocess.run(BENCH + args, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2 and message in proc.stderr, proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_report_plot_without_a_comparison_is_a_bad_command_line(tmp_path):
+    result = tmp_path / "result.json"
+    result.write_text("{}")
+    proc = subprocess.run(BENCH + ["report", str(result), "--plot", str(tmp_path / "x.png")],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and "--plot needs --compare" in proc.stderr
