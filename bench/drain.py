@@ -35,6 +35,7 @@ __all__ = ["DrainOptions", "preload", "drain", "read_outputs"]
 _SEQ_AT = HEADER_DTYPE.fields["seq"][1]
 _FLAGGED = b'"is_fraud":true'
 _CHUNK = 100_000
+_MIN_TIMED_S = 0.5   # a shorter drain is not timed (see _rate)
 
 
 @dataclass
@@ -153,8 +154,8 @@ def drain(opts: DrainOptions) -> dict:
         "records": total, "partitions": len(parts), "workers": opts.workers or len(parts),
         "settings": {"batch_max_records": opts.batch_max_records,
                      "batch_max_wait_ms": opts.batch_max_wait_ms, "kafka": opts.kafka},
-        "steady_tps": round(window / max(t90 - t10, 1e-9)),
-        "overall_tps": round(total / max(points[-1][0] - started, 1e-9)),
+        "steady_tps": _rate(window, t90 - t10),
+        "overall_tps": _rate(total, points[-1][0] - started),
         "first_commit_after_s": round(started - points[0][0], 2),
         "commit_p50_ms": round(bucket_quantile(commit_buckets, 0.50) * 1000, 2),
         "commit_p99_ms": round(bucket_quantile(commit_buckets, 0.99) * 1000, 2),
@@ -163,6 +164,12 @@ def drain(opts: DrainOptions) -> dict:
         "cpu_cores": {k: round(cores, 3) for k, (cores, _) in cpu.items()},
         "cpu_us_per_tx": {k: round(us, 2) for k, (_, us) in cpu.items()},
     }
+
+
+def _rate(records: float, seconds: float) -> int | None:
+    """records/seconds, or None when the span is too short to time: a topic drained within a
+    poll or two (0.1 s apart) would give an absurd rate."""
+    return round(records / seconds) if seconds >= _MIN_TIMED_S else None
 
 
 def _follow(opts, probe, service, parts, ends, total):
@@ -175,7 +182,8 @@ def _follow(opts, probe, service, parts, ends, total):
     deadline = time.monotonic() + opts.timeout_s
 
     def groups():
-        return {"scorers": service.workers(), "broker": opts.broker_pids}
+        # a remote broker's CPU is not measured: no row rather than a zero
+        return {"scorers": service.workers(), **({"broker": opts.broker_pids} if opts.broker_pids else {})}
 
     while True:
         got = probe.committed([TopicPartition(topic, p) for p in parts], timeout=30)
