@@ -7,6 +7,8 @@ import sys
 
 import click
 
+from core.config import MAX_WORKERS
+
 __all__ = ["score"]
 
 
@@ -14,7 +16,7 @@ __all__ = ["score"]
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), help="YAML file of ScoringConfig fields.")
 @click.option("--bootstrap", default=None, envvar="FRAUDSTREAM_BOOTSTRAP",
               help="Kafka bootstrap servers [default: 127.0.0.1:9092].")
-@click.option("--workers", type=click.IntRange(1, 256), help="Scoring processes [default: one per input partition].")
+@click.option("--workers", type=click.IntRange(1, MAX_WORKERS), help="Scoring processes [default: one per input partition].")
 @click.option("--model", "model_path", type=click.Path(dir_okay=False), help="Model metadata file [default: committed model].")
 @click.option("--namespace", default=None, help="Topic namespace (<ns>.transactions, ...).")
 @click.option("--group", "group_id", default=None, help="Consumer group id [default: fraudstream-scoring].")

@@ -15,10 +15,11 @@ import logging  # noqa: E402
 import sys  # noqa: E402
 
 from core.errors import FraudstreamError  # noqa: E402
+from core.config import MAX_WORKERS  # noqa: E402
 from core.service import EXAMPLE, build_config, run_service  # noqa: E402
 
 
-def _at_least(low: int):
+def _at_least(low: int, high: int | None = None):
     def parse(text: str) -> int:
         try:
             value = int(text)
@@ -26,6 +27,8 @@ def _at_least(low: int):
             raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
         if value < low:
             raise argparse.ArgumentTypeError(f"{value} is below {low}")
+        if high is not None and value > high:
+            raise argparse.ArgumentTypeError(f"{value} is above {high}")
         return value
     return parse
 
@@ -37,7 +40,8 @@ def _parser() -> argparse.ArgumentParser:
                     "one Kafka transaction per micro-batch.", epilog=EXAMPLE)
     p.add_argument("--config", help="YAML file with ScoringConfig fields (flags override it)")
     p.add_argument("--bootstrap", dest="bootstrap_servers", help="Kafka bootstrap servers (default 127.0.0.1:9092)")
-    p.add_argument("--workers", type=_at_least(1), help="scoring processes (default: one per input partition)")
+    p.add_argument("--workers", type=_at_least(1, MAX_WORKERS),
+                   help=f"scoring processes, at most {MAX_WORKERS} (default: one per input partition)")
     p.add_argument("--model", dest="model_path", help="model metadata file (default: the committed model)")
     p.add_argument("--namespace", help="topic namespace: <ns>.transactions, <ns>.fraud-scores, ...")
     p.add_argument("--group", dest="group_id", help="consumer group id (default fraudstream-scoring)")

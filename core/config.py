@@ -23,7 +23,9 @@ from msgspec import Meta
 from core.errors import ConfigError
 from core.topics import TopicNames
 
-__all__ = ["ScoringConfig", "redact", "load_config", "RESERVED_KAFKA_KEYS"]
+__all__ = ["ScoringConfig", "redact", "load_config", "RESERVED_KAFKA_KEYS", "MAX_WORKERS"]
+
+MAX_WORKERS = 256   # scoring processes one service may start
 
 # Keys the transactional loop sets itself: letting a passthrough override them would
 # silently turn exactly-once into at-least-once (or worse).
