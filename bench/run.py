@@ -36,6 +36,7 @@ from core.topics import PARTITIONS, TopicNames
 __all__ = ["RunOptions", "run_scenario", "machine", "resolve_target"]
 
 READY_TIMEOUT_S = 240.0   # model compile + group join on a loaded 2-core machine
+READY_HINT_S = 30.0       # then say what it waits for
 PROBE_TPS = 100.0
 
 
@@ -235,7 +236,8 @@ def _run_pipeline(scenario, pipeline, target, bootstrap, cluster, opts) -> dict:
 
         ctx = Context(harness, scenario, cpu_groups, opts.progress, fault, alive,
                       broker_gc if cluster is not None else None)
-        _wait_ready(ctx, harness)
+        _wait_ready(ctx, harness, opts.echo, f"the scoring service reading namespace {namespace!r} "
+                    "(bench score --namespace ...)" if opts.external_scorer else "the scoring service")
         broker_warmup = None
         if cluster is not None:
             broker_warmup = warm_broker(ctx, list(cluster.pids.values()), _first_tps(scenario), opts.echo)
@@ -300,14 +302,21 @@ def _broker_gone(cluster) -> str | None:
     return None
 
 
-def _wait_ready(ctx: Context, harness: Harness) -> None:
+def _wait_ready(ctx: Context, harness: Harness, echo=print, scorer: str = "the scoring service") -> None:
     """Trickle probe records until the first scored one is visible (model compiled, group joined)."""
     now = time.time_ns()
     harness.plan([(now, int(READY_TIMEOUT_S * NS), PROBE_TPS)], replace=True)
     t0 = time.time()
+    hinted = False
     while harness.timeline.total_scores == 0:
-        if time.time() - t0 > READY_TIMEOUT_S:
-            raise PipelineError(f"no scored record visible within {READY_TIMEOUT_S:.0f}s of start")
+        waited = time.time() - t0
+        if waited > READY_TIMEOUT_S:
+            raise PipelineError(f"no scored record visible within {READY_TIMEOUT_S:.0f}s of start: "
+                                f"is {scorer} running?")
+        if waited > READY_HINT_S and not hinted:
+            echo(f"nothing scored after {READY_HINT_S:.0f} s: waiting for {scorer} "
+                 f"(at most {READY_TIMEOUT_S:.0f} s)")
+            hinted = True
         ctx.tick("starting", int(t0), PROBE_TPS)
 
 
