@@ -19,5 +19,5 @@ def test_crossing_of_a_flat_step_is_the_step_time():
 def test_a_drain_too_short_to_time_has_no_rate():
     from bench.drain import _rate
 
-    assert _rate(2_000, 1e-6) is None          # one poll: would print 2,000,000,000 tx/s
+    assert _rate(2_000, 1e-6) is None          # would print 2,000,000,000 tx/s
     assert _rate(1_000_000, 8.0) == 125_000
