@@ -68,8 +68,9 @@ class _Slot:
         else:
             self.quick_deaths += 1
         self.history.append(exitcode)
+        cannot_start = all(code == EXIT_STARTUP for code in self.history[-_MAX_QUICK_DEATHS:])
         return self.quick_deaths >= _MAX_QUICK_DEATHS and (
-            exitcode == EXIT_STARTUP or now - self.failing_since >= _GIVE_UP_AFTER_S)
+            cannot_start or now - self.failing_since >= _GIVE_UP_AFTER_S)
 
 
 def _claim_instance(group_id: str) -> tuple[int, Any]:

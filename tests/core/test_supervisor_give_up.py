@@ -26,3 +26,9 @@ def test_a_long_lived_worker_starts_a_new_streak():
     assert slot.quick_deaths == 1 and slot.failing_since == 3_700.0
     # four more quick deaths right after: five in a row, but only seconds of failing
     assert _deaths(slot, EXIT_PIPELINE, [3_702, 3_704, 3_706, 3_708]) == [False] * 4
+
+
+def test_one_start_up_error_among_kafka_failures_does_not_cut_the_minute_short():
+    slot = _Slot(0)
+    assert _deaths(slot, EXIT_PIPELINE, [0, 3, 6, 10]) == [False] * 4
+    assert slot.record_death(2.0, EXIT_STARTUP, 12.0) is False
