@@ -74,7 +74,8 @@ class ScoringConsumer:
     # -- lifecycle -------------------------------------------------------------------------
 
     def run(self) -> None:
-        """Score until stop(); raises PipelineError on a fatal Kafka error (e.g. fenced)."""
+        """Score until stop(); raises PipelineError on a fatal Kafka error (e.g. fenced), and
+        ConfigError when the configured topics do not exist."""
         cfg = self.config
         settings = producer_settings(cfg, self.slot)
         self._max_message_bytes = int(settings.get("message.max.bytes", DEFAULT_MAX_MESSAGE_BYTES))
@@ -116,10 +117,15 @@ class ScoringConsumer:
             metadata = self._consumer.list_topics(timeout=15.0)
         except KafkaException as exc:
             raise PipelineError(f"cannot reach Kafka at {self.config.bootstrap_servers}: {exc.args[0].str()}") from exc
-        missing = [n for n in names if n not in metadata.topics or metadata.topics[n].error is not None]
+        found = metadata.topics
+        missing = [n for n in names if n not in found or (found[n].error is not None and found[n].error.code()
+                                                           == KafkaError.UNKNOWN_TOPIC_OR_PART)]
         if missing:
             raise ConfigError(f"topic(s) {', '.join(missing)} do not exist on {self.config.bootstrap_servers}"
-                                f" (create them with `bench topics create`)")
+                              f" (create them with `bench topics create`)")
+        unusable = [f"{n}: {found[n].error.str()}" for n in names if found[n].error is not None]
+        if unusable:   # e.g. no leader during a failover, or not authorised: a Kafka failure
+            raise PipelineError(f"topic(s) not usable on {self.config.bootstrap_servers}: {'; '.join(unusable)}")
 
     def _close(self) -> None:
         if self._txn_open:
