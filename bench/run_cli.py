@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from core.config import MAX_WORKERS
+
 __all__ = ["run", "report"]
 
 
@@ -18,7 +20,7 @@ __all__ = ["run", "report"]
 @click.option("--namespace", default=None, help="With --external-scorer: the topics' namespace.")
 @click.option("--target", "target_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Target file (brokers, client properties); overrides the scenario's.")
-@click.option("--workers", type=click.IntRange(1, 256), default=None,
+@click.option("--workers", type=click.IntRange(1, MAX_WORKERS), default=None,
               help="Override topology.scoring_processes.")
 @click.option("--duration", type=click.FloatRange(0, min_open=True), default=None, help="Override duration_s.")
 @click.option("--tps", type=click.FloatRange(0, min_open=True), default=None,

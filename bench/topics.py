@@ -154,4 +154,4 @@ def require_topic(bootstrap: str, topic: str) -> None:
     """Fail as one CLI line unless the broker answers and `topic` exists."""
     meta = _probe(bootstrap, topic).topics.get(topic)
     if meta is None or meta.error is not None:
-        raise click.ClickException(f"topic {topic} does not exist on {bootstrap} (bench topics create)")
+        raise TopicError(f"topic {topic} does not exist on {bootstrap} (bench topics create)")
