@@ -13,19 +13,23 @@ from typing import Any, Sequence
 from core.topics import TopicNames
 
 __all__ = ["produce_outputs", "dead_letter", "H_REASON", "H_SOURCE_TOPIC", "H_SOURCE_PARTITION",
-           "H_SOURCE_OFFSET", "H_TRUNCATED_FROM", "DEFAULT_MAX_MESSAGE_BYTES"]
+           "H_SOURCE_OFFSET", "H_TRUNCATED_FROM", "H_HEADERS_DROPPED", "H_KEY_TRUNCATED_FROM",
+           "DEFAULT_MAX_MESSAGE_BYTES"]
 
 H_REASON = "fraudstream.deadletter.reason"
 H_SOURCE_TOPIC = "fraudstream.source.topic"
 H_SOURCE_PARTITION = "fraudstream.source.partition"
 H_SOURCE_OFFSET = "fraudstream.source.offset"
 H_TRUNCATED_FROM = "fraudstream.deadletter.truncated_from"
+H_HEADERS_DROPPED = "fraudstream.deadletter.headers_dropped"
+H_KEY_TRUNCATED_FROM = "fraudstream.deadletter.key_truncated_from"
 
 DEFAULT_MAX_MESSAGE_BYTES = 1_000_000   # librdkafka's message.max.bytes
 # librdkafka counts a record's key, value and headers plus the batch and record framing
 # against message.max.bytes; these bound the framing from above.
-_RECORD_OVERHEAD = 512
+_RECORD_OVERHEAD = 128
 _HEADER_OVERHEAD = 16
+_MARKS_RESERVE = 3 * (64 + 20 + _HEADER_OVERHEAD)   # room for the three cut/drop headers
 
 
 def _produce(producer: Any, topic: str, value: Any, key: Any, headers: Any) -> None:
@@ -54,26 +58,40 @@ def produce_outputs(producer: Any, topics: TopicNames, msgs: Sequence[Any], resu
         _produce(producer, alerts, value, msg.key(), msg.headers())
     for idx, reason in result.dead:
         msg = msgs[idx]
-        value, headers = dead_letter(msg, reason, max_message_bytes)
-        _produce(producer, topics.deadletter, value, msg.key(), headers)
+        key, value, headers = dead_letter(msg, reason, max_message_bytes)
+        _produce(producer, topics.deadletter, value, key, headers)
 
 
-def dead_letter(msg: Any, reason: str, max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> tuple[Any, list]:
-    """The value and headers of `msg`'s dead letter: the original value, the original headers
-    plus the reason and source coordinates. A value that would no longer fit the producer's
-    message.max.bytes with those headers is cut to fit and gets H_TRUNCATED_FROM (its full
-    length); the whole record stays at the source coordinates the headers give."""
-    headers = list(msg.headers() or ())
-    headers += [(H_REASON, reason.encode("utf-8", "replace")),
-                (H_SOURCE_TOPIC, msg.topic().encode()),
-                (H_SOURCE_PARTITION, str(msg.partition()).encode()),
-                (H_SOURCE_OFFSET, str(msg.offset()).encode())]
-    value = msg.value()
-    if value is None:
-        return value, headers
-    headers_size = sum(len(k) + len(v or b"") + _HEADER_OVERHEAD for k, v in headers)
-    room = max_message_bytes - _RECORD_OVERHEAD - len(msg.key() or b"") - headers_size
-    if len(value) > room:
-        headers.append((H_TRUNCATED_FROM, str(len(value)).encode()))
-        value = value[:max(room - len(H_TRUNCATED_FROM) - 32, 0)]
-    return value, headers
+def dead_letter(msg: Any, reason: str, max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> tuple[Any, Any, list]:
+    """Key, value and headers of `msg`'s dead letter: the original key, value and headers, plus
+    the reason and source coordinates. What would not fit the producer's message.max.bytes is
+    cut, least important first - the value (H_TRUNCATED_FROM: its length), then the original
+    headers (H_HEADERS_DROPPED: how many), then the key (H_KEY_TRUNCATED_FROM) - so a bad
+    record can never make its own dead letter fail; the whole record stays at the source
+    coordinates the headers give."""
+    ours = [(H_REASON, reason.encode("utf-8", "replace")),
+            (H_SOURCE_TOPIC, msg.topic().encode()),
+            (H_SOURCE_PARTITION, str(msg.partition()).encode()),
+            (H_SOURCE_OFFSET, str(msg.offset()).encode())]
+    original = list(msg.headers() or ())
+    key, value = msg.key(), msg.value()
+    budget = max_message_bytes - _RECORD_OVERHEAD - _headers_size(ours) - _MARKS_RESERVE
+    marks = []
+    if key is not None and len(key) > budget:
+        marks.append((H_KEY_TRUNCATED_FROM, str(len(key)).encode()))
+        key = key[:max(budget, 0)]
+    budget -= len(key or b"")
+    if _headers_size(original) > budget:
+        marks.append((H_HEADERS_DROPPED, str(len(original)).encode()))
+        original = []
+    budget -= _headers_size(original)
+    if value is not None and len(value) > budget:
+        marks.append((H_TRUNCATED_FROM, str(len(value)).encode()))
+        value = value[:max(budget, 0)]
+    return key, value, original + ours + marks
+
+
+def _headers_size(headers: list) -> int:
+    """Bytes librdkafka counts for these headers, framing included (bounded from above)."""
+    return sum(len(k.encode() if isinstance(k, str) else k) + len(v or b"") + _HEADER_OVERHEAD
+               for k, v in headers)

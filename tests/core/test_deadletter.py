@@ -3,8 +3,8 @@
 from confluent_kafka import KafkaError, KafkaException, Producer
 from hypothesis import given, settings, strategies as st
 
-from core.routing import (DEFAULT_MAX_MESSAGE_BYTES, H_REASON, H_SOURCE_OFFSET, H_TRUNCATED_FROM,
-                          dead_letter)
+from core.routing import (DEFAULT_MAX_MESSAGE_BYTES, H_HEADERS_DROPPED, H_KEY_TRUNCATED_FROM, H_REASON,
+                          H_SOURCE_OFFSET, H_TRUNCATED_FROM, dead_letter)
 
 
 class _Msg:
@@ -35,12 +35,12 @@ class _Msg:
 def _producer(max_bytes=DEFAULT_MAX_MESSAGE_BYTES):
     # A real client with nothing to connect to: produce() only queues, after librdkafka's own
     # size check against message.max.bytes.
-    return Producer({"bootstrap.servers": "127.0.0.1:1", "message.max.bytes": max_bytes})
+    return Producer({"bootstrap.servers": "127.0.0.1:1", "message.max.bytes": max_bytes, "log_level": 0})
 
 
 def test_a_small_bad_record_keeps_its_value_and_gains_the_reason():
-    value, headers = dead_letter(_Msg(b"not json", headers=[("bench", b"x")]), "decode: bad json")
-    assert value == b"not json"
+    key, value, headers = dead_letter(_Msg(b"not json", headers=[("bench", b"x")]), "decode: bad json")
+    assert (key, value) == (b"card-1", b"not json")
     assert headers[0] == ("bench", b"x")
     names = dict(headers)
     assert names[H_REASON] == b"decode: bad json" and names[H_SOURCE_OFFSET] == b"123456"
@@ -50,29 +50,36 @@ def test_a_small_bad_record_keeps_its_value_and_gains_the_reason():
 def test_a_record_near_the_limit_is_cut_to_fit_and_says_how_long_it_was():
     msg = _Msg(b"x" * 999_950)
     producer = _producer()
-    whole, untouched = dead_letter(msg, "too large", max_message_bytes=10 ** 9)
+    _, whole, untouched = dead_letter(msg, "too large", max_message_bytes=10 ** 9)
     assert whole == msg.value()
     try:
         producer.produce("dlq", whole, msg.key(), headers=untouched)
         raise AssertionError("librdkafka accepted a record over message.max.bytes")
     except KafkaException as exc:
         assert exc.args[0].code() == KafkaError.MSG_SIZE_TOO_LARGE
-    value, headers = dead_letter(msg, "too large")
-    assert dict(headers)[H_TRUNCATED_FROM] == b"999950"
+    key, value, headers = dead_letter(msg, "too large")
+    assert dict(headers)[H_TRUNCATED_FROM] == b"999950" and key == msg.key()
     assert 0 < len(value) < 999_950 and msg.value().startswith(value)
     producer.produce("dlq", value, msg.key(), headers=headers)   # raises if it does not fit
     producer.purge()
 
 
-@settings(max_examples=40, deadline=None)
-@given(size=st.integers(0, 300_000), key=st.binary(max_size=200),
-       extra=st.lists(st.tuples(st.text(min_size=1, max_size=30), st.binary(max_size=2_000)), max_size=5),
-       limit=st.integers(20_000, 300_000))
-def test_every_dead_letter_fits_the_limit(size, key, extra, limit):
-    msg = _Msg(b"v" * size, key=key, headers=extra or None)
-    value, headers = dead_letter(msg, "reason", limit)
+@settings(max_examples=60, deadline=None)
+@given(size=st.integers(0, 300_000),
+       key=st.one_of(st.none(), st.binary(max_size=200), st.binary(min_size=1).map(lambda b: b * 150_000)),
+       extra=st.lists(st.tuples(st.text(min_size=1, max_size=300), st.one_of(st.none(), st.binary(max_size=60_000))),
+                      max_size=6),
+       limit=st.integers(20_000, 300_000), has_value=st.booleans())
+def test_every_dead_letter_fits_the_limit(size, key, extra, limit, has_value):
+    # non-ASCII header names (up to 4 bytes a character), keys and headers alone over the limit
+    msg = _Msg(b"v" * size if has_value else None, key=key, headers=extra or None)
+    out_key, value, headers = dead_letter(msg, "reason", limit)
     producer = _producer(limit)
-    producer.produce("dlq", value, key, headers=headers)
+    producer.produce("dlq", value, out_key, headers=headers)   # raises if it does not fit
     producer.purge()
-    cut = H_TRUNCATED_FROM in dict(headers)
-    assert value == msg.value() if not cut else (len(value) < size and msg.value().startswith(value))
+    marks = dict((k, v) for k, v in headers if k.startswith("fraudstream.deadletter."))
+    assert (value == msg.value()) == (H_TRUNCATED_FROM not in marks)
+    assert (out_key == key) == (H_KEY_TRUNCATED_FROM not in marks)
+    assert (H_HEADERS_DROPPED in marks) == (bool(extra) and headers[0][0] == H_REASON)
+    if value is not None:
+        assert msg.value().startswith(value)
