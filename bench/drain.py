@@ -146,10 +146,11 @@ def drain(opts: DrainOptions) -> dict:
     if code not in (0, None):
         raise PipelineError(f"the scoring service exited {code}; log: {opts.log_path}\n{service.log_tail()}")
     t10, t90 = _crossing(points, 0.1 * total), _crossing(points, 0.9 * total)
-    started = next(t for t, d in points if d > 0)
-    # the last poll that still saw nothing committed: timing from there, a topic committed
-    # between two polls gets a rate over at least one poll interval, not over zero seconds
-    before_first = max(t for t, d in points if d == 0)
+    first = next(i for i, (_, d) in enumerate(points) if d > 0)   # points[0] is (start, 0)
+    started = points[first][0]
+    # the poll just before the first commit: timing from there, a topic committed between
+    # two polls gets a rate over at least one poll interval, not over zero seconds
+    before_first = points[first - 1][0]
     commit_buckets, _, _ = _histogram_summary(samples, "fraudstream_commit_seconds")
     _, batch_sum, batch_count = _histogram_summary(samples, "fraudstream_batch_records")
     window = 0.8 * total
@@ -159,6 +160,8 @@ def drain(opts: DrainOptions) -> dict:
                      "batch_max_wait_ms": opts.batch_max_wait_ms, "kafka": opts.kafka},
         "steady_tps": _rate(window, t90 - t10),
         "overall_tps": _rate(total, points[-1][0] - before_first),
+        # polls from the first commit to the end: with a few, the rates are rough
+        "timed_polls": len(points) - first,
         "first_commit_after_s": round(started - points[0][0], 2),
         "commit_p50_ms": round(bucket_quantile(commit_buckets, 0.50) * 1000, 2),
         "commit_p99_ms": round(bucket_quantile(commit_buckets, 0.99) * 1000, 2),

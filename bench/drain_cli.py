@@ -110,6 +110,9 @@ def drain(records, workers, batch_max_records, batch_max_wait_ms, kafka_settings
         sys.exit(4)
 
 
+_ROUGH_POLLS = 5
+
+
 def _print(r: dict) -> None:
     cpu = ", ".join(f"{k} {v:.2f} cores ({r['cpu_us_per_tx'][k]:.1f} us/tx)" for k, v in r["cpu_cores"].items())
     click.echo(f"drained {r['records']:,} records, {r['partitions']} partitions, {r['workers']} workers")
@@ -117,8 +120,10 @@ def _print(r: dict) -> None:
         click.echo("  rate: not timed, the whole topic was committed within a poll or two "
                    f"(first commit after {r['first_commit_after_s']} s; use more --records)")
     else:
+        rough = (f"; rough: the topic drained within {r['timed_polls']} poll(s) 0.1 s apart, use more "
+                 "--records") if r.get("timed_polls", _ROUGH_POLLS) < _ROUGH_POLLS else ""
         click.echo(f"  steady rate (10-90 %): {r['steady_tps']:,} tx/s   overall: {r['overall_tps']:,} tx/s "
-                   f"(first commit after {r['first_commit_after_s']} s)")
+                   f"(first commit after {r['first_commit_after_s']} s{rough})")
     click.echo(f"  transactions: {r['transactions']:,}, mean batch {r['mean_batch']:,} records; "
                f"commit p50 {r['commit_p50_ms']} ms, p99 {r['commit_p99_ms']} ms")
     click.echo(f"  CPU: {cpu or 'not measured (drained too fast)'}")
