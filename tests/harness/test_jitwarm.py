@@ -25,23 +25,27 @@ def _warm(monkeypatch, readings, pids=(1,)):
 
 
 def test_a_broker_that_stops_mid_warmup_ends_it_without_a_drain(monkeypatch):
-    out, drained, plans = _warm(monkeypatch, [10.0, 12.0, None])
+    out, drained, plans = _warm(monkeypatch, [{1: 10.0}, {1: 12.0}, None])
     assert out["settled"] is False and drained == []
     assert plans[-1] == []                     # the load is stopped either way
 
 
 def test_a_settled_compiler_ends_the_warmup_with_a_drain(monkeypatch):
-    out, drained, plans = _warm(monkeypatch, [10.0, 12.0, 12.1])
+    out, drained, plans = _warm(monkeypatch, [{1: 10.0}, {1: 12.0}, {1: 12.1}])
     assert out["settled"] is True and out["compiler_cpu_s"] == 2.1
     assert drained == [60.0] and plans[-1] == []
 
 
 
 def test_the_settled_threshold_is_per_broker(monkeypatch):
-    # 0.12 core of compiling in the first window: settled for three brokers (0.04 each),
-    # not for one, which needs a second, quiet window.
-    readings = [10.0, 10.0 + 0.12 * jitwarm.WINDOW_S, 10.37]
-    three, _, _ = _warm(monkeypatch, readings, pids=(1, 2, 3))
-    one, _, _ = _warm(monkeypatch, readings, pids=(1,))
+    # 0.12 core of compiling in a window: settled when three brokers share it (0.04 each),
+    # not when one broker does it alone, even with two idle ones beside it.
+    w = jitwarm.WINDOW_S
+    shared = [{1: 10.0, 2: 10.0, 3: 10.0}, {1: 10.0 + 0.04 * w, 2: 10.0 + 0.04 * w, 3: 10.0 + 0.04 * w}]
+    three, _, _ = _warm(monkeypatch, shared, pids=(1, 2, 3))
+    alone = [{1: 10.0, 2: 10.0, 3: 10.0}, {1: 10.0 + 0.12 * w, 2: 10.0, 3: 10.0},
+             {1: 10.0 + 0.12 * w, 2: 10.0, 3: 10.0}]
+    one, _, _ = _warm(monkeypatch, alone, pids=(1, 2, 3))
     assert (three["settled"], three["windows"]) == (True, 1)
     assert (one["settled"], one["windows"]) == (True, 2)
+    assert one["compiler_cpu_s"] == round(0.12 * w, 1)

@@ -124,7 +124,8 @@ def test_compiler_threads_of_the_broker_are_found(kafka_bootstrap):
     cluster = find_running()
     assert cluster is not None
     used = compiler_cpu_seconds(cluster.pids.values())
-    assert used is not None and used > 0          # it compiled something to get here
+    assert used is not None and set(used) == set(cluster.pids.values())
+    assert all(seconds > 0 for seconds in used.values())   # each compiled something to get here
     assert compiler_cpu_seconds([os.getpid()]) is None   # not a JVM
 
 
