@@ -151,28 +151,26 @@ class Supervisor:
         if self._stopping.is_set():   # before start-up, or while the model compiled (seconds)
             log.info("stopped before any worker started")
             return 0
-        workers = self.workers or self._partition_count(config)
-        log.info("starting %d scoring process(es), group %s, ids %s-<slot>, %s", workers, config.group_id,
-                 config.transactional_id_prefix, "exactly-once" if config.exactly_once else "AT-LEAST-ONCE")
         metrics_dir = os.environ.get(MULTIPROC_ENV)
         own_dir = metrics_dir is None
         if own_dir:
             metrics_dir = tempfile.mkdtemp(prefix="fraudstream-metrics-")
             os.environ[MULTIPROC_ENV] = metrics_dir
         try:
-            serve(config.metrics_port, multiprocess_dir=metrics_dir)
-        except ConfigError:
-            if own_dir:
-                self._drop_metrics_dir(metrics_dir)
-            raise
-        if config.metrics_port:
-            log.info("Prometheus metrics on http://0.0.0.0:%d/metrics", config.metrics_port)
-        ctx = multiprocessing.get_context("spawn")
-        child_config = msgspec.json.encode(config.replace(stats_interval_s=0.0, metrics_port=0))
-        self._slots = [_Slot(self.first_slot + i) for i in range(workers)]
-        for slot in self._slots:
-            self._start(ctx, slot, child_config)
-        try:
+            serve(config.metrics_port, multiprocess_dir=metrics_dir)   # a port in use: before Kafka
+            if config.metrics_port:
+                log.info("Prometheus metrics on http://0.0.0.0:%d/metrics", config.metrics_port)
+            if self.workers:
+                # Only that Kafka answers: missing topics are the workers' start-up error.
+                self._input_metadata(config)
+            workers = self.workers or self._partition_count(config)
+            log.info("starting %d scoring process(es), group %s, ids %s-<slot>, %s", workers, config.group_id,
+                     config.transactional_id_prefix, "exactly-once" if config.exactly_once else "AT-LEAST-ONCE")
+            ctx = multiprocessing.get_context("spawn")
+            child_config = msgspec.json.encode(config.replace(stats_interval_s=0.0, metrics_port=0))
+            self._slots = [_Slot(self.first_slot + i) for i in range(workers)]
+            for slot in self._slots:
+                self._start(ctx, slot, child_config)
             return self._watch(ctx, child_config, metrics_dir)
         finally:
             self._stop_children()
@@ -196,22 +194,31 @@ class Supervisor:
         Scorer.load(self.config.model_path).score_batch([_SAMPLE, b"{}"])
         log.info("model ready in %.1f s", time.perf_counter() - t0)
         config = self.config
+        _check_client_settings(config)
         if config.transactional_id_prefix is None:
             k, self._lock_handle = _claim_instance(config.group_id)
             config = config.replace(transactional_id_prefix=f"{config.group_id}.{socket.gethostname()}.{k}")
         return config
 
     @staticmethod
-    def _partition_count(config: ScoringConfig) -> int:
+    def _input_metadata(config: ScoringConfig) -> Any:
+        """The input topic's metadata (None: it does not exist), from a client that logs
+        nothing: an unreachable broker is one line after 15 s, not librdkafka's reconnect log."""
         from confluent_kafka import KafkaException
         from confluent_kafka.admin import AdminClient
 
-        admin = AdminClient({**_admin_settings(config.kafka), "bootstrap.servers": config.bootstrap_servers})
+        admin = AdminClient({**_admin_settings(config.kafka), "bootstrap.servers": config.bootstrap_servers,
+                             "log_level": 0})
         topic = config.topics.transactions
         try:
-            meta = admin.list_topics(topic, timeout=15.0).topics.get(topic)
+            return admin.list_topics(topic, timeout=15.0).topics.get(topic)
         except KafkaException as exc:
-            raise PipelineError(f"cannot reach Kafka at {config.bootstrap_servers}: {exc}") from None
+            raise PipelineError(f"cannot reach Kafka at {config.bootstrap_servers}: {exc.args[0].str()}") from None
+
+    @staticmethod
+    def _partition_count(config: ScoringConfig) -> int:
+        topic = config.topics.transactions
+        meta = Supervisor._input_metadata(config)
         if meta is None or meta.error is not None or not meta.partitions:
             raise PipelineError(f"input topic {topic} does not exist on {config.bootstrap_servers}"
                                 f" (create it with `bench topics create`)")
@@ -282,6 +289,23 @@ class Supervisor:
                 proc.join()
         if live:
             log.info("all workers stopped")
+
+
+def _check_client_settings(config: ScoringConfig) -> None:
+    """Let librdkafka judge the producer and consumer settings once, here: a bad -X key is one
+    line at start-up instead of a traceback in every worker it restarts."""
+    from confluent_kafka import Consumer, KafkaException, Producer
+
+    from core.txn import consumer_settings, producer_settings
+
+    for kind, make, settings in (("producer", Producer, producer_settings(config, 0)),
+                                 ("consumer", Consumer, consumer_settings(config, 0))):
+        try:
+            client = make({**settings, "log_level": 0})   # connects only when used
+        except KafkaException as exc:
+            raise ConfigError(f"Kafka {kind} settings: {exc.args[0].str()}") from None
+        if kind == "consumer":
+            client.close()
 
 
 def _admin_settings(kafka: dict[str, str]) -> dict[str, str]:
