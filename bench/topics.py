@@ -129,8 +129,11 @@ def delete(bootstrap, namespace, yes):
         if not click.confirm(f"delete {', '.join(names.all())} on {bootstrap}?"):
             click.echo("nothing deleted", err=True)
             sys.exit(1)
-    for name in delete_topics(bootstrap, names):
+    deleted = delete_topics(bootstrap, names)
+    for name in deleted:
         click.echo(f"deleted  {name}")
+    if not deleted:
+        click.echo(f"none of {', '.join(names.all())} exists on {bootstrap}: nothing to delete")
 
 
 def _probe(bootstrap: str, topic: str | None = None):

@@ -164,7 +164,9 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> ScoringConf
         except OSError as exc:
             raise ConfigError(f"cannot read config {path}: {exc.strerror}") from None
         except yaml.YAMLError as exc:
-            raise ConfigError(f"config {path} is not valid YAML: {exc}") from None
+            mark, problem = getattr(exc, "problem_mark", None), getattr(exc, "problem", None) or str(exc)
+            where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+            raise ConfigError(f"config {path} is not valid YAML: {problem.splitlines()[0]}{where}") from None
         if loaded is not None and not isinstance(loaded, dict):
             raise ConfigError(f"config {path}: expected a mapping at the top level")
         data = dict(loaded or {})
