@@ -104,8 +104,9 @@ def create(bootstrap, namespace):
       bench topics create
       bench topics create --namespace run42   # run42.transactions, ...
     """
+    names = TopicNames.namespaced(namespace)
     require_broker(bootstrap)
-    result = create_topics(bootstrap, TopicNames.namespaced(namespace))
+    result = create_topics(bootstrap, names)
     for name in result["created"]:
         click.echo(f"created  {name}")
     for name in result["existed"]:
