@@ -234,17 +234,21 @@ def test_a_bad_record_near_the_size_limit_is_dead_lettered_cut_to_fit(kafka_boot
     names = fresh_topics("bigdead")
     valid = make_inputs(20, 0, seed=5)
     big = b"x" * 1_000_000
-    producer = Producer({"bootstrap.servers": kafka_bootstrap, "message.max.bytes": 1_040_000})
+    producer = Producer({"bootstrap.servers": kafka_bootstrap, "message.max.bytes": 1_040_000,
+                         "enable.idempotence": True})
+    big_offset = []
     for i, (key, value, _) in enumerate(valid.records):
         producer.produce(names.transactions, value, key, partition=0)
         if i == 9:
-            producer.produce(names.transactions, big, b"big", partition=0)
+            producer.produce(names.transactions, big, b"big", partition=0,
+                             on_delivery=lambda err, msg: big_offset.append((err, msg.offset())))
     assert producer.flush(30) == 0
+    assert len(big_offset) == 1 and big_offset[0][0] is None
 
     snap = _score_until_drained(kafka_bootstrap, names, scorer, "bigdead")
     assert (snap.deadletters, snap.processed, snap.aborts) == (1, 20, 0), snap
     (dead,) = read_all(kafka_bootstrap, names.deadletter, expect=1)
     h = dict(dead.headers())
-    assert h[H_TRUNCATED_FROM] == b"1000000" and int(h[H_SOURCE_OFFSET]) == 10
+    assert h[H_TRUNCATED_FROM] == b"1000000" and int(h[H_SOURCE_OFFSET]) == big_offset[0][1]
     assert 900_000 < len(dead.value()) < 1_000_000 and big.startswith(dead.value())
     assert len(read_all(kafka_bootstrap, names.scores, expect=20)) == 20
