@@ -18,6 +18,7 @@ import msgspec
 import msgspec.yaml
 
 from bench.target import Target
+from core.config import yaml_error_text
 from core.errors import ConfigError
 
 __all__ = [
@@ -163,22 +164,10 @@ def decode_scenario(text: str | bytes, source: str = "<scenario>") -> Scenario:
     except msgspec.ValidationError as exc:
         raise ConfigError(validation_message(source, exc)) from None
     except msgspec.DecodeError as exc:
-        raise ConfigError(f"{source}: not valid YAML: {yaml_problem(exc)}") from None
+        raise ConfigError(f"{source}: not valid YAML: "
+                          f"{yaml_error_text(exc.__cause__ or exc.__context__, exc)}") from None
     _check(scenario, source)
     return scenario
-
-
-def yaml_problem(exc: msgspec.DecodeError) -> str:
-    """What the YAML parser found wrong and where, on one line: "did not find expected ',' or
-    ']' (line 3, column 1) while parsing a flow sequence"."""
-    cause = exc.__cause__ or exc.__context__
-    mark = getattr(cause, "problem_mark", None)
-    problem = getattr(cause, "problem", None)
-    if problem is None:
-        return str(exc).splitlines()[0]
-    where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
-    context = getattr(cause, "context", None)
-    return f"{problem}{where}" + (f" {context}" if context else "")
 
 
 def validation_message(source: str, exc: Exception) -> str:

@@ -96,5 +96,6 @@ def load_target(path: str | Path | None = None) -> Target:
         from bench.scenario import validation_message
         raise ConfigError(validation_message(str(path), exc)) from None
     except msgspec.DecodeError as exc:
-        from bench.scenario import yaml_problem
-        raise ConfigError(f"{path}: not valid YAML: {yaml_problem(exc)}") from None
+        from core.config import yaml_error_text
+        cause = exc.__cause__ or exc.__context__
+        raise ConfigError(f"{path}: not valid YAML: {yaml_error_text(cause, exc)}") from None

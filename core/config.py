@@ -23,7 +23,7 @@ from msgspec import Meta
 from core.errors import ConfigError
 from core.topics import TopicNames
 
-__all__ = ["ScoringConfig", "redact", "load_config", "RESERVED_KAFKA_KEYS", "MAX_WORKERS"]
+__all__ = ["ScoringConfig", "redact", "load_config", "yaml_error_text", "RESERVED_KAFKA_KEYS", "MAX_WORKERS"]
 
 MAX_WORKERS = 256   # scoring processes one service may start
 
@@ -150,6 +150,19 @@ def _describe(exc: msgspec.ValidationError) -> str:
     return text
 
 
+def yaml_error_text(error: BaseException | None, default: BaseException | None = None) -> str:
+    """What a YAML parser found wrong and where, on one line: "did not find expected ',' or
+    ']' (line 3, column 1) while parsing a flow sequence". Without PyYAML's details (`error`
+    None or not a parser error), the first line of `default` (or of `error`)."""
+    problem = getattr(error, "problem", None)
+    if problem is None:
+        return str(default if default is not None else error).splitlines()[0]
+    mark = getattr(error, "problem_mark", None)
+    where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+    context = getattr(error, "context", None)
+    return f"{problem}{where}" + (f" {context}" if context else "")
+
+
 def load_config(path: str | Path | None = None, **overrides: Any) -> ScoringConfig:
     """Config from a YAML file (optional) with keyword overrides on top (None values ignored).
 
@@ -164,9 +177,7 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> ScoringConf
         except OSError as exc:
             raise ConfigError(f"cannot read config {path}: {exc.strerror}") from None
         except yaml.YAMLError as exc:
-            mark, problem = getattr(exc, "problem_mark", None), getattr(exc, "problem", None) or str(exc)
-            where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
-            raise ConfigError(f"config {path} is not valid YAML: {problem.splitlines()[0]}{where}") from None
+            raise ConfigError(f"config {path} is not valid YAML: {yaml_error_text(exc)}") from None
         if loaded is not None and not isinstance(loaded, dict):
             raise ConfigError(f"config {path}: expected a mapping at the top level")
         data = dict(loaded or {})
