@@ -66,8 +66,9 @@ def warm_broker(ctx, pids, tps: float, echo=print) -> dict | None:
             break
         # Each broker on its own: three JVMs sharing two cores kept their summed compile CPU
         # above one broker's threshold for the whole 180 s cap.
-        busy = max((now[p] - last.get(p, now[p])) / WINDOW_S for p in now)
-        compiled += sum(max(now[p] - last.get(p, now[p]), 0.0) for p in now)
+        delta = {p: now[p] - last.get(p, now[p]) for p in now}
+        busy = max(delta.values()) / WINDOW_S
+        compiled += sum(max(d, 0.0) for d in delta.values())
         last = now
         if busy < SETTLED_CORES:
             settled = True

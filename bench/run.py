@@ -74,11 +74,12 @@ def machine() -> dict:
 
 
 def _ensure_broker(target: Target, opts: RunOptions, needs_own: bool):
-    if opts.bootstrap or target.bootstrap:
+    external = opts.bootstrap or target.bootstrap
+    if external:
         from bench.topics import require_broker
 
-        require_broker(opts.bootstrap or target.bootstrap)
-        return opts.bootstrap or target.bootstrap, None
+        require_broker(external)
+        return external, None
     from bench.broker import ensure_running
 
     port = embedded_port(target)

@@ -14,8 +14,8 @@ import argparse  # noqa: E402
 import logging  # noqa: E402
 import sys  # noqa: E402
 
-from core.errors import FraudstreamError  # noqa: E402
 from core.config import MAX_WORKERS  # noqa: E402
+from core.errors import FraudstreamError  # noqa: E402
 from core.service import EXAMPLE, build_config, run_service  # noqa: E402
 
 
