@@ -81,13 +81,13 @@ def decode_one(value, row: np.ndarray | None = None):
     except msgspec.ValidationError as exc:
         return _validation_reason(str(exc))
     except msgspec.DecodeError as exc:
+        # msgspec >= 0.23 says "Invalid UTF-8 encoded string" here (older ones raised
+        # UnicodeDecodeError) without the position
+        if str(exc).startswith("Invalid UTF-8"):
+            return _utf8_reason(value)
         return _decode_reason(str(exc), value)
     except UnicodeDecodeError:  # msgspec's offset is within the string: find the real one
-        try:
-            bytes(value).decode("utf-8")
-        except UnicodeDecodeError as exc:
-            return f"{BAD_UTF8}: byte {exc.start}"
-        return f"{BAD_UTF8}: in a string"
+        return _utf8_reason(value)
     hour = utc_hour(tx.timestamp)
     if isinstance(hour, str):
         return hour
@@ -175,6 +175,14 @@ def _validation_reason(message: str) -> str:
         return f"{NON_FINITE}: `{field}` number out of range"
     detail = _TICKS.sub(r"\1", problem)
     return f"{OUT_OF_RANGE}: `{field}` {detail[:1].lower()}{detail[1:]}"
+
+
+def _utf8_reason(value) -> str:
+    try:
+        bytes(value).decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return f"{BAD_UTF8}: byte {exc.start}"
+    return f"{BAD_UTF8}: in a string"
 
 
 def _decode_reason(message: str, value) -> str:
