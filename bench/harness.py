@@ -90,7 +90,7 @@ class Harness:
             self._ready.add(index)
             self.pool_seconds = max(self.pool_seconds, msg[2])
         elif kind == "tick" and len(msg) == 3:
-            self.timeline.producer_tick(msg[2])
+            self.timeline.producer_tick(msg[2], index)
         elif kind == "tick":
             self.timeline.sink_tick(index, *msg[2:])
         elif kind == "done" and len(msg) == 6:

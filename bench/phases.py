@@ -43,11 +43,11 @@ class Context:
             return
         self._shown = now
         tl = self.harness.timeline
-        last = int(now) - 1
+        last = tl.settled_second(now)
         recent = tl.window(last - 4, last + 1)
         self.progress({"phase": phase, "elapsed_s": now - t_start, "asked_tps": asked_tps,
                        "sent_tps": tl.sent.get(last, 0), "achieved_tps": tl.visible.get(last, 0),
-                       "p99_ms": recent["e2e"]["p99_ms"], "lag": tl.total_sent - tl.total_scores,
+                       "p99_ms": recent["e2e"]["p99_ms"], "lag": tl.backlog(last),
                        "sent": tl.total_sent, "scored": tl.total_scores})
 
 

@@ -15,7 +15,7 @@ from rich.table import Table
 from bench.writeback import writeback_hint
 from core.errors import ConfigError
 
-__all__ = ["LiveProgress", "print_result", "print_comparison", "write_json", "read_json",
+__all__ = ["LiveProgress", "progress_text", "print_result", "print_comparison", "write_json", "read_json",
            "exit_code", "EXIT_OK", "EXIT_SLO", "EXIT_EOS"]
 
 EXIT_OK, EXIT_SLO, EXIT_EOS = 0, 3, 4
@@ -44,8 +44,13 @@ class LiveProgress:
         self._live.__exit__(*exc)
 
     def __call__(self, s: dict) -> None:
-        self._live.update(
-            f"[bold]{s['phase']:>8}[/] {s['elapsed_s']:6.1f}s  asked {_tps(s['asked_tps'])}/s  "
+        self._live.update(progress_text(s))
+
+
+def progress_text(s: dict) -> str:
+    """One progress line: phase, elapsed, asked / sent / scored per second, p99 of the last
+    5 s, and lag (records sent but not yet visible in the output)."""
+    return (f"{s['phase']:>8} {s['elapsed_s']:6.1f}s  asked {_tps(s['asked_tps'])}/s  "
             f"sent {_tps(s['sent_tps'])}/s  scored {_tps(s['achieved_tps'])}/s  "
             f"p99(5s) {_ms(s['p99_ms'])} ms  lag {s['lag']:,}")
 

@@ -105,14 +105,13 @@ def run(scenario_file, bootstrap, external_scorer, namespace, target_file, worke
 
 
 def _plain_progress(console):
+    from bench.report import progress_text
     last = [0.0]
 
     def show(s):
         if time.monotonic() - last[0] >= 5:
             last[0] = time.monotonic()
-            console.print(f"{s['phase']} {s['elapsed_s']:.0f}s asked {s['asked_tps']:,.0f}/s "
-                          f"sent {s['sent_tps']:,}/s scored {s['achieved_tps']:,}/s "
-                          f"p99(5s) {s['p99_ms']} ms lag {s['lag']:,}")
+            console.print(progress_text(s).strip(), markup=False, soft_wrap=True)
     return show
 
 

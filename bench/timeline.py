@@ -6,6 +6,8 @@ window held the SLO, counting records not visible yet as at least as late as the
 (a pipeline that stops emitting cannot pass by having nothing to measure).
 """
 
+import time
+
 import numpy as np
 
 from bench import histogram
@@ -15,6 +17,9 @@ __all__ = ["Timeline"]
 
 
 STAGES = ("until_scored", "scored_to_visible")
+# A producer sends a record a little after its intended time (publish delay, a few ms): a
+# tick received this long after a second ended has counted all of that second's records.
+_REPORT_SLACK_S = 0.05
 
 
 class Timeline:
@@ -29,14 +34,18 @@ class Timeline:
         self.visible: dict[int, int] = {}
         self.scores_by_sink: dict[int, int] = {}
         self.alerts_by_sink: dict[int, int] = {}
+        # wall time each producer / sink last reported (for settled_second)
+        self._heard: dict[tuple[str, int], float] = {}
 
     # ---- feeding -------------------------------------------------------------------------
-    def producer_tick(self, seconds: dict) -> None:
+    def producer_tick(self, seconds: dict, index: int = 0, at: float | None = None) -> None:
         for sec, (n, blob) in seconds.items():
             self.sent[sec] = self.sent.get(sec, 0) + n
             self._add(self.delay, sec, blob)
+        self._heard["producer", index] = time.time() if at is None else at
 
-    def sink_tick(self, index: int, hists: dict, visible: dict, scores: int, alerts: int) -> None:
+    def sink_tick(self, index: int, hists: dict, visible: dict, scores: int, alerts: int,
+                  at: float | None = None) -> None:
         """hists: {second: (end-to-end blob, one blob per STAGES)}."""
         for sec, (e2e, *stages) in hists.items():
             self._add(self.latency, sec, e2e)
@@ -46,6 +55,7 @@ class Timeline:
             self.visible[sec] = self.visible.get(sec, 0) + n
         self.scores_by_sink[index] = scores
         self.alerts_by_sink[index] = alerts
+        self._heard["sink", index] = time.time() if at is None else at
 
     @staticmethod
     def _add(table: dict, sec: int, blob) -> None:
@@ -67,6 +77,23 @@ class Timeline:
     @property
     def total_alerts(self) -> int:
         return sum(self.alerts_by_sink.values())
+
+    def settled_second(self, now: float) -> int:
+        """The latest whole second every producer and sink has reported all of.
+
+        Each child reports every ~0.5 s, so the second that just ended is still partly
+        unreported: read live, it shows too few sent and, set against scores counted by the
+        sinks' later reports, a negative backlog."""
+        last = int(now) - 1
+        if not self._heard:
+            return last
+        return min(last, int(min(self._heard.values()) - _REPORT_SLACK_S) - 1)
+
+    def backlog(self, through: int) -> int:
+        """Records intended up to the end of second `through` and not visible by then."""
+        sent = sum(n for s, n in self.sent.items() if s <= through)
+        seen = sum(n for s, n in self.visible.items() if s <= through)
+        return max(sent - seen, 0)
 
     def window(self, a: int, b: int) -> dict:
         """Numbers for records intended in epoch seconds [a, b) (what the live progress line
