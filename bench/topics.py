@@ -127,7 +127,12 @@ def delete(bootstrap, namespace, yes):
     names = TopicNames.namespaced(namespace)
     require_broker(bootstrap)
     if not yes:
-        if not click.confirm(f"delete {', '.join(names.all())} on {bootstrap}?"):
+        try:
+            sure = click.confirm(f"delete {', '.join(names.all())} on {bootstrap}?")
+        except click.Abort:   # stdin closed or Ctrl-C at the prompt: not a yes either
+            click.echo("", err=True)
+            sure = False
+        if not sure:
             click.echo("nothing deleted", err=True)
             sys.exit(1)
     deleted = delete_topics(bootstrap, names)

@@ -62,3 +62,15 @@ def test_produce_score_alerts_and_metrics(kafka_bootstrap, fresh_topics, tmp_pat
     pretty = _bench("alerts", "--bootstrap", kafka_bootstrap, "--namespace", ns, "--from-beginning", "--max", "1")
     assert pretty.returncode == 0 and "FRAUD ALERT" in pretty.stdout
     assert ("!!!" in pretty.stdout) or ("(!)" in pretty.stdout)
+
+
+@pytest.mark.parametrize("answer", ["n\n", ""], ids=["no", "stdin-closed"])
+def test_topics_delete_not_confirmed_deletes_nothing(kafka_bootstrap, fresh_topics, answer):
+    names = fresh_topics("keep")
+    out = subprocess.run([sys.executable, "-m", "bench.cli", "topics", "delete", "--bootstrap",
+                          kafka_bootstrap, "--namespace", namespace_of(names)], cwd=REPO,
+                         input=answer, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 1, out.stderr
+    assert "nothing deleted" in out.stderr
+    for topic in names.all():   # all four still there, with their partitions
+        assert len(end_offsets(kafka_bootstrap, topic)) > 0, topic
