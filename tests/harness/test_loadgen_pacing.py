@@ -26,13 +26,11 @@ class _FakeTime:
 
     def __init__(self, start_ns: int):
         self.now = start_ns
-        self.sleeps = 0
 
     def clock(self) -> int:
         return self.now
 
     def sleep(self, seconds: float) -> None:
-        self.sleeps += 1
         self.now += int(seconds * 1e9)
 
 
@@ -50,12 +48,12 @@ def _drive(tps, seconds, per_record_ns, start_late_ns=0):
 
     while send_due(limiter, send, min_sleep_s(tps)):
         pass
-    return chunks, t
+    return chunks
 
 
 def test_one_chunk_per_wakeup_even_when_sending_takes_time():
     # 50,000 tx/s for 1 s, 5 us per record: records come due while each chunk goes out
-    chunks, t = _drive(50_000, 1.0, per_record_ns=5_000)
+    chunks = _drive(50_000, 1.0, per_record_ns=5_000)
     assert [lo for lo, _ in chunks] == [0] + [hi for _, hi in chunks[:-1]]   # in order, no gaps
     assert chunks[-1][1] == 50_000
     # one chunk per 5 ms wake-up (~200), not a cascade of shrinking ones after each
@@ -66,7 +64,7 @@ def test_one_chunk_per_wakeup_even_when_sending_takes_time():
 def test_a_backlog_goes_out_in_full_chunks_without_sleeping():
     from bench.loadgen import _CHUNK
     # the generator starts 1 s late: 20,000 records are due at once
-    chunks, t = _drive(20_000, 2.0, per_record_ns=100, start_late_ns=1_000_000_000)
+    chunks = _drive(20_000, 2.0, per_record_ns=100, start_late_ns=1_000_000_000)
     full = [c for c in chunks if c[1] - c[0] == _CHUNK]
     assert len(full) >= 20_000 // _CHUNK
     assert chunks[0] == (0, _CHUNK) and chunks[1] == (_CHUNK, 2 * _CHUNK)

@@ -38,6 +38,6 @@ def test_any_input_fields_then_the_scorers_fields(fields, is_fraud, risk_after, 
     assert says_fraud([value]) == [json.loads(value)["is_fraud"]]
 
 
-def test_values_without_the_field_are_not_says_fraud():
+def test_values_without_a_true_is_fraud_field_say_no():
     assert says_fraud([b"{}", b'{"is_fraud"', b'{"is_fraud":tru', b'{"x":"\\"is_fraud\\":true"}']) == \
         [False, False, False, False]

@@ -24,9 +24,9 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _bench(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+def _bench(*args: str, timeout: float = 120, stdin: str | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "bench.cli", *args], cwd=REPO, capture_output=True,
-                          text=True, timeout=timeout)
+                          text=True, timeout=timeout, input=stdin)
 
 
 def test_produce_score_alerts_and_metrics(kafka_bootstrap, fresh_topics, tmp_path):
@@ -67,9 +67,8 @@ def test_produce_score_alerts_and_metrics(kafka_bootstrap, fresh_topics, tmp_pat
 @pytest.mark.parametrize("answer", ["n\n", ""], ids=["no", "stdin-closed"])
 def test_topics_delete_not_confirmed_deletes_nothing(kafka_bootstrap, fresh_topics, answer):
     names = fresh_topics("keep")
-    out = subprocess.run([sys.executable, "-m", "bench.cli", "topics", "delete", "--bootstrap",
-                          kafka_bootstrap, "--namespace", namespace_of(names)], cwd=REPO,
-                         input=answer, capture_output=True, text=True, timeout=60)
+    out = _bench("topics", "delete", "--bootstrap", kafka_bootstrap, "--namespace", namespace_of(names),
+                 timeout=60, stdin=answer)
     assert out.returncode == 1, out.stderr
     assert "nothing deleted" in out.stderr
     for topic in names.all():   # all four still there, with their partitions
