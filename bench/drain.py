@@ -26,6 +26,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from bench import procs
 from bench.loadgen import HEADER, HEADER_DTYPE, pack_header
 from bench.pipeline import PipelineProcess, command_for
+from bench.sink import says_fraud
 from core.errors import PipelineError
 from core.metrics import bucket_quantile
 from core.topics import TopicNames
@@ -33,7 +34,6 @@ from core.topics import TopicNames
 __all__ = ["DrainOptions", "preload", "drain", "read_outputs"]
 
 _SEQ_AT = HEADER_DTYPE.fields["seq"][1]
-_FLAGGED = b'"is_fraud":true'
 _CHUNK = 100_000
 _MIN_TIMED_S = 0.05   # a shorter span is not timed (see _rate)
 
@@ -225,7 +225,7 @@ def read_outputs(bootstrap: str, names: TopicNames, expected: int) -> dict:
                 unexpected += 1
             elif is_scores:
                 counts[seq] += 1
-                flagged[seq] |= _FLAGGED in msg.value()
+                flagged[seq] |= says_fraud([msg.value()])[0]
             else:
                 alert_counts[seq] += 1
     dead = sum(1 for _ in _read_topic(bootstrap, names.deadletter))
