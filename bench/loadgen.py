@@ -55,8 +55,9 @@ def send_due(limiter: RateLimiter, send: Callable[[int, int], None], min_sleep: 
     False once the segment has handed out every record.
 
     Records that come due while a chunk goes out wait for the next wake-up. Taking them at
-    once gave a cascade of ever smaller chunks per wake-up, each paying the chunk's fixed
-    numpy and poll cost: at 50,000 tx/s that was a fifth of the generator's CPU.
+    once gave a cascade of ever smaller chunks, each paying the chunk's fixed numpy and poll
+    cost: at 50,000 tx/s they shrank to ~1 record and the generator used a whole core (23 µs
+    of CPU per record, 6-7.5 µs with one chunk per wake-up).
     """
     span = limiter.take(_CHUNK)
     if span is None:
