@@ -1,6 +1,10 @@
 """`bench passthrough`: raw records/s through the broker with confluent-kafka, no scoring.
 
-The physical ceiling every pipeline benchmark on this machine is held against.
+The physical ceiling every pipeline benchmark on this machine is held against. With
+`--header` each record carries the load generator's 24-byte `bench` header and the reader
+takes it out with `headers()`, as `bench run`'s generator, scorer and sink do: the two runs
+side by side give what per-record headers cost the client (CPU per record, this process's
+threads included, librdkafka's among them).
 """
 
 import os
@@ -11,6 +15,7 @@ import click
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from bench.loadgen import HEADER, pack_header
 from bench.topics import require_broker
 
 __all__ = ["measure_passthrough", "passthrough"]
@@ -22,8 +27,10 @@ CONSUMER = {"fetch.min.bytes": 1, "queued.min.messages": 200_000,
             "enable.auto.commit": False}
 
 
-def measure_passthrough(bootstrap: str, records: int, size: int, partitions: int = 6) -> dict:
-    """Produce `records` values of `size` bytes to a new topic, then consume them all."""
+def measure_passthrough(bootstrap: str, records: int, size: int, partitions: int = 6,
+                        header: bool = False) -> dict:
+    """Produce `records` values of `size` bytes to a new topic, then consume them all; with
+    `header`, each with a `bench` header that the reader takes out again."""
     topic = f"passthrough-{uuid.uuid4().hex[:8]}"
     admin = AdminClient({"bootstrap.servers": bootstrap})
     admin.create_topics([NewTopic(topic, partitions, 1)])[topic].result()
@@ -31,29 +38,40 @@ def measure_passthrough(bootstrap: str, records: int, size: int, partitions: int
         payload = os.urandom(size // 2).hex().encode()[:size]
         keys = [f"card-{i:05d}".encode() for i in range(10_000)]
         producer = Producer({"bootstrap.servers": bootstrap, **PRODUCER})
-        t0 = time.perf_counter()
+        t0, cpu0 = time.perf_counter(), time.process_time()
         for i in range(records):
             while True:
                 try:
-                    producer.produce(topic, payload, keys[i % 10_000])
+                    if header:
+                        producer.produce(topic, payload, keys[i % 10_000],
+                                         headers=[(HEADER, pack_header(time.time_ns(), i, 0))])
+                    else:
+                        producer.produce(topic, payload, keys[i % 10_000])
                     break
                 except BufferError:
                     producer.poll(0.01)
         producer.flush(120)
-        produce_s = time.perf_counter() - t0
+        produce_s, produce_cpu = time.perf_counter() - t0, time.process_time() - cpu0
 
         consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": topic, **CONSUMER})
         consumer.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
-        got, t0 = 0, time.perf_counter()
+        got = with_header = 0
+        t0, cpu0 = time.perf_counter(), time.process_time()
         deadline = t0 + 300
         while got < records and time.perf_counter() < deadline:
-            got += sum(1 for m in consumer.consume(10_000, 1.0) if not m.error())
-        consume_s = time.perf_counter() - t0
+            msgs = [m for m in consumer.consume(10_000, 1.0) if not m.error()]
+            got += len(msgs)
+            if header:
+                with_header += sum(1 for h in [m.headers() for m in msgs] if h and h[0][0] == HEADER)
+        consume_s, consume_cpu = time.perf_counter() - t0, time.process_time() - cpu0
         consumer.close()
     finally:
         admin.delete_topics([topic])
-    return {"records": records, "size": size, "consumed": got,
+    return {"records": records, "size": size, "consumed": got, "header": header,
+            "consumed_with_header": with_header,
             "produce_per_s": records / produce_s, "consume_per_s": got / consume_s,
+            "produce_cpu_us": produce_cpu / records * 1e6,
+            "consume_cpu_us": consume_cpu / max(got, 1) * 1e6,
             "produce_mb_s": records * size / produce_s / 1e6,
             "consume_mb_s": got * size / consume_s / 1e6}
 
@@ -64,18 +82,29 @@ def measure_passthrough(bootstrap: str, records: int, size: int, partitions: int
 @click.option("--records", type=click.IntRange(1), default=1_000_000, show_default=True, help="How many records.")
 @click.option("--size", type=click.IntRange(1, 1_000_000), default=800, show_default=True,
               help="Value size in bytes.")
-def passthrough(bootstrap, records, size):
+@click.option("--header", is_flag=True,
+              help="Give each record the load generator's 24-byte `bench` header and read it back.")
+def passthrough(bootstrap, records, size, header):
     """Raw produce and consume rate through the broker, no scoring: the ceiling.
+
+    CPU is this process's (librdkafka's threads included) per record. Run once with and once
+    without --header to see what per-record headers cost the client.
 
     \b
     Example:
       bench passthrough --records 1000000 --size 800
+      bench passthrough --records 1000000 --size 800 --header
     """
     require_broker(bootstrap)
-    click.echo(f"producing {records:,} x {size} B records to {bootstrap} ...", err=True)
-    r = measure_passthrough(bootstrap, records, size)
-    click.echo(f"produce  {r['produce_per_s']:>10,.0f} records/s  {r['produce_mb_s']:6.1f} MB/s")
+    with_what = " with a bench header" if header else ""
+    click.echo(f"producing {records:,} x {size} B records{with_what} to {bootstrap} ...", err=True)
+    r = measure_passthrough(bootstrap, records, size, header=header)
+    click.echo(f"produce  {r['produce_per_s']:>10,.0f} records/s  {r['produce_mb_s']:6.1f} MB/s"
+               f"  {r['produce_cpu_us']:5.2f} us CPU/record")
     click.echo(f"consume  {r['consume_per_s']:>10,.0f} records/s  {r['consume_mb_s']:6.1f} MB/s"
-               f"  ({r['consumed']:,} of {records:,})")
+               f"  {r['consume_cpu_us']:5.2f} us CPU/record  ({r['consumed']:,} of {records:,})")
     if r["consumed"] != records:
         raise click.ClickException("not every record came back")
+    if header and r["consumed_with_header"] != records:
+        raise click.ClickException(f"{records - r['consumed_with_header']:,} records came back "
+                                   "without their bench header")

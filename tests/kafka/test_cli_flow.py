@@ -73,3 +73,23 @@ def test_topics_delete_not_confirmed_deletes_nothing(kafka_bootstrap, fresh_topi
     assert "nothing deleted" in out.stderr
     for topic in names.all():   # all four still there, with their partitions
         assert len(end_offsets(kafka_bootstrap, topic)) > 0, topic
+
+
+def test_passthrough_with_header_reads_every_header_back(kafka_bootstrap):
+    plain = _bench("passthrough", "--bootstrap", kafka_bootstrap, "--records", "3000", "--size", "200")
+    with_header = _bench("passthrough", "--bootstrap", kafka_bootstrap, "--records", "3000",
+                         "--size", "200", "--header")
+    for out in (plain, with_header):
+        assert out.returncode == 0, out.stderr
+        assert "(3,000 of 3,000)" in out.stdout
+        assert out.stdout.count("us CPU/record") == 2
+    assert "with a bench header" in with_header.stderr and "with a bench header" not in plain.stderr
+
+
+def test_measure_passthrough_counts_the_headers_it_read(kafka_bootstrap):
+    from bench.passthrough import measure_passthrough
+
+    r = measure_passthrough(kafka_bootstrap, 2000, 100, partitions=2, header=True)
+    assert r["consumed"] == r["consumed_with_header"] == 2000
+    assert r["produce_cpu_us"] > 0 and r["consume_cpu_us"] > 0
+    assert measure_passthrough(kafka_bootstrap, 500, 100, partitions=1)["consumed_with_header"] == 0
