@@ -24,6 +24,7 @@ import numpy as np
 
 from bench import histogram
 from bench.ratelimit import NS, RateLimiter
+from core.routing import ANY_PARTITION
 
 __all__ = ["ProducerSpec", "producer_main", "HEADER", "HEADER_DTYPE", "SEQ_BITS", "pack_header", "build_pool",
            "renice", "min_sleep_s", "send_due"]
@@ -191,8 +192,8 @@ def producer_main(spec: ProducerSpec, commands, results) -> None:
             j = seq % pool
             header = [(HEADER, pack_header(ts, seq_base | seq, tag))]
             while True:
-                try:
-                    produce(topic, values[j], keys[j], headers=header)
+                try:  # by position: see core.routing.ANY_PARTITION
+                    produce(topic, values[j], keys[j], ANY_PARTITION, None, None, 0, header)
                     break
                 except BufferError:  # client queue full: the delay shows in publish delay
                     poll(0.005)

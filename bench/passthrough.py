@@ -2,7 +2,8 @@
 
 The physical ceiling every pipeline benchmark on this machine is held against. With
 `--header` each record carries the load generator's 24-byte `bench` header and the reader
-takes it out with `headers()`, as `bench run`'s generator, scorer and sink do: the two runs
+takes it out with `headers()`, as `bench run`'s generator, scorer and sink do (produce()'s
+arguments by position, as they pass them: see core.routing.ANY_PARTITION): the two runs
 side by side give what per-record headers cost the client (CPU per record, this process's
 threads included, librdkafka's among them).
 """
@@ -17,6 +18,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from bench.loadgen import HEADER, pack_header
 from bench.topics import require_broker
+from core.routing import ANY_PARTITION
 
 __all__ = ["measure_passthrough", "passthrough"]
 
@@ -43,8 +45,8 @@ def measure_passthrough(bootstrap: str, records: int, size: int, partitions: int
             while True:
                 try:
                     if header:
-                        producer.produce(topic, payload, keys[i % 10_000],
-                                         headers=[(HEADER, pack_header(time.time_ns(), i, 0))])
+                        producer.produce(topic, payload, keys[i % 10_000], ANY_PARTITION, None, None,
+                                         0, [(HEADER, pack_header(time.time_ns(), i, 0))])
                     else:
                         producer.produce(topic, payload, keys[i % 10_000])
                     break
