@@ -32,14 +32,19 @@ STOP_TIMEOUT_S = 30.0
 # 833 pauses in a 35 s run (12.9% of the time), 4,141 of them "G1 Humongous Allocation".
 # 8 MB regions on a 1 GB heap: 1 pause in the 50,000 tx/s step; at 20,000 tx/s with the
 # latency settings p99 45-49 ms on a fresh broker, as with 512 MB and 1 MB regions.
-HEAP_MB = {1: (1024, 8), 3: (384, 1)}
+# The third number is the old-generation occupancy (% of the heap) at which marking starts.
+HEAP_MB = {1: (1024, 8, 30), 3: (384, 1, 15)}
 # Garbage creeps into the old generation under load (60 -> 150 MB in 10 minutes here) and
 # G1's adaptive threshold did not start marking it; the young generation shrank meanwhile
 # and the ~20 ms young pauses came twice as often: 17-20 in a 30 s run at 20,000 tx/s on a
-# fresh broker, 34-43 (2.3-3.1% of the time) after a dozen runs. Marking from 15% of the heap
-# on keeps the old generation at ~77 MB: 14-23 pauses (0.8-1.3%) in each of 6 runs in a row.
-G1_OPTIONS = ["-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20", "-XX:-G1UseAdaptiveIHOP",
-              "-XX:InitiatingHeapOccupancyPercent=15"]
+# fresh broker, 34-43 (2.3-3.1% of the time) after a dozen runs. Marking from 15% of a 512 MB
+# heap on kept the old generation at ~77 MB: 14-23 pauses (0.8-1.3%) in each of 6 runs in a
+# row. On the 1 GB heap 15% is 154 MB, and after an hour of rate searches the old generation
+# sat there: ~96 MB live, the rest garbage spread over the 8 MB regions, less than G1's 5%
+# worth reclaiming, so every young pause started another marking that freed nothing and the
+# young generation shrank to 40 MB: 29 pauses in a rate search, 7.2% of the time. From 30%
+# (307 MB) the garbage piles up until reclaiming it is worth it.
+G1_OPTIONS = ["-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20", "-XX:-G1UseAdaptiveIHOP"]
 # FRAUDSTREAM_PORT moves the default broker, e.g. to run a CI clone beside a dev broker.
 DEFAULT_PORT = int(os.environ.get("FRAUDSTREAM_PORT", "9092"))
 
@@ -201,7 +206,7 @@ def _log_tail(path: Path, lines: int = 8) -> str:
     return "\n".join((errors or text)[-lines:])
 
 
-def _launch_node(java: str, libs: Path, cluster: Cluster, node_id: int, heap: tuple[int, int]) -> int:
+def _launch_node(java: str, libs: Path, cluster: Cluster, node_id: int, heap: tuple[int, int, int]) -> int:
     node_dir = _node_dir(cluster.port, node_id)
     node_dir.mkdir(exist_ok=True)
     data = _node_data(cluster, node_id)
@@ -224,8 +229,9 @@ def _launch_node(java: str, libs: Path, cluster: Cluster, node_id: int, heap: tu
             raise BrokerError(f"formatting node {node_id} failed: "
                               f"{(proc.stderr or proc.stdout).strip()[-400:]}")
     log = open(node_log_path(cluster.port, node_id), "ab")
-    heap_mb, region_mb = heap
+    heap_mb, region_mb, ihop = heap
     cmd = [java, f"-Xmx{heap_mb}m", f"-Xms{heap_mb}m", *G1_OPTIONS, f"-XX:G1HeapRegionSize={region_mb}m",
+           f"-XX:InitiatingHeapOccupancyPercent={ihop}",
            gclog.jvm_option(node_dir),
            "-Djava.awt.headless=true", f"-Dlog4j2.configurationFile={log4j}", f"-Dkafka.logs.dir={node_dir}",
            "-Dfraudstream.broker=1", "-cp", classpath, "kafka.Kafka", str(props)]
