@@ -30,9 +30,9 @@ run: broker
 test: broker
 	$(VENV)/bin/pytest
 
-# pytest-benchmark micro-benchmarks (not part of `make test`); see tests/bench/README.md
-BENCH_PYTEST := $(VENV)/bin/pytest tests/bench/test_hotpath.py --benchmark-only -p no:cacheprovider \
-                --benchmark-storage=file://tests/bench/baselines
+# pytest-benchmark micro-benchmarks (not part of `make test`); see tests/perf/README.md
+BENCH_PYTEST := $(VENV)/bin/pytest tests/perf/test_hotpath.py --benchmark-only -p no:cacheprovider \
+                --benchmark-storage=file://tests/perf/baselines
 
 bench: install
 	$(BENCH_PYTEST) --benchmark-compare --benchmark-compare-fail=min:25%
@@ -42,7 +42,7 @@ bench-save: install
 
 # The CI gate: ratios measured within one run, so a slower machine does not fail it
 bench-gate: install
-	$(VENV)/bin/pytest tests/bench/test_ratio_gate.py --benchmark-only -p no:cacheprovider -q
+	$(VENV)/bin/pytest tests/perf/test_ratio_gate.py --benchmark-only -p no:cacheprovider -q
 
 clean:
 	-$(BENCH) broker down --wipe

@@ -11,15 +11,15 @@ from core.errors import FraudstreamError
 # name -> "module:attribute" of a click command or group
 COMMANDS = {
     "broker": "bench.broker.cli:broker",
-    "model": "bench.model_cli:model",
-    "topics": "bench.topics:topics",
-    "passthrough": "bench.passthrough:passthrough",
-    "score": "bench.score_cli:score",
-    "alerts": "bench.alerts_cli:alerts",
-    "produce": "bench.produce_cli:produce",
-    "run": "bench.run_cli:run",
-    "drain": "bench.drain_cli:drain",
-    "report": "bench.run_cli:report",
+    "model": "bench.model.cli:model",
+    "topics": "bench.kafka.cli:topics",
+    "passthrough": "bench.kafka.cli:passthrough",
+    "score": "bench.flow.cli:score",
+    "alerts": "bench.flow.cli:alerts",
+    "produce": "bench.flow.cli:produce",
+    "run": "bench.run.cli:run",
+    "drain": "bench.drain.cli:drain",
+    "report": "bench.report.cli:report",
 }
 
 

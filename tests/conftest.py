@@ -21,7 +21,7 @@ def kafka_bootstrap() -> str:
 @pytest.fixture
 def fresh_topics(kafka_bootstrap):
     """Factory: `names = fresh_topics()` creates the four topics under a new namespace."""
-    from bench.topics import create_topics, delete_topics
+    from bench.kafka.topics import create_topics, delete_topics
 
     made: list[TopicNames] = []
 

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bench.synth import generate
+from bench.load.synth import generate
 from core import BatchResult, Scorer
 from core.schema import DEAD_KINDS, SCORE_FIELD_NAMES, Alert, ScoredEvent
 from tests.core.strategies import mutations, raw_transactions
@@ -30,7 +30,7 @@ def scorer() -> Scorer:
 
 @pytest.fixture(scope="module")
 def synthetic() -> list[bytes]:
-    print(f"synthetic transactions: bench.synth.generate(3000, seed={SEED}, fraud_rate=0.05)")
+    print(f"synthetic transactions: bench.load.synth.generate(3000, seed={SEED}, fraud_rate=0.05)")
     return generate(3000, seed=SEED, fraud_rate=0.05).payloads()
 
 

@@ -7,9 +7,9 @@ from core.topics import TopicNames
 
 
 def test_a_namespace_prefixes_all_four_names():
-    names = TopicNames.namespaced("bench.run-1_a")
-    assert names.all() == ("bench.run-1_a.transactions", "bench.run-1_a.fraud-scores",
-                           "bench.run-1_a.fraud-alerts", "bench.run-1_a.fraud-deadletter")
+    names = TopicNames.namespaced("bench.run.orchestrate-1_a")
+    assert names.all() == ("bench.run.orchestrate-1_a.transactions", "bench.run.orchestrate-1_a.fraud-scores",
+                           "bench.run.orchestrate-1_a.fraud-alerts", "bench.run.orchestrate-1_a.fraud-deadletter")
     assert TopicNames.namespaced("") == TopicNames()
 
 

@@ -79,7 +79,7 @@ def hostile_values(n: int, rng: random.Random) -> list[bytes | None]:
 
 
 def make_inputs(n_valid: int, n_hostile: int, seed: int) -> Inputs:
-    from bench.synth import generate
+    from bench.load.synth import generate
 
     rng = random.Random(seed)
     batch = generate(n_valid, seed=seed, fraud_rate=0.01)

@@ -3,9 +3,9 @@ counts equal what was sent, and the verdict is exactly-once, also with a worker 
 
 import pytest
 
-from bench.report import exit_code, print_result, write_json
-from bench.run import RunOptions, run_scenario
-from bench.scenario import decode_scenario
+from bench.report.text import exit_code, print_result, write_json
+from bench.run.orchestrate import RunOptions, run_scenario
+from bench.spec.scenario import decode_scenario
 
 pytestmark = pytest.mark.kafka
 
@@ -75,7 +75,7 @@ def test_embedded_run_warms_the_local_broker_and_records_where_its_data_is(tmp_p
     """No --bootstrap: the run finds the local broker (the test session's), loads it until its
     JIT compiler settles, and records whether the broker's logs are in memory."""
     from bench.broker import find_running
-    from bench.jitwarm import MAX_WARM_S
+    from bench.run.jitwarm import MAX_WARM_S
 
     scenario = decode_scenario(BASE.format(name="embedded", duration=2, tps=400), "test.yaml")
     result = run_scenario(scenario, RunOptions(out_dir=tmp_path))

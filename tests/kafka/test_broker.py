@@ -12,7 +12,7 @@ import pytest
 from confluent_kafka import Producer
 
 from bench.broker import ensure_running, status, stop, stop_node
-from bench.topics import TopicError, create_topics
+from bench.kafka.topics import TopicError, create_topics
 from core.topics import TopicNames
 from tests.kafka.kafka_io import read_all
 
@@ -119,7 +119,7 @@ def test_broker_lifecycle_up_status_down(spare_port, tmp_path):
 
 def test_compiler_threads_of_the_broker_are_found(kafka_bootstrap):
     from bench.broker import find_running
-    from bench.jitwarm import compiler_cpu_seconds
+    from bench.run.jitwarm import compiler_cpu_seconds
 
     cluster = find_running()
     assert cluster is not None

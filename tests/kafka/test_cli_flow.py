@@ -87,7 +87,7 @@ def test_passthrough_with_header_reads_every_header_back(kafka_bootstrap):
 
 
 def test_measure_passthrough_counts_the_headers_it_read(kafka_bootstrap):
-    from bench.passthrough import measure_passthrough
+    from bench.kafka.passthrough import measure_passthrough
 
     r = measure_passthrough(kafka_bootstrap, 2000, 100, partitions=2, header=True)
     assert r["consumed"] == r["consumed_with_header"] == 2000

@@ -1,0 +1,181 @@
+"""The seed's three-terminal flow: `bench score` (the scoring service), `bench produce` (the
+payment-gateway simulator) and `bench alerts` (the investigators' feed)."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+import uuid
+
+import click
+import msgspec
+
+from bench.flow.alert_text import format_alert
+from bench.kafka.topics import require_topic
+from bench.options import BOOTSTRAP, NAMESPACE
+from core.config import MAX_WORKERS
+from core.topics import TopicNames
+
+__all__ = ["score", "produce", "alerts"]
+
+_CHUNK = 50_000
+
+
+@click.command(context_settings={"show_default": True})
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), help="YAML file of ScoringConfig fields.")
+@click.option("--bootstrap", default=None, envvar="FRAUDSTREAM_BOOTSTRAP",
+              help="Kafka bootstrap servers [default: 127.0.0.1:9092].")
+@click.option("--workers", type=click.IntRange(1, MAX_WORKERS), help="Scoring processes [default: one per input partition].")
+@click.option("--model", "model_path", type=click.Path(dir_okay=False), help="Model metadata file [default: committed model].")
+@click.option("--namespace", default=None, help="Topic namespace (<ns>.transactions, ...).")
+@click.option("--group", "group_id", default=None, help="Consumer group id [default: fraudstream-scoring].")
+@click.option("--batch-max-records", type=int, help="Records per transaction at most.")
+@click.option("--batch-max-wait-ms", type=int, help="Close a partial batch after this many ms.")
+@click.option("--metrics-port", type=int, help="Prometheus /metrics port (0: off).")
+@click.option("--stats-interval", "stats_interval_s", type=float, help="Seconds between stats lines.")
+@click.option("-X", "kafka_pairs", multiple=True, metavar="KEY=VALUE",
+              help="librdkafka setting passed through, e.g. -X security.protocol=SSL.")
+@click.option("--first-slot", default=0, type=click.IntRange(0), help="Number of the first worker slot.")
+@click.option("--at-least-once", is_flag=True, help="TESTS ONLY: produce, flush, offsets committed every 5 s.")
+@click.option("--log-level", default="INFO", type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"]))
+def score(config_path, bootstrap, workers, model_path, namespace, group_id, batch_max_records,
+          batch_max_wait_ms, metrics_port, stats_interval_s, kafka_pairs, first_slot, at_least_once, log_level):
+    """Score transactions exactly once: one process per partition, one Kafka
+    transaction per micro-batch (outputs + input offsets). Stops cleanly on Ctrl-C.
+
+    \b
+    Example (three terminals, like the seed):
+      bench broker up && bench topics create
+      bench score --metrics-port 9464
+      bench produce --tps 2000 --duration 60
+      bench alerts
+    """
+    from core.service import build_config, run_service
+
+    config = build_config(
+        config_path, kafka_pairs=kafka_pairs, bootstrap_servers=bootstrap, model_path=model_path,
+        namespace=namespace, group_id=group_id, batch_max_records=batch_max_records,
+        batch_max_wait_ms=batch_max_wait_ms, metrics_port=metrics_port, stats_interval_s=stats_interval_s,
+        exactly_once=False if at_least_once else None)
+    code = run_service(config, workers=workers, first_slot=first_slot, log_level=getattr(logging, log_level))
+    if code:
+        sys.exit(code)
+
+
+@click.command()
+@BOOTSTRAP
+@NAMESPACE
+@click.option("--tps", default=1000.0, show_default=True, type=click.FloatRange(min=0.1), help="Transactions per second.")
+@click.option("--duration", default=60.0, show_default=True, type=click.FloatRange(min=0.1), help="Seconds to run.")
+@click.option("--fraud-rate", default=0.01, show_default=True, type=click.FloatRange(0, 1), help="Share of fraud.")
+@click.option("--seed", default=None, type=int, help="Random seed [default: time-based, printed].")
+@click.option("--cards", default=10_000, show_default=True, type=click.IntRange(1), help="Distinct cards.")
+def produce(bootstrap, namespace, tps, duration, fraud_rate, seed, cards):
+    """Send synthetic card transactions (with fraud patterns) at a steady rate,
+    keyed by card hash.
+
+    \b
+    Example:
+      bench produce --tps 2000 --duration 60
+    """
+    from confluent_kafka import Producer
+
+    from bench.load.header import HEADER, pack_header  # the latency sink understands this traffic too
+    from bench.load.synth import generate
+
+    seed = int(time.time()) if seed is None else seed
+    topic = TopicNames.namespaced(namespace).transactions
+    total = max(1, int(tps * duration))
+    require_topic(bootstrap, topic)
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5, "enable.idempotence": True})
+    click.echo(f"producing {total:,} transactions to {topic} at {tps:,.0f}/s (seed {seed})", err=True)
+    start = time.monotonic_ns()
+    wall0 = time.time_ns() - start
+    period_ns = 1e9 / tps
+    sent, fraud, report_at = 0, 0, time.monotonic() + 5.0
+    try:
+        while sent < total:
+            n = min(_CHUNK, total - sent)
+            batch = generate(n, seed=seed, fraud_rate=fraud_rate, n_cards=cards, id_offset=sent,
+                             start=time.time(), span_s=max(n / tps, 1.0))
+            payloads, keys = batch.payloads(), [c.encode() for c in batch.card_hash]
+            fraud += int(batch.label.sum())
+            for j in range(n):
+                due = start + int((sent + j) * period_ns)
+                wait = due - time.monotonic_ns()
+                if wait > 1_000_000:
+                    producer.poll(0)
+                    time.sleep(wait / 1e9)
+                headers = [(HEADER, pack_header(wall0 + due, sent + j, 0))]
+                try:
+                    producer.produce(topic, payloads[j], keys[j], headers=headers)
+                except BufferError:
+                    producer.poll(0.1)
+                    producer.produce(topic, payloads[j], keys[j], headers=headers)
+            sent += n
+            if time.monotonic() >= report_at:
+                click.echo(f"sent {sent:,}/{total:,}", err=True)
+                report_at += 5.0
+    except KeyboardInterrupt:
+        pass
+    finally:
+        left = producer.flush(30.0)
+    click.echo(f"sent {sent - left:,} transactions ({fraud:,} labelled fraud) to {topic}", err=True)
+
+
+@click.command()
+@BOOTSTRAP
+@NAMESPACE
+@click.option("--json", "as_json", is_flag=True, help="One raw alert JSON per line (for jq, files, pipes).")
+@click.option("--from-beginning", is_flag=True, help="Replay every committed alert, not only new ones.")
+@click.option("--max", "max_alerts", type=click.IntRange(1), help="Exit after this many alerts.")
+@click.option("--group", default=None, help="Consumer group (default: a fresh one, nothing committed).")
+def alerts(bootstrap, namespace, as_json, from_beginning, max_alerts, group):
+    """Tail the fraud-alerts topic (read_committed: only alerts of committed
+    transactions), BLOCK marked `!!!`, REVIEW `(!)`.
+
+    \b
+    Examples:
+      bench alerts
+      bench alerts --json --from-beginning | jq .amount
+    """
+    from confluent_kafka import Consumer
+
+    topic = TopicNames.namespaced(namespace).alerts
+    require_topic(bootstrap, topic)
+    consumer = Consumer({
+        "bootstrap.servers": bootstrap,
+        "group.id": group or f"fraudstream-alerts-{uuid.uuid4().hex[:8]}",
+        "isolation.level": "read_committed",
+        "auto.offset.reset": "earliest" if from_beginning else "latest",
+        "enable.auto.commit": group is not None,
+    })
+    consumer.subscribe([topic])
+    if not as_json:
+        click.echo(f"Monitoring fraud alerts on {topic} ({bootstrap})...", err=True)
+    decode = msgspec.json.Decoder().decode
+    seen = 0
+    out = sys.stdout
+    try:
+        while max_alerts is None or seen < max_alerts:
+            msg = consumer.poll(0.5)
+            if msg is None:
+                continue
+            if msg.error():
+                if msg.error().fatal():
+                    raise click.ClickException(f"{topic}: {msg.error().str()}")
+                continue
+            seen += 1
+            if as_json:
+                out.write(msg.value().decode("utf-8", "replace") + "\n")
+                out.flush()
+                continue
+            try:
+                click.echo(format_alert(decode(msg.value())))
+            except (msgspec.DecodeError, TypeError):
+                click.echo(f"\n??? unreadable alert at {topic}[{msg.partition()}]@{msg.offset()}")
+    except KeyboardInterrupt:
+        pass
+    finally:
+        consumer.close()

@@ -1,0 +1,158 @@
+"""Per-second record of a run, fed by the producer and sink ticks, cut into windows afterwards.
+
+Seconds are epoch seconds: latencies are filed under the second the record was *intended* to
+be sent, visibility counts under the second it became visible. `judge()` decides whether a
+window held the SLO, counting records not visible yet as at least as late as they already are
+(a pipeline that stops emitting cannot pass by having nothing to measure).
+"""
+
+import time
+
+import numpy as np
+
+from bench.measure import histogram
+from bench.load.schedule import NS
+
+__all__ = ["Timeline"]
+
+
+STAGES = ("until_scored", "scored_to_visible")
+# A producer sends a record a little after its intended time (publish delay, a few ms): a
+# tick received this long after a second ended has counted all of that second's records.
+_REPORT_SLACK_S = 0.05
+
+
+class Timeline:
+    """Sent counts, publish delay and end-to-end latency histograms (also split in STAGES),
+    visible counts, per second."""
+
+    def __init__(self):
+        self.sent: dict[int, int] = {}
+        self.delay: dict[int, object] = {}
+        self.latency: dict[int, object] = {}
+        self.stages: dict[str, dict[int, object]] = {name: {} for name in STAGES}
+        self.visible: dict[int, int] = {}
+        self.scores_by_sink: dict[int, int] = {}
+        self.alerts_by_sink: dict[int, int] = {}
+        # wall time each producer / sink last reported (for settled_second)
+        self._heard: dict[tuple[str, int], float] = {}
+
+    # ---- feeding -------------------------------------------------------------------------
+    def producer_tick(self, seconds: dict, index: int = 0, at: float | None = None) -> None:
+        for sec, (n, blob) in seconds.items():
+            self.sent[sec] = self.sent.get(sec, 0) + n
+            self._add(self.delay, sec, blob)
+        self._heard["producer", index] = time.time() if at is None else at
+
+    def sink_tick(self, index: int, hists: dict, visible: dict, scores: int, alerts: int,
+                  at: float | None = None) -> None:
+        """hists: {second: (end-to-end blob, one blob per STAGES)}."""
+        for sec, (e2e, *stages) in hists.items():
+            self._add(self.latency, sec, e2e)
+            for name, blob in zip(STAGES, stages):
+                self._add(self.stages[name], sec, blob)
+        for sec, n in visible.items():
+            self.visible[sec] = self.visible.get(sec, 0) + n
+        self.scores_by_sink[index] = scores
+        self.alerts_by_sink[index] = alerts
+        self._heard["sink", index] = time.time() if at is None else at
+
+    @staticmethod
+    def _add(table: dict, sec: int, blob) -> None:
+        h = table.get(sec)
+        if h is None:
+            table[sec] = histogram.merge([blob])
+        else:
+            h.decode_and_add(blob)
+
+    # ---- reading -------------------------------------------------------------------------
+    @property
+    def total_sent(self) -> int:
+        return sum(self.sent.values())
+
+    @property
+    def total_scores(self) -> int:
+        return sum(self.scores_by_sink.values())
+
+    @property
+    def total_alerts(self) -> int:
+        return sum(self.alerts_by_sink.values())
+
+    def settled_second(self, now: float) -> int:
+        """The latest whole second every producer and sink has reported all of.
+
+        Each child reports every ~0.5 s, so the second that just ended is still partly
+        unreported: read live, it shows too few sent and, set against scores counted by the
+        sinks' later reports, a negative backlog."""
+        last = int(now) - 1
+        if not self._heard:
+            return last
+        return min(last, int(min(self._heard.values()) - _REPORT_SLACK_S) - 1)
+
+    def backlog(self, through: int) -> int:
+        """Records intended up to the end of second `through` and not visible by then."""
+        sent = sum(n for s, n in self.sent.items() if s <= through)
+        seen = sum(n for s, n in self.visible.items() if s <= through)
+        return max(sent - seen, 0)
+
+    def window(self, a: int, b: int) -> dict:
+        """Numbers for records intended in epoch seconds [a, b) (what the live progress line
+        needs once a second; judge() adds the rest a result holds)."""
+        secs = range(a, b)
+        e2e = histogram.merge(self.latency[s] for s in secs if s in self.latency)
+        delay = histogram.merge(self.delay[s] for s in secs if s in self.delay)
+        sent = sum(self.sent.get(s, 0) for s in secs)
+        visible = sum(self.visible.get(s, 0) for s in secs)
+        dur = max(b - a, 1)
+        return {"seconds": b - a, "sent": sent, "measured": e2e.get_total_count(),
+                "sent_tps": sent / dur, "achieved_tps": visible / dur,
+                "e2e": histogram.summary(e2e), "publish_delay": histogram.summary(delay),
+                "_e2e_hist": e2e}
+
+    def stage_summaries(self, a: int, b: int) -> dict:
+        """End to end's two STAGES over records intended in [a, b), summarised."""
+        secs = range(a, b)
+        return {name: histogram.summary(histogram.merge(table[s] for s in secs if s in table))
+                for name, table in self.stages.items()}
+
+    def judge(self, a: int, b: int, asked_tps: float, slo, now_ns: int) -> dict:
+        """window(a, b), its latency spectrum and stages, plus the SLO verdict.
+
+        The schedule, not the generator, says how many records belong to the window
+        (asked_tps x seconds): records the generator has not even sent yet, or that are not
+        visible yet, count as at least as late as they already are (now - b).
+        """
+        w = self.window(a, b)
+        # floor: a fractional rate schedules floor or ceil records into a window; what the
+        # generator reports sent there is exact once it has caught up
+        planned = max(int(asked_tps * (b - a)), w["sent"])
+        unseen = max(planned - w["measured"], 0)
+        if unseen:
+            h = histogram.merge([w["_e2e_hist"]])
+            histogram.record_array(h, np.full(unseen, max((now_ns - b * NS) // 1000, 1)))
+            judged = histogram.summary(h)
+        else:
+            judged = w["e2e"]
+        checks = {
+            "p99": judged["p99_ms"] is not None and judged["p99_ms"] <= slo.p99_ms,
+            "p99.9": judged["p99.9_ms"] is not None and judged["p99.9_ms"] <= slo.p999_ms,
+            # every scheduled record showed up (by now) ...
+            "rate": w["measured"] >= slo.min_rate_ratio * planned,
+            # ... and the output kept pace during the window, not only afterwards
+            "throughput": w["achieved_tps"] >= slo.min_rate_ratio * asked_tps,
+        }
+        w.update(e2e_stages=self.stage_summaries(a, b), e2e_spectrum=histogram.spectrum(w["_e2e_hist"]),
+                 asked_tps=asked_tps, planned=planned, unseen=unseen, judged_e2e=judged,
+                 checks=checks, passed=all(checks.values()))
+        return w
+
+    def per_second(self, a: int, b: int) -> list[dict]:
+        """One row per second in [a, b): sent, visible, e2e percentiles (ms) by intended second."""
+        rows = []
+        for s in range(a, b):
+            h = self.latency.get(s)
+            summ = histogram.summary(h) if h is not None else histogram.summary(histogram.new_histogram())
+            rows.append({"t": s - a, "sent": self.sent.get(s, 0), "visible": self.visible.get(s, 0),
+                         "p50_ms": summ["p50_ms"], "p99_ms": summ["p99_ms"],
+                         "p99.9_ms": summ["p99.9_ms"], "max_ms": summ["max_ms"]})
+        return rows

@@ -1,0 +1,209 @@
+"""What `bench run` prints and saves: live progress, the final table, the JSON result, and
+`bench report A.json [--compare B.json]`.
+
+Exit codes of `bench run`: 0 every SLO held and exactly-once verified; 3 an SLO missed;
+4 exactly-once violated (missing, duplicated or unexpected records); 1 the run itself failed.
+"""
+
+import json
+from pathlib import Path
+
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from bench.measure.writeback import writeback_hint
+from core.errors import ConfigError
+
+__all__ = ["LiveProgress", "progress_text", "print_result", "print_comparison", "write_json", "read_json",
+           "exit_code", "EXIT_OK", "EXIT_SLO", "EXIT_EOS"]
+
+EXIT_OK, EXIT_SLO, EXIT_EOS = 0, 3, 4
+
+
+def _ms(x) -> str:
+    return "-" if x is None else f"{x:,.1f}" if x >= 10 else f"{x:,.2f}"
+
+
+def _tps(x) -> str:
+    return "-" if x is None else f"{x:,.0f}"
+
+
+class LiveProgress:
+    """A one-line rich live view: phase, elapsed, asked vs achieved rate, p99, lag."""
+
+    def __init__(self, console: Console | None = None):
+        self.console = console or Console(stderr=True, highlight=False)
+        self._live = Live(console=self.console, refresh_per_second=4, transient=True)
+
+    def __enter__(self):
+        self._live.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        self._live.__exit__(*exc)
+
+    def __call__(self, s: dict) -> None:
+        self._live.update(progress_text(s))
+
+
+def progress_text(s: dict) -> str:
+    """One progress line: phase, elapsed, asked / sent / scored per second, p99 of the last
+    5 s, and lag (records sent but not yet visible in the output)."""
+    return (f"{s['phase']:>8} {s['elapsed_s']:6.1f}s  asked {_tps(s['asked_tps'])}/s  "
+            f"sent {_tps(s['sent_tps'])}/s  scored {_tps(s['achieved_tps'])}/s  "
+            f"p99(5s) {_ms(s['p99_ms'])} ms  lag {s['lag']:,}")
+
+
+def exit_code(result: dict) -> int:
+    if not result["exactly_once"]:
+        return EXIT_EOS
+    return EXIT_OK if result["passed"] else EXIT_SLO
+
+
+# The two parts of end to end, split at the output's timestamp (see bench.measure.sink).
+_STAGE_LABELS = {"until_scored": "  until scored", "scored_to_visible": "  scored → visible"}
+
+
+def _gc_cell(gc: dict | None) -> str:
+    """How long the broker stood still for GC during a step ("-": no pause)."""
+    if not gc:
+        return ""
+    return _ms(gc["total_ms"]) if gc["count"] else "-"
+
+
+def _latency_rows(table: Table, label: str, e2e: dict | None) -> None:
+    e2e = e2e or {}
+    table.add_row(label, *(_ms(e2e.get(k)) for k in ("p50_ms", "p90_ms", "p99_ms", "p99.9_ms", "max_ms")))
+
+
+def print_result(result: dict, console: Console | None = None) -> None:
+    """The final table(s) of a run."""
+    console = console or Console(highlight=False)
+    m = result["machine"]
+    in_memory = result.get("broker_data", {}).get("in_memory", False)
+    console.print(f"[bold]{result['scenario']['name']}[/] on {m['cores']} cores ({m['cpu_model']}), "
+                  f"librdkafka {m['librdkafka']}, broker {result['bootstrap']}"
+                  + (", broker data in memory" if in_memory else "")
+                  + (f", load average {m['loadavg_1m_at_end']:g}" if "loadavg_1m_at_end" in m else ""))
+    on_disk = result.get("embedded_broker") and not in_memory
+    hint = writeback_hint(m.get("vm_writeback", {})) if on_disk else None
+    if hint:
+        console.print(f"[yellow]note: {hint}[/]")
+    for run in result["runs"]:
+        h = run["headline"]
+        console.rule(f"{run['pipeline']}  ({run['run_id']})")
+        warm = run.get("broker_warmup")
+        if warm and warm["compiler_cpu_s"] > 0:
+            console.print(f"broker JIT warm-up before measuring: {warm['seconds']:g} s, compiler "
+                          f"{warm['compiler_cpu_s']:g} s CPU" + ("" if warm["settled"] else
+                                                                 " [yellow](not settled)[/]"))
+        if run["steps"]:
+            gc = any(s.get("broker_gc") for s in run["steps"])
+            st = Table("stage", "asked/s", "sent/s", "scored/s", "p50", "p99", "p99.9", "unseen",
+                       *(["GC ms"] if gc else []), "SLO", title="rate search (ms)", title_justify="left")
+            for s in run["steps"]:
+                e = s["judged_e2e"]
+                st.add_row(s["stage"], _tps(s["asked_tps"]), _tps(s["sent_tps"]), _tps(s["achieved_tps"]),
+                           _ms(e["p50_ms"]), _ms(e["p99_ms"]), _ms(e["p99.9_ms"]), f"{s['unseen']:,}",
+                           *([_gc_cell(s.get("broker_gc"))] if gc else []),
+                           "[green]pass[/]" if s["passed"] else "[red]miss[/]")
+            console.print(st)
+        if run["kind"] == "max" and h["e2e"] is None:
+            low = min(run["steps"], key=lambda x: x["asked_tps"]) if run["steps"] else None
+            console.print("[red]no rate tried held the SLO[/]" + (
+                f": the lowest, {_tps(low['asked_tps'])}/s, had p99 {_ms(low['judged_e2e']['p99_ms'])} ms"
+                if low else ""))
+        else:
+            t = Table("latency (ms)", "p50", "p90", "p99", "p99.9", "max", title_justify="left",
+                      title="at the peak rate" if run["kind"] == "max" else "measurement window")
+            _latency_rows(t, "end-to-end", h["e2e"])
+            stages = h.get("e2e_stages") or {}   # absent in results written before stages
+            for name, label in _STAGE_LABELS.items():
+                if (stages.get(name) or {}).get("count"):
+                    _latency_rows(t, label, stages[name])
+            _latency_rows(t, "publish delay", h["publish_delay"])
+            console.print(t)
+            sus = h["sustained_tps"]
+            console.print(f"throughput: asked {_tps(h['asked_tps'])}/s, achieved "
+                          f"{_tps(h.get('achieved_tps'))}/s, sustained within the SLO [bold]{_tps(sus)}[/]/s")
+        if h["cpu_cores"]:
+            console.print("CPU (cores): " + ", ".join(f"{k} {v:.2f}" for k, v in h["cpu_cores"].items()))
+        gc = h.get("broker_gc")   # only for a local broker, and absent in older results
+        if gc and gc["count"]:
+            console.print(f"broker GC: {gc['count']} pauses, p50 {_ms(gc['p50_ms'])} ms, max "
+                          f"{_ms(gc['max_ms'])} ms, paused {gc['share']:.1%} of the time")
+        v = run["verdict"]
+        eos = "[green]EXACTLY-ONCE[/]" if v["exactly_once"] else "[red]VIOLATED[/]"
+        console.print(f"exactly-once: {eos}  sent {v['sent']:,}  scored {v['scored_unique']:,}  "
+                      f"missing {v['missing']:,}  duplicated {v['duplicated']:,}  "
+                      f"unexpected {v['unexpected']:,}  alerts {v['alerts']:,} "
+                      f"(dup {v['alert_duplicates']}, unflagged {v['alerts_not_flagged']}, "
+                      f"flagged without alert {v['flagged_without_alert']})")
+        d = v["detection"]
+        if d["precision"] is not None or d["recall"] is not None:
+            console.print(f"detection vs _synthetic_label: precision {_ms(_pct(d['precision']))}%  "
+                          f"recall {_ms(_pct(d['recall']))}%  ({d['true_positives']}/{d['positives_sent']})")
+        for f in run["faults"]:
+            console.print(f"fault: {f}")
+        slo = run["slo"]
+        console.print(f"SLO p99 <= {slo['p99_ms']:g} ms, p99.9 <= {slo['p999_ms']:g} ms, rate >= "
+                      f"{slo['min_rate_ratio']:.0%} of asked: "
+                      + ("[green]PASS[/]" if run["slo_passed"] else "[red]FAIL[/]"))
+    if "comparison" in result:
+        c = result["comparison"]
+        r = c["ratio"]
+        console.rule("comparison")
+        console.print(f"{c['pipelines'][1]} / {c['pipelines'][0]} sustained rate: "
+                      f"{_tps(c['sustained_tps'][1])} / {_tps(c['sustained_tps'][0])} = "
+                      + ("-" if r is None else f"[bold]{r:,.1f}x[/]"))
+    console.print(f"exit code {exit_code(result)}")
+
+
+def _pct(x):
+    return None if x is None else 100 * x
+
+
+def write_json(result: dict, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=1, default=str))
+    return path
+
+
+def read_json(path: Path) -> dict:
+    """A result file `bench run` wrote; anything else is a ConfigError naming the file."""
+    try:
+        result = json.loads(Path(path).read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise ConfigError(f"{path}: not a bench run result (JSON): {exc}") from None
+    if not isinstance(result, dict) or not {"scenario", "runs"} <= result.keys():
+        raise ConfigError(f"{path}: not a bench run result: no 'scenario' and 'runs'")
+    return result
+
+
+def print_comparison(a: dict, b: dict, console: Console | None = None) -> None:
+    """Two results side by side, run by run, with B/A ratios."""
+    console = console or Console(highlight=False)
+    t = Table("", "A", "B", "B/A", title=f"A = {a['scenario']['name']} ({a['started_at']})  "
+              f"B = {b['scenario']['name']} ({b['started_at']})", title_justify="left")
+
+    def row(label, x, y, fmt):
+        ratio = f"{y / x:,.2f}" if x and y else "-"
+        t.add_row(label, fmt(x), fmt(y), ratio)
+
+    wa, wb = (r["scenario"]["topology"]["scoring_processes"] for r in (a, b))
+    t.add_row("scoring processes", str(wa), str(wb), f"{wb / wa:,.2f}")
+    for ra, rb in zip(a["runs"], b["runs"]):
+        ha, hb = ra["headline"], rb["headline"]
+        t.add_row(f"[bold]{ra['pipeline']} vs {rb['pipeline']}[/]", "", "", "")
+        row("sustained tx/s", ha["sustained_tps"], hb["sustained_tps"], _tps)
+        for k in ("p50_ms", "p99_ms", "p99.9_ms", "max_ms"):
+            row(f"e2e {k[:-3]} ms", (ha["e2e"] or {}).get(k), (hb["e2e"] or {}).get(k), _ms)
+        sa, sb = ha.get("e2e_stages") or {}, hb.get("e2e_stages") or {}
+        for name, label in _STAGE_LABELS.items():
+            if name in sa or name in sb:
+                for k in ("p50_ms", "p99_ms"):
+                    row(f"{label.strip()} {k[:-3]} ms", (sa.get(name) or {}).get(k),
+                        (sb.get(name) or {}).get(k), _ms)
+        t.add_row("exactly-once", str(ra["verdict"]["exactly_once"]), str(rb["verdict"]["exactly_once"]), "")
+    console.print(t)

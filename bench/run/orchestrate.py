@@ -1,0 +1,350 @@
+"""`bench run`: one scenario against one or more pipelines, end to end.
+
+For each pipeline of the scenario: create the four topics in a fresh run namespace, start the
+pipeline as a subprocess (unless --external-scorer), spawn the load generator and the sink,
+wait until the first scored record is visible, run the warm-up and the measurement (or the
+`max` search), let the outputs drain, check exactly-once from sequence numbers, tear down
+what was started. Without a bootstrap the local broker is started if none runs.
+
+    result = run_scenario(load_scenario("scenarios/peak.yaml"), RunOptions())
+"""
+
+import math
+import os
+import platform
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import msgspec
+
+from bench.measure import procs
+from bench.run.harness import Harness
+from bench.run.jitwarm import warm_broker
+from bench.load.generator import ProducerSpec
+from bench.run.phases import Context, judge_fixed, run_fixed, run_max, wait_drained
+from bench.run.pipeline import PipelineProcess, command_for
+from bench.load.schedule import NS, profile_segments
+from bench.spec.scenario import Max, Scenario, pipelines_of
+from bench.measure.sink import SinkSpec
+from bench.measure.verdict import verdict
+from bench.spec.target import Target, consumer_config, embedded_port, load_target, producer_config
+from bench.measure.writeback import writeback_settings
+from core.errors import ConfigError, PipelineError
+from core.topics import PARTITIONS, TopicNames
+
+__all__ = ["RunOptions", "run_scenario", "machine", "resolve_target"]
+
+READY_TIMEOUT_S = 240.0   # model compile + group join on a loaded 2-core machine
+READY_HINT_S = 30.0       # then say what it waits for
+PROBE_TPS = 100.0
+
+
+@dataclass
+class RunOptions:
+    bootstrap: str | None = None       # None: target's, else the embedded local broker
+    external_scorer: bool = False      # the pipeline runs elsewhere, reading the namespace given
+    namespace: str | None = None       # with external_scorer: the namespace it reads
+    out_dir: Path = Path("results")
+    keep_topics: bool = False
+    keep_broker: bool = False          # leave a broker this run started running afterwards
+    progress: object = None            # callable(state dict) or None
+    echo: object = print
+    extra: dict = field(default_factory=dict)
+
+
+def resolve_target(scenario: Scenario, scenario_path: Path | None) -> Target:
+    t = scenario.target
+    if isinstance(t, Target):
+        return t
+    if isinstance(t, str):
+        base = scenario_path.parent if scenario_path else Path.cwd()
+        return load_target(base / t)
+    return load_target(None)
+
+
+def machine() -> dict:
+    import confluent_kafka
+    import numpy
+
+    return {"cores": os.cpu_count(), "cpu_model": procs.cpu_model(), "platform": platform.platform(),
+            "python": platform.python_version(), "confluent_kafka": confluent_kafka.__version__,
+            "librdkafka": confluent_kafka.libversion()[0], "numpy": numpy.__version__,
+            "loadavg_1m_at_end": round(os.getloadavg()[0], 2), "vm_writeback": writeback_settings()}
+
+
+def _ensure_broker(target: Target, opts: RunOptions, needs_own: bool):
+    external = opts.bootstrap or target.bootstrap
+    if external:
+        from bench.kafka.topics import require_broker
+
+        require_broker(external)
+        return external, None
+    from bench.broker import ensure_running
+
+    port = embedded_port(target)
+    if needs_own and port == 9092:
+        raise ConfigError("a broker fault needs a cluster of its own: set the target's port to "
+                          "something other than the shared 9092 - at $.target.port")
+    cluster = ensure_running(port=port, nodes=target.nodes, echo=opts.echo, data_dir=target.data_dir)
+    return cluster.bootstrap, cluster
+
+
+def _create_topics(bootstrap: str, names: TopicNames, partitions: int) -> None:
+    from bench.kafka.topics import create_topics
+
+    if partitions == PARTITIONS["transactions"]:
+        create_topics(bootstrap, names)
+        return
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    rf = min(3, len(admin.list_topics(timeout=30).brokers))
+    counts = [partitions, partitions, PARTITIONS["alerts"], PARTITIONS["deadletter"]]
+    futures = admin.create_topics([NewTopic(n, num_partitions=c, replication_factor=rf)
+                                   for n, c in zip(names.all(), counts)], request_timeout=30)
+    for name, fut in futures.items():
+        try:
+            fut.result()
+        except Exception as exc:
+            raise PipelineError(f"creating topic `{name}` failed: {exc}") from exc
+
+
+def _partition_counts(bootstrap: str, names: TopicNames, timeout: float = 30.0) -> dict[str, int]:
+    """Partitions of the two output topics, waiting for fresh topics to show in metadata."""
+    from confluent_kafka.admin import AdminClient
+
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    deadline = time.monotonic() + timeout
+    while True:
+        meta = admin.list_topics(timeout=30).topics
+        found = {t: meta[t] for t in (names.scores, names.alerts) if t in meta}
+        if len(found) == 2 and all(m.error is None and m.partitions for m in found.values()):
+            return {t: len(m.partitions) for t, m in found.items()}
+        if time.monotonic() > deadline:
+            raise PipelineError(f"topics {names.scores}, {names.alerts} not in the cluster's "
+                                f"metadata {timeout:.0f}s after creation")
+        time.sleep(0.2)
+
+
+def run_scenario(scenario: Scenario, opts: RunOptions, scenario_path: Path | None = None) -> dict:
+    """Run every pipeline of the scenario; the result dict is what the JSON file holds."""
+    target = resolve_target(scenario, scenario_path)
+    needs_own = any(f.kill == "broker" for f in scenario.faults)
+    bootstrap, cluster = _ensure_broker(target, opts, needs_own)
+    if needs_own and cluster is None:
+        raise ConfigError("broker faults need the embedded cluster (no --bootstrap, target "
+                          "bootstrap null) - at $.faults")
+    started_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    broker_data = None if cluster is None else {
+        "dir": str(cluster.data_dir or ""), "in_memory": cluster.data_in_memory}
+    runs = []
+    try:
+        for pipeline in pipelines_of(scenario):
+            runs.append(_run_pipeline(scenario, pipeline, target, bootstrap, cluster, opts))
+    finally:
+        if cluster is not None and cluster.started and not opts.keep_broker:
+            from bench.broker import stop
+            opts.echo(f"stopping the kafka cluster this run started on port {cluster.port} "
+                      "(--keep-broker leaves it up)")
+            stop(cluster.port, drop_data=broker_data["in_memory"])   # give the RAM back
+    result = {"scenario": msgspec.to_builtins(scenario), "started_at": started_at,
+              "bootstrap": bootstrap, "embedded_broker": cluster is not None, "machine": machine(),
+              "runs": runs}
+    if broker_data is not None:
+        result["broker_data"] = broker_data
+    if len(runs) == 2:
+        a, b = (r["headline"]["sustained_tps"] for r in runs)
+        result["comparison"] = {"pipelines": [r["pipeline"] for r in runs],
+                                "sustained_tps": [a, b],
+                                "ratio": (b / a) if a and b else None}
+    result["passed"] = all(r["passed"] for r in runs)
+    result["exactly_once"] = all(r["verdict"]["exactly_once"] for r in runs)
+    return result
+
+
+def _run_pipeline(scenario, pipeline, target, bootstrap, cluster, opts) -> dict:
+    run_id = f"{scenario.name}-{pipeline}-{time.strftime('%Y%m%d-%H%M%S')}-{random.randrange(16**4):04x}"
+    namespace = opts.namespace if opts.external_scorer else f"bench.{run_id}"
+    if opts.external_scorer and not namespace:
+        raise ConfigError("--external-scorer needs --namespace: the topics the scorer reads")
+    names = TopicNames.namespaced(namespace)
+    topo = scenario.topology
+    _create_topics(bootstrap, names, topo.partitions)
+    tag = random.getrandbits(63)
+    counts = _partition_counts(bootstrap, names)
+    prod_cfg = producer_config(target, bootstrap)
+    harness = Harness(
+        producers=[ProducerSpec(i, bootstrap, names.transactions, prod_cfg, scenario.traffic, tag,
+                                topo.harness_nice) for i in range(topo.producers)],
+        sinks=[SinkSpec(i, topo.sinks, consumer_config(target, bootstrap, f"bench-sink.{run_id}"),
+                        names.scores, names.alerts, counts, tag, topo.harness_nice)
+               for i in range(topo.sinks)])
+    service = None
+    events: list[dict] = []
+    rng = random.Random(scenario.traffic.seed)
+    opts.echo(f"run {run_id}: pipeline {pipeline}, topics {names.transactions} ...")
+    try:
+        if not opts.external_scorer:
+            argv = command_for(pipeline, bootstrap=bootstrap, namespace=namespace,
+                               workers=topo.scoring_processes, group=f"bench.{run_id}",
+                               batch=scenario.batch, kafka=target.scorer)
+            service = PipelineProcess(argv, opts.out_dir / run_id / f"{pipeline}.log")
+        harness.start()
+
+        last_look = [0.0]
+
+        def alive():
+            if service is not None and not service.alive():
+                raise PipelineError(f"{pipeline} service exited with code {service.proc.returncode}; "
+                                    f"log {service.log_path}:\n{service.log_tail()}")
+            # A local cluster with no node left is an error, until a planned broker fault: after
+            # one, a one-node cluster is all dead on purpose.
+            if cluster is not None and time.monotonic() - last_look[0] >= 1.0 and not _broker_killed(events):
+                last_look[0] = time.monotonic()
+                if (why := _broker_gone(cluster)) is not None:
+                    raise PipelineError(why)
+
+        def cpu_groups():
+            groups = harness.pids()
+            if service is not None:
+                groups["scorer"] = service.all_pids()
+            if cluster is not None:
+                groups["broker"] = list(cluster.pids.values())
+            return groups
+
+        def fault(f):
+            t = time.time()
+            if f.kill == "scorer":
+                workers = service.workers() if service else []
+                if not workers:
+                    events.append({"t": t, "kill": "scorer", "error": "no worker to kill"})
+                    return
+                pid = workers[f.index % len(workers)] if f.index is not None else rng.choice(workers)
+                procs.kill_hard(pid)
+                events.append({"t": t, "at_s": f.at_s, "kill": "scorer", "pid": pid})
+            else:
+                from bench.broker import stop_node
+
+                node = (f.index or 0) % target.nodes + 1
+                stop_node(cluster.port, node, hard=True)
+                events.append({"t": t, "at_s": f.at_s, "kill": "broker", "node": node})
+            opts.echo(f"fault at {f.at_s:g}s: killed {events[-1]}")
+
+        def broker_gc(start_s, end_s):
+            from bench.broker.lifecycle import gc_summary
+            return gc_summary(cluster, start_s, end_s)
+
+        ctx = Context(harness, scenario, cpu_groups, opts.progress, fault, alive,
+                      broker_gc if cluster is not None else None)
+        _wait_ready(ctx, harness, opts.echo, f"the scoring service reading namespace {namespace!r} "
+                    "(bench score --namespace ...)" if opts.external_scorer else "the scoring service")
+        broker_warmup = None
+        if cluster is not None:
+            broker_warmup = warm_broker(ctx, list(cluster.pids.values()), _first_tps(scenario), opts.echo)
+        t0 = math.ceil(time.time()) + 1
+        info = run_max(ctx, t0) if isinstance(scenario.rate, Max) else run_fixed(ctx, t0)
+        sent = harness.stop_producers()
+        drained = wait_drained(ctx, scenario.drain_s)
+        window = judge_fixed(ctx, info) if info["kind"] == "fixed" else None
+        seqs = harness.finish_sinks()
+        v = verdict(sent, seqs["score_seqs"], seqs["flagged"], seqs["alert_seqs"],
+                    seqs["positives"], seqs["no_header"], seqs["foreign"])
+        v["delivery_errors"] = harness.n_delivery_errors
+        v["first_delivery_errors"] = harness.delivery_errors[:5]
+        v["drained"] = drained
+        tl = harness.timeline
+        first = min(tl.sent, default=t0)
+        return _summarise(scenario, pipeline, run_id, names, info, window, v, events,
+                          tl.per_second(info["t_measure"] - math.ceil(scenario.warmup_s),
+                                        max(tl.sent, default=t0) + 1),
+                          {"pool_build_s": harness.pool_seconds, "first_send_epoch_s": first,
+                           "workers_restarted": len([e for e in events if e.get("kill") == "scorer"]),
+                           "broker_warmup": broker_warmup})
+    finally:
+        harness.close()
+        killed = {e["node"] for e in events if e.get("kill") == "broker"}
+        # A local broker that stopped by itself (not by a fault) can neither take the service's
+        # last commits nor delete topics: waiting for either only delays the error.
+        lost = cluster is not None and not killed and _broker_gone(cluster) is not None
+        if service is not None:
+            service.stop(timeout=3.0 if lost else 20.0)
+        for node in killed:
+            from bench.broker.lifecycle import start_node
+            start_node(cluster.port, node)  # leave the cluster whole for the next run
+        if lost and not opts.keep_topics:
+            opts.echo(f"the run's topics ({namespace}.*) stay on the stopped broker")
+        elif not opts.keep_topics and not opts.external_scorer:
+            try:
+                from bench.kafka.topics import delete_topics
+                delete_topics(bootstrap, names)
+            except Exception as exc:  # teardown must not hide the run's own error
+                opts.echo(f"warning: could not delete the run's topics: {exc}")
+
+
+def _first_tps(scenario: Scenario) -> float:
+    if isinstance(scenario.rate, Max):
+        return scenario.rate.start_tps
+    return profile_segments(scenario.rate, scenario.duration_s)[0].tps
+
+
+def _broker_killed(events: list[dict]) -> bool:
+    return any(e.get("kill") == "broker" for e in events)
+
+
+def _broker_gone(cluster) -> str | None:
+    """Why the local cluster cannot answer (every node's process has exited), else None."""
+    from bench.broker.lifecycle import node_log_path, status
+
+    rows = status(cluster.port)
+    if rows and not any(r["alive"] for r in rows):
+        return (f"the local broker on port {cluster.port} has stopped; see "
+                f"{node_log_path(cluster.port, rows[0]['node'])}")
+    return None
+
+
+def _wait_ready(ctx: Context, harness: Harness, echo=print, scorer: str = "the scoring service") -> None:
+    """Trickle probe records until the first scored one is visible (model compiled, group joined)."""
+    now = time.time_ns()
+    harness.plan([(now, int(READY_TIMEOUT_S * NS), PROBE_TPS)], replace=True)
+    t0 = time.time()
+    hinted = False
+    while harness.timeline.total_scores == 0:
+        waited = time.time() - t0
+        if waited > READY_TIMEOUT_S:
+            raise PipelineError(f"no scored record visible within {READY_TIMEOUT_S:.0f}s of start: "
+                                f"is {scorer} running?")
+        if waited > READY_HINT_S and not hinted:
+            echo(f"nothing scored after {READY_HINT_S:.0f} s: waiting for {scorer} "
+                 f"(at most {READY_TIMEOUT_S:.0f} s)")
+            hinted = True
+        ctx.tick("starting", int(t0), PROBE_TPS)
+
+
+def _summarise(scenario, pipeline, run_id, names, info, window, v, events, seconds, extra) -> dict:
+    if info["kind"] == "max":
+        peak = info["peak"]
+        headline = {"sustained_tps": min(peak["achieved_tps"], peak["asked_tps"]) if peak else None,
+                    "achieved_tps": peak["achieved_tps"] if peak else None,
+                    "asked_tps": peak["asked_tps"] if peak else None,
+                    "e2e": peak["e2e"] if peak else None,
+                    "e2e_stages": peak["e2e_stages"] if peak else None,
+                    "publish_delay": peak["publish_delay"] if peak else None,
+                    "e2e_spectrum": peak["e2e_spectrum"] if peak else [],
+                    "cpu_cores": peak["cpu_cores"] if peak else None,
+                    "broker_gc": peak["broker_gc"] if peak else None}
+        slo_passed = peak is not None
+    else:
+        headline = {"sustained_tps": window["achieved_tps"] if window["passed"] else None,
+                    "achieved_tps": window["achieved_tps"], "asked_tps": window["asked_tps"],
+                    "e2e": window["e2e"], "e2e_stages": window["e2e_stages"],
+                    "publish_delay": window["publish_delay"],
+                    "e2e_spectrum": window["e2e_spectrum"],
+                    "cpu_cores": window["cpu_cores"], "broker_gc": window["broker_gc"]}
+        slo_passed = window["passed"]
+    return {"pipeline": pipeline, "run_id": run_id, "topics": names.all(), "kind": info["kind"],
+            "headline": headline, "window": window, "steps": info.get("steps"),
+            "slo": msgspec.to_builtins(scenario.slo), "slo_passed": slo_passed,
+            "verdict": v, "passed": slo_passed and v["exactly_once"], "faults": events,
+            "per_second": seconds, **extra}

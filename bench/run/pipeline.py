@@ -1,0 +1,102 @@
+"""Start and stop the pipeline under test as a user would: a subprocess with command-line flags.
+
+    fraudstream     python -m core --bootstrap B --namespace NS --workers N --group G ...
+    seed-baseline   python -m bench.run.seed_baseline --bootstrap B --namespace NS --workers N ...
+
+Each run gets its own consumer group (and so its own transactional ids): runs on a shared
+broker never fence each other or anyone else's service.
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from bench.measure import procs
+
+__all__ = ["PipelineProcess", "command_for"]
+
+
+def command_for(pipeline: str, *, bootstrap: str, namespace: str, workers: int, group: str,
+                batch=None, kafka: dict | None = None) -> list[str]:
+    """The argv that starts `pipeline` (fraudstream or seed-baseline)."""
+    module = {"fraudstream": "core", "seed-baseline": "bench.run.seed_baseline"}[pipeline]
+    argv = [sys.executable, "-m", module, "--bootstrap", bootstrap, "--namespace", namespace,
+            "--workers", str(workers), "--group", group]
+    if pipeline == "fraudstream" and batch is not None:
+        if batch.max_records is not None:
+            argv += ["--batch-max-records", str(batch.max_records)]
+        if batch.max_wait_ms is not None:
+            argv += ["--batch-max-wait-ms", str(int(batch.max_wait_ms))]
+    for key, value in (kafka or {}).items():
+        argv += ["-X", f"{key}={value}"]
+    return argv
+
+
+def _terminate_with_parent() -> None:
+    # A runner killed outright (SIGKILL, OOM) cannot stop the service it started; ask Linux
+    # to SIGTERM it then, so it aborts its transactions instead of scoring on as an orphan.
+    try:
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+    except (OSError, AttributeError):
+        pass  # not Linux: the service's own checks are all there is
+
+
+class PipelineProcess:
+    """One started pipeline service; its workers are the service process's children."""
+
+    def __init__(self, argv: list[str], log_path: Path):
+        self.argv = argv
+        self.log_path = log_path
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._log = open(log_path, "ab")
+        self.proc = subprocess.Popen(argv, stdout=self._log, stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL, start_new_session=True,
+                                     preexec_fn=_terminate_with_parent)
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def workers(self) -> list[int]:
+        return procs.worker_pids(self.proc.pid)
+
+    def all_pids(self) -> list[int]:
+        return [self.proc.pid] + procs.descendants(self.proc.pid)
+
+    def log_tail(self, lines: int = 15) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def stop(self, timeout: float = 20.0) -> int | None:
+        """SIGTERM (the service finishes or aborts its open transactions), then SIGKILL."""
+        if self.alive():
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                pass
+        if self.alive():
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self.proc.wait(5)
+        # orphans of a killed service (its own session) go too
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        time.sleep(0.1)
+        self._log.close()
+        return self.proc.returncode

@@ -1,0 +1,60 @@
+"""The printed report of a rate search, from a real `bench run scenarios/peak.yaml` result
+(trimmed: 3 per-second rows, no spectra) in which no rate held the SLO."""
+
+import json
+from pathlib import Path
+
+from rich.console import Console
+
+from bench.report.text import print_result
+
+RESULT = Path(__file__).parent / "data" / "peak-no-rate-held.json"
+
+
+def _printed(result: dict) -> list[str]:
+    console = Console(record=True, width=140, highlight=False)
+    print_result(result, console)
+    return console.export_text().splitlines()
+
+
+def _row(lines: list[str], asked: str) -> list[str]:
+    (line,) = [ln for ln in lines if f"│ {asked} " in ln]
+    return [cell.strip() for cell in line.strip("│").split("│")]
+
+
+def test_each_search_step_shows_how_long_the_broker_stood_still_for_gc():
+    lines = _printed(json.loads(RESULT.read_text()))
+    assert any("GC ms" in ln for ln in lines)
+    assert _row(lines, "5,000")[-2:] == ["77.9", "miss"]     # one 77.9 ms pause in that step
+    assert _row(lines, "3,333")[-2:] == ["-", "miss"]        # none
+    assert any("no rate tried held the SLO: the lowest, 988/s, had p99 63.4 ms" in ln for ln in lines)
+
+
+def test_results_without_gc_figures_print_without_the_column():
+    result = json.loads(RESULT.read_text())
+    for step in result["runs"][0]["steps"]:
+        del step["broker_gc"]
+    lines = _printed(result)
+    assert not any("GC ms" in ln for ln in lines)
+    assert _row(lines, "5,000")[-1] == "miss"
+
+
+def _with_headline(result: dict, tps, p99, workers) -> dict:
+    out = json.loads(json.dumps(result))
+    out["scenario"]["topology"]["scoring_processes"] = workers
+    out["runs"][0]["headline"].update(sustained_tps=tps, e2e={"p50_ms": 20.0, "p99_ms": p99})
+    return out
+
+
+def test_two_results_side_by_side_with_b_over_a_ratios():
+    from bench.report.text import print_comparison
+
+    base = json.loads(RESULT.read_text())
+    a, b = _with_headline(base, 1000.0, 40.0, 2), _with_headline(base, 2500.0, 30.0, 6)
+    console = Console(record=True, width=140, highlight=False)
+    print_comparison(a, b, console)
+    lines = console.export_text().splitlines()
+    assert _row(lines, "sustained tx/s")[1:] == ["1,000", "2,500", "2.50"]
+    assert _row(lines, "e2e p99 ms")[1:] == ["40.0", "30.0", "0.75"]
+    assert _row(lines, "scoring processes")[1:] == ["2", "6", "3.00"]
+    assert _row(lines, "e2e p99.9 ms")[1:] == ["-", "-", "-"]     # absent in both: no ratio
