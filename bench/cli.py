@@ -38,11 +38,19 @@ class LazyGroup(click.Group):
             return _unavailable(name, exc)
 
 
-def _unavailable(name: str, exc: ImportError) -> click.Command:
-    def fail():
-        raise click.ClickException(f"`bench {name}` is unavailable: {exc}")
+# Packages of the optional extras (pyproject.toml), and the extra that brings each.
+_EXTRAS = {"rich": "bench", "matplotlib": "bench", "click": "bench",
+           "xgboost": "train", "sklearn": "train"}
 
-    return click.Command(name, callback=fail, help=f"(unavailable: {exc})")
+
+def _unavailable(name: str, exc: ImportError) -> click.Command:
+    extra = _EXTRAS.get((exc.name or "").split(".")[0])
+    why = f"{exc} (pip install 'fraudstream[{extra}]')" if extra else str(exc)
+
+    def fail():
+        raise click.ClickException(f"`bench {name}` is unavailable: {why}")
+
+    return click.Command(name, callback=fail, help=f"(unavailable: {why})")
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
