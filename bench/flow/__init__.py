@@ -1,0 +1,1 @@
+"""The seed's three-terminal flow: `bench score`, `bench produce`, `bench alerts`."""

@@ -1,0 +1,1 @@
+"""`bench run`: orchestration of a scenario, its phases, the child processes, the pipeline under test, the broker's warm-up."""
