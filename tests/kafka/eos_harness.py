@@ -257,32 +257,51 @@ class Verdict:
     dead_missing: int
     dead_wrong: int
     headers_lost: int
+    mispaired: int = 0           # outputs whose key or sequence header is not their input's
+    aborted_scores: int = -1     # fraud-scores records of aborted transactions (-1: not read)
 
     def exactly_once(self) -> bool:
         return not (self.duplicates or self.missing or self.unexpected or self.alert_mismatch
                     or self.dead_duplicates or self.dead_missing or self.dead_wrong or self.headers_lost
-                    or self.dead != self.sent_hostile)
+                    or self.mispaired or self.dead != self.sent_hostile)
 
 
-def verify(bootstrap: str, names: TopicNames, inputs: Inputs) -> Verdict:
-    """Read the three outputs read_committed and compare them with what was sent."""
+def verify(bootstrap: str, names: TopicNames, inputs: Inputs, *, count_aborted: bool = False) -> Verdict:
+    """Read the three outputs read_committed and compare them with what was sent: each valid
+    input scored once, under its own key and with its own sequence header; alerts exactly the
+    flagged ones; each hostile input dead-lettered once. With `count_aborted`, fraud-scores is
+    also read read_uncommitted: the difference is what aborted transactions had written."""
     valid = set(inputs.valid_ids)
+    # transaction_id -> (key, sequence header) of the input it came from
+    source = {inputs.valid_ids[seq]: (key, str(seq).encode())
+              for key, _, seq in inputs.records if seq not in inputs.hostile_seqs}
     scores = read_all(bootstrap, names.scores, expect=len(valid), idle_s=2.0)
     alerts = read_all(bootstrap, names.alerts, idle_s=2.0)
     dead = read_all(bootstrap, names.deadletter, expect=len(inputs.hostile_seqs), idle_s=2.0)
     decode = msgspec.json.Decoder().decode
     counts: Counter[str] = Counter()
     fraud: set[str] = set()
-    headers_lost = 0
+    headers_lost = mispaired = 0
     for m in scores:
         event = decode(m.value())
         tid = event["transaction_id"]
         counts[tid] += 1
         if event["is_fraud"]:
             fraud.add(tid)
-        if not any(k == SEQ for k, _ in (m.headers() or ())):
+        seq = dict(m.headers() or ()).get(SEQ)
+        if seq is None:
             headers_lost += 1
-    alert_ids = Counter(decode(m.value())["transaction_id"] for m in alerts)
+        if tid in source and source[tid] != (m.key(), seq if seq is not None else source[tid][1]):
+            mispaired += 1
+    alert_ids: Counter[str] = Counter()
+    for m in alerts:
+        tid = decode(m.value())["transaction_id"]
+        alert_ids[tid] += 1
+        if tid in source and m.key() != source[tid][0]:
+            mispaired += 1
+    aborted = -1
+    if count_aborted:
+        aborted = len(read_all(bootstrap, names.scores, idle_s=2.0, committed=False)) - len(scores)
     alert_mismatch = len(set(alert_ids) ^ fraud) + sum(c - 1 for c in alert_ids.values())
     dead_seen: Counter[tuple[int, int]] = Counter()
     dead_wrong = 0
@@ -300,4 +319,5 @@ def verify(bootstrap: str, names: TopicNames, inputs: Inputs) -> Verdict:
         alerts=len(alerts), alert_mismatch=alert_mismatch, dead=len(dead),
         dead_duplicates=sum(c - 1 for c in dead_seen.values() if c > 1),
         dead_missing=len(set(inputs.hostile_coords) - set(dead_seen)),
-        dead_wrong=dead_wrong, headers_lost=headers_lost)
+        dead_wrong=dead_wrong, headers_lost=headers_lost, mispaired=mispaired,
+        aborted_scores=aborted)

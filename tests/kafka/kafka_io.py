@@ -7,16 +7,17 @@ from confluent_kafka import Consumer, TopicPartition
 
 
 def read_all(bootstrap: str, topic: str, *, idle_s: float = 3.0, max_s: float = 120.0,
-             expect: int | None = None):
+             expect: int | None = None, committed: bool = True):
     """Every committed record of `topic` from the beginning, as Message objects.
 
     Stops once `expect` records arrived, or after `idle_s` seconds without a record once
-    every partition reached the end (read_committed end = last stable offset).
+    every partition reached the end (read_committed end = last stable offset). With
+    `committed=False` the records of aborted transactions come too (read_uncommitted).
     """
     consumer = Consumer({
         "bootstrap.servers": bootstrap,
         "group.id": f"test-reader-{uuid.uuid4().hex[:8]}",
-        "isolation.level": "read_committed",
+        "isolation.level": "read_committed" if committed else "read_uncommitted",
         "auto.offset.reset": "earliest",
         "enable.auto.commit": False,
         "enable.partition.eof": True,
