@@ -29,6 +29,7 @@ from typing import Any
 import msgspec
 import numpy as np
 
+from core._exp_c import EXP_C, use_own_exp
 from core.errors import ModelError
 from core.features import FEATURE_NAMES, N_FEATURES
 from core.paths import default_model_path, home
@@ -245,7 +246,7 @@ def _cache_key(model_sha256: str) -> str:
 
     # The library depends on the model, the code generator, how it was compiled and the
     # machine it was built for.
-    build = hashlib.sha256(repr((_CFLAGS, _TREES_PER_UNIT)).encode()).hexdigest()[:8]
+    build = hashlib.sha256(repr((_CFLAGS, _TREES_PER_UNIT, EXP_C)).encode()).hexdigest()[:8]
     return (f"{model_sha256[:16]}-tl2cgen{tl2cgen.__version__}-{platform.machine()}"
             f"-b{_FORMAT}-{build}")
 
@@ -276,7 +277,8 @@ _TREES_PER_UNIT = 10
 # After tl2cgen's own -O3, so this wins: on this tree code -O1 scored exactly as fast as -O2,
 # -O3 and -O3 -march=native (bit-identical results) for ~40 % less compiler CPU time. The
 # time goes to mispredicted branches, which no flag removes (models/README.md).
-_CFLAGS = ["-O1"]
+# -ffp-contract=off: a*b+c never becomes an FMA, whatever the target (core._exp_c says why).
+_CFLAGS = ["-O1", "-ffp-contract=off"]
 _BLOCKED_C = """
 #define FS_BLOCK 64
 static void fs_base_score(float* result) {
@@ -344,6 +346,12 @@ def _build(tl_model, toolchain: str, build_dir: Path) -> Path:
     src = build_dir / "src"
     tl2cgen.generate_c_code(tl_model, src, params={"parallel_comp": _units(tl_model)})
     main_c = (src / "main.c").read_text()
+    own_exp = use_own_exp(main_c)
+    if own_exp is None:
+        log.warning("tl2cgen's postprocess() is not as expected: scores use the C library's "
+                    "expf, which may round differently on another CPU")
+    else:
+        main_c = own_exp
     entry = _blocked_source(main_c)
     if entry is None:
         log.info("tl2cgen's main.c is not as expected: using the row-by-row batch entry point")

@@ -1,11 +1,14 @@
 """Features and scores of a row do not depend on the batch it arrives in, nor on the CPU.
 
 The batch tests compare bit patterns (uint32 views), not values: an ulp is a difference.
-The CPU cannot be varied here, so the last test checks the construction that makes the
-kernel CPU-independent: no call (libm picks CPU-specific code at run time), no FMA, no
-fast-math flag in what numba compiles for this machine (core/features.py says why).
+The CPU cannot be varied here, so the other tests check the construction that makes the
+results CPU-independent: the feature kernel has no call (libm picks CPU-specific code at
+run time), no FMA and no fast-math flag in what numba compiles for this machine
+(core/features.py says why), and the compiled model's sigmoid does not call the C library's
+expf (core/_exp_c.py).
 """
 
+import ctypes
 import json
 import re
 
@@ -15,6 +18,7 @@ import pytest
 
 from bench.load.synth import generate
 from core import Scorer, features
+from core._exp_c import use_own_exp
 from core.decode import decode_batch
 from core.features import AMOUNT, LOG_AMOUNT, empty_matrix, fill_derived
 
@@ -159,3 +163,36 @@ def test_the_kernel_calls_nothing_and_fuses_nothing():
     assert len(ops) > 10                                    # the body was found
     assert {"vdivsd", "divsd"} & ops                        # and it is this kernel
     assert not {op for op in ops if op.startswith("call") or "fma" in op or "fnm" in op}
+
+
+def test_the_compiled_sigmoid_is_correctly_rounded_without_the_c_librarys_expf():
+    """postprocess() of the compiled model against 1 / (1 + exp(-m)) with exp in extended
+    precision rounded to float: 200,000 margins, the saturated ends and NaN."""
+    model = Scorer.load().model
+    assert model.backend == "tl2cgen" and model.library_path is not None
+    assert b"\x00expf\x00" not in model.library_path.read_bytes()   # not even imported
+    postprocess = ctypes.CDLL(str(model.library_path)).postprocess
+    postprocess.argtypes = (ctypes.c_void_p,)
+    rng = np.random.default_rng(SEED)
+    margins = np.concatenate([rng.uniform(-30, 30, 100_000), rng.normal(0, 3, 100_000),
+                              [0, 88.7, 89, -88, -104, -110, 1e6, -1e6, np.inf, -np.inf]])
+    got = margins.astype(np.float32)
+    for i in range(got.size):
+        postprocess(got.ctypes.data + 4 * i)
+    with np.errstate(over="ignore"):   # exp(1e6) is inf, as in float
+        e = np.exp(-margins.astype(np.float32).astype(np.longdouble)).astype(np.float32)
+    want = np.float32(1) / (np.float32(1) + e)
+    wrong = np.nonzero(got.view(np.uint32) != want.view(np.uint32))[0]
+    assert wrong.size == 0, f"margins {margins[wrong[:5]]}: {got[wrong[:5]]} != {want[wrong[:5]]}"
+    nan = np.array([np.nan], dtype=np.float32)
+    postprocess(nan.ctypes.data)
+    assert np.isnan(nan[0])
+
+
+def test_own_exp_replaces_the_one_expf_call_or_declines():
+    main_c = '#include "header.h"\nvoid postprocess(float* r) { r[0] = 1 / (1 + expf(-r[0])); }\n'
+    patched = use_own_exp(main_c)
+    assert "expf(" not in patched and "fraudstream_exp(-r[0])" in patched
+    assert patched.index("static float fraudstream_exp") < patched.index("void postprocess")
+    assert use_own_exp(main_c.replace("expf(", "exp(")) is None
+    assert use_own_exp(main_c + "float g(float x) { return expf(x); }\n") is None
