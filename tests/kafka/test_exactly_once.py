@@ -52,7 +52,10 @@ def _run_with_kills(bootstrap, names, tmp_path, *, exactly_once: bool, seed: int
     split = int(len(inputs.records) * 0.6)
     produce_inputs(bootstrap, names.transactions, inputs, inputs.records[:split])
     group = f"eos-{uuid.uuid4().hex[:8]}"
-    extra = () if exactly_once else ("--at-least-once",)
+    # A 5 ms linger (the service's default is 100 ms) sends a batch's outputs to the broker
+    # while its transaction is still open, so a kill leaves records that only the abort hides
+    # from read_committed readers: with 100 ms, 10 kills left none on the broker.
+    extra = ("-X", "linger.ms=5") + (() if exactly_once else ("--at-least-once",))
     service = Service(bootstrap, names, group, tmp_path, workers=6, extra=extra)
     tail = threading.Thread(target=produce_inputs, args=(bootstrap, names.transactions, inputs,
                                                          inputs.records[split:]), kwargs={"tps": TAIL_TPS})
