@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.broker import gclog
-from bench.broker.errors import BrokerError
+from bench.errors import BrokerError
 from bench.broker.jars import ensure_jars, java_command
 from bench.broker.properties import HOST, LOG4J2_CONFIG, node_ports, server_properties
 from core.paths import home

@@ -27,7 +27,7 @@ from bench.measure import procs
 from bench.load.header import HEADER, HEADER_DTYPE, pack_header
 from bench.run.pipeline import PipelineProcess, command_for
 from bench.measure.sink import says_fraud
-from core.errors import PipelineError
+from bench.errors import PipelineUnderTestError, TopicError
 from core.metrics import bucket_quantile
 from core.topics import TopicNames
 
@@ -83,7 +83,7 @@ def preload(opts: DrainOptions) -> float:
         poll(0)
         opts.progress("preload", lo + len(values), opts.records)
     if producer.flush(120):
-        raise PipelineError(f"preloading {topic}: records still unsent after 120 s")
+        raise TopicError(f"preloading {topic}: records still unsent after 120 s")
     return time.monotonic() - t0
 
 
@@ -144,7 +144,7 @@ def drain(opts: DrainOptions) -> dict:
     finally:
         probe.close()
     if code not in (0, None):
-        raise PipelineError(f"the scoring service exited {code}; log: {opts.log_path}\n{service.log_tail()}")
+        raise PipelineUnderTestError(f"the scoring service exited {code}; log: {opts.log_path}\n{service.log_tail()}")
     t10, t90 = _crossing(points, 0.1 * total), _crossing(points, 0.9 * total)
     first = next(i for i, (_, d) in enumerate(points) if d > 0)   # points[0] is (start, 0)
     started = points[first][0]
@@ -206,9 +206,9 @@ def _follow(opts, probe, service, parts, ends, total):
         if done >= total:
             return points, cpu
         if not service.alive():
-            raise PipelineError(f"the scoring service died; log: {opts.log_path}\n{service.log_tail()}")
+            raise PipelineUnderTestError(f"the scoring service died; log: {opts.log_path}\n{service.log_tail()}")
         if now > deadline:
-            raise PipelineError(f"not drained in {opts.timeout_s:.0f} s: {done:,} of {total:,} committed")
+            raise PipelineUnderTestError(f"not drained in {opts.timeout_s:.0f} s: {done:,} of {total:,} committed")
         time.sleep(0.1)
 
 
@@ -257,13 +257,13 @@ def _read_topic(bootstrap: str, topic: str):
         deadline = time.monotonic() + 300
         while len(at_end) < len(parts):
             if time.monotonic() > deadline:
-                raise PipelineError(f"reading {topic} back took over 300 s")
+                raise TopicError(f"reading {topic} back took over 300 s")
             for msg in consumer.consume(num_messages=10_000, timeout=0.5):
                 if msg.error():
                     if msg.error().code() == -191:  # _PARTITION_EOF
                         at_end.add(msg.partition())
                         continue
-                    raise PipelineError(f"reading {topic}: {msg.error()}")
+                    raise TopicError(f"reading {topic}: {msg.error()}")
                 at_end.discard(msg.partition())
                 yield msg
     finally:

@@ -17,7 +17,7 @@ import numpy as np
 from bench.load.generator import producer_main
 from bench.measure.sink import sink_main
 from bench.measure.timeline import Timeline
-from core.errors import PipelineError
+from bench.errors import HarnessError
 
 __all__ = ["Harness"]
 
@@ -62,14 +62,14 @@ class Harness:
             if p.exitcode is not None and p not in done:
                 how = (f"killed by signal {-p.exitcode}" if p.exitcode < 0
                        else f"exit code {p.exitcode}")
-                raise PipelineError(f"{p.name} (pid {p.pid}) ended during the run: {how}")
+                raise HarnessError(f"{p.name} (pid {p.pid}) ended during the run: {how}")
 
     def _wait_for(self, reported, expected: int, what: str, timeout: float) -> None:
         """Absorb reports until `reported` holds `expected` entries; fail on a dead child."""
         deadline = time.monotonic() + timeout
         while len(reported) < expected:
             if time.monotonic() > deadline:
-                raise PipelineError(f"{what} within {timeout:.0f}s")
+                raise HarnessError(f"{what} within {timeout:.0f}s")
             self.check_alive()
             self.pump(0.2)
 

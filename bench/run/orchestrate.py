@@ -31,7 +31,8 @@ from bench.measure.sink import SinkSpec
 from bench.measure.verdict import verdict
 from bench.spec.target import Target, consumer_config, embedded_port, load_target, producer_config
 from bench.measure.writeback import writeback_settings
-from core.errors import ConfigError, PipelineError
+from bench.errors import BrokerLost, PipelineUnderTestError, TopicError
+from core.errors import ConfigError
 from core.topics import PARTITIONS, TopicNames
 
 __all__ = ["RunOptions", "run_scenario", "machine", "resolve_target"]
@@ -108,7 +109,7 @@ def _create_topics(bootstrap: str, names: TopicNames, partitions: int) -> None:
         try:
             fut.result()
         except Exception as exc:
-            raise PipelineError(f"creating topic `{name}` failed: {exc}") from exc
+            raise TopicError(f"creating topic `{name}` failed: {exc}") from exc
 
 
 def _partition_counts(bootstrap: str, names: TopicNames, timeout: float = 30.0) -> dict[str, int]:
@@ -123,7 +124,7 @@ def _partition_counts(bootstrap: str, names: TopicNames, timeout: float = 30.0) 
         if len(found) == 2 and all(m.error is None and m.partitions for m in found.values()):
             return {t: len(m.partitions) for t, m in found.items()}
         if time.monotonic() > deadline:
-            raise PipelineError(f"topics {names.scores}, {names.alerts} not in the cluster's "
+            raise TopicError(f"topics {names.scores}, {names.alerts} not in the cluster's "
                                 f"metadata {timeout:.0f}s after creation")
         time.sleep(0.2)
 
@@ -197,14 +198,14 @@ def _run_pipeline(scenario, pipeline, target, bootstrap, cluster, opts) -> dict:
 
         def alive():
             if service is not None and not service.alive():
-                raise PipelineError(f"{pipeline} service exited with code {service.proc.returncode}; "
+                raise PipelineUnderTestError(f"{pipeline} service exited with code {service.proc.returncode}; "
                                     f"log {service.log_path}:\n{service.log_tail()}")
             # A local cluster with no node left is an error, until a planned broker fault: after
             # one, a one-node cluster is all dead on purpose.
             if cluster is not None and time.monotonic() - last_look[0] >= 1.0 and not _broker_killed(events):
                 last_look[0] = time.monotonic()
                 if (why := _broker_gone(cluster)) is not None:
-                    raise PipelineError(why)
+                    raise BrokerLost(why)
 
         def cpu_groups():
             groups = harness.pids()
@@ -313,7 +314,7 @@ def _wait_ready(ctx: Context, harness: Harness, echo=print, scorer: str = "the s
     while harness.timeline.total_scores == 0:
         waited = time.time() - t0
         if waited > READY_TIMEOUT_S:
-            raise PipelineError(f"no scored record visible within {READY_TIMEOUT_S:.0f}s of start: "
+            raise PipelineUnderTestError(f"no scored record visible within {READY_TIMEOUT_S:.0f}s of start: "
                                 f"is {scorer} running?")
         if waited > READY_HINT_S and not hinted:
             echo(f"nothing scored after {READY_HINT_S:.0f} s: waiting for {scorer} "
