@@ -14,9 +14,9 @@ import time
 
 import numpy as np
 
+from bench.errors import HarnessError
 from bench.load.generator import producer_main
 from bench.measure.sink import sink_main
-from bench.errors import HarnessError
 from bench.measure.timeline import Timeline
 from bench.run.protocol import Finish, Plan, ProducerDone, ProducerTick, Ready, Report, SinkDone, SinkTick, Stop
 
