@@ -257,7 +257,7 @@ def _run_pipeline(scenario, pipeline, target, bootstrap, cluster, opts) -> Pipel
         # a fixed run passes if its window held the SLO; a search if any step did
         slo_passed = window.passed if window is not None else info.peak is not None
         return PipelineRun(
-            pipeline=pipeline, run_id=run_id, topics=names.all(), kind=info.kind,
+            pipeline=pipeline, run_id=run_id, topics=list(names.all()), kind=info.kind,
             headline=_headline(info, window), window=window,
             steps=info.steps if info.kind == "max" else None, slo=scenario.slo,
             slo_passed=slo_passed, verdict=v, passed=slo_passed and v.exactly_once, faults=events,
