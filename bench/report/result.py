@@ -251,7 +251,16 @@ class RunResult(msgspec.Struct, omit_defaults=True, **_RECORD):
     exactly_once: bool
 
 
-_ENCODER = msgspec.json.Encoder()
+def _enc_hook(obj):
+    # A numpy scalar that slipped into a figure is still a number: write it as one rather
+    # than lose a finished run's result to an encode error (read_result checks the type).
+    item = getattr(obj, "item", None)
+    if callable(item) and type(obj).__module__ == "numpy":
+        return item()
+    raise NotImplementedError(f"cannot write a {type(obj).__name__} in a result")
+
+
+_ENCODER = msgspec.json.Encoder(enc_hook=_enc_hook)
 _DECODER = msgspec.json.Decoder(RunResult)
 
 

@@ -42,6 +42,17 @@ def test_a_saved_result_reads_into_the_types_and_writes_back_the_same_json():
     assert json.loads(encode_result(result)) == _raw()
 
 
+def test_a_numpy_number_in_a_figure_is_written_as_a_number():
+    import numpy as np
+
+    from bench.report.result import Latency
+
+    e2e = Latency(count=np.int64(3), mean_ms=np.float32(1.5), p50_ms=None, p90_ms=None, p99_ms=None,
+                  p999_ms=None, max_ms=np.float64(2.0))
+    assert json.loads(encode_result(e2e)) == {"count": 3, "mean_ms": 1.5, "p50_ms": None, "p90_ms": None,
+                                              "p99_ms": None, "p99.9_ms": None, "max_ms": 2.0}
+
+
 def test_write_read_print_round_trip(tmp_path):
     result = read_result(RESULT)
     path = write_result(result, tmp_path / "out" / "result.json")
