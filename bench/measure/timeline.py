@@ -143,9 +143,10 @@ class Timeline:
             # ... and the output kept pace during the window, not only afterwards
             throughput=w.achieved_tps >= slo.min_rate_ratio * asked_tps,
         )
-        return Window(**msgspec.structs.asdict(w), e2e_stages=self.stage_summaries(a, b), e2e_spectrum=histogram.spectrum(hist),
-                      asked_tps=asked_tps, planned=planned, unseen=unseen, judged_e2e=judged,
-                      checks=checks, passed=checks.p99 and checks.p999 and checks.rate and checks.throughput)
+        return Window(**msgspec.structs.asdict(w), e2e_stages=self.stage_summaries(a, b),
+                      e2e_spectrum=histogram.spectrum(hist), asked_tps=asked_tps, planned=planned,
+                      unseen=unseen, judged_e2e=judged, checks=checks,
+                      passed=checks.p99 and checks.p999 and checks.rate and checks.throughput)
 
     def per_second(self, a: int, b: int) -> list[Second]:
         """One row per second in [a, b): sent, visible, e2e percentiles (ms) by intended second."""
