@@ -25,6 +25,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 
 from bench.measure import procs
 from bench.load.header import HEADER, HEADER_DTYPE, pack_header
+from bench.drain.result import DrainResult, DrainSettings, DrainVerdict
 from bench.run.pipeline import PipelineProcess, command_for
 from bench.measure.sink import says_fraud
 from bench.errors import PipelineUnderTestError, TopicError
@@ -119,7 +120,7 @@ def _crossing(points: list[tuple[float, int]], level: float) -> float:
     return points[-1][0]
 
 
-def drain(opts: DrainOptions) -> dict:
+def drain(opts: DrainOptions) -> DrainResult:
     """Start the service on the pre-loaded topic, time it to the end, stop it; the figures."""
     topic = opts.names.transactions
     group = f"drain-{uuid.uuid4().hex[:8]}"
@@ -154,22 +155,22 @@ def drain(opts: DrainOptions) -> dict:
     commit_buckets, _, _ = _histogram_summary(samples, "fraudstream_commit_seconds")
     _, batch_sum, batch_count = _histogram_summary(samples, "fraudstream_batch_records")
     window = 0.8 * total
-    return {
-        "records": total, "partitions": len(parts), "workers": opts.workers or len(parts),
-        "settings": {"batch_max_records": opts.batch_max_records,
-                     "batch_max_wait_ms": opts.batch_max_wait_ms, "kafka": opts.kafka},
-        "steady_tps": _rate(window, t90 - t10),
-        "overall_tps": _rate(total, points[-1][0] - before_first),
+    return DrainResult(
+        records=total, partitions=len(parts), workers=opts.workers or len(parts),
+        settings=DrainSettings(batch_max_records=opts.batch_max_records,
+                               batch_max_wait_ms=opts.batch_max_wait_ms, kafka=opts.kafka),
+        steady_tps=_rate(window, t90 - t10),
+        overall_tps=_rate(total, points[-1][0] - before_first),
         # polls from the first commit to the end: with a few, the rates are rough
-        "timed_polls": len(points) - first,
-        "first_commit_after_s": round(started - points[0][0], 2),
-        "commit_p50_ms": round(bucket_quantile(commit_buckets, 0.50) * 1000, 2),
-        "commit_p99_ms": round(bucket_quantile(commit_buckets, 0.99) * 1000, 2),
-        "transactions": int(batch_count),
-        "mean_batch": round(batch_sum / batch_count) if batch_count else 0,
-        "cpu_cores": {k: round(cores, 3) for k, (cores, _) in cpu.items()},
-        "cpu_us_per_tx": {k: round(us, 2) for k, (_, us) in cpu.items()},
-    }
+        timed_polls=len(points) - first,
+        first_commit_after_s=round(started - points[0][0], 2),
+        commit_p50_ms=round(bucket_quantile(commit_buckets, 0.50) * 1000, 2),
+        commit_p99_ms=round(bucket_quantile(commit_buckets, 0.99) * 1000, 2),
+        transactions=int(batch_count),
+        mean_batch=round(batch_sum / batch_count) if batch_count else 0,
+        cpu_cores={k: round(cores, 3) for k, (cores, _) in cpu.items()},
+        cpu_us_per_tx={k: round(us, 2) for k, (_, us) in cpu.items()},
+    )
 
 
 def _rate(records: float, seconds: float) -> int | None:
@@ -212,7 +213,7 @@ def _follow(opts, probe, service, parts, ends, total):
         time.sleep(0.1)
 
 
-def read_outputs(bootstrap: str, names: TopicNames, expected: int) -> dict:
+def read_outputs(bootstrap: str, names: TopicNames, expected: int) -> DrainVerdict:
     """Read the three outputs read_committed; the exactly-once verdict against seqs 0..expected-1."""
     counts = np.zeros(expected, dtype=np.int32)
     flagged = np.zeros(expected, dtype=bool)
@@ -229,13 +230,13 @@ def read_outputs(bootstrap: str, names: TopicNames, expected: int) -> dict:
             else:
                 alert_counts[seq] += 1
     dead = sum(1 for _ in _read_topic(bootstrap, names.deadletter))
-    return {
-        "scored": int(counts.sum()), "missing": int((counts == 0).sum()),
-        "duplicated": int((counts > 1).sum()), "unexpected": unexpected,
-        "alerts": int(alert_counts.sum()),
-        "alerts_mismatched": int((alert_counts != flagged.astype(np.int32)).sum()),
-        "dead_letters": dead,
-    }
+    return DrainVerdict(
+        scored=int(counts.sum()), missing=int((counts == 0).sum()),
+        duplicated=int((counts > 1).sum()), unexpected=unexpected,
+        alerts=int(alert_counts.sum()),
+        alerts_mismatched=int((alert_counts != flagged.astype(np.int32)).sum()),
+        dead_letters=dead,
+    )
 
 
 def _seq(headers) -> int | None:

@@ -9,6 +9,7 @@ exactly the scores that said is_fraud, once each.
 import numpy as np
 
 from bench.load.header import SEQ_BITS
+from bench.report.result import Detection, Verdict
 
 __all__ = ["verdict"]
 
@@ -19,7 +20,7 @@ def _counts(seqs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def verdict(sent: dict[int, int], score_seqs: np.ndarray, flagged: np.ndarray,
             alert_seqs: np.ndarray, positives: np.ndarray, no_header: int = 0,
-            foreign: int = 0) -> dict:
+            foreign: int = 0) -> Verdict:
     """Exactly-once verdict and detection quality.
 
     sent: producer index -> records sent (sequence numbers index << SEQ_BITS | 0..n-1).
@@ -49,12 +50,12 @@ def verdict(sent: dict[int, int], score_seqs: np.ndarray, flagged: np.ndarray,
     recall = tp / len(positives) if len(positives) else None
     exactly_once = (missing == 0 and duplicated == 0 and unexpected == 0 and alert_dups == 0
                     and alerts_not_flagged == 0 and flagged_without_alert == 0)
-    return {
-        "exactly_once": exactly_once,
-        "sent": expected, "scored_unique": seen, "scored_records": int(len(score_seqs)),
-        "missing": missing, "duplicated": duplicated, "unexpected": unexpected,
-        "alerts": int(len(alert_seqs)), "alert_duplicates": alert_dups,
-        "alerts_not_flagged": alerts_not_flagged, "flagged_without_alert": flagged_without_alert,
-        "detection": {"positives_sent": int(len(positives)), "flagged": int(len(flagged_set)),
-                      "true_positives": tp, "precision": precision, "recall": recall},
-    }
+    return Verdict(
+        exactly_once=exactly_once,
+        sent=expected, scored_unique=seen, scored_records=int(len(score_seqs)),
+        missing=missing, duplicated=duplicated, unexpected=unexpected,
+        alerts=int(len(alert_seqs)), alert_duplicates=alert_dups,
+        alerts_not_flagged=alerts_not_flagged, flagged_without_alert=flagged_without_alert,
+        detection=Detection(positives_sent=int(len(positives)), flagged=int(len(flagged_set)),
+                            true_positives=tp, precision=precision, recall=recall),
+    )
