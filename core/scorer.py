@@ -3,7 +3,7 @@
     scorer = Scorer.load()                      # the committed model, compiled once and cached
     result = scorer.score_batch(values)         # list of raw message values (bytes)
     result.scored  -> [(input index, fraud-scores value)]   every valid input, input order
-    result.alerts  -> [(input index, fraud-alerts value)]   the flagged ones
+    result.alerts  -> [(input index, fraud-alerts value)]   the flagged ones, with reasons
     result.dead    -> [(input index, reason)]               the rest, e.g. "missing field: `amount`"
 
 No Kafka here: core.loop wraps this in the transactional consumer. For teams migrating from a
@@ -16,9 +16,12 @@ from datetime import datetime, timezone
 import numpy as np
 
 from core.decode import Decoded, decode_batch, utc_hour
-from core.encode import batch_tail, encode_alert, iso_now, quantize, score_of, splice_scores
+from core.encode import (
+    append_reasons, batch_tail, encode_alert, iso_now, quantize, score_of, splice_scores,
+)
 from core.features import N_FEATURES, N_V, build_features, fill_derived
 from core.model import FraudModel, load_model
+from core.reasons import Reasoner
 from core.risk import LEVEL_NAMES
 
 __all__ = ["Scorer", "BatchResult"]
@@ -51,10 +54,11 @@ class BatchResult:
 class Scorer:
     """Scores micro-batches of raw transaction values with one fraud model."""
 
-    __slots__ = ("model", "_predict", "_classify")
+    __slots__ = ("model", "reasoner", "_predict", "_classify")
 
     def __init__(self, model: FraudModel):
         self.model = model
+        self.reasoner = Reasoner(model.contributions)
         self._predict = model.predict
         self._classify = model.risk.classify
 
@@ -68,6 +72,7 @@ class Scorer:
         """
         scorer = cls(load_model(path, compile=compile))
         scorer.score_batch([_WARM_UP])
+        scorer.reasoner.explain(np.zeros((1, N_FEATURES), dtype=np.float32))  # compile its walk
         return scorer
 
     @property
@@ -85,7 +90,7 @@ class Scorer:
         if d.good.size == 0:
             return BatchResult([], [], d.dead, np.empty(0, dtype=np.float32))
         x = self.features(d)
-        return self.encode(values, d, self._predict(x), started)
+        return self.encode(values, d, x, self._predict(x), started)
 
     # The stages of score_batch, public so that tests/bench can time each one alone.
 
@@ -94,8 +99,10 @@ class Scorer:
         good = d.good
         return fill_derived(d.x if good.size == d.x.shape[0] else d.x[good])
 
-    def encode(self, values, d: Decoded, scores: np.ndarray, started: float) -> BatchResult:
-        """Classify scores of d's good rows and encode scored events and alerts."""
+    def encode(self, values, d: Decoded, x: np.ndarray, scores: np.ndarray,
+               started: float) -> BatchResult:
+        """Classify scores of d's good rows (features x) and encode scored events and alerts;
+        flagged rows get their reasons, computed for them alone."""
         is_fraud, level = self._classify(scores)
         scored_at = iso_now()
         meta = self.model.meta
@@ -104,9 +111,15 @@ class Scorer:
         good = d.good
         scored, q = splice_scores(d.buf, d.starts, d.close, good, scores, is_fraud, level, tail)
         alerts = []
-        for k in is_fraud.nonzero()[0].tolist():
+        flagged = is_fraud.nonzero()[0]
+        if flagged.size == 0:
+            return BatchResult(scored, alerts, d.dead, scores)
+        version = meta.model_version
+        for k, reasons in zip(flagged.tolist(), self.reasoner.explain(x[flagged])):
             r = int(good[k])
-            alerts.append((r, encode_alert(values[r], int(q[k]), int(level[k]), scored_at)))
+            scored[k] = (r, append_reasons(scored[k][1], reasons))
+            alerts.append((r, encode_alert(values[r], int(q[k]), int(level[k]), scored_at,
+                                           version, reasons)))
         return BatchResult(scored, alerts, d.dead, scores)
 
     # -- the per-message facade ---------------------------------------------------------
