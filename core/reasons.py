@@ -20,6 +20,7 @@ always has three.
 
 from __future__ import annotations
 
+import numba as nb
 import numpy as np
 
 from core.contrib import Contributions
@@ -72,35 +73,72 @@ def reason_text(code: str, value: float) -> str:
 class Reasoner:
     """Turns feature rows into their top reasons, with the model's contributions."""
 
-    __slots__ = ("contributions", "_sum", "_value_col", "_decimals")
+    __slots__ = ("contributions", "_group_of", "_value_col", "_scale", "_texts", "_cached")
 
     def __init__(self, contributions: Contributions):
         self.contributions = contributions
-        # (N_FEATURES + 1, groups): contributions @ _sum gives each reason's contribution;
-        # the bias row (last) belongs to no reason.
-        self._sum = np.zeros((N_FEATURES + 1, len(_GROUPS)), dtype=np.float64)
+        self._group_of = np.empty(N_FEATURES, dtype=np.int64)  # feature column -> reason
         for g, (_, cols, _, _) in enumerate(_GROUPS):
-            self._sum[list(cols), g] = 1.0
+            self._group_of[list(cols)] = g
         self._value_col = np.array([col for _, _, col, _ in _GROUPS], dtype=np.int64)
-        self._decimals = [d for _, _, _, d in _GROUPS]
+        # values are written rounded: the amount to cents, V to the 6 decimals it arrives with
+        self._scale = np.array([10.0 ** d for _, _, _, d in _GROUPS])
+        self._texts: dict[tuple[int, float], str] = {}
+        self._cached = frozenset(g for g, (_, _, _, d) in enumerate(_GROUPS) if d == 0)
 
     def explain(self, x: np.ndarray) -> list[tuple[Reason, ...]]:
         """The top reasons of each row of x (float32 (n, N_FEATURES)), in row order."""
-        if x.shape[0] == 0:
+        n = x.shape[0]
+        if n == 0:
             return []
-        grouped = self.contributions.compute(x) @ self._sum
-        top = np.argsort(-grouped, axis=1, kind="stable")[:, :TOP]
-        values = x[:, self._value_col].astype(np.float64)
+        contrib = self.contributions.compute(x)
+        top = np.empty((n, TOP), dtype=np.int64)
+        contribution = np.empty((n, TOP), dtype=np.float64)
+        value = np.empty((n, TOP), dtype=np.float64)
+        _top(contrib, x, self._group_of, self._value_col, self._scale, top, contribution, value)
+        # one conversion to Python lists per batch: indexing numpy scalars per reason costs
+        # more than the rest of the loop
+        text, codes = self._text, CODES
         out = []
-        for i, row in enumerate(top.tolist()):
+        for groups, cs, vs in zip(top.tolist(), contribution.tolist(), value.tolist()):
             reasons = []
-            for g in row:
-                c = float(grouped[i, g])
-                if not c > 0.0:
+            for g, c, v in zip(groups, cs, vs):
+                if g < 0:
                     break
-                code = CODES[g]
-                value = round(float(values[i, g]), self._decimals[g])
-                reasons.append(Reason(code=code, value=value, contribution=round(c, 4),
-                                      text=reason_text(code, value)))
+                reasons.append(Reason(codes[g], v, c, text(g, v)))
             out.append(tuple(reasons))
         return out
+
+    def _text(self, g: int, value: float) -> str:
+        key = (g, value)
+        text = self._texts.get(key)
+        if text is None:
+            text = reason_text(CODES[g], value)
+            if g in self._cached:  # flags and hours: a handful of values
+                self._texts[key] = text
+        return text
+
+
+@nb.njit(cache=True, nogil=True)
+def _top(contrib, x, group_of, value_col, scale, top, contribution, value):
+    """Per row: the TOP reasons with positive contribution, largest first (ties: the lower
+    reason index), rounded as written; top is -1 past the last positive one."""
+    grouped = np.empty(scale.shape[0], dtype=np.float64)
+    for r in range(contrib.shape[0]):
+        grouped[:] = 0.0
+        for f in range(group_of.shape[0]):
+            grouped[group_of[f]] += contrib[r, f]
+        for k in range(top.shape[1]):
+            best = -1
+            for g in range(grouped.shape[0]):
+                if grouped[g] > 0.0 and (best < 0 or grouped[g] > grouped[best]):
+                    best = g
+            top[r, k] = best
+            if best < 0:
+                contribution[r, k] = 0.0
+                value[r, k] = 0.0
+                continue
+            contribution[r, k] = np.round(grouped[best] * 1e4) / 1e4
+            s = scale[best]
+            value[r, k] = np.round(np.float64(x[r, value_col[best]]) * s) / s
+            grouped[best] = -np.inf

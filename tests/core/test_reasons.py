@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from bench.synth import PATTERN_NAMES, generate
+from bench.load.synth import PATTERN_NAMES, generate
 from core import ModelError, Scorer
 from core.contrib import Contributions
 from core.features import AMOUNT, LOG_AMOUNT, N_FEATURES
@@ -28,7 +28,7 @@ def model_json() -> bytes:
 
 @pytest.fixture(scope="module")
 def batch():
-    print(f"bench.synth.generate(4000, seed={SEED}, fraud_rate=0.05)")
+    print(f"bench.load.synth.generate(4000, seed={SEED}, fraud_rate=0.05)")
     return generate(4000, seed=SEED, fraud_rate=0.05)
 
 
@@ -92,7 +92,8 @@ def test_reasons_are_the_top_positive_contributions_largest_first(scorer, batch)
 
 def test_card_testing_alerts_are_explained_by_their_amount_or_hour(scorer):
     b = generate(20_000, seed=SEED, mix={"card_testing_burst": 1.0}, fraud_rate=0.05)
-    print(f"bench.synth.generate(20000, seed={SEED}, card_testing_burst only, fraud_rate=0.05)")
+    print(f"bench.load.synth.generate(20000, seed={SEED}, card_testing_burst only, "
+          f"fraud_rate=0.05)")
     result = scorer.score_batch(b.payloads())
     card_testing = PATTERN_NAMES.index("card_testing_burst")
     tops = [json.loads(value)["reasons"][0]["code"] for i, value in result.alerts
