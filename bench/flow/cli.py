@@ -148,11 +148,11 @@ def alerts(bootstrap, namespace, as_json, from_beginning, max_alerts, group, web
       bench alerts --json --from-beginning | jq .amount
       bench alerts --web --port 8080      # then open http://127.0.0.1:8080/
     """
+    if web and (as_json or max_alerts is not None or group is not None):
+        raise click.UsageError("--web shows alerts in a browser: it takes no --json, --max or --group")
     topic = TopicNames.namespaced(namespace).alerts
     require_topic(bootstrap, topic)
     if web:
-        if as_json or max_alerts is not None or group is not None:
-            raise click.UsageError("--web shows alerts in a browser: it takes no --json, --max or --group")
         from bench.flow.feed import AlertFeed
         from bench.flow.web import serve
 

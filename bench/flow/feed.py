@@ -14,6 +14,7 @@ more than KEEP behind gets the newest KEEP (the per-minute counts still include 
 from __future__ import annotations
 
 import collections
+import logging
 import threading
 import time
 import uuid
@@ -21,6 +22,8 @@ import uuid
 import msgspec
 
 __all__ = ["AlertFeed", "KEEP", "MINUTES"]
+
+log = logging.getLogger(__name__)
 
 KEEP = 2000      # alerts kept for late or slow clients: one second at 2,000 alerts/s
 MINUTES = 30     # minutes of counts for the chart
@@ -45,6 +48,7 @@ class AlertFeed:
         self.unreadable = 0
         self.assigned = False
         self.last_error: tuple[float, str] | None = None
+        self.failed: str | None = None   # why the consumer thread ended, if it did
 
     def start(self) -> "AlertFeed":
         self._thread = threading.Thread(target=self._run, name="alert-feed", daemon=True)
@@ -76,12 +80,19 @@ class AlertFeed:
         fresh = error is not None and time.monotonic() - error[0] < _ERROR_FRESH_S
         alive = self._thread is not None and self._thread.is_alive()
         return {"connected": alive and self.assigned and not fresh, "lag": self.lag,
-                "error": error[1] if fresh else None, "unreadable": self.unreadable,
-                "topic": self.topic}
+                "error": self.failed or (error[1] if fresh else None),
+                "unreadable": self.unreadable, "topic": self.topic}
 
     # -- the consumer thread -----------------------------------------------------------------
 
     def _run(self) -> None:
+        try:
+            self._consume()
+        except Exception as exc:  # the page says so (status.error) instead of going quiet
+            self.failed = f"alert feed stopped: {type(exc).__name__}: {exc}"
+            log.error("%s", self.failed)
+
+    def _consume(self) -> None:
         from confluent_kafka import Consumer
 
         def on_error(err) -> None:

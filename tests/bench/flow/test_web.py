@@ -93,3 +93,13 @@ def test_a_new_page_starts_with_the_newest_alerts(server):
                                             ("192.168.1.4", False)])
 def test_loopback(bind, loopback):
     assert is_loopback(bind) is loopback
+
+
+def test_a_feed_that_cannot_start_says_why():
+    feed = AlertFeed("127.0.0.1:9092", "t.fraud-alerts")
+    feed._consume = lambda: (_ for _ in ()).throw(ValueError("bad config"))
+    feed.start()
+    feed.stop()
+    status = feed.status()
+    assert status["connected"] is False
+    assert status["error"] == "alert feed stopped: ValueError: bad config"
