@@ -131,7 +131,8 @@ def _top(contrib, x, group_of, value_col, scale, top, contribution, value):
         for k in range(top.shape[1]):
             best = -1
             for g in range(grouped.shape[0]):
-                if grouped[g] > 0.0 and (best < 0 or grouped[g] > grouped[best]):
+                # >= 0.00005: what is written (4 decimals) is a positive contribution
+                if grouped[g] >= 0.00005 and (best < 0 or grouped[g] > grouped[best]):
                     best = g
             top[r, k] = best
             if best < 0:

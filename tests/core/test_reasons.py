@@ -141,3 +141,32 @@ def test_a_model_reasons_cannot_explain_is_a_model_error(model_json, change, mes
         Contributions.from_xgboost_json(json.dumps(model).encode())
     with pytest.raises(ModelError, match="cannot read the trees"):
         Contributions.from_xgboost_json(b'{"learner": 1}')
+
+
+def test_top_reasons_are_positive_largest_first_ties_by_code_order():
+    from core.reasons import Reasoner
+
+    class Fixed:  # contributions chosen by hand, so every rule of the choice is visible
+        def __init__(self, rows):
+            self.rows = np.array(rows, dtype=np.float64)
+
+        def compute(self, x):
+            return self.rows
+
+    c = np.zeros((3, N_FEATURES + 1))
+    c[:, N_FEATURES] = 5.0                              # the bias is never a reason
+    c[0, [13, 9, 3]] = [0.5, 0.7, 0.5]                  # V14 and V4 tie: V4 comes first
+    c[0, AMOUNT], c[0, LOG_AMOUNT] = 0.2, 0.25          # summed: AMOUNT 0.45
+    c[1, 0], c[1, 1] = 0.00004, -1.0                    # rounds to 0.0000: not a reason
+    c[2, 30] = 1.0                                      # hour only
+    x = np.zeros((3, N_FEATURES), dtype=np.float32)
+    x[:, AMOUNT], x[:, 30] = 12.345, 23
+    got = Reasoner(Fixed(c)).explain(x)
+    assert [(r.code, r.contribution) for r in got[0]] == [
+        ("BEHAVIOUR_V10", 0.7), ("BEHAVIOUR_V4", 0.5), ("BEHAVIOUR_V14", 0.5)]
+    assert got[1] == ()
+    assert [(r.code, r.value, r.text) for r in got[2]] == [
+        ("HOUR_OF_DAY", 23.0, "made between 23:00 and 23:59 UTC")]
+    c[0, [13, 9, 3]] = 0.0
+    assert [(r.code, r.value, r.contribution) for r in Reasoner(Fixed(c)).explain(x)[0]] == [
+        ("AMOUNT", 12.35, 0.45)]
