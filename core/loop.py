@@ -37,8 +37,8 @@ from core.limits import DEFAULT_MAX_MESSAGE_BYTES, OutputLimits, read_output_lim
 from core.metrics import LoopMetrics, Ticker, format_stats
 from core.offsets import is_reset_refused, next_offsets, offset_reset_refused, plan_start, refused_text
 from core.routing import produce_outputs
-from core.txn import (AbortRequired, admin_settings, consumer_settings, producer_settings, raise_produce_error,
-                      txn_call, worker_id)
+from core.txn import (AbortRequired, admin_settings, consumer_settings, kafka_cause, producer_settings,
+                      raise_produce_error, txn_call, worker_id)
 
 __all__ = ["ScoringConsumer"]
 
@@ -154,8 +154,8 @@ class ScoringConsumer:
         if self._txn_open:
             try:
                 self._producer.abort_transaction(10.0)
-            except KafkaException as exc:
-                log.warning("%s: abort on close failed: %s", self.name, exc)
+            except (KafkaException, SystemError) as exc:
+                log.warning("%s: abort on close failed: %s", self.name, kafka_cause(exc))
             self._txn_open = False
         if self._consumer is not None:
             try:
@@ -165,8 +165,8 @@ class ScoringConsumer:
         if self._producer is not None:
             try:
                 self._producer.flush(5.0)
-            except KafkaException as exc:  # fenced or fatal: never mask the error that got us here
-                log.warning("%s: producer flush on close: %s", self.name, exc.args[0])
+            except (KafkaException, SystemError) as exc:  # fenced or fatal: never mask the error that got us here
+                log.warning("%s: producer flush on close: %s", self.name, kafka_cause(exc).args[0])
         snap = self.metrics.snapshot()
         log.info("%s: stopped. %s", self.name, format_stats(snap, type(snap)(), 0.0))
 
@@ -284,8 +284,8 @@ class ScoringConsumer:
             self._txn_open = True
             try:
                 diverted = produce_outputs(producer, self.config.topics, msgs, result, self._limits, divert)
-            except KafkaException as exc:
-                raise_produce_error(exc)
+            except (KafkaException, SystemError) as exc:
+                raise_produce_error(kafka_cause(exc))
             t0 = time.perf_counter()
             txn_call("send_offsets_to_transaction", producer.send_offsets_to_transaction,
                      offsets, self._consumer.consumer_group_metadata())

@@ -128,10 +128,11 @@ def _produce_scores_checked(producer: Any, topic: str, msgs: Sequence[Any], scor
 def dead_letter(msg: Any, reason: str, max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> tuple[Any, Any, list]:
     """Key, value and headers of `msg`'s dead letter: the original key, value and headers, plus
     the reason and source coordinates. What would not fit `max_message_bytes` (the dead-letter
-    topic's limit, core.limits: the producer's and the topic's, whichever is smaller) is cut, least important first - the value (H_TRUNCATED_FROM: its length), then the original
-    headers (H_HEADERS_DROPPED: how many), then the key (H_KEY_TRUNCATED_FROM) - so a bad
-    record can never make its own dead letter fail; the whole record stays at the source
-    coordinates the headers give."""
+    topic's limit, core.limits: the producer's and the topic's, whichever is smaller) is cut,
+    least important first - the value (H_TRUNCATED_FROM: its length), then the original headers
+    (H_HEADERS_DROPPED: how many), then the key (H_KEY_TRUNCATED_FROM); a key that alone exceeds
+    the limit is cut at once, to what leaves room for the value - so a bad record can never make
+    its own dead letter fail; the whole record stays at the source coordinates the headers give."""
     ours = [(H_REASON, reason.encode("utf-8", "replace")),
             (H_SOURCE_TOPIC, msg.topic().encode()),
             (H_SOURCE_PARTITION, str(msg.partition()).encode()),
@@ -141,8 +142,13 @@ def dead_letter(msg: Any, reason: str, max_message_bytes: int = DEFAULT_MAX_MESS
     budget = max_message_bytes - RECORD_OVERHEAD - headers_size(ours) - _MARKS_RESERVE
     marks = []
     if key is not None and len(key) > budget:
+        # A key that alone does not fit gives way to the original value (what a replay needs),
+        # and to the original headers when they fit beside it.
+        room = len(value or b"")
+        if room + headers_size(original) <= budget:
+            room += headers_size(original)
         marks.append((H_KEY_TRUNCATED_FROM, str(len(key)).encode()))
-        key = key[:max(budget, 0)]
+        key = key[:max(budget - room, 0)]
     budget -= len(key or b"")
     if headers_size(original) > budget:
         marks.append((H_HEADERS_DROPPED, str(len(original)).encode()))

@@ -18,7 +18,7 @@ from core.config import ScoringConfig
 from core.errors import PipelineError
 
 __all__ = ["consumer_settings", "producer_settings", "admin_settings", "worker_id", "txn_call", "raise_txn_error",
-           "raise_produce_error", "AbortRequired"]
+           "raise_produce_error", "kafka_cause", "AbortRequired"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -166,6 +166,17 @@ def raise_produce_error(exc: KafkaException) -> None:
     raise_txn_error("produce", exc)
 
 
+def kafka_cause(exc: BaseException) -> KafkaException:
+    """The KafkaException behind `exc`. After a fatal error (fenced) confluent-kafka still calls
+    the producer's on_delivery for the purged records with its KafkaException pending, and the
+    callback's first C call turns that into a SystemError caused by it."""
+    if isinstance(exc, KafkaException):
+        return exc
+    if isinstance(exc.__cause__, KafkaException):
+        return exc.__cause__
+    raise exc
+
+
 def txn_call(what: str, fn: Callable[..., T], *args: Any, attempts: int = 20) -> T:
     """Call a transactional API, retrying what librdkafka calls retriable.
 
@@ -175,6 +186,8 @@ def txn_call(what: str, fn: Callable[..., T], *args: Any, attempts: int = 20) ->
     for attempt in range(1, attempts + 1):
         try:
             return fn(*args)
+        except SystemError as exc:
+            raise_txn_error(what, kafka_cause(exc))
         except KafkaException as exc:
             error = exc.args[0] if exc.args else None
             if (isinstance(error, KafkaError) and error.retriable() and not error.fatal()
