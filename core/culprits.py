@@ -44,6 +44,9 @@ PERMANENT = frozenset({
     KafkaError.INVALID_TIMESTAMP,
 })
 
+# Records the abort itself purged from the queue: a consequence, not a cause.
+_PURGED = frozenset({KafkaError._PURGE_QUEUE, KafkaError._PURGE_INFLIGHT})
+
 Coord = tuple[int, int]
 
 
@@ -102,7 +105,7 @@ class Culprits:
         """Judge the failed deliveries of the aborted transaction over `msgs` (scored into
         `result`): (what was concluded, for the log, or None for an ordinary abort; whether a
         new culprit was quarantined - progress, which the abort limit does not count)."""
-        failed, self.failed = self.failed, []
+        failed, self.failed = [f for f in self.failed if f[0].code() not in _PURGED], []
         if not failed or any(err.code() not in PERMANENT for err, _, _ in failed):
             return None, False
         by_value = {topics.scores: {v: i for i, v in result.scored}, topics.alerts: {v: i for i, v in result.alerts}}

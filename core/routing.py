@@ -129,8 +129,8 @@ def dead_letter(msg: Any, reason: str, max_message_bytes: int = DEFAULT_MAX_MESS
     """Key, value and headers of `msg`'s dead letter: the original key, value and headers, plus
     the reason and source coordinates. What would not fit `max_message_bytes` (the dead-letter
     topic's limit, core.limits: the producer's and the topic's, whichever is smaller) is cut,
-    least important first - the value (H_TRUNCATED_FROM: its length), then the original headers
-    (H_HEADERS_DROPPED: how many), then the key (H_KEY_TRUNCATED_FROM); a key that alone exceeds
+    least important first - the value (H_TRUNCATED_FROM: its length), then the original headers,
+    largest first (H_HEADERS_DROPPED: how many), then the key (H_KEY_TRUNCATED_FROM); a key that alone exceeds
     the limit is cut at once, to what leaves room for the value - so a bad record can never make
     its own dead letter fail; the whole record stays at the source coordinates the headers give."""
     ours = [(H_REASON, reason.encode("utf-8", "replace")),
@@ -151,8 +151,15 @@ def dead_letter(msg: Any, reason: str, max_message_bytes: int = DEFAULT_MAX_MESS
         key = key[:max(budget - room, 0)]
     budget -= len(key or b"")
     if headers_size(original) > budget:
-        marks.append((H_HEADERS_DROPPED, str(len(original)).encode()))
-        original = []
+        # the largest go first: small ones (trace context, ids) usually still fit
+        kept, room = set(), budget
+        for i in sorted(range(len(original)), key=lambda i: headers_size(original[i:i + 1])):
+            size = headers_size(original[i:i + 1])
+            if size <= room:
+                kept.add(i)
+                room -= size
+        marks.append((H_HEADERS_DROPPED, str(len(original) - len(kept)).encode()))
+        original = [h for i, h in enumerate(original) if i in kept]
     budget -= headers_size(original)
     if value is not None and len(value) > budget:
         marks.append((H_TRUNCATED_FROM, str(len(value)).encode()))

@@ -48,6 +48,7 @@ def test_a_rejected_batch_makes_suspects_that_are_retried_each_alone():
     result = _result(msgs)
     for i in (1, 2, 4):
         _report(c, KafkaError.MSG_SIZE_TOO_LARGE, NAMES.scores, result.scored[i][1])
+    _report(c, KafkaError._PURGE_QUEUE, NAMES.scores, result.scored[5][1])   # what the abort purged
     text, progress = c.after_abort(NAMES, msgs, result)
     assert not progress and "3 records" in text and c.divert(msgs) == {}
     pieces = c.pieces(msgs)
