@@ -354,7 +354,7 @@ class ScoringConsumer:
         if is_reset_refused(error):   # offset_reset=refuse: librdkafka left the partition paused
             if msg.partition() not in self._refused:   # not already reported at assignment
                 self._refused.add(msg.partition())
-                log.error("%s", refused_text(self.name, msg.topic(), msg.partition(), error.str()))
+                log.error("%s", refused_text(self.name, msg.topic(), [msg.partition()], error.str()))
                 offset_reset_refused().inc()
             return
         if error.code() != KafkaError._PARTITION_EOF:

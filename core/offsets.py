@@ -88,10 +88,12 @@ def decide_start(assigned: Sequence[int], committed: dict[int, int], outputs_wri
     return [], without
 
 
-def refused_text(name: str, topic: str, partition: int, why: str) -> str:
-    return (f"{name}: {topic}[{partition}]: {why}; partition {partition} stays paused rather than be "
-            f"scored again from its earliest record or skipped to its latest (offset_reset: refuse). "
-            f"Choose with offset_reset: earliest | latest, or set the group's offsets with "
+def refused_text(name: str, topic: str, partitions: Sequence[int], why: str) -> str:
+    which = (f"partition {partitions[0]} stays" if len(partitions) == 1 else
+             f"partitions {', '.join(map(str, partitions))} stay")
+    return (f"{name}: {topic}{list(partitions)}: {why}; {which} paused rather than be scored "
+            f"again from the earliest record or skipped to the latest (offset_reset: refuse). Choose "
+            f"with offset_reset: earliest | latest, or set the group's offsets with "
             f"kafka-consumer-groups --reset-offsets, and restart")
 
 
@@ -111,10 +113,10 @@ def plan_start(consumer: Any, name: str, topic: str, outputs: Sequence[str],
     if refused:
         time.sleep(_RECHECK_S)
         start, refused = decide_start(assigned, _committed(consumer, topic, all_parts), written)
-    for p in refused:
-        log.error("%s", refused_text(name, topic, p, "the group has no committed offsets left, but "
+    if refused:
+        log.error("%s", refused_text(name, topic, sorted(refused), "the group has no committed offsets left, but "
                                      f"{' / '.join(outputs)} already hold records (offsets expired or deleted?)"))
-        offset_reset_refused().inc()
+        offset_reset_refused().inc(len(refused))
     if start:
         log.info("%s: %s %s: no committed offset yet, starting at the earliest record", name, topic, sorted(start))
     begin = set(start)

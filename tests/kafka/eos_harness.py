@@ -1,5 +1,6 @@
 """Helpers of the exactly-once tests: input with known ids, the service as a real subprocess
-(`python -m core`), SIGKILL of its scoring processes, and the read_committed verdict."""
+(`python -m core`) or one ScoringConsumer in a thread, SIGKILL of its scoring processes, and
+the read_committed verdict."""
 
 from __future__ import annotations
 
@@ -197,6 +198,44 @@ class Service:
         if not self._log.closed:
             self._log.flush()
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+
+class InProcess:
+    """One ScoringConsumer in a thread of this process, its metrics and what it logged."""
+
+    def __init__(self, bootstrap: str, names: TopicNames, group: str, **settings):
+        from prometheus_client import CollectorRegistry
+
+        from core.config import ScoringConfig
+        from core.loop import ScoringConsumer
+        from core.metrics import LoopMetrics
+        from core.scorer import Scorer
+
+        self.group = group
+        config = ScoringConfig(bootstrap_servers=bootstrap, topics=names, group_id=group,
+                               transactional_id_prefix=group, stats_interval_s=0, **settings)
+        self.metrics = LoopMetrics(registry=CollectorRegistry())
+        self.consumer = ScoringConsumer(config, Scorer.load(), metrics=self.metrics)
+        self.errors: list[BaseException] = []
+        self.thread = threading.Thread(target=self._run)
+        self.thread.start()
+
+    def _run(self):
+        try:
+            self.consumer.run()
+        except BaseException as exc:  # noqa: BLE001 - asserted by the tests
+            self.errors.append(exc)
+
+    def wait_processed(self, n, timeout=60.0):
+        deadline = time.monotonic() + timeout
+        while self.metrics.snapshot().processed < n:
+            assert time.monotonic() < deadline and self.thread.is_alive(), self.errors
+            time.sleep(0.1)
+
+    def stop(self):
+        self.consumer.stop()
+        self.thread.join(30)
+        assert not self.thread.is_alive() and not self.errors, self.errors
 
 
 def end_offsets(bootstrap: str, topic: str, attempts: int = 5) -> dict[int, int]:

@@ -9,21 +9,16 @@ partition keeps being scored. Each run ends with the read_committed exactly-once
 from __future__ import annotations
 
 import logging
-import threading
 import time
 import uuid
 
 import pytest
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource
-from prometheus_client import CollectorRegistry
 
-from core.config import ScoringConfig
-from core.loop import ScoringConsumer
-from core.metrics import LoopMetrics
 from core.routing import H_HEADERS_DROPPED, H_KEY_TRUNCATED_FROM, H_REASON, H_SOURCE_OFFSET
-from tests.kafka.eos_harness import (SEQ, Inputs, Service, committed_offsets, make_inputs, produce_inputs, verify,
-                                     wait_drained)
+from tests.kafka.eos_harness import (SEQ, InProcess, Inputs, Service, committed_offsets, make_inputs, produce_inputs,
+                                     verify, wait_drained)
 from tests.kafka.kafka_io import read_all
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(400)]
@@ -100,37 +95,6 @@ def test_oversize_header_and_key_are_dead_lettered_once_and_the_service_stays_up
     assert key_case[H_KEY_TRUNCATED_FROM] == str(BIG).encode() and by_partition[1].value() == value_b
 
 
-class InProcess:
-    """One ScoringConsumer in a thread of this process, its metrics and what it logged."""
-
-    def __init__(self, bootstrap, names, prefix):
-        self.group = f"{prefix}-{uuid.uuid4().hex[:6]}"
-        config = ScoringConfig(bootstrap_servers=bootstrap, topics=names, group_id=self.group,
-                               transactional_id_prefix=self.group, batch_max_records=500, stats_interval_s=0)
-        self.metrics = LoopMetrics(registry=CollectorRegistry())
-        self.consumer = ScoringConsumer(config, pytest.importorskip("core.scorer").Scorer.load(), metrics=self.metrics)
-        self.errors: list[BaseException] = []
-        self.thread = threading.Thread(target=self._run)
-        self.thread.start()
-
-    def _run(self):
-        try:
-            self.consumer.run()
-        except BaseException as exc:  # noqa: BLE001 - asserted by the tests
-            self.errors.append(exc)
-
-    def wait_processed(self, n, timeout=60.0):
-        deadline = time.monotonic() + timeout
-        while self.metrics.snapshot().processed < n:
-            assert time.monotonic() < deadline and self.thread.is_alive(), self.errors
-            time.sleep(0.1)
-
-    def stop(self):
-        self.consumer.stop()
-        self.thread.join(30)
-        assert not self.thread.is_alive() and not self.errors, self.errors
-
-
 def _alter_scores_topic(bootstrap, names, key, value):
     admin = AdminClient({"bootstrap.servers": bootstrap})
     entry = ConfigEntry(key, value, incremental_operation=AlterConfigOpType.SET)
@@ -148,7 +112,7 @@ def test_a_record_the_broker_refuses_after_start_up_is_found_and_dead_lettered(k
     inputs, special = _set_aside(make_inputs(2401, 0, seed=23), 1)
     (key_c, value_c, seq_c), = special
     caplog.set_level(logging.WARNING, logger="core.loop")
-    scoring = InProcess(kafka_bootstrap, names, "refused")
+    scoring = InProcess(kafka_bootstrap, names, f"refused-{uuid.uuid4().hex[:6]}", batch_max_records=500)
     try:
         produce_inputs(kafka_bootstrap, names.transactions, inputs, inputs.records[:400])
         scoring.wait_processed(400)
@@ -180,7 +144,7 @@ def test_a_rejected_batch_is_retried_record_by_record_and_only_the_culprit_is_de
     inputs, special = _set_aside(make_inputs(2401, 0, seed=29), 1)
     (_, value_n, seq_n), = special
     caplog.set_level(logging.WARNING, logger="core.loop")
-    scoring = InProcess(kafka_bootstrap, names, "compact")
+    scoring = InProcess(kafka_bootstrap, names, f"compact-{uuid.uuid4().hex[:6]}", batch_max_records=500)
     try:
         produce_inputs(kafka_bootstrap, names.transactions, inputs, inputs.records[:400])
         scoring.wait_processed(400)
