@@ -95,13 +95,33 @@ def test_oversize_header_and_key_are_dead_lettered_once_and_the_service_stays_up
     assert key_case[H_KEY_TRUNCATED_FROM] == str(BIG).encode() and by_partition[1].value() == value_b
 
 
-def _alter_scores_topic(bootstrap, names, key, value):
+def _score_then_alter_scores_topic(bootstrap, names, inputs, prefix, key, value) -> InProcess:
+    """A ScoringConsumer that has scored the first 400 inputs; then fraud-scores' `key` is set."""
+    scoring = InProcess(bootstrap, names, f"{prefix}-{uuid.uuid4().hex[:6]}", batch_max_records=500)
+    produce_inputs(bootstrap, names.transactions, inputs, inputs.records[:400])
+    scoring.wait_processed(400)
     admin = AdminClient({"bootstrap.servers": bootstrap})
     entry = ConfigEntry(key, value, incremental_operation=AlterConfigOpType.SET)
     for future in admin.incremental_alter_configs(
             [ConfigResource(ConfigResource.Type.TOPIC, names.scores, incremental_configs=[entry])]).values():
         future.result(30)
     time.sleep(2.0)   # let the new setting reach the partition leaders
+    return scoring
+
+
+def _verdict(bootstrap, names, inputs, scoring, caplog):
+    """The exactly-once verdict after the run: every other input scored once, one dead letter.
+    Returns the dead letter's reason and what the loop logged."""
+    snap = scoring.metrics.snapshot()
+    messages = [r.getMessage() for r in caplog.records]
+    print(snap, *messages, sep="\n")
+    assert snap.aborts >= 1 and snap.deadletters == 1 and snap.processed == len(inputs.valid_ids), snap
+    assert any("refused for good" in m for m in messages), messages
+    v = verify(bootstrap, names, inputs)
+    print(v)
+    assert v.exactly_once(), v
+    (dead,) = read_all(bootstrap, names.deadletter, expect=1)
+    return dict(dead.headers())[H_REASON].decode(), messages
 
 
 def test_a_record_the_broker_refuses_after_start_up_is_found_and_dead_lettered(kafka_bootstrap, fresh_topics, caplog):
@@ -112,26 +132,15 @@ def test_a_record_the_broker_refuses_after_start_up_is_found_and_dead_lettered(k
     inputs, special = _set_aside(make_inputs(2401, 0, seed=23), 1)
     (key_c, value_c, seq_c), = special
     caplog.set_level(logging.WARNING, logger="core.loop")
-    scoring = InProcess(kafka_bootstrap, names, f"refused-{uuid.uuid4().hex[:6]}", batch_max_records=500)
+    scoring = _score_then_alter_scores_topic(kafka_bootstrap, names, inputs, "refused", "max.message.bytes", "600000")
     try:
-        produce_inputs(kafka_bootstrap, names.transactions, inputs, inputs.records[:400])
-        scoring.wait_processed(400)
-        _alter_scores_topic(kafka_bootstrap, names, "max.message.bytes", "600000")
         produce_inputs(kafka_bootstrap, names.transactions, inputs, inputs.records[400:1400])
         _produce_big(kafka_bootstrap, names.transactions, inputs, [(key_c, value_c, seq_c, 2, [("pad", b"p" * 700_000)])])
         produce_inputs(kafka_bootstrap, names.transactions, inputs, inputs.records[1400:])
         wait_drained(kafka_bootstrap, scoring.group, names.transactions, timeout=120)
     finally:
         scoring.stop()
-    snap = scoring.metrics.snapshot()
-    print(snap, *(r.getMessage() for r in caplog.records), sep="\n")
-    assert snap.aborts >= 1 and snap.deadletters == 1 and snap.processed == 2400, snap
-    assert any("refused for good" in r.getMessage() for r in caplog.records)
-    v = verify(kafka_bootstrap, names, inputs)
-    print(v)
-    assert v.exactly_once(), v
-    (dead,) = read_all(kafka_bootstrap, names.deadletter, expect=1)
-    reason = dict(dead.headers())[H_REASON].decode()
+    reason, _ = _verdict(kafka_bootstrap, names, inputs, scoring, caplog)
     assert reason.startswith(f"output_too_large: {names.scores} 70") and "MSG_SIZE_TOO_LARGE" in reason, reason
 
 
@@ -144,11 +153,8 @@ def test_a_rejected_batch_is_retried_record_by_record_and_only_the_culprit_is_de
     inputs, special = _set_aside(make_inputs(2401, 0, seed=29), 1)
     (_, value_n, seq_n), = special
     caplog.set_level(logging.WARNING, logger="core.loop")
-    scoring = InProcess(kafka_bootstrap, names, f"compact-{uuid.uuid4().hex[:6]}", batch_max_records=500)
+    scoring = _score_then_alter_scores_topic(kafka_bootstrap, names, inputs, "compact", "cleanup.policy", "compact")
     try:
-        produce_inputs(kafka_bootstrap, names.transactions, inputs, inputs.records[:400])
-        scoring.wait_processed(400)
-        _alter_scores_topic(kafka_bootstrap, names, "cleanup.policy", "compact")
         # keyless, in the middle of a stream of keyed records, so that it shares an output batch
         producer = Producer({"bootstrap.servers": kafka_bootstrap, "linger.ms": 200})
         for key, value, seq in inputs.records[400:1400]:
@@ -161,14 +167,6 @@ def test_a_rejected_batch_is_retried_record_by_record_and_only_the_culprit_is_de
         wait_drained(kafka_bootstrap, scoring.group, names.transactions, timeout=180)
     finally:
         scoring.stop()
-    snap = scoring.metrics.snapshot()
-    messages = [r.getMessage() for r in caplog.records]
-    print(snap, *messages, sep="\n")
-    assert snap.deadletters == 1 and snap.processed == 2400, snap
+    reason, messages = _verdict(kafka_bootstrap, names, inputs, scoring, caplog)
     assert any("retrying each alone" in m for m in messages), messages
-    assert any("refused for good" in m for m in messages), messages
-    v = verify(kafka_bootstrap, names, inputs)
-    print(v)
-    assert v.exactly_once(), v
-    (dead,) = read_all(kafka_bootstrap, names.deadletter, expect=1)
-    assert dict(dead.headers())[H_REASON] == f"produce_failed: {names.scores}: INVALID_RECORD".encode()
+    assert reason == f"produce_failed: {names.scores}: INVALID_RECORD"
