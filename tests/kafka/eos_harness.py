@@ -97,8 +97,11 @@ def make_inputs(n_valid: int, n_hostile: int, seed: int) -> Inputs:
     return Inputs(records, [str(t) for t in batch.transaction_id], seqs)
 
 
-def produce_inputs(bootstrap: str, topic: str, inputs: Inputs, records=None, *, tps: float | None = None) -> None:
-    """Write records (default: all) to `topic`; remembers where each hostile one landed."""
+def produce_inputs(bootstrap: str, topic: str, inputs: Inputs, records=None, *, tps: float | None = None,
+                   partition: int | None = None, headers: tuple = ()) -> None:
+    """Write records (default: all) to `topic`; remembers where each hostile one landed.
+
+    partition: all to this one (default: by key); headers: added to each record's own."""
     producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 10, "enable.idempotence": True,
                          "message.max.bytes": 2_000_000})
     coords = inputs.hostile_coords
@@ -120,7 +123,8 @@ def produce_inputs(bootstrap: str, topic: str, inputs: Inputs, records=None, *, 
         cb = on_hostile if seq in inputs.hostile_seqs else None
         while True:
             try:
-                producer.produce(topic, value, key, headers=[(SEQ, str(seq).encode())], on_delivery=cb)
+                producer.produce(topic, value, key, -1 if partition is None else partition,
+                                 headers=[(SEQ, str(seq).encode()), *headers], on_delivery=cb)
                 break
             except BufferError:
                 producer.poll(0.05)
@@ -236,6 +240,14 @@ class InProcess:
         self.consumer.stop()
         self.thread.join(30)
         assert not self.thread.is_alive() and not self.errors, self.errors
+
+
+def wait_first_commit(bootstrap: str, group: str, topic: str, service: Service, timeout: float = 120.0) -> None:
+    """Wait until the group has committed an offset on some partition of `topic`."""
+    deadline = time.monotonic() + timeout
+    while not any(o > 0 for o in committed_offsets(bootstrap, group, topic, range(6)).values()):
+        assert time.monotonic() < deadline, f"no commit within {timeout}s:\n{service.tail()}"
+        time.sleep(0.1)
 
 
 def end_offsets(bootstrap: str, topic: str, attempts: int = 5) -> dict[int, int]:
