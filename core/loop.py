@@ -128,10 +128,11 @@ class ScoringConsumer:
         try:
             return read_output_limits(admin_settings(self.config), self.config.topics, client, batch_size)
         except KafkaException as exc:
-            # A missing topic is reported by _check_topics; without DescribeConfigs rights the
-            # producer's own limit is all there is to go by.
-            log.warning("%s: cannot read max.message.bytes of the output topics (%s): assuming they accept "
-                        "the producer's message.max.bytes %d", self.name, exc.args[0], client)
+            # A missing topic is reported by _check_topics next; without DescribeConfigs rights
+            # the producer's own limit is all there is to go by.
+            if exc.args[0].code() != KafkaError.UNKNOWN_TOPIC_OR_PART:
+                log.warning("%s: cannot read max.message.bytes of the output topics (%s): assuming they accept "
+                            "the producer's message.max.bytes %d", self.name, exc.args[0], client)
             return OutputLimits.uniform(self.config.topics, client)
 
     def _check_topics(self) -> None:
