@@ -16,7 +16,7 @@ from core.features import N_V
 
 __all__ = [
     "Transaction", "ScoreFields", "ScoredEvent", "Reason", "Alert", "V_FIELDS",
-    "SCORE_FIELD_NAMES", "REASONS_FIELD", "RESERVED_FIELD_NAMES",
+    "SCORE_FIELD_NAMES", "REASONS_FIELD", "CARD_FIELD", "RESERVED_FIELD_NAMES",
     "REQUIRED_FIELDS", "RISK_LEVELS", "MAX_VALUE_BYTES", "MAX_AMOUNT", "DEAD_KINDS",
     "TOO_LARGE", "BAD_UTF8", "BAD_JSON", "NOT_OBJECT", "MISSING_FIELD", "WRONG_TYPE",
     "NON_FINITE", "OUT_OF_RANGE", "BAD_TIMESTAMP", "RESERVED_FIELD",
@@ -90,17 +90,20 @@ class Reason(msgspec.Struct, frozen=True, gc=False):
 
 # Written after the score fields on flagged events only (their top reasons, as on the alert).
 REASONS_FIELD = "reasons"
+# With state on, written before the score fields: the core.velocity features the event was
+# scored with, names without `card_` (tx_1m, amount_1m, ..., micro_10m; null: no previous).
+CARD_FIELD = "card"
 # Fields a producer may not send: the scorer writes them (a duplicate key would be ambiguous).
-RESERVED_FIELD_NAMES = SCORE_FIELD_NAMES + (REASONS_FIELD,)
+RESERVED_FIELD_NAMES = SCORE_FIELD_NAMES + (REASONS_FIELD, CARD_FIELD)
 
 ScoredEvent = msgspec.defstruct(
     "ScoredEvent",
     [(name, ScoreFields.__annotations__[name]) for name in SCORE_FIELD_NAMES]
-    + [(REASONS_FIELD, tuple[Reason, ...], ())],
+    + [(REASONS_FIELD, tuple[Reason, ...], ()), (CARD_FIELD, dict[str, float | None] | None, None)],
     bases=(Transaction,), kw_only=True, frozen=True, gc=False, module=__name__,
 )
 ScoredEvent.__doc__ = """A value on `fraud-scores`: the transaction's fields plus ScoreFields,
-and `reasons` (up to 3) when is_fraud."""
+`reasons` (up to 3) when is_fraud, and `card` (the velocity features) with state on."""
 
 
 class Alert(msgspec.Struct, frozen=True, gc=False):
