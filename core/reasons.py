@@ -12,6 +12,9 @@ amount would often take two of the three places). Each reason has a stable code:
     HOUR_OF_DAY       hour (UTC)                   value: 0..23
     BEHAVIOUR_V1..28  the anonymised PCA columns   value: Vk (no plain-language meaning)
 
+and, for a model that uses the per-card state (core.velocity), one code per velocity feature
+(VELOCITY_REASONS: CARD_TX_1M, CARD_AMOUNT_1M, ..., CARD_MICRO_10M), value: the feature.
+
 Only positive contributions are reasons (at most 3, largest first): a flagged row nearly
 always has three.
 
@@ -29,8 +32,9 @@ from core.features import (
     N_FEATURES, N_V, ROUND_MIN,
 )
 from core.schema import Reason
+from core.velocity import VELOCITY_FEATURES
 
-__all__ = ["Reasoner", "CODES", "TOP", "reason_text"]
+__all__ = ["Reasoner", "CODES", "TOP", "reason_text", "VELOCITY_REASONS"]
 
 TOP = 3
 
@@ -47,7 +51,24 @@ _TEXTS = {
                           "not a round amount"),
     "AMOUNT_HIGH": _flag(f"high amount ({HIGH_MIN:,.2f} or more)", "not a high amount"),
     "HOUR_OF_DAY": lambda value: f"made between {int(value):02d}:00 and {int(value):02d}:59 UTC",
+    # the per-card state's features (core.velocity), in VELOCITY_FEATURES order
+    "CARD_TX_1M": lambda value: f"{int(value)} transactions on this card in the last minute",
+    "CARD_AMOUNT_1M": lambda value: f"{value:,.2f} spent on this card in the last minute",
+    "CARD_TX_1H": lambda value: f"{int(value)} transactions on this card in the last hour",
+    "CARD_AMOUNT_1H": lambda value: f"{value:,.2f} spent on this card in the last hour",
+    "CARD_TX_24H": lambda value: f"{int(value)} transactions on this card in 24 hours",
+    "CARD_AMOUNT_24H": lambda value: f"{value:,.2f} spent on this card in 24 hours",
+    "CARD_SECS_SINCE_PREV": lambda value: ("first transaction seen on this card" if value != value
+                                           else f"{value:,.0f} s after the card's previous transaction"),
+    "CARD_AMOUNT_Z": lambda value: f"amount {value:+.1f} standard deviations from this card's usual",
+    "CARD_MCC_24H": lambda value: f"{int(value)} different merchant categories on this card in 24 hours",
+    "CARD_MICRO_10M": lambda value: (f"{int(value)} micro amounts ({MICRO_MAX:.2f} or less) on this "
+                                     "card in 10 minutes, as in card testing"),
 }
+# (code, the core.velocity feature it explains, decimals its value is written with): for a
+# model whose feature_names end with core.velocity.VELOCITY_FEATURES
+VELOCITY_REASONS = tuple((name.upper(), name, 0 if name.startswith("card_tx") or name in ("card_mcc_24h", "card_micro_10m")
+                          else 2) for name in VELOCITY_FEATURES)
 
 # (code, feature columns whose contributions it sums, column giving its value, decimals)
 _GROUPS = (
