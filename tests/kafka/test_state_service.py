@@ -3,19 +3,15 @@ stateless path and needs no card-state topic."""
 
 from __future__ import annotations
 
-import threading
-import uuid
-
 import msgspec
 import pytest
 from confluent_kafka.admin import AdminClient
-from prometheus_client import REGISTRY, CollectorRegistry
+from prometheus_client import REGISTRY
 
 from core.config import ScoringConfig
-from core.loop import ScoringConsumer
-from core.metrics import LoopMetrics
-from tests.kafka.eos_harness import make_inputs, produce_inputs, wait_drained
+from tests.kafka.eos_harness import make_inputs, produce_inputs
 from tests.kafka.kafka_io import read_all
+from tests.kafka.test_scoring_service import _score_until_drained
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(300)]
 N = 2_000
@@ -26,28 +22,12 @@ def scorer():
     return pytest.importorskip("core.scorer").Scorer.load()
 
 
-def _run(bootstrap, names, scorer, **settings) -> ScoringConsumer:
-    group = f"state-{uuid.uuid4().hex[:6]}"
-    config = ScoringConfig(bootstrap_servers=bootstrap, topics=names, group_id=group,
-                           transactional_id_prefix=group, stats_interval_s=0, **settings)
-    consumer = ScoringConsumer(config, scorer, metrics=LoopMetrics(registry=CollectorRegistry()))
-    runner = threading.Thread(target=consumer.run)
-    runner.start()
-    try:
-        wait_drained(bootstrap, group, names.transactions, timeout=120)
-    finally:
-        consumer.stop()
-        runner.join(30)
-    assert not runner.is_alive()
-    return consumer
-
-
 def test_state_is_on_by_default_written_and_measured(kafka_bootstrap, fresh_topics, scorer):
     names = fresh_topics("state-on")
     inputs = make_inputs(N, 0, 3, n_cards=200, span_s=3600.0)
     produce_inputs(kafka_bootstrap, names.transactions, inputs)
     assert ScoringConfig().state is True
-    consumer = _run(kafka_bootstrap, names, scorer)
+    _score_until_drained(kafka_bootstrap, names, scorer, "state-on")
     events = [msgspec.json.decode(m.value()) for m in read_all(kafka_bootstrap, names.scores, expect=N)]
     assert len(events) == N and all("card" in e for e in events)
     assert max(e["card"]["tx_1h"] for e in events) > 5
@@ -56,8 +36,6 @@ def test_state_is_on_by_default_written_and_measured(kafka_bootstrap, fresh_topi
     assert REGISTRY.get_sample_value("fraudstream_state_cards") == 200
     assert REGISTRY.get_sample_value("fraudstream_state_bytes") > 0
     assert REGISTRY.get_sample_value("fraudstream_state_last_restore_seconds") >= 0
-    text = consumer._cards.stats_text()   # after stop: the partitions were given up
-    assert text.startswith(" | state 0 cards 0.0 MB, last restore ") and "records)" in text
 
 
 def test_stateless_needs_no_state_topic_and_writes_no_card(kafka_bootstrap, fresh_topics, scorer):
@@ -65,6 +43,6 @@ def test_stateless_needs_no_state_topic_and_writes_no_card(kafka_bootstrap, fres
     admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
     admin.delete_topics([names.state])[names.state].result(30)
     produce_inputs(kafka_bootstrap, names.transactions, make_inputs(300, 0, 4))
-    _run(kafka_bootstrap, names, scorer, state=False)
+    _score_until_drained(kafka_bootstrap, names, scorer, "state-off", state=False)
     events = [msgspec.json.decode(m.value()) for m in read_all(kafka_bootstrap, names.scores, expect=300)]
     assert len(events) == 300 and not any("card" in e for e in events)
