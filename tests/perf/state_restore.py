@@ -23,14 +23,14 @@ import uuid
 from pathlib import Path
 
 import numpy as np
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import Producer
 
 from bench.kafka.topics import create_topics, delete_topics
 from core.cardstate import CardStates
 from core.config import ScoringConfig
 from core.topics import TopicNames
 from core.velocity import CardStore
-from tests.kafka.eos_harness import Service, committed_offsets, make_inputs, produce_inputs
+from tests.kafka.eos_harness import Service, committed_offsets, make_inputs, produce_inputs, wait_first_commit
 
 T0 = 1_767_225_600.0
 
@@ -89,11 +89,7 @@ def _kill_to_commit(bootstrap: str, names: TopicNames, tmp: Path) -> float:
     svc = Service(bootstrap, names, group, tmp, workers=1, extra=("--batch-max-wait-ms", "25"), tag="restore")
     try:
         svc.wait_workers(1, timeout=120)
-        deadline = time.monotonic() + 180
-        while not any(o > 0 for o in committed_offsets(bootstrap, group, names.transactions, range(6)).values()):
-            assert time.monotonic() < deadline, svc.tail()
-            time.sleep(0.2)
-        before = committed_offsets(bootstrap, group, names.transactions, range(6))
+        wait_first_commit(bootstrap, group, names.transactions, svc, timeout=180)
         time.sleep(1.0)
         before = committed_offsets(bootstrap, group, names.transactions, range(6))
         [pid] = svc.worker_pids()
