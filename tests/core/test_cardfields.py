@@ -11,6 +11,7 @@ from core.cardfields import card_json_names, card_objects, event_columns
 from core.cardstate import batch_velocity
 from core.decode import decode_batch
 from core.velocity import CardStore, VELOCITY_FEATURES, epoch_seconds, merchant_id
+from tests.core.velocity_ref import stateless_model_path
 
 
 def _tx(**fields) -> dict:
@@ -52,7 +53,7 @@ def test_card_text_round_trips_every_float32():
 
 @pytest.fixture(scope="module")
 def scorer():
-    return Scorer.load()
+    return Scorer.load(stateless_model_path())
 
 
 def test_scored_events_carry_the_card_object_they_were_scored_with(scorer):

@@ -9,6 +9,7 @@ from confluent_kafka.admin import AdminClient
 from prometheus_client import REGISTRY
 
 from core.config import ScoringConfig
+from tests.core.velocity_ref import stateless_model_path
 from tests.kafka.eos_harness import make_inputs, produce_inputs
 from tests.kafka.kafka_io import read_all
 from tests.kafka.test_scoring_service import _score_until_drained
@@ -19,7 +20,9 @@ N = 2_000
 
 @pytest.fixture(scope="module")
 def scorer():
-    return pytest.importorskip("core.scorer").Scorer.load()
+    # the stateless model: the off test needs one, and the on test then shows that the state
+    # is computed and carried even when the model does not use it
+    return pytest.importorskip("core.scorer").Scorer.load(stateless_model_path())
 
 
 def test_state_is_on_by_default_written_and_measured(kafka_bootstrap, fresh_topics, scorer):
