@@ -3,10 +3,11 @@
     FraudstreamError            root: catch this to catch everything the project raises
     ├── ConfigError             bad configuration (a field's name is in the message)
     ├── ModelError              the model cannot be loaded or compiled (raised at start-up)
-    └── PipelineError           the scoring loop cannot continue (fatal Kafka error, fenced)
+    ├── PipelineError           the scoring loop cannot continue (fatal Kafka error, fenced)
+    └── StartupError            the service cannot start: a worker could not (model, topics, credentials)
 """
 
-__all__ = ["FraudstreamError", "ConfigError", "ModelError", "PipelineError"]
+__all__ = ["FraudstreamError", "ConfigError", "ModelError", "PipelineError", "StartupError"]
 
 
 class FraudstreamError(Exception):
@@ -23,3 +24,7 @@ class ModelError(FraudstreamError):
 
 class PipelineError(FraudstreamError):
     """The scoring pipeline hit an error it must not continue past."""
+
+
+class StartupError(FraudstreamError):
+    """The service cannot start; the message is the reason its worker gave."""

@@ -131,13 +131,14 @@ class Service:
     """`python -m core` as a subprocess, output to a log file."""
 
     def __init__(self, bootstrap: str, names: TopicNames, group: str, log_dir: Path, *, workers: int = 6,
-                 first_slot: int = 0, extra: tuple[str, ...] = (), tag: str = "svc"):
+                 first_slot: int = 0, extra: tuple[str, ...] = (), tag: str = "svc", home: Path | None = None):
         self.log_path = log_dir / f"{tag}-{uuid.uuid4().hex[:6]}.log"
         self._log = open(self.log_path, "w")
         cmd = [sys.executable, "-m", "core", "--bootstrap", bootstrap, "--namespace", namespace_of(names),
                "--group", group, "--workers", str(workers), "--first-slot", str(first_slot),
                "--stats-interval", "2", *extra]
-        self.proc = subprocess.Popen(cmd, cwd=REPO, stdout=self._log, stderr=subprocess.STDOUT)
+        env = None if home is None else {**os.environ, "FRAUDSTREAM_HOME": str(home)}   # another "host"
+        self.proc = subprocess.Popen(cmd, cwd=REPO, stdout=self._log, stderr=subprocess.STDOUT, env=env)
         self.kills = 0
 
     def worker_pids(self) -> list[int]:
