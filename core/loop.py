@@ -294,7 +294,8 @@ class ScoringConsumer:
         # A fatal consumer error (e.g. static member fenced by a newer one with the same
         # group.instance.id) arrives as a message with code _FATAL, not always flagged fatal().
         if error.fatal() or error.code() == KafkaError._FATAL:
-            raise PipelineError(f"{self.name}: fatal consumer error on {where}: {error.str()}") from KafkaException(error)
+            raise PipelineError(f"{self.name}: fatal consumer error on {where}: {error.str()}") \
+                from KafkaException(error)   # the cause says "fenced" to the supervisor (core.worker)
         if error.code() != KafkaError._PARTITION_EOF:
             log.warning("%s: consumer error on %s: %s", self.name, where, error.str())
 

@@ -67,13 +67,16 @@ def backoff_delay(failures: int) -> float:
 
 
 def describe_exit(code: int | None) -> str:
+    """"exit code -9 (killed by SIGKILL)", "exit code 4 (fenced ...)": what ended a worker."""
     if code is not None and code < 0:
         try:
-            return f"killed by {signal.Signals(-code).name}"
+            why = f"killed by {signal.Signals(-code).name}"
         except ValueError:
-            return f"killed by signal {-code}"
-    return {EXIT_PIPELINE: "Kafka error (exit code 2)", EXIT_STARTUP: "start-up error (exit code 3)",
-            EXIT_FENCED: "fenced by another process with its ids (exit code 4)"}.get(code, f"exit code {code}")
+            why = f"killed by signal {-code}"
+    else:
+        why = {EXIT_PIPELINE: "Kafka error", EXIT_STARTUP: "start-up error",
+               EXIT_FENCED: "fenced by another process with its ids"}.get(code, "")
+    return f"exit code {code}" + (f" ({why})" if why else "")
 
 
 @dataclass(frozen=True)
@@ -138,16 +141,16 @@ class Slot:
 
 
 def format_slots(views: list[SlotView]) -> str:
-    """The slots part of the stats line: "slots 6/6 up" or "slots 5/6 up; 3 backing-off (...)"."""
+    """The slots part of the stats line: "slots 6/6 up" or "slots 5/6 up; 3 backing-off after ..."."""
     up = sum(v.state == SlotState.UP.value for v in views)
     text = f"slots {up}/{len(views)} up"
     down = [v for v in views if v.state != SlotState.UP.value]
     for v in down[:4]:
         if v.state == SlotState.BACKING_OFF.value:
-            text += (f"; {v.slot} backing-off ({v.last_exit}, {v.failures} in a row, "
-                     f"retry in {v.retry_in_s:.1f} s)")
+            text += (f"; {v.slot} backing-off after {v.last_exit}, {v.failures} in a row, "
+                     f"retry in {v.retry_in_s:.1f} s")
         else:
-            text += f"; {v.slot} {v.state}" + (f" (after {v.last_exit})" if v.last_exit else "")
+            text += f"; {v.slot} {v.state}" + (f" after {v.last_exit}" if v.last_exit else "")
     if len(down) > 4:
         text += f"; {len(down) - 4} more down"
     return text

@@ -223,7 +223,7 @@ class Supervisor:
                 f"worker {slot.index} (transactional.id {cfg.txn_id_prefix()}-{slot.index}) was fenced "
                 f"{FENCED_IN_A_ROW} times in a row within {TWIN_WINDOW_S:.0f} s of its start; give each service "
                 f"its own --instance-id (or none: each FRAUDSTREAM_HOME makes its own)")
-        log.warning("worker %d (pid %d) %s after %.1f s%s; restarting in %.2f s (%d failure(s) in a row)",
+        log.warning("worker %d (pid %d) died with %s after %.1f s%s; restarting in %.2f s (%d failure(s) in a row)",
                     slot.index, proc.pid, slot.last_exit, lived, f": {reason}" if reason else "",
                     slot.restart_at - now, slot.failures)
 

@@ -108,8 +108,9 @@ def test_healthz_is_200_only_when_every_slot_is_up():
     doc = json.loads(body)
     assert code == 503 and doc["status"] == "degraded" and doc["up"] == 2
     assert doc["down"] == [{"slot": 1, "state": "backing-off", "failures": 3, "restarts": 2,
-                            "last_exit": "killed by SIGKILL", "retry_in_s": 0.5}]
-    assert format_slots(views) == "slots 2/3 up; 1 backing-off (killed by SIGKILL, 3 in a row, retry in 0.5 s)"
+                            "last_exit": "exit code -9 (killed by SIGKILL)", "retry_in_s": 0.5}]
+    assert format_slots(views) == ("slots 2/3 up; 1 backing-off after exit code -9 (killed by SIGKILL), "
+                                   "3 in a row, retry in 0.5 s")
 
 
 def _kafka(code, text="x"):
