@@ -11,6 +11,10 @@ it too (`StartupError`, one `error:` line). After that a slot that keeps failing
 and retries forever while the other slots work (policy: core.slots), and its state shows in
 the stats line, `/metrics` and `/healthz` (core.health). The one other way out is an id
 collision with a live twin (ConfigError naming the id; ids: core.identity).
+
+On a clean stop, the transactions that killed workers left open are aborted on the way out
+(init_transactions with their ids), so the partitions' next owner does not wait for the
+broker's transaction timeout.
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ from core.identity import claim_instance_id, lock_explicit_id
 from core.preflight import check_client_settings, check_kafka
 from core.metrics import MULTIPROC_ENV, StatsSnapshot, Ticker, aggregate, format_stats, workers_registry
 from core.slots import (EXIT_FENCED, EXIT_PIPELINE, EXIT_STARTUP, FENCED_IN_A_ROW, TWIN_WINDOW_S, Decision, Slot,
-                        SlotView, format_slots)
+                        SlotState, SlotView, describe_exit, format_slots)
 from core.worker import STATUS, Failed, Ready, worker_main
 
 __all__ = ["Supervisor", "worker_main", "EXIT_PIPELINE", "EXIT_STARTUP", "EXIT_FENCED"]
@@ -41,6 +45,7 @@ __all__ = ["Supervisor", "worker_main", "EXIT_PIPELINE", "EXIT_STARTUP", "EXIT_F
 log = logging.getLogger(__name__)
 
 _STOP_GRACE_S = 30.0
+_ABORT_LEFT_OPEN_S = 15.0
 _TICK_S = 0.2
 _SAMPLE = (b'{"transaction_id":"warm-up","card_hash":"0","amount":1.0,"timestamp":"2026-01-01T00:00:00Z",'
            b'"merchant_category":"grocery",' + b",".join(b'"V%d":0.0' % i for i in range(1, 29)) + b"}")
@@ -121,7 +126,12 @@ class Supervisor:
             for slot in self._slots:
                 self._start(ctx, slot, child_config)
             self._views = tuple(s.view(self.clock()) for s in self._slots)
-            return self._watch(ctx, child_config, metrics_dir)
+            code = self._watch(ctx, child_config, metrics_dir)
+            unclean = self._stop_children()
+            dead = [s.index for s in self._slots if s.state is SlotState.BACKING_OFF] + unclean
+            if dead and config.exactly_once:
+                _abort_left_open(config, dead)
+            return code
         finally:
             self._stop_children()
             if server is not None:
@@ -236,7 +246,9 @@ class Supervisor:
         except OSError:
             pass
 
-    def _stop_children(self) -> None:
+    def _stop_children(self) -> list[int]:
+        """SIGTERM the live workers and wait for them; returns the slots whose process did not
+        end cleanly (killed, or dead before the supervisor noticed)."""
         live = [p.proc for p in self._procs.values() if p.proc.is_alive()]
         for proc in live:
             os.kill(proc.pid, signal.SIGTERM)
@@ -247,8 +259,43 @@ class Supervisor:
                 log.warning("worker pid %d ignored SIGTERM for %.0f s: killing it", proc.pid, _STOP_GRACE_S)
                 proc.kill()
                 proc.join()
-        for p in self._procs.values():
+        unclean = []
+        for i, p in self._procs.items():
             p.status.close()
+            p.proc.join(0)
+            # (-SIGTERM: still starting, its handler not installed yet, so no transaction open)
+            if p.proc.exitcode not in (0, -signal.SIGTERM):
+                log.info("worker %d (pid %d) ended with %s", i, p.proc.pid, describe_exit(p.proc.exitcode))
+                unclean.append(i)
         self._procs.clear()
         if live:
             log.info("all workers stopped")
+        return unclean
+
+
+def _abort_left_open(config: ScoringConfig, slots: list[int]) -> None:
+    """Abort the transactions that workers killed while the service stops left open.
+
+    A slot backing off when the service stops has no process to abort what its killed one
+    left open, and until transaction.timeout.ms (30 s) that open transaction holds back the
+    read_committed readers of the outputs and the partitions' next owner (another service of
+    the group). init_transactions with the slot's transactional.id aborts it at once. Not
+    after an id collision: the twin's live workers have these ids."""
+    from confluent_kafka import KafkaException, Producer
+
+    from core.txn import producer_settings
+
+    deadline = time.monotonic() + _ABORT_LEFT_OPEN_S
+    for slot in slots:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            log.warning("no time left to abort what slots %s left open: the broker does after its timeout", slots)
+            return
+        producer = Producer({**producer_settings(config, slot), "log_level": 0})
+        try:
+            producer.init_transactions(remaining)
+            log.info("worker %d: aborted the transaction its killed process left open (if any)", slot)
+        except KafkaException as exc:
+            log.warning("worker %d: cannot abort what it left open: %s", slot, exc.args[0].str())
+        finally:
+            producer.flush(0)
