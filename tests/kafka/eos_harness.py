@@ -334,3 +334,17 @@ def verify(bootstrap: str, names: TopicNames, inputs: Inputs, *, count_aborted: 
         dead_missing=len(set(inputs.hostile_coords) - set(dead_seen)),
         dead_wrong=dead_wrong, headers_lost=headers_lost, mispaired=mispaired,
         aborted_scores=aborted)
+
+
+def trickle(bootstrap: str, topic: str, inputs: Inputs, records, tps: float) -> threading.Thread:
+    """A thread (not yet started) that produces `records` to `topic` at `tps`."""
+    return threading.Thread(target=produce_inputs, args=(bootstrap, topic, inputs, records), kwargs={"tps": tps})
+
+
+def finish(tail: threading.Thread | None, *services: Service | None) -> None:
+    """For a test's `finally`: let the input thread end, stop the services still running."""
+    if tail is not None and tail.is_alive():
+        tail.join()
+    for svc in services:
+        if svc is not None and svc.proc.poll() is None:
+            svc.stop()

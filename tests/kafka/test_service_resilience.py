@@ -10,7 +10,6 @@ import os
 import random
 import re
 import socket
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -20,7 +19,8 @@ from pathlib import Path
 import pytest
 
 from core.paths import home
-from tests.kafka.eos_harness import Service, make_inputs, produce_inputs, verify, wait_drained
+from tests.kafka.eos_harness import (Service, finish, make_inputs, produce_inputs, trickle, verify,
+                                     wait_drained)
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(300)]
 
@@ -76,6 +76,24 @@ def _transactions_total(port: int) -> float:
     return float(re.search(r"^fraudstream_transactions_total (\S+)$", body, re.MULTILINE).group(1))
 
 
+def _setup(bootstrap: str, fresh_topics, prefix: str, n_valid: int, preload: float):
+    """Fresh topics, the inputs (n_valid valid, 1 in 1000 hostile) with `preload` of them
+    produced, a fresh group; returns (names, inputs, group, the records still to produce, a
+    random generator seeded like the inputs)."""
+    names = fresh_topics(prefix)
+    seed = _seed()
+    inputs = make_inputs(n_valid, n_valid // 1000, seed=seed)
+    split = int(len(inputs.records) * preload)
+    produce_inputs(bootstrap, names.transactions, inputs, inputs.records[:split])
+    return names, inputs, f"{prefix}-{uuid.uuid4().hex[:6]}", inputs.records[split:], random.Random(seed)
+
+
+def _assert_exactly_once(bootstrap: str, names, inputs) -> None:
+    v = verify(bootstrap, names, inputs)
+    print(v)
+    assert v.exactly_once(), v
+
+
 def _alive(pid: int) -> bool:
     try:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
@@ -85,18 +103,13 @@ def _alive(pid: int) -> bool:
 
 def test_a_slot_that_keeps_failing_backs_off_while_the_others_score(kafka_bootstrap, fresh_topics, tmp_path):
     pytest.importorskip("core.scorer")
-    names = fresh_topics("backoff")
-    inputs = make_inputs(30_000, 30, seed=_seed())
-    split = len(inputs.records) // 3
-    produce_inputs(kafka_bootstrap, names.transactions, inputs, inputs.records[:split])
-    group = f"backoff-{uuid.uuid4().hex[:6]}"
+    names, inputs, group, rest, _ = _setup(kafka_bootstrap, fresh_topics, "backoff", 30_000, preload=1 / 3)
     port = _free_port()
     svc = Service(kafka_bootstrap, names, group, tmp_path, workers=3, extra=("--metrics-port", str(port)))
-    trickle = threading.Thread(target=produce_inputs, args=(kafka_bootstrap, names.transactions, inputs,
-                                                            inputs.records[split:]), kwargs={"tps": 1500})
+    tail = trickle(kafka_bootstrap, names.transactions, inputs, rest, tps=1500)
     try:
         _wait_health(port, svc, lambda code, doc: code == 200)
-        trickle.start()
+        tail.start()
         for kill in range(1, 5):   # slot 1 dies each time it is up again: 4 failures in a row
             _wait_health(port, svc, lambda code, doc: code == 200)
             os.kill(_slot_pid(svc, 1), 9)
@@ -108,14 +121,11 @@ def test_a_slot_that_keeps_failing_backs_off_while_the_others_score(kafka_bootst
         assert down["last_exit"] == "exit code -9 (killed by SIGKILL)" and down["retry_in_s"] <= 2.0, doc
         _wait_health(port, svc, lambda code, doc: code == 200)
         during = _transactions_total(port) - before   # committed by slots 0 and 2 alone
-        trickle.join()
+        tail.join()
         wait_drained(kafka_bootstrap, group, names.transactions, timeout=120, service=svc)
         assert svc.stop() == 0, svc.tail()
     finally:
-        if trickle.is_alive():
-            trickle.join()
-        if svc.proc.poll() is None:
-            svc.stop()
+        finish(tail, svc)
     log = svc.log_path.read_text()
     delays = re.findall(r"worker 1 \(pid \d+\) died with exit code -9 \(killed by SIGKILL\) after [\d.]+ s; "
                         r"restarting in ([\d.]+) s", log)
@@ -123,30 +133,21 @@ def test_a_slot_that_keeps_failing_backs_off_while_the_others_score(kafka_bootst
     assert "slots 2/3 up; 1 " in log and "error:" not in log
     print(f"{during:.0f} transactions committed by the other slots while slot 1 was down the 4th time")
     assert during > 0
-    v = verify(kafka_bootstrap, names, inputs)
-    print(v)
-    assert v.exactly_once(), v
+    _assert_exactly_once(kafka_bootstrap, names, inputs)
 
 
 def test_two_hosts_share_a_group_through_kills_then_one_takes_over(kafka_bootstrap, fresh_topics, tmp_path):
     pytest.importorskip("core.scorer")
-    seed = _seed()
-    rng = random.Random(seed)
-    names = fresh_topics("hosts")
-    inputs = make_inputs(60_000, 60, seed=seed)
-    split = len(inputs.records) // 2
-    produce_inputs(kafka_bootstrap, names.transactions, inputs, inputs.records[:split])
-    group = f"hosts-{uuid.uuid4().hex[:6]}"
+    names, inputs, group, rest, rng = _setup(kafka_bootstrap, fresh_topics, "hosts", 60_000, preload=0.5)
     a = Service(kafka_bootstrap, names, group, tmp_path, workers=3, tag="hostA", home=_host(tmp_path, "a"))
     b = Service(kafka_bootstrap, names, group, tmp_path, workers=3, tag="hostB", home=_host(tmp_path, "b"))
-    trickle = threading.Thread(target=produce_inputs, args=(kafka_bootstrap, names.transactions, inputs,
-                                                            inputs.records[split:]), kwargs={"tps": 2000})
+    tail = trickle(kafka_bootstrap, names.transactions, inputs, rest, tps=2000)
     try:
         deadline = time.monotonic() + 90
         while not (a.busy_pids() and b.busy_pids()):   # both hosts own partitions
             assert time.monotonic() < deadline, f"partitions not split:\n{a.tail()}\n{b.tail()}"
             time.sleep(0.2)
-        trickle.start()
+        tail.start()
         while a.kills + b.kills < 6:
             time.sleep(rng.uniform(0.5, 2.0))
             rng.choice((a, b)).kill_random_worker(rng)
@@ -156,32 +157,24 @@ def test_two_hosts_share_a_group_through_kills_then_one_takes_over(kafka_bootstr
         while a.kill_random_worker(rng) is None:
             time.sleep(0.05)
         assert a.stop(timeout=45) == 0, a.tail()
-        trickle.join()
+        tail.join()
         wait_drained(kafka_bootstrap, group, names.transactions, timeout=180, service=b)
         assert b.stop() == 0, b.tail()
     finally:
-        if trickle.is_alive():
-            trickle.join()
-        for svc in (a, b):
-            if svc.proc.poll() is None:
-                svc.stop()
+        finish(tail, a, b)
     logs = [svc.log_path.read_text() for svc in (a, b)]
     ids = [re.search(r"instance id (\S+)", log).group(1) for log in logs]
     assert ids[0] != ids[1], ids
     assert "aborted the transaction its killed process left open" in logs[0]
     for log in logs:   # no host fenced the other: distinct ids, no storm
         assert "fenced" not in log and "error:" not in log
-    v = verify(kafka_bootstrap, names, inputs)
-    print(f"kills: A {a.kills}, B {b.kills}; ids {ids}; {v}")
-    assert v.exactly_once(), v
+    print(f"kills: A {a.kills}, B {b.kills}; ids {ids}")
+    _assert_exactly_once(kafka_bootstrap, names, inputs)
 
 
 def test_a_twin_with_the_same_instance_id_is_one_error_line(kafka_bootstrap, fresh_topics, tmp_path):
     pytest.importorskip("core.scorer")
-    names = fresh_topics("twin")
-    inputs = make_inputs(20_000, 20, seed=_seed())
-    produce_inputs(kafka_bootstrap, names.transactions, inputs)
-    group = f"twin-{uuid.uuid4().hex[:6]}"
+    names, inputs, group, _, _ = _setup(kafka_bootstrap, fresh_topics, "twin", 20_000, preload=1.0)
     twin = f"twin-{uuid.uuid4().hex[:6]}"
     extra = ("--instance-id", twin)
     a = Service(kafka_bootstrap, names, group, tmp_path, workers=2, tag="twinA", extra=extra,
@@ -209,34 +202,25 @@ def test_a_twin_with_the_same_instance_id_is_one_error_line(kafka_bootstrap, fre
         wait_drained(kafka_bootstrap, group, names.transactions, timeout=180, service=survivors[0])
         assert survivors[0].stop() == 0, survivors[0].tail()
     finally:
-        for svc in services:
-            if svc.proc.poll() is None:
-                svc.stop()
+        finish(None, *services)
     fenced = sum(len(re.findall(r"supervisor WARNING worker \d+ \(pid \d+\) died with exit code 4 \(fenced",
                                 svc.log_path.read_text())) for svc in services)
     print(f"{fenced} fenced exits in all before the collision ended it")
     assert fenced <= 4 * 2 * 3   # a few per slot, not a storm
-    v = verify(kafka_bootstrap, names, inputs)
-    print(v)
-    assert v.exactly_once(), v
+    _assert_exactly_once(kafka_bootstrap, names, inputs)
 
 
 def test_a_sigkilled_supervisor_takes_its_workers_along(kafka_bootstrap, fresh_topics, tmp_path):
     pytest.importorskip("core.scorer")
-    names = fresh_topics("orphans")
-    inputs = make_inputs(40_000, 40, seed=_seed())
-    split = len(inputs.records) // 2
-    produce_inputs(kafka_bootstrap, names.transactions, inputs, inputs.records[:split])
-    group = f"orphans-{uuid.uuid4().hex[:6]}"
+    names, inputs, group, rest, _ = _setup(kafka_bootstrap, fresh_topics, "orphans", 40_000, preload=0.5)
     port = _free_port()
     first = Service(kafka_bootstrap, names, group, tmp_path, workers=3, tag="first",
                     extra=("--metrics-port", str(port)))
-    trickle = threading.Thread(target=produce_inputs, args=(kafka_bootstrap, names.transactions, inputs,
-                                                            inputs.records[split:]), kwargs={"tps": 4000})
+    tail = trickle(kafka_bootstrap, names.transactions, inputs, rest, tps=4000)
     second = None
     try:
         _wait_health(port, first, lambda code, doc: code == 200)
-        trickle.start()
+        tail.start()
         time.sleep(1.0)   # mid-work: open transactions
         workers = first.worker_pids()
         assert len(workers) == 3
@@ -249,18 +233,12 @@ def test_a_sigkilled_supervisor_takes_its_workers_along(kafka_bootstrap, fresh_t
         assert not any(_alive(pid) for pid in workers) and gone_s < 2.0, first.tail()
         first.stop()
         second = Service(kafka_bootstrap, names, group, tmp_path, workers=3, tag="second")
-        trickle.join()
+        tail.join()
         wait_drained(kafka_bootstrap, group, names.transactions, timeout=180, service=second)
         assert second.stop() == 0, second.tail()
     finally:
-        if trickle.is_alive():
-            trickle.join()
-        for svc in (first, second):
-            if svc is not None and svc.proc.poll() is None:
-                svc.stop()
+        finish(tail, first, second)
     ids = [re.search(r"instance id (\S+)", svc.log_path.read_text()).group(1) for svc in (first, second)]
     assert ids[0] == ids[1], ids   # the restart took its ids back: it fenced what the first left open
     assert "supervisor" in first.log_path.read_text() and "is gone" in first.log_path.read_text()
-    v = verify(kafka_bootstrap, names, inputs)
-    print(v)
-    assert v.exactly_once(), v
+    _assert_exactly_once(kafka_bootstrap, names, inputs)
