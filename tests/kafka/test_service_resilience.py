@@ -10,6 +10,7 @@ import os
 import random
 import re
 import socket
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -241,4 +242,48 @@ def test_a_sigkilled_supervisor_takes_its_workers_along(kafka_bootstrap, fresh_t
     ids = [re.search(r"instance id (\S+)", svc.log_path.read_text()).group(1) for svc in (first, second)]
     assert ids[0] == ids[1], ids   # the restart took its ids back: it fenced what the first left open
     assert "supervisor" in first.log_path.read_text() and "is gone" in first.log_path.read_text()
+    _assert_exactly_once(kafka_bootstrap, names, inputs)
+
+
+def test_a_worker_stopped_before_it_started_never_fences_the_running_one(kafka_bootstrap, fresh_topics):
+    """An orphan whose supervisor died while it started is stopped before run(): it must not
+    call init_transactions nor join the group with the slot's ids, which would fence the
+    replacement a new supervisor runs under them."""
+    from prometheus_client import CollectorRegistry
+
+    from core.config import ScoringConfig
+    from core.loop import ScoringConsumer
+    from core.metrics import LoopMetrics
+
+    scorer = pytest.importorskip("core.scorer").Scorer.load()
+    names, inputs, group, rest, _ = _setup(kafka_bootstrap, fresh_topics, "orphan1", 4000, preload=0.5)
+    config = ScoringConfig(bootstrap_servers=kafka_bootstrap, topics=names, group_id=group,
+                           transactional_id_prefix=group, batch_max_records=200, stats_interval_s=0)
+    errors: list[BaseException] = []
+
+    def consumer() -> ScoringConsumer:
+        return ScoringConsumer(config, scorer, slot=0, metrics=LoopMetrics(registry=CollectorRegistry()))
+
+    def run(c: ScoringConsumer) -> None:
+        try:
+            c.run()
+        except BaseException as exc:  # noqa: BLE001 - recorded for the assertion below
+            errors.append(exc)
+
+    replacement = consumer()
+    runner = threading.Thread(target=run, args=(replacement,))
+    runner.start()
+    try:
+        wait_drained(kafka_bootstrap, group, names.transactions, timeout=60)   # the replacement works
+        orphan = consumer()
+        orphan.stop()
+        t0 = time.monotonic()
+        orphan.run()
+        print(f"the stopped orphan returned in {time.monotonic() - t0:.2f} s")
+        produce_inputs(kafka_bootstrap, names.transactions, inputs, rest)
+        wait_drained(kafka_bootstrap, group, names.transactions, timeout=60)
+        assert runner.is_alive() and not errors, errors
+    finally:
+        replacement.stop()
+        runner.join(30)
     _assert_exactly_once(kafka_bootstrap, names, inputs)
