@@ -27,7 +27,7 @@ import struct
 import tempfile
 import threading
 import time
-from typing import Any, Callable
+from typing import Any
 
 import msgspec
 
@@ -69,16 +69,13 @@ class _Process:
 
 
 class Supervisor:
-    """Runs `workers` scoring processes (default: one per input partition) until stopped.
+    """Runs `workers` scoring processes (default: one per input partition) until stopped."""
 
-    `clock` is injectable for tests of the policy through the supervisor."""
-
-    def __init__(self, config: ScoringConfig, *, workers: int | None = None, first_slot: int = 0,
-                 clock: Callable[[], float] = time.monotonic):
+    def __init__(self, config: ScoringConfig, *, workers: int | None = None, first_slot: int = 0):
         self.config = config
         self.workers = workers
         self.first_slot = first_slot
-        self.clock = clock
+        self.clock = time.monotonic
         self._stopping = threading.Event()
         self._slots: list[Slot] = []
         self._procs: dict[int, _Process] = {}
@@ -139,6 +136,9 @@ class Supervisor:
                 server.server_close()
             if own_dir:
                 self._drop_metrics_dir(metrics_dir)
+            if self._id_lock is not None:   # the instance id is free for the next service
+                self._id_lock.close()
+                self._id_lock = None
 
     @staticmethod
     def _drop_metrics_dir(metrics_dir: str) -> None:
@@ -205,17 +205,18 @@ class Supervisor:
         return 0
 
     def _check(self, slot: Slot, running: _Process, now: float) -> None:
+        proc = running.proc
+        alive = proc.is_alive()
+        # Read after is_alive: what a worker wrote just before it exited is then in the pipe.
         for msg in running.read_status():
             if isinstance(msg, Ready):
                 slot.ready(now)
-                if not self._service_up:
-                    self._service_up = True
+                self._service_up = True
                 if slot.restarts:
                     log.info("worker %d is up again (restart %d)", slot.index, slot.restarts)
             else:
                 running.failure = msg
-        proc = running.proc
-        if proc.is_alive():
+        if alive:
             return
         proc.join()
         running.status.close()
