@@ -4,6 +4,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 import uuid
 from collections import defaultdict
 from pathlib import Path
@@ -198,8 +199,16 @@ def test_three_nodes_survive_losing_one(spare_port):
 
 
 def _topic_config(bootstrap: str, topic: str, key: str) -> str:
+    """One config value of a topic just created (retried while a node does not know it yet)."""
+    from confluent_kafka import KafkaException
     from confluent_kafka.admin import AdminClient, ConfigResource
 
     resource = ConfigResource(ConfigResource.Type.TOPIC, topic)
     admin = AdminClient({"bootstrap.servers": bootstrap})
-    return admin.describe_configs([resource])[resource].result(timeout=30)[key].value
+    for attempt in range(20):
+        try:
+            return admin.describe_configs([resource])[resource].result(timeout=30)[key].value
+        except KafkaException as exc:
+            if exc.args[0].name() != "UNKNOWN_TOPIC_OR_PART" or attempt == 19:
+                raise
+            time.sleep(0.5)
