@@ -138,13 +138,14 @@ class Service:
     """`python -m core` as a subprocess, output to a log file."""
 
     def __init__(self, bootstrap: str, names: TopicNames, group: str, log_dir: Path, *, workers: int = 6,
-                 first_slot: int = 0, extra: tuple[str, ...] = (), tag: str = "svc"):
+                 first_slot: int = 0, extra: tuple[str, ...] = (), tag: str = "svc", home: Path | None = None):
         self.log_path = log_dir / f"{tag}-{uuid.uuid4().hex[:6]}.log"
         self._log = open(self.log_path, "w")
         cmd = [sys.executable, "-m", "core", "--bootstrap", bootstrap, "--namespace", namespace_of(names),
                "--group", group, "--workers", str(workers), "--first-slot", str(first_slot),
                "--stats-interval", "2", *extra]
-        self.proc = subprocess.Popen(cmd, cwd=REPO, stdout=self._log, stderr=subprocess.STDOUT)
+        env = None if home is None else {**os.environ, "FRAUDSTREAM_HOME": str(home)}   # another "host"
+        self.proc = subprocess.Popen(cmd, cwd=REPO, stdout=self._log, stderr=subprocess.STDOUT, env=env)
         self.kills = 0
 
     def worker_pids(self) -> list[int]:
@@ -388,3 +389,17 @@ def verify(bootstrap: str, names: TopicNames, inputs: Inputs, *, count_aborted: 
         dead_missing=len(set(inputs.hostile_coords) - set(dead_seen)),
         dead_wrong=dead_wrong, headers_lost=headers_lost, mispaired=mispaired,
         aborted_scores=aborted)
+
+
+def trickle(bootstrap: str, topic: str, inputs: Inputs, records, tps: float) -> threading.Thread:
+    """A thread (not yet started) that produces `records` to `topic` at `tps`."""
+    return threading.Thread(target=produce_inputs, args=(bootstrap, topic, inputs, records), kwargs={"tps": tps})
+
+
+def finish(tail: threading.Thread | None, *services: Service | None) -> None:
+    """For a test's `finally`: let the input thread end, stop the services still running."""
+    if tail is not None and tail.is_alive():
+        tail.join()
+    for svc in services:
+        if svc is not None and svc.proc.poll() is None:
+            svc.stop()
