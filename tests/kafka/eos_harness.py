@@ -177,11 +177,21 @@ class Service:
         assigned = {int(m) for m in re.findall(r"pid=(\d+) INFO \S+: assigned \[\d", text)}
         return [p for p in self.worker_pids() if p in assigned]
 
-    def kill_random_worker(self, rng: random.Random, sig: int = signal.SIGKILL) -> int | None:
-        """Send `sig` to a random busy worker (SIGKILL counts in `kills`); its pid or None."""
+    def kill_random_worker(self, rng: random.Random, sig: int = signal.SIGKILL, *,
+                           mid_work: bool = False) -> int | None:
+        """Send `sig` to a random busy worker (SIGKILL counts in `kills`); its pid or None.
+
+        With `mid_work`, prefer a worker that is on the CPU right now (its CPU time grew over
+        the last 20 ms): one scoring and producing a batch, most likely inside a transaction,
+        rather than one waiting in consume() between transactions."""
         pids = self.busy_pids()
         if not pids:
             return None
+        if mid_work:
+            before = {p: _cpu_ns(p) for p in pids}
+            time.sleep(0.02)
+            working = [p for p in pids if _cpu_ns(p) > before[p] >= 0]
+            pids = working or pids
         pid = rng.choice(pids)
         try:
             os.kill(pid, sig)
@@ -253,6 +263,14 @@ def wait_first_commit(bootstrap: str, group: str, topic: str, service: Service, 
     while not any(o > 0 for o in committed_offsets(bootstrap, group, topic, range(6)).values()):
         assert time.monotonic() < deadline, f"no commit within {timeout}s:\n{service.tail()}"
         time.sleep(0.1)
+
+
+def _cpu_ns(pid: int) -> int:
+    """CPU time the process has used, in ns (-1 if it is gone)."""
+    try:
+        return int(Path(f"/proc/{pid}/schedstat").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return -1
 
 
 def end_offsets(bootstrap: str, topic: str, attempts: int = 5) -> dict[int, int]:
