@@ -79,6 +79,11 @@ def test_short_decimals_are_exact():
     (b"not json", "invalid JSON: invalid character at byte"),
     (b'{"amount": 1', "invalid JSON: truncated after 12 bytes"),
     (b'{"transaction_id":"\xff"}', "invalid UTF-8: byte 19"),
+    (raw()[:-1] + b',"\x80synthetic_label":0}', "invalid UTF-8: byte "),  # unknown key
+    (raw(extra=1)[:-1] + b',"x":"\xc0\xaf"}', "invalid UTF-8: byte "),  # overlong, unknown
+    (raw()[:-1] + b',"x":{"a":["\xed\xa0\x80"]}}', "invalid UTF-8: byte "),  # surrogate, nested
+    (raw()[:-1] + b',"x":"\xf4\x90\x80\x80"}', "invalid UTF-8: byte "),  # above U+10FFFF
+    (b'\xef\xbb\xbf' + raw(), "invalid JSON: invalid character at byte 0"),  # a BOM
     (b"[1, 2]", "not a JSON object: got array"),
     (b'"text"', "not a JSON object: got str"),
     (raw(amount=_DROP), "missing field: `amount`"),
@@ -167,6 +172,19 @@ def test_any_bytes_decode_or_die_never_raise(values):
     dead = [i for i, _ in d.dead]
     assert sorted(d.good.tolist() + dead) == list(range(len(values)))
     assert all(reason.split(":")[0] in DEAD_KINDS for _, reason in d.dead)
+
+
+@SETTINGS
+@given(st.data())
+def test_whatever_decodes_is_strict_utf8_json(data):
+    # the scorer carries a good row's bytes into fraud-scores: they must be valid JSON there
+    _, value = data.draw(raw_transactions())
+    at = data.draw(st.integers(0, len(value) - 1))
+    values = [value[:at] + data.draw(st.binary(min_size=1, max_size=4)) + value[at:],
+              value[:-1] + b',"' + data.draw(st.binary(max_size=6)) + b'":0}']
+    d = decode_batch(values)
+    for r in d.good.tolist():
+        json.loads(values[r].decode("utf-8"))
 
 
 @SETTINGS
