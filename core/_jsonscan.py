@@ -20,10 +20,12 @@ from numba.extending import intrinsic
 from core import features, schema
 from core.schema import RESERVED_FIELD_NAMES
 
-__all__ = ["OK", "SLOW", "TOO_LARGE", "scan_batch", "key_table"]
+__all__ = ["OK", "SLOW", "TOO_LARGE", "ESCAPED_KEY", "scan_batch", "key_table", "duplicate_field"]
 
 # per-row status
 OK, SLOW, TOO_LARGE = 0, 1, 2
+# duplicate_field's answer when a top-level key is spelled with escapes
+ESCAPED_KEY = -2
 
 # The kernels bake these globals into numba's on-disk cache, which is invalidated only when
 # THIS file changes: so they are spelled out here and checked against their owners at import.
@@ -474,3 +476,46 @@ def scan_batch(buf, lengths, max_bytes, x, starts, close, status, names, key_len
                 close[r] = c
         start = end
     return not_ok
+
+
+@_jit
+def duplicate_field(buf, names, key_lengths, codes):
+    """Code of the first contract field named twice at the top level of buf, a JSON object
+    that msgspec has already validated; -1 if none; ESCAPED_KEY if a top-level key has an
+    escape (this byte walk does not unescape: the caller judges those rare rows itself)."""
+    seen = 0
+    depth = 0
+    expect_key = False
+    i = 0
+    n = buf.shape[0]
+    while i < n:
+        b = buf[i]
+        if b == 34:
+            j = i + 1
+            escaped = False
+            while j < n and buf[j] != 34:  # valid JSON: every string is closed
+                if buf[j] == 92:
+                    escaped = True
+                    j += 1
+                j += 1
+            if depth == 1 and expect_key:
+                if escaped:
+                    return ESCAPED_KEY
+                code = _field_code(buf, i + 1, j, names, key_lengths, codes) if j > i + 1 else -1
+                if 0 <= code <= F_LABEL:
+                    bit = np.int64(1) << code
+                    if seen & bit:
+                        return code
+                    seen |= bit
+                expect_key = False
+            i = j + 1
+            continue
+        if b == 123 or b == 91:
+            depth += 1
+            expect_key = b == 123 and depth == 1
+        elif b == 125 or b == 93:
+            depth -= 1
+        elif b == 44 and depth == 1:
+            expect_key = True
+        i += 1
+    return -1

@@ -7,7 +7,9 @@ process), which either decodes them or gives the precise dead-letter reason. Bad
 raises: it becomes a reason string "<kind>: <detail>" (kinds in core.schema.DEAD_KINDS).
 """
 
+import json
 import re
+from collections import Counter
 from datetime import datetime
 
 import msgspec
@@ -16,9 +18,9 @@ import numpy as np
 from core import _jsonscan
 from core.features import AMOUNT, HOUR, N_V, empty_matrix
 from core.schema import (
-    BAD_JSON, BAD_TIMESTAMP, BAD_UTF8, MAX_AMOUNT, MAX_VALUE_BYTES, MISSING_FIELD, NON_FINITE,
-    NOT_OBJECT, OUT_OF_RANGE, RESERVED_FIELD, RESERVED_FIELD_NAMES, TOO_LARGE, V_FIELDS,
-    WRONG_TYPE, Transaction,
+    BAD_JSON, BAD_TIMESTAMP, BAD_UTF8, DUPLICATE_FIELD, MAX_AMOUNT, MAX_VALUE_BYTES,
+    MISSING_FIELD, NON_FINITE, NOT_OBJECT, OUT_OF_RANGE, RESERVED_FIELD, RESERVED_FIELD_NAMES,
+    TOO_LARGE, V_FIELDS, WRONG_TYPE, Transaction,
 )
 
 __all__ = ["Decoded", "decode_batch", "decode_one", "utc_hour"]
@@ -93,6 +95,10 @@ def decode_one(value, row: np.ndarray | None = None):
         return _validation_reason(str(exc))
     except msgspec.DecodeError as exc:
         return _decode_reason(str(exc), value)
+    # the kernel declines duplicates, msgspec keeps the last one: judged here
+    twice = _duplicate_field(value)
+    if twice is not None:
+        return f"{DUPLICATE_FIELD}: `{twice}` appears more than once"
     hour = utc_hour(tx.timestamp)
     if isinstance(hour, str):
         return hour
@@ -146,6 +152,25 @@ def decode_batch(values) -> Decoded:
     else:
         good = np.arange(n, dtype=np.int64)
     return Decoded(x, good, dead, buf, starts, close)
+
+
+# the kernel's field codes -> the contract's names
+_FIELD_NAMES = dict(enumerate(V_FIELDS)) | {
+    int(code): bytes(name[:n]).decode() for name, n, code in zip(*_KEYS)
+    if code != _jsonscan.F_RESERVED}
+_CONTRACT_NAMES = frozenset(_FIELD_NAMES.values())
+
+
+def _duplicate_field(value: bytes) -> str | None:
+    """Name of a contract field that a valid JSON object names twice, or None."""
+    code = _jsonscan.duplicate_field(np.frombuffer(value, dtype=np.uint8), *_KEYS)
+    if code == -1:
+        return None
+    if code != _jsonscan.ESCAPED_KEY:
+        return _FIELD_NAMES[code]
+    top = json.loads(value, object_pairs_hook=lambda pairs: pairs)  # keys unescaped, kept twice
+    counts = Counter(k for k, _ in top if k in _CONTRACT_NAMES)
+    return next((k for k, c in counts.items() if c > 1), None)
 
 
 def _show(value, limit: int = 40) -> str:

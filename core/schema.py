@@ -19,7 +19,7 @@ __all__ = [
     "SCORE_FIELD_NAMES", "REASONS_FIELD", "CARD_FIELD", "RESERVED_FIELD_NAMES",
     "REQUIRED_FIELDS", "RISK_LEVELS", "MAX_VALUE_BYTES", "MAX_AMOUNT", "DEAD_KINDS",
     "TOO_LARGE", "BAD_UTF8", "BAD_JSON", "NOT_OBJECT", "MISSING_FIELD", "WRONG_TYPE",
-    "NON_FINITE", "OUT_OF_RANGE", "BAD_TIMESTAMP", "RESERVED_FIELD",
+    "NON_FINITE", "OUT_OF_RANGE", "BAD_TIMESTAMP", "RESERVED_FIELD", "DUPLICATE_FIELD",
 ]
 
 V_FIELDS = tuple(f"V{i}" for i in range(1, N_V + 1))
@@ -41,8 +41,12 @@ NON_FINITE = "non-finite number"
 OUT_OF_RANGE = "out of range"
 BAD_TIMESTAMP = "bad timestamp"
 RESERVED_FIELD = "reserved field"
+# A contract field named twice: parsers disagree on which one counts (last wins here, first
+# wins elsewhere), so the amount scored could differ from the amount a reader of fraud-scores
+# sees. Unknown fields named twice are carried through as they came.
+DUPLICATE_FIELD = "duplicate field"
 DEAD_KINDS = (TOO_LARGE, BAD_UTF8, BAD_JSON, NOT_OBJECT, MISSING_FIELD, WRONG_TYPE,
-              NON_FINITE, OUT_OF_RANGE, BAD_TIMESTAMP, RESERVED_FIELD)
+              NON_FINITE, OUT_OF_RANGE, BAD_TIMESTAMP, RESERVED_FIELD, DUPLICATE_FIELD)
 
 _NonEmpty = Annotated[str, msgspec.Meta(min_length=1)]
 

@@ -84,6 +84,12 @@ def test_short_decimals_are_exact():
     (raw()[:-1] + b',"x":{"a":["\xed\xa0\x80"]}}', "invalid UTF-8: byte "),  # surrogate, nested
     (raw()[:-1] + b',"x":"\xf4\x90\x80\x80"}', "invalid UTF-8: byte "),  # above U+10FFFF
     (b'\xef\xbb\xbf' + raw(), "invalid JSON: invalid character at byte 0"),  # a BOM
+    (raw().replace(b'"amount":12.5', b'"amount":1,"amount":12.5'),
+     "duplicate field: `amount` appears more than once"),
+    (raw().replace(b'"V28":2.8', b'"V28":2.8, "V3" :0.3'),
+     "duplicate field: `V3` appears more than once"),
+    (raw().replace(b'"card_hash"', b'"x":{"card_hash":"a","y":["\\"",{}]},"card_hash"')
+     .replace(b'"V1"', b'"\\u0063ard_hash":"b","V1"'), "duplicate field: `card_hash` appears"),
     (b"[1, 2]", "not a JSON object: got array"),
     (b'"text"', "not a JSON object: got str"),
     (raw(amount=_DROP), "missing field: `amount`"),
@@ -151,7 +157,7 @@ def test_timestamps_that_are_not_iso_utc_are_dead(timestamp):
     raw(merchant_category="café"),  # non-ASCII string
     raw(extra={"nested": [1, 2, {"a": None}]}),  # nested unknown field
     raw(amount=5, V1=1.5e-30),  # magnitudes the kernel leaves to msgspec
-    raw().replace(b'"amount":12.5', b'"amount":1,"amount":12.5'),  # duplicate: last wins
+    raw(extra={"a": 1, "b": {"amount": 2}}).replace(b'"b"', b'"a"'),  # unknown field twice
 ])
 def test_values_the_kernel_declines_still_decode_via_msgspec(value):
     d = decode_batch([value])
@@ -246,16 +252,19 @@ def assert_decodes_like_msgspec(value: bytes) -> None:
         np.testing.assert_array_max_ulp(d.x[0, RAW_COLUMNS], reference[0, RAW_COLUMNS], 1)
 
 
-@pytest.mark.parametrize("old, new", [
-    (b'"V3":0.3,', b'"V3":0.3,"V3":9.5,'),  # a repeat where the next key is expected
-    (b'"V3":0.3,', b'"V3":0.3,"V5":9.5,'),  # out of the usual order, then a duplicate V5
-    (b'"V3":0.3,"V4"', b'"V3":0.3 , "V4"'),  # spacing around the usual next key
-    (b'"V3":0.3,"V4"', b'"V3":0.3,"V4" '),
+@pytest.mark.parametrize("old, new, twice", [
+    (b'"V3":0.3,', b'"V3":0.3,"V3":9.5,', "V3"),  # a repeat where the next key is expected
+    (b'"V3":0.3,', b'"V3":0.3,"V5":9.5,', "V5"),  # out of the usual order, then a duplicate V5
+    (b'"V3":0.3,"V4"', b'"V3":0.3 , "V4"', None),  # spacing around the usual next key
+    (b'"V3":0.3,"V4"', b'"V3":0.3,"V4" ', None),
 ])
-def test_the_usual_key_order_shortcut_still_sees_duplicates_and_spacing(old, new):
+def test_the_usual_key_order_shortcut_still_sees_duplicates_and_spacing(old, new, twice):
     value = raw().replace(old, new)
     assert value != raw()
     d = decode_batch([value])
+    if twice:
+        assert d.dead == [(0, f"duplicate field: `{twice}` appears more than once")]
+        return
     assert d.dead == []
     np.testing.assert_array_max_ulp(d.x[0, RAW_COLUMNS], expected_row(json.loads(value)), 1)
 
