@@ -79,9 +79,10 @@ def hostile_values(n: int, rng: random.Random) -> list[bytes | None]:
     return out
 
 
-def make_inputs(n_valid: int, n_hostile: int, seed: int, **synth) -> Inputs:
+def make_inputs(n_valid: int, n_hostile: int, seed: int, hostile: list[bytes | None] | None = None,
+                **synth) -> Inputs:
     """Synthetic valid transactions (bench.load.synth.generate; `synth` overrides its
-    keywords) with hostile ones inserted at random places."""
+    keywords) with n_hostile bad values (default: hostile_values) inserted at random places."""
     from bench.load.synth import generate
 
     rng = random.Random(seed)
@@ -89,7 +90,8 @@ def make_inputs(n_valid: int, n_hostile: int, seed: int, **synth) -> Inputs:
     payloads = batch.payloads()
     records: list[tuple[bytes | None, bytes | None, int]] = [
         (batch.card_hash[i].encode(), payloads[i], i) for i in range(n_valid)]
-    hostile = hostile_values(n_hostile, rng)
+    if hostile is None:
+        hostile = hostile_values(n_hostile, rng)
     seqs = set()
     for j, value in enumerate(hostile):
         pos = rng.randrange(len(records) + 1)
