@@ -1,0 +1,136 @@
+"""Chaos: a scoring process frozen (SIGSTOP) past its consumer session, then thawed (SIGCONT).
+
+While it is frozen the group must evict it and hand its partitions to the others: their
+committed offsets move on without it. Once thawed it is a zombie: its consumer generation is
+stale, so whatever it still holds (records fetched before the freeze, a transaction left
+open) must be fenced, never committed. The log shows that; the service stays up; the
+read_committed outputs hold exactly once.
+
+The session is the broker's minimum (group.min.session.timeout.ms, 6 s): the service passes
+-X settings through, and the broker refuses a shorter one. transaction.timeout.ms is 10 s so
+that a transaction the frozen worker left open is aborted by the broker soon after.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+import signal
+import threading
+import time
+import uuid
+
+import pytest
+
+from tests.kafka.eos_harness import (
+    Service, committed_offsets, make_inputs, produce_inputs, verify, wait_drained,
+)
+
+pytestmark = [pytest.mark.kafka, pytest.mark.timeout(600)]
+
+SESSION_MS = 6_000
+TXN_TIMEOUT_MS = 10_000
+WORKERS = 3
+N_VALID = 60_000
+N_HOSTILE = 100
+TAIL_TPS = 1_500          # the tail flows ~30 s: before, during and after the freeze
+TAKEOVER_LIMIT_S = 60.0   # session 6 s + rebalance + an open transaction's 10 s timeout, with room
+# What a thawed zombie may log: its commit refused for a stale member or generation (seen:
+# "aborting transaction (send_offsets_to_transaction: ... Broker: Unknown member)" then
+# "lost [0, 3]"), its producer fenced, or its death (the supervisor restarts the slot).
+FENCED = re.compile(r"Unknown member|UNKNOWN_MEMBER_ID|ILLEGAL_GENERATION|[Ii]llegal generation|"
+                    r"[Ff]enced|lost \[|died with exit code")
+
+
+def _seed() -> int:
+    seed = int(os.environ.get("CHAOS_SEED", time.time_ns() % 1_000_000))
+    print(f"seed={seed} (rerun with CHAOS_SEED={seed})")
+    return seed
+
+
+def _partitions_of(log: str, pid: int) -> list[int]:
+    assigned = re.findall(rf"pid={pid} INFO \S+: assigned \[([\d, ]*)\]", log)
+    return [int(p) for p in assigned[-1].split(",") if p.strip()] if assigned else []
+
+
+def test_a_frozen_worker_is_fenced_and_its_partitions_move_on(kafka_bootstrap, fresh_topics, tmp_path):
+    seed = _seed()
+    rng = random.Random(seed)
+    names = fresh_topics("sigstop")
+    inputs = make_inputs(N_VALID, N_HOSTILE, seed)
+    split = len(inputs.records) // 6
+    produce_inputs(kafka_bootstrap, names.transactions, inputs, inputs.records[:split])
+    group = f"sigstop-{uuid.uuid4().hex[:8]}"
+    extra = ("-X", f"session.timeout.ms={SESSION_MS}", "-X", f"transaction.timeout.ms={TXN_TIMEOUT_MS}",
+             "-X", "linger.ms=5")
+    service = Service(kafka_bootstrap, names, group, tmp_path, workers=WORKERS, extra=extra)
+    topic = names.transactions
+    tail = threading.Thread(target=produce_inputs, args=(kafka_bootstrap, topic, inputs, inputs.records[split:]),
+                            kwargs={"tps": TAIL_TPS})
+    frozen = None
+    try:
+        service.wait_workers(WORKERS)
+        deadline = time.monotonic() + 120
+        while not any(o > 0 for o in committed_offsets(kafka_bootstrap, group, topic, range(6)).values()):
+            assert time.monotonic() < deadline, f"no commit within 120 s:\n{service.tail()}"
+            time.sleep(0.2)
+        tail.start()
+        time.sleep(3.0)   # input flowing, every worker mid-stream
+        frozen = rng.choice(service.busy_pids())
+        parts = _partitions_of(service.log_path.read_text(), frozen)
+        assert parts, service.tail()
+        before = committed_offsets(kafka_bootstrap, group, topic, parts)
+        os.kill(frozen, signal.SIGSTOP)
+        t_stop = time.monotonic()
+        at_stop = len(service.log_path.read_bytes())
+        print(f"SIGSTOP pid {frozen} owning partitions {parts}, committed {before}")
+        # held past the session until every partition it owned has moved on without it
+        takeover_s = None
+        while True:
+            now = committed_offsets(kafka_bootstrap, group, topic, parts)
+            elapsed = time.monotonic() - t_stop
+            if takeover_s is None and all(now[p] > before[p] for p in parts):
+                takeover_s = elapsed
+            if takeover_s is not None and elapsed > SESSION_MS / 1000 + 3:
+                break
+            assert elapsed < TAKEOVER_LIMIT_S, \
+                f"partitions {parts} of the frozen worker not taken over in {elapsed:.0f} s:\n{service.tail()}"
+            assert service.proc.poll() is None, service.tail()
+            time.sleep(0.25)
+        os.kill(frozen, signal.SIGCONT)
+        t_cont = time.monotonic()
+        frozen_s = t_cont - t_stop
+        at_cont = len(service.log_path.read_bytes())
+        print(f"taken over after {takeover_s:.1f} s; SIGCONT after {frozen_s:.1f} s")
+        tail.join()
+        done = wait_drained(kafka_bootstrap, group, topic, timeout=240, service=service)
+        # the zombie has seen its fate by now (at the latest its next heartbeat or commit)
+        time.sleep(max(0.0, 5.0 - (time.monotonic() - t_cont)))
+        assert service.proc.poll() is None, f"service did not stay up:\n{service.tail()}"
+        at_end = len(service.log_path.read_bytes())   # before the shutdown's own revokes
+        code = service.stop()
+    finally:
+        if frozen is not None:
+            try:
+                os.kill(frozen, signal.SIGCONT)
+            except ProcessLookupError:
+                pass
+        if tail.is_alive():
+            tail.join()
+        if service.proc.poll() is None:
+            service.stop()
+    assert code == 0, service.tail()
+    log = service.log_path.read_bytes()
+    during, after = (log[i:j].decode(errors="replace") for i, j in ((at_stop, at_cont), (at_cont, at_end)))
+    # while frozen, the others took its partitions
+    taken = {int(p) for pid, ps in re.findall(r"pid=(\d+) INFO \S+: assigned \[([\d, ]*)\]", during)
+             if int(pid) != frozen for p in ps.split(",") if p.strip()}
+    assert set(parts) <= taken, f"partitions {parts} not reassigned while pid {frozen} was frozen:\n{during}"
+    # once thawed, the zombie learnt it was out (or died and its slot restarted)
+    zombie = [line for line in after.splitlines() if f"pid={frozen} " in line or f"(pid {frozen})" in line]
+    assert any(FENCED.search(line) for line in zombie), "\n".join(zombie) or after[-3000:]
+    v = verify(kafka_bootstrap, names, inputs)
+    print(f"drained {done - t_cont:.1f} s after SIGCONT; zombie said: {zombie[:6]}\n{v}")
+    assert v.exactly_once(), v
+    assert v.scored == N_VALID and v.duplicates == 0 and v.dead == N_HOSTILE, v
