@@ -1,0 +1,172 @@
+"""Chaos: input at ~2x the service's measured capacity for 60 s. Memory stays bounded, the
+lag drains afterwards, exactly once.
+
+The service is made slow on purpose (transactions of at most BATCH records), so that twice
+its capacity is a rate this test's own producer holds on a shared 2-core machine and the
+volume stays small enough to verify record by record. Capacity is measured first, on a
+preloaded backlog, as committed offsets per second.
+
+What bounds a worker's memory under overload is the consumer's prefetch: librdkafka stops
+fetching once queued.max.messages.kbytes are queued (64 MB by default; PREFETCH_KB here), and
+the loop holds one batch at a time. So RSS may grow past its steady state (measured while
+draining the preloaded backlog at full speed) by that prefetch plus allocator slack, not with
+the backlog: the records carry a PAD-byte unknown field so that the backlog each worker
+faces is several times that bound, and a worker that buffered its backlog would fail.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from tests.kafka.eos_harness import (
+    Inputs, Service, committed_offsets, end_offsets, make_inputs, produce_inputs, verify, wait_drained,
+)
+
+pytestmark = [pytest.mark.kafka, pytest.mark.slow, pytest.mark.timeout(900)]
+
+WORKERS = 1
+BATCH = 4                 # records per transaction at most: ~500-1,000 tx/s here
+PREFETCH_KB = 4_096       # queued.max.messages.kbytes per worker
+PAD = 1_500               # bytes of an unknown field carried through: a ~2.2 KB record
+PRELOAD = 20_000          # the backlog capacity is measured on (~20-40 s of work)
+OVERLOAD_S = 60.0
+MAX_RATE = 3_000          # beyond this the test's producer cannot keep up: the service is too fast
+MB = 1 << 20
+# Allowed growth of a worker's RSS over its steady state: the prefetch, as many bytes again
+# for the batch in flight and librdkafka's copies of the outputs, and 24 MB of allocator slack
+# (measured: +9 MB with 2 workers at BATCH=3 and a 16 MB prefetch).
+WORKER_SLACK = 2 * PREFETCH_KB * 1024 + 24 * MB
+SUPERVISOR_SLACK = 32 * MB   # the supervisor holds no records: stats only
+
+
+@dataclass
+class RssSampler:
+    """Peak VmRSS of the supervisor and of every worker pid, sampled every `every` s."""
+
+    service: Service
+    every: float = 0.25
+    peaks: dict[int, int] = field(default_factory=dict)
+    _stop: threading.Event = field(default_factory=threading.Event)
+
+    def start(self) -> "RssSampler":
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every):
+            for pid in [self.service.proc.pid, *self.service.worker_pids()]:
+                rss = vm_rss(pid)
+                if rss is not None:
+                    self.peaks[pid] = max(self.peaks.get(pid, 0), rss)
+
+    def take(self) -> dict[int, int]:
+        """The peaks so far, and start again from zero."""
+        peaks, self.peaks = self.peaks, {}
+        return peaks
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def vm_rss(pid: int) -> int | None:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
+def _committed_total(bootstrap: str, group: str, topic: str) -> int:
+    return sum(max(o, 0) for o in committed_offsets(bootstrap, group, topic, range(6)).values())
+
+
+def _padded(records: list) -> list:
+    pad = b',"memo":"' + b"x" * PAD + b'"}'
+    return [(k, v[:-1] + pad, s) for k, v, s in records]
+
+
+def test_overload_keeps_memory_bounded_and_drains_exactly_once(kafka_bootstrap, fresh_topics, tmp_path):
+    seed = int(os.environ.get("CHAOS_SEED", time.time_ns() % 1_000_000))
+    print(f"seed={seed} (rerun with CHAOS_SEED={seed})")
+    names = fresh_topics("overload")
+    topic = names.transactions
+    n_max = PRELOAD + int(MAX_RATE * OVERLOAD_S)
+    inputs = make_inputs(n_max, 0, seed)   # padded when produced: only what is sent is held twice
+    produce_inputs(kafka_bootstrap, topic, inputs, _padded(inputs.records[:PRELOAD]))
+    group = f"overload-{uuid.uuid4().hex[:8]}"
+    extra = ("--batch-max-records", str(BATCH), "-X", f"queued.max.messages.kbytes={PREFETCH_KB}",
+             "-X", "linger.ms=5")
+    service = Service(kafka_bootstrap, names, group, tmp_path, workers=WORKERS, extra=extra)
+    sampler = RssSampler(service).start()
+    try:
+        service.wait_workers(WORKERS)
+        deadline = time.monotonic() + 120
+        while _committed_total(kafka_bootstrap, group, topic) == 0:
+            assert time.monotonic() < deadline, f"no commit within 120 s:\n{service.tail()}"
+            time.sleep(0.2)
+        time.sleep(3.0)   # past start-up: every worker is draining the backlog
+        sampler.take()
+        t1, c1 = time.monotonic(), _committed_total(kafka_bootstrap, group, topic)
+        time.sleep(10.0)
+        t2, c2 = time.monotonic(), _committed_total(kafka_bootstrap, group, topic)
+        steady = sampler.take()
+        assert c2 < PRELOAD, "the preloaded backlog ran out while measuring: capacity underestimated"
+        capacity = (c2 - c1) / (t2 - t1)
+        rate = 2 * capacity
+        assert rate <= MAX_RATE, f"capacity {capacity:.0f} tx/s: too fast to overload from this test"
+        n_over = int(rate * OVERLOAD_S)
+        over = _padded(inputs.records[PRELOAD:PRELOAD + n_over])
+        print(f"capacity {capacity:,.0f} tx/s (BATCH={BATCH}, {WORKERS} workers); producing {n_over:,} "
+              f"at {rate:,.0f} tx/s for {OVERLOAD_S:.0f} s")
+        t_over = time.monotonic()
+        produce_inputs(kafka_bootstrap, topic, inputs, over, tps=rate)
+        t_sent = time.monotonic()
+        achieved = n_over / (t_sent - t_over)
+        backlog = sum(end_offsets(kafka_bootstrap, topic).values()) - _committed_total(kafka_bootstrap, group, topic)
+        overload = sampler.take()
+        done = wait_drained(kafka_bootstrap, group, topic, timeout=400, service=service)
+        drain = sampler.take()
+        assert service.proc.poll() is None, service.tail()
+        code = service.stop()
+    finally:
+        sampler.stop()
+        if service.proc.poll() is None:
+            service.stop()
+    assert code == 0, service.tail()
+    log = service.log_path.read_text(errors="replace")
+    assert "died with exit code" not in log, service.tail()
+    sup = service.proc.pid
+    record_bytes = len(over[0][1])
+    per_worker_backlog = backlog * record_bytes / WORKERS
+    report = {name: {("supervisor" if pid == sup else f"worker {pid}"): f"{rss / MB:.0f} MB"
+                     for pid, rss in peaks.items()}
+              for name, peaks in (("steady", steady), ("overload", overload), ("drain", drain))}
+    print(f"achieved {achieved:,.0f} tx/s ({achieved / capacity:.2f}x capacity); backlog after the overload "
+          f"{backlog:,} records ({backlog * record_bytes / MB:.0f} MB); drained {done - t_sent:.1f} s after "
+          f"the last send\nRSS peaks {report}")
+    assert achieved >= 1.8 * capacity, "the producer did not hold ~2x capacity"
+    assert backlog >= 0.5 * capacity * OVERLOAD_S, f"no real overload: backlog {backlog}"
+    # the test can tell buffering from bounding: each worker's backlog is far beyond its bound
+    assert per_worker_backlog >= 2 * WORKER_SLACK, f"backlog {per_worker_backlog / MB:.0f} MB per worker too small"
+    steady_worker = max(rss for pid, rss in steady.items() if pid != sup)
+    for peaks in (overload, drain):
+        for pid, rss in peaks.items():
+            if pid == sup:
+                assert rss <= steady[sup] + SUPERVISOR_SLACK, report
+            else:
+                assert rss <= steady_worker + WORKER_SLACK, report
+    sent = PRELOAD + n_over
+    v = verify(kafka_bootstrap, names, Inputs(inputs.records[:sent], inputs.valid_ids[:sent], set()))
+    print(v)
+    assert v.exactly_once() and v.scored == sent, v
