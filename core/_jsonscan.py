@@ -6,6 +6,9 @@ no nested values, every required field once, a `...Z` timestamp. Anything else (
 non-ASCII, nesting, duplicates, wrong types, reserved names, odd numbers) is not judged here:
 the row is handed to the msgspec slow path in core.decode, which either decodes it or writes
 the precise dead-letter reason. So the kernel can be simple without ever being wrong.
+
+duplicate_field serves that slow path: msgspec keeps the last of a field named twice, and a
+byte walk over the (already validated) object finds such a contract field.
 """
 
 import sys

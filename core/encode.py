@@ -4,9 +4,9 @@ A scored event is the producer's original bytes with the score fields spliced in
 final `}` (trailing whitespace dropped): unknown fields pass through untouched, and nothing is
 re-encoded. A numba kernel writes a whole batch into one buffer, framed as a pickle of
 (input index, bytes) pairs, so no Python code runs per event. The decoder guarantees every
-spliced value is a JSON object with at least one field and none of the score field names
-(those inputs are dead letters with a `reserved field` reason), so the output is valid JSON
-without duplicate keys.
+spliced value is valid UTF-8 JSON, an object with at least one field, none of the score field
+names (those inputs are dead letters with a `reserved field` reason) and no contract field
+twice (`duplicate field`), so the output is valid JSON whose score fields are unambiguous.
 
 fraud_score is written rounded to 6 decimals (`quantize`), the same value the alert and the
 single-event facade report. A flagged event also gets `reasons` (core.reasons) after the score
