@@ -23,7 +23,8 @@ from numba.extending import intrinsic
 from core import features, schema
 from core.schema import RESERVED_FIELD_NAMES
 
-__all__ = ["OK", "SLOW", "TOO_LARGE", "ESCAPED_KEY", "scan_batch", "key_table", "duplicate_field"]
+__all__ = ["OK", "SLOW", "TOO_LARGE", "ESCAPED_KEY", "scan_batch", "key_table", "duplicate_field",
+           "duplicate_fields"]
 
 # per-row status
 OK, SLOW, TOO_LARGE = 0, 1, 2
@@ -481,16 +482,11 @@ def scan_batch(buf, lengths, max_bytes, x, starts, close, status, names, key_len
     return not_ok
 
 
-@_jit
-def duplicate_field(buf, names, key_lengths, codes):
-    """Code of the first contract field named twice at the top level of buf, a JSON object
-    that msgspec has already validated; -1 if none; ESCAPED_KEY if a top-level key has an
-    escape (this byte walk does not unescape: the caller judges those rare rows itself)."""
+@_helper
+def _duplicate_in(buf, i, n, names, key_lengths, codes):
     seen = 0
     depth = 0
     expect_key = False
-    i = 0
-    n = buf.shape[0]
     while i < n:
         b = buf[i]
         if b == 34:
@@ -522,3 +518,20 @@ def duplicate_field(buf, names, key_lengths, codes):
             expect_key = True
         i += 1
     return -1
+
+
+@_jit
+def duplicate_field(buf, names, key_lengths, codes):
+    """Code of the first contract field named twice at the top level of buf, a JSON object
+    that msgspec has already validated; -1 if none; ESCAPED_KEY if a top-level key has an
+    escape (this byte walk does not unescape: the caller judges those rare rows itself)."""
+    return _duplicate_in(buf, 0, buf.shape[0], names, key_lengths, codes)
+
+
+@_jit
+def duplicate_fields(buf, starts, lengths, rows, out, names, key_lengths, codes):
+    """duplicate_field of each row in `rows` of a joined batch, into out (one call per batch:
+    a numba call costs more than the walk of a row)."""
+    for k in range(rows.shape[0]):
+        r = rows[k]
+        out[k] = _duplicate_in(buf, starts[r], starts[r] + lengths[r], names, key_lengths, codes)

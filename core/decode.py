@@ -72,6 +72,11 @@ def utc_hour(timestamp: str) -> int | str:
 def decode_one(value, row: np.ndarray | None = None):
     """Decode one raw value: a Transaction (its raw features written into `row` when given),
     or the dead-letter reason as a str. Never raises for bad input."""
+    return _decode_one(value, row, None)
+
+
+def _decode_one(value, row, twice: int | None):
+    # twice: the row's duplicate_field code when the batch has computed it, else None
     if value is None:
         return f"{BAD_JSON}: empty value (null record)"
     if not isinstance(value, _BYTES):
@@ -96,9 +101,9 @@ def decode_one(value, row: np.ndarray | None = None):
     except msgspec.DecodeError as exc:
         return _decode_reason(str(exc), value)
     # the kernel declines duplicates, msgspec keeps the last one: judged here
-    twice = _duplicate_field(value)
-    if twice is not None:
-        return f"{DUPLICATE_FIELD}: `{twice}` appears more than once"
+    name = _duplicate_field(value, twice)
+    if name is not None:
+        return f"{DUPLICATE_FIELD}: `{name}` appears more than once"
     hour = utc_hour(tx.timestamp)
     if isinstance(hour, str):
         return hour
@@ -139,8 +144,14 @@ def decode_batch(values) -> Decoded:
     dead = []
     if not_ok:
         good_mask = status == _jsonscan.OK
-        for r in (status != _jsonscan.OK).nonzero()[0].tolist():
-            result = decode_one(originals[r], x[r])
+        slow = (status != _jsonscan.OK).nonzero()[0]
+        twice = np.full(len(slow), -1, dtype=np.int64)
+        walk = status[slow] == _jsonscan.SLOW   # not the ones too large to decode at all
+        found = np.empty(int(walk.sum()), dtype=np.int64)
+        _jsonscan.duplicate_fields(buf, starts, lengths, slow[walk], found, *_KEYS)
+        twice[walk] = found
+        for r, code in zip(slow.tolist(), twice.tolist()):
+            result = _decode_one(originals[r], x[r], code)
             if isinstance(result, str):
                 dead.append((r, result))
             else:
@@ -161,9 +172,11 @@ _FIELD_NAMES = dict(enumerate(V_FIELDS)) | {
 _CONTRACT_NAMES = frozenset(_FIELD_NAMES.values())
 
 
-def _duplicate_field(value: bytes) -> str | None:
-    """Name of a contract field that a valid JSON object names twice, or None."""
-    code = _jsonscan.duplicate_field(np.frombuffer(value, dtype=np.uint8), *_KEYS)
+def _duplicate_field(value: bytes, code: int | None) -> str | None:
+    """Name of a contract field that a valid JSON object names twice, or None (code: the
+    value's duplicate_field when known)."""
+    if code is None:
+        code = _jsonscan.duplicate_field(np.frombuffer(value, dtype=np.uint8), *_KEYS)
     if code == -1:
         return None
     if code != _jsonscan.ESCAPED_KEY:

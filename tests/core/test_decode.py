@@ -127,6 +127,7 @@ def test_bad_values_get_a_precise_reason_and_spare_their_neighbours(value, reaso
     assert index == 1
     assert got.startswith(reason), got
     assert got.split(":")[0] in DEAD_KINDS
+    assert decode_one(value) == got   # alone or in a batch: the same judgement
 
 
 @pytest.mark.parametrize("timestamp, hour", [
