@@ -26,23 +26,25 @@ from pathlib import Path
 import pytest
 
 from tests.kafka.eos_harness import (
-    Inputs, Service, committed_offsets, end_offsets, make_inputs, produce_inputs, verify, wait_drained,
+    Inputs, Service, committed_offsets, end_offsets, produce_inputs, verify, wait_drained,
 )
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow, pytest.mark.timeout(900)]
 
 WORKERS = 1
 BATCH = 4                 # records per transaction at most: ~500-1,000 tx/s here
-PREFETCH_KB = 4_096       # queued.max.messages.kbytes per worker
-PAD = 1_500               # bytes of an unknown field carried through: a ~2.2 KB record
-PRELOAD = 20_000          # the backlog capacity is measured on (~20-40 s of work)
+PREFETCH_KB = 2_048       # queued.max.messages.kbytes per worker
+PAD = 1_500               # bytes of an unknown field carried through: a ~2.2 KB record, or more
+                          # when the measured capacity is low (see _pad_for)
+PRELOAD = 30_000          # the backlog capacity is measured on (~15-40 s of work)
 OVERLOAD_S = 60.0
-MAX_RATE = 3_000          # beyond this the test's producer cannot keep up: the service is too fast
+MAX_RATE = 10_000         # beyond this the test's producer cannot keep up: the service is too fast
 MB = 1 << 20
 # Allowed growth of a worker's RSS over its steady state: the prefetch, as many bytes again
-# for the batch in flight and librdkafka's copies of the outputs, and 24 MB of allocator slack
-# (measured: +9 MB with 2 workers at BATCH=3 and a 16 MB prefetch).
-WORKER_SLACK = 2 * PREFETCH_KB * 1024 + 24 * MB
+# for the batch in flight and librdkafka's copies of the outputs, and 20 MB of allocator slack
+# (measured: +4 MB with a 4 MB prefetch, +9 MB with 2 workers and a 16 MB one; with the
+# default 64 MB prefetch a worker went from 473 to 550 MB, which this bound catches).
+WORKER_SLACK = 2 * PREFETCH_KB * 1024 + 20 * MB
 SUPERVISOR_SLACK = 32 * MB   # the supervisor holds no records: stats only
 
 
@@ -91,9 +93,34 @@ def _committed_total(bootstrap: str, group: str, topic: str) -> int:
     return sum(max(o, 0) for o in committed_offsets(bootstrap, group, topic, range(6)).values())
 
 
-def _padded(records: list) -> list:
-    pad = b',"memo":"' + b"x" * PAD + b'"}'
-    return [(k, v[:-1] + pad, s) for k, v, s in records]
+def _pad_for(capacity: float) -> int:
+    """A pad that makes the backlog each worker faces after the overload ~3x its RSS bound
+    (the backlog grows at ~capacity records/s), so buffering it could not pass unseen."""
+    record = 3 * WORKER_SLACK * WORKERS / (capacity * OVERLOAD_S)
+    return max(PAD, int(record) - 700)   # ~700 bytes: a transaction without the pad
+
+
+def _synth(first: int, n: int, seed: int, pad_bytes: int = PAD) -> tuple[list, list[str]]:
+    """Records (key, padded value, seq = first + i) and transaction ids of n synthetic
+    transactions numbered from `first` (so calls made later never repeat an id)."""
+    from bench.load.synth import generate
+
+    batch = generate(n, seed=seed, fraud_rate=0.01, id_offset=first)
+    pad = b',"memo":"' + b"x" * pad_bytes + b'"}'
+    records = [(batch.card_hash[i].encode(), v[:-1] + pad, first + i) for i, v in enumerate(batch.payloads())]
+    return records, [str(t) for t in batch.transaction_id]
+
+
+def _capacity(bootstrap: str, group: str, topic: str) -> float:
+    """Committed records per second over ~10 s, stopped early before the preload runs out."""
+    t1, c1 = time.monotonic(), _committed_total(bootstrap, group, topic)
+    while True:
+        time.sleep(0.5)
+        t2, c2 = time.monotonic(), _committed_total(bootstrap, group, topic)
+        if t2 - t1 >= 10.0 or (c2 >= 0.8 * PRELOAD and t2 - t1 >= 3.0):
+            break
+    assert c2 < PRELOAD, "the preloaded backlog ran out while measuring: capacity underestimated"
+    return (c2 - c1) / (t2 - t1)
 
 
 def test_overload_keeps_memory_bounded_and_drains_exactly_once(kafka_bootstrap, fresh_topics, tmp_path):
@@ -101,9 +128,9 @@ def test_overload_keeps_memory_bounded_and_drains_exactly_once(kafka_bootstrap, 
     print(f"seed={seed} (rerun with CHAOS_SEED={seed})")
     names = fresh_topics("overload")
     topic = names.transactions
-    n_max = PRELOAD + int(MAX_RATE * OVERLOAD_S)
-    inputs = make_inputs(n_max, 0, seed)   # padded when produced: only what is sent is held twice
-    produce_inputs(kafka_bootstrap, topic, inputs, _padded(inputs.records[:PRELOAD]))
+    records, ids = _synth(0, PRELOAD, seed)
+    inputs = Inputs(records, ids, set())
+    produce_inputs(kafka_bootstrap, topic, inputs)
     group = f"overload-{uuid.uuid4().hex[:8]}"
     extra = ("--batch-max-records", str(BATCH), "-X", f"queued.max.messages.kbytes={PREFETCH_KB}",
              "-X", "linger.ms=5")
@@ -117,16 +144,14 @@ def test_overload_keeps_memory_bounded_and_drains_exactly_once(kafka_bootstrap, 
             time.sleep(0.2)
         time.sleep(3.0)   # past start-up: every worker is draining the backlog
         sampler.take()
-        t1, c1 = time.monotonic(), _committed_total(kafka_bootstrap, group, topic)
-        time.sleep(10.0)
-        t2, c2 = time.monotonic(), _committed_total(kafka_bootstrap, group, topic)
+        capacity = _capacity(kafka_bootstrap, group, topic)
         steady = sampler.take()
-        assert c2 < PRELOAD, "the preloaded backlog ran out while measuring: capacity underestimated"
-        capacity = (c2 - c1) / (t2 - t1)
         rate = 2 * capacity
         assert rate <= MAX_RATE, f"capacity {capacity:.0f} tx/s: too fast to overload from this test"
         n_over = int(rate * OVERLOAD_S)
-        over = _padded(inputs.records[PRELOAD:PRELOAD + n_over])
+        over, over_ids = _synth(PRELOAD, n_over, seed + 1, _pad_for(capacity))
+        inputs.records += over
+        inputs.valid_ids += over_ids
         print(f"capacity {capacity:,.0f} tx/s (BATCH={BATCH}, {WORKERS} workers); producing {n_over:,} "
               f"at {rate:,.0f} tx/s for {OVERLOAD_S:.0f} s")
         t_over = time.monotonic()
@@ -167,6 +192,6 @@ def test_overload_keeps_memory_bounded_and_drains_exactly_once(kafka_bootstrap, 
             else:
                 assert rss <= steady_worker + WORKER_SLACK, report
     sent = PRELOAD + n_over
-    v = verify(kafka_bootstrap, names, Inputs(inputs.records[:sent], inputs.valid_ids[:sent], set()))
+    v = verify(kafka_bootstrap, names, inputs)
     print(v)
     assert v.exactly_once() and v.scored == sent, v
