@@ -215,6 +215,14 @@ class Service:
         finally:
             self._log.close()
 
+    def __enter__(self) -> "Service":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        # a test that failed midway still stops the service (its own stop() came first otherwise)
+        if self.proc.poll() is None:
+            self.stop()
+
     def tail(self, lines: int = 40) -> str:
         if not self._log.closed:
             self._log.flush()

@@ -50,17 +50,13 @@ def test_hostile_records_are_all_dead_lettered_and_no_worker_dies(kafka_bootstra
     names = fresh_topics("hostile")
     produce_inputs(kafka_bootstrap, names.transactions, inputs)
     group = f"hostile-{uuid.uuid4().hex[:8]}"
-    service = Service(kafka_bootstrap, names, group, tmp_path, workers=WORKERS)
     t0 = time.monotonic()
-    try:
+    with Service(kafka_bootstrap, names, group, tmp_path, workers=WORKERS) as service:
         service.wait_workers(WORKERS)
         done = wait_drained(kafka_bootstrap, group, names.transactions, timeout=300, service=service)
         code = service.stop()
-    finally:
-        if service.proc.poll() is None:
-            service.stop()
-    log = service.log_path.read_text(errors="replace")
     assert code == 0, service.tail()
+    log = service.log_path.read_text(errors="replace")
     # 0 worker deaths: each slot started once, none died, nothing logged as an error
     assert log.count(" started (pid ") == WORKERS, service.tail()
     assert "died with exit code" not in log and " ERROR " not in log, service.tail()

@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 
 from tests.kafka.eos_harness import (
-    Inputs, Service, committed_offsets, end_offsets, produce_inputs, verify, wait_drained,
+    Inputs, Service, committed_offsets, end_offsets, produce_inputs, verify, wait_drained, wait_first_commit,
 )
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow, pytest.mark.timeout(900)]
@@ -138,10 +138,7 @@ def test_overload_keeps_memory_bounded_and_drains_exactly_once(kafka_bootstrap, 
     sampler = RssSampler(service).start()
     try:
         service.wait_workers(WORKERS)
-        deadline = time.monotonic() + 120
-        while _committed_total(kafka_bootstrap, group, topic) == 0:
-            assert time.monotonic() < deadline, f"no commit within 120 s:\n{service.tail()}"
-            time.sleep(0.2)
+        wait_first_commit(kafka_bootstrap, group, topic, service)
         time.sleep(3.0)   # past start-up: every worker is draining the backlog
         sampler.take()
         capacity = _capacity(kafka_bootstrap, group, topic)

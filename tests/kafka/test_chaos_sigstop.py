@@ -24,7 +24,7 @@ import uuid
 import pytest
 
 from tests.kafka.eos_harness import (
-    Service, committed_offsets, make_inputs, produce_inputs, verify, wait_drained,
+    Service, committed_offsets, make_inputs, produce_inputs, verify, wait_drained, wait_first_commit,
 )
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(600)]
@@ -71,10 +71,7 @@ def test_a_frozen_worker_is_fenced_and_its_partitions_move_on(kafka_bootstrap, f
     frozen = None
     try:
         service.wait_workers(WORKERS)
-        deadline = time.monotonic() + 120
-        while not any(o > 0 for o in committed_offsets(kafka_bootstrap, group, topic, range(6)).values()):
-            assert time.monotonic() < deadline, f"no commit within 120 s:\n{service.tail()}"
-            time.sleep(0.2)
+        wait_first_commit(kafka_bootstrap, group, topic, service)
         tail.start()
         time.sleep(3.0)   # input flowing, every worker mid-stream
         frozen = rng.choice(service.busy_pids())
