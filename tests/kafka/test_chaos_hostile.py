@@ -59,7 +59,7 @@ def test_hostile_records_are_all_dead_lettered_and_no_worker_dies(kafka_bootstra
     log = service.log_path.read_text(errors="replace")
     # 0 worker deaths: each slot started once, none died, nothing logged as an error
     assert log.count(" started (pid ") == WORKERS, service.tail()
-    assert "died with exit code" not in log and " ERROR " not in log, service.tail()
+    assert "died with" not in log and " ERROR " not in log, service.tail()
 
     v = verify(kafka_bootstrap, names, inputs)
     print(f"drained in {done - t0:.1f} s; {v}")

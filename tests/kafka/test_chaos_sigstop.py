@@ -40,7 +40,7 @@ TAKEOVER_LIMIT_S = 60.0   # session 6 s + rebalance + an open transaction's 10 s
 # "aborting transaction (send_offsets_to_transaction: ... Broker: Unknown member)" then
 # "lost [0, 3]"), its producer fenced, or its death (the supervisor restarts the slot).
 FENCED = re.compile(r"Unknown member|UNKNOWN_MEMBER_ID|ILLEGAL_GENERATION|[Ii]llegal generation|"
-                    r"[Ff]enced|lost \[|died with exit code")
+                    r"[Ff]enced|lost \[|died with ")
 
 
 def _seed() -> int:
