@@ -43,6 +43,7 @@ class Harness:
         self.delivery_errors: list[str] = []
         self.n_delivery_errors = 0
         self.positives: list = []
+        self.positive_patterns: list = []
         self._sink_done: dict[int, tuple] = {}
 
     def pids(self) -> dict[str, list[int]]:
@@ -93,12 +94,13 @@ class Harness:
             self.timeline.producer_tick(msg[2], index)
         elif kind == "tick":
             self.timeline.sink_tick(index, *msg[2:])
-        elif kind == "done" and len(msg) == 6:
-            _, _, sent, n_err, errs, positives = msg
+        elif kind == "done" and len(msg) == 7:
+            _, _, sent, n_err, errs, positives, patterns = msg
             self.sent[index] = sent
             self.n_delivery_errors += n_err
             self.delivery_errors.extend(errs)
             self.positives.append(positives)
+            self.positive_patterns.append(patterns)
         elif kind == "done":
             self._sink_done[index] = msg[2:]
 
@@ -126,7 +128,9 @@ class Harness:
                 "flagged": np.concatenate([p[1] for p in parts]),
                 "alert_seqs": np.concatenate([p[2] for p in parts]),
                 "no_header": sum(p[3] for p in parts), "foreign": sum(p[4] for p in parts),
-                "positives": np.concatenate(self.positives) if self.positives else np.zeros(0, np.int64)}
+                "positives": np.concatenate(self.positives) if self.positives else np.zeros(0, np.int64),
+                "positive_patterns": (np.concatenate(self.positive_patterns) if self.positive_patterns
+                                      else np.zeros(0, np.int8))}
 
     def close(self) -> None:
         for p in self.producers + self.sinks:
