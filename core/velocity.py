@@ -1,0 +1,310 @@
+"""Per-card velocity features over exact sliding windows, and the state they come from.
+
+One CardStore per input partition. `apply` takes a micro-batch in the partition's offset
+order and returns, for every transaction, the ten VELOCITY_FEATURES (float32, NaN for "no
+previous transaction"), updating the state as it goes, so a card's transactions inside one
+batch see each other in order:
+
+    store = CardStore()
+    feats = store.apply(keys, t, amount, mcc)     # keys: card keys (bytes), t: epoch seconds
+                                                  # (float64, see epoch_seconds), amount:
+                                                  # float32, mcc: merchant ids (merchant_id)
+    store.changes()  -> [(key, value or None)]    # cards evicted or changed since last call
+    store.restore([(key, value or None), ...])    # rebuild from changelog values, in order
+
+Windows count this transaction and the card's earlier ones with time in (t - w, t]: 1 min,
+1 h, 24 h (counts and amount sums), 10 min (amounts <= 1.00), 24 h (distinct merchant
+categories). card_secs_since_prev and card_amount_z (Welford mean and sample deviation over
+all the card's earlier applied amounts; 0 below two or when the deviation is 0) use the
+state before this transaction.
+
+Time policy (event time = the transaction's `timestamp`). The partition's watermark W is the
+latest time applied so far. A card idle for more than 24 h before W is forgotten (evicted):
+its next transaction starts it afresh. A transaction of a known card whose time is more than
+24 h before or after the card's latest time, or of a new card more than 24 h away from W, is
+scored against the state it finds, as if at the card's latest time (a new card: alone), and
+does not change any state; one less than 24 h before the card's latest time is applied at
+that latest time. So one bad clock can corrupt neither its card's windows nor the watermark
+(which would evict every other card).
+
+Bit-identical for any batch split and any x86-64 CPU: core/_velocity_kernel.py says how.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from core import _velocity_kernel as k
+
+__all__ = ["CardStore", "VELOCITY_FEATURES", "N_VELOCITY", "epoch_seconds", "merchant_id",
+           "StateRecordError", "BYTES_PER_EVENT"]
+
+VELOCITY_FEATURES = (
+    "card_tx_1m", "card_amount_1m", "card_tx_1h", "card_amount_1h", "card_tx_24h",
+    "card_amount_24h", "card_secs_since_prev", "card_amount_z", "card_mcc_24h",
+    "card_micro_10m",
+)
+N_VELOCITY = len(VELOCITY_FEATURES)
+assert N_VELOCITY == k.N_OUT
+# event arrays: t f64 + amount f32 + merchant i64 + next i64 + its free-stack entry i64
+BYTES_PER_EVENT = 8 + 4 + 8 + 8 + 8
+_CARD_ARRAYS = ("latest", "cn", "mean", "m2", "head", "nev", "used", "mark")
+_EVENT_ARRAYS = ("e_t", "e_amt", "e_mcc", "e_next", "e_free")
+_SWEEP_MIN = 256
+_FNV_OFFSET, _FNV_PRIME, _MASK64 = 0xCBF29CE484222325, 0x100000001B3, (1 << 64) - 1
+
+_DAYS_BEFORE = (0, 31, 59, 90, 120, 151, 181, 212, 243, 273, 304, 334)
+
+
+def epoch_seconds(timestamp: str) -> float:
+    """Seconds since 1970 of an ISO-8601 UTC `YYYY-MM-DDTHH:MM:SS[.f]Z` string, computed
+    exactly as the scorer does (whole seconds + fraction / 10^digits, in float64)."""
+    year, month, day = int(timestamp[0:4]), int(timestamp[5:7]), int(timestamp[8:10])
+    secs = (_days_from_civil(year, month, day) * 86400 + int(timestamp[11:13]) * 3600
+            + int(timestamp[14:16]) * 60 + int(timestamp[17:19]))
+    frac = timestamp[20:-1]
+    return float(secs) + (int(frac) / float(10 ** len(frac)) if frac else 0.0)
+
+
+def _days_from_civil(y: int, m: int, d: int) -> int:
+    leap = y % 4 == 0 and (y % 100 != 0 or y % 400 == 0)
+    days = _DAYS_BEFORE[m - 1] + (1 if leap and m > 2 else 0) + d - 1
+    y1 = y - 1
+    return days + y1 * 365 + y1 // 4 - y1 // 100 + y1 // 400 - 719162
+
+
+def merchant_id(category: str | bytes) -> int:
+    """The int64 a merchant category is counted by: 64-bit FNV-1a of its UTF-8 bytes."""
+    data = category.encode() if isinstance(category, str) else bytes(category)
+    h = _FNV_OFFSET
+    for b in data:
+        h = ((h ^ b) * _FNV_PRIME) & _MASK64
+    return h - (1 << 64) if h >= 1 << 63 else h
+
+
+class StateRecordError(ValueError):
+    """A changelog value that is not a valid card state; `index` is its position."""
+
+    def __init__(self, index: int):
+        super().__init__(f"record {index} is not a valid card state")
+        self.index = index
+
+
+class CardStore:
+    """The velocity state of the cards of one partition (see the module docstring)."""
+
+    def __init__(self, cards: int = 1024, events: int = 4096):
+        self._index: dict[bytes, int] = {}
+        self._keys: list = [None] * cards
+        self._free_cards: list[int] = list(range(cards - 1, -1, -1))
+        self._alloc_cards(cards)
+        self._alloc_events(events)
+        self.scal = np.zeros(4, dtype=np.int64)
+        self.scal[k.FREE_TOP] = events
+        self.e_free[:] = np.arange(events - 1, -1, -1)
+        self.wm = np.full(1, np.nan)
+        self.scratch = np.empty(64, dtype=np.int64)
+        self._changed: dict[int, None] = {}
+        self._evicted: list[bytes] = []
+
+    # -- sizes -------------------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        """Cards in state (including idle ones the sweep has not reached yet)."""
+        return len(self._index)
+
+    @property
+    def watermark(self) -> float:
+        return float(self.wm[0])
+
+    def nbytes(self) -> int:
+        """Bytes of the arrays (allocated capacity) plus an estimate of the key index."""
+        arrays = sum(getattr(self, a).nbytes for a in _CARD_ARRAYS + _EVENT_ARRAYS)
+        # a dict entry (~3 words + a share of the table) + the bytes object + its list slot
+        keys = sum(len(key) + 33 + 8 + 60 for key in self._index)
+        return arrays + keys
+
+    # -- the batch ---------------------------------------------------------------------------
+
+    def apply(self, keys, t, amount, mcc) -> np.ndarray:
+        """Features (float32 (n, 10)) of transactions in order; the state is updated."""
+        n = len(keys)
+        t = np.ascontiguousarray(t, dtype=np.float64)
+        amount = np.ascontiguousarray(amount, dtype=np.float32)
+        mcc = np.ascontiguousarray(mcc, dtype=np.int64)
+        if not t.shape == amount.shape == mcc.shape == (n,):
+            raise ValueError(f"keys, t, amount and mcc must have one entry per transaction ({n})")
+        ids = self._ids(keys)
+        self._reserve_events(n)
+        need = int(self.scal[k.MAX_NEV]) + 2
+        if self.scratch.shape[0] < need:
+            self.scratch = np.empty(2 * need, dtype=np.int64)
+        out = np.empty((n, k.N_OUT), dtype=np.float32)
+        touched = np.empty(n, dtype=np.int64)
+        nt = k.apply_batch(ids, t, amount, mcc, out, touched, *self._card_arrays(),
+                           *self._event_arrays(), self.scal, self.wm, self.scratch)
+        changed = self._changed
+        for c in touched[:nt].tolist():
+            changed[c] = None
+        self._sweep(max(2 * n, _SWEEP_MIN))
+        return out
+
+    def _ids(self, keys) -> np.ndarray:
+        index = self._index
+        ids = np.empty(len(keys), dtype=np.int64)
+        for i, key in enumerate(keys):
+            c = index.get(key)
+            if c is None:
+                c = self._new_card(key)
+            ids[i] = c
+        return ids
+
+    def _new_card(self, key: bytes) -> int:
+        if not self._free_cards:
+            self._grow_cards()
+        c = self._free_cards.pop()
+        self._index[key] = c
+        self._keys[c] = key
+        self.latest[c] = np.nan
+        self.head[c] = -1
+        self.nev[c] = 0
+        self.cn[c] = 0
+        self.used[c] = 1
+        return c
+
+    def _sweep(self, budget: int) -> None:
+        evicted = np.empty(min(budget, self.latest.shape[0]), dtype=np.int64)
+        ne = k.sweep(budget, evicted, self.latest, self.head, self.nev, self.used,
+                     self.e_next, self.e_free, self.scal, self.wm)
+        if ne:
+            changed = self._changed
+            for c in evicted[:ne].tolist():
+                had_state = c >= 0
+                c = c if had_state else ~c
+                key = self._keys[c]
+                del self._index[key]
+                self._keys[c] = None
+                self._free_cards.append(c)
+                changed.pop(c, None)
+                if had_state:
+                    self._evicted.append(key)
+
+    # -- changelog ---------------------------------------------------------------------------
+
+    def changes(self) -> list[tuple[bytes, bytes | None]]:
+        """(key, None) for every card evicted since the last call, then (key, value) for every
+        card changed: what the changelog needs to reproduce this state. Clears both."""
+        ids = np.fromiter(self._changed, dtype=np.int64, count=len(self._changed))
+        self._changed = {}
+        # tombstones first: a card evicted and then seen again must end with its new state
+        out = [(key, None) for key in self._evicted]
+        self._evicted = []
+        if ids.size:
+            nev = self.nev[ids]
+            buf = np.empty(int(ids.size * k.HEAD_BYTES + nev.sum() * k.EVENT_BYTES), dtype=np.uint8)
+            ends = np.empty(ids.size, dtype=np.int64)
+            k.encode_cards(ids, buf, ends, self.latest, self.cn, self.mean, self.m2, self.head,
+                           self.nev, self.e_t, self.e_amt, self.e_mcc, self.e_next)
+            raw = buf.tobytes()
+            keys = self._keys
+            start = 0
+            for c, end in zip(ids.tolist(), ends.tolist()):
+                out.append((keys[c], raw[start:end]))
+                start = end
+        return out
+
+    def discard_changes(self) -> None:
+        """Forget pending changes (the store itself is being thrown away or was just restored)."""
+        self._changed = {}
+        self._evicted = []
+
+    def restore(self, records) -> None:
+        """Apply changelog records (key, value-or-None) in order. Raises StateRecordError
+        naming the index of the first undecodable value (the store must then be dropped)."""
+        n = len(records)
+        if n == 0:
+            return
+        ids = np.empty(n, dtype=np.int64)
+        lengths = np.empty(n, dtype=np.int64)
+        starts = np.empty(n, dtype=np.int64)
+        values = []
+        pos = 0
+        events = 0
+        index = self._index
+        for i, (key, value) in enumerate(records):
+            c = index.get(key)
+            if c is None:
+                c = self._new_card(key)
+            ids[i] = c
+            starts[i] = pos
+            if value is None:
+                lengths[i] = -1
+            else:
+                lengths[i] = len(value)
+                pos += len(value)
+                values.append(value)
+                events += max(0, (len(value) - k.HEAD_BYTES) // k.EVENT_BYTES)
+        self._reserve_events(events)
+        buf = np.frombuffer(b"".join(values), dtype=np.uint8)
+        bad = k.restore_cards(ids, buf, starts, lengths, *self._card_arrays()[:7],
+                              *self._event_arrays(), self.scal, self.wm)
+        if bad >= 0:
+            raise StateRecordError(int(bad))
+        for c in np.unique(ids).tolist():
+            if self.used[c] == 0:               # tombstoned (and not set again later)
+                key = self._keys[c]
+                del index[key]
+                self._keys[c] = None
+                self._free_cards.append(c)
+        self.discard_changes()
+
+    # -- arrays ------------------------------------------------------------------------------
+
+    def _card_arrays(self):
+        return (self.latest, self.cn, self.mean, self.m2, self.head, self.nev, self.used,
+                self.mark)
+
+    def _event_arrays(self):
+        return (self.e_t, self.e_amt, self.e_mcc, self.e_next, self.e_free)
+
+    def _alloc_cards(self, n: int) -> None:
+        self.latest = np.full(n, np.nan)
+        self.cn = np.zeros(n, dtype=np.int64)
+        self.mean = np.zeros(n)
+        self.m2 = np.zeros(n)
+        self.head = np.full(n, -1, dtype=np.int64)
+        self.nev = np.zeros(n, dtype=np.int64)
+        self.used = np.zeros(n, dtype=np.int8)
+        self.mark = np.zeros(n, dtype=np.int64)
+
+    def _alloc_events(self, n: int) -> None:
+        self.e_t = np.empty(n)
+        self.e_amt = np.empty(n, dtype=np.float32)
+        self.e_mcc = np.empty(n, dtype=np.int64)
+        self.e_next = np.empty(n, dtype=np.int64)
+        self.e_free = np.empty(n, dtype=np.int64)
+
+    def _grow_cards(self) -> None:
+        old = self.latest.shape[0]
+        new = max(2 * old, 1024)
+        saved = self._card_arrays()
+        self._alloc_cards(new)
+        for dst, src in zip(self._card_arrays(), saved):
+            dst[:old] = src
+        self._keys.extend([None] * (new - old))
+        self._free_cards.extend(range(new - 1, old - 1, -1))
+
+    def _reserve_events(self, n: int) -> None:
+        free = int(self.scal[k.FREE_TOP])
+        if free >= n:
+            return
+        old = self.e_t.shape[0]
+        new = max(2 * old, old + n - free + 1024)
+        saved = self._event_arrays()
+        self._alloc_events(new)
+        for dst, src in zip(self._event_arrays()[:4], saved[:4]):
+            dst[:old] = src
+        # the free stack: the old free slots, then the new ones
+        self.e_free[:free] = saved[4][:free]
+        self.e_free[free:free + new - old] = np.arange(new - 1, old - 1, -1)
+        self.scal[k.FREE_TOP] = free + new - old

@@ -1,0 +1,67 @@
+"""A plain-Python reference of core.velocity's features: dicts and lists, no eviction, no
+numba. The property tests compare CardStore with it bit for bit."""
+
+import math
+
+import numpy as np
+
+H = 86400.0
+
+
+class RefStore:
+    def __init__(self):
+        self.cards = {}      # key -> [latest, n, mean, m2, events newest first [(t, a32, m)]]
+        self.w = None
+
+    def one(self, key, t, a32, m):
+        a = float(a32)
+        c = self.cards.get(key)
+        live = c is not None and (self.w is None or c[0] >= self.w - H)
+        if live:
+            lc = c[0]
+            store = lc - H <= t <= lc + H
+            tt = max(t, lc) if store else lc
+            events = c[4]
+        else:
+            store = self.w is None or self.w - H <= t <= self.w + H
+            tt = t
+            events = []
+        window = [e for e in events if e[0] > tt - H]
+        amounts = [a] + [float(e[1]) for e in window]
+
+        def total(span):
+            s = a
+            for e in window:
+                if e[0] > tt - span:
+                    s += float(e[1])
+            return s
+
+        def count(span):
+            return 1 + sum(1 for e in window if e[0] > tt - span)
+
+        micro = (1 if a32 <= 1.0 else 0) + sum(1 for e in window if e[0] > tt - 600.0 and e[1] <= 1.0)
+        z = 0.0
+        if live and c[1] >= 2:
+            std = math.sqrt(c[3] / float(c[1] - 1))
+            if std > 0.0:
+                z = (a - c[2]) / std
+        row = [count(60.0), total(60.0), count(3600.0), total(3600.0), len(amounts), total(H),
+               (tt - c[0]) if live else math.nan, z, len({m} | {e[2] for e in window}), micro]
+        if store:
+            if not live:
+                c = [None, 0, 0.0, 0.0, []]
+                self.cards[key] = c
+            k = c[1] + 1
+            d = a - c[2]
+            c[2] = c[2] + d / float(k)
+            c[3] = c[3] + d * (a - c[2])
+            c[1] = k
+            c[0] = tt
+            c[4] = [(tt, a32, m)] + window
+            if self.w is None or tt > self.w:
+                self.w = tt
+        return np.array(row, dtype=np.float32)
+
+    def apply(self, keys, t, amount, mcc):
+        return np.array([self.one(k, float(ti), np.float32(a), int(m))
+                         for k, ti, a, m in zip(keys, t, amount, mcc)], dtype=np.float32).reshape(-1, 10)
