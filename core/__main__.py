@@ -52,6 +52,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("-X", dest="kafka_pairs", action="append", default=[], metavar="KEY=VALUE",
                    help="librdkafka setting passed through, e.g. -X security.protocol=SSL (repeatable)")
     p.add_argument("--first-slot", type=_at_least(0), default=0, help="number of the first worker slot (default 0)")
+    p.add_argument("--no-state", action="store_true",
+                   help="no per-card velocity state: score every transaction alone (no card-state topic)")
     p.add_argument("--at-least-once", action="store_true",
                    help="TESTS ONLY: produce, flush, offsets committed every 5 s (shows why transactions are needed)")
     p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
@@ -66,7 +68,8 @@ def main(argv: list[str] | None = None) -> int:
             model_path=args.model_path, namespace=args.namespace, group_id=args.group_id,
             batch_max_records=args.batch_max_records, batch_max_wait_ms=args.batch_max_wait_ms,
             metrics_port=args.metrics_port, stats_interval_s=args.stats_interval_s,
-            exactly_once=False if args.at_least_once else None)
+            exactly_once=False if args.at_least_once else None,
+            state=False if args.no_state else None)
         return run_service(config, workers=args.workers, first_slot=args.first_slot,
                            log_level=getattr(logging, args.log_level), early_signals=_EARLY_SIGNALS)
     except FraudstreamError as exc:

@@ -62,6 +62,11 @@ class ScoringConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_
     group.instance.id, so a restarted worker fences its killed predecessor and takes over its
     partitions at once. Default: ``<group_id>.<hostname>``, unique per host, so scaling out
     to more machines never makes two hosts fence each other.
+    state: per-card velocity state on (the default): each partition's cards are kept in
+    memory, their changes written to the compacted `topics.state` changelog in the same Kafka
+    transaction as the outputs, and restored from it when a partition is assigned; scored
+    events carry the `card` object. False (`--no-state`) scores every transaction alone; a
+    model that uses velocity features then refuses to start.
     exactly_once: False switches to at-least-once (produce, flush, store the offsets; the
     consumer commits them every 5 s). It exists only to show that the kill -9 test can
     fail; never run production with it.
@@ -74,6 +79,7 @@ class ScoringConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_
     batch_max_wait_ms: Annotated[int, Meta(ge=0, le=60_000)] = 25
     transactional_id_prefix: str | None = None
     exactly_once: bool = True
+    state: bool = True
     static_membership: bool = True
     kafka: dict[str, str] = {}
     model_path: str | None = None

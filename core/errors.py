@@ -4,9 +4,10 @@
     ├── ConfigError             bad configuration (a field's name is in the message)
     ├── ModelError              the model cannot be loaded or compiled (raised at start-up)
     └── PipelineError           the scoring loop cannot continue (fatal Kafka error, fenced)
+        └── StateError          per-card state cannot be restored (e.g. an undecodable record)
 """
 
-__all__ = ["FraudstreamError", "ConfigError", "ModelError", "PipelineError"]
+__all__ = ["FraudstreamError", "ConfigError", "ModelError", "PipelineError", "StateError"]
 
 
 class FraudstreamError(Exception):
@@ -23,3 +24,8 @@ class ModelError(FraudstreamError):
 
 class PipelineError(FraudstreamError):
     """The scoring pipeline hit an error it must not continue past."""
+
+
+class StateError(PipelineError):
+    """The per-card state of a partition cannot be restored; the message names the changelog
+    topic, partition and offset. The slot stops rather than score from a wrong state."""

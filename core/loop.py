@@ -26,6 +26,7 @@ from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
+from core.cardstate import CardStates
 from core.config import ScoringConfig
 from core.errors import ConfigError, PipelineError
 from core.metrics import LoopMetrics, Ticker, format_stats
@@ -66,6 +67,11 @@ class ScoringConsumer:
         self._txn_open = False
         self._aborts_in_row = 0
         self._max_message_bytes = DEFAULT_MAX_MESSAGE_BYTES
+        if getattr(scorer, "needs_velocity", False) and not config.state:
+            from core.velocity import VELOCITY_FEATURES
+            raise ConfigError(f"state: the model uses {', '.join(VELOCITY_FEATURES)}, which only "
+                              "the per-card state computes: run with state on (without --no-state)")
+        self._cards = CardStates(config, self.name) if config.state else None
 
     def stop(self) -> None:
         """Ask run() to return after the current transaction (safe from signal handlers)."""
@@ -112,7 +118,8 @@ class ScoringConsumer:
                 raise PipelineError(f"{self.name}: init_transactions failed: {error.str()}") from exc
 
     def _check_topics(self) -> None:
-        names = self.config.topics.all()
+        topics = self.config.topics
+        names = topics.all() + ((topics.state,) if self.config.state else ())
         try:
             metadata = self._consumer.list_topics(timeout=15.0)
         except KafkaException as exc:
@@ -126,6 +133,11 @@ class ScoringConsumer:
         unusable = [f"{n}: {found[n].error.str()}" for n in names if found[n].error is not None]
         if unusable:   # e.g. no leader during a failover, or not authorised: a Kafka failure
             raise PipelineError(f"topic(s) not usable on {self.config.bootstrap_servers}: {'; '.join(unusable)}")
+        if self.config.state:   # partition p's state lives in partition p of the changelog
+            n_in, n_state = (len(found[t].partitions) for t in (topics.transactions, topics.state))
+            if n_state != n_in:
+                raise ConfigError(f"topic {topics.state} has {n_state} partitions, {topics.transactions} "
+                                  f"{n_in}: the card-state changelog must be partitioned like the input")
 
     def _close(self) -> None:
         if self._txn_open:
@@ -144,6 +156,8 @@ class ScoringConsumer:
                 self._producer.flush(5.0)
             except KafkaException as exc:  # fenced or fatal: never mask the error that got us here
                 log.warning("%s: producer flush on close: %s", self.name, exc.args[0])
+        if self._cards is not None:
+            self._cards.close()
         snap = self.metrics.snapshot()
         log.info("%s: stopped. %s", self.name, format_stats(snap, type(snap)(), 0.0))
 
@@ -157,14 +171,22 @@ class ScoringConsumer:
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self._abort_if_open("partitions revoked")
         self._assigned.difference_update(tp.partition for tp in partitions)
+        self._drop_state(partitions)
         self._rebalanced = True
         log.info("%s: revoked %s", self.name, sorted(tp.partition for tp in partitions))
 
     def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self._abort_if_open("partitions lost")
         self._assigned.difference_update(tp.partition for tp in partitions)
+        self._drop_state(partitions)
         self._rebalanced = True
         log.warning("%s: lost %s", self.name, sorted(tp.partition for tp in partitions))
+
+    def _drop_state(self, partitions) -> None:
+        # Another owner may score these partitions next: whatever we hold may become stale,
+        # so a later assignment restores them from the changelog again.
+        if self._cards is not None:
+            self._cards.drop(tp.partition if isinstance(tp, TopicPartition) else tp for tp in partitions)
 
     def _abort_if_open(self, why: str) -> None:
         if self._txn_open:
@@ -190,7 +212,8 @@ class ScoringConsumer:
             elapsed = stats.due()
             if elapsed:
                 now = self.metrics.snapshot()
-                log.info("%s", format_stats(now, before, elapsed, self.name))
+                log.info("%s%s", format_stats(now, before, elapsed, self.name),
+                         self._cards.stats_text() if self._cards is not None else "")
                 before = now
 
     def _process(self, msgs: list[Any]) -> None:
@@ -206,7 +229,8 @@ class ScoringConsumer:
             self._rebalanced = False
         if not good:
             return
-        result = self.scorer.score_batch([m.value() or b"" for m in good])
+        velocity = self._cards.velocity(self._consumer, good) if self._cards is not None else None
+        result = self.scorer.score_batch([m.value() or b"" for m in good], velocity)
         # The consumer's position is "last returned + 1" for every partition it returned
         # records of; untouched partitions repeat their committed offset (harmless).
         offsets = [tp for tp in self._consumer.position(self._consumer.assignment()) if tp.offset >= 0]
@@ -225,6 +249,8 @@ class ScoringConsumer:
             self._txn_open = True
             try:
                 produce_outputs(producer, self.config.topics, msgs, result, self._max_message_bytes)
+                if self._cards is not None:
+                    self._cards.produce_changes(producer, {m.partition() for m in msgs})
             except KafkaException as exc:
                 raise_produce_error(exc)
             t0 = time.perf_counter()
@@ -243,6 +269,7 @@ class ScoringConsumer:
         log.warning("%s: aborting transaction (%s); retrying batch from committed offsets", self.name, cause)
         txn_call("abort_transaction", self._producer.abort_transaction)
         self._txn_open = False
+        self._drop_state({m.partition() for m in msgs})   # they applied the aborted batch
         self.metrics.record_abort()
         if self._aborts_in_row >= _MAX_CONSECUTIVE_ABORTS:
             raise PipelineError(f"{self.name}: {self._aborts_in_row} transactions aborted in a row; last: {cause}")
@@ -273,6 +300,8 @@ class ScoringConsumer:
     def _commit_at_least_once(self, msgs: list[Any], result: Any, offsets: list[TopicPartition]) -> float:
         # Kept only to prove the kill test detects its duplicates (see txn.consumer_settings).
         produce_outputs(self._producer, self.config.topics, msgs, result, self._max_message_bytes)
+        if self._cards is not None:
+            self._cards.produce_changes(self._producer, {m.partition() for m in msgs})
         t0 = time.perf_counter()
         if self._producer.flush(30.0):
             raise PipelineError(f"{self.name}: outputs not delivered within 30 s")

@@ -15,7 +15,7 @@ import msgspec
 from core.features import N_V
 
 __all__ = [
-    "Transaction", "ScoreFields", "ScoredEvent", "Alert", "V_FIELDS", "SCORE_FIELD_NAMES",
+    "Transaction", "ScoreFields", "ScoredEvent", "Alert", "V_FIELDS", "SCORE_FIELD_NAMES", "CARD_FIELD",
     "REQUIRED_FIELDS", "RISK_LEVELS", "MAX_VALUE_BYTES", "MAX_AMOUNT", "DEAD_KINDS",
     "TOO_LARGE", "BAD_UTF8", "BAD_JSON", "NOT_OBJECT", "MISSING_FIELD", "WRONG_TYPE",
     "NON_FINITE", "OUT_OF_RANGE", "BAD_TIMESTAMP", "RESERVED_FIELD",
@@ -73,13 +73,23 @@ class ScoreFields(msgspec.Struct, frozen=True, gc=False):
     scored_at: str  # ISO-8601 UTC, when the batch was scored
     scoring_latency_ms: float  # time the batch spent in score_batch before encoding
     model_version: str
+    # with state on: the core.velocity features it was scored with, names without `card_`
+    # (tx_1m, amount_1m, ..., micro_10m; null for "no previous transaction")
+    card: dict[str, float | None] | None = None
 
 
 SCORE_FIELD_NAMES = ScoreFields.__struct_fields__
+# the one score field written before the others (core.cardfields splices it into the input)
+CARD_FIELD = "card"
+assert SCORE_FIELD_NAMES[-1] == CARD_FIELD
+_SCORE_DEFAULTS = dict(zip(SCORE_FIELD_NAMES[len(SCORE_FIELD_NAMES) - len(ScoreFields.__struct_defaults__):],
+                           ScoreFields.__struct_defaults__))
 
 ScoredEvent = msgspec.defstruct(
     "ScoredEvent",
-    [(name, ScoreFields.__annotations__[name]) for name in SCORE_FIELD_NAMES],
+    [(name, ScoreFields.__annotations__[name]) for name in SCORE_FIELD_NAMES
+     if name not in _SCORE_DEFAULTS]
+    + [(name, ScoreFields.__annotations__[name], d) for name, d in _SCORE_DEFAULTS.items()],
     bases=(Transaction,), kw_only=True, frozen=True, gc=False, module=__name__,
 )
 ScoredEvent.__doc__ = "A value on `fraud-scores`: the transaction's fields plus ScoreFields."

@@ -15,11 +15,14 @@ from datetime import datetime, timezone
 
 import numpy as np
 
+from core.cardfields import with_card_fields
 from core.decode import Decoded, decode_batch, utc_hour
 from core.encode import batch_tail, encode_alert, iso_now, quantize, score_of, splice_scores
 from core.features import N_FEATURES, N_V, build_features, fill_derived
+from core.errors import ModelError
 from core.model import FraudModel, load_model
 from core.risk import LEVEL_NAMES
+from core.velocity import VELOCITY_FEATURES
 
 __all__ = ["Scorer", "BatchResult"]
 
@@ -78,14 +81,32 @@ class Scorer:
     def threshold(self) -> float:
         return self.model.meta.threshold
 
-    def score_batch(self, values) -> BatchResult:
-        """Score a sequence of raw values; bad values become dead letters, never exceptions."""
+    def score_batch(self, values, velocity=None) -> BatchResult:
+        """Score a sequence of raw values; bad values become dead letters, never exceptions.
+
+        velocity: None (stateless), or a function (Decoded, values) -> float32 (good, 10)
+        giving the good rows' core.velocity features (core.cardstate provides it); they are
+        written on every scored event as its `card` object, and given to a model that uses them.
+        """
         started = time.perf_counter()
         d = decode_batch(values)
         if d.good.size == 0:
             return BatchResult([], [], d.dead, np.empty(0, dtype=np.float32))
         x = self.features(d)
+        if velocity is not None:
+            card = velocity(d, values)
+            d = with_card_fields(d, card)
+            if self.needs_velocity:
+                x = np.concatenate((x, card), axis=1)
+        elif self.needs_velocity:
+            raise ModelError(f"model {self.model_version} needs the velocity features "
+                             f"{', '.join(VELOCITY_FEATURES)}: score with state on")
         return self.encode(values, d, self._predict(x), started)
+
+    @property
+    def needs_velocity(self) -> bool:
+        """Whether the model's features include core.velocity's (it then needs state on)."""
+        return tuple(self.model.meta.feature_names[N_FEATURES:]) == VELOCITY_FEATURES
 
     # The stages of score_batch, public so that tests/bench can time each one alone.
 

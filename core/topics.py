@@ -1,5 +1,8 @@
-"""Topic names of the pipeline. A namespace prefixes all four, so test sessions and
-benchmark runs can share one broker without reading each other's records."""
+"""Topic names of the pipeline. A namespace prefixes all of them, so test sessions and
+benchmark runs can share one broker without reading each other's records.
+
+`state` is the compacted changelog of the per-card state (core.cardstate), partitioned like
+`transactions`."""
 
 import re
 
@@ -7,7 +10,7 @@ import msgspec
 
 from core.errors import ConfigError
 
-__all__ = ["TopicNames", "PARTITIONS"]
+__all__ = ["TopicNames", "PARTITIONS", "STATE_TOPIC_CONFIG"]
 
 
 _NAMESPACE = re.compile(r"[A-Za-z0-9._-]{1,232}")
@@ -18,10 +21,11 @@ class TopicNames(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     scores: str = "fraud-scores"
     alerts: str = "fraud-alerts"
     deadletter: str = "fraud-deadletter"
+    state: str = "fraud-card-state"
 
     @classmethod
     def namespaced(cls, namespace: str) -> "TopicNames":
-        """The four default names prefixed with `namespace.` (empty namespace: the defaults)."""
+        """The default names prefixed with `namespace.` (empty namespace: the defaults)."""
         if not namespace:
             return cls()
         # Kafka's rule for topic names; the longest default name is 16 characters
@@ -29,11 +33,20 @@ class TopicNames(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
             raise ConfigError(f"namespace {namespace!r} would make invalid topic names: use at most "
                               "232 letters, digits, '.', '_' or '-'")
         base = cls()
-        return cls(*(f"{namespace}.{name}" for name in base.all()))
+        return cls(*(f"{namespace}.{getattr(base, f)}" for f in cls.__struct_fields__))
 
     def all(self) -> tuple[str, str, str, str]:
+        """The four topics every scoring process needs (`state` only with state on)."""
         return (self.transactions, self.scores, self.alerts, self.deadletter)
+
+    def every(self) -> tuple[str, ...]:
+        """All the pipeline's topics, the state changelog included (what to create/delete)."""
+        return self.all() + (self.state,)
 
 
 # Partition counts from the design: per-card ordering on 6 input partitions.
-PARTITIONS = {"transactions": 6, "scores": 6, "alerts": 3, "deadletter": 3}
+PARTITIONS = {"transactions": 6, "scores": 6, "alerts": 3, "deadletter": 3, "state": 6}
+
+# The state changelog keeps the latest record per card: compacted. A segment is compacted
+# only once closed; rolling it hourly bounds what a restore reads beyond one record per card.
+STATE_TOPIC_CONFIG = {"cleanup.policy": "compact", "segment.ms": "3600000"}

@@ -118,11 +118,12 @@ class CardStore:
         return float(self.wm[0])
 
     def nbytes(self) -> int:
-        """Bytes of the arrays (allocated capacity) plus an estimate of the key index."""
+        """Bytes of the arrays (allocated capacity) plus an estimate of the key index, O(1)."""
         arrays = sum(getattr(self, a).nbytes for a in _CARD_ARRAYS + _EVENT_ARRAYS)
-        # a dict entry (~3 words + a share of the table) + the bytes object + its list slot
-        keys = sum(len(key) + 33 + 8 + 60 for key in self._index)
-        return arrays + keys
+        # per card: a dict entry with its share of the table (~100 bytes), the key's bytes
+        # object (33 + its length; card keys have one length, so one sample) and a list slot
+        sample = next(iter(self._index), b"")
+        return arrays + len(self._index) * (100 + 33 + len(sample) + 8)
 
     # -- the batch ---------------------------------------------------------------------------
 

@@ -20,7 +20,7 @@ def kafka_bootstrap() -> str:
 
 @pytest.fixture
 def fresh_topics(kafka_bootstrap):
-    """Factory: `names = fresh_topics()` creates the four topics under a new namespace."""
+    """Factory: `names = fresh_topics()` creates the topics under a new namespace."""
     from bench.kafka.topics import create_topics, delete_topics
 
     made: list[TopicNames] = []
@@ -36,4 +36,4 @@ def fresh_topics(kafka_bootstrap):
         try:
             delete_topics(kafka_bootstrap, names)
         except Exception as exc:  # cleanup must not mask the test's own result
-            print(f"could not delete {names.all()}: {exc}")
+            print(f"could not delete {names.every()}: {exc}")

@@ -37,10 +37,12 @@ _CHUNK = 50_000
 @click.option("-X", "kafka_pairs", multiple=True, metavar="KEY=VALUE",
               help="librdkafka setting passed through, e.g. -X security.protocol=SSL.")
 @click.option("--first-slot", default=0, type=click.IntRange(0), help="Number of the first worker slot.")
+@click.option("--no-state", is_flag=True,
+              help="No per-card velocity state: score every transaction alone (no card-state topic).")
 @click.option("--at-least-once", is_flag=True, help="TESTS ONLY: produce, flush, offsets committed every 5 s.")
 @click.option("--log-level", default="INFO", type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"]))
 def score(config_path, bootstrap, workers, model_path, namespace, group_id, batch_max_records,
-          batch_max_wait_ms, metrics_port, stats_interval_s, kafka_pairs, first_slot, at_least_once, log_level):
+          batch_max_wait_ms, metrics_port, stats_interval_s, kafka_pairs, first_slot, no_state, at_least_once, log_level):
     """Score transactions exactly once: one process per partition, one Kafka
     transaction per micro-batch (outputs + input offsets). Stops cleanly on Ctrl-C.
 
@@ -57,7 +59,7 @@ def score(config_path, bootstrap, workers, model_path, namespace, group_id, batc
         config_path, kafka_pairs=kafka_pairs, bootstrap_servers=bootstrap, model_path=model_path,
         namespace=namespace, group_id=group_id, batch_max_records=batch_max_records,
         batch_max_wait_ms=batch_max_wait_ms, metrics_port=metrics_port, stats_interval_s=stats_interval_s,
-        exactly_once=False if at_least_once else None)
+        exactly_once=False if at_least_once else None, state=False if no_state else None)
     code = run_service(config, workers=workers, first_slot=first_slot, log_level=getattr(logging, log_level))
     if code:
         sys.exit(code)

@@ -27,7 +27,8 @@ def topics():
 @BOOTSTRAP
 @NAMESPACE
 def create(bootstrap, namespace):
-    """Create the four topics; existing ones with the right shape are left alone.
+    """Create the topics (the four and the compacted card-state changelog); existing ones with
+    the right shape are left alone.
 
     \b
     Examples:
@@ -48,7 +49,7 @@ def create(bootstrap, namespace):
 @NAMESPACE
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 def delete(bootstrap, namespace, yes):
-    """Delete the four topics (of a namespace).
+    """Delete the topics (of a namespace), the card-state changelog included.
 
     \b
     Example:
@@ -58,7 +59,7 @@ def delete(bootstrap, namespace, yes):
     require_broker(bootstrap)
     if not yes:
         try:
-            sure = click.confirm(f"delete {', '.join(names.all())} on {bootstrap}?")
+            sure = click.confirm(f"delete {', '.join(names.every())} on {bootstrap}?")
         except click.Abort:   # stdin closed or Ctrl-C at the prompt: not a yes either
             click.echo("", err=True)
             sure = False
@@ -69,7 +70,7 @@ def delete(bootstrap, namespace, yes):
     for name in deleted:
         click.echo(f"deleted  {name}")
     if not deleted:
-        click.echo(f"none of {', '.join(names.all())} exists on {bootstrap}: nothing to delete")
+        click.echo(f"none of {', '.join(names.every())} exists on {bootstrap}: nothing to delete")
 
 
 @click.command()

@@ -1,9 +1,10 @@
-"""Create (idempotently) and delete the pipeline's four topics."""
+"""Create (idempotently) and delete the pipeline's topics (the four, and the compacted
+card-state changelog)."""
 
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from core.errors import FraudstreamError
-from core.topics import PARTITIONS, TopicNames
+from core.topics import PARTITIONS, STATE_TOPIC_CONFIG, TopicNames
 
 __all__ = ["TopicError", "BrokerUnreachable", "require_broker", "create_topics", "delete_topics", "require_topic"]
 
@@ -23,20 +24,20 @@ def _admin(bootstrap: str) -> AdminClient:
 
 
 def create_topics(bootstrap: str, names: TopicNames) -> dict[str, list[str]]:
-    """Create the four topics unless they exist; {"created": [...], "existed": [...]}.
+    """Create the topics unless they exist; {"created": [...], "existed": [...]}.
 
     Raises TopicError when a topic exists with a partition count other than the design's.
     """
     admin = _admin(bootstrap)
     meta = admin.list_topics(timeout=ADMIN_TIMEOUT_S)
     replication = min(3, len(meta.brokers))
-    wanted = dict(zip(names.all(), PARTITIONS.values()))
+    wanted = dict(zip(names.every(), PARTITIONS.values()))
     existed, missing = [], []
     for name, partitions in wanted.items():
         found = meta.topics.get(name)
         if found is None or found.error is not None:
-            missing.append(NewTopic(name, num_partitions=partitions,
-                                    replication_factor=replication))
+            missing.append(NewTopic(name, num_partitions=partitions, replication_factor=replication,
+                                    config=STATE_TOPIC_CONFIG if name == names.state else {}))
         elif len(found.partitions) != partitions:
             raise TopicError(
                 f"topic `{name}` exists with {len(found.partitions)} partitions, expected "
@@ -59,10 +60,10 @@ def create_topics(bootstrap: str, names: TopicNames) -> dict[str, list[str]]:
 
 
 def delete_topics(bootstrap: str, names: TopicNames) -> list[str]:
-    """Delete whichever of the four topics exist; returns the deleted names."""
+    """Delete whichever of the topics exist; returns the deleted names."""
     admin = _admin(bootstrap)
     present = admin.list_topics(timeout=ADMIN_TIMEOUT_S).topics
-    doomed = [n for n in names.all() if n in present]
+    doomed = [n for n in names.every() if n in present]
     deleted = []
     for name, future in (admin.delete_topics(doomed, request_timeout=ADMIN_TIMEOUT_S).items()
                          if doomed else []):

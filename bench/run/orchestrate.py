@@ -32,7 +32,7 @@ from bench.measure.verdict import verdict
 from bench.spec.target import Target, consumer_config, embedded_port, load_target, producer_config
 from bench.measure.writeback import writeback_settings
 from core.errors import ConfigError, PipelineError
-from core.topics import PARTITIONS, TopicNames
+from core.topics import PARTITIONS, STATE_TOPIC_CONFIG, TopicNames
 
 __all__ = ["RunOptions", "run_scenario", "machine", "resolve_target"]
 
@@ -101,9 +101,10 @@ def _create_topics(bootstrap: str, names: TopicNames, partitions: int) -> None:
 
     admin = AdminClient({"bootstrap.servers": bootstrap})
     rf = min(3, len(admin.list_topics(timeout=30).brokers))
-    counts = [partitions, partitions, PARTITIONS["alerts"], PARTITIONS["deadletter"]]
-    futures = admin.create_topics([NewTopic(n, num_partitions=c, replication_factor=rf)
-                                   for n, c in zip(names.all(), counts)], request_timeout=30)
+    counts = [partitions, partitions, PARTITIONS["alerts"], PARTITIONS["deadletter"], partitions]
+    futures = admin.create_topics([NewTopic(n, num_partitions=c, replication_factor=rf,
+                                            config=STATE_TOPIC_CONFIG if n == names.state else {})
+                                   for n, c in zip(names.every(), counts)], request_timeout=30)
     for name, fut in futures.items():
         try:
             fut.result()

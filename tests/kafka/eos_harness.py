@@ -78,11 +78,13 @@ def hostile_values(n: int, rng: random.Random) -> list[bytes | None]:
     return out
 
 
-def make_inputs(n_valid: int, n_hostile: int, seed: int) -> Inputs:
+def make_inputs(n_valid: int, n_hostile: int, seed: int, **synth) -> Inputs:
+    """Synthetic valid transactions (bench.load.synth.generate; `synth` overrides its
+    keywords) with hostile ones inserted at random places."""
     from bench.load.synth import generate
 
     rng = random.Random(seed)
-    batch = generate(n_valid, seed=seed, fraud_rate=0.01)
+    batch = generate(n_valid, seed=seed, **{"fraud_rate": 0.01, **synth})
     payloads = batch.payloads()
     records: list[tuple[bytes | None, bytes | None, int]] = [
         (batch.card_hash[i].encode(), payloads[i], i) for i in range(n_valid)]
@@ -169,16 +171,18 @@ class Service:
         assigned = {int(m) for m in re.findall(r"pid=(\d+) INFO \S+: assigned \[\d", text)}
         return [p for p in self.worker_pids() if p in assigned]
 
-    def kill_random_worker(self, rng: random.Random) -> int | None:
+    def kill_random_worker(self, rng: random.Random, sig: int = signal.SIGKILL) -> int | None:
+        """Send `sig` to a random busy worker (SIGKILL counts in `kills`); its pid or None."""
         pids = self.busy_pids()
         if not pids:
             return None
         pid = rng.choice(pids)
         try:
-            os.kill(pid, signal.SIGKILL)
+            os.kill(pid, sig)
         except ProcessLookupError:
             return None
-        self.kills += 1
+        if sig == signal.SIGKILL:
+            self.kills += 1
         return pid
 
     def stop(self, timeout: float = 60.0) -> int:
