@@ -54,10 +54,9 @@ __all__ = ["TrainConfig", "TrainResult", "train", "write_artifacts", "check_arti
            "MODEL_FILE", "META_FILE", "CRITICAL_PRECISION", "REVIEW_SHARE", "Data", "make_data",
            "artifact_names", "STATEFUL_IS_DEFAULT"]
 
-# The scorer loads fraud-model.* by default. Until the scoring loop carries per-card state
-# (issue #19, branch velocity-state), that is the stateless model and the stateful one sits
-# next to it; once it does, STATEFUL_IS_DEFAULT flips and the names swap.
-STATEFUL_IS_DEFAULT = False
+# The scorer loads fraud-model.* by default: the stateful model, since the scoring loop carries
+# per-card state (on by default); the stateless one, for --no-state, sits next to it.
+STATEFUL_IS_DEFAULT = True
 MODEL_FILE = "fraud-model.json"
 META_FILE = "fraud-model.meta.json"
 
