@@ -12,9 +12,10 @@ Runs in a `spawn`ed child (`producer_main`); the Kafka client is created inside 
 Messages to the runner (on `results`):
     ("ready", index, pool_seconds)
     ("tick", index, {epoch_second: (sent, publish_delay_blob)})   every ~0.5 s
-    ("done", index, sent, n_errors, first_errors, positive_seqs, positive_patterns)
+    ("done", index, sent, n_errors, first_errors, (positive_seqs, positive_patterns))
                                                                   after "stop" and a flush
-positive_patterns holds the bench.load.synth pattern code of each positive_seqs entry.
+positive_patterns holds the bench.load.synth pattern code of each positive_seqs entry (one
+tuple: the sinks' "done" has seven fields, the runner tells the two apart by length).
 """
 
 import os
@@ -218,4 +219,4 @@ def producer_main(spec: ProducerSpec, commands, results) -> None:
     positives, patterns = pool.positives(seq_base, seq)
     if remaining:
         errors.append(f"{remaining} records still queued after a 60 s flush")
-    results.put(("done", spec.index, seq, len(errors), errors[:5], positives, patterns))
+    results.put(("done", spec.index, seq, len(errors), errors[:5], (positives, patterns)))

@@ -94,8 +94,8 @@ class Harness:
             self.timeline.producer_tick(msg[2], index)
         elif kind == "tick":
             self.timeline.sink_tick(index, *msg[2:])
-        elif kind == "done" and len(msg) == 7:
-            _, _, sent, n_err, errs, positives, patterns = msg
+        elif kind == "done" and len(msg) == 6:   # a producer's (a sink's has seven fields)
+            _, _, sent, n_err, errs, (positives, patterns) = msg
             self.sent[index] = sent
             self.n_delivery_errors += n_err
             self.delivery_errors.extend(errs)
