@@ -8,6 +8,8 @@ import click
 
 from core.errors import FraudstreamError
 
+__all__ = ["cli", "main"]
+
 # name -> "module:attribute" of a click command or group
 COMMANDS = {
     "broker": "bench.broker.cli:broker",

@@ -1,4 +1,16 @@
-"""fraudstream core: exactly-once fraud scoring of Kafka micro-batches."""
+"""fraudstream core: exactly-once fraud scoring of Kafka micro-batches.
+
+The public API (`from core import ...`); the rest of the package is internal:
+
+    ScoringConfig      everything one scoring process needs (a frozen msgspec Struct)
+    Scorer             the fraud model, compiled: Scorer.load(), score_batch(values)
+    BatchResult        what score_batch returns: scores, alerts and dead letters by input index
+    ScoringConsumer    the transactional loop of one process: run() until stop()
+    FraudstreamError   root of every exception the project raises on purpose
+    ConfigError        bad configuration, the field's name in the message
+    ModelError         the model cannot be loaded or compiled
+    PipelineError      the scoring loop cannot continue (fenced, fatal Kafka error)
+"""
 
 from core.config import ScoringConfig
 from core.errors import ConfigError, FraudstreamError, ModelError, PipelineError
@@ -20,3 +32,7 @@ def __getattr__(name):
 
         return ScoringConsumer
     raise AttributeError(f"module 'core' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))   # the lazy names too, for completion

@@ -18,7 +18,7 @@ from numba.cpython.unsafe.numbers import trailing_zeros
 from numba.extending import intrinsic
 
 from core import features, schema
-from core.schema import SCORE_FIELD_NAMES
+from core.schema import RESERVED_FIELD_NAMES
 
 __all__ = ["OK", "SLOW", "TOO_LARGE", "scan_batch", "key_table"]
 
@@ -53,7 +53,7 @@ def key_table():
     named = [("amount", AMOUNT), ("timestamp", F_TIMESTAMP), ("transaction_id", F_TXID),
              ("card_hash", F_CARD), ("merchant_category", F_MERCHANT),
              ("_synthetic_label", F_LABEL)]
-    named += [(name, F_RESERVED) for name in SCORE_FIELD_NAMES]
+    named += [(name, F_RESERVED) for name in RESERVED_FIELD_NAMES]
     width = max(len(name) for name, _ in named)
     names = np.zeros((len(named), width), dtype=np.uint8)
     for j, (name, _) in enumerate(named):

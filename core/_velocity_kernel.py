@@ -25,6 +25,10 @@ whether or not the sweep has removed it yet (W only grows).
 import numba as nb
 import numpy as np
 
+__all__ = ["apply_batch", "sweep", "encode_cards", "restore_cards", "H", "W_1M", "W_10M", "W_1H",
+           "MICRO_MAX", "N_OUT", "FREE_TOP", "SEQ", "MAX_NEV", "SWEEP", "VERSION", "HEAD_BYTES",
+           "EVENT_BYTES"]
+
 # numba caches on this file: the constants live here (core.velocity re-exports them)
 H = 86400.0                       # the longest window, and the bad-time / idle limit
 W_1M, W_10M, W_1H = 60.0, 600.0, 3600.0

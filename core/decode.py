@@ -17,7 +17,7 @@ from core import _jsonscan
 from core.features import AMOUNT, HOUR, N_V, empty_matrix
 from core.schema import (
     BAD_JSON, BAD_TIMESTAMP, BAD_UTF8, MAX_AMOUNT, MAX_VALUE_BYTES, MISSING_FIELD, NON_FINITE,
-    NOT_OBJECT, OUT_OF_RANGE, RESERVED_FIELD, SCORE_FIELD_NAMES, TOO_LARGE, V_FIELDS,
+    NOT_OBJECT, OUT_OF_RANGE, RESERVED_FIELD, RESERVED_FIELD_NAMES, TOO_LARGE, V_FIELDS,
     WRONG_TYPE, Transaction,
 )
 
@@ -26,7 +26,7 @@ __all__ = ["Decoded", "decode_batch", "decode_one", "utc_hour"]
 # Transaction plus the output field names, typed so that msgspec rejects their presence: an
 # input that already carries `fraud_score` would produce an ambiguous duplicate key downstream.
 _Guarded = msgspec.defstruct(
-    "_Guarded", [(name, msgspec.UnsetType, msgspec.UNSET) for name in SCORE_FIELD_NAMES],
+    "_Guarded", [(name, msgspec.UnsetType, msgspec.UNSET) for name in RESERVED_FIELD_NAMES],
     bases=(Transaction,), kw_only=True, frozen=True, gc=False, module=__name__,
 )
 _DECODER = msgspec.json.Decoder(_Guarded)
@@ -166,7 +166,7 @@ def _validation_reason(message: str) -> str:
             return f"{NOT_OBJECT}: got {expected.group(2)}"
         return f"{WRONG_TYPE}: {message}"
     problem, field = at.group(1), at.group(2)
-    if field in SCORE_FIELD_NAMES:
+    if field in RESERVED_FIELD_NAMES:
         return f"{RESERVED_FIELD}: `{field}` is written by the scorer, not the producer"
     expected = _EXPECTED.match(problem)
     if expected:

@@ -5,8 +5,9 @@ the hash the metadata records, loads it into treelite and compiles it with tl2cg
 shared library, ONCE per model hash: the library is cached under
 core.paths.home()/models/<hash>/ and later loads (other processes, restarts) just open it.
 Without a C compiler, or when compiling fails, scoring falls back to treelite.gtil (about 10x
-slower, same answers) after one warning. A missing or corrupt model raises ModelError at
-start-up, never at the first message.
+slower, same answers) after one warning. The same JSON gives the per-feature contributions that
+reason codes are made of (core.contrib, built at load). A missing or corrupt model raises
+ModelError at start-up, never at the first message.
 
 Example:
     model = load_model()                  # the committed model
@@ -30,6 +31,7 @@ import msgspec
 import numpy as np
 
 from core._exp_c import EXP_C, use_own_exp
+from core.contrib import Contributions
 from core.errors import ModelError
 from core.features import FEATURE_NAMES
 from core.velocity import VELOCITY_FEATURES
@@ -103,15 +105,18 @@ _KNOWN_FEATURES = (FEATURE_NAMES, FEATURE_NAMES + VELOCITY_FEATURES)
 
 
 class FraudModel:
-    """A loaded model: `predict` scores a float32 feature matrix."""
+    """A loaded model: `predict` scores a float32 feature matrix; `contributions` explains
+    rows of it (Saabas, core.contrib)."""
 
-    __slots__ = ("meta", "backend", "risk", "library_path", "_predict")
+    __slots__ = ("meta", "backend", "risk", "library_path", "contributions", "_predict")
 
-    def __init__(self, meta: ModelMeta, backend: str, predict, library_path: Path | None):
+    def __init__(self, meta: ModelMeta, backend: str, predict, library_path: Path | None,
+                 contributions: Contributions):
         self.meta = meta
         self.backend = backend               # "tl2cgen" or "gtil"
         self.risk = RiskBands.from_meta(meta)
         self.library_path = library_path
+        self.contributions = contributions
         self._predict = predict
 
     @property
@@ -142,9 +147,10 @@ def load_model(meta_path: str | os.PathLike | None = None, *, compile: bool = Tr
     impossible it logs one warning and uses treelite.gtil. compile=False uses gtil silently.
     """
     meta, model_path = load_meta(meta_path)
-    _check_model_file(model_path, meta)
+    raw = _check_model_file(model_path, meta)
     n_features = len(meta.feature_names)
     tl_model = _treelite_model(model_path, n_features)
+    contributions = Contributions.from_xgboost_json(raw, n_features)
     if compile:
         try:
             lib = _ensure_library(tl_model, meta.model_sha256)
@@ -155,7 +161,7 @@ def load_model(meta_path: str | os.PathLike | None = None, *, compile: bool = Tr
                 shutil.rmtree(lib.parent, ignore_errors=True)
                 lib = _ensure_library(tl_model, meta.model_sha256)
                 predict = _native_predict(lib, n_features)
-            return FraudModel(meta, "tl2cgen", predict, lib)
+            return FraudModel(meta, "tl2cgen", predict, lib, contributions)
         except _NoCompiler as exc:
             log.warning("%s: scoring with treelite.gtil instead (same scores, ~10x slower)", exc)
         except Exception as exc:  # a broken toolchain must not stop scoring: gtil is exact
@@ -163,7 +169,7 @@ def load_model(meta_path: str | os.PathLike | None = None, *, compile: bool = Tr
             log.warning("compiling the model with tl2cgen failed (%s: %s): scoring with "
                         "treelite.gtil instead (same scores, ~10x slower)",
                         type(exc).__name__, detail)
-    return FraudModel(meta, "gtil", _gtil_predict(tl_model), None)
+    return FraudModel(meta, "gtil", _gtil_predict(tl_model), None, contributions)
 
 
 def warm_compile(meta_path: str | os.PathLike | None = None) -> Path | None:
@@ -182,7 +188,8 @@ def compiled_library_path(model_sha256: str) -> Path:
 
 # -- loading ------------------------------------------------------------------------------
 
-def _check_model_file(model_path: Path, meta: ModelMeta) -> None:
+def _check_model_file(model_path: Path, meta: ModelMeta) -> bytes:
+    """The model file's bytes, once they match the hash the metadata records."""
     try:
         raw = model_path.read_bytes()
     except OSError as exc:
@@ -192,6 +199,7 @@ def _check_model_file(model_path: Path, meta: ModelMeta) -> None:
         raise ModelError(f"model file {model_path} has sha256 {digest[:12]}..., but its "
                          f"metadata expects {meta.model_sha256[:12]}...: the model and its "
                          f"metadata do not belong together")
+    return raw
 
 
 def _treelite_model(model_path: Path, n_features: int):

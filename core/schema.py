@@ -15,7 +15,8 @@ import msgspec
 from core.features import N_V
 
 __all__ = [
-    "Transaction", "ScoreFields", "ScoredEvent", "Alert", "V_FIELDS", "SCORE_FIELD_NAMES", "CARD_FIELD",
+    "Transaction", "ScoreFields", "ScoredEvent", "Reason", "Alert", "V_FIELDS",
+    "SCORE_FIELD_NAMES", "REASONS_FIELD", "RESERVED_FIELD_NAMES", "CARD_FIELD",
     "REQUIRED_FIELDS", "RISK_LEVELS", "MAX_VALUE_BYTES", "MAX_AMOUNT", "DEAD_KINDS",
     "TOO_LARGE", "BAD_UTF8", "BAD_JSON", "NOT_OBJECT", "MISSING_FIELD", "WRONG_TYPE",
     "NON_FINITE", "OUT_OF_RANGE", "BAD_TIMESTAMP", "RESERVED_FIELD",
@@ -85,14 +86,31 @@ assert SCORE_FIELD_NAMES[-1] == CARD_FIELD
 _SCORE_DEFAULTS = dict(zip(SCORE_FIELD_NAMES[len(SCORE_FIELD_NAMES) - len(ScoreFields.__struct_defaults__):],
                            ScoreFields.__struct_defaults__))
 
+
+class Reason(msgspec.Struct, frozen=True, gc=False):
+    """Why a flagged transaction scored high: one of its top contributions (core.reasons)."""
+
+    code: str  # stable, e.g. AMOUNT, AMOUNT_MICRO, HOUR_OF_DAY, BEHAVIOUR_V14
+    value: float  # the feature's value in this transaction (amount, hour, 0/1 flag, Vk)
+    contribution: float  # its share of the score, in log-odds (> 0: towards fraud)
+    text: str  # for a person, e.g. "micro amount (1.00 or less), as in card testing"
+
+
+# Written after the score fields on flagged events only (their top reasons, as on the alert).
+REASONS_FIELD = "reasons"
+# Fields a producer may not send: the scorer writes them (a duplicate key would be ambiguous).
+RESERVED_FIELD_NAMES = SCORE_FIELD_NAMES + (REASONS_FIELD,)
+
 ScoredEvent = msgspec.defstruct(
     "ScoredEvent",
     [(name, ScoreFields.__annotations__[name]) for name in SCORE_FIELD_NAMES
      if name not in _SCORE_DEFAULTS]
-    + [(name, ScoreFields.__annotations__[name], d) for name, d in _SCORE_DEFAULTS.items()],
+    + [(name, ScoreFields.__annotations__[name], d) for name, d in _SCORE_DEFAULTS.items()]
+    + [(REASONS_FIELD, tuple[Reason, ...], ())],
     bases=(Transaction,), kw_only=True, frozen=True, gc=False, module=__name__,
 )
-ScoredEvent.__doc__ = "A value on `fraud-scores`: the transaction's fields plus ScoreFields."
+ScoredEvent.__doc__ = """A value on `fraud-scores`: the transaction's fields plus ScoreFields,
+and `reasons` (up to 3) when is_fraud."""
 
 
 class Alert(msgspec.Struct, frozen=True, gc=False):
@@ -108,3 +126,5 @@ class Alert(msgspec.Struct, frozen=True, gc=False):
     timestamp: str
     alert_time: str  # ISO-8601 UTC
     action_required: Literal["BLOCK", "REVIEW"]  # BLOCK when CRITICAL
+    model_version: str
+    reasons: tuple[Reason, ...]  # up to 3, largest contribution first

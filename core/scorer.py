@@ -3,7 +3,7 @@
     scorer = Scorer.load()                      # the committed model, compiled once and cached
     result = scorer.score_batch(values)         # list of raw message values (bytes)
     result.scored  -> [(input index, fraud-scores value)]   every valid input, input order
-    result.alerts  -> [(input index, fraud-alerts value)]   the flagged ones
+    result.alerts  -> [(input index, fraud-alerts value)]   the flagged ones, with reasons
     result.dead    -> [(input index, reason)]               the rest, e.g. "missing field: `amount`"
 
 No Kafka here: core.loop wraps this in the transactional consumer. For teams migrating from a
@@ -17,10 +17,13 @@ import numpy as np
 
 from core.cardfields import event_columns, with_card_fields
 from core.decode import Decoded, decode_batch, utc_hour
-from core.encode import batch_tail, encode_alert, iso_now, quantize, score_of, splice_scores
+from core.encode import (
+    append_reasons, batch_tail, encode_alert, iso_now, quantize, score_of, splice_scores,
+)
 from core.features import AMOUNT, N_FEATURES, N_V, build_features, fill_derived
 from core.errors import ModelError
 from core.model import FraudModel, load_model
+from core.reasons import Reasoner
 from core.risk import LEVEL_NAMES
 from core.velocity import VELOCITY_FEATURES, CardStore
 
@@ -61,10 +64,11 @@ class BatchResult:
 class Scorer:
     """Scores micro-batches of raw transaction values with one fraud model."""
 
-    __slots__ = ("model", "_predict", "_classify")
+    __slots__ = ("model", "reasoner", "_predict", "_classify")
 
     def __init__(self, model: FraudModel):
         self.model = model
+        self.reasoner = Reasoner(model.contributions)
         self._predict = model.predict
         self._classify = model.risk.classify
 
@@ -78,6 +82,8 @@ class Scorer:
         """
         scorer = cls(load_model(path, compile=compile))
         scorer.warm_up([_WARM_UP])
+        # compile the reasons' walk
+        scorer.reasoner.explain(np.zeros((1, len(scorer.model.meta.feature_names)), np.float32))
         return scorer
 
     def warm_up(self, values) -> BatchResult:
@@ -113,7 +119,7 @@ class Scorer:
         elif self.needs_velocity:
             raise ModelError(f"model {self.model_version} needs the velocity features "
                              f"{', '.join(VELOCITY_FEATURES)}: score with state on")
-        return self.encode(values, d, self._predict(x), started)
+        return self.encode(values, d, x, self._predict(x), started)
 
     @property
     def needs_velocity(self) -> bool:
@@ -127,8 +133,10 @@ class Scorer:
         good = d.good
         return fill_derived(d.x if good.size == d.x.shape[0] else d.x[good])
 
-    def encode(self, values, d: Decoded, scores: np.ndarray, started: float) -> BatchResult:
-        """Classify scores of d's good rows and encode scored events and alerts."""
+    def encode(self, values, d: Decoded, x: np.ndarray, scores: np.ndarray,
+               started: float) -> BatchResult:
+        """Classify scores of d's good rows (features x) and encode scored events and alerts;
+        flagged rows get their reasons, computed for them alone."""
         is_fraud, level = self._classify(scores)
         scored_at = iso_now()
         meta = self.model.meta
@@ -137,9 +145,15 @@ class Scorer:
         good = d.good
         scored, q = splice_scores(d.buf, d.starts, d.close, good, scores, is_fraud, level, tail)
         alerts = []
-        for k in is_fraud.nonzero()[0].tolist():
+        flagged = is_fraud.nonzero()[0]
+        if flagged.size == 0:
+            return BatchResult(scored, alerts, d.dead, scores)
+        version = meta.model_version
+        for k, reasons in zip(flagged.tolist(), self.reasoner.explain(x[flagged])):
             r = int(good[k])
-            alerts.append((r, encode_alert(values[r], int(q[k]), int(level[k]), scored_at)))
+            scored[k] = (r, append_reasons(scored[k][1], reasons))
+            alerts.append((r, encode_alert(values[r], int(q[k]), int(level[k]), scored_at,
+                                           version, reasons)))
         return BatchResult(scored, alerts, d.dead, scores)
 
     # -- the per-message facade ---------------------------------------------------------

@@ -5,7 +5,7 @@
     stop(port=9092)
 """
 
-from bench.broker.errors import BrokerError
+from bench.errors import BrokerError
 from bench.broker.lifecycle import DEFAULT_PORT, Cluster, ensure_running, find_running, status, stop, stop_node
 
 __all__ = ["BrokerError", "DEFAULT_PORT", "Cluster", "ensure_running", "find_running", "status", "stop", "stop_node"]

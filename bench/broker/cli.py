@@ -9,6 +9,8 @@ from bench.broker import lifecycle
 from bench.broker.jars import KAFKA_VERSION
 from bench.broker.properties import CONTROLLER_OFFSET
 
+__all__ = ["broker"]
+
 # Node i listens on port + i - 1 and its controller on port + CONTROLLER_OFFSET + i - 1.
 PORT = click.option("--port", default=lifecycle.DEFAULT_PORT, show_default=True,
                     type=click.IntRange(1, 65535 - CONTROLLER_OFFSET - 2),

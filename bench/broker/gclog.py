@@ -12,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.report.result import BrokerGc
+
 __all__ = ["GC_LOG", "jvm_option", "parse_pauses", "window_summary"]
 
 GC_LOG = "gc.log"
@@ -30,7 +32,7 @@ def parse_pauses(text: str) -> list[tuple[int, str, float]]:
     return [(int(end), kind, float(ms)) for end, kind, ms in _PAUSE.findall(text)]
 
 
-def window_summary(node_dirs: list[Path], start_s: float, end_s: float) -> dict | None:
+def window_summary(node_dirs: list[Path], start_s: float, end_s: float) -> BrokerGc | None:
     """Pauses that ended in [start_s, end_s) on any node: count, p50, max, total and the share
     of the window spent paused (summed over nodes). None when no node has a GC log."""
     logs = [p for d in node_dirs for p in sorted(Path(d).glob(GC_LOG + "*"))]
@@ -41,9 +43,9 @@ def window_summary(node_dirs: list[Path], start_s: float, end_s: float) -> dict 
                    if lo <= end < hi], dtype=np.float64)
     seconds = max(end_s - start_s, 1e-9)
     if ms.size == 0:
-        return {"count": 0, "p50_ms": None, "max_ms": None, "total_ms": 0.0, "share": 0.0}
-    return {"count": int(ms.size), "p50_ms": float(np.median(ms)), "max_ms": float(ms.max()),
-            "total_ms": float(ms.sum()), "share": float(ms.sum() / 1000 / seconds)}
+        return BrokerGc(count=0, p50_ms=None, max_ms=None, total_ms=0.0, share=0.0)
+    return BrokerGc(count=int(ms.size), p50_ms=float(np.median(ms)), max_ms=float(ms.max()),
+                    total_ms=float(ms.sum()), share=float(ms.sum() / 1000 / seconds))
 
 
 def _read(path: Path) -> str:

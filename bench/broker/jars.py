@@ -5,7 +5,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from bench.broker.errors import BrokerError
+from bench.errors import BrokerError
 from core.paths import home
 
 __all__ = ["KAFKA_VERSION", "LOG4J_VERSION", "libs_dir", "ensure_jars", "java_command"]

@@ -15,9 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.broker import gclog
-from bench.broker.errors import BrokerError
+from bench.errors import BrokerError
 from bench.broker.jars import ensure_jars, java_command
 from bench.broker.properties import HOST, LOG4J2_CONFIG, node_ports, server_properties
+from bench.report.result import BrokerGc
 from core.paths import home
 
 __all__ = ["DEFAULT_PORT", "Cluster", "node_log_path", "gc_summary", "ensure_running", "find_running",
@@ -114,7 +115,7 @@ def node_log_path(port: int, node_id: int) -> Path:
     return _node_dir(port, node_id) / "broker.log"
 
 
-def gc_summary(cluster: Cluster, start_s: float, end_s: float) -> dict | None:
+def gc_summary(cluster: Cluster, start_s: float, end_s: float) -> BrokerGc | None:
     """The broker's GC pauses in [start_s, end_s), all nodes (bench.broker.gclog)."""
     nodes = [_node_dir(cluster.port, n) for n in range(1, cluster.nodes + 1)]
     return gclog.window_summary(nodes, start_s, end_s)

@@ -1,6 +1,5 @@
 """`bench drain`: how fast the scoring service alone empties a pre-loaded topic, exactly once."""
 
-import json
 import sys
 import time
 from pathlib import Path
@@ -50,7 +49,10 @@ def drain(records, workers, batch_max_records, batch_max_wait_ms, kafka_settings
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from bench.broker import ensure_running
+    import msgspec
+
     from bench.drain.measure import DrainOptions, drain as run_drain, preload, read_outputs
+    from bench.report.result import encode_result
     from bench.run.orchestrate import machine
     from bench.kafka.topics import create_topics, delete_topics, require_broker
     from core.topics import TopicNames
@@ -95,42 +97,40 @@ def drain(records, workers, batch_max_records, batch_max_wait_ms, kafka_settings
             result = run_drain(opts)
         if not no_verify:
             console.print("reading the outputs back (read_committed) ...")
-            result["verdict"] = read_outputs(bootstrap, names, records)
+            result = msgspec.structs.replace(result, verdict=read_outputs(bootstrap, names, records))
     finally:
         if not keep_topics:
             delete_topics(bootstrap, names)
-    result["machine"] = machine()
+    result = msgspec.structs.replace(result, machine=machine())
     _print(result)
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "result.json").write_text(json.dumps(result, indent=2) + "\n")
+    (run_dir / "result.json").write_bytes(encode_result(result) + b"\n")
     click.echo(f"result: {run_dir / 'result.json'}")
-    verdict = result.get("verdict")
-    if verdict and (verdict["missing"] or verdict["duplicated"] or verdict["unexpected"]
-                    or verdict["alerts_mismatched"]):
+    if result.verdict is not None and not result.verdict.exactly_once:
         sys.exit(4)
 
 
 _ROUGH_POLLS = 5
 
 
-def _print(r: dict) -> None:
-    cpu = ", ".join(f"{k} {v:.2f} cores ({r['cpu_us_per_tx'][k]:.1f} us/tx)" for k, v in r["cpu_cores"].items())
-    click.echo(f"drained {r['records']:,} records, {r['partitions']} partitions, {r['workers']} workers")
-    if r["steady_tps"] is None or r["overall_tps"] is None:
+def _print(r) -> None:
+    """The figures of a DrainResult (bench.drain.result), a few lines."""
+    cpu = ", ".join(f"{k} {v:.2f} cores ({r.cpu_us_per_tx[k]:.1f} us/tx)" for k, v in r.cpu_cores.items())
+    click.echo(f"drained {r.records:,} records, {r.partitions} partitions, {r.workers} workers")
+    if r.steady_tps is None or r.overall_tps is None:
         click.echo("  rate: not timed, the whole topic was committed within a poll or two "
-                   f"(first commit after {r['first_commit_after_s']} s; use more --records)")
+                   f"(first commit after {r.first_commit_after_s} s; use more --records)")
     else:
-        rough = (f"; rough: the topic drained within {r['timed_polls']} poll(s) 0.1 s apart, use more "
-                 "--records") if r.get("timed_polls", _ROUGH_POLLS) < _ROUGH_POLLS else ""
-        click.echo(f"  steady rate (10-90 %): {r['steady_tps']:,} tx/s   overall: {r['overall_tps']:,} tx/s "
-                   f"(first commit after {r['first_commit_after_s']} s{rough})")
-    click.echo(f"  transactions: {r['transactions']:,}, mean batch {r['mean_batch']:,} records; "
-               f"commit p50 {r['commit_p50_ms']} ms, p99 {r['commit_p99_ms']} ms")
+        rough = (f"; rough: the topic drained within {r.timed_polls} poll(s) 0.1 s apart, use more "
+                 "--records") if r.timed_polls < _ROUGH_POLLS else ""
+        click.echo(f"  steady rate (10-90 %): {r.steady_tps:,} tx/s   overall: {r.overall_tps:,} tx/s "
+                   f"(first commit after {r.first_commit_after_s} s{rough})")
+    click.echo(f"  transactions: {r.transactions:,}, mean batch {r.mean_batch:,} records; "
+               f"commit p50 {r.commit_p50_ms} ms, p99 {r.commit_p99_ms} ms")
     click.echo(f"  CPU: {cpu or 'not measured (drained too fast)'}")
-    v = r.get("verdict")
+    v = r.verdict
     if v:
-        ok = not (v["missing"] or v["duplicated"] or v["unexpected"] or v["alerts_mismatched"])
-        click.echo(f"  outputs: {v['scored']:,} scored, {v['missing']} missing, {v['duplicated']} duplicated, "
-                   f"{v['unexpected']} unexpected; {v['alerts']:,} alerts ({v['alerts_mismatched']} "
-                   f"mismatched); {v['dead_letters']} dead letters -> "
-                   + ("exactly once" if ok else "NOT exactly once"))
+        click.echo(f"  outputs: {v.scored:,} scored, {v.missing} missing, {v.duplicated} duplicated, "
+                   f"{v.unexpected} unexpected; {v.alerts:,} alerts ({v.alerts_mismatched} "
+                   f"mismatched); {v.dead_letters} dead letters -> "
+                   + ("exactly once" if v.exactly_once else "NOT exactly once"))

@@ -25,9 +25,10 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 
 from bench.measure import procs
 from bench.load.header import HEADER, HEADER_DTYPE, pack_header
+from bench.drain.result import DrainResult, DrainSettings, DrainVerdict
 from bench.run.pipeline import PipelineProcess, command_for
 from bench.measure.sink import says_fraud
-from core.errors import PipelineError
+from bench.errors import PipelineUnderTestError, TopicError
 from core.metrics import bucket_quantile
 from core.topics import TopicNames
 
@@ -84,7 +85,7 @@ def preload(opts: DrainOptions) -> float:
         poll(0)
         opts.progress("preload", lo + len(values), opts.records)
     if producer.flush(120):
-        raise PipelineError(f"preloading {topic}: records still unsent after 120 s")
+        raise TopicError(f"preloading {topic}: records still unsent after 120 s")
     return time.monotonic() - t0
 
 
@@ -120,7 +121,7 @@ def _crossing(points: list[tuple[float, int]], level: float) -> float:
     return points[-1][0]
 
 
-def drain(opts: DrainOptions) -> dict:
+def drain(opts: DrainOptions) -> DrainResult:
     """Start the service on the pre-loaded topic, time it to the end, stop it; the figures."""
     topic = opts.names.transactions
     group = f"drain-{uuid.uuid4().hex[:8]}"
@@ -145,7 +146,7 @@ def drain(opts: DrainOptions) -> dict:
     finally:
         probe.close()
     if code not in (0, None):
-        raise PipelineError(f"the scoring service exited {code}; log: {opts.log_path}\n{service.log_tail()}")
+        raise PipelineUnderTestError(f"the scoring service exited {code}; log: {opts.log_path}\n{service.log_tail()}")
     t10, t90 = _crossing(points, 0.1 * total), _crossing(points, 0.9 * total)
     first = next(i for i, (_, d) in enumerate(points) if d > 0)   # points[0] is (start, 0)
     started = points[first][0]
@@ -155,22 +156,22 @@ def drain(opts: DrainOptions) -> dict:
     commit_buckets, _, _ = _histogram_summary(samples, "fraudstream_commit_seconds")
     _, batch_sum, batch_count = _histogram_summary(samples, "fraudstream_batch_records")
     window = 0.8 * total
-    return {
-        "records": total, "partitions": len(parts), "workers": opts.workers or len(parts),
-        "settings": {"batch_max_records": opts.batch_max_records,
-                     "batch_max_wait_ms": opts.batch_max_wait_ms, "kafka": opts.kafka},
-        "steady_tps": _rate(window, t90 - t10),
-        "overall_tps": _rate(total, points[-1][0] - before_first),
+    return DrainResult(
+        records=total, partitions=len(parts), workers=opts.workers or len(parts),
+        settings=DrainSettings(batch_max_records=opts.batch_max_records,
+                               batch_max_wait_ms=opts.batch_max_wait_ms, kafka=opts.kafka),
+        steady_tps=_rate(window, t90 - t10),
+        overall_tps=_rate(total, points[-1][0] - before_first),
         # polls from the first commit to the end: with a few, the rates are rough
-        "timed_polls": len(points) - first,
-        "first_commit_after_s": round(started - points[0][0], 2),
-        "commit_p50_ms": round(bucket_quantile(commit_buckets, 0.50) * 1000, 2),
-        "commit_p99_ms": round(bucket_quantile(commit_buckets, 0.99) * 1000, 2),
-        "transactions": int(batch_count),
-        "mean_batch": round(batch_sum / batch_count) if batch_count else 0,
-        "cpu_cores": {k: round(cores, 3) for k, (cores, _) in cpu.items()},
-        "cpu_us_per_tx": {k: round(us, 2) for k, (_, us) in cpu.items()},
-    }
+        timed_polls=len(points) - first,
+        first_commit_after_s=round(started - points[0][0], 2),
+        commit_p50_ms=round(bucket_quantile(commit_buckets, 0.50) * 1000, 2),
+        commit_p99_ms=round(bucket_quantile(commit_buckets, 0.99) * 1000, 2),
+        transactions=int(batch_count),
+        mean_batch=round(batch_sum / batch_count) if batch_count else 0,
+        cpu_cores={k: round(cores, 3) for k, (cores, _) in cpu.items()},
+        cpu_us_per_tx={k: round(us, 2) for k, (_, us) in cpu.items()},
+    )
 
 
 def _rate(records: float, seconds: float) -> int | None:
@@ -207,13 +208,13 @@ def _follow(opts, probe, service, parts, ends, total):
         if done >= total:
             return points, cpu
         if not service.alive():
-            raise PipelineError(f"the scoring service died; log: {opts.log_path}\n{service.log_tail()}")
+            raise PipelineUnderTestError(f"the scoring service died; log: {opts.log_path}\n{service.log_tail()}")
         if now > deadline:
-            raise PipelineError(f"not drained in {opts.timeout_s:.0f} s: {done:,} of {total:,} committed")
+            raise PipelineUnderTestError(f"not drained in {opts.timeout_s:.0f} s: {done:,} of {total:,} committed")
         time.sleep(0.1)
 
 
-def read_outputs(bootstrap: str, names: TopicNames, expected: int) -> dict:
+def read_outputs(bootstrap: str, names: TopicNames, expected: int) -> DrainVerdict:
     """Read the three outputs read_committed; the exactly-once verdict against seqs 0..expected-1."""
     counts = np.zeros(expected, dtype=np.int32)
     flagged = np.zeros(expected, dtype=bool)
@@ -230,13 +231,13 @@ def read_outputs(bootstrap: str, names: TopicNames, expected: int) -> dict:
             else:
                 alert_counts[seq] += 1
     dead = sum(1 for _ in _read_topic(bootstrap, names.deadletter))
-    return {
-        "scored": int(counts.sum()), "missing": int((counts == 0).sum()),
-        "duplicated": int((counts > 1).sum()), "unexpected": unexpected,
-        "alerts": int(alert_counts.sum()),
-        "alerts_mismatched": int((alert_counts != flagged.astype(np.int32)).sum()),
-        "dead_letters": dead,
-    }
+    return DrainVerdict(
+        scored=int(counts.sum()), missing=int((counts == 0).sum()),
+        duplicated=int((counts > 1).sum()), unexpected=unexpected,
+        alerts=int(alert_counts.sum()),
+        alerts_mismatched=int((alert_counts != flagged.astype(np.int32)).sum()),
+        dead_letters=dead,
+    )
 
 
 def _seq(headers) -> int | None:
@@ -258,13 +259,13 @@ def _read_topic(bootstrap: str, topic: str):
         deadline = time.monotonic() + 300
         while len(at_end) < len(parts):
             if time.monotonic() > deadline:
-                raise PipelineError(f"reading {topic} back took over 300 s")
+                raise TopicError(f"reading {topic} back took over 300 s")
             for msg in consumer.consume(num_messages=10_000, timeout=0.5):
                 if msg.error():
                     if msg.error().code() == -191:  # _PARTITION_EOF
                         at_end.add(msg.partition())
                         continue
-                    raise PipelineError(f"reading {topic}: {msg.error()}")
+                    raise TopicError(f"reading {topic}: {msg.error()}")
                 at_end.discard(msg.partition())
                 yield msg
     finally:

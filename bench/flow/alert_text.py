@@ -1,6 +1,6 @@
 """How `bench alerts` prints one alert in a terminal."""
 
-__all__ = ["format_alert"]
+__all__ = ["format_alert", "top_reason"]
 
 
 def format_alert(alert: dict) -> str:
@@ -18,4 +18,16 @@ def format_alert(alert: dict) -> str:
         f"  Risk:     {alert.get('risk_level')}",
         f"  Action:   {action}",
         f"  Category: {alert.get('merchant_category', 'unknown')}",
+        f"  Reason:   {top_reason(alert)}",
     ])
+
+
+def top_reason(alert: dict) -> str:
+    """The alert's first reason as `text (CODE +contribution)`, or `none given`."""
+    reasons = alert.get("reasons")
+    if not reasons or not isinstance(reasons[0], dict):
+        return "none given"
+    first = reasons[0]
+    contribution = first.get("contribution")
+    weight = f" {contribution:+.2f}" if isinstance(contribution, (int, float)) else ""
+    return f"{first.get('text', '?')} ({first.get('code', '?')}{weight})"

@@ -133,19 +133,41 @@ def produce(bootstrap, namespace, tps, duration, fraud_rate, seed, cards):
 @click.option("--from-beginning", is_flag=True, help="Replay every committed alert, not only new ones.")
 @click.option("--max", "max_alerts", type=click.IntRange(1), help="Exit after this many alerts.")
 @click.option("--group", default=None, help="Consumer group (default: a fresh one, nothing committed).")
-def alerts(bootstrap, namespace, as_json, from_beginning, max_alerts, group):
+@click.option("--web", is_flag=True, help="Serve a live page of the alerts instead of printing them.")
+@click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535),
+              help="With --web: HTTP port (0: any free port).")
+@click.option("--bind", default="127.0.0.1", show_default=True,
+              help="With --web: address to listen on (the page is read-only; think before 0.0.0.0).")
+def alerts(bootstrap, namespace, as_json, from_beginning, max_alerts, group, web, port, bind):
     """Tail the fraud-alerts topic (read_committed: only alerts of committed
-    transactions), BLOCK marked `!!!`, REVIEW `(!)`.
+    transactions), BLOCK marked `!!!`, REVIEW `(!)`, each with its top reason.
+    With --web, serve them live to a browser instead: newest first, with their
+    three reasons, a filter by risk level and card, and alerts per minute.
 
     \b
     Examples:
       bench alerts
       bench alerts --json --from-beginning | jq .amount
+      bench alerts --web --port 8080      # then open http://127.0.0.1:8080/
     """
-    from confluent_kafka import Consumer
-
+    if web and (as_json or max_alerts is not None or group is not None):
+        raise click.UsageError("--web shows alerts in a browser: it takes no --json, --max or --group")
     topic = TopicNames.namespaced(namespace).alerts
     require_topic(bootstrap, topic)
+    if web:
+        from bench.flow.feed import AlertFeed
+        from bench.flow.web import serve
+
+        feed = AlertFeed(bootstrap, topic, from_beginning=from_beginning).start()
+        try:
+            serve(feed, bind=bind, port=port, echo=lambda m: click.echo(m, err=True))
+        except OSError as exc:
+            raise click.ClickException(f"cannot listen on {bind}:{port}: {exc.strerror or exc}")
+        finally:
+            feed.stop()
+        return
+    from confluent_kafka import Consumer
+
     consumer = Consumer({
         "bootstrap.servers": bootstrap,
         "group.id": group or f"fraudstream-alerts-{uuid.uuid4().hex[:8]}",

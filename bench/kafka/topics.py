@@ -3,20 +3,12 @@ card-state changelog)."""
 
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from core.errors import FraudstreamError
+from bench.errors import BrokerUnreachable, TopicError
 from core.topics import PARTITIONS, STATE_TOPIC_CONFIG, TopicNames
 
 __all__ = ["TopicError", "BrokerUnreachable", "require_broker", "create_topics", "delete_topics", "require_topic"]
 
 ADMIN_TIMEOUT_S = 30.0
-
-
-class TopicError(FraudstreamError):
-    """A topic exists with the wrong shape, or the broker refused a topic operation."""
-
-
-class BrokerUnreachable(FraudstreamError):
-    """No broker answered at the bootstrap address."""
 
 
 def _admin(bootstrap: str) -> AdminClient:

@@ -8,14 +8,10 @@ number, run tag. The time a record actually
 went to the client minus its intended time is the *publish delay*, kept in its own histogram:
 a generator that falls behind shows it there instead of hiding it.
 
-Runs in a `spawn`ed child (`producer_main`); the Kafka client is created inside it.
-Messages to the runner (on `results`):
-    ("ready", index, pool_seconds)
-    ("tick", index, {epoch_second: (sent, publish_delay_blob)})   every ~0.5 s
-    ("done", index, sent, n_errors, first_errors, (positive_seqs, positive_patterns))
-                                                                  after "stop" and a flush
-positive_patterns holds the bench.load.synth pattern code of each positive_seqs entry (one
-tuple: the sinks' "done" has seven fields, the runner tells the two apart by length).
+Runs in a `spawn`ed child (`producer_main`); the Kafka client is created inside it. It
+reports Ready, then a ProducerTick every ~0.5 s, and ProducerDone after Stop and a flush, with
+the sequence numbers of the fraud it sent and their patterns (bench.run.protocol has the
+message flow).
 """
 
 import os
@@ -29,6 +25,7 @@ from bench.load.header import HEADER, SEQ_BITS, pack_header
 from bench.load.pool import build_pool
 from bench.load.schedule import NS, RateLimiter
 from bench.measure import histogram
+from bench.run.protocol import Plan, ProducerDone, ProducerTick, Ready, Stop
 from core.routing import ANY_PARTITION
 
 __all__ = ["ProducerSpec", "producer_main", "renice", "min_sleep_s", "send_due"]
@@ -151,7 +148,7 @@ def producer_main(spec: ProducerSpec, commands, results) -> None:
             errors.append(str(err))
 
     producer = Producer({**spec.config, "delivery.report.only.error": True, "on_delivery": on_error})
-    results.put(("ready", spec.index, time.perf_counter() - t))
+    results.put(Ready(spec.index, time.perf_counter() - t))
 
     produce, poll, topic, tag = producer.produce, producer.poll, spec.topic, spec.run_tag
     seq_base = spec.index << SEQ_BITS
@@ -187,17 +184,17 @@ def producer_main(spec: ProducerSpec, commands, results) -> None:
         if limiter is None or time.monotonic() >= next_tick:
             try:
                 while True:
-                    cmd = commands.get(block=limiter is None and not plan and not stopping, timeout=0.05)
-                    if cmd[0] == "plan":       # ("plan", [(start_ns, duration_ns, tps)], replace)
-                        if cmd[2]:
-                            plan, limiter = [], None
-                        plan.extend(cmd[1])
-                    elif cmd[0] == "stop":
-                        stopping = True
+                    match commands.get(block=limiter is None and not plan and not stopping, timeout=0.05):
+                        case Plan(segments=segments, replace=replace):
+                            if replace:
+                                plan, limiter = [], None
+                            plan.extend(segments)
+                        case Stop():
+                            stopping = True
             except queue.Empty:
                 pass
             if time.monotonic() >= next_tick:
-                results.put(("tick", spec.index, stats.flush()))
+                results.put(ProducerTick(spec.index, stats.flush()))
                 next_tick = time.monotonic() + _TICK_S
                 if os.getppid() != parent:   # the runner is gone: nobody will stop us
                     producer.purge()
@@ -215,8 +212,8 @@ def producer_main(spec: ProducerSpec, commands, results) -> None:
             limiter = None
 
     remaining = producer.flush(60)
-    results.put(("tick", spec.index, stats.flush()))
+    results.put(ProducerTick(spec.index, stats.flush()))
     positives, patterns = pool.positives(seq_base, seq)
     if remaining:
         errors.append(f"{remaining} records still queued after a 60 s flush")
-    results.put(("done", spec.index, seq, len(errors), errors[:5], (positives, patterns)))
+    results.put(ProducerDone(spec.index, seq, len(errors), errors[:5], positives, patterns))

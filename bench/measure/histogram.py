@@ -7,13 +7,15 @@ Processes exchange histograms in hdrh's compressed encoding and the parent merge
     h = new_histogram()
     record_array(h, latencies_us)             # numpy array of ints
     blob = encode(h); merged = merge([blob, other_blob])
-    summary(merged)                           # {"p50_ms": ..., "p99_ms": ..., ...}
+    summary(merged)                           # Latency(count=..., p50_ms=..., ...)
 """
 
 from collections.abc import Iterable
 
 import numpy as np
 from hdrh.histogram import HdrHistogram
+
+from bench.report.result import Latency
 
 __all__ = ["new_histogram", "record_array", "encode", "decode", "merge", "summary", "spectrum",
            "PERCENTILES", "MAX_US"]
@@ -91,18 +93,16 @@ def merge(parts: Iterable) -> HdrHistogram:
     return out
 
 
-def summary(hist: HdrHistogram) -> dict:
+def summary(hist: HdrHistogram) -> Latency:
     """Count, mean, percentiles and max in milliseconds (None when empty)."""
     n = hist.get_total_count()
     if n == 0:
-        return {"count": 0, "mean_ms": None, "p50_ms": None, "p90_ms": None,
-                "p99_ms": None, "p99.9_ms": None, "max_ms": None}
-    out = {"count": n, "mean_ms": mean_us(hist) / 1000}
+        return Latency(count=0, mean_ms=None, p50_ms=None, p90_ms=None, p99_ms=None,
+                       p999_ms=None, max_ms=None)
     values = hist.get_percentile_to_value_dict(list(PERCENTILES))
-    for p in PERCENTILES:
-        out[f"p{p:g}_ms"] = values[p] / 1000
-    out["max_ms"] = hist.get_max_value() / 1000
-    return out
+    p50, p90, p99, p999 = (values[p] / 1000 for p in PERCENTILES)
+    return Latency(count=n, mean_ms=mean_us(hist) / 1000, p50_ms=p50, p90_ms=p90, p99_ms=p99,
+                   p999_ms=p999, max_ms=hist.get_max_value() / 1000)
 
 
 SPECTRUM = (0.0, 10.0, 25.0, 50.0, 75.0, 90.0, 95.0, 99.0, 99.5, 99.9, 99.95, 99.99, 99.999, 100.0)

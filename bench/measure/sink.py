@@ -8,13 +8,10 @@ splits that in two: *until scored* (send queue, broker, fetch, batching, scoring
 *scored to visible* (the transaction commit and this reader's fetch). Latencies go into
 histograms per *intended* second, so a run can be cut into windows afterwards.
 
-Runs in a `spawn`ed child (`sink_main`) that owns a share of the partitions. Messages to the
-runner (on `results`):
-    ("tick", index, {epoch_second: (e2e, until_scored, scored_to_visible) blobs},
-     {epoch_second: visible}, scores, alerts)
-    ("done", index, score_seqs, flagged_mask, alert_seqs, n_without_header, run_tag_mismatch)
-Commands: ("finish",) drains what is readable now and reports. bench.measure.verdict turns
-what every sink read into the exactly-once verdict.
+Runs in a `spawn`ed child (`sink_main`) that owns a share of the partitions. It reports a
+SinkTick every ~0.5 s; told to Finish, it reads what is committed now and reports SinkDone
+(bench.run.protocol has the message flow). bench.measure.verdict turns what every sink read
+into the exactly-once verdict.
 """
 
 import os
@@ -27,6 +24,7 @@ from bench.load.generator import renice
 from bench.load.header import HEADER, HEADER_DTYPE
 from bench.load.schedule import NS
 from bench.measure import histogram
+from bench.run.protocol import Finish, SinkDone, SinkTick
 from core.gctune import tune_gc_for_batches
 
 __all__ = ["SinkSpec", "sink_main", "stage_latencies", "says_fraud"]
@@ -109,7 +107,7 @@ def sink_main(spec: SinkSpec, commands, results) -> None:
                 histogram.record_array(h, values)
                 blobs.append(histogram.encode(h))
             hists[sec] = tuple(blobs)
-        results.put(("tick", spec.index, hists, dict(visible), n_scores, n_alerts))
+        results.put(SinkTick(spec.index, hists, dict(visible), n_scores, n_alerts))
         lat_us.clear()
         visible.clear()
 
@@ -158,7 +156,7 @@ def sink_main(spec: SinkSpec, commands, results) -> None:
                 consumer.close()
                 return
             try:
-                if commands.get_nowait()[0] == "finish":
+                if isinstance(commands.get_nowait(), Finish):
                     finishing = 1
             except queue.Empty:
                 pass
@@ -170,5 +168,5 @@ def sink_main(spec: SinkSpec, commands, results) -> None:
     tick()
     consumer.close()
     cat = lambda parts, dt: np.concatenate(parts) if parts else np.zeros(0, dt)  # noqa: E731
-    results.put(("done", spec.index, cat(score_seqs, np.int64), cat(flagged, bool),
-                 cat(alert_seqs, np.int64), no_header, foreign))
+    results.put(SinkDone(spec.index, cat(score_seqs, np.int64), cat(flagged, bool),
+                         cat(alert_seqs, np.int64), no_header, foreign))

@@ -8,10 +8,12 @@ window held the SLO, counting records not visible yet as at least as late as the
 
 import time
 
+import msgspec
 import numpy as np
 
 from bench.measure import histogram
 from bench.load.schedule import NS
+from bench.report.result import Checks, Counts, Second, Stages, Window
 
 __all__ = ["Timeline"]
 
@@ -95,64 +97,64 @@ class Timeline:
         seen = sum(n for s, n in self.visible.items() if s <= through)
         return max(sent - seen, 0)
 
-    def window(self, a: int, b: int) -> dict:
-        """Numbers for records intended in epoch seconds [a, b) (what the live progress line
-        needs once a second; judge() adds the rest a result holds)."""
+    def window(self, a: int, b: int) -> tuple[Counts, object]:
+        """Counts for records intended in epoch seconds [a, b), and the merged end-to-end
+        histogram they came from (judge() adds the rest a Window holds)."""
         secs = range(a, b)
         e2e = histogram.merge(self.latency[s] for s in secs if s in self.latency)
         delay = histogram.merge(self.delay[s] for s in secs if s in self.delay)
         sent = sum(self.sent.get(s, 0) for s in secs)
         visible = sum(self.visible.get(s, 0) for s in secs)
         dur = max(b - a, 1)
-        return {"seconds": b - a, "sent": sent, "measured": e2e.get_total_count(),
-                "sent_tps": sent / dur, "achieved_tps": visible / dur,
-                "e2e": histogram.summary(e2e), "publish_delay": histogram.summary(delay),
-                "_e2e_hist": e2e}
+        counts = Counts(seconds=b - a, sent=sent, measured=e2e.get_total_count(), sent_tps=sent / dur,
+                        achieved_tps=visible / dur, e2e=histogram.summary(e2e),
+                        publish_delay=histogram.summary(delay))
+        return counts, e2e
 
-    def stage_summaries(self, a: int, b: int) -> dict:
+    def stage_summaries(self, a: int, b: int) -> Stages:
         """End to end's two STAGES over records intended in [a, b), summarised."""
         secs = range(a, b)
-        return {name: histogram.summary(histogram.merge(table[s] for s in secs if s in table))
-                for name, table in self.stages.items()}
+        return Stages(**{name: histogram.summary(histogram.merge(table[s] for s in secs if s in table))
+                         for name, table in self.stages.items()})
 
-    def judge(self, a: int, b: int, asked_tps: float, slo, now_ns: int) -> dict:
+    def judge(self, a: int, b: int, asked_tps: float, slo, now_ns: int) -> Window:
         """window(a, b), its latency spectrum and stages, plus the SLO verdict.
 
         The schedule, not the generator, says how many records belong to the window
         (asked_tps x seconds): records the generator has not even sent yet, or that are not
         visible yet, count as at least as late as they already are (now - b).
         """
-        w = self.window(a, b)
+        w, hist = self.window(a, b)
         # floor: a fractional rate schedules floor or ceil records into a window; what the
         # generator reports sent there is exact once it has caught up
-        planned = max(int(asked_tps * (b - a)), w["sent"])
-        unseen = max(planned - w["measured"], 0)
+        planned = max(int(asked_tps * (b - a)), w.sent)
+        unseen = max(planned - w.measured, 0)
         if unseen:
-            h = histogram.merge([w["_e2e_hist"]])
+            h = histogram.merge([hist])
             histogram.record_array(h, np.full(unseen, max((now_ns - b * NS) // 1000, 1)))
             judged = histogram.summary(h)
         else:
-            judged = w["e2e"]
-        checks = {
-            "p99": judged["p99_ms"] is not None and judged["p99_ms"] <= slo.p99_ms,
-            "p99.9": judged["p99.9_ms"] is not None and judged["p99.9_ms"] <= slo.p999_ms,
+            judged = w.e2e
+        checks = Checks(
+            p99=judged.p99_ms is not None and judged.p99_ms <= slo.p99_ms,
+            p999=judged.p999_ms is not None and judged.p999_ms <= slo.p999_ms,
             # every scheduled record showed up (by now) ...
-            "rate": w["measured"] >= slo.min_rate_ratio * planned,
+            rate=w.measured >= slo.min_rate_ratio * planned,
             # ... and the output kept pace during the window, not only afterwards
-            "throughput": w["achieved_tps"] >= slo.min_rate_ratio * asked_tps,
-        }
-        w.update(e2e_stages=self.stage_summaries(a, b), e2e_spectrum=histogram.spectrum(w["_e2e_hist"]),
-                 asked_tps=asked_tps, planned=planned, unseen=unseen, judged_e2e=judged,
-                 checks=checks, passed=all(checks.values()))
-        return w
+            throughput=w.achieved_tps >= slo.min_rate_ratio * asked_tps,
+        )
+        return Window(**msgspec.structs.asdict(w), e2e_stages=self.stage_summaries(a, b),
+                      e2e_spectrum=histogram.spectrum(hist), asked_tps=asked_tps, planned=planned,
+                      unseen=unseen, judged_e2e=judged, checks=checks,
+                      passed=checks.p99 and checks.p999 and checks.rate and checks.throughput)
 
-    def per_second(self, a: int, b: int) -> list[dict]:
+    def per_second(self, a: int, b: int) -> list[Second]:
         """One row per second in [a, b): sent, visible, e2e percentiles (ms) by intended second."""
         rows = []
         for s in range(a, b):
             h = self.latency.get(s)
-            summ = histogram.summary(h) if h is not None else histogram.summary(histogram.new_histogram())
-            rows.append({"t": s - a, "sent": self.sent.get(s, 0), "visible": self.visible.get(s, 0),
-                         "p50_ms": summ["p50_ms"], "p99_ms": summ["p99_ms"],
-                         "p99.9_ms": summ["p99.9_ms"], "max_ms": summ["max_ms"]})
+            summ = histogram.summary(h if h is not None else histogram.new_histogram())
+            rows.append(Second(t=s - a, sent=self.sent.get(s, 0), visible=self.visible.get(s, 0),
+                               p50_ms=summ.p50_ms, p99_ms=summ.p99_ms, p999_ms=summ.p999_ms,
+                               max_ms=summ.max_ms))
         return rows

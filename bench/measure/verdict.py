@@ -16,6 +16,7 @@ does not depend on the other patterns' volumes).
 import numpy as np
 
 from bench.load.header import SEQ_BITS
+from bench.report.result import Detection, PatternDetection, Verdict
 
 __all__ = ["verdict", "detection"]
 
@@ -26,7 +27,7 @@ def _counts(seqs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def verdict(sent: dict[int, int], score_seqs: np.ndarray, flagged: np.ndarray,
             alert_seqs: np.ndarray, positives: np.ndarray, no_header: int = 0,
-            foreign: int = 0, positive_patterns: np.ndarray | None = None) -> dict:
+            foreign: int = 0, positive_patterns: np.ndarray | None = None) -> Verdict:
     """Exactly-once verdict and detection quality.
 
     sent: producer index -> records sent (sequence numbers index << SEQ_BITS | 0..n-1).
@@ -54,38 +55,37 @@ def verdict(sent: dict[int, int], score_seqs: np.ndarray, flagged: np.ndarray,
 
     exactly_once = (missing == 0 and duplicated == 0 and unexpected == 0 and alert_dups == 0
                     and alerts_not_flagged == 0 and flagged_without_alert == 0)
-    return {
-        "exactly_once": exactly_once,
-        "sent": expected, "scored_unique": seen, "scored_records": int(len(score_seqs)),
-        "missing": missing, "duplicated": duplicated, "unexpected": unexpected,
-        "alerts": int(len(alert_seqs)), "alert_duplicates": alert_dups,
-        "alerts_not_flagged": alerts_not_flagged, "flagged_without_alert": flagged_without_alert,
-        "detection": detection(flagged_set, positives, positive_patterns),
-    }
+    return Verdict(
+        exactly_once=exactly_once,
+        sent=expected, scored_unique=seen, scored_records=int(len(score_seqs)),
+        missing=missing, duplicated=duplicated, unexpected=unexpected,
+        alerts=int(len(alert_seqs)), alert_duplicates=alert_dups,
+        alerts_not_flagged=alerts_not_flagged, flagged_without_alert=flagged_without_alert,
+        detection=detection(flagged_set, positives, positive_patterns),
+    )
 
 
 def detection(flagged_set: np.ndarray, positives: np.ndarray,
-              positive_patterns: np.ndarray | None = None) -> dict:
+              positive_patterns: np.ndarray | None = None) -> Detection:
     """Precision and recall of the flagged sequence numbers (unique) against the positives,
-    and per pattern under "by_pattern" when the positives' pattern codes are given."""
+    and per pattern (by_pattern) when the positives' pattern codes are given."""
     from bench.load.synth import PATTERN_NAMES
 
     hit = np.isin(positives, flagged_set)
     tp = int(np.unique(positives[hit]).size)
     false_pos = int(len(flagged_set)) - tp
-    out = {"positives_sent": int(len(positives)), "flagged": int(len(flagged_set)),
-           "true_positives": tp,
-           "precision": tp / len(flagged_set) if len(flagged_set) else None,
-           "recall": tp / len(positives) if len(positives) else None}
+    by = None
     if positive_patterns is not None:
         by = {}
         for code in np.unique(positive_patterns).tolist():
             mine = positive_patterns == code
             p_tp = int(hit[mine].sum())
-            by[PATTERN_NAMES[code]] = {
-                "positives_sent": int(mine.sum()), "true_positives": p_tp,
-                "recall": p_tp / int(mine.sum()),
-                "precision": p_tp / (p_tp + false_pos) if p_tp + false_pos else None}
-        out["by_pattern"] = by
-        out["false_positives"] = false_pos
-    return out
+            by[PATTERN_NAMES[code]] = PatternDetection(
+                positives_sent=int(mine.sum()), true_positives=p_tp,
+                recall=p_tp / int(mine.sum()),
+                precision=p_tp / (p_tp + false_pos) if p_tp + false_pos else None)
+    return Detection(positives_sent=int(len(positives)), flagged=int(len(flagged_set)),
+                     true_positives=tp,
+                     precision=tp / len(flagged_set) if len(flagged_set) else None,
+                     recall=tp / len(positives) if len(positives) else None,
+                     false_positives=false_pos if by is not None else None, by_pattern=by)

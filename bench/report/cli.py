@@ -22,6 +22,7 @@ def report(result_file, other, plot_path):
       bench report results/A/result.json --compare results/B/result.json --plot ab.png
     """
     from bench.report import text as rep
+    from bench.report.result import read_result
 
     if plot_path is not None and other is None:
         raise click.UsageError("--plot needs --compare (a run's own plots are next to its result.json)")
@@ -31,11 +32,11 @@ def report(result_file, other, plot_path):
         except OSError as exc:
             raise click.BadParameter(f"cannot create {plot_path.parent}: {exc.strerror}",
                                      param_hint="--plot") from None
-    a = rep.read_json(result_file)
+    a = read_result(result_file)
     if other is None:
         rep.print_result(a)
         return
-    b = rep.read_json(other)
+    b = read_result(other)
     rep.print_comparison(a, b)
     if plot_path is not None:
         from bench.report.plots import plot_compare

@@ -1,22 +1,20 @@
-"""What `bench run` prints and saves: live progress, the final table, the JSON result, and
-`bench report A.json [--compare B.json]`.
+"""What `bench run` prints: live progress, the final table, and `bench report A.json
+[--compare B.json]` (the result's types and file: bench.report.result).
 
 Exit codes of `bench run`: 0 every SLO held and exactly-once verified; 3 an SLO missed;
 4 exactly-once violated (missing, duplicated or unexpected records); 1 the run itself failed.
 """
 
-import json
-from pathlib import Path
-
+import msgspec
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
 from bench.measure.writeback import writeback_hint
-from core.errors import ConfigError
+from bench.report.result import Latency, RunResult, Stages
 
-__all__ = ["LiveProgress", "progress_text", "print_result", "print_comparison", "write_json", "read_json",
-           "exit_code", "EXIT_OK", "EXIT_SLO", "EXIT_EOS"]
+__all__ = ["LiveProgress", "progress_text", "print_result", "print_comparison", "exit_code",
+           "EXIT_OK", "EXIT_SLO", "EXIT_EOS"]
 
 EXIT_OK, EXIT_SLO, EXIT_EOS = 0, 3, 4
 
@@ -43,170 +41,158 @@ class LiveProgress:
     def __exit__(self, *exc):
         self._live.__exit__(*exc)
 
-    def __call__(self, s: dict) -> None:
+    def __call__(self, s) -> None:
         self._live.update(progress_text(s))
 
 
-def progress_text(s: dict) -> str:
-    """One progress line: phase, elapsed, asked / sent / scored per second, p99 of the last
-    5 s, and lag (records sent but not yet visible in the output)."""
-    return (f"{s['phase']:>8} {s['elapsed_s']:6.1f}s  asked {_tps(s['asked_tps'])}/s  "
-            f"sent {_tps(s['sent_tps'])}/s  scored {_tps(s['achieved_tps'])}/s  "
-            f"p99(5s) {_ms(s['p99_ms'])} ms  lag {s['lag']:,}")
+def progress_text(s) -> str:
+    """One progress line (a bench.run.phases.Progress): phase, elapsed, asked / sent / scored
+    per second, p99 of the last 5 s, and lag (records sent but not yet visible in the output)."""
+    return (f"{s.phase:>8} {s.elapsed_s:6.1f}s  asked {_tps(s.asked_tps)}/s  "
+            f"sent {_tps(s.sent_tps)}/s  scored {_tps(s.achieved_tps)}/s  "
+            f"p99(5s) {_ms(s.p99_ms)} ms  lag {s.lag:,}")
 
 
-def exit_code(result: dict) -> int:
-    if not result["exactly_once"]:
+def exit_code(result: RunResult) -> int:
+    if not result.exactly_once:
         return EXIT_EOS
-    return EXIT_OK if result["passed"] else EXIT_SLO
+    return EXIT_OK if result.passed else EXIT_SLO
 
 
 # The two parts of end to end, split at the output's timestamp (see bench.measure.sink).
-_STAGE_LABELS = {"until_scored": "  until scored", "scored_to_visible": "  scored → visible"}
+_STAGE_LABELS = (("  until scored", lambda s: s.until_scored),
+                 ("  scored → visible", lambda s: s.scored_to_visible))
 
 
-def _gc_cell(gc: dict | None) -> str:
+def _gc_cell(gc) -> str:
     """How long the broker stood still for GC during a step ("-": no pause)."""
     if not gc:
         return ""
-    return _ms(gc["total_ms"]) if gc["count"] else "-"
+    return _ms(gc.total_ms) if gc.count else "-"
 
 
-def _latency_rows(table: Table, label: str, e2e: dict | None) -> None:
-    e2e = e2e or {}
-    table.add_row(label, *(_ms(e2e.get(k)) for k in ("p50_ms", "p90_ms", "p99_ms", "p99.9_ms", "max_ms")))
+def _latency_rows(table: Table, label: str, e2e: Latency | None) -> None:
+    cells = (None,) * 5 if e2e is None else (e2e.p50_ms, e2e.p90_ms, e2e.p99_ms, e2e.p999_ms, e2e.max_ms)
+    table.add_row(label, *map(_ms, cells))
 
 
-def print_result(result: dict, console: Console | None = None) -> None:
+def print_result(result: RunResult, console: Console | None = None) -> None:
     """The final table(s) of a run."""
     console = console or Console(highlight=False)
-    m = result["machine"]
-    in_memory = result.get("broker_data", {}).get("in_memory", False)
-    console.print(f"[bold]{result['scenario']['name']}[/] on {m['cores']} cores ({m['cpu_model']}), "
-                  f"librdkafka {m['librdkafka']}, broker {result['bootstrap']}"
+    m = result.machine
+    in_memory = result.broker_data is not None and result.broker_data.in_memory
+    console.print(f"[bold]{result.scenario.name}[/] on {m.cores} cores ({m.cpu_model}), "
+                  f"librdkafka {m.librdkafka}, broker {result.bootstrap}"
                   + (", broker data in memory" if in_memory else "")
-                  + (f", load average {m['loadavg_1m_at_end']:g}" if "loadavg_1m_at_end" in m else ""))
-    on_disk = result.get("embedded_broker") and not in_memory
-    hint = writeback_hint(m.get("vm_writeback", {})) if on_disk else None
+                  + (f", load average {m.loadavg_1m_at_end:g}" if m.loadavg_1m_at_end is not None else ""))
+    on_disk = result.embedded_broker and not in_memory
+    hint = writeback_hint(m.vm_writeback) if on_disk else None
     if hint:
         console.print(f"[yellow]note: {hint}[/]")
-    for run in result["runs"]:
-        h = run["headline"]
-        console.rule(f"{run['pipeline']}  ({run['run_id']})")
-        warm = run.get("broker_warmup")
-        if warm and warm["compiler_cpu_s"] > 0:
-            console.print(f"broker JIT warm-up before measuring: {warm['seconds']:g} s, compiler "
-                          f"{warm['compiler_cpu_s']:g} s CPU" + ("" if warm["settled"] else
-                                                                 " [yellow](not settled)[/]"))
-        if run["steps"]:
-            gc = any(s.get("broker_gc") for s in run["steps"])
+    for run in result.runs:
+        h = run.headline
+        console.rule(f"{run.pipeline}  ({run.run_id})")
+        warm = run.broker_warmup
+        if warm and warm.compiler_cpu_s > 0:
+            console.print(f"broker JIT warm-up before measuring: {warm.seconds:g} s, compiler "
+                          f"{warm.compiler_cpu_s:g} s CPU" + ("" if warm.settled else
+                                                              " [yellow](not settled)[/]"))
+        if run.steps:
+            gc = any(s.broker_gc for s in run.steps)
             st = Table("stage", "asked/s", "sent/s", "scored/s", "p50", "p99", "p99.9", "unseen",
                        *(["GC ms"] if gc else []), "SLO", title="rate search (ms)", title_justify="left")
-            for s in run["steps"]:
-                e = s["judged_e2e"]
-                st.add_row(s["stage"], _tps(s["asked_tps"]), _tps(s["sent_tps"]), _tps(s["achieved_tps"]),
-                           _ms(e["p50_ms"]), _ms(e["p99_ms"]), _ms(e["p99.9_ms"]), f"{s['unseen']:,}",
-                           *([_gc_cell(s.get("broker_gc"))] if gc else []),
-                           "[green]pass[/]" if s["passed"] else "[red]miss[/]")
+            for s in run.steps:
+                e = s.judged_e2e
+                st.add_row(s.stage, _tps(s.asked_tps), _tps(s.sent_tps), _tps(s.achieved_tps),
+                           _ms(e.p50_ms), _ms(e.p99_ms), _ms(e.p999_ms), f"{s.unseen:,}",
+                           *([_gc_cell(s.broker_gc)] if gc else []),
+                           "[green]pass[/]" if s.passed else "[red]miss[/]")
             console.print(st)
-        if run["kind"] == "max" and h["e2e"] is None:
-            low = min(run["steps"], key=lambda x: x["asked_tps"]) if run["steps"] else None
+        if run.kind == "max" and h.e2e is None:
+            low = min(run.steps, key=lambda x: x.asked_tps) if run.steps else None
             console.print("[red]no rate tried held the SLO[/]" + (
-                f": the lowest, {_tps(low['asked_tps'])}/s, had p99 {_ms(low['judged_e2e']['p99_ms'])} ms"
+                f": the lowest, {_tps(low.asked_tps)}/s, had p99 {_ms(low.judged_e2e.p99_ms)} ms"
                 if low else ""))
         else:
             t = Table("latency (ms)", "p50", "p90", "p99", "p99.9", "max", title_justify="left",
-                      title="at the peak rate" if run["kind"] == "max" else "measurement window")
-            _latency_rows(t, "end-to-end", h["e2e"])
-            stages = h.get("e2e_stages") or {}   # absent in results written before stages
-            for name, label in _STAGE_LABELS.items():
-                if (stages.get(name) or {}).get("count"):
-                    _latency_rows(t, label, stages[name])
-            _latency_rows(t, "publish delay", h["publish_delay"])
+                      title="at the peak rate" if run.kind == "max" else "measurement window")
+            _latency_rows(t, "end-to-end", h.e2e)
+            for label, stage in _stages(h.e2e_stages):
+                if stage is not None and stage.count:
+                    _latency_rows(t, label, stage)
+            _latency_rows(t, "publish delay", h.publish_delay)
             console.print(t)
-            sus = h["sustained_tps"]
-            console.print(f"throughput: asked {_tps(h['asked_tps'])}/s, achieved "
-                          f"{_tps(h.get('achieved_tps'))}/s, sustained within the SLO [bold]{_tps(sus)}[/]/s")
-        if h["cpu_cores"]:
-            console.print("CPU (cores): " + ", ".join(f"{k} {v:.2f}" for k, v in h["cpu_cores"].items()))
-        gc = h.get("broker_gc")   # only for a local broker, and absent in older results
-        if gc and gc["count"]:
-            console.print(f"broker GC: {gc['count']} pauses, p50 {_ms(gc['p50_ms'])} ms, max "
-                          f"{_ms(gc['max_ms'])} ms, paused {gc['share']:.1%} of the time")
-        v = run["verdict"]
-        eos = "[green]EXACTLY-ONCE[/]" if v["exactly_once"] else "[red]VIOLATED[/]"
-        console.print(f"exactly-once: {eos}  sent {v['sent']:,}  scored {v['scored_unique']:,}  "
-                      f"missing {v['missing']:,}  duplicated {v['duplicated']:,}  "
-                      f"unexpected {v['unexpected']:,}  alerts {v['alerts']:,} "
-                      f"(dup {v['alert_duplicates']}, unflagged {v['alerts_not_flagged']}, "
-                      f"flagged without alert {v['flagged_without_alert']})")
-        d = v["detection"]
-        if d["precision"] is not None or d["recall"] is not None:
-            console.print(f"detection vs _synthetic_label: precision {_ms(_pct(d['precision']))}%  "
-                          f"recall {_ms(_pct(d['recall']))}%  ({d['true_positives']}/{d['positives_sent']})")
-        for name, p in (d.get("by_pattern") or {}).items():
-            console.print(f"  {name:20s} recall {_ms(_pct(p['recall']))}% ({p['true_positives']}/"
-                          f"{p['positives_sent']})  precision vs legit {_ms(_pct(p['precision']))}%")
-        for f in run["faults"]:
-            console.print(f"fault: {f}")
-        slo = run["slo"]
-        console.print(f"SLO p99 <= {slo['p99_ms']:g} ms, p99.9 <= {slo['p999_ms']:g} ms, rate >= "
-                      f"{slo['min_rate_ratio']:.0%} of asked: "
-                      + ("[green]PASS[/]" if run["slo_passed"] else "[red]FAIL[/]"))
-    if "comparison" in result:
-        c = result["comparison"]
-        r = c["ratio"]
+            console.print(f"throughput: asked {_tps(h.asked_tps)}/s, achieved {_tps(h.achieved_tps)}/s, "
+                          f"sustained within the SLO [bold]{_tps(h.sustained_tps)}[/]/s")
+        if h.cpu_cores:
+            console.print("CPU (cores): " + ", ".join(f"{k} {v:.2f}" for k, v in h.cpu_cores.items()))
+        gc = h.broker_gc   # only for a local broker, and absent in older results
+        if gc and gc.count:
+            console.print(f"broker GC: {gc.count} pauses, p50 {_ms(gc.p50_ms)} ms, max "
+                          f"{_ms(gc.max_ms)} ms, paused {gc.share:.1%} of the time")
+        v = run.verdict
+        eos = "[green]EXACTLY-ONCE[/]" if v.exactly_once else "[red]VIOLATED[/]"
+        console.print(f"exactly-once: {eos}  sent {v.sent:,}  scored {v.scored_unique:,}  "
+                      f"missing {v.missing:,}  duplicated {v.duplicated:,}  "
+                      f"unexpected {v.unexpected:,}  alerts {v.alerts:,} "
+                      f"(dup {v.alert_duplicates}, unflagged {v.alerts_not_flagged}, "
+                      f"flagged without alert {v.flagged_without_alert})")
+        d = v.detection
+        if d.precision is not None or d.recall is not None:
+            console.print(f"detection vs _synthetic_label: precision {_ms(_pct(d.precision))}%  "
+                          f"recall {_ms(_pct(d.recall))}%  ({d.true_positives}/{d.positives_sent})")
+        for name, p in (d.by_pattern or {}).items():
+            console.print(f"  {name:20s} recall {_ms(_pct(p.recall))}% ({p.true_positives}/"
+                          f"{p.positives_sent})  precision vs legit {_ms(_pct(p.precision))}%")
+        for f in run.faults:
+            console.print(f"fault: {msgspec.to_builtins(f)}")
+        slo = run.slo
+        console.print(f"SLO p99 <= {slo.p99_ms:g} ms, p99.9 <= {slo.p999_ms:g} ms, rate >= "
+                      f"{slo.min_rate_ratio:.0%} of asked: "
+                      + ("[green]PASS[/]" if run.slo_passed else "[red]FAIL[/]"))
+    if result.comparison is not None:
+        c = result.comparison
+        r = c.ratio
         console.rule("comparison")
-        console.print(f"{c['pipelines'][1]} / {c['pipelines'][0]} sustained rate: "
-                      f"{_tps(c['sustained_tps'][1])} / {_tps(c['sustained_tps'][0])} = "
+        console.print(f"{c.pipelines[1]} / {c.pipelines[0]} sustained rate: "
+                      f"{_tps(c.sustained_tps[1])} / {_tps(c.sustained_tps[0])} = "
                       + ("-" if r is None else f"[bold]{r:,.1f}x[/]"))
     console.print(f"exit code {exit_code(result)}")
+
+
+def _stages(stages: Stages | None) -> list[tuple[str, Latency | None]]:
+    """(label, summary) of end to end's two parts; None for both in results written before them."""
+    return [(label, None if stages is None else part(stages)) for label, part in _STAGE_LABELS]
 
 
 def _pct(x):
     return None if x is None else 100 * x
 
 
-def write_json(result: dict, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(result, indent=1, default=str))
-    return path
-
-
-def read_json(path: Path) -> dict:
-    """A result file `bench run` wrote; anything else is a ConfigError naming the file."""
-    try:
-        result = json.loads(Path(path).read_text())
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise ConfigError(f"{path}: not a bench run result (JSON): {exc}") from None
-    if not isinstance(result, dict) or not {"scenario", "runs"} <= result.keys():
-        raise ConfigError(f"{path}: not a bench run result: no 'scenario' and 'runs'")
-    return result
-
-
-def print_comparison(a: dict, b: dict, console: Console | None = None) -> None:
+def print_comparison(a: RunResult, b: RunResult, console: Console | None = None) -> None:
     """Two results side by side, run by run, with B/A ratios."""
     console = console or Console(highlight=False)
-    t = Table("", "A", "B", "B/A", title=f"A = {a['scenario']['name']} ({a['started_at']})  "
-              f"B = {b['scenario']['name']} ({b['started_at']})", title_justify="left")
+    t = Table("", "A", "B", "B/A", title=f"A = {a.scenario.name} ({a.started_at})  "
+              f"B = {b.scenario.name} ({b.started_at})", title_justify="left")
 
     def row(label, x, y, fmt):
         ratio = f"{y / x:,.2f}" if x and y else "-"
         t.add_row(label, fmt(x), fmt(y), ratio)
 
-    wa, wb = (r["scenario"]["topology"]["scoring_processes"] for r in (a, b))
+    def pct(e2e: Latency | None, name: str):
+        return None if e2e is None else getattr(e2e, name)
+
+    wa, wb = (r.scenario.topology.scoring_processes for r in (a, b))
     t.add_row("scoring processes", str(wa), str(wb), f"{wb / wa:,.2f}")
-    for ra, rb in zip(a["runs"], b["runs"]):
-        ha, hb = ra["headline"], rb["headline"]
-        t.add_row(f"[bold]{ra['pipeline']} vs {rb['pipeline']}[/]", "", "", "")
-        row("sustained tx/s", ha["sustained_tps"], hb["sustained_tps"], _tps)
-        for k in ("p50_ms", "p99_ms", "p99.9_ms", "max_ms"):
-            row(f"e2e {k[:-3]} ms", (ha["e2e"] or {}).get(k), (hb["e2e"] or {}).get(k), _ms)
-        sa, sb = ha.get("e2e_stages") or {}, hb.get("e2e_stages") or {}
-        for name, label in _STAGE_LABELS.items():
-            if name in sa or name in sb:
-                for k in ("p50_ms", "p99_ms"):
-                    row(f"{label.strip()} {k[:-3]} ms", (sa.get(name) or {}).get(k),
-                        (sb.get(name) or {}).get(k), _ms)
-        t.add_row("exactly-once", str(ra["verdict"]["exactly_once"]), str(rb["verdict"]["exactly_once"]), "")
+    for ra, rb in zip(a.runs, b.runs):
+        ha, hb = ra.headline, rb.headline
+        t.add_row(f"[bold]{ra.pipeline} vs {rb.pipeline}[/]", "", "", "")
+        row("sustained tx/s", ha.sustained_tps, hb.sustained_tps, _tps)
+        for label, name in (("p50", "p50_ms"), ("p99", "p99_ms"), ("p99.9", "p999_ms"), ("max", "max_ms")):
+            row(f"e2e {label} ms", pct(ha.e2e, name), pct(hb.e2e, name), _ms)
+        if ha.e2e_stages is not None or hb.e2e_stages is not None:   # absent before stages
+            for (label, sa), (_, sb) in zip(_stages(ha.e2e_stages), _stages(hb.e2e_stages)):
+                for k, name in (("p50", "p50_ms"), ("p99", "p99_ms")):
+                    row(f"{label.strip()} {k} ms", pct(sa, name), pct(sb, name), _ms)
+        t.add_row("exactly-once", str(ra.verdict.exactly_once), str(rb.verdict.exactly_once), "")
     console.print(t)

@@ -59,6 +59,7 @@ def run(scenario_file, bootstrap, external_scorer, namespace, target_file, worke
     from rich.console import Console
 
     from bench.report import text as report
+    from bench.report.result import write_result
     from bench.run.orchestrate import RunOptions, run_scenario
     from bench.spec.scenario import Constant, load_scenario, with_overrides
     from bench.spec.target import load_target
@@ -92,7 +93,7 @@ def run(scenario_file, bootstrap, external_scorer, namespace, target_file, worke
         with report.LiveProgress(console) as live:
             opts.progress = live
             result = run_scenario(scenario, opts, scenario_file)
-    path = report.write_json(result, run_dir / "result.json")
+    path = write_result(result, run_dir / "result.json")
     out = Console(highlight=False)
     if not out.is_terminal:
         out = Console(width=120, highlight=False)  # files and pipes: wide enough for the tables

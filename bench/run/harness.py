@@ -14,16 +14,17 @@ import time
 
 import numpy as np
 
+from bench.errors import HarnessError
 from bench.load.generator import producer_main
 from bench.measure.sink import sink_main
 from bench.measure.timeline import Timeline
-from core.errors import PipelineError
+from bench.run.protocol import Finish, Plan, ProducerDone, ProducerTick, Ready, Report, SinkDone, SinkTick, Stop
 
 __all__ = ["Harness"]
 
 
 class Harness:
-    """Spawned producer and sink children, talking through queues."""
+    """Spawned producer and sink children, talking through queues (bench.run.protocol)."""
 
     def __init__(self, producers: list, sinks: list):
         ctx = mp.get_context("spawn")  # librdkafka threads do not survive fork
@@ -44,7 +45,7 @@ class Harness:
         self.n_delivery_errors = 0
         self.positives: list = []
         self.positive_patterns: list = []
-        self._sink_done: dict[int, tuple] = {}
+        self._sink_done: dict[int, SinkDone] = {}
 
     def pids(self) -> dict[str, list[int]]:
         return {"loadgen": [p.pid for p in self.producers if p.pid],
@@ -63,14 +64,14 @@ class Harness:
             if p.exitcode is not None and p not in done:
                 how = (f"killed by signal {-p.exitcode}" if p.exitcode < 0
                        else f"exit code {p.exitcode}")
-                raise PipelineError(f"{p.name} (pid {p.pid}) ended during the run: {how}")
+                raise HarnessError(f"{p.name} (pid {p.pid}) ended during the run: {how}")
 
     def _wait_for(self, reported, expected: int, what: str, timeout: float) -> None:
         """Absorb reports until `reported` holds `expected` entries; fail on a dead child."""
         deadline = time.monotonic() + timeout
         while len(reported) < expected:
             if time.monotonic() > deadline:
-                raise PipelineError(f"{what} within {timeout:.0f}s")
+                raise HarnessError(f"{what} within {timeout:.0f}s")
             self.check_alive()
             self.pump(0.2)
 
@@ -85,58 +86,61 @@ class Harness:
                 return
             self._absorb(msg)
 
-    def _absorb(self, msg) -> None:
-        kind, index = msg[0], msg[1]
-        if kind == "ready":
-            self._ready.add(index)
-            self.pool_seconds = max(self.pool_seconds, msg[2])
-        elif kind == "tick" and len(msg) == 3:
-            self.timeline.producer_tick(msg[2], index)
-        elif kind == "tick":
-            self.timeline.sink_tick(index, *msg[2:])
-        elif kind == "done" and len(msg) == 6:   # a producer's (a sink's has seven fields)
-            _, _, sent, n_err, errs, (positives, patterns) = msg
-            self.sent[index] = sent
-            self.n_delivery_errors += n_err
-            self.delivery_errors.extend(errs)
-            self.positives.append(positives)
-            self.positive_patterns.append(patterns)
-        elif kind == "done":
-            self._sink_done[index] = msg[2:]
+    def _absorb(self, msg: Report) -> None:
+        match msg:
+            case ProducerTick(index=i, seconds=seconds):
+                self.timeline.producer_tick(seconds, i)
+            case SinkTick(index=i, latency=latency, visible=visible, scores=scores, alerts=alerts):
+                self.timeline.sink_tick(i, latency, visible, scores, alerts)
+            case Ready(index=i, pool_seconds=seconds):
+                self._ready.add(i)
+                self.pool_seconds = max(self.pool_seconds, seconds)
+            case ProducerDone(index=i):
+                self.sent[i] = msg.sent
+                self.n_delivery_errors += msg.n_errors
+                self.delivery_errors.extend(msg.first_errors)
+                self.positives.append(msg.positives)
+                self.positive_patterns.append(msg.positive_patterns)
+            case SinkDone(index=i):
+                self._sink_done[i] = msg
+            case _:
+                raise HarnessError(f"unknown message from a load generator or sink: {msg!r}")
 
     def plan(self, segments, replace: bool = False) -> None:
         """Send constant-rate segments (start_ns, duration_ns, total tps) to every producer."""
         n = len(self.producers)
-        per = [(int(s), int(d), tps / n) for s, d, tps in segments]
+        plan = Plan([(int(s), int(d), tps / n) for s, d, tps in segments], replace)
         for q in self._p_cmd:
-            q.put(("plan", per, replace))
+            q.put(plan)
 
     def stop_producers(self, timeout: float = 120.0) -> dict[int, int]:
         """Let the plan end, flush, and return {producer index: records sent}."""
         for q in self._p_cmd:
-            q.put(("stop",))
+            q.put(Stop())
         self._wait_for(self.sent, len(self.producers), "load generator did not finish", timeout)
         return dict(self.sent)
 
     def finish_sinks(self, timeout: float = 120.0) -> dict:
         """Stop the sinks once they read nothing new; their sequence numbers, concatenated."""
         for q in self._s_cmd:
-            q.put(("finish",))
+            q.put(Finish())
         self._wait_for(self._sink_done, len(self.sinks), "latency sink did not finish", timeout)
         parts = list(self._sink_done.values())
-        return {"score_seqs": np.concatenate([p[0] for p in parts]),
-                "flagged": np.concatenate([p[1] for p in parts]),
-                "alert_seqs": np.concatenate([p[2] for p in parts]),
-                "no_header": sum(p[3] for p in parts), "foreign": sum(p[4] for p in parts),
+        return {"score_seqs": np.concatenate([p.score_seqs for p in parts]),
+                "flagged": np.concatenate([p.flagged for p in parts]),
+                "alert_seqs": np.concatenate([p.alert_seqs for p in parts]),
+                "no_header": sum(p.no_header for p in parts), "foreign": sum(p.foreign for p in parts),
                 "positives": np.concatenate(self.positives) if self.positives else np.zeros(0, np.int64),
                 "positive_patterns": (np.concatenate(self.positive_patterns) if self.positive_patterns
                                       else np.zeros(0, np.int8))}
 
     def close(self) -> None:
-        for p in self.producers + self.sinks:
+        # only processes that were started: close() also runs after a failed start
+        started = [p for p in self.producers + self.sinks if p.pid is not None]
+        for p in started:
             if p.is_alive():
                 p.terminate()
-        for p in self.producers + self.sinks:
+        for p in started:
             p.join(5)
             if p.is_alive():
                 p.kill()

@@ -12,6 +12,7 @@ from pathlib import Path
 from bench.measure import procs
 from bench.run.phases import sleep_until, wait_drained
 from bench.load.schedule import NS
+from bench.report.result import BrokerWarmup
 
 __all__ = ["compiler_cpu_seconds", "warm_broker", "SETTLED_CORES", "MAX_WARM_S", "MAX_WARM_TPS"]
 
@@ -44,11 +45,11 @@ def compiler_cpu_seconds(pids) -> dict[int, float] | None:
     return used_by or None
 
 
-def warm_broker(ctx, pids, tps: float, echo=print) -> dict | None:
+def warm_broker(ctx, pids, tps: float, echo=print) -> BrokerWarmup | None:
     """Send at `tps` (at most MAX_WARM_TPS) until the brokers' compilers use less than
     SETTLED_CORES per broker over a window, then let the pipeline drain what it sent.
 
-    Returns {"seconds", "compiler_cpu_s", "settled"}, or None when the compiler threads
+    Returns how long it took and the compiler's CPU (a BrokerWarmup), or None when the compiler threads
     cannot be seen (a remote broker, or no /proc). Threads that vanish mid-way mean the
     broker stopped: it returns at once, without waiting for a drain that cannot come."""
     first = compiler_cpu_seconds(pids)
@@ -81,5 +82,4 @@ def warm_broker(ctx, pids, tps: float, echo=print) -> dict | None:
     seconds = time.time() - t0
     if not stopped:
         wait_drained(ctx, ctx.scenario.drain_s)
-    return {"seconds": round(seconds, 1), "compiler_cpu_s": round(compiled, 1),
-            "settled": settled}
+    return BrokerWarmup(seconds=round(seconds, 1), compiler_cpu_s=round(compiled, 1), settled=settled)

@@ -23,15 +23,18 @@ from bench.measure import procs
 from bench.run.harness import Harness
 from bench.run.jitwarm import warm_broker
 from bench.load.generator import ProducerSpec
-from bench.run.phases import Context, judge_fixed, run_fixed, run_max, wait_drained
+from bench.run.phases import Context, Measured, judge_fixed, run_fixed, run_max, wait_drained
 from bench.run.pipeline import PipelineProcess, command_for
 from bench.load.schedule import NS, profile_segments
 from bench.spec.scenario import Max, Scenario, pipelines_of
 from bench.measure.sink import SinkSpec
+from bench.report.result import (BrokerData, Comparison, FaultEvent, Headline, Machine, PipelineRun,
+                                 RunResult, Window)
 from bench.measure.verdict import verdict
 from bench.spec.target import Target, consumer_config, embedded_port, load_target, producer_config
 from bench.measure.writeback import writeback_settings
-from core.errors import ConfigError, PipelineError
+from bench.errors import BrokerLost, PipelineUnderTestError, TopicError
+from core.errors import ConfigError
 from core.topics import PARTITIONS, STATE_TOPIC_CONFIG, TopicNames
 
 __all__ = ["RunOptions", "run_scenario", "machine", "resolve_target"]
@@ -64,14 +67,14 @@ def resolve_target(scenario: Scenario, scenario_path: Path | None) -> Target:
     return load_target(None)
 
 
-def machine() -> dict:
+def machine() -> Machine:
     import confluent_kafka
     import numpy
 
-    return {"cores": os.cpu_count(), "cpu_model": procs.cpu_model(), "platform": platform.platform(),
-            "python": platform.python_version(), "confluent_kafka": confluent_kafka.__version__,
-            "librdkafka": confluent_kafka.libversion()[0], "numpy": numpy.__version__,
-            "loadavg_1m_at_end": round(os.getloadavg()[0], 2), "vm_writeback": writeback_settings()}
+    return Machine(cores=os.cpu_count(), cpu_model=procs.cpu_model(), platform=platform.platform(),
+                   python=platform.python_version(), confluent_kafka=confluent_kafka.__version__,
+                   librdkafka=confluent_kafka.libversion()[0], numpy=numpy.__version__,
+                   loadavg_1m_at_end=round(os.getloadavg()[0], 2), vm_writeback=writeback_settings())
 
 
 def _ensure_broker(target: Target, opts: RunOptions, needs_own: bool):
@@ -109,7 +112,7 @@ def _create_topics(bootstrap: str, names: TopicNames, partitions: int) -> None:
         try:
             fut.result()
         except Exception as exc:
-            raise PipelineError(f"creating topic `{name}` failed: {exc}") from exc
+            raise TopicError(f"creating topic `{name}` failed: {exc}") from exc
 
 
 def _partition_counts(bootstrap: str, names: TopicNames, timeout: float = 30.0) -> dict[str, int]:
@@ -124,13 +127,13 @@ def _partition_counts(bootstrap: str, names: TopicNames, timeout: float = 30.0) 
         if len(found) == 2 and all(m.error is None and m.partitions for m in found.values()):
             return {t: len(m.partitions) for t, m in found.items()}
         if time.monotonic() > deadline:
-            raise PipelineError(f"topics {names.scores}, {names.alerts} not in the cluster's "
+            raise TopicError(f"topics {names.scores}, {names.alerts} not in the cluster's "
                                 f"metadata {timeout:.0f}s after creation")
         time.sleep(0.2)
 
 
-def run_scenario(scenario: Scenario, opts: RunOptions, scenario_path: Path | None = None) -> dict:
-    """Run every pipeline of the scenario; the result dict is what the JSON file holds."""
+def run_scenario(scenario: Scenario, opts: RunOptions, scenario_path: Path | None = None) -> RunResult:
+    """Run every pipeline of the scenario; the result is what the JSON file holds."""
     target = resolve_target(scenario, scenario_path)
     needs_own = any(f.kill == "broker" for f in scenario.faults)
     bootstrap, cluster = _ensure_broker(target, opts, needs_own)
@@ -138,8 +141,8 @@ def run_scenario(scenario: Scenario, opts: RunOptions, scenario_path: Path | Non
         raise ConfigError("broker faults need the embedded cluster (no --bootstrap, target "
                           "bootstrap null) - at $.faults")
     started_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    broker_data = None if cluster is None else {
-        "dir": str(cluster.data_dir or ""), "in_memory": cluster.data_in_memory}
+    broker_data = None if cluster is None else BrokerData(
+        dir=str(cluster.data_dir or ""), in_memory=cluster.data_in_memory)
     runs = []
     try:
         for pipeline in pipelines_of(scenario):
@@ -149,23 +152,20 @@ def run_scenario(scenario: Scenario, opts: RunOptions, scenario_path: Path | Non
             from bench.broker import stop
             opts.echo(f"stopping the kafka cluster this run started on port {cluster.port} "
                       "(--keep-broker leaves it up)")
-            stop(cluster.port, drop_data=broker_data["in_memory"])   # give the RAM back
-    result = {"scenario": msgspec.to_builtins(scenario), "started_at": started_at,
-              "bootstrap": bootstrap, "embedded_broker": cluster is not None, "machine": machine(),
-              "runs": runs}
-    if broker_data is not None:
-        result["broker_data"] = broker_data
+            stop(cluster.port, drop_data=broker_data.in_memory)   # give the RAM back
+    comparison = None
     if len(runs) == 2:
-        a, b = (r["headline"]["sustained_tps"] for r in runs)
-        result["comparison"] = {"pipelines": [r["pipeline"] for r in runs],
-                                "sustained_tps": [a, b],
-                                "ratio": (b / a) if a and b else None}
-    result["passed"] = all(r["passed"] for r in runs)
-    result["exactly_once"] = all(r["verdict"]["exactly_once"] for r in runs)
-    return result
+        a, b = (r.headline.sustained_tps for r in runs)
+        comparison = Comparison(pipelines=[r.pipeline for r in runs], sustained_tps=[a, b],
+                                ratio=(b / a) if a and b else None)
+    return RunResult(scenario=scenario, started_at=started_at, bootstrap=bootstrap,
+                     embedded_broker=cluster is not None, machine=machine(), runs=runs,
+                     broker_data=broker_data, comparison=comparison,
+                     passed=all(r.passed for r in runs),
+                     exactly_once=all(r.verdict.exactly_once for r in runs))
 
 
-def _run_pipeline(scenario, pipeline, target, bootstrap, cluster, opts) -> dict:
+def _run_pipeline(scenario, pipeline, target, bootstrap, cluster, opts) -> PipelineRun:
     run_id = f"{scenario.name}-{pipeline}-{time.strftime('%Y%m%d-%H%M%S')}-{random.randrange(16**4):04x}"
     namespace = opts.namespace if opts.external_scorer else f"bench.{run_id}"
     if opts.external_scorer and not namespace:
@@ -183,7 +183,7 @@ def _run_pipeline(scenario, pipeline, target, bootstrap, cluster, opts) -> dict:
                         names.scores, names.alerts, counts, tag, topo.harness_nice)
                for i in range(topo.sinks)])
     service = None
-    events: list[dict] = []
+    events: list[FaultEvent] = []
     rng = random.Random(scenario.traffic.seed)
     opts.echo(f"run {run_id}: pipeline {pipeline}, topics {names.transactions} ...")
     try:
@@ -198,14 +198,14 @@ def _run_pipeline(scenario, pipeline, target, bootstrap, cluster, opts) -> dict:
 
         def alive():
             if service is not None and not service.alive():
-                raise PipelineError(f"{pipeline} service exited with code {service.proc.returncode}; "
+                raise PipelineUnderTestError(f"{pipeline} service exited with code {service.proc.returncode}; "
                                     f"log {service.log_path}:\n{service.log_tail()}")
             # A local cluster with no node left is an error, until a planned broker fault: after
             # one, a one-node cluster is all dead on purpose.
             if cluster is not None and time.monotonic() - last_look[0] >= 1.0 and not _broker_killed(events):
                 last_look[0] = time.monotonic()
                 if (why := _broker_gone(cluster)) is not None:
-                    raise PipelineError(why)
+                    raise BrokerLost(why)
 
         def cpu_groups():
             groups = harness.pids()
@@ -220,18 +220,18 @@ def _run_pipeline(scenario, pipeline, target, bootstrap, cluster, opts) -> dict:
             if f.kill == "scorer":
                 workers = service.workers() if service else []
                 if not workers:
-                    events.append({"t": t, "kill": "scorer", "error": "no worker to kill"})
+                    events.append(FaultEvent(t=t, kill="scorer", error="no worker to kill"))
                     return
                 pid = workers[f.index % len(workers)] if f.index is not None else rng.choice(workers)
                 procs.kill_hard(pid)
-                events.append({"t": t, "at_s": f.at_s, "kill": "scorer", "pid": pid})
+                events.append(FaultEvent(t=t, at_s=f.at_s, kill="scorer", pid=pid))
             else:
                 from bench.broker import stop_node
 
                 node = (f.index or 0) % target.nodes + 1
                 stop_node(cluster.port, node, hard=True)
-                events.append({"t": t, "at_s": f.at_s, "kill": "broker", "node": node})
-            opts.echo(f"fault at {f.at_s:g}s: killed {events[-1]}")
+                events.append(FaultEvent(t=t, at_s=f.at_s, kill="broker", node=node))
+            opts.echo(f"fault at {f.at_s:g}s: killed {msgspec.to_builtins(events[-1])}")
 
         def broker_gc(start_s, end_s):
             from bench.broker.lifecycle import gc_summary
@@ -248,25 +248,29 @@ def _run_pipeline(scenario, pipeline, target, bootstrap, cluster, opts) -> dict:
         info = run_max(ctx, t0) if isinstance(scenario.rate, Max) else run_fixed(ctx, t0)
         sent = harness.stop_producers()
         drained = wait_drained(ctx, scenario.drain_s)
-        window = judge_fixed(ctx, info) if info["kind"] == "fixed" else None
+        window = judge_fixed(ctx, info) if info.kind == "fixed" else None
         seqs = harness.finish_sinks()
         v = verdict(sent, seqs["score_seqs"], seqs["flagged"], seqs["alert_seqs"],
                     seqs["positives"], seqs["no_header"], seqs["foreign"],
                     seqs["positive_patterns"])
-        v["delivery_errors"] = harness.n_delivery_errors
-        v["first_delivery_errors"] = harness.delivery_errors[:5]
-        v["drained"] = drained
+        v = msgspec.structs.replace(v, delivery_errors=harness.n_delivery_errors,
+                                    first_delivery_errors=harness.delivery_errors[:5], drained=drained)
         tl = harness.timeline
         first = min(tl.sent, default=t0)
-        return _summarise(scenario, pipeline, run_id, names, info, window, v, events,
-                          tl.per_second(info["t_measure"] - math.ceil(scenario.warmup_s),
-                                        max(tl.sent, default=t0) + 1),
-                          {"pool_build_s": harness.pool_seconds, "first_send_epoch_s": first,
-                           "workers_restarted": len([e for e in events if e.get("kill") == "scorer"]),
-                           "broker_warmup": broker_warmup})
+        # a fixed run passes if its window held the SLO; a search if any step did
+        slo_passed = window.passed if window is not None else info.peak is not None
+        return PipelineRun(
+            pipeline=pipeline, run_id=run_id, topics=list(names.all()), kind=info.kind,
+            headline=_headline(info, window), window=window,
+            steps=info.steps if info.kind == "max" else None, slo=scenario.slo,
+            slo_passed=slo_passed, verdict=v, passed=slo_passed and v.exactly_once, faults=events,
+            per_second=tl.per_second(info.t_measure - math.ceil(scenario.warmup_s),
+                                     max(tl.sent, default=t0) + 1),
+            pool_build_s=harness.pool_seconds, first_send_epoch_s=first,
+            workers_restarted=sum(e.kill == "scorer" for e in events), broker_warmup=broker_warmup)
     finally:
         harness.close()
-        killed = {e["node"] for e in events if e.get("kill") == "broker"}
+        killed = {e.node for e in events if e.kill == "broker"}
         # A local broker that stopped by itself (not by a fault) can neither take the service's
         # last commits nor delete topics: waiting for either only delays the error.
         lost = cluster is not None and not killed and _broker_gone(cluster) is not None
@@ -291,8 +295,8 @@ def _first_tps(scenario: Scenario) -> float:
     return profile_segments(scenario.rate, scenario.duration_s)[0].tps
 
 
-def _broker_killed(events: list[dict]) -> bool:
-    return any(e.get("kill") == "broker" for e in events)
+def _broker_killed(events: list[FaultEvent]) -> bool:
+    return any(e.kill == "broker" for e in events)
 
 
 def _broker_gone(cluster) -> str | None:
@@ -315,7 +319,7 @@ def _wait_ready(ctx: Context, harness: Harness, echo=print, scorer: str = "the s
     while harness.timeline.total_scores == 0:
         waited = time.time() - t0
         if waited > READY_TIMEOUT_S:
-            raise PipelineError(f"no scored record visible within {READY_TIMEOUT_S:.0f}s of start: "
+            raise PipelineUnderTestError(f"no scored record visible within {READY_TIMEOUT_S:.0f}s of start: "
                                 f"is {scorer} running?")
         if waited > READY_HINT_S and not hinted:
             echo(f"nothing scored after {READY_HINT_S:.0f} s: waiting for {scorer} "
@@ -324,29 +328,17 @@ def _wait_ready(ctx: Context, harness: Harness, echo=print, scorer: str = "the s
         ctx.tick("starting", int(t0), PROBE_TPS)
 
 
-def _summarise(scenario, pipeline, run_id, names, info, window, v, events, seconds, extra) -> dict:
-    if info["kind"] == "max":
-        peak = info["peak"]
-        headline = {"sustained_tps": min(peak["achieved_tps"], peak["asked_tps"]) if peak else None,
-                    "achieved_tps": peak["achieved_tps"] if peak else None,
-                    "asked_tps": peak["asked_tps"] if peak else None,
-                    "e2e": peak["e2e"] if peak else None,
-                    "e2e_stages": peak["e2e_stages"] if peak else None,
-                    "publish_delay": peak["publish_delay"] if peak else None,
-                    "e2e_spectrum": peak["e2e_spectrum"] if peak else [],
-                    "cpu_cores": peak["cpu_cores"] if peak else None,
-                    "broker_gc": peak["broker_gc"] if peak else None}
-        slo_passed = peak is not None
-    else:
-        headline = {"sustained_tps": window["achieved_tps"] if window["passed"] else None,
-                    "achieved_tps": window["achieved_tps"], "asked_tps": window["asked_tps"],
-                    "e2e": window["e2e"], "e2e_stages": window["e2e_stages"],
-                    "publish_delay": window["publish_delay"],
-                    "e2e_spectrum": window["e2e_spectrum"],
-                    "cpu_cores": window["cpu_cores"], "broker_gc": window["broker_gc"]}
-        slo_passed = window["passed"]
-    return {"pipeline": pipeline, "run_id": run_id, "topics": names.all(), "kind": info["kind"],
-            "headline": headline, "window": window, "steps": info.get("steps"),
-            "slo": msgspec.to_builtins(scenario.slo), "slo_passed": slo_passed,
-            "verdict": v, "passed": slo_passed and v["exactly_once"], "faults": events,
-            "per_second": seconds, **extra}
+def _headline(info: Measured, window: Window | None) -> Headline:
+    """A fixed run's window, or a search's peak step (all null when no step held the SLO)."""
+    w = window if window is not None else info.peak
+    if w is None:
+        return Headline(sustained_tps=None, achieved_tps=None, asked_tps=None, e2e=None,
+                        e2e_stages=None, publish_delay=None, e2e_spectrum=[], cpu_cores=None,
+                        broker_gc=None)
+    if window is not None:   # a fixed rate is sustained only if its window held the SLO
+        sustained = w.achieved_tps if w.passed else None
+    else:                    # a step that held: what it was asked, unless it did less
+        sustained = min(w.achieved_tps, w.asked_tps)
+    return Headline(sustained_tps=sustained, achieved_tps=w.achieved_tps, asked_tps=w.asked_tps,
+                    e2e=w.e2e, e2e_stages=w.e2e_stages, publish_delay=w.publish_delay,
+                    e2e_spectrum=w.e2e_spectrum, cpu_cores=w.cpu_cores, broker_gc=w.broker_gc)

@@ -6,14 +6,42 @@ Seconds here are whole epoch seconds, so windows line up with the per-second his
 
 import math
 import time
+from typing import Literal
+
+import msgspec
 
 from bench.measure.procs import CpuMeter
 from bench.load.schedule import NS, profile_segments
+from bench.report.result import Window
 from bench.spec.scenario import Max
 
-__all__ = ["run_fixed", "run_max", "wait_drained", "sleep_until", "Context"]
+__all__ = ["run_fixed", "run_max", "wait_drained", "sleep_until", "Context", "Progress", "Measured"]
 
 _DESCENT_STEPS = 4   # a missed first step: try start_tps / factor**k for k = 1..4
+
+
+class Progress(msgspec.Struct, frozen=True, kw_only=True):
+    """One update of the live progress line (bench.report.text.progress_text)."""
+    phase: str
+    elapsed_s: float
+    asked_tps: float
+    sent_tps: int           # in the last second every child has reported whole
+    achieved_tps: int       # scored and visible in that second
+    p99_ms: float | None    # end to end over the last 5 such seconds
+    lag: int                # records sent by then and not visible yet
+    sent: int
+    scored: int
+
+
+class Measured(msgspec.Struct, frozen=True, kw_only=True):
+    """What run_fixed / run_max hand back: the measured span and, for a search, its steps."""
+    kind: Literal["fixed", "max"]
+    t_measure: int          # epoch second the measurement began
+    t_end: int
+    asked_tps: float | None = None          # fixed: the plan's mean rate
+    cpu: dict[str, float] | None = None     # fixed: cores per group over the window
+    steps: list[Window] = []                # max: every step judged, in order
+    peak: Window | None = None              # max: the highest step that held the SLO
 
 
 class Context:
@@ -44,11 +72,11 @@ class Context:
         self._shown = now
         tl = self.harness.timeline
         last = tl.settled_second(now)
-        recent = tl.window(last - 4, last + 1)
-        self.progress({"phase": phase, "elapsed_s": now - t_start, "asked_tps": asked_tps,
-                       "sent_tps": tl.sent.get(last, 0), "achieved_tps": tl.visible.get(last, 0),
-                       "p99_ms": recent["e2e"]["p99_ms"], "lag": tl.backlog(last),
-                       "sent": tl.total_sent, "scored": tl.total_scores})
+        recent, _ = tl.window(last - 4, last + 1)
+        self.progress(Progress(phase=phase, elapsed_s=now - t_start, asked_tps=asked_tps,
+                               sent_tps=tl.sent.get(last, 0), achieved_tps=tl.visible.get(last, 0),
+                               p99_ms=recent.e2e.p99_ms, lag=tl.backlog(last),
+                               sent=tl.total_sent, scored=tl.total_scores))
 
 
 def sleep_until(ctx: Context, t_sec: float, phase: str, t_start: int, tps: float) -> None:
@@ -68,7 +96,7 @@ def wait_drained(ctx: Context, timeout: float) -> bool:
     return False
 
 
-def run_fixed(ctx: Context, t0: int) -> dict:
+def run_fixed(ctx: Context, t0: int) -> Measured:
     """Warm-up then the scenario's rate plan; judges the whole measurement window."""
     s = ctx.scenario
     segs = profile_segments(s.rate, s.duration_s)
@@ -90,20 +118,18 @@ def run_fixed(ctx: Context, t0: int) -> dict:
         rate = next((g.tps for g in reversed(segs) if now - t_meas >= g.offset_s), segs[0].tps)
         ctx.tick("measure", t_meas, rate)
     cpu = meter.stop(ctx.cpu_groups(), time.time())
-    return {"kind": "fixed", "t_measure": t_meas, "t_end": t_end, "asked_tps": asked, "cpu": cpu}
+    return Measured(kind="fixed", t_measure=t_meas, t_end=t_end, asked_tps=asked, cpu=cpu)
 
 
-def judge_fixed(ctx: Context, info: dict) -> dict:
+def judge_fixed(ctx: Context, info: Measured) -> Window:
     """Judge a fixed run's window (after the drain, so late records are counted)."""
-    tl = ctx.harness.timeline
-    w = tl.judge(info["t_measure"], info["t_end"], info["asked_tps"], ctx.scenario.slo, time.time_ns())
-    w.pop("_e2e_hist")
-    w["cpu_cores"] = info["cpu"]
-    w["broker_gc"] = ctx.broker_gc(info["t_measure"], info["t_end"])
-    return w
+    w = ctx.harness.timeline.judge(info.t_measure, info.t_end, info.asked_tps, ctx.scenario.slo,
+                                   time.time_ns())
+    return msgspec.structs.replace(w, cpu_cores=info.cpu,
+                                   broker_gc=ctx.broker_gc(info.t_measure, info.t_end))
 
 
-def run_max(ctx: Context, t0: int) -> dict:
+def run_max(ctx: Context, t0: int) -> Measured:
     """Ascending fixed-rate steps back to back until one misses the SLO, then bisection."""
     s = ctx.scenario
     r: Max = s.rate
@@ -112,7 +138,7 @@ def run_max(ctx: Context, t0: int) -> dict:
     grace = min(max(1, math.ceil(3 * s.slo.p999_ms / 1000)), step - 1)
     warm = math.ceil(s.warmup_s)
     h = ctx.harness
-    steps: list[dict] = []
+    steps: list[Window] = []
     start = t0 + warm
     h.plan(([(t0 * NS, warm * NS, r.start_tps)] if warm else [])
            + [(start * NS, step * NS, r.start_tps)], replace=True)
@@ -139,7 +165,7 @@ def run_max(ctx: Context, t0: int) -> dict:
         sleep_until(ctx, b + step + grace, "search", t0, queued[k + 1][1] if k + 1 < len(queued) else tps)
         res = _judged(ctx, b + settle, b + step, tps, cpu, "ascend")
         steps.append(res)
-        if not res["passed"]:
+        if not res.passed:
             h.plan([], replace=True)
             first_fail = res
             break
@@ -166,27 +192,22 @@ def run_max(ctx: Context, t0: int) -> dict:
     for _ in range(_DESCENT_STEPS if best is None else 0):
         tps /= r.factor
         res = isolated(tps, "descend")
-        if res["passed"]:
+        if res.passed:
             best = res
             break
         first_fail = res
     if best is not None and first_fail is not None:
-        lo, hi = best["asked_tps"], first_fail["asked_tps"]
+        lo, hi = best.asked_tps, first_fail.asked_tps
         for _ in range(r.refine):
             mid = math.sqrt(lo * hi)
             res = isolated(mid, "refine")
-            if res["passed"]:
+            if res.passed:
                 lo, best = mid, res
             else:
                 hi = mid
-    return {"kind": "max", "steps": steps, "peak": best, "t_measure": t0 + warm,
-            "t_end": int(time.time())}
+    return Measured(kind="max", steps=steps, peak=best, t_measure=t0 + warm, t_end=int(time.time()))
 
 
-def _judged(ctx, a, b, tps, cpu, stage) -> dict:
+def _judged(ctx, a, b, tps, cpu, stage) -> Window:
     w = ctx.harness.timeline.judge(a, b, tps, ctx.scenario.slo, time.time_ns())
-    w.pop("_e2e_hist")
-    w["cpu_cores"] = cpu
-    w["broker_gc"] = ctx.broker_gc(a, b)
-    w["stage"] = stage
-    return w
+    return msgspec.structs.replace(w, cpu_cores=cpu, broker_gc=ctx.broker_gc(a, b), stage=stage)

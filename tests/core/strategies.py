@@ -4,12 +4,12 @@ import json
 
 from hypothesis import strategies as st
 
-from core.schema import SCORE_FIELD_NAMES, V_FIELDS
+from core.schema import RESERVED_FIELD_NAMES, V_FIELDS
 
 __all__ = ["transactions", "encodings", "raw_transactions", "mutations", "KNOWN_KEYS"]
 
 KNOWN_KEYS = frozenset(("transaction_id", "card_hash", "amount", "timestamp",
-                        "merchant_category", "_synthetic_label", *V_FIELDS, *SCORE_FIELD_NAMES))
+                        "merchant_category", "_synthetic_label", *V_FIELDS, *RESERVED_FIELD_NAMES))
 
 # finite and inside float32 range, so every generated transaction is valid
 _v = st.one_of(

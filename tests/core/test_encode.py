@@ -9,9 +9,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from core.decode import decode_batch
-from core.encode import batch_tail, encode_alert, iso_now, quantize, score_of, splice_scores
+from core.encode import (
+    append_reasons, batch_tail, encode_alert, iso_now, quantize, score_of, splice_scores,
+)
 from core.risk import LEVEL_NAMES
-from core.schema import CARD_FIELD, SCORE_FIELD_NAMES, Alert, ScoreFields
+from core.schema import CARD_FIELD, SCORE_FIELD_NAMES, Alert, Reason, ScoredEvent, ScoreFields
 from tests.core.strategies import raw_transactions
 from tests.core.test_decode import raw
 
@@ -98,15 +100,39 @@ def test_iso_now_is_utc_with_microseconds():
     assert len(now) == 27 and now.endswith("Z") and now[10] == "T"
 
 
+REASONS = (Reason(code="AMOUNT_MICRO", value=1.0, contribution=2.3456, text="micro \"amount\""),
+           Reason(code="HOUR_OF_DAY", value=3.0, contribution=0.5, text="made between 03:00 and "
+                  "03:59 UTC"),
+           Reason(code="BEHAVIOUR_V14", value=-2.123456, contribution=0.0001, text="é"))
+
+
 @pytest.mark.parametrize("level, action", [(3, "BLOCK"), (2, "REVIEW"), (1, "REVIEW")])
 def test_alert_follows_the_wire_contract(level, action):
     value = raw(transaction_id="tx-9", amount=999.5, merchant_category="travel")
-    alert = msgspec.json.decode(encode_alert(value, 987_654, level, "2026-11-28T10:00:00Z"),
-                                type=Alert)
+    out = encode_alert(value, 987_654, level, "2026-11-28T10:00:00Z", "xgb-abc", REASONS)
+    alert = msgspec.json.decode(out, type=Alert)
     assert alert == Alert(alert_id="alert_tx-9", transaction_id="tx-9", card_hash="c1",
                           amount=999.5, fraud_score=0.987654, risk_level=LEVEL_NAMES[level],
                           merchant_category="travel", timestamp="2026-03-01T13:45:00.123Z",
-                          alert_time="2026-11-28T10:00:00Z", action_required=action)
+                          alert_time="2026-11-28T10:00:00Z", action_required=action,
+                          model_version="xgb-abc", reasons=REASONS)
+    plain = json.loads(out)
+    assert list(plain)[-2:] == ["model_version", "reasons"]
+    assert [list(r) for r in plain["reasons"]] == [["code", "value", "contribution", "text"]] * 3
+    assert plain["reasons"][0] == {"code": "AMOUNT_MICRO", "value": 1.0, "contribution": 2.3456,
+                                   "text": 'micro "amount"'}
+
+
+@pytest.mark.parametrize("reasons", [REASONS, REASONS[:1], ()])
+def test_reasons_are_the_last_field_of_a_flagged_scored_event(reasons):
+    value = raw(extra={"nested": {"reasons_like": 1}}, schema_v=3)
+    [out] = splice([value], [900_000], [True], [3])
+    with_reasons = append_reasons(out, reasons)
+    scored = json.loads(with_reasons)  # valid JSON, no duplicate key
+    assert list(scored) == list(json.loads(out)) + ["reasons"]
+    assert msgspec.json.decode(with_reasons, type=ScoredEvent).reasons == reasons
+    assert with_reasons.endswith(b'"model_version":"xgb-test","reasons":' +
+                                 msgspec.json.encode(reasons) + b"}")
 
 
 def test_row_indices_past_16_bits_and_reused_buffers_keep_outputs_apart():

@@ -107,7 +107,8 @@ def test_scored_events_are_the_input_plus_score_fields(scorer, synthetic):
         event = msgspec.json.decode(out, type=ScoredEvent)
         scored = json.loads(out)
         assert {k: scored[k] for k in json.loads(values[i])} == json.loads(values[i])
-        assert set(scored) - set(json.loads(values[i])) == set(SCORE_FIELD_NAMES) - {CARD_FIELD}
+        added = (set(SCORE_FIELD_NAMES) - {CARD_FIELD}) | ({"reasons"} if scored["is_fraud"] else set())
+        assert set(scored) - set(json.loads(values[i])) == added
         assert event.model_version == scorer.model_version
         assert event.threshold == scorer.threshold
         assert abs(event.fraud_score - float(score)) <= 5e-7
@@ -135,6 +136,9 @@ def test_alerts_follow_the_wire_contract(scorer, synthetic):
                                                          event["risk_level"])
         assert alert.action_required == ("BLOCK" if alert.risk_level == "CRITICAL" else "REVIEW")
         assert alert.alert_time == event["scored_at"]
+        assert alert.model_version == event["model_version"] == scorer.model_version
+        assert 1 <= len(alert.reasons) <= 3
+        assert [msgspec.structs.asdict(r) for r in alert.reasons] == event["reasons"]
 
 
 def test_facade_matches_score_batch(scorer, synthetic):

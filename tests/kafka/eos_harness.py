@@ -256,6 +256,7 @@ class Verdict:
     unexpected: int
     alerts: int
     alert_mismatch: int
+    reasons_wrong: int  # alerts / flagged scored events without the same 1-3 reasons
     dead: int
     dead_duplicates: int
     dead_missing: int
@@ -285,6 +286,8 @@ def verify(bootstrap: str, names: TopicNames, inputs: Inputs, *, count_aborted: 
     decode = msgspec.json.Decoder().decode
     counts: Counter[str] = Counter()
     fraud: set[str] = set()
+    reasons: dict[str, list] = {}   # transaction_id -> reasons of its flagged scored event
+    reasons_wrong = 0
     headers_lost = mispaired = 0
     for m in scores:
         event = decode(m.value())
@@ -292,6 +295,9 @@ def verify(bootstrap: str, names: TopicNames, inputs: Inputs, *, count_aborted: 
         counts[tid] += 1
         if event["is_fraud"]:
             fraud.add(tid)
+            reasons[tid] = event.get("reasons")
+        elif "reasons" in event:
+            reasons_wrong += 1
         seq = dict(m.headers() or ()).get(SEQ)
         if seq is None:
             headers_lost += 1
@@ -299,10 +305,15 @@ def verify(bootstrap: str, names: TopicNames, inputs: Inputs, *, count_aborted: 
             mispaired += 1
     alert_ids: Counter[str] = Counter()
     for m in alerts:
-        tid = decode(m.value())["transaction_id"]
+        alert = decode(m.value())
+        tid = alert["transaction_id"]
         alert_ids[tid] += 1
         if tid in source and m.key() != source[tid][0]:
             mispaired += 1
+        got = alert.get("reasons")
+        if (not got or len(got) > 3 or got != reasons.get(tid) or not alert.get("model_version")
+                or any(set(r) != {"code", "value", "contribution", "text"} for r in got)):
+            reasons_wrong += 1
     aborted = -1
     if count_aborted:
         aborted = len(read_all(bootstrap, names.scores, idle_s=2.0, committed=False)) - len(scores)
@@ -320,7 +331,8 @@ def verify(bootstrap: str, names: TopicNames, inputs: Inputs, *, count_aborted: 
         sent_valid=len(valid), sent_hostile=len(inputs.hostile_seqs), scored=len(scores),
         duplicates=sum(c - 1 for c in counts.values() if c > 1),
         missing=len(valid - set(counts)), unexpected=len(set(counts) - valid),
-        alerts=len(alerts), alert_mismatch=alert_mismatch, dead=len(dead),
+        alerts=len(alerts), alert_mismatch=alert_mismatch, reasons_wrong=reasons_wrong,
+        dead=len(dead),
         dead_duplicates=sum(c - 1 for c in dead_seen.values() if c > 1),
         dead_missing=len(set(inputs.hostile_coords) - set(dead_seen)),
         dead_wrong=dead_wrong, headers_lost=headers_lost, mispaired=mispaired,

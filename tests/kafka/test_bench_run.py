@@ -1,9 +1,11 @@
 """`bench run` end to end against the real broker and the real scoring service: the report's
 counts equal what was sent, and the verdict is exactly-once, also with a worker killed."""
 
+import msgspec
 import pytest
 
-from bench.report.text import exit_code, print_result, write_json
+from bench.report.result import read_result, write_result
+from bench.report.text import exit_code, print_result
 from bench.run.orchestrate import RunOptions, run_scenario
 from bench.spec.scenario import decode_scenario
 
@@ -24,50 +26,53 @@ slo: {{p99_ms: 60000, p999_ms: 60000, min_rate_ratio: 0.5}}
 def _run(tmp_path, kafka_bootstrap, text):
     scenario = decode_scenario(text, "test.yaml")
     result = run_scenario(scenario, RunOptions(bootstrap=kafka_bootstrap, out_dir=tmp_path))
-    write_json(result, tmp_path / "result.json")
+    write_result(result, tmp_path / "result.json")
+    assert read_result(tmp_path / "result.json") == result     # the file reads back as written
     print_result(result)
     return result
 
 
 def test_short_run_counts_what_was_sent_exactly_once(tmp_path, kafka_bootstrap):
     result = _run(tmp_path, kafka_bootstrap, BASE.format(name="e2e", duration=4, tps=400))
-    run = result["runs"][0]
-    v = run["verdict"]
-    assert v["sent"] > 1600                          # 5 s of schedule plus start-up probes
-    assert v["scored_unique"] == v["sent"] == v["scored_records"]
-    assert (v["missing"], v["duplicated"], v["unexpected"]) == (0, 0, 0)
-    assert v["exactly_once"] and v["drained"] and v["delivery_errors"] == 0
-    assert v["alerts"] == v["detection"]["flagged"]
-    assert result["embedded_broker"] is False and "dirty_expire_centisecs" in result["machine"]["vm_writeback"]
+    run = result.runs[0]
+    v = run.verdict
+    assert v.sent > 1600                          # 5 s of schedule plus start-up probes
+    assert v.scored_unique == v.sent == v.scored_records
+    assert (v.missing, v.duplicated, v.unexpected) == (0, 0, 0)
+    assert v.exactly_once and v.drained and v.delivery_errors == 0
+    assert v.alerts == v.detection.flagged
+    assert result.embedded_broker is False and "dirty_expire_centisecs" in result.machine.vm_writeback
     _assert_writeback_hint_only_for_an_embedded_broker(result)
-    assert run["window"]["measured"] == run["window"]["sent"] == 1600
+    assert run.window.measured == run.window.sent == 1600
     # the two stages split every measured record's latency at its output's timestamp
-    e2e, stages = run["window"]["e2e"], run["window"]["e2e_stages"]
-    assert run["headline"]["e2e_stages"] == stages
-    for part in stages.values():
-        assert part["count"] == 1600 and 0 < part["p50_ms"] <= part["max_ms"] <= e2e["max_ms"] * 1.001
+    e2e, stages = run.window.e2e, run.window.e2e_stages
+    assert run.headline.e2e_stages == stages
+    for part in (stages.until_scored, stages.scored_to_visible):
+        assert part.count == 1600 and 0 < part.p50_ms <= part.max_ms <= e2e.max_ms * 1.001
     assert exit_code(result) == 0 and (tmp_path / "result.json").stat().st_size > 0
 
 
 def test_a_killed_worker_is_reported_and_the_run_still_verifies(tmp_path, kafka_bootstrap):
     text = BASE.format(name="kill", duration=6, tps=400) + "faults: [{at_s: 2, kill: scorer}]\n"
     result = _run(tmp_path, kafka_bootstrap, text)
-    run = result["runs"][0]
-    (kill,) = run["faults"]
-    assert kill["kill"] == "scorer" and kill["pid"] > 0
-    v = run["verdict"]
-    assert v["exactly_once"], v
-    assert v["scored_unique"] == v["sent"] and v["missing"] == 0 and v["duplicated"] == 0
+    run = result.runs[0]
+    (kill,) = run.faults
+    assert kill.kill == "scorer" and kill.pid > 0 and run.workers_restarted == 1
+    v = run.verdict
+    assert v.exactly_once, v
+    assert v.scored_unique == v.sent and v.missing == 0 and v.duplicated == 0
 
 
 def _assert_writeback_hint_only_for_an_embedded_broker(result):
     from rich.console import Console
 
-    machine = {**result["machine"], "vm_writeback": {"dirty_expire_centisecs": 3000}}
+    from bench.report.result import BrokerData
+
+    machine = msgspec.structs.replace(result.machine, vm_writeback={"dirty_expire_centisecs": 3000})
     for embedded, in_memory, expected in ((True, False, True), (False, False, False), (True, True, False)):
         console = Console(record=True, width=200)
-        print_result({**result, "machine": machine, "embedded_broker": embedded,
-                      "broker_data": {"dir": "", "in_memory": in_memory}}, console)
+        print_result(msgspec.structs.replace(result, machine=machine, embedded_broker=embedded,
+                                             broker_data=BrokerData(dir="", in_memory=in_memory)), console)
         assert ("vm.dirty_expire_centisecs=300" in console.export_text()) is expected
 
 
@@ -81,19 +86,19 @@ def test_embedded_run_warms_the_local_broker_and_records_where_its_data_is(tmp_p
     result = run_scenario(scenario, RunOptions(out_dir=tmp_path))
     print_result(result)
     cluster = find_running()
-    assert result["embedded_broker"] is True and result["bootstrap"] == cluster.bootstrap == kafka_bootstrap
-    assert result["broker_data"]["in_memory"] == cluster.data_in_memory
-    warm = result["runs"][0]["broker_warmup"]
-    assert warm is not None and warm["compiler_cpu_s"] >= 0
+    assert result.embedded_broker is True and result.bootstrap == cluster.bootstrap == kafka_bootstrap
+    assert result.broker_data.in_memory == cluster.data_in_memory
+    warm = result.runs[0].broker_warmup
+    assert warm is not None and warm.compiler_cpu_s >= 0
     # only the time cap ends a warm-up whose compiler has not settled
-    assert warm["settled"] or warm["seconds"] >= MAX_WARM_S
-    assert warm["seconds"] <= MAX_WARM_S + 5
-    v = result["runs"][0]["verdict"]
-    assert v["exactly_once"] and v["scored_unique"] == v["sent"] > 0
+    assert warm.settled or warm.seconds >= MAX_WARM_S
+    assert warm.seconds <= MAX_WARM_S + 5
+    v = result.runs[0].verdict
+    assert v.exactly_once and v.scored_unique == v.sent > 0
     # the local broker's GC pauses inside the 2 s window, read from its gc.log
-    gc = result["runs"][0]["headline"]["broker_gc"]
-    assert gc is not None and 0 <= gc["total_ms"] <= 2000
-    assert abs(gc["share"] - gc["total_ms"] / 2000) < 1e-12
+    gc = result.runs[0].headline.broker_gc
+    assert gc is not None and 0 <= gc.total_ms <= 2000
+    assert abs(gc.share - gc.total_ms / 2000) < 1e-12
 
 
 def test_both_designs_in_one_run_each_verified_and_compared_as_a_ratio(tmp_path, kafka_bootstrap):
@@ -102,12 +107,12 @@ def test_both_designs_in_one_run_each_verified_and_compared_as_a_ratio(tmp_path,
     the ratio of their rates."""
     text = BASE.format(name="versus", duration=3, tps=100) + "pipeline: [seed-baseline, fraudstream]\n"
     result = _run(tmp_path, kafka_bootstrap, text)
-    runs = result["runs"]
-    assert [r["pipeline"] for r in runs] == ["seed-baseline", "fraudstream"]
-    assert len({tuple(r["topics"]) for r in runs}) == 2          # each on topics of its own
+    runs = result.runs
+    assert [r.pipeline for r in runs] == ["seed-baseline", "fraudstream"]
+    assert len({tuple(r.topics) for r in runs}) == 2          # each on topics of its own
     for run in runs:
-        v = run["verdict"]
-        assert v["exactly_once"] and v["scored_unique"] == v["sent"] > 300, run["pipeline"]
-    c = result["comparison"]
-    a, b = (r["headline"]["sustained_tps"] for r in runs)
-    assert c["pipelines"] == ["seed-baseline", "fraudstream"] and c["ratio"] == pytest.approx(b / a)
+        v = run.verdict
+        assert v.exactly_once and v.scored_unique == v.sent > 300, run.pipeline
+    c = result.comparison
+    a, b = (r.headline.sustained_tps for r in runs)
+    assert c.pipelines == ["seed-baseline", "fraudstream"] and c.ratio == pytest.approx(b / a)

@@ -137,9 +137,9 @@ def test_the_broker_logs_its_gc_pauses_with_wall_clock_times(kafka_bootstrap):
 
     cluster = find_running()
     since_start = gc_summary(cluster, 0, time.time() + 1)
-    assert since_start is not None and since_start["count"] >= 1     # G1 collects during start-up
-    assert 0 < since_start["max_ms"] < 10_000
-    assert gc_summary(cluster, time.time() + 60, time.time() + 61)["count"] == 0
+    assert since_start is not None and since_start.count >= 1     # G1 collects during start-up
+    assert 0 < since_start.max_ms < 10_000
+    assert gc_summary(cluster, time.time() + 60, time.time() + 61).count == 0
 
 
 def test_filesystem_type_is_the_innermost_mount():

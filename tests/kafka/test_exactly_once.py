@@ -95,6 +95,7 @@ def test_exactly_once_under_kill_9(kafka_bootstrap, fresh_topics, tmp_path):
     assert v.duplicates == 0 and v.missing == 0 and v.unexpected == 0, v
     assert v.scored == N_VALID, v
     assert v.alerts > 0 and v.alert_mismatch == 0, v
+    assert v.reasons_wrong == 0, v   # every alert carries the reasons of its scored event
     assert v.dead == N_HOSTILE and v.dead_duplicates == 0 and v.dead_missing == 0 and v.dead_wrong == 0, v
     assert v.headers_lost == 0 and v.mispaired == 0, v
     assert v.aborted_scores > 0, f"no kill landed inside a transaction: {v}"

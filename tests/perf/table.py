@@ -39,8 +39,8 @@ def measurements(scorer: Scorer, payloads: list[bytes]) -> dict:
         jobs[size, "decode"] = events, lambda b=batches: [decode_batch(v) for v in b]
         jobs[size, "features"] = events, lambda d=decoded: [scorer.features(v) for v in d]
         jobs[size, "predict"] = events, lambda m=matrices: [classify(predict(x)) for x in m]
-        jobs[size, "encode"] = events, lambda b=batches, d=decoded, s=scores: [
-            scorer.encode(*args, 0.0) for args in zip(b, d, s)]
+        jobs[size, "encode"] = events, lambda b=batches, d=decoded, m=matrices, s=scores: [
+            scorer.encode(*args, 0.0) for args in zip(b, d, m, s)]
         jobs[size, "score_batch"] = events, lambda b=batches: [scorer.score_batch(v) for v in b]
     return jobs
 

@@ -25,10 +25,10 @@ def test_window_counts_pauses_that_ended_inside_it(tmp_path):
     node.mkdir()
     (node / "gc.log").write_text(LOG)
     w = window_summary([node], 1795890001, 1795890003)   # [1.0 s, 3.0 s): the last three
-    assert w["count"] == 3 and w["max_ms"] == 19.839 and w["p50_ms"] == 12.256
-    assert abs(w["total_ms"] - 33.595) < 1e-9 and abs(w["share"] - 33.595 / 2000) < 1e-12
+    assert w.count == 3 and w.max_ms == 19.839 and w.p50_ms == 12.256
+    assert abs(w.total_ms - 33.595) < 1e-9 and abs(w.share - 33.595 / 2000) < 1e-12
     empty = window_summary([node], 1795890003, 1795890004)
-    assert empty["count"] == 0 and empty["share"] == 0.0
+    assert empty.count == 0 and empty.share == 0.0
 
 
 def test_a_broker_without_a_gc_log_has_no_summary(tmp_path):

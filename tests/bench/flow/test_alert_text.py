@@ -15,3 +15,14 @@ def test_block_and_review_markers():
 def test_missing_fields_do_not_crash():
     text = format_alert({"transaction_id": "tx-2"})
     assert "tx-2" in text and "unknown" in text
+
+
+def test_the_top_reason_is_printed():
+    alert = {"transaction_id": "tx-3", "action_required": "REVIEW", "reasons": [
+        {"code": "AMOUNT_MICRO", "value": 1.0, "contribution": 2.9041,
+         "text": "micro amount (1.00 or less), as in card testing"},
+        {"code": "BEHAVIOUR_V14", "value": -3.6, "contribution": 2.46, "text": "behaviour"}]}
+    text = format_alert(alert)
+    assert "  Reason:   micro amount (1.00 or less), as in card testing (AMOUNT_MICRO +2.90)" in text
+    assert "BEHAVIOUR_V14" not in text
+    assert "Reason:   none given" in format_alert({"transaction_id": "tx-4"})

@@ -67,11 +67,11 @@ def test_merge_of_encoded_parts_equals_the_whole():
 
 def test_summary_in_milliseconds_and_empty():
     h = histogram.new_histogram()
-    assert histogram.summary(h)["p99_ms"] is None
+    assert histogram.summary(h).p99_ms is None
     histogram.record_array(h, np.array([1000] * 99 + [50_000]))
     s = histogram.summary(h)
-    assert s["p50_ms"] == 1.0 and s["count"] == 100
-    assert abs(s["max_ms"] - 50.0) <= 0.05  # hdr resolution: 3 significant digits
+    assert s.p50_ms == 1.0 and s.count == 100
+    assert abs(s.max_ms - 50.0) <= 0.05  # hdr resolution: 3 significant digits
 
 
 @settings(max_examples=200, deadline=None)

@@ -1,17 +1,18 @@
 """The printed report of a rate search, from a real `bench run scenarios/peak.yaml` result
 (trimmed: 3 per-second rows, no spectra) in which no rate held the SLO."""
 
-import json
 from pathlib import Path
 
+import msgspec
 from rich.console import Console
 
+from bench.report.result import Latency, read_result
 from bench.report.text import print_result
 
 RESULT = Path(__file__).parent / "data" / "peak-no-rate-held.json"
 
 
-def _printed(result: dict) -> list[str]:
+def _printed(result) -> list[str]:
     console = Console(record=True, width=140, highlight=False)
     print_result(result, console)
     return console.export_text().splitlines()
@@ -23,7 +24,7 @@ def _row(lines: list[str], asked: str) -> list[str]:
 
 
 def test_each_search_step_shows_how_long_the_broker_stood_still_for_gc():
-    lines = _printed(json.loads(RESULT.read_text()))
+    lines = _printed(read_result(RESULT))
     assert any("GC ms" in ln for ln in lines)
     assert _row(lines, "5,000")[-2:] == ["77.9", "miss"]     # one 77.9 ms pause in that step
     assert _row(lines, "3,333")[-2:] == ["-", "miss"]        # none
@@ -31,25 +32,28 @@ def test_each_search_step_shows_how_long_the_broker_stood_still_for_gc():
 
 
 def test_results_without_gc_figures_print_without_the_column():
-    result = json.loads(RESULT.read_text())
-    for step in result["runs"][0]["steps"]:
+    raw = msgspec.json.decode(RESULT.read_bytes())
+    for step in raw["runs"][0]["steps"]:
         del step["broker_gc"]
+    result = msgspec.json.decode(msgspec.json.encode(raw), type=type(read_result(RESULT)))
+    assert result.runs[0].steps[0].broker_gc is None     # absent reads as "not measured"
     lines = _printed(result)
     assert not any("GC ms" in ln for ln in lines)
     assert _row(lines, "5,000")[-1] == "miss"
 
 
-def _with_headline(result: dict, tps, p99, workers) -> dict:
-    out = json.loads(json.dumps(result))
-    out["scenario"]["topology"]["scoring_processes"] = workers
-    out["runs"][0]["headline"].update(sustained_tps=tps, e2e={"p50_ms": 20.0, "p99_ms": p99})
-    return out
+def _with_headline(result, tps, p99, workers):
+    replace = msgspec.structs.replace
+    e2e = Latency(count=1000, mean_ms=25.0, p50_ms=20.0, p90_ms=None, p99_ms=p99, p999_ms=None, max_ms=None)
+    topology = replace(result.scenario.topology, scoring_processes=workers)
+    run = replace(result.runs[0], headline=replace(result.runs[0].headline, sustained_tps=tps, e2e=e2e))
+    return replace(result, scenario=replace(result.scenario, topology=topology), runs=[run])
 
 
 def test_two_results_side_by_side_with_b_over_a_ratios():
     from bench.report.text import print_comparison
 
-    base = json.loads(RESULT.read_text())
+    base = read_result(RESULT)
     a, b = _with_headline(base, 1000.0, 40.0, 2), _with_headline(base, 2500.0, 30.0, 6)
     console = Console(record=True, width=140, highlight=False)
     print_comparison(a, b, console)

@@ -6,8 +6,10 @@ from types import SimpleNamespace
 
 import pytest
 
+from bench.measure import histogram
 from bench.run import phases
 from bench.load.schedule import NS
+from bench.report.result import Checks, Window
 from bench.spec.scenario import decode_scenario
 
 SCENARIO = """
@@ -51,7 +53,11 @@ class Harness:
     def judge(self, a, b, asked_tps, slo, now_ns):
         assert now_ns >= b * NS                   # a window is judged only once it is over
         self.judged.append((a, b))
-        return {"asked_tps": asked_tps, "passed": asked_tps <= self.limit, "_e2e_hist": None}
+        held = asked_tps <= self.limit
+        empty = histogram.summary(histogram.new_histogram())
+        return Window(seconds=b - a, sent=0, measured=0, sent_tps=0.0, achieved_tps=0.0, e2e=empty,
+                      publish_delay=empty, asked_tps=asked_tps, planned=0, unseen=0, judged_e2e=empty,
+                      checks=Checks(p99=held, p999=held, rate=True, throughput=True), passed=held)
 
 
 def _search(monkeypatch, start, limit, top=1e6):
@@ -65,7 +71,7 @@ def _search(monkeypatch, start, limit, top=1e6):
 
 
 def _asked(info):
-    return [(s["stage"], round(s["asked_tps"])) for s in info["steps"]]
+    return [(s.stage, round(s.asked_tps)) for s in info.steps]
 
 
 def test_ascends_until_a_miss_then_bisects_between_the_last_pass_and_the_miss(monkeypatch):
@@ -74,7 +80,7 @@ def test_ascends_until_a_miss_then_bisects_between_the_last_pass_and_the_miss(mo
     lo = math.sqrt(4000 * hi)                     # 4,757: a pass
     assert _asked(info) == [("ascend", 1000), ("ascend", 2000), ("ascend", 4000), ("ascend", 8000),
                             ("refine", round(hi)), ("refine", round(lo))]
-    assert info["peak"]["asked_tps"] == pytest.approx(lo)
+    assert info.peak.asked_tps == pytest.approx(lo)
     # the ascending steps run back to back, each judged after its settle time
     (a0, b0), (a1, b1) = harness.judged[:2]
     assert (b0 - a0, a1 - a0) == (3, 4)
@@ -84,18 +90,18 @@ def test_a_missed_first_step_steps_down_then_bisects(monkeypatch):
     info, _ = _search(monkeypatch, start=8000, limit=5000)
     assert _asked(info)[:2] == [("ascend", 8000), ("descend", 4000)]
     assert [stage for stage, _ in _asked(info)[2:]] == ["refine", "refine"]
-    assert info["peak"]["asked_tps"] == pytest.approx(math.sqrt(4000 * math.sqrt(4000 * 8000)))
+    assert info.peak.asked_tps == pytest.approx(math.sqrt(4000 * math.sqrt(4000 * 8000)))
 
 
 def test_no_rate_holding_the_slo_means_no_peak(monkeypatch):
     info, _ = _search(monkeypatch, start=8000, limit=0)
     assert _asked(info) == [("ascend", 8000), ("descend", 4000), ("descend", 2000),
                             ("descend", 1000), ("descend", 500)]
-    assert info["peak"] is None
+    assert info.peak is None
 
 
 def test_the_search_stops_at_max_tps_with_the_highest_step_as_the_peak(monkeypatch):
     info, harness = _search(monkeypatch, start=1000, limit=1e9, top=4000)
     assert _asked(info) == [("ascend", 1000), ("ascend", 2000), ("ascend", 4000)]
-    assert info["peak"]["asked_tps"] == 4000
+    assert info.peak.asked_tps == 4000
     assert all(seg[2] <= 4000 for segs, _ in harness.plans for seg in segs)   # never above max_tps

@@ -41,8 +41,8 @@ def test_overrides_are_checked_against_the_rest_of_the_scenario():
 
 
 def test_report_of_a_file_that_is_not_a_result_is_one_line(tmp_path: Path):
-    for name, text, why in [("a.yaml", "name: x\n", "not a bench run result (JSON): Expecting value"),
-                            ("b.json", "[1]", "not a bench run result: no 'scenario' and 'runs'")]:
+    for name, text, why in [("a.yaml", "name: x\n", "not a bench run result (JSON): JSON is malformed"),
+                            ("b.json", "[1]", "not a bench run result: Expected object, got array - at $")]:
         path = tmp_path / name
         path.write_text(text)
         proc = subprocess.run(BENCH + ["report", str(path)], capture_output=True, text=True, timeout=60)

@@ -1,0 +1,196 @@
+"""core.contrib and core.reasons: contributions add up to the margin; reasons a person can read."""
+
+import json
+
+import numpy as np
+import pytest
+
+from bench.load.synth import PATTERN_NAMES, generate
+from core import ModelError, Scorer
+from core.contrib import Contributions
+from core.features import AMOUNT, LOG_AMOUNT, N_FEATURES
+from core.paths import default_model_path, stateless_model_path
+from core.reasons import CODES, TOP, reason_text
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _stateless(stateless_model):
+    """These tests score without per-card state: the stateless model (tests/conftest.py)."""
+
+SEED = 20261205
+MODEL_JSON = stateless_model_path().with_name("fraud-model-stateless.json")   # what these score
+
+
+@pytest.fixture(scope="module")
+def scorer() -> Scorer:
+    return Scorer.load()
+
+
+@pytest.fixture(scope="module")
+def model_json() -> bytes:
+    return (MODEL_JSON).read_bytes()
+
+
+@pytest.fixture(scope="module")
+def batch():
+    print(f"bench.load.synth.generate(4000, seed={SEED}, fraud_rate=0.05)")
+    return generate(4000, seed=SEED, fraud_rate=0.05)
+
+
+def margins(x: np.ndarray) -> np.ndarray:
+    import treelite
+
+    model = treelite.frontend.load_xgboost_model(
+        MODEL_JSON, format_choice="json")
+    return treelite.gtil.predict(model, x, pred_margin=True).reshape(-1).astype(np.float64)
+
+
+def test_contributions_plus_bias_are_the_margin_of_every_flagged_row(scorer, batch):
+    result = scorer.score_batch(batch.payloads())
+    flagged = np.array([i for i, _ in result.alerts])
+    assert flagged.size >= 50
+    x = batch.features()[flagged]
+    c = scorer.model.contributions.compute(x)
+    assert c.shape == (flagged.size, N_FEATURES + 1)
+    np.testing.assert_allclose(c.sum(axis=1), margins(x), rtol=0, atol=1e-4)
+    # and the compiled library's score is the sigmoid of that sum
+    np.testing.assert_allclose(1 / (1 + np.exp(-c.sum(axis=1))), scorer.model.predict(x),
+                               rtol=0, atol=1e-5)
+
+
+def test_contributions_are_xgboosts_saabas_contributions(scorer, batch):
+    import xgboost as xgb  # training extra: only to check our walk against XGBoost's own
+
+    booster = xgb.Booster(model_file=str(MODEL_JSON))
+    x = batch.features()[:500]
+    theirs = booster.predict(xgb.DMatrix(x), pred_contribs=True, approx_contribs=True)
+    np.testing.assert_allclose(scorer.model.contributions.compute(x), theirs, rtol=0, atol=1e-5)
+
+
+def test_a_missing_value_follows_the_default_branch_and_still_adds_up(scorer, batch):
+    x = batch.features()[:50].copy()
+    x[:, 13] = np.nan  # V14: every tree that splits on it takes its default branch
+    c = scorer.model.contributions.compute(x)
+    np.testing.assert_allclose(c.sum(axis=1), margins(x), rtol=0, atol=1e-4)
+
+
+def test_reasons_are_the_top_positive_contributions_largest_first(scorer, batch):
+    result = scorer.score_batch(batch.payloads())
+    flagged = np.array([i for i, _ in result.alerts])
+    x = batch.features()[flagged]
+    c = scorer.model.contributions.compute(x)
+    for row, (i, value) in enumerate(result.alerts):
+        reasons = json.loads(value)["reasons"]
+        assert 1 <= len(reasons) <= TOP
+        got = [r["contribution"] for r in reasons]
+        assert got == sorted(got, reverse=True) and min(got) > 0
+        by_code = {code: c[row, k - 1] for k, code in enumerate(CODES[:28], start=1)}
+        by_code["AMOUNT"] = c[row, AMOUNT] + c[row, LOG_AMOUNT]
+        for r in reasons:
+            assert r["code"] in CODES
+            if r["code"] in by_code:
+                assert r["contribution"] == pytest.approx(by_code[r["code"]], abs=5e-5)
+            assert r["text"] == reason_text(r["code"], r["value"])
+        amount = json.loads(dict(result.scored)[i])["amount"]
+        assert all(r["value"] == amount for r in reasons if r["code"] == "AMOUNT")
+
+
+def test_card_testing_alerts_name_the_cards_behaviour():
+    """With the stateful model (the default), most card-testing alerts carry a card-level
+    reason among their three: what the card did in the last minutes, not the payment alone."""
+    from bench.model.velocity import velocity_features
+    from core.model import load_model
+    from core.reasons import Reasoner
+
+    b = generate(20_000, seed=SEED, mix={"card_testing_burst": 1.0}, fraud_rate=0.05)
+    print(f"bench.load.synth.generate(20000, seed={SEED}, card_testing_burst only, "
+          f"fraud_rate=0.05)")
+    model = load_model(default_model_path().with_name("fraud-model.meta.json"), compile=False)
+    x = np.ascontiguousarray(np.hstack([b.features(), velocity_features(b)]))
+    card_testing = PATTERN_NAMES.index("card_testing_burst")
+    flagged = (model.predict(x) >= np.float32(model.meta.threshold)) & (b.pattern == card_testing)
+    reasons = Reasoner(model.contributions).explain(x[flagged])
+    assert len(reasons) >= 500
+    share = sum(any(r.code.startswith("CARD_") for r in rs) for rs in reasons) / len(reasons)
+    assert share >= 0.7, f"{share:.1%} of {len(reasons)} card-testing alerts"
+
+
+@pytest.mark.parametrize("code, value, text", [
+    ("AMOUNT", 1234.5, "amount of 1,234.50"),
+    ("AMOUNT_MICRO", 1.0, "micro amount (1.00 or less), as in card testing"),
+    ("AMOUNT_MICRO", 0.0, "not a micro amount"),
+    ("AMOUNT_ROUND", 1.0, "round amount (a whole 100 or more)"),
+    ("AMOUNT_HIGH", 1.0, "high amount (500.00 or more)"),
+    ("HOUR_OF_DAY", 3.0, "made between 03:00 and 03:59 UTC"),
+    ("BEHAVIOUR_V14", -2.3059, "behaviour pattern V14 = -2.306 (anonymised feature)"),
+])
+def test_reason_texts_read_as_sentences(code, value, text):
+    assert code in CODES
+    assert reason_text(code, value) == text
+
+
+def test_codes_are_stable():
+    assert CODES == tuple(f"BEHAVIOUR_V{k}" for k in range(1, 29)) + (
+        "AMOUNT", "HOUR_OF_DAY", "AMOUNT_MICRO", "AMOUNT_ROUND", "AMOUNT_HIGH",
+        "CARD_TX_1M", "CARD_AMOUNT_1M", "CARD_TX_1H", "CARD_AMOUNT_1H", "CARD_TX_24H",
+        "CARD_AMOUNT_24H", "CARD_SECS_SINCE_PREV", "CARD_AMOUNT_Z", "CARD_MCC_24H",
+        "CARD_MICRO_10M")
+
+
+@pytest.mark.parametrize("code, value, text", [
+    ("CARD_TX_1M", 14.0, "14 transactions on this card in the last minute"),
+    ("CARD_MICRO_10M", 9.0, "9 micro amounts on this card in 10 minutes, as in card testing"),
+    ("CARD_AMOUNT_Z", 4.25, "amount +4.2 standard deviations from this card's usual"),
+    ("CARD_SECS_SINCE_PREV", float("nan"), "the first transaction seen on this card"),
+])
+def test_velocity_reason_texts(code, value, text):
+    assert reason_text(code, value) == text
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda m: m["learner"]["objective"].update(name="reg:squarederror"),
+     "do not know the margin of objective 'reg:squarederror'"),
+    (lambda m: m["learner"]["learner_model_param"].update(base_score="[0.1,0.2]"),
+     "need one base score"),
+    (lambda m: m["learner"]["gradient_booster"].update(name="gblinear"), "need a gbtree model"),
+    (lambda m: m["learner"]["gradient_booster"]["model"]["trees"][0]["split_indices"]
+     .__setitem__(0, 99), "do not fit 34 features"),
+])
+def test_a_model_reasons_cannot_explain_is_a_model_error(model_json, change, message):
+    model = json.loads(model_json)
+    change(model)
+    with pytest.raises(ModelError, match=message):
+        Contributions.from_xgboost_json(json.dumps(model).encode())
+    with pytest.raises(ModelError, match="cannot read the trees"):
+        Contributions.from_xgboost_json(b'{"learner": 1}')
+
+
+def test_top_reasons_are_positive_largest_first_ties_by_code_order():
+    from core.reasons import Reasoner
+
+    class Fixed:  # contributions chosen by hand, so every rule of the choice is visible
+        n_features = N_FEATURES
+
+        def __init__(self, rows):
+            self.rows = np.array(rows, dtype=np.float64)
+
+        def compute(self, x):
+            return self.rows
+
+    c = np.zeros((3, N_FEATURES + 1))
+    c[:, N_FEATURES] = 5.0                              # the bias is never a reason
+    c[0, [13, 9, 3]] = [0.5, 0.7, 0.5]                  # V14 and V4 tie: V4 comes first
+    c[0, AMOUNT], c[0, LOG_AMOUNT] = 0.2, 0.25          # summed: AMOUNT 0.45
+    c[1, 0], c[1, 1] = 0.00004, -1.0                    # rounds to 0.0000: not a reason
+    c[2, 30] = 1.0                                      # hour only
+    x = np.zeros((3, N_FEATURES), dtype=np.float32)
+    x[:, AMOUNT], x[:, 30] = 12.345, 23
+    got = Reasoner(Fixed(c)).explain(x)
+    assert [(r.code, r.contribution) for r in got[0]] == [
+        ("BEHAVIOUR_V10", 0.7), ("BEHAVIOUR_V4", 0.5), ("BEHAVIOUR_V14", 0.5)]
+    assert got[1] == ()
+    assert [(r.code, r.value, r.text) for r in got[2]] == [
+        ("HOUR_OF_DAY", 23.0, "made between 23:00 and 23:59 UTC")]
+    c[0, [13, 9, 3]] = 0.0
+    assert [(r.code, r.value, r.contribution) for r in Reasoner(Fixed(c)).explain(x)[0]] == [
+        ("AMOUNT", 12.35, 0.45)]
