@@ -25,9 +25,8 @@ whether or not the sweep has removed it yet (W only grows).
 import numba as nb
 import numpy as np
 
-__all__ = ["apply_batch", "sweep", "encode_cards", "restore_cards", "H", "W_1M", "W_10M", "W_1H",
-           "MICRO_MAX", "N_OUT", "FREE_TOP", "SEQ", "MAX_NEV", "SWEEP", "VERSION", "HEAD_BYTES",
-           "EVENT_BYTES"]
+__all__ = ["apply_batch", "sweep", "encode_cards", "restore_cards", "H", "N_OUT", "VERSION",
+           "HEAD_BYTES", "EVENT_BYTES", "FREE_TOP", "SEQ", "MAX_NEV", "SWEEP"]
 
 # numba caches on this file: the constants live here (core.velocity re-exports them)
 H = 86400.0                       # the longest window, and the bad-time / idle limit
@@ -72,6 +71,7 @@ def apply_batch(ids, t, amount, mcc, out, touched,
     n_touched = 0
     for i in range(ids.shape[0]):
         c = ids[i]
+        used[c] = 1
         ti = t[i]
         a = amount[i]
         a64 = np.float64(a)

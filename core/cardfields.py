@@ -6,25 +6,28 @@ core.velocity.epoch_seconds computes it) and merchant id (core.velocity.merchant
 decoder having accepted the row as a JSON object; rows with a backslash anywhere (escaped
 strings) are read by msgspec instead, so an escape can never confuse it.
 
-`with_card_fields(d, feats)`: a Decoded whose good rows end with
-`,"card":{"tx_1m":3,"amount_1m":1.2345e+01,...}` before their final `}`, so that
-core.encode splices the score fields after it. Counts are written as integers, other values
+`card_objects(feats)`: for each good row `,"card":{"tx_1m":3,"amount_1m":1.2345e1,...}`,
+which core.encode.splice_scores writes after the row's own fields, before the score fields. Counts are written as integers, other values
 with nine significant digits (enough to give back the float32 bit for bit), NaN as null:
 the text is a function of the bits only, computed with IEEE basic operations.
 """
 
 from __future__ import annotations
 
+import threading
+
 import numba as nb
 import numpy as np
 
 from core.decode import Decoded, decode_one
+from core.encode import _copy
 from core.schema import CARD_FIELD
 from core.velocity import VELOCITY_FEATURES, epoch_seconds, merchant_id
 
-__all__ = ["CARD_FIELD", "event_columns", "with_card_fields", "card_json_names"]
+__all__ = ["CARD_FIELD", "event_columns", "card_objects", "card_json_names"]
 
 _jit = nb.njit(cache=True, nogil=True, boundscheck=False, error_model="numpy")
+_inline = nb.njit(cache=True, nogil=True, boundscheck=False, error_model="numpy", inline="always")
 _KEY_TS = np.frombuffer(b"timestamp", dtype=np.uint8)
 _KEY_MCC = np.frombuffer(b"merchant_category", dtype=np.uint8)
 _FNV_OFFSET = np.uint64(0xCBF29CE484222325)
@@ -79,29 +82,34 @@ def _epoch(buf, s0, s1):
     return np.float64(secs) + np.float64(_num(buf, s0 + 20, nf)) / _POW10[nf]
 
 
+@_inline
+def _close_quote(buf, j):
+    """Index of the `"` that ends the string whose content starts at j; -1 at a backslash."""
+    while buf[j] != 34 and buf[j] != 92:
+        j += 1
+    return j if buf[j] == 34 else -1
+
+
 @_jit
 def _scan(buf, starts, close, rows, t, mcc, slow):
-    """t, mcc for each row; slow[k] = True where the row has a backslash (msgspec reads it)."""
+    """t, mcc for each row; slow[k] = True where a string before both fields has a backslash
+    (msgspec reads that row). Stops at the second of the two fields: the decoder vouched that
+    the row is valid JSON, and neither key appears twice at the top level."""
     for k in range(rows.shape[0]):
         r = rows[k]
-        a = starts[r]
         b = close[r]
         slow[k] = False
-        for i in range(a, b):
-            if buf[i] == 92:
-                slow[k] = True
-                break
-        if slow[k]:
-            continue
+        found = 0
         depth = 0
         expect_key = False
-        i = a
-        while i <= b:
+        i = starts[r]
+        while i <= b and found < 2:
             c = buf[i]
             if c == 34:                                   # a string
-                j = i + 1
-                while buf[j] != 34:
-                    j += 1
+                j = _close_quote(buf, i + 1)
+                if j < 0:
+                    slow[k] = True
+                    break
                 if depth == 1 and expect_key:            # a top-level key: read its value
                     expect_key = False
                     v = j + 1
@@ -111,16 +119,19 @@ def _scan(buf, starts, close, rows, t, mcc, slow):
                     while buf[v] == 32 or buf[v] == 9 or buf[v] == 10 or buf[v] == 13:
                         v += 1
                     if buf[v] == 34:
-                        w = v + 1
-                        while buf[w] != 34:
-                            w += 1
+                        w = _close_quote(buf, v + 1)
+                        if w < 0:
+                            slow[k] = True
+                            break
                         if _key_is(buf, i + 1, j, _KEY_TS):
                             t[k] = _epoch(buf, v + 1, w)
+                            found += 1
                         elif _key_is(buf, i + 1, j, _KEY_MCC):
                             h = _FNV_OFFSET
                             for q in range(v + 1, w):
                                 h = (h ^ np.uint64(buf[q])) * _FNV_PRIME
                             mcc[k] = np.int64(h)
+                            found += 1
                         i = w + 1
                         continue
                     i = v
@@ -168,10 +179,10 @@ _NAMES, _NAME_OFFS = _name_table()
 _MAX_VALUE = len("-1.23456789e-123")
 
 
-@_jit
+@_inline
 def _put_int(out, o, v):
-    if v == 0:
-        out[o] = 48
+    if v < 10:
+        out[o] = 48 + v
         return o + 1
     n = 0
     x = v
@@ -184,7 +195,7 @@ def _put_int(out, o, v):
     return o + n
 
 
-@_jit
+@_inline
 def _put_value(out, o, f, is_count):
     """JSON text of float32 f: null for NaN, an integer for counts, else nine significant
     digits d.dddddddde[-]x (a product with a constant power of ten, one rounding)."""
@@ -203,11 +214,12 @@ def _put_value(out, o, f, is_count):
     if d == 0.0:
         out[o] = 48
         return o + 1
-    e = _P10_TOP - _P10_BIAS          # decimal exponent: 10^e <= d < 10^(e+1), roughly
-    while e > -_P10_BIAS and _P10[e + _P10_BIAS] > d:
-        e -= 1
+    # decimal exponent from the binary one (floor(e2 * log10 2), exact over this range),
+    # then settled by q itself: 10^8 <= q < 10^9
+    e2 = ((np.float64(d).view(np.int64) >> 52) & 0x7FF) - 1023
+    e = (e2 * 78913) >> 18
     q = np.int64(0)
-    for _ in range(3):                # the table's powers are rounded: settle e by q itself
+    for _ in range(4):
         q = np.int64(np.floor(d * _P10[8 - e + _P10_BIAS] + 0.5))
         if q >= 1_000_000_000:
             e += 1
@@ -216,13 +228,19 @@ def _put_value(out, o, f, is_count):
         else:
             break
     out[o] = 48 + q // 100_000_000
-    out[o + 1] = 46
-    o += 2
     rest = q % 100_000_000
-    for j in range(7, -1, -1):
-        out[o + j] = 48 + rest % 10
-        rest //= 10
-    o += 8
+    if rest:                          # the fraction without its trailing zeros
+        out[o + 1] = 46
+        n = 8
+        while rest % 10 == 0:
+            rest //= 10
+            n -= 1
+        for j in range(n + 1, 1, -1):
+            out[o + j] = 48 + rest % 10
+            rest //= 10
+        o += n + 2
+    else:
+        o += 1
     out[o] = 101
     o += 1
     if e < 0:
@@ -233,36 +251,35 @@ def _put_value(out, o, f, is_count):
 
 
 @_jit
-def _splice_card(buf, starts, close, rows, feats, names, offs, counts, out, starts2, close2):
+def _card_objects(feats, names, offs, counts, out, ends):
     o = 0
-    for k in range(rows.shape[0]):
-        r = rows[k]
-        starts2[r] = o
-        for i in range(starts[r], close[r]):
-            out[o] = buf[i]
-            o += 1
+    for k in range(feats.shape[0]):
         for j in range(feats.shape[1]):
-            for i in range(offs[j], offs[j + 1]):
-                out[o] = names[i]
-                o += 1
+            o = _copy(out, o, names, offs[j], offs[j + 1])
             o = _put_value(out, o, feats[k, j], counts[j])
         out[o] = 125
         o += 1
-        close2[r] = o
-        out[o] = 125
-        o += 1
+        ends[k + 1] = o
     return o
 
 
-def with_card_fields(d: Decoded, feats: np.ndarray) -> Decoded:
-    """d with the `card` object written into each good row (feats: float32 (good, 10))."""
-    rows = d.good
-    m = rows.shape[0]
-    size = int((d.close[rows] - d.starts[rows]).sum()) + m * (
-        _NAMES.size + feats.shape[1] * _MAX_VALUE + 2) if m else 0
-    out = np.empty(size, dtype=np.uint8)
-    starts2 = d.starts.copy()
-    close2 = d.close.copy()
-    used = _splice_card(d.buf, d.starts, d.close, rows, np.ascontiguousarray(feats, np.float32),
-                        _NAMES, _NAME_OFFS, _COUNTS, out, starts2, close2)
-    return Decoded(d.x, d.good, d.dead, out[:used], starts2, close2)
+def card_objects(feats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(bytes, offsets): `,"card":{...}` for each row of feats (float32 (n, 10)); row k's
+    text is bytes[offsets[k]:offsets[k + 1]] (what core.encode.splice_scores takes as extra)."""
+    feats = np.ascontiguousarray(feats, dtype=np.float32)
+    n = feats.shape[0]
+    out = _scratch(n * (_NAMES.size + feats.shape[1] * _MAX_VALUE + 1))
+    ends = np.zeros(n + 1, dtype=np.int64)
+    used = _card_objects(feats, _NAMES, _NAME_OFFS, _COUNTS, out, ends)
+    return out[:used], ends
+
+
+_local = threading.local()
+
+
+def _scratch(size: int) -> np.ndarray:
+    """A buffer reused by this thread (the caller copies out of it before the next call)."""
+    out = getattr(_local, "out", None)
+    if out is None or out.size < size:
+        out = _local.out = np.empty(max(size, 1 << 16), dtype=np.uint8)
+    return out

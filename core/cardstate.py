@@ -34,15 +34,38 @@ from core.cardfields import event_columns
 from core.config import ScoringConfig
 from core.errors import StateError
 from core.features import AMOUNT
-from core.velocity import CardStore, StateRecordError
+from core.velocity import N_VELOCITY, CardStore, StateRecordError
 
-__all__ = ["CardStates", "RestoreStats"]
+__all__ = ["CardStates", "RestoreStats", "batch_velocity"]
 
 log = logging.getLogger(__name__)
 
 _RESTORE_CHUNK = 100_000      # records per consume() and per kernel call
-_RESTORE_POLL_S = 0.5
+# consume() waits for a full chunk or this long: short, or every small restore takes it
+_RESTORE_POLL_S = 0.02
 _RESTORE_PROGRESS_S = 5.0
+
+
+def batch_velocity(stores, parts, keys):
+    """The `velocity` function for core.Scorer.score_batch: input row r is a transaction of
+    partition parts[r] (an int64 array; its store: stores[parts[r]]) and card keys[r]. Rows of one partition
+    are applied in input order, one kernel call per partition."""
+    def compute(d, values) -> np.ndarray:
+        rows = d.good
+        t, mcc = event_columns(d, values)
+        amount = np.ascontiguousarray(d.x[rows, AMOUNT])
+        out = np.empty((rows.shape[0], N_VELOCITY), dtype=np.float32)
+        row_list = rows.tolist()
+        part = parts[rows]
+        first = int(part[0])
+        if part[-1] == first and (part == first).all():   # usual: one partition per process
+            out[:] = stores[first].apply([keys[r] for r in row_list], t, amount, mcc)
+            return out
+        for p in np.unique(part).tolist():
+            sel = (part == p).nonzero()[0]
+            out[sel] = stores[p].apply([keys[r] for r in rows[sel].tolist()], t[sel], amount[sel], mcc[sel])
+        return out
+    return compute
 
 
 class _Gauges:
@@ -137,21 +160,8 @@ class CardStates:
         if missing:
             self._restore(consumer, missing)
 
-        def compute(d, values) -> np.ndarray:
-            rows = d.good
-            t, mcc = event_columns(d, values)
-            amount = np.ascontiguousarray(d.x[rows, AMOUNT])
-            out = np.empty((rows.shape[0], 10), dtype=np.float32)
-            part = np.fromiter((msgs[r].partition() for r in rows.tolist()), dtype=np.int64,
-                               count=rows.shape[0])
-            for p in partitions:
-                sel = (part == p).nonzero()[0]
-                if sel.size == 0:
-                    continue
-                keys = [msgs[r].key() or b"" for r in rows[sel].tolist()]
-                out[sel] = self._stores[p].apply(keys, t[sel], amount[sel], mcc[sel])
-            return out
-        return compute
+        return batch_velocity(self._stores, np.fromiter([m.partition() for m in msgs], np.int64, len(msgs)),
+                              [m.key() or b"" for m in msgs])
 
     def produce_changes(self, producer: Any, partitions) -> int:
         """Produce the stores' pending changes (inside the open transaction); returns how many."""
@@ -215,32 +225,26 @@ class CardStates:
         report = started + _RESTORE_PROGRESS_S
         while True:
             msgs = reader.consume(num_messages=_RESTORE_CHUNK, timeout=_RESTORE_POLL_S)
-            batch = []
-            offsets = []
-            for m in msgs:
-                err = m.error()
-                if err is not None:
-                    # the end: the position passed the last record and any commit markers
-                    if err.code() == KafkaError._PARTITION_EOF:
-                        position = max(position, m.offset())
-                        continue
-                    raise StateError(f"{self.name}: reading {self.topic}[{p}]: {err.str()}")
-                key = m.key()
-                if key is None:
-                    raise StateError(f"{self.name}: undecodable card state at {self.topic}[{p}]@"
-                                     f"{m.offset()}: a record without a key")
-                batch.append((key, m.value()))
-                offsets.append(m.offset())
-            if batch:
+            if msgs and msgs[-1].error() is not None:   # the end: past the last record and markers
+                eof = msgs.pop()
+                if eof.error().code() != KafkaError._PARTITION_EOF:
+                    raise StateError(f"{self.name}: reading {self.topic}[{p}]: {eof.error().str()}")
+                position = max(position, eof.offset())
+            if msgs:
+                keys = [m.key() for m in msgs]
+                if None in keys:   # an error event (an EOF in the middle) or a keyless record
+                    msgs = self._good_messages(msgs, p)
+                    keys = [m.key() for m in msgs]
                 try:
-                    store.restore(batch)
+                    store.restore_columns(keys, [m.value() for m in msgs])
                 except StateRecordError as exc:
+                    m = msgs[exc.index]
                     raise StateError(
-                        f"{self.name}: undecodable card state at {self.topic}[{p}]@"
-                        f"{offsets[exc.index]} ({len(batch[exc.index][1])} bytes): refusing to "
-                        f"score this partition from an incomplete state") from None
-                stats.records += len(batch)
-                position = max(position, offsets[-1] + 1)
+                        f"{self.name}: undecodable card state at {self.topic}[{p}]@{m.offset()} "
+                        f"({len(m.value())} bytes): refusing to score this partition from an "
+                        f"incomplete state") from None
+                stats.records += len(msgs)
+                position = max(position, msgs[-1].offset() + 1)
             if position >= end:
                 return
             now = time.perf_counter()
@@ -250,13 +254,28 @@ class CardStates:
                 log.info("%s: restoring %s[%d]: %d records, offset %d of %d", self.name, self.topic,
                          p, stats.records, position, end)
 
+    def _good_messages(self, msgs, p: int) -> list:
+        """msgs without EOF events; StateError at any other error or a record without key."""
+        good = []
+        for m in msgs:
+            err = m.error()
+            if err is not None:
+                if err.code() != KafkaError._PARTITION_EOF:
+                    raise StateError(f"{self.name}: reading {self.topic}[{p}]: {err.str()}")
+            elif m.key() is None:
+                raise StateError(f"{self.name}: undecodable card state at {self.topic}[{p}]@"
+                                 f"{m.offset()}: a record without a key")
+            else:
+                good.append(m)
+        return good
+
     def _reader_consumer(self) -> Consumer:
         if self._reader is None:
             from core.txn import consumer_settings
             settings = consumer_settings(self._config, 0)
             settings.pop("group.instance.id", None)
             settings.update({"enable.auto.commit": "false", "enable.partition.eof": "true",
-                             "fetch.max.bytes": str(64 << 20),
+                             "fetch.max.bytes": str(64 << 20), "fetch.wait.max.ms": "10",
                              "max.partition.fetch.bytes": str(16 << 20)})
             self._reader = Consumer(settings)
         return self._reader

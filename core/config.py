@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 import socket
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 from msgspec import Meta
@@ -38,7 +38,11 @@ RESERVED_KAFKA_KEYS = frozenset({
     "enable.auto.offset.store",
     "isolation.level",
     "enable.idempotence",
+    "auto.offset.reset",
 })
+# Reserved keys that have a ScoringConfig field of their own.
+_FIELD_FOR_KEY = {"bootstrap.servers": "bootstrap_servers", "group.id": "group_id",
+                  "auto.offset.reset": "offset_reset"}
 
 _SECRET_KEY = re.compile(r"password|secret|token|credential|private|\.key\.pem|sasl\.oauthbearer\.config"
                          r"|sasl\.jaas|ssl\.key\b|keystore|\.key$", re.IGNORECASE)
@@ -70,6 +74,13 @@ class ScoringConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_
     exactly_once: False switches to at-least-once (produce, flush, store the offsets; the
     consumer commits them every 5 s). It exists only to show that the kill -9 test can
     fail; never run production with it.
+    offset_reset: where an input partition starts when the group's committed offset for it is
+    missing or out of range (expired after offsets.retention.minutes, deleted, or behind the
+    log start after retention). "refuse" (default): a new group starts at the earliest record,
+    but a group that has committed before leaves such a partition paused with an error line
+    and the fraudstream_offset_reset_refused counter, instead of re-scoring and re-alerting
+    all retained input; "earliest" / "latest": reset silently to that end, as librdkafka's
+    auto.offset.reset does (see core.offsets).
     """
 
     bootstrap_servers: str = "127.0.0.1:9092"
@@ -85,6 +96,7 @@ class ScoringConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_
     model_path: str | None = None
     metrics_port: Annotated[int, Meta(ge=0, le=65_535)] = 0
     stats_interval_s: Annotated[float, Meta(ge=0.0, le=3600.0)] = 10.0
+    offset_reset: Literal["refuse", "earliest", "latest"] = "refuse"
 
     def __post_init__(self) -> None:
         if not self.bootstrap_servers.strip():
@@ -94,8 +106,8 @@ class ScoringConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_
         for key in self.kafka:
             if key in RESERVED_KAFKA_KEYS:
                 raise ConfigError(
-                    f"kafka.{key}: set by the scoring loop itself; use the ScoringConfig field instead"
-                    if key in ("bootstrap.servers", "group.id") else
+                    f"kafka.{key}: set by the scoring loop itself; use the ScoringConfig field "
+                    f"{_FIELD_FOR_KEY[key]} instead" if key in _FIELD_FOR_KEY else
                     f"kafka.{key}: reserved, the exactly-once loop controls it")
 
     def __repr__(self) -> str:

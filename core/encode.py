@@ -110,7 +110,7 @@ def _put_u32(out, o, v):
 
 @_jit
 def _splice(buf, starts, close, rows, scores, is_fraud, level, head, mids, mid_offs, tail, out,
-            q):
+            q, extra, extra_offs):
     o = _copy(out, 0, _PICKLE_OPEN, 0, _PICKLE_OPEN.shape[0])
     for k in range(rows.shape[0]):
         r = rows[k]
@@ -121,6 +121,7 @@ def _splice(buf, starts, close, rows, scores, is_fraud, level, head, mids, mid_o
         o += 10
         begin = o
         o = _copy(out, o, buf, starts[r], close[r])
+        o = _copy(out, o, extra, extra_offs[k], extra_offs[k + 1])
         o = _copy(out, o, head, 0, head.shape[0])
         v = np.int64(np.floor(np.float64(scores[k]) * _SCALE + 0.5))  # as quantize() does
         v = min(max(v, 0), _SCALE)
@@ -147,6 +148,7 @@ def _splice(buf, starts, close, rows, scores, is_fraud, level, head, mids, mid_o
     return _copy(out, o, _PICKLE_CLOSE, 0, _PICKLE_CLOSE.shape[0])
 
 
+_NO_EXTRA = np.zeros(0, dtype=np.uint8)
 _local = threading.local()
 _KEEP_BYTES = 16 << 20  # a batch of 8192 typical events needs ~8 MiB
 
@@ -163,19 +165,24 @@ def _scratch(size: int) -> np.ndarray:
     return out
 
 
-def splice_scores(buf, starts, close, rows, scores, is_fraud, level, tail: bytes):
+def splice_scores(buf, starts, close, rows, scores, is_fraud, level, tail: bytes, extra=None):
     """([(row, scored event bytes)], quantized scores) for rows: distinct indices into
-    starts/close, as decode gives them (so that buf.size bounds their total length)."""
+    starts/close, as decode gives them (so that buf.size bounds their total length).
+
+    extra: None, or (uint8 array, int64 offsets (len(rows) + 1)): bytes written after row k's
+    own fields and before the score fields (core.cardfields' `card` object)."""
     m = rows.shape[0]
     q = np.empty(m, dtype=np.int64)
     if m == 0:
         return [], q
     tail_arr = np.frombuffer(tail, dtype=np.uint8)
     # the rows' bytes all lie in buf, so buf.size bounds their total length
+    if extra is None:
+        extra = (_NO_EXTRA, np.zeros(m + 1, dtype=np.int64))
     per_row = _PICKLE_ROW + _HEAD.size + _MAX_SCORE + _MAX_MID + tail_arr.size
-    out = _scratch(buf.size + m * per_row + _PICKLE_OPEN.size + _PICKLE_CLOSE.size)
+    out = _scratch(buf.size + extra[0].size + m * per_row + _PICKLE_OPEN.size + _PICKLE_CLOSE.size)
     used = _splice(buf, starts, close, rows, scores, is_fraud, level, _HEAD, _MID_BYTES,
-                   _MID_OFFS, tail_arr, out, q)
+                   _MID_OFFS, tail_arr, out, q, extra[0], extra[1])
     return pickle.loads(out[:used]), q
 
 

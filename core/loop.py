@@ -1,14 +1,18 @@
 """The exactly-once scoring loop: one Kafka transaction per micro-batch.
 
     consume up to N records or T ms  ->  score  ->  begin_transaction
-    -> produce scores / alerts / dead letters  ->  send_offsets_to_transaction(input positions)
-    -> commit_transaction
+    -> produce scores / alerts / dead letters  ->  send_offsets_to_transaction(per partition of
+    the batch: last processed offset + 1)  ->  commit_transaction
 
 Outputs and input offsets commit atomically, so a process killed at any instant leaves
 either the whole batch (outputs + offsets) or none of it; its replacement (same worker slot,
 same transactional.id) aborts the open transaction in init_transactions and resumes from the
 committed offsets. A transaction never spans a consume() call, so rebalance callbacks (which
 run inside consume) never find one open: partitions are given up only between transactions.
+
+A record is never a reason to stop: an input whose outputs are too large (core.limits) or
+that the broker refuses for good (core.culprits) becomes a dead letter; where a partition
+without a usable committed offset starts is core.offsets' decision.
 
 Embedding it in an existing service::
 
@@ -28,11 +32,14 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, Topi
 
 from core.cardstate import CardStates
 from core.config import ScoringConfig
+from core.culprits import Culprits
 from core.errors import ConfigError, PipelineError
+from core.limits import DEFAULT_MAX_MESSAGE_BYTES, OutputLimits, read_output_limits
 from core.metrics import LoopMetrics, Ticker, format_stats
-from core.routing import DEFAULT_MAX_MESSAGE_BYTES, produce_outputs
-from core.txn import (AbortRequired, consumer_settings, producer_settings, raise_produce_error,
-                      txn_call, worker_id)
+from core.offsets import is_reset_refused, next_offsets, offset_reset_refused, plan_start, refused_text
+from core.routing import produce_outputs
+from core.txn import (AbortRequired, admin_settings, consumer_settings, kafka_cause, producer_settings,
+                      raise_produce_error, txn_call, worker_id)
 
 __all__ = ["ScoringConsumer"]
 
@@ -66,7 +73,9 @@ class ScoringConsumer:
         self._rebalanced = False
         self._txn_open = False
         self._aborts_in_row = 0
-        self._max_message_bytes = DEFAULT_MAX_MESSAGE_BYTES
+        self._limits = OutputLimits.uniform(config.topics)
+        self._culprits = Culprits()
+        self._refused: set[int] = set()   # partitions paused by offset_reset=refuse, already reported
         if getattr(scorer, "needs_velocity", False) and not config.state:
             from core.velocity import VELOCITY_FEATURES
             raise ConfigError(f"state: the model uses {', '.join(VELOCITY_FEATURES)}, which only "
@@ -84,7 +93,11 @@ class ScoringConsumer:
         ConfigError when the configured topics do not exist."""
         cfg = self.config
         settings = producer_settings(cfg, self.slot)
-        self._max_message_bytes = int(settings.get("message.max.bytes", DEFAULT_MAX_MESSAGE_BYTES))
+        self._limits = self._read_limits(int(settings.get("message.max.bytes", DEFAULT_MAX_MESSAGE_BYTES)),
+                                         int(settings.get("batch.size", DEFAULT_MAX_MESSAGE_BYTES)))
+        if self._limits.batch_cap is not None:
+            settings["batch.size"] = str(self._limits.batch_cap)
+        settings["on_delivery"] = self._culprits.on_delivery
         self._producer = Producer(settings)
         try:
             if cfg.exactly_once:
@@ -117,6 +130,17 @@ class ScoringConsumer:
                     continue
                 raise PipelineError(f"{self.name}: init_transactions failed: {error.str()}") from exc
 
+    def _read_limits(self, client: int, batch_size: int) -> OutputLimits:
+        try:
+            return read_output_limits(admin_settings(self.config), self.config.topics, client, batch_size)
+        except KafkaException as exc:
+            # A missing topic is reported by _check_topics next; without DescribeConfigs rights
+            # the producer's own limit is all there is to go by.
+            if exc.args[0].code() != KafkaError.UNKNOWN_TOPIC_OR_PART:
+                log.warning("%s: cannot read max.message.bytes of the output topics (%s): assuming they accept "
+                            "the producer's message.max.bytes %d", self.name, exc.args[0], client)
+            return OutputLimits.uniform(self.config.topics, client)
+
     def _check_topics(self) -> None:
         topics = self.config.topics
         names = topics.all() + ((topics.state,) if self.config.state else ())
@@ -143,8 +167,8 @@ class ScoringConsumer:
         if self._txn_open:
             try:
                 self._producer.abort_transaction(10.0)
-            except KafkaException as exc:
-                log.warning("%s: abort on close failed: %s", self.name, exc)
+            except (KafkaException, SystemError) as exc:
+                log.warning("%s: abort on close failed: %s", self.name, kafka_cause(exc))
             self._txn_open = False
         if self._consumer is not None:
             try:
@@ -154,8 +178,8 @@ class ScoringConsumer:
         if self._producer is not None:
             try:
                 self._producer.flush(5.0)
-            except KafkaException as exc:  # fenced or fatal: never mask the error that got us here
-                log.warning("%s: producer flush on close: %s", self.name, exc.args[0])
+            except (KafkaException, SystemError) as exc:  # fenced or fatal: never mask the error that got us here
+                log.warning("%s: producer flush on close: %s", self.name, kafka_cause(exc).args[0])
         if self._cards is not None:
             self._cards.close()
         snap = self.metrics.snapshot()
@@ -164,6 +188,15 @@ class ScoringConsumer:
     # -- rebalance callbacks (called from inside consume(), never mid-transaction) -----------
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        if self.config.offset_reset == "refuse":
+            topics = self.config.topics
+            try:
+                partitions, refused = plan_start(consumer, self.name, topics.transactions,
+                                                 (topics.scores, topics.deadletter), partitions)
+            except KafkaException as exc:
+                raise PipelineError(f"{self.name}: cannot read the group's committed offsets: {exc.args[0]}") from exc
+            self._refused.update(refused)
+            consumer.assign(partitions)
         self._assigned.update(tp.partition for tp in partitions)
         self._rebalanced = True
         log.info("%s: assigned %s", self.name, sorted(self._assigned))
@@ -171,6 +204,7 @@ class ScoringConsumer:
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self._abort_if_open("partitions revoked")
         self._assigned.difference_update(tp.partition for tp in partitions)
+        self._refused.difference_update(tp.partition for tp in partitions)
         self._drop_state(partitions)
         self._rebalanced = True
         log.info("%s: revoked %s", self.name, sorted(tp.partition for tp in partitions))
@@ -178,6 +212,7 @@ class ScoringConsumer:
     def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self._abort_if_open("partitions lost")
         self._assigned.difference_update(tp.partition for tp in partitions)
+        self._refused.difference_update(tp.partition for tp in partitions)
         self._drop_state(partitions)
         self._rebalanced = True
         log.warning("%s: lost %s", self.name, sorted(tp.partition for tp in partitions))
@@ -229,51 +264,81 @@ class ScoringConsumer:
             self._rebalanced = False
         if not good:
             return
-        velocity = self._cards.velocity(self._consumer, good) if self._cards is not None else None
-        result = self.scorer.score_batch([m.value() or b"" for m in good], velocity)
-        # The consumer's position is "last returned + 1" for every partition it returned
-        # records of; untouched partitions repeat their committed offset (harmless).
-        offsets = [tp for tp in self._consumer.position(self._consumer.assignment()) if tp.offset >= 0]
-        if self.config.exactly_once:
-            commit_s = self._commit_transaction(good, result, offsets)
-        else:
-            commit_s = self._commit_at_least_once(good, result, offsets)
-        if commit_s is not None:
-            self.metrics.record_batch(len(good), len(result.scored), len(result.alerts),
-                                      len(result.dead), commit_s)
+        culprits = self._culprits
+        if culprits.suspects and culprits.has_suspects(good):
+            # Records of a batch the broker rejected: each suspect in a transaction of its own.
+            pieces = culprits.pieces(good)
+            done = 0
+            for piece in pieces:
+                if not self._process_piece(piece, good[done:]):
+                    return
+                done += len(piece)
+            return
+        self._process_piece(good, good)
 
-    def _commit_transaction(self, msgs: list[Any], result: Any, offsets: list[TopicPartition]) -> float | None:
+    def _process_piece(self, msgs: list[Any], pending: list[Any]) -> bool:
+        """Score and commit `msgs`; on an abort, rewind the partitions of `pending` (msgs and
+        what follows it in the batch) and return False."""
+        velocity = self._cards.velocity(self._consumer, msgs) if self._cards is not None else None
+        result = self.scorer.score_batch([m.value() or b"" for m in msgs], velocity)
+        offsets = next_offsets(self.config.topics.transactions, msgs, self._assigned)
+        divert = self._culprits.divert(msgs)
+        if self.config.exactly_once:
+            done = self._commit_transaction(msgs, result, offsets, divert, pending)
+        else:
+            done = self._commit_at_least_once(msgs, result, offsets, divert)
+        if done is None:
+            return False
+        commit_s, diverted = done
+        alerts = len(result.alerts)
+        if diverted:
+            alerts -= sum(1 for idx, _ in result.alerts if idx in diverted)
+            for idx, reason in diverted.items():
+                m = msgs[idx]
+                log.warning("%s: %s[%d]@%d is a dead letter: %s", self.name, m.topic(), m.partition(), m.offset(), reason)
+        self.metrics.record_batch(len(msgs), len(result.scored) - len(diverted), alerts,
+                                  len(result.dead) + len(diverted), commit_s)
+        return True
+
+    def _commit_transaction(self, msgs: list[Any], result: Any, offsets: list[TopicPartition],
+                            divert: dict[int, str], pending: list[Any]) -> tuple[float, dict[int, str]] | None:
         producer = self._producer
+        self._culprits.begin()
         try:
             txn_call("begin_transaction", producer.begin_transaction)
             self._txn_open = True
             try:
-                produce_outputs(producer, self.config.topics, msgs, result, self._max_message_bytes)
+                diverted = produce_outputs(producer, self.config.topics, msgs, result, self._limits, divert)
                 if self._cards is not None:
                     self._cards.produce_changes(producer, {m.partition() for m in msgs})
-            except KafkaException as exc:
-                raise_produce_error(exc)
+            except (KafkaException, SystemError) as exc:
+                raise_produce_error(kafka_cause(exc))
             t0 = time.perf_counter()
             txn_call("send_offsets_to_transaction", producer.send_offsets_to_transaction,
                      offsets, self._consumer.consumer_group_metadata())
             txn_call("commit_transaction", producer.commit_transaction)
             self._txn_open = False
             self._aborts_in_row = 0
-            return time.perf_counter() - t0
+            self._culprits.committed(msgs)
+            return time.perf_counter() - t0, diverted
         except AbortRequired as exc:
-            self._abort_and_rewind(msgs, exc)
+            self._abort_and_rewind(pending, exc, msgs, result)
             return None
 
-    def _abort_and_rewind(self, msgs: list[Any], cause: AbortRequired) -> None:
-        self._aborts_in_row += 1
+    def _abort_and_rewind(self, pending: list[Any], cause: AbortRequired, msgs: list[Any], result: Any) -> None:
         log.warning("%s: aborting transaction (%s); retrying batch from committed offsets", self.name, cause)
         txn_call("abort_transaction", self._producer.abort_transaction)
         self._txn_open = False
         self._drop_state({m.partition() for m in msgs})   # they applied the aborted batch
         self.metrics.record_abort()
+        found, culprit = self._culprits.after_abort(self.config.topics, msgs, result)
+        if found:
+            log.warning("%s: %s", self.name, found)
+        if not culprit:   # a newly found culprit is progress: each batch holds finitely many
+            self._aborts_in_row += 1
         if self._aborts_in_row >= _MAX_CONSECUTIVE_ABORTS:
             raise PipelineError(f"{self.name}: {self._aborts_in_row} transactions aborted in a row; last: {cause}")
-        self._rewind(msgs)
+        self._rewind(pending)
 
     def _rewind(self, msgs: list[Any]) -> None:
         topic = self.config.topics.transactions
@@ -297,16 +362,17 @@ class ScoringConsumer:
                 raise PipelineError(f"{self.name}: cannot rewind {topic}[{tp.partition}] to {target} "
                                     f"after an abort: {exc}") from exc
 
-    def _commit_at_least_once(self, msgs: list[Any], result: Any, offsets: list[TopicPartition]) -> float:
+    def _commit_at_least_once(self, msgs: list[Any], result: Any, offsets: list[TopicPartition],
+                              divert: dict[int, str]) -> tuple[float, dict[int, str]]:
         # Kept only to prove the kill test detects its duplicates (see txn.consumer_settings).
-        produce_outputs(self._producer, self.config.topics, msgs, result, self._max_message_bytes)
+        diverted = produce_outputs(self._producer, self.config.topics, msgs, result, self._limits, divert)
         if self._cards is not None:
             self._cards.produce_changes(self._producer, {m.partition() for m in msgs})
         t0 = time.perf_counter()
         if self._producer.flush(30.0):
             raise PipelineError(f"{self.name}: outputs not delivered within 30 s")
         self._consumer.store_offsets(offsets=offsets)
-        return time.perf_counter() - t0
+        return time.perf_counter() - t0, diverted
 
     def _consume_error(self, msg: Any) -> None:
         error = msg.error()
@@ -315,6 +381,12 @@ class ScoringConsumer:
         # group.instance.id) arrives as a message with code _FATAL, not always flagged fatal().
         if error.fatal() or error.code() == KafkaError._FATAL:
             raise PipelineError(f"{self.name}: fatal consumer error on {where}: {error.str()}")
+        if is_reset_refused(error):   # offset_reset=refuse: librdkafka left the partition paused
+            if msg.partition() not in self._refused:   # not already reported at assignment
+                self._refused.add(msg.partition())
+                log.error("%s", refused_text(self.name, msg.topic(), [msg.partition()], error.str()))
+                offset_reset_refused().inc()
+            return
         if error.code() != KafkaError._PARTITION_EOF:
             log.warning("%s: consumer error on %s: %s", self.name, where, error.str())
 

@@ -12,9 +12,8 @@ amount would often take two of the three places). Each reason has a stable code:
     HOUR_OF_DAY       hour (UTC)                   value: 0..23
     BEHAVIOUR_V1..28  the anonymised PCA columns   value: Vk (no plain-language meaning)
 
-and, for a model with the per-card velocity features (core.velocity), one reason each:
-CARD_TX_1M, CARD_AMOUNT_1M, CARD_TX_1H, CARD_AMOUNT_1H, CARD_TX_24H, CARD_AMOUNT_24H,
-CARD_SECS_SINCE_PREV, CARD_AMOUNT_Z, CARD_MCC_24H, CARD_MICRO_10M (value: the feature).
+and, for a model that uses the per-card state (core.velocity), one code per velocity feature
+(VELOCITY_REASONS: CARD_TX_1M, CARD_AMOUNT_1M, ..., CARD_MICRO_10M), value: the feature.
 
 Only positive contributions are reasons (at most 3, largest first): a flagged row nearly
 always has three.
@@ -35,7 +34,7 @@ from core.features import (
 from core.schema import Reason
 from core.velocity import VELOCITY_FEATURES
 
-__all__ = ["Reasoner", "CODES", "TOP", "reason_text"]
+__all__ = ["Reasoner", "CODES", "TOP", "reason_text", "VELOCITY_REASONS"]
 
 TOP = 3
 
@@ -52,21 +51,24 @@ _TEXTS = {
                           "not a round amount"),
     "AMOUNT_HIGH": _flag(f"high amount ({HIGH_MIN:,.2f} or more)", "not a high amount"),
     "HOUR_OF_DAY": lambda value: f"made between {int(value):02d}:00 and {int(value):02d}:59 UTC",
-    "CARD_TX_1M": lambda value: f"{value:,.0f} transactions on this card in the last minute",
+    # the per-card state's features (core.velocity), in VELOCITY_FEATURES order
+    "CARD_TX_1M": lambda value: f"{int(value)} transactions on this card in the last minute",
     "CARD_AMOUNT_1M": lambda value: f"{value:,.2f} spent on this card in the last minute",
-    "CARD_TX_1H": lambda value: f"{value:,.0f} transactions on this card in the last hour",
+    "CARD_TX_1H": lambda value: f"{int(value)} transactions on this card in the last hour",
     "CARD_AMOUNT_1H": lambda value: f"{value:,.2f} spent on this card in the last hour",
-    "CARD_TX_24H": lambda value: f"{value:,.0f} transactions on this card in the last 24 hours",
-    "CARD_AMOUNT_24H": lambda value: f"{value:,.2f} spent on this card in the last 24 hours",
-    "CARD_SECS_SINCE_PREV": lambda value: (
-        "the first transaction seen on this card" if value != value
-        else f"{value:,.0f} s after this card's previous transaction"),
-    "CARD_AMOUNT_Z": lambda value: (f"amount {value:+.1f} standard deviations from this "
-                                    f"card's usual"),
-    "CARD_MCC_24H": lambda value: f"{value:,.0f} merchant categories on this card in 24 hours",
-    "CARD_MICRO_10M": lambda value: (f"{value:,.0f} micro amounts on this card in 10 minutes, "
-                                     f"as in card testing"),
+    "CARD_TX_24H": lambda value: f"{int(value)} transactions on this card in 24 hours",
+    "CARD_AMOUNT_24H": lambda value: f"{value:,.2f} spent on this card in 24 hours",
+    "CARD_SECS_SINCE_PREV": lambda value: ("first transaction seen on this card" if value != value
+                                           else f"{value:,.0f} s after the card's previous transaction"),
+    "CARD_AMOUNT_Z": lambda value: f"amount {value:+.1f} standard deviations from this card's usual",
+    "CARD_MCC_24H": lambda value: f"{int(value)} different merchant categories on this card in 24 hours",
+    "CARD_MICRO_10M": lambda value: (f"{int(value)} micro amounts ({MICRO_MAX:.2f} or less) on this "
+                                     "card in 10 minutes, as in card testing"),
 }
+# (code, the core.velocity feature it explains, decimals its value is written with): for a
+# model whose feature_names end with core.velocity.VELOCITY_FEATURES
+VELOCITY_REASONS = tuple((name.upper(), name, 0 if name.startswith("card_tx") or name in ("card_mcc_24h", "card_micro_10m")
+                          else 2) for name in VELOCITY_FEATURES)
 
 # (code, feature columns whose contributions it sums, column giving its value, decimals)
 _GROUPS = (
@@ -77,10 +79,9 @@ _GROUPS = (
 )
 assert sorted(c for _, cols, _, _ in _GROUPS for c in cols) == list(range(N_FEATURES)), \
     f"every feature of {FEATURE_NAMES} belongs to exactly one reason"
-# the velocity features, after the 34 (counts whole, amounts in cents, seconds and z to 3)
-_VELOCITY_DECIMALS = (0, 2, 0, 2, 0, 2, 3, 3, 0, 0)
-_VELOCITY_GROUPS = [(name.upper(), (N_FEATURES + i,), N_FEATURES + i, d)
-                    for i, (name, d) in enumerate(zip(VELOCITY_FEATURES, _VELOCITY_DECIMALS))]
+# a stateful model's columns after the 34: one reason per velocity feature
+_VELOCITY_GROUPS = [(code, (N_FEATURES + i,), N_FEATURES + i, d)
+                    for i, (code, _, d) in enumerate(VELOCITY_REASONS)]
 CODES = tuple(code for code, _, _, _ in _GROUPS + _VELOCITY_GROUPS)
 
 

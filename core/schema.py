@@ -16,7 +16,7 @@ from core.features import N_V
 
 __all__ = [
     "Transaction", "ScoreFields", "ScoredEvent", "Reason", "Alert", "V_FIELDS",
-    "SCORE_FIELD_NAMES", "REASONS_FIELD", "RESERVED_FIELD_NAMES", "CARD_FIELD",
+    "SCORE_FIELD_NAMES", "REASONS_FIELD", "CARD_FIELD", "RESERVED_FIELD_NAMES",
     "REQUIRED_FIELDS", "RISK_LEVELS", "MAX_VALUE_BYTES", "MAX_AMOUNT", "DEAD_KINDS",
     "TOO_LARGE", "BAD_UTF8", "BAD_JSON", "NOT_OBJECT", "MISSING_FIELD", "WRONG_TYPE",
     "NON_FINITE", "OUT_OF_RANGE", "BAD_TIMESTAMP", "RESERVED_FIELD",
@@ -74,17 +74,9 @@ class ScoreFields(msgspec.Struct, frozen=True, gc=False):
     scored_at: str  # ISO-8601 UTC, when the batch was scored
     scoring_latency_ms: float  # time the batch spent in score_batch before encoding
     model_version: str
-    # with state on: the core.velocity features it was scored with, names without `card_`
-    # (tx_1m, amount_1m, ..., micro_10m; null for "no previous transaction")
-    card: dict[str, float | None] | None = None
 
 
 SCORE_FIELD_NAMES = ScoreFields.__struct_fields__
-# the one score field written before the others (core.cardfields splices it into the input)
-CARD_FIELD = "card"
-assert SCORE_FIELD_NAMES[-1] == CARD_FIELD
-_SCORE_DEFAULTS = dict(zip(SCORE_FIELD_NAMES[len(SCORE_FIELD_NAMES) - len(ScoreFields.__struct_defaults__):],
-                           ScoreFields.__struct_defaults__))
 
 
 class Reason(msgspec.Struct, frozen=True, gc=False):
@@ -98,19 +90,20 @@ class Reason(msgspec.Struct, frozen=True, gc=False):
 
 # Written after the score fields on flagged events only (their top reasons, as on the alert).
 REASONS_FIELD = "reasons"
+# With state on, written before the score fields: the core.velocity features the event was
+# scored with, names without `card_` (tx_1m, amount_1m, ..., micro_10m; null: no previous).
+CARD_FIELD = "card"
 # Fields a producer may not send: the scorer writes them (a duplicate key would be ambiguous).
-RESERVED_FIELD_NAMES = SCORE_FIELD_NAMES + (REASONS_FIELD,)
+RESERVED_FIELD_NAMES = SCORE_FIELD_NAMES + (REASONS_FIELD, CARD_FIELD)
 
 ScoredEvent = msgspec.defstruct(
     "ScoredEvent",
-    [(name, ScoreFields.__annotations__[name]) for name in SCORE_FIELD_NAMES
-     if name not in _SCORE_DEFAULTS]
-    + [(name, ScoreFields.__annotations__[name], d) for name, d in _SCORE_DEFAULTS.items()]
-    + [(REASONS_FIELD, tuple[Reason, ...], ())],
+    [(name, ScoreFields.__annotations__[name]) for name in SCORE_FIELD_NAMES]
+    + [(REASONS_FIELD, tuple[Reason, ...], ()), (CARD_FIELD, dict[str, float | None] | None, None)],
     bases=(Transaction,), kw_only=True, frozen=True, gc=False, module=__name__,
 )
 ScoredEvent.__doc__ = """A value on `fraud-scores`: the transaction's fields plus ScoreFields,
-and `reasons` (up to 3) when is_fraud."""
+`reasons` (up to 3) when is_fraud, and `card` (the velocity features) with state on."""
 
 
 class Alert(msgspec.Struct, frozen=True, gc=False):

@@ -15,13 +15,13 @@ from datetime import datetime, timezone
 
 import numpy as np
 
-from core.cardfields import event_columns, with_card_fields
+from core.cardfields import card_objects, event_columns
 from core.decode import Decoded, decode_batch, utc_hour
 from core.encode import (
     append_reasons, batch_tail, encode_alert, iso_now, quantize, score_of, splice_scores,
 )
-from core.features import AMOUNT, N_FEATURES, N_V, build_features, fill_derived
 from core.errors import ModelError
+from core.features import AMOUNT, N_FEATURES, N_V, build_features, fill_derived
 from core.model import FraudModel, load_model
 from core.reasons import Reasoner
 from core.risk import LEVEL_NAMES
@@ -111,15 +111,16 @@ class Scorer:
         if d.good.size == 0:
             return BatchResult([], [], d.dead, np.empty(0, dtype=np.float32))
         x = self.features(d)
+        extra = None
         if velocity is not None:
             card = velocity(d, values)
-            d = with_card_fields(d, card)
+            extra = card_objects(card)
             if self.needs_velocity:
                 x = np.concatenate((x, card), axis=1)
         elif self.needs_velocity:
             raise ModelError(f"model {self.model_version} needs the velocity features "
                              f"{', '.join(VELOCITY_FEATURES)}: score with state on")
-        return self.encode(values, d, x, self._predict(x), started)
+        return self.encode(values, d, x, self._predict(x), started, extra)
 
     @property
     def needs_velocity(self) -> bool:
@@ -134,16 +135,17 @@ class Scorer:
         return fill_derived(d.x if good.size == d.x.shape[0] else d.x[good])
 
     def encode(self, values, d: Decoded, x: np.ndarray, scores: np.ndarray,
-               started: float) -> BatchResult:
+               started: float, extra=None) -> BatchResult:
         """Classify scores of d's good rows (features x) and encode scored events and alerts;
-        flagged rows get their reasons, computed for them alone."""
+        flagged rows get their reasons, computed for them alone. extra: the rows' `card`
+        objects (core.cardfields.card_objects), written before the score fields."""
         is_fraud, level = self._classify(scores)
         scored_at = iso_now()
         meta = self.model.meta
         tail = batch_tail(meta.threshold, scored_at,
                           (time.perf_counter() - started) * 1000.0, meta.model_version)
         good = d.good
-        scored, q = splice_scores(d.buf, d.starts, d.close, good, scores, is_fraud, level, tail)
+        scored, q = splice_scores(d.buf, d.starts, d.close, good, scores, is_fraud, level, tail, extra)
         alerts = []
         flagged = is_fraud.nonzero()[0]
         if flagged.size == 0:

@@ -17,15 +17,14 @@ from confluent_kafka import KafkaError, KafkaException
 from core.config import ScoringConfig
 from core.errors import PipelineError
 
-__all__ = ["consumer_settings", "producer_settings", "worker_id", "txn_call", "raise_txn_error",
-           "raise_produce_error", "AbortRequired"]
+__all__ = ["consumer_settings", "producer_settings", "admin_settings", "worker_id", "txn_call", "raise_txn_error",
+           "raise_produce_error", "kafka_cause", "AbortRequired"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 # Defaults the user may override through ScoringConfig.kafka.
 _CONSUMER_DEFAULTS = {
-    "auto.offset.reset": "earliest",
     # Eager, not cooperative-sticky: with static membership a rejoining member gets the
     # group's cached assignment and no rebalance runs. After an interrupted cooperative
     # rebalance that cached assignment can leave partitions unowned forever (seen here after
@@ -69,7 +68,7 @@ _PRODUCER_DEFAULTS = {
 # One passthrough dict configures both clients; librdkafka warns on every start about keys of
 # the other kind, so each client gets only the keys that apply to it (anything unknown to
 # these lists goes to both, and librdkafka judges it).
-_CONSUMER_ONLY = frozenset(_CONSUMER_DEFAULTS) | {
+_CONSUMER_ONLY = frozenset(_CONSUMER_DEFAULTS) | {"auto.offset.reset",
     "fetch.min.bytes", "fetch.wait.max.ms", "fetch.max.bytes", "max.partition.fetch.bytes",
     "fetch.error.backoff.ms", "fetch.queue.backoff.ms", "queued.min.messages",
     "queued.max.messages.kbytes", "max.poll.interval.ms", "check.crcs", "isolation.level",
@@ -95,7 +94,10 @@ def consumer_settings(config: ScoringConfig, slot: int) -> dict[str, Any]:
                 "bootstrap.servers": config.bootstrap_servers,
                 "group.id": config.group_id,
                 "enable.auto.commit": "false",
-                "isolation.level": "read_committed"}
+                "isolation.level": "read_committed",
+                # "error": librdkafka reports a missing or out-of-range offset instead of
+                # resetting it, and core.offsets decides (ScoringConfig.offset_reset).
+                "auto.offset.reset": "error" if config.offset_reset == "refuse" else config.offset_reset}
     if config.static_membership:
         settings["group.instance.id"] = worker_id(config, slot)
     if not config.exactly_once:
@@ -105,6 +107,12 @@ def consumer_settings(config: ScoringConfig, slot: int) -> dict[str, Any]:
         settings["enable.auto.commit"] = "true"
         settings["enable.auto.offset.store"] = "false"
     return settings
+
+
+def admin_settings(config: ScoringConfig) -> dict[str, Any]:
+    """Settings of an AdminClient beside the two clients: connection and security keys only."""
+    kafka = {k: v for k, v in config.kafka.items() if k not in _CONSUMER_ONLY and k not in _PRODUCER_ONLY}
+    return {**kafka, "bootstrap.servers": config.bootstrap_servers}
 
 
 def producer_settings(config: ScoringConfig, slot: int) -> dict[str, Any]:
@@ -158,6 +166,17 @@ def raise_produce_error(exc: KafkaException) -> None:
     raise_txn_error("produce", exc)
 
 
+def kafka_cause(exc: BaseException) -> KafkaException:
+    """The KafkaException behind `exc`. After a fatal error (fenced) confluent-kafka still calls
+    the producer's on_delivery for the purged records with its KafkaException pending, and the
+    callback's first C call turns that into a SystemError caused by it."""
+    if isinstance(exc, KafkaException):
+        return exc
+    if isinstance(exc.__cause__, KafkaException):
+        return exc.__cause__
+    raise exc
+
+
 def txn_call(what: str, fn: Callable[..., T], *args: Any, attempts: int = 20) -> T:
     """Call a transactional API, retrying what librdkafka calls retriable.
 
@@ -167,6 +186,8 @@ def txn_call(what: str, fn: Callable[..., T], *args: Any, attempts: int = 20) ->
     for attempt in range(1, attempts + 1):
         try:
             return fn(*args)
+        except SystemError as exc:
+            raise_txn_error(what, kafka_cause(exc))
         except KafkaException as exc:
             error = exc.args[0] if exc.args else None
             if (isinstance(error, KafkaError) and error.retriable() and not error.fatal()

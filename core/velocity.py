@@ -151,27 +151,26 @@ class CardStore:
         return out
 
     def _ids(self, keys) -> np.ndarray:
-        index = self._index
-        ids = np.empty(len(keys), dtype=np.int64)
-        for i, key in enumerate(keys):
-            c = index.get(key)
-            if c is None:
-                c = self._new_card(key)
-            ids[i] = c
-        return ids
+        get = self._index.get
+        ids = [get(key) for key in keys]
+        if None in ids:
+            self._new_cards(dict.fromkeys(key for key, c in zip(keys, ids) if c is None))
+            ids = [get(key) for key in keys]
+        return np.array(ids, dtype=np.int64)
 
-    def _new_card(self, key: bytes) -> int:
-        if not self._free_cards:
+    def _new_cards(self, new) -> None:
+        # A free slot is already in the initial state (latest NaN, no events): the sweep,
+        # the restore and _alloc_cards leave it so; the kernels mark it used.
+        need = len(new)
+        while len(self._free_cards) < need:
             self._grow_cards()
-        c = self._free_cards.pop()
-        self._index[key] = c
-        self._keys[c] = key
-        self.latest[c] = np.nan
-        self.head[c] = -1
-        self.nev[c] = 0
-        self.cn[c] = 0
-        self.used[c] = 1
-        return c
+        free = self._free_cards
+        taken = free[len(free) - need:]
+        del free[len(free) - need:]
+        self._index.update(zip(new, taken))
+        names = self._keys
+        for c, key in zip(taken, new):
+            names[c] = key
 
     def _sweep(self, budget: int) -> None:
         evicted = np.empty(min(budget, self.latest.shape[0]), dtype=np.int64)
@@ -195,7 +194,7 @@ class CardStore:
     def changes(self) -> list[tuple[bytes, bytes | None]]:
         """(key, None) for every card evicted since the last call, then (key, value) for every
         card changed: what the changelog needs to reproduce this state. Clears both."""
-        ids = np.fromiter(self._changed, dtype=np.int64, count=len(self._changed))
+        ids = np.array(list(self._changed), dtype=np.int64)
         self._changed = {}
         # tombstones first: a card evicted and then seen again must end with its new state
         out = [(key, None) for key in self._evicted]
@@ -222,41 +221,30 @@ class CardStore:
     def restore(self, records) -> None:
         """Apply changelog records (key, value-or-None) in order. Raises StateRecordError
         naming the index of the first undecodable value (the store must then be dropped)."""
-        n = len(records)
+        self.restore_columns([r[0] for r in records], [r[1] for r in records])
+
+    def restore_columns(self, keys: list, values: list) -> None:
+        """restore() with the keys and the values (None: tombstone) in two lists."""
+        n = len(keys)
         if n == 0:
             return
-        ids = np.empty(n, dtype=np.int64)
-        lengths = np.empty(n, dtype=np.int64)
-        starts = np.empty(n, dtype=np.int64)
-        values = []
-        pos = 0
-        events = 0
-        index = self._index
-        for i, (key, value) in enumerate(records):
-            c = index.get(key)
-            if c is None:
-                c = self._new_card(key)
-            ids[i] = c
-            starts[i] = pos
-            if value is None:
-                lengths[i] = -1
-            else:
-                lengths[i] = len(value)
-                pos += len(value)
-                values.append(value)
-                events += max(0, (len(value) - k.HEAD_BYTES) // k.EVENT_BYTES)
-        self._reserve_events(events)
-        buf = np.frombuffer(b"".join(values), dtype=np.uint8)
+        ids = self._ids(keys)
+        lengths = np.array([-1 if v is None else len(v) for v in values], dtype=np.int64)
+        sizes = np.maximum(lengths, 0)
+        starts = np.zeros(n, dtype=np.int64)
+        np.cumsum(sizes[:-1], out=starts[1:])
+        self._reserve_events(int(np.maximum(sizes - k.HEAD_BYTES, 0).sum()) // k.EVENT_BYTES + 1)
+        buf = np.frombuffer(b"".join([v for v in values if v]), dtype=np.uint8)
         bad = k.restore_cards(ids, buf, starts, lengths, *self._card_arrays()[:7],
                               *self._event_arrays(), self.scal, self.wm)
         if bad >= 0:
             raise StateRecordError(int(bad))
-        for c in np.unique(ids).tolist():
-            if self.used[c] == 0:               # tombstoned (and not set again later)
-                key = self._keys[c]
-                del index[key]
-                self._keys[c] = None
-                self._free_cards.append(c)
+        touched = np.unique(ids)
+        for c in touched[self.used[touched] == 0].tolist():   # tombstoned (not set again)
+            key = self._keys[c]
+            del self._index[key]
+            self._keys[c] = None
+            self._free_cards.append(c)
         self.discard_changes()
 
     # -- arrays ------------------------------------------------------------------------------

@@ -27,8 +27,9 @@ __all__ = ["drain"]
               default=Path("results"), show_default=True, help="Where result.json and the service log go.")
 @click.option("--keep-topics", is_flag=True, help="Do not delete the run's topics afterwards.")
 @click.option("--no-verify", is_flag=True, help="Skip reading the outputs back (saves ~10 s per 1M).")
+@click.option("--no-state", is_flag=True, help="Run the service without per-card state (stateless scoring).")
 def drain(records, workers, batch_max_records, batch_max_wait_ms, kafka_settings, bootstrap, out_dir,
-          keep_topics, no_verify):
+          keep_topics, no_verify, no_state):
     """Throughput of the scoring service alone: pre-load the input, then time the drain.
 
     Writes --records transactions to a fresh namespace's input topic, starts `python -m core`
@@ -42,6 +43,7 @@ def drain(records, workers, batch_max_records, batch_max_wait_ms, kafka_settings
       bench drain                                # 1M records, one worker per partition
       bench drain --records 300000 --workers 2 --batch-max-records 4000
       bench drain -X max.partition.fetch.bytes=8388608   # try a client setting
+      bench drain --workers 2 --no-state         # the stateless path, for comparison
 
     Exit code 0: drained and exactly-once verified; 4: outputs missing or duplicated.
     """
@@ -89,7 +91,8 @@ def drain(records, workers, batch_max_records, batch_max_wait_ms, kafka_settings
 
     opts = DrainOptions(bootstrap=bootstrap, namespace=namespace, records=records, workers=workers,
                         batch_max_records=batch_max_records, batch_max_wait_ms=batch_max_wait_ms,
-                        kafka=kafka, broker_pids=broker_pids, log_path=run_dir / "service.log", progress=show)
+                        kafka=kafka, broker_pids=broker_pids, log_path=run_dir / "service.log", progress=show,
+                        state=not no_state)
     try:
         with progress:
             loaded_s = preload(opts)

@@ -54,6 +54,7 @@ class DrainOptions:
     log_path: Path = Path("results/drain-service.log")
     progress: Callable[[str, int, int], None] = lambda phase, done, total: None
     timeout_s: float = 600.0
+    state: bool = True                   # False: the service runs with --no-state
 
     @property
     def names(self) -> TopicNames:
@@ -137,6 +138,8 @@ def drain(opts: DrainOptions) -> DrainResult:
                                                  max_wait_ms=opts.batch_max_wait_ms),
                            kafka=opts.kafka)
         argv += ["--metrics-port", str(metrics_port), "--stats-interval", "5"]
+        if not opts.state:
+            argv.append("--no-state")
         service = PipelineProcess(argv, opts.log_path)
         try:
             points, cpu = _follow(opts, probe, service, parts, ends, total)

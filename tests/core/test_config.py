@@ -31,6 +31,7 @@ def test_defaults_are_valid():
     ("metrics_port", 70_000, "metrics_port"),
     ("exactly_once", "maybe", "exactly_once"),
     ("stats_interval_s", -1.0, "stats_interval_s"),
+    ("offset_reset", "smallest", "offset_reset"),
 ])
 def test_out_of_range_names_the_field(field, value, needle):
     with pytest.raises(ConfigError, match=needle):
@@ -87,6 +88,14 @@ def test_cli_pairs_and_bad_pair():
     assert cfg.kafka == {"security.protocol": "SSL", "ssl.ca.location": "/x=y"}
     with pytest.raises(ConfigError, match="key=value"):
         build_config(kafka_pairs=("nonsense",))
+
+
+def test_offset_reset_is_a_field_not_a_passthrough_key():
+    with pytest.raises(ConfigError, match="use the ScoringConfig field offset_reset"):
+        ScoringConfig(kafka={"auto.offset.reset": "earliest"})
+    assert consumer_settings(ScoringConfig(), 0)["auto.offset.reset"] == "error"   # core.offsets decides
+    for choice in ("earliest", "latest"):
+        assert consumer_settings(load_config(offset_reset=choice), 0)["auto.offset.reset"] == choice
 
 
 def test_worker_identity_is_stable_per_slot_and_settings_enforce_eos():

@@ -13,7 +13,7 @@ from core.encode import (
     append_reasons, batch_tail, encode_alert, iso_now, quantize, score_of, splice_scores,
 )
 from core.risk import LEVEL_NAMES
-from core.schema import CARD_FIELD, SCORE_FIELD_NAMES, Alert, Reason, ScoredEvent, ScoreFields
+from core.schema import SCORE_FIELD_NAMES, Alert, Reason, ScoredEvent, ScoreFields
 from tests.core.strategies import raw_transactions
 from tests.core.test_decode import raw
 
@@ -65,7 +65,7 @@ def test_score_fields_follow_the_input_fields(level, is_fraud):
                     scored_at="2026-11-28T10:00:00.000001Z", scoring_latency_ms=0.045,
                     model_version="xgb-abc")
     assert scored == expected
-    assert list(scored)[-len(SCORE_FIELD_NAMES) + 1:] == list(SCORE_FIELD_NAMES[:-1])  # no card: stateless
+    assert list(scored)[-len(SCORE_FIELD_NAMES):] == list(SCORE_FIELD_NAMES)
     fields = msgspec.json.decode(b"{" + out[out.index(b'"fraud_score"'):], type=ScoreFields)
     assert fields.risk_level == LEVEL_NAMES[level]
 
@@ -89,7 +89,7 @@ def test_every_output_decodes_to_input_plus_score_fields(pairs, data):
     for (tx, value), out, qi, lv in zip(pairs, outs, q, level):
         scored = json.loads(out)
         assert {k: scored[k] for k in tx} == json.loads(value)  # unknown fields preserved
-        assert set(scored) - set(tx) == set(SCORE_FIELD_NAMES) - {CARD_FIELD}
+        assert set(scored) - set(tx) == set(SCORE_FIELD_NAMES)
         assert scored["fraud_score"] == score_of(qi)
         assert scored["risk_level"] == LEVEL_NAMES[lv]
         assert scored["is_fraud"] is (lv >= 2)

@@ -139,9 +139,10 @@ def test_codes_are_stable():
 
 @pytest.mark.parametrize("code, value, text", [
     ("CARD_TX_1M", 14.0, "14 transactions on this card in the last minute"),
-    ("CARD_MICRO_10M", 9.0, "9 micro amounts on this card in 10 minutes, as in card testing"),
+    ("CARD_MICRO_10M", 9.0, "9 micro amounts (1.00 or less) on this card in 10 minutes, as in "
+                            "card testing"),
     ("CARD_AMOUNT_Z", 4.25, "amount +4.2 standard deviations from this card's usual"),
-    ("CARD_SECS_SINCE_PREV", float("nan"), "the first transaction seen on this card"),
+    ("CARD_SECS_SINCE_PREV", float("nan"), "first transaction seen on this card"),
 ])
 def test_velocity_reason_texts(code, value, text):
     assert reason_text(code, value) == text

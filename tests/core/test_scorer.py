@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from bench.load.synth import generate
 from core import BatchResult, Scorer
-from core.schema import CARD_FIELD, DEAD_KINDS, SCORE_FIELD_NAMES, Alert, ScoredEvent
+from core.schema import DEAD_KINDS, SCORE_FIELD_NAMES, Alert, ScoredEvent
 from tests.core.strategies import mutations, raw_transactions
 from tests.core.test_decode import raw
 
@@ -107,7 +107,7 @@ def test_scored_events_are_the_input_plus_score_fields(scorer, synthetic):
         event = msgspec.json.decode(out, type=ScoredEvent)
         scored = json.loads(out)
         assert {k: scored[k] for k in json.loads(values[i])} == json.loads(values[i])
-        added = (set(SCORE_FIELD_NAMES) - {CARD_FIELD}) | ({"reasons"} if scored["is_fraud"] else set())
+        added = set(SCORE_FIELD_NAMES) | ({"reasons"} if scored["is_fraud"] else set())
         assert set(scored) - set(json.loads(values[i])) == added
         assert event.model_version == scorer.model_version
         assert event.threshold == scorer.threshold

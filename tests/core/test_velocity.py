@@ -138,3 +138,29 @@ def test_epoch_seconds_and_merchant_id():
     assert epoch_seconds("2024-02-29T12:34:56.250Z") == 1709210096.25
     assert epoch_seconds("1970-01-01T00:00:00.5Z") == 0.5
     assert merchant_id("grocery") == merchant_id(b"grocery") != merchant_id("fuel")
+
+
+def test_every_velocity_feature_has_a_reason_code_and_text():
+    from core.reasons import VELOCITY_REASONS, reason_text
+
+    assert [name for _, name, _ in VELOCITY_REASONS] == list(VELOCITY_FEATURES)
+    assert reason_text("CARD_TX_1M", 14.0) == "14 transactions on this card in the last minute"
+    assert "card testing" in reason_text("CARD_MICRO_10M", 9.0)
+    assert reason_text("CARD_SECS_SINCE_PREV", float("nan")) == "first transaction seen on this card"
+    for code, _, _ in VELOCITY_REASONS:
+        assert not reason_text(code, 3.0).startswith("behaviour pattern"), code
+
+
+def test_stats_line_shows_cards_bytes_and_the_last_restore():
+    from core.cardstate import CardStates
+    from core.config import ScoringConfig
+
+    states = CardStates(ScoringConfig(), "w")
+    store = CardStore()
+    store.apply([b"a", b"b"], np.array([T0, T0]), np.ones(2, np.float32), np.zeros(2))
+    states._stores[3] = store
+    states.restore_stats.last_seconds, states.restore_stats.last_records = 1.25, 40
+    text = states.stats_text()
+    assert text.startswith(" | state 2 cards ") and " MB, last restore 1.25 s (40 records)" in text
+    states.restore_stats.active, states.restore_stats.records, states.restore_stats.target = 1, 5, 9
+    assert "restoring 5/9 records" in states.stats_text()

@@ -65,3 +65,16 @@ class RefStore:
     def apply(self, keys, t, amount, mcc):
         return np.array([self.one(k, float(ti), np.float32(a), int(m))
                          for k, ti, a, m in zip(keys, t, amount, mcc)], dtype=np.float32).reshape(-1, 10)
+
+
+def stateless_model_path():
+    """The committed model without velocity features: the default one while it is stateless,
+    else models/fraud-model-stateless.meta.json beside it. Tests that compare or run without
+    state use it, so that both paths score with the same trees."""
+    from core.features import N_FEATURES
+    from core.model import load_meta
+    from core.paths import default_model_path
+
+    path = default_model_path()
+    meta, _ = load_meta(path)
+    return path if len(meta.feature_names) == N_FEATURES else path.with_name("fraud-model-stateless.meta.json")

@@ -1,5 +1,6 @@
 """Helpers of the exactly-once tests: input with known ids, the service as a real subprocess
-(`python -m core`), SIGKILL of its scoring processes, and the read_committed verdict."""
+(`python -m core`) or one ScoringConsumer in a thread, SIGKILL of its scoring processes, and
+the read_committed verdict."""
 
 from __future__ import annotations
 
@@ -98,8 +99,11 @@ def make_inputs(n_valid: int, n_hostile: int, seed: int, **synth) -> Inputs:
     return Inputs(records, [str(t) for t in batch.transaction_id], seqs)
 
 
-def produce_inputs(bootstrap: str, topic: str, inputs: Inputs, records=None, *, tps: float | None = None) -> None:
-    """Write records (default: all) to `topic`; remembers where each hostile one landed."""
+def produce_inputs(bootstrap: str, topic: str, inputs: Inputs, records=None, *, tps: float | None = None,
+                   partition: int | None = None, headers: tuple = ()) -> None:
+    """Write records (default: all) to `topic`; remembers where each hostile one landed.
+
+    partition: all to this one (default: by key); headers: added to each record's own."""
     producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 10, "enable.idempotence": True,
                          "message.max.bytes": 2_000_000})
     coords = inputs.hostile_coords
@@ -121,7 +125,8 @@ def produce_inputs(bootstrap: str, topic: str, inputs: Inputs, records=None, *, 
         cb = on_hostile if seq in inputs.hostile_seqs else None
         while True:
             try:
-                producer.produce(topic, value, key, headers=[(SEQ, str(seq).encode())], on_delivery=cb)
+                producer.produce(topic, value, key, -1 if partition is None else partition,
+                                 headers=[(SEQ, str(seq).encode()), *headers], on_delivery=cb)
                 break
             except BufferError:
                 producer.poll(0.05)
@@ -201,6 +206,52 @@ class Service:
         if not self._log.closed:
             self._log.flush()
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+
+class InProcess:
+    """One ScoringConsumer in a thread of this process, its metrics and what it logged."""
+
+    def __init__(self, bootstrap: str, names: TopicNames, group: str, **settings):
+        from prometheus_client import CollectorRegistry
+
+        from core.config import ScoringConfig
+        from core.loop import ScoringConsumer
+        from core.metrics import LoopMetrics
+        from core.scorer import Scorer
+
+        self.group = group
+        config = ScoringConfig(bootstrap_servers=bootstrap, topics=names, group_id=group,
+                               transactional_id_prefix=group, stats_interval_s=0, **settings)
+        self.metrics = LoopMetrics(registry=CollectorRegistry())
+        self.consumer = ScoringConsumer(config, Scorer.load(), metrics=self.metrics)
+        self.errors: list[BaseException] = []
+        self.thread = threading.Thread(target=self._run)
+        self.thread.start()
+
+    def _run(self):
+        try:
+            self.consumer.run()
+        except BaseException as exc:  # noqa: BLE001 - asserted by the tests
+            self.errors.append(exc)
+
+    def wait_processed(self, n, timeout=60.0):
+        deadline = time.monotonic() + timeout
+        while self.metrics.snapshot().processed < n:
+            assert time.monotonic() < deadline and self.thread.is_alive(), self.errors
+            time.sleep(0.1)
+
+    def stop(self):
+        self.consumer.stop()
+        self.thread.join(30)
+        assert not self.thread.is_alive() and not self.errors, self.errors
+
+
+def wait_first_commit(bootstrap: str, group: str, topic: str, service: Service, timeout: float = 120.0) -> None:
+    """Wait until the group has committed an offset on some partition of `topic`."""
+    deadline = time.monotonic() + timeout
+    while not any(o > 0 for o in committed_offsets(bootstrap, group, topic, range(6)).values()):
+        assert time.monotonic() < deadline, f"no commit within {timeout}s:\n{service.tail()}"
+        time.sleep(0.1)
 
 
 def end_offsets(bootstrap: str, topic: str, attempts: int = 5) -> dict[int, int]:

@@ -24,7 +24,8 @@ import uuid
 import msgspec
 import pytest
 
-from tests.kafka.eos_harness import Service, committed_offsets, make_inputs, produce_inputs, verify, wait_drained
+from tests.kafka.eos_harness import (Service, make_inputs, produce_inputs, verify, wait_drained,
+                                     wait_first_commit)
 from tests.kafka.kafka_io import read_all
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(900)]
@@ -45,13 +46,6 @@ def _seed() -> int:
     seed = int(os.environ.get("EOS_SEED", time.time_ns() % 1_000_000))
     print(f"seed={seed} (rerun with EOS_SEED={seed})")
     return seed
-
-
-def _wait_first_commit(bootstrap, group, topic, service, timeout=120.0):
-    deadline = time.monotonic() + timeout
-    while not any(o > 0 for o in committed_offsets(bootstrap, group, topic, range(6)).values()):
-        assert time.monotonic() < deadline, f"no commit within {timeout} s:\n{service.tail()}"
-        time.sleep(0.1)
 
 
 def _scores(bootstrap, names, n) -> dict[str, tuple]:
@@ -82,7 +76,7 @@ def _disturbed(bootstrap, names, inputs, split, tmp_path, rng):
     events = []
     try:
         service.wait_workers(WORKERS)
-        _wait_first_commit(bootstrap, group, names.transactions, service)
+        wait_first_commit(bootstrap, group, names.transactions, service)
         tail.start()
         zombie = service.kill_random_worker(rng, signal.SIGSTOP)
         assert zombie is not None, service.tail()

@@ -9,19 +9,27 @@ measured (tests/perf/README.md), so only a real regression fails them:
 
 Environment overrides: FRAUDSTREAM_RATIO_FLOOR (vs the seed's per-message path, default 100),
 FRAUDSTREAM_JSON_RATIO_FLOOR (vs json.loads+json.dumps, default 8),
-FRAUDSTREAM_IO_RATIO_FLOOR (decode+features+encode without the model vs json, default 12).
+FRAUDSTREAM_IO_RATIO_FLOOR (decode+features+encode without the model vs json, default 12),
+FRAUDSTREAM_STATE_MAX_US (what the per-card state may add to score_batch, default 1.0 µs/event).
 """
 
 import json
 import os
 import time
 
+import numpy as np
+
+from core import Scorer
+from core.cardstate import batch_velocity
 from core.decode import decode_batch
+from core.velocity import CardStore
+from tests.core.velocity_ref import stateless_model_path
 from tests.perf.perevent import chunks, per_event
 
 RATIO_FLOOR = float(os.environ.get("FRAUDSTREAM_RATIO_FLOOR", "100"))
 JSON_RATIO_FLOOR = float(os.environ.get("FRAUDSTREAM_JSON_RATIO_FLOOR", "8"))
 IO_RATIO_FLOOR = float(os.environ.get("FRAUDSTREAM_IO_RATIO_FLOOR", "12"))
+STATE_MAX_US = float(os.environ.get("FRAUDSTREAM_STATE_MAX_US", "1.0"))
 BATCH = 1024
 EVENTS = 4 * BATCH
 ROUNDS = 7
@@ -94,3 +102,35 @@ def test_decode_features_encode_vs_json_roundtrip(benchmark, scorer, payloads):
 
     benchmark.pedantic(run, setup=reference, rounds=ROUNDS, warmup_rounds=1)
     _gate(benchmark, "json_roundtrip", reference, IO_RATIO_FLOOR)
+
+
+def test_score_batch_with_state_vs_stateless(benchmark, payloads):
+    """The per-card state (issue #19) may add at most STATE_MAX_US per event to score_batch
+    at batch 1024: the same batches scored stateless in the untimed setup of every round,
+    both with the stateless model (the cost of the state, not of bigger trees)."""
+    scorer = Scorer.load(stateless_model_path())
+    batches = chunks(payloads, BATCH, EVENTS)
+    keys = [[json.loads(v)["card_hash"].encode() for v in b] for b in batches]
+    parts = np.zeros(BATCH, dtype=np.int64)
+    best = [float("inf")]
+
+    def stateless():
+        t0 = time.perf_counter()
+        for batch in batches:
+            scorer.score_batch(batch)
+        best[0] = min(best[0], (time.perf_counter() - t0) / EVENTS * 1e6)
+
+    def run():
+        stores = {0: CardStore()}   # a fresh state each round: the same events, first seen
+        for batch, k in zip(batches, keys):
+            scorer.score_batch(batch, batch_velocity(stores, parts, k))
+
+    benchmark.pedantic(run, setup=stateless, rounds=ROUNDS, warmup_rounds=1)
+    ours, _ = per_event(benchmark, EVENTS)
+    added = ours - best[0]
+    benchmark.extra_info.update(stateless_us_per_event=round(best[0], 3), added_us=round(added, 3))
+    print(f"\n{benchmark.name}: {ours:.2f} us/event with state, {best[0]:.2f} stateless: "
+          f"+{added:.2f} us/event (at most {STATE_MAX_US:g})")
+    assert added <= STATE_MAX_US, (
+        f"the per-card state adds {added:.2f} us/event to score_batch ({ours:.2f} vs "
+        f"{best[0]:.2f}); at most {STATE_MAX_US:g} allowed")

@@ -1,0 +1,138 @@
+"""No silent re-emission: a group that has committed before and finds its offset missing or out
+of range does not re-score from the earliest record unless the operator said so (offset_reset).
+
+Real broker: the offset is pushed out of range with DeleteRecords, and lost by deleting the
+group. Each case ends with the read_committed exactly-once verdict over what should be scored.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+
+import pytest
+from confluent_kafka import TopicPartition
+from confluent_kafka.admin import AdminClient
+from prometheus_client import REGISTRY
+
+from tests.kafka.eos_harness import InProcess, committed_offsets, make_inputs, produce_inputs, verify, wait_drained
+
+pytestmark = [pytest.mark.kafka, pytest.mark.timeout(300)]
+
+REFUSED = "fraudstream_offset_reset_refused_total"
+
+
+def _refused() -> float:
+    return REGISTRY.get_sample_value(REFUSED) or 0.0
+
+
+def _score(bootstrap, names, group, n, **settings):
+    scoring = InProcess(bootstrap, names, group, batch_max_records=50, **settings)
+    try:
+        scoring.wait_processed(n)
+        wait_drained(bootstrap, group, names.transactions, timeout=60)
+    finally:
+        scoring.stop()
+
+
+def _stays_paused(bootstrap, names, group, caplog, seconds=8.0, **settings):
+    """Run the group for a while; it must score nothing. Returns the error lines it logged."""
+    caplog.clear()
+    scoring = InProcess(bootstrap, names, group, batch_max_records=50, **settings)
+    try:
+        time.sleep(seconds)
+        assert scoring.thread.is_alive(), scoring.errors
+    finally:
+        scoring.stop()
+    assert scoring.metrics.snapshot().processed == 0, scoring.metrics.snapshot()
+    return [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+def test_an_offset_behind_the_log_start_pauses_the_partition_until_the_operator_chooses(
+        kafka_bootstrap, fresh_topics, caplog):
+    names = fresh_topics("oor")
+    caplog.set_level(logging.INFO)
+    data = make_inputs(200, 0, seed=31)
+    group = f"oor-{uuid.uuid4().hex[:6]}"
+    produce_inputs(kafka_bootstrap, names.transactions, data, data.records[:100], partition=0)
+    _score(kafka_bootstrap, names, group, 100)
+    assert committed_offsets(kafka_bootstrap, group, names.transactions, [0])[0] == 100
+
+    # While the group is away, retention removes records it never read: 100..149.
+    produce_inputs(kafka_bootstrap, names.transactions, data, data.records[100:], partition=0)
+    admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
+    for future in admin.delete_records([TopicPartition(names.transactions, 0, 150)]).values():
+        future.result(30)
+
+    before = _refused()
+    errors = _stays_paused(kafka_bootstrap, names, group, caplog)
+    print(*errors, sep="\n")
+    assert len(errors) == 1 and f"{names.transactions}[0]" in errors[0] and "paused" in errors[0], errors
+    assert "offset_reset: earliest | latest" in errors[0]
+    assert _refused() == before + 1
+    assert committed_offsets(kafka_bootstrap, group, names.transactions, [0])[0] == 100   # nothing moved
+
+    _score(kafka_bootstrap, names, group, 50, offset_reset="earliest")   # the operator's choice
+    v = verify(kafka_bootstrap, names, data)
+    print(v)
+    # everything once, except the 50 records retention deleted before anyone read them
+    assert (v.scored, v.missing, v.duplicates, v.unexpected, v.mispaired, v.alert_mismatch) == (150, 50, 0, 0, 0, 0), v
+
+
+def test_a_group_whose_offsets_are_gone_does_not_rescore_what_it_already_scored(kafka_bootstrap, fresh_topics, caplog):
+    names = fresh_topics("gone")
+    caplog.set_level(logging.INFO)
+    data = make_inputs(120, 0, seed=37)
+    group = f"gone-{uuid.uuid4().hex[:6]}"
+    produce_inputs(kafka_bootstrap, names.transactions, data, data.records[:100])
+    # dynamic membership: a static member keeps the group non-empty for its session timeout
+    _score(kafka_bootstrap, names, group, 100, static_membership=False)
+    # offsets.retention.minutes after the group emptied - or an operator deleting the group
+    admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
+    for future in admin.delete_consumer_groups([group], request_timeout=30).values():
+        future.result(30)
+
+    before = _refused()
+    errors = _stays_paused(kafka_bootstrap, names, group, caplog)
+    print(*errors, sep="\n")
+    assert len(errors) == 1 and "the group has no committed offsets left" in errors[0], errors
+    assert f"{names.transactions}[0, 1, 2, 3, 4, 5]" in errors[0], errors
+    assert _refused() == before + 6
+
+    # The operator chooses: only what arrives from now on.
+    scoring = InProcess(kafka_bootstrap, names, group, batch_max_records=50, offset_reset="latest")
+    try:
+        deadline = time.monotonic() + 60
+        while not scoring.consumer._assigned:   # "latest" must be resolved before the new input lands
+            assert time.monotonic() < deadline and scoring.thread.is_alive(), scoring.errors
+            time.sleep(0.1)
+        time.sleep(3.0)
+        produce_inputs(kafka_bootstrap, names.transactions, data, data.records[100:])
+        scoring.wait_processed(20)
+        wait_drained(kafka_bootstrap, group, names.transactions, timeout=60)
+    finally:
+        scoring.stop()
+    v = verify(kafka_bootstrap, names, data)
+    print(v)
+    assert v.exactly_once() and v.scored == 120, v
+
+
+def test_a_new_group_and_its_never_used_partitions_start_at_the_beginning_quietly(kafka_bootstrap, fresh_topics,
+                                                                                  caplog):
+    names = fresh_topics("fresh")
+    caplog.set_level(logging.INFO)
+    data = make_inputs(60, 0, seed=41)
+    group = f"fresh-{uuid.uuid4().hex[:6]}"
+    produce_inputs(kafka_bootstrap, names.transactions, data, data.records[:30], partition=0)          # partition 0 only
+    _score(kafka_bootstrap, names, group, 30)
+    # Partitions 1..5 never had a record, so the group never committed them: records arriving
+    # there now are read from their beginning, without an error.
+    produce_inputs(kafka_bootstrap, names.transactions, data, data.records[30:], partition=3)
+    before = _refused()
+    _score(kafka_bootstrap, names, group, 30)
+    assert _refused() == before
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    v = verify(kafka_bootstrap, names, data)
+    print(v)
+    assert v.exactly_once() and v.scored == 60, v

@@ -1,0 +1,51 @@
+"""The state is on by default and visible; --no-state / ScoringConfig(state=False) is the
+stateless path and needs no card-state topic."""
+
+from __future__ import annotations
+
+import msgspec
+import pytest
+from confluent_kafka.admin import AdminClient
+from prometheus_client import REGISTRY
+
+from core.config import ScoringConfig
+from tests.core.velocity_ref import stateless_model_path
+from tests.kafka.eos_harness import make_inputs, produce_inputs
+from tests.kafka.kafka_io import read_all
+from tests.kafka.test_scoring_service import _score_until_drained
+
+pytestmark = [pytest.mark.kafka, pytest.mark.timeout(300)]
+N = 2_000
+
+
+@pytest.fixture(scope="module")
+def scorer():
+    # the stateless model: the off test needs one, and the on test then shows that the state
+    # is computed and carried even when the model does not use it
+    return pytest.importorskip("core.scorer").Scorer.load(stateless_model_path())
+
+
+def test_state_is_on_by_default_written_and_measured(kafka_bootstrap, fresh_topics, scorer):
+    names = fresh_topics("state-on")
+    inputs = make_inputs(N, 0, 3, n_cards=200, span_s=3600.0)
+    produce_inputs(kafka_bootstrap, names.transactions, inputs)
+    assert ScoringConfig().state is True
+    _score_until_drained(kafka_bootstrap, names, scorer, "state-on")
+    events = [msgspec.json.decode(m.value()) for m in read_all(kafka_bootstrap, names.scores, expect=N)]
+    assert len(events) == N and all("card" in e for e in events)
+    assert max(e["card"]["tx_1h"] for e in events) > 5
+    state = read_all(kafka_bootstrap, names.state, idle_s=1.0)
+    assert {m.key() for m in state} == {k for k, _, _ in inputs.records}   # every card, by key
+    assert REGISTRY.get_sample_value("fraudstream_state_cards") == 200
+    assert REGISTRY.get_sample_value("fraudstream_state_bytes") > 0
+    assert REGISTRY.get_sample_value("fraudstream_state_last_restore_seconds") >= 0
+
+
+def test_stateless_needs_no_state_topic_and_writes_no_card(kafka_bootstrap, fresh_topics, scorer):
+    names = fresh_topics("state-off")
+    admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
+    admin.delete_topics([names.state])[names.state].result(30)
+    produce_inputs(kafka_bootstrap, names.transactions, make_inputs(300, 0, 4))
+    _score_until_drained(kafka_bootstrap, names, scorer, "state-off", state=False)
+    events = [msgspec.json.decode(m.value()) for m in read_all(kafka_bootstrap, names.scores, expect=300)]
+    assert len(events) == 300 and not any("card" in e for e in events)
