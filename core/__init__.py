@@ -10,6 +10,9 @@ The public API (`from core import ...`); the rest of the package is internal:
     ConfigError        bad configuration, the field's name in the message
     ModelError         the model cannot be loaded or compiled
     PipelineError      the scoring loop cannot continue (fenced, fatal Kafka error)
+
+The service's command line is public too: `core.cli.score`, a click command that
+`python -m core` runs and `bench score` re-uses, so both take the same options.
 """
 
 from core.config import ScoringConfig

@@ -23,9 +23,11 @@ from msgspec import Meta
 from core.errors import ConfigError
 from core.topics import TopicNames
 
-__all__ = ["ScoringConfig", "redact", "load_config", "yaml_error_text", "RESERVED_KAFKA_KEYS", "MAX_WORKERS"]
+__all__ = ["ScoringConfig", "redact", "load_config", "yaml_error_text", "RESERVED_KAFKA_KEYS", "MAX_WORKERS",
+           "INSTANCE_ID_PATTERN"]
 
 MAX_WORKERS = 256   # scoring processes one service may start
+INSTANCE_ID_PATTERN = r"[A-Za-z0-9._-]{1,64}"   # becomes part of Kafka ids and of file names
 
 # Keys the transactional loop sets itself: letting a passthrough override them would
 # silently turn exactly-once into at-least-once (or worse).
@@ -62,10 +64,13 @@ class ScoringConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_
     costs the broker ~4 ms CPU whatever its size, so a backlog drains 13% faster at 8000
     records than at 2000 (16000 gains nothing more); the deadline bounds latency at live
     rates, where it also caps the transaction rate at workers / deadline.
-    transactional_id_prefix: worker slot `i` uses ``<prefix>-<i>`` as its transactional.id and
-    group.instance.id, so a restarted worker fences its killed predecessor and takes over its
-    partitions at once. Default: ``<group_id>.<hostname>``, unique per host, so scaling out
-    to more machines never makes two hosts fence each other.
+    instance_id: names this service instance in its worker ids: slot `i` uses
+    ``<group_id>.<instance_id>-<i>`` as its transactional.id and group.instance.id, so a
+    restarted worker fences its killed predecessor and takes over its partitions at once. Every
+    live service of a group needs its own. Default (the service): a random id made once and
+    kept in FRAUDSTREAM_HOME (see core.identity), unique across hosts without coordination.
+    transactional_id_prefix: the whole ``<prefix>`` of ``<prefix>-<i>``, overriding the above
+    (for embedding ScoringConsumer; without either the prefix is ``<group_id>.<hostname>``).
     state: per-card velocity state on (the default): each partition's cards are kept in
     memory, their changes written to the compacted `topics.state` changelog in the same Kafka
     transaction as the outputs, and restored from it when a partition is assigned; scored
@@ -88,6 +93,7 @@ class ScoringConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_
     group_id: str = "fraudstream-scoring"
     batch_max_records: Annotated[int, Meta(ge=1, le=100_000)] = 8000
     batch_max_wait_ms: Annotated[int, Meta(ge=0, le=60_000)] = 25
+    instance_id: Annotated[str, Meta(pattern=f"^{INSTANCE_ID_PATTERN}$")] | None = None
     transactional_id_prefix: str | None = None
     exactly_once: bool = True
     state: bool = True
@@ -127,8 +133,10 @@ class ScoringConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_
             yield name, redact(value) if name == "kafka" else value
 
     def txn_id_prefix(self) -> str:
-        """The transactional.id prefix in effect (explicit or the per-host default)."""
-        return self.transactional_id_prefix or f"{self.group_id}.{socket.gethostname()}"
+        """The transactional.id prefix in effect: explicit, from the instance id, or per host."""
+        if self.transactional_id_prefix:
+            return self.transactional_id_prefix
+        return f"{self.group_id}.{self.instance_id or socket.gethostname()}"
 
     def replace(self, **changes: Any) -> "ScoringConfig":
         """A copy with `changes` applied and validated again."""

@@ -3,11 +3,12 @@
     FraudstreamError            root: catch this to catch everything the project raises
     ├── ConfigError             bad configuration (a field's name is in the message)
     ├── ModelError              the model cannot be loaded or compiled (raised at start-up)
-    └── PipelineError           the scoring loop cannot continue (fatal Kafka error, fenced)
-        └── StateError          per-card state cannot be restored (e.g. an undecodable record)
+    ├── PipelineError           the scoring loop cannot continue (fatal Kafka error, fenced)
+    │   └── StateError          per-card state cannot be restored (e.g. an undecodable record)
+    └── StartupError            the service cannot start: a worker could not (model, topics, credentials)
 """
 
-__all__ = ["FraudstreamError", "ConfigError", "ModelError", "PipelineError", "StateError"]
+__all__ = ["FraudstreamError", "ConfigError", "ModelError", "PipelineError", "StateError", "StartupError"]
 
 
 class FraudstreamError(Exception):
@@ -29,3 +30,7 @@ class PipelineError(FraudstreamError):
 class StateError(PipelineError):
     """The per-card state of a partition cannot be restored; the message names the changelog
     topic, partition and offset. The slot stops rather than score from a wrong state."""
+
+
+class StartupError(FraudstreamError):
+    """The service cannot start; the message is the reason its worker gave."""

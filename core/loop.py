@@ -26,7 +26,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any
+from typing import Any, Callable
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
@@ -60,8 +60,9 @@ class ScoringConsumer:
     """
 
     def __init__(self, config: ScoringConfig, scorer: Any, *, slot: int = 0,
-                 metrics: LoopMetrics | None = None):
+                 metrics: LoopMetrics | None = None, on_started: Callable[[], None] | None = None):
         self.config = config
+        self.on_started = on_started   # called once it consumes (transactions initialised, topics found)
         self.scorer = scorer
         self.slot = slot
         self.metrics = metrics or LoopMetrics.shared()
@@ -102,6 +103,8 @@ class ScoringConsumer:
         try:
             if cfg.exactly_once:
                 self._init_transactions()
+            if self._stopping.is_set():
+                return   # never join the group once stopped: it would fence the slot's replacement
             self._consumer = Consumer(consumer_settings(cfg, self.slot))
             self._check_topics()
             self._consumer.subscribe([cfg.topics.transactions], on_assign=self._on_assign,
@@ -111,6 +114,8 @@ class ScoringConsumer:
                      "exactly-once" if cfg.exactly_once else "AT-LEAST-ONCE",
                      cfg.batch_max_records, cfg.batch_max_wait_ms)
             if not self._stopping.is_set():
+                if self.on_started is not None:
+                    self.on_started()
                 self._loop()
         finally:
             self._close()
@@ -119,6 +124,10 @@ class ScoringConsumer:
         # Bounded waits so a stop() during start-up is honoured; this call also aborts
         # whatever transaction a killed predecessor with the same transactional.id left open.
         while True:
+            if self._stopping.is_set():
+                # Stopped before it started (e.g. its supervisor died): init_transactions now
+                # could fence the replacement a new supervisor has started with the same id.
+                return
             try:
                 self._producer.init_transactions(10.0)
                 return
@@ -380,7 +389,8 @@ class ScoringConsumer:
         # A fatal consumer error (e.g. static member fenced by a newer one with the same
         # group.instance.id) arrives as a message with code _FATAL, not always flagged fatal().
         if error.fatal() or error.code() == KafkaError._FATAL:
-            raise PipelineError(f"{self.name}: fatal consumer error on {where}: {error.str()}")
+            raise PipelineError(f"{self.name}: fatal consumer error on {where}: {error.str()}") \
+                from KafkaException(error)   # the cause says "fenced" to the supervisor (core.worker)
         if is_reset_refused(error):   # offset_reset=refuse: librdkafka left the partition paused
             if msg.partition() not in self._refused:   # not already reported at assignment
                 self._refused.add(msg.partition())

@@ -17,11 +17,9 @@ import time
 from dataclasses import dataclass
 
 from hdrh.histogram import HdrHistogram
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from core.errors import ConfigError
-
-__all__ = ["LoopMetrics", "StatsSnapshot", "aggregate", "serve", "format_stats", "MULTIPROC_ENV",
+__all__ = ["LoopMetrics", "StatsSnapshot", "aggregate", "workers_registry", "format_stats", "MULTIPROC_ENV",
            "bucket_quantile"]
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -157,8 +155,7 @@ class _WorkerFilesCollector:
 
 def aggregate(directory: str | None = None) -> StatsSnapshot:
     """Totals over every process that wrote to the multiprocess directory."""
-    registry = CollectorRegistry()
-    registry.register(_WorkerFilesCollector(directory or os.environ[MULTIPROC_ENV]))
+    registry = workers_registry(directory or os.environ[MULTIPROC_ENV])
     values: dict[str, float] = {}
     buckets: list[tuple[float, float]] = []
     for family in registry.collect():
@@ -180,19 +177,11 @@ def aggregate(directory: str | None = None) -> StatsSnapshot:
     )
 
 
-def serve(port: int, *, multiprocess_dir: str | None = None) -> None:
-    """Serve /metrics on `port` (0: do nothing); multiprocess_dir aggregates child processes."""
-    if not port:
-        return
-    registry = None
-    if multiprocess_dir:
-        registry = CollectorRegistry()
-        registry.register(_WorkerFilesCollector(multiprocess_dir))
-    try:
-        start_http_server(port, **({"registry": registry} if registry else {}))
-    except OSError as exc:
-        raise ConfigError(f"cannot serve metrics on port {port}: {exc.strerror} "
-                          f"(--metrics-port 0 turns them off)") from None
+def workers_registry(multiprocess_dir: str) -> CollectorRegistry:
+    """A registry of the counters every process wrote to `multiprocess_dir` (what /metrics serves)."""
+    registry = CollectorRegistry()
+    registry.register(_WorkerFilesCollector(multiprocess_dir))
+    return registry
 
 
 def format_stats(now: StatsSnapshot, before: StatsSnapshot, elapsed_s: float, who: str = "") -> str:

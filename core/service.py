@@ -1,6 +1,6 @@
 """Run the scoring service: the supervisor with signal handling, from a config or flags.
 
-`python -m core` and `bench score` are thin front ends over `run_service`.
+`python -m core` and `bench score` (one command, core.cli) are a thin front end over `run_service`.
 """
 
 from __future__ import annotations
@@ -13,17 +13,9 @@ from typing import Any
 from core.config import ScoringConfig, load_config
 from core.supervisor import Supervisor
 
-__all__ = ["run_service", "build_config", "EXAMPLE"]
+__all__ = ["run_service", "build_config"]
 
 log = logging.getLogger(__name__)
-
-EXAMPLE = """\
-Example (three terminals, like the seed):
-  bench broker up && bench topics create
-  python -m core --bootstrap 127.0.0.1:9092            # or: bench score
-  bench produce --tps 2000 --duration 60
-  bench alerts
-"""
 
 
 def build_config(config_path: str | Path | None = None, *, kafka_pairs: tuple[str, ...] = (),
@@ -42,7 +34,8 @@ def build_config(config_path: str | Path | None = None, *, kafka_pairs: tuple[st
 
 def run_service(config: ScoringConfig, *, workers: int | None = None, first_slot: int = 0,
                 log_level: int = logging.INFO, early_signals: list[int] | None = None) -> int:
-    """Run until SIGTERM/SIGINT; returns the process exit code (non-zero: a worker kept failing).
+    """Run until SIGTERM/SIGINT; returns the process exit code (0). Raises FraudstreamError for
+    what ends the service: a start-up error, an instance id in use by a live twin.
 
     `early_signals`: signals that arrived before this was called (it then stops at once)."""
     logging.basicConfig(level=log_level, format="%(asctime)s supervisor %(levelname)s %(message)s")

@@ -1,133 +1,71 @@
-"""One scoring process per partition: start, watch, restart with backoff, stop on SIGTERM.
+"""One scoring process per slot: start them, watch them, restart the dead with backoff, stop on SIGTERM.
 
 Children are started with the `spawn` context and create their Kafka clients themselves
 (librdkafka threads do not survive fork). The compiled model is built once here, before any
 child starts, so children only load the cached shared object.
 
-Worker identity: slot `i` of this supervisor uses transactional.id ``<prefix>-<i>``. A
-restarted slot therefore fences its killed predecessor and aborts its open transaction
-immediately. Two supervisors of the same group on one host get distinct prefixes through an
-instance lock (``<group>.<host>.<k>``, the lowest free k), so they never fence each other,
-while a supervisor restarted after a crash takes k back and fences its orphans.
+Only start-up errors end the service: the model, the config and client settings, Kafka at
+the bootstrap address, the four topics and the credentials are checked here before any
+worker starts, and a worker that cannot start before any worker of the service was up ends
+it too (`StartupError`, one `error:` line). After that a slot that keeps failing backs off
+and retries forever while the other slots work (policy: core.slots), and its state shows in
+the stats line, `/metrics` and `/healthz` (core.health). The one other way out is an id
+collision with a live twin (ConfigError naming the id; ids: core.identity).
+
+On a clean stop, the transactions that killed workers left open are aborted on the way out
+(init_transactions with their ids), so the partitions' next owner does not wait for the
+broker's transaction timeout.
 """
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import multiprocessing
 import os
 import signal
-import socket
 import struct
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
 
 from core.config import ScoringConfig
-from core.errors import ConfigError, FraudstreamError, PipelineError
-from core.metrics import MULTIPROC_ENV, StatsSnapshot, Ticker, aggregate, format_stats, serve
-from core.paths import home
+from core.errors import ConfigError, StartupError
+from core.identity import claim_instance_id, lock_explicit_id
+from core.preflight import check_client_settings, check_kafka
+from core.metrics import MULTIPROC_ENV, StatsSnapshot, Ticker, aggregate, format_stats, workers_registry
+from core.slots import (EXIT_FENCED, EXIT_PIPELINE, EXIT_STARTUP, FENCED_IN_A_ROW, TWIN_WINDOW_S, Decision, Slot,
+                        SlotState, SlotView, describe_exit, format_slots)
+from core.worker import STATUS, Failed, Ready, worker_main
 
-__all__ = ["Supervisor", "worker_main", "EXIT_PIPELINE", "EXIT_STARTUP"]
+__all__ = ["Supervisor", "worker_main", "EXIT_PIPELINE", "EXIT_STARTUP", "EXIT_FENCED"]
 
 log = logging.getLogger(__name__)
 
-EXIT_PIPELINE = 2   # fatal Kafka error (fenced, unrecoverable): restart
-EXIT_STARTUP = 3    # model or config unusable in the child
-_QUICK_DEATH_S = 10.0   # a child dying younger than this counts towards "keeps failing"
-_MAX_QUICK_DEATHS = 5
-# ... and the slot gives up only after failing that way for this long: a broker failover
-# (a node is declared dead after 9 s, then elections) must not stop the service for good.
-# A child that cannot start (EXIT_STARTUP: model, config, topics) gives up without waiting.
-_GIVE_UP_AFTER_S = 60.0
 _STOP_GRACE_S = 30.0
+_ABORT_LEFT_OPEN_S = 15.0
+_TICK_S = 0.2
 _SAMPLE = (b'{"transaction_id":"warm-up","card_hash":"0","amount":1.0,"timestamp":"2026-01-01T00:00:00Z",'
            b'"merchant_category":"grocery",' + b",".join(b'"V%d":0.0' % i for i in range(1, 29)) + b"}")
 
 
-@dataclass
-class _Slot:
-    index: int
-    process: Any = None
-    started: float = 0.0
-    quick_deaths: int = 0
-    failing_since: float = 0.0
-    restart_at: float = 0.0
-    restarts: int = 0
-    history: list[int] = field(default_factory=list)
+class _Process:
+    """A slot's live process and the supervisor's end of its status pipe."""
 
-    def record_death(self, lived: float, exitcode: int, now: float) -> bool:
-        """Count a death of this slot's process; True when the slot should give up."""
-        if lived >= _QUICK_DEATH_S or not self.quick_deaths:   # a new streak starts here
-            self.quick_deaths, self.failing_since = 1, now
-        else:
-            self.quick_deaths += 1
-        self.history.append(exitcode)
-        cannot_start = all(code == EXIT_STARTUP for code in self.history[-_MAX_QUICK_DEATHS:])
-        return self.quick_deaths >= _MAX_QUICK_DEATHS and (
-            cannot_start or now - self.failing_since >= _GIVE_UP_AFTER_S)
+    def __init__(self, proc: Any, status: Any):
+        self.proc, self.status = proc, status
+        self.failure: Failed | None = None
 
-
-def _claim_instance(group_id: str) -> tuple[int, Any]:
-    """Lowest free instance number for `group_id` on this host, held by an flock."""
-    locks = home() / "run"
-    locks.mkdir(parents=True, exist_ok=True)
-    for k in range(1000):
-        handle = open(locks / f"{group_id}.{k}.lock", "a+")
+    def read_status(self) -> list[Ready | Failed]:
+        out = []
         try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return k, handle
-        except OSError:
-            handle.close()
-    raise PipelineError(f"more than 1000 supervisors of group {group_id} on this host")
-
-
-def worker_main(config_json: bytes, slot: int, parent_pid: int, log_level: int) -> None:
-    """Entry point of one scoring process (runs in a spawned child)."""
-    logging.basicConfig(level=log_level, format=f"%(asctime)s worker-{slot} pid=%(process)d %(levelname)s %(message)s")
-    import sys
-
-    from core.gctune import tune_gc_for_batches
-    from core.loop import ScoringConsumer
-
-    config = msgspec.json.decode(config_json, type=ScoringConfig)
-    try:
-        from core.scorer import Scorer
-
-        scorer = Scorer.load(config.model_path)
-    except FraudstreamError as exc:
-        log.error("worker %d cannot start: %s", slot, exc)
-        sys.exit(EXIT_STARTUP)
-    consumer = ScoringConsumer(config, scorer, slot=slot)
-    tune_gc_for_batches()
-
-    def on_signal(signum: int, frame: Any) -> None:
-        consumer.stop()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-
-    def orphan_watch() -> None:
-        # A SIGKILLed supervisor cannot forward SIGTERM: children stop on their own.
-        while os.getppid() == parent_pid:
-            time.sleep(1.0)
-        log.warning("supervisor %d is gone: stopping", parent_pid)
-        consumer.stop()
-
-    threading.Thread(target=orphan_watch, daemon=True).start()
-    try:
-        consumer.run()
-    except ConfigError as exc:
-        log.error("worker %d cannot start: %s", slot, exc)
-        sys.exit(EXIT_STARTUP)
-    except PipelineError as exc:
-        log.error("worker %d: %s", slot, exc)
-        sys.exit(EXIT_PIPELINE)
+            while self.status.poll():
+                out.append(STATUS.decode(self.status.recv_bytes()))
+        except (EOFError, OSError, msgspec.DecodeError):
+            pass   # the worker exited (or was killed mid-message): its exit code tells the rest
+        return out
 
 
 class Supervisor:
@@ -137,17 +75,27 @@ class Supervisor:
         self.config = config
         self.workers = workers
         self.first_slot = first_slot
+        self.clock = time.monotonic
         self._stopping = threading.Event()
-        self._slots: list[_Slot] = []
-        self._lock_handle: Any = None
+        self._slots: list[Slot] = []
+        self._procs: dict[int, _Process] = {}
+        self._views: tuple[SlotView, ...] = ()
+        self._service_up = False
+        self._id_lock: Any = None
+        self._effective = config   # with the instance id resolved (see _prepare)
 
     def stop(self) -> None:
         self._stopping.set()
 
+    def views(self) -> tuple[SlotView, ...]:
+        """The slots as of the last tick (read by the HTTP thread)."""
+        return self._views
+
     def run(self) -> int:
-        """Blocks until stop() or a child keeps failing; returns the exit code (0 clean, 1 failed)."""
+        """Blocks until stop(); returns 0. Raises FraudstreamError for what ends the service
+        (start-up errors, an id collision), after stopping the workers."""
         if not self._stopping.is_set():
-            config = self._prepare()
+            config = self._effective = self._prepare()
         if self._stopping.is_set():   # before start-up, or while the model compiled (seconds)
             log.info("stopped before any worker started")
             return 0
@@ -156,26 +104,41 @@ class Supervisor:
         if own_dir:
             metrics_dir = tempfile.mkdtemp(prefix="fraudstream-metrics-")
             os.environ[MULTIPROC_ENV] = metrics_dir
+        server = None
         try:
-            serve(config.metrics_port, multiprocess_dir=metrics_dir)   # a port in use: before Kafka
-            if config.metrics_port:
-                log.info("Prometheus metrics on http://0.0.0.0:%d/metrics", config.metrics_port)
-            if self.workers:
-                # Only that Kafka answers: missing topics are the workers' start-up error.
-                self._input_metadata(config)
-            workers = self.workers or self._partition_count(config)
+            if config.metrics_port:   # a port in use: before Kafka
+                from core.health import SlotCollector, serve_http
+
+                registry = workers_registry(metrics_dir)
+                registry.register(SlotCollector(self.views))
+                server = serve_http(config.metrics_port, registry, self.views)
+                log.info("Prometheus metrics on http://0.0.0.0:%d/metrics, health on /healthz", config.metrics_port)
+            partitions = check_kafka(config)
+            workers = self.workers or partitions
             log.info("starting %d scoring process(es), group %s, ids %s-<slot>, %s", workers, config.group_id,
-                     config.transactional_id_prefix, "exactly-once" if config.exactly_once else "AT-LEAST-ONCE")
+                     config.txn_id_prefix(), "exactly-once" if config.exactly_once else "AT-LEAST-ONCE")
             ctx = multiprocessing.get_context("spawn")
             child_config = msgspec.json.encode(config.replace(stats_interval_s=0.0, metrics_port=0))
-            self._slots = [_Slot(self.first_slot + i) for i in range(workers)]
+            self._slots = [Slot(self.first_slot + i) for i in range(workers)]
             for slot in self._slots:
                 self._start(ctx, slot, child_config)
-            return self._watch(ctx, child_config, metrics_dir)
+            self._views = tuple(s.view(self.clock()) for s in self._slots)
+            code = self._watch(ctx, child_config, metrics_dir)
+            unclean = self._stop_children()
+            dead = [s.index for s in self._slots if s.state is SlotState.BACKING_OFF] + unclean
+            if dead and config.exactly_once:
+                _abort_left_open(config, dead)
+            return code
         finally:
             self._stop_children()
+            if server is not None:
+                server.shutdown()
+                server.server_close()
             if own_dir:
                 self._drop_metrics_dir(metrics_dir)
+            if self._id_lock is not None:   # the instance id is free for the next service
+                self._id_lock.close()
+                self._id_lock = None
 
     @staticmethod
     def _drop_metrics_dir(metrics_dir: str) -> None:
@@ -194,66 +157,39 @@ class Supervisor:
         Scorer.load(self.config.model_path).warm_up([_SAMPLE, b"{}"])
         log.info("model ready in %.1f s", time.perf_counter() - t0)
         config = self.config
-        _check_client_settings(config)
+        check_client_settings(config)
         if config.transactional_id_prefix is None:
-            k, self._lock_handle = _claim_instance(config.group_id)
-            config = config.replace(transactional_id_prefix=f"{config.group_id}.{socket.gethostname()}.{k}")
+            if config.instance_id is None:
+                instance, self._id_lock = claim_instance_id(config.group_id)
+                config = config.replace(instance_id=instance)
+            else:
+                self._id_lock = lock_explicit_id(config.group_id, config.instance_id)
+            log.info("instance id %s", config.instance_id)
         return config
 
-    @staticmethod
-    def _input_metadata(config: ScoringConfig) -> Any:
-        """The input topic's metadata (None: it does not exist), from a client that logs
-        nothing: an unreachable broker is one line after 15 s, not librdkafka's reconnect log."""
-        from confluent_kafka import KafkaException
-        from confluent_kafka.admin import AdminClient
-
-        admin = AdminClient({**_admin_settings(config.kafka), "bootstrap.servers": config.bootstrap_servers,
-                             "log_level": 0})
-        topic = config.topics.transactions
-        try:
-            return admin.list_topics(topic, timeout=15.0).topics.get(topic)
-        except KafkaException as exc:
-            raise PipelineError(f"cannot reach Kafka at {config.bootstrap_servers}: {exc.args[0].str()}") from None
-
-    @staticmethod
-    def _partition_count(config: ScoringConfig) -> int:
-        topic = config.topics.transactions
-        meta = Supervisor._input_metadata(config)
-        if meta is None or meta.error is not None or not meta.partitions:
-            raise PipelineError(f"input topic {topic} does not exist on {config.bootstrap_servers}"
-                                f" (create it with `bench topics create`)")
-        return len(meta.partitions)
-
-    def _start(self, ctx: Any, slot: _Slot, child_config: bytes) -> None:
+    def _start(self, ctx: Any, slot: Slot, child_config: bytes) -> None:
+        reader, writer = ctx.Pipe(duplex=False)
         proc = ctx.Process(target=worker_main, name=f"fraudstream-worker-{slot.index}",
-                           args=(child_config, slot.index, os.getpid(), logging.getLogger().level or logging.INFO))
+                           args=(child_config, slot.index, os.getpid(), logging.getLogger().level or logging.INFO,
+                                 writer))
         proc.start()
-        slot.process, slot.started = proc, time.monotonic()
+        writer.close()   # the child holds its own copy: EOF here once it is gone
+        self._procs[slot.index] = _Process(proc, reader)
+        slot.started_at(self.clock())
         log.info("worker %d started (pid %d)", slot.index, proc.pid)
 
     def _watch(self, ctx: Any, child_config: bytes, metrics_dir: str) -> int:
         stats = Ticker(self.config.stats_interval_s)
         before = StatsSnapshot()
-        while not self._stopping.wait(0.2):
-            now = time.monotonic()
+        while not self._stopping.wait(_TICK_S):
+            now = self.clock()
             for slot in self._slots:
-                proc = slot.process
-                if proc is not None and not proc.is_alive():
-                    proc.join()
-                    self._mark_dead(proc.pid)
-                    lived = now - slot.started
-                    if slot.record_death(lived, proc.exitcode, now):
-                        log.error("worker %d keeps failing (%d deaths in a row in %.0f s, exit codes %s): "
-                                  "giving up", slot.index, slot.quick_deaths, now - slot.failing_since,
-                                  slot.history[-_MAX_QUICK_DEATHS:])
-                        return 1
-                    delay = min(0.25 * 2 ** (slot.quick_deaths - 1), 10.0)
-                    slot.process, slot.restart_at = None, now + delay
-                    log.warning("worker %d (pid %d) died with exit code %s after %.1f s; restarting in %.2f s",
-                                slot.index, proc.pid, proc.exitcode, lived, delay)
-                elif proc is None and now >= slot.restart_at:
-                    slot.restarts += 1
+                running = self._procs.get(slot.index)
+                if running is not None:
+                    self._check(slot, running, now)
+                elif now >= slot.restart_at:
                     self._start(ctx, slot, child_config)
+            self._views = tuple(s.view(now) for s in self._slots)
             elapsed = stats.due()
             if elapsed:
                 try:
@@ -263,9 +199,44 @@ class Supervisor:
                     # stop the workers' supervisor.
                     log.warning("stats unavailable this interval: %s", exc)
                     continue
-                log.info("%s", format_stats(snap, before, elapsed, f"all {len(self._slots)} workers"))
+                log.info("%s; %s", format_stats(snap, before, elapsed, f"all {len(self._slots)} workers"),
+                         format_slots(list(self._views)))
                 before = snap
         return 0
+
+    def _check(self, slot: Slot, running: _Process, now: float) -> None:
+        proc = running.proc
+        alive = proc.is_alive()
+        # Read after is_alive: what a worker wrote just before it exited is then in the pipe.
+        for msg in running.read_status():
+            if isinstance(msg, Ready):
+                slot.ready(now)
+                self._service_up = True
+                if slot.restarts:
+                    log.info("worker %d is up again (restart %d)", slot.index, slot.restarts)
+            else:
+                running.failure = msg
+        if alive:
+            return
+        proc.join()
+        running.status.close()
+        del self._procs[slot.index]
+        self._mark_dead(proc.pid)
+        lived = now - slot.started
+        decision = slot.exited(proc.exitcode, now, service_up=self._service_up)
+        reason = running.failure.reason if running.failure is not None else ""
+        if decision is Decision.STARTUP_ERROR:
+            raise StartupError(reason or f"worker {slot.index} could not start ({slot.last_exit})")
+        if decision is Decision.ID_COLLISION:
+            cfg = self._effective
+            raise ConfigError(
+                f"instance id {cfg.instance_id or cfg.txn_id_prefix()!r} is in use by another live service: "
+                f"worker {slot.index} (transactional.id {cfg.txn_id_prefix()}-{slot.index}) was fenced "
+                f"{FENCED_IN_A_ROW} times in a row within {TWIN_WINDOW_S:.0f} s of its start; give each service "
+                f"its own --instance-id (or none: each FRAUDSTREAM_HOME makes its own)")
+        log.warning("worker %d (pid %d) died with %s after %.1f s%s; restarting in %.2f s (%d failure(s) in a row)",
+                    slot.index, proc.pid, slot.last_exit, lived, f": {reason}" if reason else "",
+                    slot.restart_at - now, slot.failures)
 
     @staticmethod
     def _mark_dead(pid: int) -> None:
@@ -276,8 +247,10 @@ class Supervisor:
         except OSError:
             pass
 
-    def _stop_children(self) -> None:
-        live = [s.process for s in self._slots if s.process is not None and s.process.is_alive()]
+    def _stop_children(self) -> list[int]:
+        """SIGTERM the live workers and wait for them; returns the slots whose process did not
+        end cleanly (killed, or dead before the supervisor noticed)."""
+        live = [p.proc for p in self._procs.values() if p.proc.is_alive()]
         for proc in live:
             os.kill(proc.pid, signal.SIGTERM)
         deadline = time.monotonic() + _STOP_GRACE_S
@@ -287,29 +260,43 @@ class Supervisor:
                 log.warning("worker pid %d ignored SIGTERM for %.0f s: killing it", proc.pid, _STOP_GRACE_S)
                 proc.kill()
                 proc.join()
+        unclean = []
+        for i, p in self._procs.items():
+            p.status.close()
+            p.proc.join(0)
+            # (-SIGTERM: still starting, its handler not installed yet, so no transaction open)
+            if p.proc.exitcode not in (0, -signal.SIGTERM):
+                log.info("worker %d (pid %d) ended with %s", i, p.proc.pid, describe_exit(p.proc.exitcode))
+                unclean.append(i)
+        self._procs.clear()
         if live:
             log.info("all workers stopped")
+        return unclean
 
 
-def _check_client_settings(config: ScoringConfig) -> None:
-    """Let librdkafka judge the producer and consumer settings once, here: a bad -X key is one
-    line at start-up instead of a traceback in every worker it restarts."""
-    from confluent_kafka import Consumer, KafkaException, Producer
+def _abort_left_open(config: ScoringConfig, slots: list[int]) -> None:
+    """Abort the transactions that workers killed while the service stops left open.
 
-    from core.txn import consumer_settings, producer_settings
+    A slot backing off when the service stops has no process to abort what its killed one
+    left open, and until transaction.timeout.ms (30 s) that open transaction holds back the
+    read_committed readers of the outputs and the partitions' next owner (another service of
+    the group). init_transactions with the slot's transactional.id aborts it at once. Not
+    after an id collision: the twin's live workers have these ids."""
+    from confluent_kafka import KafkaException, Producer
 
-    for kind, make, settings in (("producer", Producer, producer_settings(config, 0)),
-                                 ("consumer", Consumer, consumer_settings(config, 0))):
+    from core.txn import producer_settings
+
+    deadline = time.monotonic() + _ABORT_LEFT_OPEN_S
+    for slot in slots:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            log.warning("no time left to abort what slots %s left open: the broker does after its timeout", slots)
+            return
+        producer = Producer({**producer_settings(config, slot), "log_level": 0})
         try:
-            client = make({**settings, "log_level": 0})   # connects only when used
+            producer.init_transactions(remaining)
+            log.info("worker %d: aborted the transaction its killed process left open (if any)", slot)
         except KafkaException as exc:
-            raise ConfigError(f"Kafka {kind} settings: {exc.args[0].str()}") from None
-        if kind == "consumer":
-            client.close()
-
-
-def _admin_settings(kafka: dict[str, str]) -> dict[str, str]:
-    """Passthrough keys an AdminClient accepts (consumer/producer-only keys dropped)."""
-    admin_ok = ("security.", "ssl.", "sasl.", "client.", "socket.", "broker.", "metadata.", "reconnect.",
-                "api.", "log.", "debug")
-    return {k: v for k, v in kafka.items() if k.startswith(admin_ok)}
+            log.warning("worker %d: cannot abort what it left open: %s", slot, exc.args[0].str())
+        finally:
+            producer.flush(0)

@@ -15,7 +15,8 @@ __all__ = ["topics", "passthrough"]
 @click.group()
 def topics():
     """The pipeline's topics: transactions (6), fraud-scores (6), fraud-alerts (3),
-    fraud-deadletter (3), replication factor min(3, brokers).
+    fraud-deadletter (3), replication factor min(3, brokers); from 3 brokers on
+    min.insync.replicas=2 (an acknowledged write is on two brokers).
 
     \b
     Example:
@@ -42,6 +43,8 @@ def create(bootstrap, namespace):
         click.echo(f"created  {name}")
     for name in result["existed"]:
         click.echo(f"existed  {name}")
+    if result["created"]:
+        click.echo(f"topics get {result['replicas']}")
 
 
 @topics.command()

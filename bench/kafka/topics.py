@@ -1,12 +1,15 @@
 """Create (idempotently) and delete the pipeline's topics (the four, and the compacted
 card-state changelog)."""
 
+from typing import Any
+
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from bench.errors import BrokerUnreachable, TopicError
 from core.topics import PARTITIONS, STATE_TOPIC_CONFIG, TopicNames
 
-__all__ = ["TopicError", "BrokerUnreachable", "require_broker", "create_topics", "delete_topics", "require_topic"]
+__all__ = ["TopicError", "BrokerUnreachable", "require_broker", "create_topics", "delete_topics", "require_topic",
+           "replica_settings", "describe_replicas"]
 
 ADMIN_TIMEOUT_S = 30.0
 
@@ -15,21 +18,43 @@ def _admin(bootstrap: str) -> AdminClient:
     return AdminClient({"bootstrap.servers": bootstrap})
 
 
-def create_topics(bootstrap: str, names: TopicNames) -> dict[str, list[str]]:
-    """Create the topics unless they exist; {"created": [...], "existed": [...]}.
+def replica_settings(brokers: int) -> tuple[int, dict[str, str]]:
+    """(replication factor, topic configs) for new topics on a cluster of `brokers`.
+
+    From 3 brokers on: 3 replicas and min.insync.replicas=2, so a write the producers' acks=all
+    got acknowledged is on two brokers, and one broker can be down without stopping writes.
+    With fewer there is nothing to ask of: one replica per broker, min.insync.replicas=1."""
+    if brokers >= 3:
+        return 3, {"min.insync.replicas": "2"}
+    return max(brokers, 1), {}
+
+
+def describe_replicas(replication: int, configs: dict[str, str]) -> str:
+    """What topics made with replica_settings get, in one line for an operator."""
+    min_insync = int(configs.get("min.insync.replicas", "1"))
+    text = f"replication factor {replication}, min.insync.replicas {min_insync}"
+    if replication < 3:
+        text += (f" (a cluster of {replication} broker{'s' if replication > 1 else ''}: an acknowledged write "
+                 "can be lost with one broker; from 3 brokers on, topics get 3 replicas and min.insync.replicas 2)")
+    return text
+
+
+def create_topics(bootstrap: str, names: TopicNames) -> dict[str, Any]:
+    """Create the topics unless they exist; {"created": [...], "existed": [...],
+    "replicas": <what created topics got, one line>}.
 
     Raises TopicError when a topic exists with a partition count other than the design's.
     """
     admin = _admin(bootstrap)
     meta = admin.list_topics(timeout=ADMIN_TIMEOUT_S)
-    replication = min(3, len(meta.brokers))
+    replication, configs = replica_settings(len(meta.brokers))
     wanted = dict(zip(names.every(), PARTITIONS.values()))
     existed, missing = [], []
     for name, partitions in wanted.items():
         found = meta.topics.get(name)
         if found is None or found.error is not None:
             missing.append(NewTopic(name, num_partitions=partitions, replication_factor=replication,
-                                    config=STATE_TOPIC_CONFIG if name == names.state else {}))
+                                    config={**configs, **(STATE_TOPIC_CONFIG if name == names.state else {})}))
         elif len(found.partitions) != partitions:
             raise TopicError(
                 f"topic `{name}` exists with {len(found.partitions)} partitions, expected "
@@ -48,7 +73,7 @@ def create_topics(bootstrap: str, names: TopicNames) -> dict[str, list[str]]:
                 existed.append(name)  # a concurrent creator won the race
             else:
                 raise TopicError(f"creating topic `{name}` failed: {err}") from exc
-    return {"created": created, "existed": existed}
+    return {"created": created, "existed": existed, "replicas": describe_replicas(replication, configs)}
 
 
 def delete_topics(bootstrap: str, names: TopicNames) -> list[str]:

@@ -95,7 +95,7 @@ def _ensure_broker(target: Target, opts: RunOptions, needs_own: bool):
 
 
 def _create_topics(bootstrap: str, names: TopicNames, partitions: int) -> None:
-    from bench.kafka.topics import create_topics
+    from bench.kafka.topics import create_topics, replica_settings
 
     if partitions == PARTITIONS["transactions"]:
         create_topics(bootstrap, names)
@@ -103,10 +103,10 @@ def _create_topics(bootstrap: str, names: TopicNames, partitions: int) -> None:
     from confluent_kafka.admin import AdminClient, NewTopic
 
     admin = AdminClient({"bootstrap.servers": bootstrap})
-    rf = min(3, len(admin.list_topics(timeout=30).brokers))
+    rf, configs = replica_settings(len(admin.list_topics(timeout=30).brokers))
     counts = [partitions, partitions, PARTITIONS["alerts"], PARTITIONS["deadletter"], partitions]
     futures = admin.create_topics([NewTopic(n, num_partitions=c, replication_factor=rf,
-                                            config=STATE_TOPIC_CONFIG if n == names.state else {})
+                                            config={**configs, **(STATE_TOPIC_CONFIG if n == names.state else {})})
                                    for n, c in zip(names.every(), counts)], request_timeout=30)
     for name, fut in futures.items():
         try:

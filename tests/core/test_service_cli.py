@@ -30,7 +30,19 @@ def test_bad_config_is_one_line_and_exit_1():
 def test_zero_workers_is_refused_by_the_parser():
     out = subprocess.run([sys.executable, "-m", "core", "--workers", "0"], capture_output=True, text=True)
     assert out.returncode == 2
-    assert out.stderr.strip().splitlines()[-1] == "python -m core: error: argument --workers: 0 is below 1"
+    assert out.stderr.strip().splitlines()[-1] == "Error: Invalid value for '--workers': 0 is not in the range 1<=x<=256."
+
+
+def test_bench_score_and_python_m_core_are_one_command():
+    """The service's options are declared once (core.cli): both front ends list the same ones."""
+    import re
+
+    core_help = subprocess.run([sys.executable, "-m", "core", "--help"], capture_output=True, text=True,
+                               check=True).stdout
+    bench_help = CliRunner().invoke(cli, ["score", "--help"]).output
+    options = [re.findall(r"^\s+(-{1,2}[\w-]+)", text, re.MULTILINE) for text in (core_help, bench_help)]
+    assert options[0] == options[1] and len(options[0]) == 17, options
+    assert "--instance-id" in options[0] and "/healthz" in core_help
 
 
 def test_missing_model_fails_at_start_up_with_a_clear_message(tmp_path):

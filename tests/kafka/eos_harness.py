@@ -138,13 +138,14 @@ class Service:
     """`python -m core` as a subprocess, output to a log file."""
 
     def __init__(self, bootstrap: str, names: TopicNames, group: str, log_dir: Path, *, workers: int = 6,
-                 first_slot: int = 0, extra: tuple[str, ...] = (), tag: str = "svc"):
+                 first_slot: int = 0, extra: tuple[str, ...] = (), tag: str = "svc", home: Path | None = None):
         self.log_path = log_dir / f"{tag}-{uuid.uuid4().hex[:6]}.log"
         self._log = open(self.log_path, "w")
         cmd = [sys.executable, "-m", "core", "--bootstrap", bootstrap, "--namespace", namespace_of(names),
                "--group", group, "--workers", str(workers), "--first-slot", str(first_slot),
                "--stats-interval", "2", *extra]
-        self.proc = subprocess.Popen(cmd, cwd=REPO, stdout=self._log, stderr=subprocess.STDOUT)
+        env = None if home is None else {**os.environ, "FRAUDSTREAM_HOME": str(home)}   # another "host"
+        self.proc = subprocess.Popen(cmd, cwd=REPO, stdout=self._log, stderr=subprocess.STDOUT, env=env)
         self.kills = 0
 
     def worker_pids(self) -> list[int]:
@@ -176,11 +177,21 @@ class Service:
         assigned = {int(m) for m in re.findall(r"pid=(\d+) INFO \S+: assigned \[\d", text)}
         return [p for p in self.worker_pids() if p in assigned]
 
-    def kill_random_worker(self, rng: random.Random, sig: int = signal.SIGKILL) -> int | None:
-        """Send `sig` to a random busy worker (SIGKILL counts in `kills`); its pid or None."""
+    def kill_random_worker(self, rng: random.Random, sig: int = signal.SIGKILL, *,
+                           mid_work: bool = False) -> int | None:
+        """Send `sig` to a random busy worker (SIGKILL counts in `kills`); its pid or None.
+
+        With `mid_work`, prefer a worker that is on the CPU right now (its CPU time grew over
+        the last 20 ms): one scoring and producing a batch, most likely inside a transaction,
+        rather than one waiting in consume() between transactions."""
         pids = self.busy_pids()
         if not pids:
             return None
+        if mid_work:
+            before = {p: _cpu_ns(p) for p in pids}
+            time.sleep(0.02)
+            working = [p for p in pids if _cpu_ns(p) > before[p] >= 0]
+            pids = working or pids
         pid = rng.choice(pids)
         try:
             os.kill(pid, sig)
@@ -252,6 +263,14 @@ def wait_first_commit(bootstrap: str, group: str, topic: str, service: Service, 
     while not any(o > 0 for o in committed_offsets(bootstrap, group, topic, range(6)).values()):
         assert time.monotonic() < deadline, f"no commit within {timeout}s:\n{service.tail()}"
         time.sleep(0.1)
+
+
+def _cpu_ns(pid: int) -> int:
+    """CPU time the process has used, in ns (-1 if it is gone)."""
+    try:
+        return int(Path(f"/proc/{pid}/schedstat").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return -1
 
 
 def end_offsets(bootstrap: str, topic: str, attempts: int = 5) -> dict[int, int]:
@@ -388,3 +407,17 @@ def verify(bootstrap: str, names: TopicNames, inputs: Inputs, *, count_aborted: 
         dead_missing=len(set(inputs.hostile_coords) - set(dead_seen)),
         dead_wrong=dead_wrong, headers_lost=headers_lost, mispaired=mispaired,
         aborted_scores=aborted)
+
+
+def trickle(bootstrap: str, topic: str, inputs: Inputs, records, tps: float) -> threading.Thread:
+    """A thread (not yet started) that produces `records` to `topic` at `tps`."""
+    return threading.Thread(target=produce_inputs, args=(bootstrap, topic, inputs, records), kwargs={"tps": tps})
+
+
+def finish(tail: threading.Thread | None, *services: Service | None) -> None:
+    """For a test's `finally`: let the input thread end, stop the services still running."""
+    if tail is not None and tail.is_alive():
+        tail.join()
+    for svc in services:
+        if svc is not None and svc.proc.poll() is None:
+            svc.stop()

@@ -4,6 +4,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 import uuid
 from collections import defaultdict
 from pathlib import Path
@@ -75,6 +76,7 @@ def test_topics_create_is_idempotent_and_reports_mismatch(kafka_bootstrap):
     first = bench_cli("topics", "create", "--bootstrap", kafka_bootstrap, "--namespace", ns)
     assert first.returncode == 0, first.stderr
     assert first.stdout.count("created") == 4
+    assert "topics get replication factor 1, min.insync.replicas 1 (a cluster of 1 broker: " in first.stdout
     second = bench_cli("topics", "create", "--bootstrap", kafka_bootstrap, "--namespace", ns)
     assert second.returncode == 0, second.stderr
     assert second.stdout.count("existed") == 4 and "created" not in second.stdout
@@ -169,7 +171,9 @@ def test_three_nodes_survive_losing_one(spare_port):
         cluster = ensure_running(port=spare_port, nodes=3)
         assert [r["alive"] for r in status(spare_port)] == [True, True, True]
         names = TopicNames.namespaced(f"ha-{uuid.uuid4().hex[:8]}")
-        create_topics(cluster.bootstrap, names)
+        made = create_topics(cluster.bootstrap, names)
+        assert made["replicas"] == "replication factor 3, min.insync.replicas 2"
+        assert _topic_config(cluster.bootstrap, names.transactions, "min.insync.replicas") == "2"
         producer = Producer({"bootstrap.servers": cluster.bootstrap, "acks": "all",
                              "enable.idempotence": True, "linger.ms": 5})
         failures = []
@@ -192,3 +196,19 @@ def test_three_nodes_survive_losing_one(spare_port):
         assert values == list(range(20_000))
     finally:
         stop(spare_port, timeout=10, wipe=True)
+
+
+def _topic_config(bootstrap: str, topic: str, key: str) -> str:
+    """One config value of a topic just created (retried while a node does not know it yet)."""
+    from confluent_kafka import KafkaException
+    from confluent_kafka.admin import AdminClient, ConfigResource
+
+    resource = ConfigResource(ConfigResource.Type.TOPIC, topic)
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    for attempt in range(20):
+        try:
+            return admin.describe_configs([resource])[resource].result(timeout=30)[key].value
+        except KafkaException as exc:
+            if exc.args[0].name() != "UNKNOWN_TOPIC_OR_PART" or attempt == 19:
+                raise
+            time.sleep(0.5)

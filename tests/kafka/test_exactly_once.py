@@ -70,7 +70,7 @@ def _run_with_kills(bootstrap, names, tmp_path, *, exactly_once: bool, seed: int
         while tail.is_alive() and service.kills < MAX_KILLS:   # only while input flows
             time.sleep(rng.uniform(*KILL_GAP_S))
             if tail.is_alive():
-                pid = service.kill_random_worker(rng)
+                pid = service.kill_random_worker(rng, mid_work=True)
                 if pid is not None:
                     kill_log.append(pid)
         tail.join()

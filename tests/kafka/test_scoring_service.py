@@ -166,18 +166,20 @@ def test_add_and_remove_a_worker_mid_run(kafka_bootstrap, fresh_topics, tmp_path
     assert v.exactly_once(), v
 
 
-def test_a_worker_that_keeps_failing_stops_the_service(kafka_bootstrap, tmp_path):
-    """Topics missing: every child exits at start-up; after a few logged restarts the
-    supervisor gives up with a non-zero exit code instead of looping forever."""
+def test_missing_topics_stop_the_service_at_start_up(kafka_bootstrap, tmp_path):
+    """Topics missing is a start-up error: one `error:` line and exit 1 before any worker
+    starts, instead of workers restarted in a loop."""
     pytest.importorskip("core.scorer")
     from core.topics import TopicNames
 
     names = TopicNames.namespaced(f"missing-{uuid.uuid4().hex[:6]}")
     svc = Service(kafka_bootstrap, names, "g-missing", tmp_path, workers=1, tag="failing")
-    code = svc.proc.wait(180)
+    code = svc.proc.wait(120)
     log = svc.log_path.read_text()
     assert code == 1, log
-    assert "do not exist" in log and "restarting in" in log and "keeps failing" in log
+    assert log.strip().splitlines()[-1] == (f"error: topic(s) {', '.join(names.all())} do not exist on "
+                                            f"{kafka_bootstrap} (create them with `bench topics create`)")
+    assert "worker 0 started" not in log and "Traceback" not in log
 
 
 def test_a_zombie_with_the_same_slot_is_fenced_and_stops(kafka_bootstrap, fresh_topics, scorer):

@@ -1,0 +1,81 @@
+"""Start-up checks of the service, before any worker starts: each failure is one clear line.
+
+Client settings (librdkafka judges them), Kafka at the bootstrap address, the four topics, and
+what the credentials allow on them. What fails here can only be fixed by the operator, so
+the service stops; what fails later is a run-time failure the supervisor retries.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from confluent_kafka import KafkaError, KafkaException
+
+from core.config import ScoringConfig
+from core.errors import ConfigError, StartupError
+from core.identity import CREDENTIAL_CODES
+
+__all__ = ["check_client_settings", "check_kafka", "admin_settings"]
+
+log = logging.getLogger(__name__)
+
+_METADATA_TIMEOUT_S = 15.0
+
+
+def check_client_settings(config: ScoringConfig) -> None:
+    """Let librdkafka judge the producer and consumer settings once, here: a bad -X key is one
+    line at start-up instead of a traceback in every worker it restarts."""
+    from confluent_kafka import Consumer, Producer
+
+    from core.txn import consumer_settings, producer_settings
+
+    for kind, make, settings in (("producer", Producer, producer_settings(config, 0)),
+                                 ("consumer", Consumer, consumer_settings(config, 0))):
+        try:
+            client = make({**settings, "log_level": 0})   # connects only when used
+        except KafkaException as exc:
+            raise ConfigError(f"Kafka {kind} settings: {exc.args[0].str()}") from None
+        if kind == "consumer":
+            client.close()
+
+
+def admin_settings(kafka: dict[str, str]) -> dict[str, str]:
+    """Passthrough keys an AdminClient accepts (consumer/producer-only keys dropped)."""
+    admin_ok = ("security.", "ssl.", "sasl.", "client.", "socket.", "broker.", "metadata.", "reconnect.",
+                "api.", "log.", "debug")
+    return {k: v for k, v in kafka.items() if k.startswith(admin_ok)}
+
+
+def check_kafka(config: ScoringConfig) -> int:
+    """Kafka answers, the four topics exist and may be used; returns the input's partition count.
+
+    From a client that logs nothing: an unreachable broker is one line after 15 s, not
+    librdkafka's reconnect log. A topic without a leader (a failover) is only a warning: the
+    workers retry it."""
+    from confluent_kafka.admin import AdminClient
+
+    admin = AdminClient({**admin_settings(config.kafka), "bootstrap.servers": config.bootstrap_servers,
+                         "log_level": 0})
+    found: dict[str, Any] = {}
+    for topic in config.topics.all():
+        try:
+            found[topic] = admin.list_topics(topic, timeout=_METADATA_TIMEOUT_S).topics.get(topic)
+        except KafkaException as exc:
+            error = exc.args[0]
+            hint = " (check the credentials: -X sasl.* / ssl.*)" if error.code() in CREDENTIAL_CODES else ""
+            raise StartupError(f"cannot reach Kafka at {config.bootstrap_servers}: {error.str()}{hint}") from None
+    missing = [t for t, meta in found.items() if meta is None or (
+        meta.error is not None and meta.error.code() == KafkaError.UNKNOWN_TOPIC_OR_PART)]
+    if missing:
+        raise StartupError(f"topic(s) {', '.join(missing)} do not exist on {config.bootstrap_servers}"
+                           f" (create them with `bench topics create`)")
+    refused = [f"{t}: {meta.error.str()}" for t, meta in found.items()
+               if meta.error is not None and meta.error.code() in CREDENTIAL_CODES]
+    if refused:
+        raise StartupError(f"not allowed to use topic(s) on {config.bootstrap_servers} with these credentials: "
+                           f"{'; '.join(refused)}")
+    for t, meta in found.items():
+        if meta.error is not None:
+            log.warning("topic %s: %s (the workers will retry)", t, meta.error.str())
+    return len(found[config.topics.transactions].partitions) or 1

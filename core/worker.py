@@ -1,0 +1,153 @@
+"""One scoring process of the service: the entry point the supervisor spawns per slot.
+
+The worker tells its supervisor, through a one-way pipe of its own, when it consumes
+(`Ready`) and why it could not start (`Failed`), and says how it ended by its exit code
+(core.slots: 2 Kafka error, 3 start-up error, 4 fenced). A pipe per worker, not a shared
+queue: a worker SIGKILLed mid-write must not leave a lock held for the others, and every
+message is far below PIPE_BUF, so it arrives whole or not at all.
+
+It dies with its supervisor: on Linux the kernel sends SIGTERM when the supervisor dies
+(PR_SET_PDEATHSIG), elsewhere a thread notices the new parent pid within a second; an orphan
+then stops (hard after ORPHAN_EXIT_S), and never calls init_transactions once stopped, so it
+cannot fence the slot's replacement started by a new supervisor.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from typing import Any
+
+import msgspec
+
+from core.config import ScoringConfig
+from core.errors import ConfigError, FraudstreamError, PipelineError
+from core.identity import CREDENTIAL_CODES, is_fenced, kafka_error_of
+from core.slots import EXIT_FENCED, EXIT_PIPELINE, EXIT_STARTUP
+
+__all__ = ["worker_main", "exit_code_for", "die_with_parent", "Ready", "Failed", "STATUS"]
+
+log = logging.getLogger(__name__)
+
+_PR_SET_PDEATHSIG = 1   # <linux/prctl.h>
+# An orphan finishes its open transaction if it can do so quickly; past this it exits hard
+# (exactly-once does not need its cooperation: the replacement aborts what it left open).
+ORPHAN_EXIT_S = 1.5
+_MAX_REASON = 1000
+
+
+class Ready(msgspec.Struct, tag=True):
+    """The worker consumes (its transactions are initialised and its topics exist)."""
+
+
+class Failed(msgspec.Struct, tag=True):
+    """The worker is about to exit with `exit_code` because of `reason`."""
+
+    exit_code: int
+    reason: str
+
+
+STATUS = msgspec.msgpack.Decoder(Ready | Failed)
+_encode = msgspec.msgpack.Encoder().encode
+
+
+def die_with_parent(parent_pid: int) -> bool:
+    """Ask the kernel for SIGTERM when the parent dies (Linux); False if it is already gone."""
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) != 0:
+                log.warning("prctl(PR_SET_PDEATHSIG) failed: %s", os.strerror(ctypes.get_errno()))
+        except (OSError, AttributeError) as exc:   # no libc symbol: the parent check remains
+            log.warning("prctl unavailable: %s", exc)
+    # The parent may have died before prctl: then no signal will ever come.
+    return os.getppid() == parent_pid
+
+
+def exit_code_for(exc: FraudstreamError) -> int:
+    """The exit code that tells the supervisor what ended a worker (see core.slots)."""
+    error = kafka_error_of(exc)
+    if is_fenced(error):
+        return EXIT_FENCED
+    if isinstance(exc, ConfigError) or not isinstance(exc, PipelineError):   # ModelError, ...
+        return EXIT_STARTUP
+    if error is not None and error.code() in CREDENTIAL_CODES:
+        return EXIT_STARTUP
+    return EXIT_PIPELINE
+
+
+class _Status:
+    """The worker's end of its status pipe; a closed pipe (supervisor gone) is ignored."""
+
+    def __init__(self, conn: Any):
+        self.conn = conn
+
+    def send(self, msg: Ready | Failed) -> None:
+        try:
+            self.conn.send_bytes(_encode(msg))
+        except (OSError, ValueError):
+            pass
+
+
+def worker_main(config_json: bytes, slot: int, parent_pid: int, log_level: int, status_conn: Any) -> None:
+    """Entry point of one scoring process (runs in a spawned child)."""
+    logging.basicConfig(level=log_level, format=f"%(asctime)s worker-{slot} pid=%(process)d %(levelname)s %(message)s")
+    if not die_with_parent(parent_pid):
+        log.warning("supervisor %d is gone before this worker started: exiting", parent_pid)
+        sys.exit(0)
+    status = _Status(status_conn)
+
+    def fail(exc: FraudstreamError) -> None:
+        code = exit_code_for(exc)
+        log.error("worker %d %s: %s", slot, "cannot start" if code == EXIT_STARTUP else "stops", exc)
+        status.send(Failed(code, str(exc)[:_MAX_REASON]))
+        sys.exit(code)
+
+    from core.gctune import tune_gc_for_batches
+    from core.loop import ScoringConsumer
+
+    config = msgspec.json.decode(config_json, type=ScoringConfig)
+    try:
+        from core.scorer import Scorer
+
+        scorer = Scorer.load(config.model_path)
+    except FraudstreamError as exc:
+        fail(exc)
+    consumer = ScoringConsumer(config, scorer, slot=slot, on_started=lambda: status.send(Ready()))
+    tune_gc_for_batches()
+    orphaned = threading.Event()
+
+    def stop_orphan() -> None:
+        if not orphaned.is_set():
+            orphaned.set()
+            log.warning("supervisor %d is gone: stopping", parent_pid)
+            consumer.stop()
+            hard_exit = threading.Timer(ORPHAN_EXIT_S, os._exit, (EXIT_PIPELINE,))
+            hard_exit.daemon = True
+            hard_exit.start()
+
+    def on_signal(signum: int, frame: Any) -> None:
+        if os.getppid() != parent_pid:   # PR_SET_PDEATHSIG: the supervisor died
+            stop_orphan()
+        else:
+            consumer.stop()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+
+    def orphan_watch() -> None:
+        # Where PR_SET_PDEATHSIG does not exist (or the signal was missed).
+        while os.getppid() == parent_pid:
+            time.sleep(1.0)
+        stop_orphan()
+
+    threading.Thread(target=orphan_watch, daemon=True).start()
+    try:
+        consumer.run()
+    except FraudstreamError as exc:
+        fail(exc)

@@ -1,0 +1,140 @@
+"""The supervisor's policy without processes or Kafka: backoff, when the service stops, twin
+detection (core.slots), what /healthz says (core.health), worker exit codes (core.worker)."""
+
+import json
+
+import pytest
+from confluent_kafka import KafkaError, KafkaException
+
+from core.errors import ConfigError, ModelError, PipelineError
+from core.health import health
+from core.slots import (BACKOFF_CAP_S, EXIT_FENCED, EXIT_PIPELINE, EXIT_STARTUP, HEALTHY_AFTER_S, Decision, Slot,
+                        backoff_delay, format_slots)
+from core.worker import exit_code_for
+
+
+class Clock:
+    """Injectable time: the policy takes `now` from it, nothing sleeps."""
+
+    def __init__(self):
+        self.t = 1000.0
+
+    def __call__(self):
+        return self.t
+
+
+def _fail(slot, clock, code, *, live=2.0, up=True, service_up=True):
+    """Start the slot, let it run `live` seconds (up or not), then exit with `code`."""
+    clock.t = max(clock.t, slot.restart_at)
+    slot.started_at(clock())
+    if up:
+        slot.ready(clock())
+    clock.t += live
+    return slot.exited(code, clock(), service_up=service_up)
+
+
+def test_backoff_doubles_from_a_quarter_second_and_caps_at_30_s():
+    assert [backoff_delay(n) for n in range(1, 10)] == [0.25, 0.5, 1, 2, 4, 8, 16, 30, 30]
+    assert backoff_delay(1000) == BACKOFF_CAP_S == 30.0
+
+
+def test_a_slot_failing_at_run_time_backs_off_and_never_gives_up():
+    clock, slot = Clock(), Slot(3)
+    delays = []
+    for _ in range(200):   # hours of a broker that is down
+        assert _fail(slot, clock, EXIT_PIPELINE) is Decision.RESTART
+        delays.append(slot.restart_at - clock())
+        assert slot.view(clock()).state == "backing-off"
+    assert delays[:3] == [0.25, 0.5, 1.0] and max(delays) == 30.0 and delays[-1] == 30.0
+    assert slot.failures == 200 and slot.restarts == 199
+    # start-up errors, kills, fencing once in a while: all run-time failures once the service is up
+    for code in (EXIT_STARTUP, -9, EXIT_FENCED, 1):
+        assert _fail(slot, clock, code, live=120.0) is Decision.RESTART
+
+
+def test_a_worker_up_for_a_minute_starts_a_new_streak():
+    clock, slot = Clock(), Slot(0)
+    for _ in range(6):
+        _fail(slot, clock, EXIT_PIPELINE)
+    assert slot.restart_at - clock() == 8.0
+    _fail(slot, clock, -9, live=HEALTHY_AFTER_S)
+    assert slot.failures == 1 and slot.restart_at - clock() == 0.25
+    # a worker that never became ready does not reset the streak however long it tried
+    _fail(slot, clock, EXIT_PIPELINE, live=600.0, up=False)
+    assert slot.failures == 2
+
+
+def test_a_start_up_error_before_any_worker_was_up_stops_the_service():
+    clock = Clock()
+    assert _fail(Slot(0), clock, EXIT_STARTUP, up=False, service_up=False) is Decision.STARTUP_ERROR
+    # other exits at start-up are retried: Kafka may come up a moment later
+    assert _fail(Slot(1), clock, EXIT_PIPELINE, up=False, service_up=False) is Decision.RESTART
+    assert _fail(Slot(2), clock, -9, up=False, service_up=False) is Decision.RESTART
+
+
+def test_fenced_three_times_in_a_row_soon_after_start_is_a_twin():
+    clock, slot = Clock(), Slot(0)
+    assert _fail(slot, clock, EXIT_FENCED, live=5.0) is Decision.RESTART
+    assert _fail(slot, clock, EXIT_FENCED, live=20.0) is Decision.RESTART
+    assert _fail(slot, clock, EXIT_FENCED, live=3.0) is Decision.ID_COLLISION
+
+
+def test_fenced_now_and_then_is_not_a_twin():
+    """A zombie (SIGSTOPped past its transaction timeout) is fenced once; long-lived workers
+    fenced or runs broken by other exits never add up to a collision."""
+    clock, slot = Clock(), Slot(0)
+    for _ in range(10):
+        assert _fail(slot, clock, EXIT_FENCED, live=5.0) is Decision.RESTART
+        assert _fail(slot, clock, EXIT_PIPELINE) is Decision.RESTART
+    for _ in range(10):
+        assert _fail(slot, clock, EXIT_FENCED, live=300.0) is Decision.RESTART
+
+
+def test_healthz_is_200_only_when_every_slot_is_up():
+    clock, slots = Clock(), [Slot(i) for i in range(3)]
+    for s in slots:
+        s.started_at(clock())
+    code, body = health([s.view(clock()) for s in slots])
+    assert code == 503 and json.loads(body)["up"] == 0   # starting is not up
+    for s in slots:
+        s.ready(clock())
+    code, body = health([s.view(clock()) for s in slots])
+    assert (code, json.loads(body)) == (200, {"status": "ok", "up": 3, "slots": 3, "down": []})
+    for _ in range(3):
+        _fail(slots[1], clock, -9)
+    clock.t += 0.5
+    views = [s.view(clock()) for s in slots]
+    code, body = health(views)
+    doc = json.loads(body)
+    assert code == 503 and doc["status"] == "degraded" and doc["up"] == 2
+    assert doc["down"] == [{"slot": 1, "state": "backing-off", "failures": 3, "restarts": 2,
+                            "last_exit": "exit code -9 (killed by SIGKILL)", "retry_in_s": 0.5}]
+    assert format_slots(views) == ("slots 2/3 up; 1 backing-off after exit code -9 (killed by SIGKILL), "
+                                   "3 in a row, retry in 0.5 s")
+
+
+def _kafka(code, text="x"):
+    return KafkaException(KafkaError(code, text))
+
+
+def _raised(exc, cause):
+    try:
+        raise exc from cause
+    except Exception as e:  # noqa: BLE001 - the chain is what is tested
+        return e
+
+
+@pytest.mark.parametrize("exc, code", [
+    (_raised(PipelineError("commit"), _kafka(KafkaError._FENCED)), EXIT_FENCED),
+    (_raised(PipelineError("commit"), _kafka(KafkaError.PRODUCER_FENCED)), EXIT_FENCED),
+    (_raised(PipelineError("consume"), _kafka(KafkaError._FATAL, "Fatal error: Broker: Static consumer fenced by "
+                                              "other consumer with same group.instance.id")), EXIT_FENCED),
+    (_raised(PipelineError("consume"), _kafka(KafkaError._FATAL, "Fatal error: out of memory")), EXIT_PIPELINE),
+    (_raised(PipelineError("init"), _kafka(KafkaError.TRANSACTIONAL_ID_AUTHORIZATION_FAILED)), EXIT_STARTUP),
+    (_raised(PipelineError("produce"), _kafka(KafkaError._MSG_TIMED_OUT)), EXIT_PIPELINE),
+    (PipelineError("10 transactions aborted in a row"), EXIT_PIPELINE),
+    (ConfigError("topic(s) x do not exist"), EXIT_STARTUP),
+    (ModelError("cannot load"), EXIT_STARTUP),
+])
+def test_the_worker_exit_code_says_what_ended_it(exc, code):
+    assert exit_code_for(exc) == code
