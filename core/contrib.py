@@ -79,16 +79,19 @@ class Contributions:
     """Saabas contributions of one XGBoost model, as flat node arrays for a numba walk."""
 
     __slots__ = ("feature", "threshold", "left", "right", "default_left", "delta", "roots",
-                 "bias")
+                 "bias", "n_features")
 
-    def __init__(self, feature, threshold, left, right, default_left, delta, roots, bias):
+    def __init__(self, feature, threshold, left, right, default_left, delta, roots, bias,
+                 n_features: int = N_FEATURES):
         self.feature, self.threshold = feature, threshold
         self.left, self.right, self.default_left = left, right, default_left
         self.delta, self.roots, self.bias = delta, roots, float(bias)
+        self.n_features = n_features
 
     @classmethod
-    def from_xgboost_json(cls, raw: bytes) -> "Contributions":
-        """From the bytes of an XGBoost JSON model; ModelError when it is not one we can explain."""
+    def from_xgboost_json(cls, raw: bytes, n_features: int = N_FEATURES) -> "Contributions":
+        """From the bytes of an XGBoost JSON model reading n_features columns (the model's
+        feature_names); ModelError when it is not one we can explain."""
         try:
             learner = msgspec.json.decode(raw, type=_XGBModel).learner
         except msgspec.DecodeError as exc:
@@ -99,22 +102,23 @@ class Contributions:
         if any(group != 0 for group in booster.model.tree_info):
             raise ModelError("reason codes need a single-output model (one tree group)")
         base = _base_margin(learner.objective.name, learner.learner_model_param.base_score)
-        *arrays, roots_mean = _flatten(booster.model.trees)
-        return cls(*arrays, base + roots_mean)
+        *arrays, roots_mean = _flatten(booster.model.trees, n_features)
+        return cls(*arrays, base + roots_mean, n_features)
 
     @property
     def n_trees(self) -> int:
         return self.roots.shape[0]
 
     def compute(self, x: np.ndarray) -> np.ndarray:
-        """float64 (n, N_FEATURES + 1) contributions of float32 rows x; last column the bias."""
+        """float64 (n, n_features + 1) contributions of float32 rows x; last column the bias."""
         x = np.ascontiguousarray(x, dtype=np.float32)
-        if x.ndim != 2 or x.shape[1] != N_FEATURES:
-            raise ValueError(f"expected (n, {N_FEATURES}) rows, got {x.shape}")
-        out = np.zeros((x.shape[0], N_FEATURES + 1), dtype=np.float64)
+        n = self.n_features
+        if x.ndim != 2 or x.shape[1] != n:
+            raise ValueError(f"expected (n, {n}) rows, got {x.shape}")
+        out = np.zeros((x.shape[0], n + 1), dtype=np.float64)
         _walk(x, self.feature, self.threshold, self.left, self.right, self.default_left,
               self.delta, self.roots, out)
-        out[:, N_FEATURES] += self.bias
+        out[:, n] += self.bias
         return out
 
 
@@ -136,7 +140,7 @@ def _base_margin(objective: str, base_score: str) -> float:
     raise ModelError(f"reason codes do not know the margin of objective {objective!r}")
 
 
-def _flatten(trees: list[_Tree]):
+def _flatten(trees: list[_Tree], n_features: int):
     """Concatenate the trees into node arrays; child indices become global node indices."""
     feature, threshold, left, right, dleft, delta, roots = [], [], [], [], [], [], []
     bias = 0.0
@@ -160,8 +164,8 @@ def _flatten(trees: list[_Tree]):
             for child in (tree.left_children[i], tree.right_children[i]):
                 if child != -1:
                     delta[offset + child] = mean[child] - mean[i]
-    if not trees or max(feature) >= N_FEATURES:
-        raise ModelError(f"the trees do not fit {N_FEATURES} features")
+    if not trees or max(feature) >= n_features:
+        raise ModelError(f"the trees do not fit {n_features} features")
     return (np.array(feature, dtype=np.int32), np.array(threshold, dtype=np.float32),
             np.array(left, dtype=np.int32), np.array(right, dtype=np.int32),
             np.array(dleft, dtype=np.bool_), np.array(delta, dtype=np.float64),

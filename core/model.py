@@ -33,7 +33,8 @@ import numpy as np
 from core._exp_c import EXP_C, use_own_exp
 from core.contrib import Contributions
 from core.errors import ModelError
-from core.features import FEATURE_NAMES, N_FEATURES
+from core.features import FEATURE_NAMES
+from core.velocity import VELOCITY_FEATURES
 from core.paths import default_model_path, home
 from core.risk import Bands, RiskBands
 
@@ -87,14 +88,20 @@ def load_meta(meta_path: str | os.PathLike | None = None) -> tuple[ModelMeta, Pa
         meta = msgspec.json.decode(raw, type=ModelMeta)
     except msgspec.DecodeError as exc:
         raise ModelError(f"corrupt model metadata {path}: {exc}") from exc
-    if tuple(meta.feature_names) != FEATURE_NAMES:
+    if tuple(meta.feature_names) not in _KNOWN_FEATURES:
         raise ModelError(f"model metadata {path} lists features {list(meta.feature_names)}, "
-                         f"but this code builds {list(FEATURE_NAMES)}")
+                         f"but this code builds {list(FEATURE_NAMES)}, optionally followed by "
+                         f"the velocity features {list(VELOCITY_FEATURES)}")
     try:
         RiskBands.from_meta(meta)
     except ValueError as exc:
         raise ModelError(f"model metadata {path}: {exc}") from exc
     return meta, path.parent / meta.model_file
+
+
+# A stateless model reads the transaction's own features; a stateful one also the per-card
+# velocity features (core.velocity), appended in this order.
+_KNOWN_FEATURES = (FEATURE_NAMES, FEATURE_NAMES + VELOCITY_FEATURES)
 
 
 class FraudModel:
@@ -121,9 +128,10 @@ class FraudModel:
         return self.meta.threshold
 
     def predict(self, x: np.ndarray) -> np.ndarray:
-        """Fraud scores in [0, 1], float32 (n,), for x float32 C-contiguous (n, N_FEATURES)."""
-        if x.dtype != np.float32 or x.ndim != 2 or x.shape[1] != N_FEATURES:
-            raise ValueError(f"expected float32 (n, {N_FEATURES}), got {x.dtype} {x.shape}")
+        """Fraud scores in [0, 1], float32 (n,), for x float32 C-contiguous (n, features)."""
+        n_features = len(self.meta.feature_names)
+        if x.dtype != np.float32 or x.ndim != 2 or x.shape[1] != n_features:
+            raise ValueError(f"expected float32 (n, {n_features}), got {x.dtype} {x.shape}")
         if x.shape[0] == 0:
             return np.empty(0, dtype=np.float32)
         return self._predict(np.ascontiguousarray(x))
@@ -140,18 +148,19 @@ def load_model(meta_path: str | os.PathLike | None = None, *, compile: bool = Tr
     """
     meta, model_path = load_meta(meta_path)
     raw = _check_model_file(model_path, meta)
-    tl_model = _treelite_model(model_path)
-    contributions = Contributions.from_xgboost_json(raw)
+    n_features = len(meta.feature_names)
+    tl_model = _treelite_model(model_path, n_features)
+    contributions = Contributions.from_xgboost_json(raw, n_features)
     if compile:
         try:
             lib = _ensure_library(tl_model, meta.model_sha256)
             try:
-                predict = _native_predict(lib)
+                predict = _native_predict(lib, n_features)
             except ModelError as exc:  # a damaged cache entry: rebuild it once
                 log.warning("%s: rebuilding it", exc)
                 shutil.rmtree(lib.parent, ignore_errors=True)
                 lib = _ensure_library(tl_model, meta.model_sha256)
-                predict = _native_predict(lib)
+                predict = _native_predict(lib, n_features)
             return FraudModel(meta, "tl2cgen", predict, lib, contributions)
         except _NoCompiler as exc:
             log.warning("%s: scoring with treelite.gtil instead (same scores, ~10x slower)", exc)
@@ -193,16 +202,16 @@ def _check_model_file(model_path: Path, meta: ModelMeta) -> bytes:
     return raw
 
 
-def _treelite_model(model_path: Path):
+def _treelite_model(model_path: Path, n_features: int):
     import treelite
 
     try:
         model = treelite.frontend.load_xgboost_model(model_path, format_choice="json")
     except Exception as exc:  # treelite raises its own TreeliteError and ValueErrors
         raise ModelError(f"treelite cannot load {model_path}: {exc}") from exc
-    if model.num_feature != N_FEATURES:
+    if model.num_feature != n_features:
         raise ModelError(f"model {model_path} expects {model.num_feature} features, "
-                         f"this code builds {N_FEATURES}")
+                         f"its metadata lists {n_features}")
     return model
 
 
@@ -217,7 +226,7 @@ def _gtil_predict(tl_model):
     return predict
 
 
-def _native_predict(lib: Path):
+def _native_predict(lib: Path, n_features: int):
     """predict() calling the library's batch entry point through ctypes: one foreign call
     per batch (tl2cgen.Predictor's DMatrix costs ~50 us per call, too much for small batches)."""
     import ctypes
@@ -228,8 +237,8 @@ def _native_predict(lib: Path):
         n_feature = handle.get_num_feature()
     except (OSError, AttributeError) as exc:
         raise ModelError(f"cannot load the compiled model {lib}: {exc}") from exc
-    if n_feature != N_FEATURES:
-        raise ModelError(f"compiled model {lib} expects {n_feature} features, not {N_FEATURES}")
+    if n_feature != n_features:
+        raise ModelError(f"compiled model {lib} expects {n_feature} features, not {n_features}")
     batch.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p)
     batch.restype = None
     empty = np.empty
@@ -330,7 +339,7 @@ _BASE_SCORE = re.compile(r"// Apply base_scores\n(.*?)\n\s*// Apply postprocesso
 _UNIT_CALL = re.compile(r"^\s*predict_unit(\d+)\(data, result\);$", re.M)
 
 
-def _blocked_source(main_c: str) -> str | None:
+def _blocked_source(main_c: str, n_features: int) -> str | None:
     """The cache-blocked batch entry point for this generated main.c, or None when predict()
     is not the expected sequence "units in order; base score; postprocess"."""
     base = _BASE_SCORE.search(main_c)
@@ -339,7 +348,7 @@ def _blocked_source(main_c: str) -> str | None:
         return None
     calls = "\n".join(f"    for (size_t i = 0; i < m; ++i) predict_unit{u}(rows[i], out + r0 + i);"
                       for u in units)
-    return _BLOCKED_C % {"base": base.group(1), "n": N_FEATURES, "units": calls}
+    return _BLOCKED_C % {"base": base.group(1), "n": n_features, "units": calls}
 
 
 def _units(tl_model) -> int:
@@ -360,10 +369,10 @@ def _build(tl_model, toolchain: str, build_dir: Path) -> Path:
                     "expf, which may round differently on another CPU")
     else:
         main_c = own_exp
-    entry = _blocked_source(main_c)
+    entry = _blocked_source(main_c, tl_model.num_feature)
     if entry is None:
         log.info("tl2cgen's main.c is not as expected: using the row-by-row batch entry point")
-        entry = _ROWWISE_C % {"n": N_FEATURES}
+        entry = _ROWWISE_C % {"n": tl_model.num_feature}
     (src / "main.c").write_text(main_c + entry)
     built = Path(tl2cgen.create_shared(toolchain, src, nthread=os.cpu_count() or 1,
                                        long_build_time_warning=False, options=_CFLAGS))

@@ -7,7 +7,7 @@ FRAUDSTREAM_HOME overrides everything. In a source checkout the default is the g
 import os
 from pathlib import Path
 
-__all__ = ["home", "repo_root", "default_model_path"]
+__all__ = ["home", "repo_root", "default_model_path", "stateless_model_path"]
 
 _REPO = Path(__file__).resolve().parent.parent
 
@@ -27,6 +27,11 @@ def home() -> Path:
         path = Path.home() / ".cache" / "fraudstream"
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def stateless_model_path() -> Path:
+    """The committed model that needs no per-card state (for --no-state): 34 features."""
+    return _REPO / "models" / "fraud-model-stateless.meta.json"
 
 
 def default_model_path() -> Path:

@@ -77,9 +77,20 @@ _GROUPS = (
        ("AMOUNT_MICRO", (IS_MICRO,), IS_MICRO, 0), ("AMOUNT_ROUND", (IS_ROUND,), IS_ROUND, 0),
        ("AMOUNT_HIGH", (IS_HIGH,), IS_HIGH, 0)]
 )
-CODES = tuple(code for code, _, _, _ in _GROUPS)
 assert sorted(c for _, cols, _, _ in _GROUPS for c in cols) == list(range(N_FEATURES)), \
     f"every feature of {FEATURE_NAMES} belongs to exactly one reason"
+# a stateful model's columns after the 34: one reason per velocity feature
+_VELOCITY_GROUPS = [(code, (N_FEATURES + i,), N_FEATURES + i, d)
+                    for i, (code, _, d) in enumerate(VELOCITY_REASONS)]
+CODES = tuple(code for code, _, _, _ in _GROUPS + _VELOCITY_GROUPS)
+
+
+def _groups(n_features: int) -> list:
+    if n_features == N_FEATURES:
+        return _GROUPS
+    if n_features == N_FEATURES + len(VELOCITY_FEATURES):
+        return _GROUPS + _VELOCITY_GROUPS
+    raise ValueError(f"no reason codes for a model of {n_features} features")
 
 
 def reason_text(code: str, value: float) -> str:
@@ -98,17 +109,18 @@ class Reasoner:
 
     def __init__(self, contributions: Contributions):
         self.contributions = contributions
-        self._group_of = np.empty(N_FEATURES, dtype=np.int64)  # feature column -> reason
-        for g, (_, cols, _, _) in enumerate(_GROUPS):
+        groups = _groups(contributions.n_features)
+        self._group_of = np.empty(contributions.n_features, dtype=np.int64)  # column -> reason
+        for g, (_, cols, _, _) in enumerate(groups):
             self._group_of[list(cols)] = g
-        self._value_col = np.array([col for _, _, col, _ in _GROUPS], dtype=np.int64)
+        self._value_col = np.array([col for _, _, col, _ in groups], dtype=np.int64)
         # values are written rounded: the amount to cents, V to the 6 decimals it arrives with
-        self._scale = np.array([10.0 ** d for _, _, _, d in _GROUPS])
+        self._scale = np.array([10.0 ** d for _, _, _, d in groups])
         self._texts: dict[tuple[int, float], str] = {}
-        self._cached = frozenset(g for g, (_, _, _, d) in enumerate(_GROUPS) if d == 0)
+        self._cached = frozenset(g for g, (_, _, _, d) in enumerate(groups) if d == 0)
 
     def explain(self, x: np.ndarray) -> list[tuple[Reason, ...]]:
-        """The top reasons of each row of x (float32 (n, N_FEATURES)), in row order."""
+        """The top reasons of each row of x (float32 (n, the model's features)), in row order."""
         n = x.shape[0]
         if n == 0:
             return []

@@ -15,19 +15,26 @@ from datetime import datetime, timezone
 
 import numpy as np
 
-from core.cardfields import card_objects
+from core.cardfields import card_objects, event_columns
 from core.decode import Decoded, decode_batch, utc_hour
 from core.encode import (
     append_reasons, batch_tail, encode_alert, iso_now, quantize, score_of, splice_scores,
 )
 from core.errors import ModelError
-from core.features import N_FEATURES, N_V, build_features, fill_derived
+from core.features import AMOUNT, N_FEATURES, N_V, build_features, fill_derived
 from core.model import FraudModel, load_model
 from core.reasons import Reasoner
 from core.risk import LEVEL_NAMES
-from core.velocity import VELOCITY_FEATURES
+from core.velocity import VELOCITY_FEATURES, CardStore
 
 __all__ = ["Scorer", "BatchResult"]
+
+
+def _scratch_velocity(d: Decoded, values) -> np.ndarray:
+    """Velocity features of the good rows from a fresh core.velocity.CardStore (warm-up)."""
+    t, mcc = event_columns(d, values)
+    amount = np.ascontiguousarray(d.x[d.good, AMOUNT])
+    return CardStore().apply([b"warm-up"] * len(d.good), t, amount, mcc)
 
 _V_NAMES = tuple(f"V{i}" for i in range(1, N_V + 1))
 _WARM_UP = (b'{"transaction_id":"warm-up","card_hash":"0","amount":1.0,'
@@ -74,9 +81,15 @@ class Scorer:
         before the first real batch.
         """
         scorer = cls(load_model(path, compile=compile))
-        scorer.score_batch([_WARM_UP])
-        scorer.reasoner.explain(np.zeros((1, N_FEATURES), dtype=np.float32))  # compile its walk
+        scorer.warm_up([_WARM_UP])
+        # compile the reasons' walk
+        scorer.reasoner.explain(np.zeros((1, len(scorer.model.meta.feature_names)), np.float32))
         return scorer
+
+    def warm_up(self, values) -> BatchResult:
+        """Score values once to compile the kernels; a stateful model gets its velocity
+        features from a throwaway card store (warm-up must not touch any partition's state)."""
+        return self.score_batch(values, _scratch_velocity if self.needs_velocity else None)
 
     @property
     def model_version(self) -> str:

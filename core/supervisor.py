@@ -154,7 +154,7 @@ class Supervisor:
         # Compile (or find cached) once, before any child: a bad model fails here, clearly.
         # One scored batch also fills numba's on-disk cache, so six children starting at
         # once load compiled code instead of compiling it six times.
-        Scorer.load(self.config.model_path).score_batch([_SAMPLE, b"{}"])
+        Scorer.load(self.config.model_path).warm_up([_SAMPLE, b"{}"])
         log.info("model ready in %.1f s", time.perf_counter() - t0)
         config = self.config
         check_client_settings(config)

@@ -1,12 +1,27 @@
 """Shared fixtures. Kafka tests use a real broker started by the project's own code
 (`bench broker up`), or the one already running; each test gets topics in a fresh namespace."""
 
+import os
 import uuid
 
 import pytest
 
 from core.topics import TopicNames
 
+
+@pytest.fixture(scope="module")
+def stateless_model():
+    """Make the stateless committed model the default for a module whose tests score without
+    per-card state (the default model is the stateful one, which refuses to)."""
+    from core.paths import stateless_model_path
+
+    old = os.environ.get("FRAUDSTREAM_MODEL")
+    os.environ["FRAUDSTREAM_MODEL"] = str(stateless_model_path())
+    yield stateless_model_path()
+    if old is None:
+        os.environ.pop("FRAUDSTREAM_MODEL", None)
+    else:
+        os.environ["FRAUDSTREAM_MODEL"] = old
 
 
 @pytest.fixture(scope="session")

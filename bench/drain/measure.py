@@ -63,7 +63,7 @@ class DrainOptions:
 
 def preload(opts: DrainOptions) -> float:
     """Write opts.records transactions (bench header: seq = index) to the input topic; seconds."""
-    from bench.load.synth import generate
+    from bench.load.synth import DEFAULT_START, generate
 
     producer = Producer({"bootstrap.servers": opts.bootstrap, "linger.ms": 50,
                          "batch.size": 1_000_000, "queue.buffering.max.messages": 1_000_000,
@@ -71,8 +71,9 @@ def preload(opts: DrainOptions) -> float:
     topic, produce, poll = opts.names.transactions, producer.produce, producer.poll
     t0, now_ns = time.monotonic(), time.time_ns()
     for lo in range(0, opts.records, _CHUNK):
+        # chunk k covers day k, so each card's event times keep going forward (per-card state)
         batch = generate(min(_CHUNK, opts.records - lo), seed=opts.seed + lo, id_offset=lo,
-                         fraud_rate=opts.fraud_rate)
+                         fraud_rate=opts.fraud_rate, start=DEFAULT_START + lo // _CHUNK * 86_400.0)
         values, keys = batch.payloads(), [k.encode() for k in batch.card_hash.tolist()]
         for i, value in enumerate(values):
             header = [(HEADER, pack_header(now_ns, lo + i, 0))]

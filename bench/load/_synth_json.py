@@ -4,6 +4,7 @@ The load generator pre-generates millions of payloads, so encoding must not cost
 per field (msgspec Structs reach ~130k payloads/s here; this ~1M/s). Strings arrive as
 NUL-padded byte matrices, numbers as fixed-point integers: amount with 2 decimals, V1..V28
 with 6 (the decimals bench.load.synth rounds them to, so decoding gives back the batch's values).
+A fraud row also names its pattern in `_synthetic_pattern` (legit rows carry no such field).
 """
 
 from __future__ import annotations
@@ -23,36 +24,43 @@ _SEGMENTS = (
     [b'{"transaction_id":"', b'","card_hash":"', b'","amount":', b',"timestamp":"',
      b'","merchant_category":"', b'","V1":']
     + [b',"V%d":' % i for i in range(2, _N_V + 1)]
-    + [b',"_synthetic_label":', b"}"]
+    + [b',"_synthetic_label":', b',"_synthetic_pattern":"', b'"', b"}"]
 )
 _KEYS = np.frombuffer(b"".join(_SEGMENTS), dtype=np.uint8)
 _KEY_OFF = np.cumsum([0] + [len(s) for s in _SEGMENTS]).astype(np.int64)
-_MAX_VALUE_BYTES = 32 + 2 + (_N_V + 1) * 24  # timestamp, label, numbers
+_MAX_VALUE_BYTES = 32 + 2 + (_N_V + 1) * 24 + 32  # timestamp, label, numbers, pattern
 
 
-def encode_rows(batch, start: int, stop: int) -> list[bytes]:
-    """Rows start:stop of batch as JSON values."""
+def encode_rows(batch, start: int, stop: int, shift_us: int = 0) -> list[bytes]:
+    """Rows start:stop of batch as JSON values, timestamps moved by shift_us microseconds."""
     out: list[bytes] = []
     for lo in range(start, stop, CHUNK):
-        out.extend(_encode_chunk(batch, lo, min(lo + CHUNK, stop)))
+        out.extend(_encode_chunk(batch, lo, min(lo + CHUNK, stop), shift_us))
     return out
 
 
-def _encode_chunk(batch, lo: int, hi: int) -> list[bytes]:
+def _pattern_names() -> np.ndarray:
+    from bench.load.synth import PATTERN_NAMES
+    return _str_matrix(np.asarray(PATTERN_NAMES, dtype="S"))
+
+
+def _encode_chunk(batch, lo: int, hi: int, shift_us: int) -> list[bytes]:
     sl = slice(lo, hi)
     n = hi - lo
     if n <= 0:
         return []
     tx, card, cat = (_str_matrix(c) for c in (
         batch.transaction_id[sl], batch.card_hash[sl], batch.merchant_category[sl]))
-    micros = np.round(batch.timestamp[sl] * 1e6).astype(np.int64)
+    micros = np.round(batch.timestamp[sl] * 1e6).astype(np.int64) + np.int64(shift_us)
     amount = np.rint(batch.amount[sl] * 10.0 ** _AMOUNT_DECIMALS).astype(np.int64)
     v = np.rint(batch.V[sl].astype(np.float64) * 10.0 ** _V_DECIMALS).astype(np.int64)
     label = np.ascontiguousarray(batch.label[sl], dtype=np.int64)
-    row_max = len(_KEYS) + _MAX_VALUE_BYTES + sum(m.shape[1] for m in (tx, card, cat))
+    pattern = np.ascontiguousarray(batch.pattern[sl], dtype=np.int64)
+    names = _pattern_names()
+    row_max = len(_KEYS) + _MAX_VALUE_BYTES + sum(m.shape[1] for m in (tx, card, cat, names))
     buf = np.empty(n * row_max, dtype=np.uint8)
     ends = np.empty(n, dtype=np.int64)
-    _write(buf, ends, _KEYS, _KEY_OFF, tx, card, amount, micros, cat, v, label)
+    _write(buf, ends, _KEYS, _KEY_OFF, tx, card, amount, micros, cat, v, label, pattern, names)
     data = buf[:ends[-1]].tobytes()
     stops = ends.tolist()
     return [data[s:e] for s, e in zip([0] + stops[:-1], stops)]
@@ -149,7 +157,7 @@ def _fixed(buf, p, k, decimals):
 
 
 @numba.njit(cache=True)
-def _write(buf, ends, keys, key_off, tx, card, amount, micros, cat, v, label):
+def _write(buf, ends, keys, key_off, tx, card, amount, micros, cat, v, label, pattern, names):
     p = 0
     for r in range(len(amount)):
         p = _key(buf, p, keys, key_off, 0)
@@ -168,5 +176,9 @@ def _write(buf, ends, keys, key_off, tx, card, amount, micros, cat, v, label):
         p = _key(buf, p, keys, key_off, 5 + v.shape[1])
         buf[p] = 48 + label[r]
         p += 1
-        p = _key(buf, p, keys, key_off, 6 + v.shape[1])
+        if pattern[r] != 0:
+            p = _key(buf, p, keys, key_off, 6 + v.shape[1])
+            p = _str(buf, p, names[pattern[r]])
+            p = _key(buf, p, keys, key_off, 7 + v.shape[1])
+        p = _key(buf, p, keys, key_off, 8 + v.shape[1])
         ends[r] = p

@@ -1,6 +1,7 @@
 """The load generator: producer processes that send at *intended* times (open loop).
 
-Each process pre-generates a pool of transactions with bench.load.synth, then follows the plan the
+Each process pre-generates a pool of transactions with bench.load.synth (bench.load.pool: replayed
+in laps that keep every card's event times in order), then follows the plan the
 runner sends it (constant-rate segments, bench.load.schedule) and produces every record when it is
 due. A record carries one header, `bench` (bench.load.header): intended send time, sequence
 number, run tag. The time a record actually
@@ -8,8 +9,9 @@ went to the client minus its intended time is the *publish delay*, kept in its o
 a generator that falls behind shows it there instead of hiding it.
 
 Runs in a `spawn`ed child (`producer_main`); the Kafka client is created inside it. It
-reports Ready, then a ProducerTick every ~0.5 s, and ProducerDone after Stop and a flush
-(bench.run.protocol has the message flow).
+reports Ready, then a ProducerTick every ~0.5 s, and ProducerDone after Stop and a flush, with
+the sequence numbers of the fraud it sent and their patterns (bench.run.protocol has the
+message flow).
 """
 
 import os
@@ -20,12 +22,13 @@ from typing import Callable
 import numpy as np
 
 from bench.load.header import HEADER, SEQ_BITS, pack_header
+from bench.load.pool import build_pool
 from bench.load.schedule import NS, RateLimiter
 from bench.measure import histogram
 from bench.run.protocol import Plan, ProducerDone, ProducerTick, Ready, Stop
 from core.routing import ANY_PARTITION
 
-__all__ = ["ProducerSpec", "producer_main", "build_pool", "renice", "min_sleep_s", "send_due"]
+__all__ = ["ProducerSpec", "producer_main", "renice", "min_sleep_s", "send_due"]
 
 _CHUNK = 2_000   # most records sent between two looks at the clock and the command queue
 _TICK_S = 0.5
@@ -75,26 +78,6 @@ class ProducerSpec:
         self.traffic = traffic        # bench.spec.scenario.Traffic
         self.run_tag = run_tag        # 64-bit int naming the run
         self.nice = nice              # added to the process's nice value (best effort)
-
-
-def build_pool(traffic, index: int):
-    """(values, keys, labels) of the pre-generated payloads for producer `index`."""
-    from bench.load import synth
-
-    batch = synth.generate(traffic.pool, seed=traffic.seed + 7919 * index,
-                           fraud_rate=traffic.fraud_rate, mix=traffic.mix, n_cards=traffic.n_cards,
-                           card_skew=traffic.card_skew, id_offset=index * traffic.pool)
-    values = batch.payloads()
-    if traffic.message_bytes:
-        values = [_pad(v, traffic.message_bytes) for v in values]
-    keys = [k.encode() for k in batch.card_hash.tolist()]
-    return values, keys, np.asarray(batch.label, dtype=np.int8)
-
-
-def _pad(value: bytes, size: int) -> bytes:
-    # Unknown fields are carried through by the pipeline (wire contract), so padding is legal.
-    room = size - len(value) - len(b',"_pad":""')
-    return value if room <= 0 else value[:-1] + b',"_pad":"' + b"x" * room + b'"}'
 
 
 def renice(delta: int) -> None:
@@ -157,8 +140,7 @@ def producer_main(spec: ProducerSpec, commands, results) -> None:
     parent = os.getppid()
     renice(spec.nice)
     t = time.perf_counter()
-    values, keys, labels = build_pool(spec.traffic, spec.index)
-    pool = len(values)
+    pool = build_pool(spec.traffic, spec.index)
     errors = []
 
     def on_error(err, msg):  # only failures are reported (delivery.report.only.error)
@@ -180,13 +162,13 @@ def producer_main(spec: ProducerSpec, commands, results) -> None:
     def send_chunk(lo: int, hi: int) -> None:
         nonlocal seq
         intended = limiter.intended_array(lo, hi)
+        values, keys = pool.take(seq, hi - lo)
         sent_at = time.time_ns()
-        for ts in intended.tolist():
-            j = seq % pool
+        for ts, value, key in zip(intended.tolist(), values, keys):
             header = [(HEADER, pack_header(ts, seq_base | seq, tag))]
             while True:
                 try:  # by position: see core.routing.ANY_PARTITION
-                    produce(topic, values[j], keys[j], ANY_PARTITION, None, None, 0, header)
+                    produce(topic, value, key, ANY_PARTITION, None, None, 0, header)
                     break
                 except BufferError:  # client queue full: the delay shows in publish delay
                     poll(0.005)
@@ -231,8 +213,7 @@ def producer_main(spec: ProducerSpec, commands, results) -> None:
 
     remaining = producer.flush(60)
     results.put(ProducerTick(spec.index, stats.flush()))
-    local = np.arange(seq, dtype=np.int64)
-    positives = (seq_base | local[labels[local % pool] == 1]).astype(np.int64)
+    positives, patterns = pool.positives(seq_base, seq)
     if remaining:
         errors.append(f"{remaining} records still queued after a 60 s flush")
-    results.put(ProducerDone(spec.index, seq, len(errors), errors[:5], positives))
+    results.put(ProducerDone(spec.index, seq, len(errors), errors[:5], positives, patterns))

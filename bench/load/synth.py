@@ -7,14 +7,22 @@ few V components, by a random severity that is zero for a share of camouflaged f
 model lands near the public credit-card benchmark (ROC-AUC ~0.97, PR-AUC well below 1); the
 measured figures are in models/README.md.
 
-Patterns (the `pattern` column, names in PATTERN_NAMES):
+Cards have histories: a card's amounts follow its own typical amount (lognormal around a
+per-card median), legit cards also come in sessions (a shopping trip, transit taps, in-app
+purchases: bench.load._synth_cards), and the card-level fraud patterns carry card-level
+signatures, so per-card velocity features have something to find and legit bursts to tell
+apart from it.
+
+Patterns (the `pattern` column, names in PATTERN_NAMES; the wire's `_synthetic_pattern`):
     legit               not fraud
     high_amount         one large payment, 500-5000
     micro               one card-testing amount, 0.01-1.00
     round_amount        a round 100-1000 (multiples of 50)
     card_testing_burst  micro amounts, `burst_size` of them on one card within `burst_window_s`
     velocity            ordinary-looking amounts, `velocity_size` of them on one card within
-                        `velocity_window_s`
+                        `velocity_window_s`, each in another merchant category
+    account_takeover    `takeover_size` payments within `takeover_window_s` on a card with a
+                        history, 5-20x the card's own typical amount
 
 Batch rows are sorted by timestamp, as a payment gateway would emit them.
 """
@@ -26,26 +34,33 @@ from typing import Iterator, Mapping
 
 import numpy as np
 
+from bench.load import _synth_cards as cards
 from core.features import N_V, build_features
 
 __all__ = [
     "PATTERN_NAMES", "LEGIT", "HIGH_AMOUNT", "MICRO", "ROUND_AMOUNT", "CARD_TESTING_BURST",
-    "VELOCITY", "DEFAULT_MIX", "MERCHANT_CATEGORIES", "DEFAULT_START", "Batch", "generate",
+    "VELOCITY", "ACCOUNT_TAKEOVER", "FRAUD_PATTERNS", "DEFAULT_MIX", "MERCHANT_CATEGORIES", "DEFAULT_START", "Batch", "generate",
 ]
 
-PATTERN_NAMES = ("legit", "high_amount", "micro", "round_amount", "card_testing_burst", "velocity")
-LEGIT, HIGH_AMOUNT, MICRO, ROUND_AMOUNT, CARD_TESTING_BURST, VELOCITY = range(len(PATTERN_NAMES))
+PATTERN_NAMES = ("legit", "high_amount", "micro", "round_amount", "card_testing_burst", "velocity",
+                 "account_takeover")
+(LEGIT, HIGH_AMOUNT, MICRO, ROUND_AMOUNT, CARD_TESTING_BURST, VELOCITY,
+ ACCOUNT_TAKEOVER) = range(len(PATTERN_NAMES))
 FRAUD_PATTERNS = PATTERN_NAMES[1:]
 DEFAULT_MIX = {
-    "high_amount": 0.30, "micro": 0.20, "round_amount": 0.20,
-    "card_testing_burst": 0.15, "velocity": 0.15,
+    "high_amount": 0.25, "micro": 0.15, "round_amount": 0.15,
+    "card_testing_burst": 0.15, "velocity": 0.15, "account_takeover": 0.15,
 }
 MERCHANT_CATEGORIES = (
     "grocery", "gas_station", "restaurant", "online_retail", "electronics",
-    "travel", "entertainment", "pharmacy", "utilities", "jewelry",
+    "travel", "entertainment", "pharmacy", "utilities", "jewelry", "transit",
 )
-_LEGIT_CATEGORY_P = np.array([0.22, 0.14, 0.18, 0.14, 0.05, 0.05, 0.08, 0.07, 0.06, 0.01])
-_FRAUD_CATEGORY_P = np.array([0.05, 0.06, 0.05, 0.30, 0.20, 0.12, 0.08, 0.02, 0.02, 0.10])
+# Stand-alone payments; transit mostly comes in sessions (bench.load._synth_cards).
+_LEGIT_CATEGORY_P = np.array([0.22, 0.14, 0.18, 0.14, 0.05, 0.05, 0.08, 0.07, 0.05, 0.01, 0.01])
+_FRAUD_CATEGORY_P = np.array([0.05, 0.06, 0.05, 0.30, 0.20, 0.12, 0.08, 0.02, 0.02, 0.10, 0.0])
+_TYPICAL_MEDIAN = 45.0      # median of the cards' typical amounts
+_TYPICAL_SIGMA = 0.7        # spread of log typical amount between cards
+_OWN_SIGMA = 0.7            # spread of log amount around the card's own typical amount
 
 # 2026-01-01T00:00:00Z: a fixed default keeps generate() reproducible from the seed alone.
 DEFAULT_START = 1_767_225_600.0
@@ -110,10 +125,12 @@ class Batch:
         from bench.load._synth_json import encode_rows
         return encode_rows(self, i, i + 1)[0]
 
-    def payloads(self, start: int = 0, stop: int | None = None) -> list[bytes]:
-        """Rows start:stop as wire-contract JSON values (the fast way to encode many)."""
+    def payloads(self, start: int = 0, stop: int | None = None, *, shift_us: int = 0
+                 ) -> list[bytes]:
+        """Rows start:stop as wire-contract JSON values (the fast way to encode many), their
+        timestamps moved by shift_us microseconds (a replayed lap of a pool)."""
         from bench.load._synth_json import encode_rows
-        return encode_rows(self, start, len(self) if stop is None else stop)
+        return encode_rows(self, start, len(self) if stop is None else stop, shift_us)
 
     def iter_json(self, chunk: int = 65_536) -> Iterator[bytes]:
         """Every row as wire-contract JSON, encoded chunk by chunk."""
@@ -124,14 +141,17 @@ class Batch:
 def generate(n: int, *, seed: int, fraud_rate: float = 0.002,
              mix: Mapping[str, float] | None = None, n_cards: int = 10_000,
              card_skew: float = 0.0, start: float | None = None, span_s: float = 86_400.0,
-             id_offset: int = 0, burst_size: int = 25, burst_window_s: float = 120.0,
-             velocity_size: int = 8, velocity_window_s: float = 600.0) -> Batch:
+             id_offset: int = 0, card_offset: int = 0, burst_size: int = 25,
+             burst_window_s: float = 120.0, velocity_size: int = 8,
+             velocity_window_s: float = 600.0, takeover_size: int = 3,
+             takeover_window_s: float = 1_800.0) -> Batch:
     """n synthetic transactions, reproducible from seed.
 
     fraud_rate: expected share of fraud. mix: weights of the fraud patterns (keys from
     PATTERN_NAMES[1:], normalised; missing keys weigh 0). card_skew: Zipf exponent of card
     popularity (0 = uniform over n_cards). Timestamps fall in [start, start + span_s).
-    id_offset: first transaction number, so several calls can produce distinct ids.
+    id_offset: first transaction number, so several calls can produce distinct ids;
+    card_offset: first card number, so several calls can use disjoint cards.
 
     Example: ``generate(100_000, seed=7, mix={"card_testing_burst": 1.0}, fraud_rate=0.01)``
     """
@@ -141,30 +161,44 @@ def generate(n: int, *, seed: int, fraud_rate: float = 0.002,
         raise ValueError(f"fraud_rate must be in [0, 1], got {fraud_rate}")
     if n_cards < 1:
         raise ValueError(f"n_cards must be >= 1, got {n_cards}")
+    if card_offset < 0:
+        raise ValueError(f"card_offset must be >= 0, got {card_offset}")
     start = DEFAULT_START if start is None else float(start)
     if span_s <= 0 or not 0.0 <= start < start + span_s <= _YEAR_10000:
         raise ValueError(f"timestamps must fall in years 1970-9999 (start >= 0, span_s > 0), "
                          f"got start={start}, span_s={span_s}")
     weights = _mix_weights(mix)
     rng = np.random.default_rng(seed)
+    end = start + span_s
 
     is_fraud = rng.random(n) < fraud_rate
     pattern = np.zeros(n, dtype=np.int8)
     n_fraud = int(is_fraud.sum())
     pattern[is_fraud] = rng.choice(np.arange(1, len(PATTERN_NAMES)), size=n_fraud, p=weights)
 
-    amount = _amounts(rng, pattern)
     v = _v_features(rng, pattern)
-    card = _cards(rng, n, n_cards, card_skew)
+    card = card_offset + _cards(rng, n, n_cards, card_skew)
     ts = _timestamps(rng, is_fraud, start, span_s)
-    for code, size, window in ((CARD_TESTING_BURST, burst_size, burst_window_s),
-                               (VELOCITY, velocity_size, velocity_window_s)):
-        _place_clusters(rng, pattern == code, size, window, card, ts, n_cards, start, span_s)
     category = np.where(
         is_fraud,
         rng.choice(len(MERCHANT_CATEGORIES), size=n, p=_FRAUD_CATEGORY_P),
         rng.choice(len(MERCHANT_CATEGORIES), size=n, p=_LEGIT_CATEGORY_P),
     )
+    legit = np.flatnonzero(~is_fraud)
+    transit, in_app = cards.place_legit_sessions(rng, legit, card, ts, category,
+                                                 MERCHANT_CATEGORIES, end)
+    rows = {code: np.flatnonzero(pattern == code) for code in range(1, len(PATTERN_NAMES))}
+    for code, size, window in ((CARD_TESTING_BURST, burst_size, burst_window_s),
+                               (VELOCITY, velocity_size, velocity_window_s)):
+        cards.place_clusters(rng, rows[code], size, window, card, ts, n_cards, card_offset,
+                             start, end)
+    cards.spread_categories(rng, rows[VELOCITY], velocity_size, category,
+                            len(MERCHANT_CATEGORIES) - 1)     # fraud takes no transit
+    cards.place_takeovers(rng, rows[ACCOUNT_TAKEOVER], takeover_size, takeover_window_s, legit,
+                          card, ts, end)
+    amount = _amounts(rng, pattern, _log_typical(card, seed))
+    amount[transit] = rng.choice(cards.TRANSIT_FARES, len(transit))
+    amount[in_app] = rng.choice(cards.IN_APP_PRICES, len(in_app))
 
     # Whole microseconds, so the ISO string on the wire is exact and the hour agrees with it.
     ts = np.floor((ts - start) * 1e6) / 1e6 + start
@@ -193,11 +227,23 @@ def _mix_weights(mix: Mapping[str, float] | None) -> np.ndarray:
     return w / w.sum()
 
 
-def _amounts(rng: np.random.Generator, pattern: np.ndarray) -> np.ndarray:
+def _log_typical(card: np.ndarray, seed: int) -> np.ndarray:
+    """Log of each card's typical amount: a function of (card, seed), so a card keeps its
+    profile wherever its rows were placed (Box-Muller from two hashes of the card number)."""
+    key = card.astype(np.uint64) ^ _mix64(np.uint64(seed) ^ np.uint64(0x5EED))
+    u1 = (_mix64(key) >> np.uint64(11)).astype(np.float64) * 2.0 ** -53
+    u2 = (_mix64(key ^ np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(11)).astype(np.float64) * 2.0 ** -53
+    z = np.sqrt(-2.0 * np.log1p(-u1)) * np.cos(2.0 * np.pi * u2)
+    return np.log(_TYPICAL_MEDIAN) + _TYPICAL_SIGMA * z
+
+
+def _amounts(rng: np.random.Generator, pattern: np.ndarray, log_typical: np.ndarray
+             ) -> np.ndarray:
     n = len(pattern)
-    # Legit: mostly everyday lognormal spending, plus the shapes fraud also has.
+    # Legit: everyday spending around the card's own typical amount, plus the shapes fraud
+    # also has.
     kind = rng.choice(4, size=n, p=[0.905, 0.05, 0.015, 0.03])
-    amount = np.exp(rng.normal(np.log(45.0), 1.0, n))
+    amount = np.exp(rng.normal(log_typical, _OWN_SIGMA, n))
     round_values = np.array([10, 20, 25, 50, 100, 150, 200, 250, 300, 400, 500, 1000], float)
     amount = np.where(kind == 1, rng.choice(round_values, n), amount)
     amount = np.where(kind == 2, rng.uniform(0.01, 1.0, n), amount)
@@ -208,6 +254,9 @@ def _amounts(rng: np.random.Generator, pattern: np.ndarray) -> np.ndarray:
                       rng.uniform(0.01, 1.0, n), amount)
     amount = np.where(pattern == ROUND_AMOUNT, 50.0 * rng.integers(2, 21, n), amount)
     amount = np.where(pattern == VELOCITY, np.exp(rng.normal(np.log(80.0), 0.8, n)), amount)
+    # account takeover: a sudden change against the card's own profile
+    amount = np.where(pattern == ACCOUNT_TAKEOVER,
+                      np.exp(log_typical + rng.uniform(np.log(5.0), np.log(20.0), n)), amount)
     return np.round(np.clip(amount, 0.01, 25_000.0), 2)
 
 
@@ -249,20 +298,6 @@ def _timestamps(rng, is_fraud, start, span_s) -> np.ndarray:
     cum = np.cumsum(w, axis=1)
     pick = (cum < rng.random(n)[:, None] * cum[:, -1:]).sum(axis=1)
     return cand[np.arange(n), np.minimum(pick, 3)]
-
-
-def _place_clusters(rng, rows, size, window, card, ts, n_cards, start, span_s) -> None:
-    """Put the selected rows on a few cards: each run of `size` rows shares one card and
-    falls within `window` seconds."""
-    idx = np.flatnonzero(rows)
-    if len(idx) == 0:
-        return
-    cluster = np.arange(len(idx)) // max(1, size)
-    n_clusters = int(cluster[-1]) + 1
-    card[idx] = rng.integers(0, n_cards, n_clusters)[cluster]
-    first = start + rng.random(n_clusters) * max(0.0, span_s - window)
-    ts[idx] = np.minimum(first[cluster] + rng.random(len(idx)) * min(window, span_s),
-                         np.nextafter(start + span_s, start))
 
 
 def _mix64(x) -> np.ndarray:

@@ -33,39 +33,63 @@ def model():
 @click.option("--check", is_flag=True,
               help="Write nothing; fail if retraining does not reproduce the artifacts in --out.")
 @click.option("--seed", type=int, default=None, help="Override the training seed.")
-def train(out_dir: Path, check: bool, seed: int | None):
+@click.option("--kind", type=click.Choice(["both", "stateful", "stateless"]), default="both",
+              show_default=True,
+              help="Which model: with the ten per-card velocity features, without, or both.")
+def train(out_dir: Path, check: bool, seed: int | None, kind: str):
     """Generate synthetic data, train XGBoost, pick threshold and bands, write the model.
+
+    Both models train on the same data and are measured on the same holdout: the stateful
+    one with the per-card velocity features (core.velocity), the stateless one without.
+    File names: bench.model.train.artifact_names (the default model is fraud-model.*).
 
     \b
     Example:
       bench model train --out /tmp/model --seed 7
+      bench model train --kind stateless --check
     """
-    from bench.model.train import TrainConfig, check_artifacts, train as run, write_artifacts
+    import dataclasses
+
+    from bench.model.train import TrainConfig, artifact_names, check_artifacts, write_artifacts
 
     cfg = TrainConfig() if seed is None else TrainConfig(seed=seed)
-    t0 = time.perf_counter()
-    result = run(cfg, progress=lambda msg: click.echo(f"  {msg} ...", err=True))
-    total = time.perf_counter() - t0
-    meta = result.meta
-    click.echo(f"model {meta.model_version}: threshold {meta.threshold:.6g}, bands "
-               f"MEDIUM>={meta.bands.medium:.6g} HIGH>={meta.bands.high:.6g} "
-               f"CRITICAL>={meta.bands.critical:.6g}")
-    for name, m in meta.metrics.items():
-        click.echo(f"  {name:10s} rows {m.rows:,} frauds {m.frauds:,}  ROC-AUC {m.roc_auc:.4f}  "
-                   f"PR-AUC {m.pr_auc:.4f}  precision {m.precision:.3f}  recall {m.recall:.3f}")
-    stages = ", ".join(f"{k} {v:.1f} s" for k, v in result.seconds.items())
-    click.echo(f"  time: {stages} (total {total:.1f} s)")
+    problems = []
+    for stateful in ((True, False) if kind == "both" else (kind == "stateful",)):
+        one = dataclasses.replace(cfg, stateful=stateful)
+        click.echo(f"{'stateful' if stateful else 'stateless'} model "
+                   f"({artifact_names(stateful)[0]}):")
+        result = _train_one(one)
+        if check:
+            found = check_artifacts(result, out_dir)
+            for p in found:
+                click.secho(f"  mismatch: {p}", fg="red", err=True)
+            problems += found
+        else:
+            model_path, meta_path = write_artifacts(result, out_dir)
+            click.echo(f"wrote {model_path} ({model_path.stat().st_size:,} bytes) and {meta_path}")
     if check:
-        problems = check_artifacts(result, out_dir)
-        for p in problems:
-            click.secho(f"  mismatch: {p}", fg="red", err=True)
         if problems:
             raise click.ClickException(f"the artifacts in {out_dir} are not what training "
                                        f"produces ({len(problems)} difference(s))")
         click.echo(f"ok: {out_dir} matches training bit for bit")
-        return
-    model_path, meta_path = write_artifacts(result, out_dir)
-    click.echo(f"wrote {model_path} ({model_path.stat().st_size:,} bytes) and {meta_path}")
+
+
+def _train_one(cfg):
+    from bench.model.train import train as run
+
+    t0 = time.perf_counter()
+    result = run(cfg, progress=lambda msg: click.echo(f"  {msg} ...", err=True))
+    total = time.perf_counter() - t0
+    meta = result.meta
+    click.echo(f"model {meta.model_version}: {len(meta.feature_names)} features, threshold "
+               f"{meta.threshold:.6g}, bands MEDIUM>={meta.bands.medium:.6g} "
+               f"HIGH>={meta.bands.high:.6g} CRITICAL>={meta.bands.critical:.6g}")
+    for name, m in meta.metrics.items():
+        click.echo(f"  {name:29s} rows {m.rows:>7,} frauds {m.frauds:>5,}  ROC-AUC {m.roc_auc:.4f}"
+                   f"  PR-AUC {m.pr_auc:.4f}  precision {m.precision:.3f}  recall {m.recall:.3f}")
+    stages = ", ".join(f"{k} {v:.1f} s" for k, v in result.seconds.items())
+    click.echo(f"  time: {stages} (total {total:.1f} s)")
+    return result
 
 
 @model.command("compile")

@@ -45,7 +45,8 @@ from bench.spec.scenario import Scenario, Slo
 from bench.spec.yamlfile import validation_message
 from core.errors import ConfigError
 
-__all__ = ["RunResult", "PipelineRun", "Headline", "Window", "Verdict", "Detection", "Latency",
+__all__ = ["RunResult", "PipelineRun", "Headline", "Window", "Verdict", "Detection", "PatternDetection",
+           "Latency",
            "Stages", "Checks", "Counts", "BrokerGc", "BrokerWarmup", "FaultEvent", "Second", "Machine",
            "BrokerData", "Comparison", "read_result", "write_result", "encode_result"]
 
@@ -133,13 +134,24 @@ class Headline(msgspec.Struct, **_RECORD):
     broker_gc: BrokerGc | None = None
 
 
-class Detection(msgspec.Struct, **_RECORD):
+class PatternDetection(msgspec.Struct, **_RECORD):
+    """One fraud pattern's share of the detection (bench.measure.verdict explains precision)."""
+    positives_sent: int
+    true_positives: int
+    recall: float
+    precision: float | None     # tp / (tp + every flagged legit record)
+
+
+class Detection(msgspec.Struct, omit_defaults=True, **_RECORD):
     """Flagged scores against the generator's _synthetic_label; null ratios: nothing to divide."""
     positives_sent: int
     flagged: int
     true_positives: int
     precision: float | None
     recall: float | None
+    # per _synthetic_pattern (absent in results written before patterns were reported)
+    false_positives: int | None = None
+    by_pattern: dict[str, PatternDetection] | None = None
 
 
 class Verdict(msgspec.Struct, **_RECORD):

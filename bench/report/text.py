@@ -141,6 +141,9 @@ def print_result(result: RunResult, console: Console | None = None) -> None:
         if d.precision is not None or d.recall is not None:
             console.print(f"detection vs _synthetic_label: precision {_ms(_pct(d.precision))}%  "
                           f"recall {_ms(_pct(d.recall))}%  ({d.true_positives}/{d.positives_sent})")
+        for name, p in (d.by_pattern or {}).items():
+            console.print(f"  {name:20s} recall {_ms(_pct(p.recall))}% ({p.true_positives}/"
+                          f"{p.positives_sent})  precision vs legit {_ms(_pct(p.precision))}%")
         for f in run.faults:
             console.print(f"fault: {msgspec.to_builtins(f)}")
         slo = run.slo

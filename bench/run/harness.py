@@ -44,6 +44,7 @@ class Harness:
         self.delivery_errors: list[str] = []
         self.n_delivery_errors = 0
         self.positives: list = []
+        self.positive_patterns: list = []
         self._sink_done: dict[int, SinkDone] = {}
 
     def pids(self) -> dict[str, list[int]]:
@@ -99,6 +100,7 @@ class Harness:
                 self.n_delivery_errors += msg.n_errors
                 self.delivery_errors.extend(msg.first_errors)
                 self.positives.append(msg.positives)
+                self.positive_patterns.append(msg.positive_patterns)
             case SinkDone(index=i):
                 self._sink_done[i] = msg
             case _:
@@ -128,7 +130,9 @@ class Harness:
                 "flagged": np.concatenate([p.flagged for p in parts]),
                 "alert_seqs": np.concatenate([p.alert_seqs for p in parts]),
                 "no_header": sum(p.no_header for p in parts), "foreign": sum(p.foreign for p in parts),
-                "positives": np.concatenate(self.positives) if self.positives else np.zeros(0, np.int64)}
+                "positives": np.concatenate(self.positives) if self.positives else np.zeros(0, np.int64),
+                "positive_patterns": (np.concatenate(self.positive_patterns) if self.positive_patterns
+                                      else np.zeros(0, np.int8))}
 
     def close(self) -> None:
         # only processes that were started: close() also runs after a failed start

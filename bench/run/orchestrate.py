@@ -251,7 +251,8 @@ def _run_pipeline(scenario, pipeline, target, bootstrap, cluster, opts) -> Pipel
         window = judge_fixed(ctx, info) if info.kind == "fixed" else None
         seqs = harness.finish_sinks()
         v = verdict(sent, seqs["score_seqs"], seqs["flagged"], seqs["alert_seqs"],
-                    seqs["positives"], seqs["no_header"], seqs["foreign"])
+                    seqs["positives"], seqs["no_header"], seqs["foreign"],
+                    seqs["positive_patterns"])
         v = msgspec.structs.replace(v, delivery_errors=harness.n_delivery_errors,
                                     first_delivery_errors=harness.delivery_errors[:5], drained=drained)
         tl = harness.timeline

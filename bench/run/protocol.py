@@ -71,13 +71,15 @@ class SinkTick(_Message, frozen=True):
 
 class ProducerDone(_Message, frozen=True):
     """Producer `index` has flushed: records sent, delivery errors (the first five, and how
-    many), and the sequence numbers it sent labelled fraud (int64)."""
+    many), the sequence numbers it sent labelled fraud (int64) and the bench.load.synth pattern
+    code of each (int8)."""
 
     index: int
     sent: int
     n_errors: int
     first_errors: list[str]
     positives: np.ndarray
+    positive_patterns: np.ndarray
 
 
 class SinkDone(_Message, frozen=True):

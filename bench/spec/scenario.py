@@ -106,11 +106,14 @@ class Traffic(msgspec.Struct, **_STRUCT):
     fraud_rate: Annotated[float, msgspec.Meta(ge=0, le=1)] = 0.002
     # pattern name -> weight, passed to bench.load.synth.generate(mix=...)
     mix: dict[str, Annotated[float, msgspec.Meta(ge=0)]] | None = None
+    # cards per producer: each producer has cards of its own, so every card's transactions
+    # come from one producer and reach their partition in time order
     n_cards: Annotated[int, msgspec.Meta(ge=1, le=100_000_000)] = 10_000
     card_skew: Annotated[float, msgspec.Meta(ge=0, le=10)] = 0.0
     # pad each JSON value to about this many bytes with a `_pad` field (None: as generated)
     message_bytes: Annotated[int, msgspec.Meta(ge=64, le=1_000_000)] | None = None
-    # distinct payloads generated up front per producer and cycled through
+    # distinct payloads generated up front per producer (one day of event time) and cycled
+    # through, each lap a day later
     pool: Annotated[int, msgspec.Meta(ge=1_000, le=10_000_000)] = 200_000
 
 

@@ -22,6 +22,11 @@ from core._exp_c import use_own_exp
 from core.decode import decode_batch
 from core.features import AMOUNT, LOG_AMOUNT, empty_matrix, fill_derived
 
+
+@pytest.fixture(scope="module", autouse=True)
+def _stateless(stateless_model):
+    """These tests score without per-card state: the stateless model (tests/conftest.py)."""
+
 SEED = 4242
 N_ROWS = 8192
 BATCH_SIZES = (1, 7, 300, 8192)

@@ -20,6 +20,11 @@ from core.features import AMOUNT, HOUR, N_FEATURES, N_V, fill_derived
 from core.model import ModelMeta, compiled_library_path, load_meta, load_model
 from core.paths import default_model_path
 
+
+@pytest.fixture(scope="module", autouse=True)
+def _stateless(stateless_model):
+    """These tests score without per-card state: the stateless model (tests/conftest.py)."""
+
 SEED = 20261128
 
 
@@ -259,7 +264,7 @@ def test_generated_code_gets_the_cache_blocked_entry_point(tmp_path):
     units = core_model._units(tl)
     assert units > 1
     tl2cgen.generate_c_code(tl, tmp_path, params={"parallel_comp": units})
-    source = core_model._blocked_source((tmp_path / "main.c").read_text())
+    source = core_model._blocked_source((tmp_path / "main.c").read_text(), tl.num_feature)
     assert source is not None
     assert source.count("predict_unit") == units
 
@@ -275,3 +280,20 @@ def test_a_damaged_cached_library_is_rebuilt(tmp_path, monkeypatch, compiled):
     assert model.backend == "tl2cgen" and model.library_path == lib
     x = random_rows(500, SEED + 5)
     np.testing.assert_array_equal(model.predict(x), compiled.predict(x))
+
+
+def test_the_default_model_is_stateful_and_scores_44_columns():
+    """The committed default model reads the 34 transaction features then the ten velocity
+    features (core.velocity); the loader sizes its checks and its compiled entry point by
+    the metadata, and still rejects any other list."""
+    from core.paths import stateless_model_path
+    from core.velocity import VELOCITY_FEATURES
+
+    meta, _ = load_meta(Path(__file__).resolve().parents[2] / "models" / "fraud-model.meta.json")
+    assert meta.feature_names[-10:] == VELOCITY_FEATURES and len(meta.feature_names) == 44
+    stateful = load_model(stateless_model_path().parent / "fraud-model.meta.json")
+    x = np.zeros((3, 44), np.float32)
+    x[:, 34:] = np.nan
+    assert stateful.predict(x).shape == (3,)
+    with pytest.raises(ValueError, match="expected float32"):
+        stateful.predict(np.zeros((3, N_FEATURES), np.float32))

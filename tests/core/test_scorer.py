@@ -15,6 +15,11 @@ from core.schema import DEAD_KINDS, SCORE_FIELD_NAMES, Alert, ScoredEvent
 from tests.core.strategies import mutations, raw_transactions
 from tests.core.test_decode import raw
 
+
+@pytest.fixture(scope="module", autouse=True)
+def _stateless(stateless_model):
+    """These tests score without per-card state: the stateless model (tests/conftest.py)."""
+
 SEED = 20261128
 SETTINGS = settings(deadline=None, max_examples=60,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,

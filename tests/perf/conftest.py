@@ -21,7 +21,9 @@ def payloads() -> list[bytes]:
 
 @pytest.fixture(scope="session")
 def scorer() -> Scorer:
-    s = Scorer.load()
+    from core.paths import stateless_model_path
+
+    s = Scorer.load(stateless_model_path())   # the stateless path (state: V1's benchmarks)
     s.score_batch(generate(64, seed=SEED + 1).payloads())  # warm the numba kernels
     return s
 

@@ -49,7 +49,7 @@ def test_labels_and_patterns_agree(batch):
     assert ((batch.label == 1) == (batch.pattern != synth.LEGIT)).all()
     rate = batch.label.mean()
     assert 0.015 < rate < 0.025, rate
-    assert set(np.unique(batch.pattern[batch.label == 1]).tolist()) == {1, 2, 3, 4, 5}
+    assert set(np.unique(batch.pattern[batch.label == 1]).tolist()) == {1, 2, 3, 4, 5, 6}
 
 
 def test_pattern_amounts(batch):
@@ -140,6 +140,10 @@ def test_payloads_are_the_wire_contract_and_equal_the_columns(batch):
         v = np.array([d[f"V{j}"] for j in range(1, 29)], dtype=np.float32)
         np.testing.assert_array_equal(v, batch.V[i])
         assert d["_synthetic_label"] == batch.label[i]
+        if batch.label[i]:
+            assert d["_synthetic_pattern"] == synth.PATTERN_NAMES[batch.pattern[i]]
+        else:
+            assert "_synthetic_pattern" not in d
 
 
 def test_features_use_the_hour_of_the_timestamp(batch):

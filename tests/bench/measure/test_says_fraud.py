@@ -2,12 +2,18 @@
 
 import json
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bench.load import synth
 from bench.measure.sink import says_fraud
 from core import Scorer
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _stateless(stateless_model):
+    """These tests score without per-card state: the stateless model (tests/conftest.py)."""
 
 
 def test_the_scorers_own_outputs_read_as_the_json_says():

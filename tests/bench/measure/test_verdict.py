@@ -87,3 +87,24 @@ def test_window_splits_end_to_end_into_its_two_stages():
     assert abs(first.scored_to_visible.p50_ms - 2.0) < 0.01
     both = tl.stage_summaries(100, 102)
     assert both.until_scored.count == 2000 and abs(both.until_scored.max_ms - 12.0) < 0.01
+
+
+def test_detection_per_pattern():
+    """Recall per pattern is its own share flagged; precision per pattern counts every
+    flagged legit record against it."""
+    from bench.load import synth
+    from bench.measure.verdict import detection
+    from bench.report.result import PatternDetection
+
+    ctb, micro = synth.CARD_TESTING_BURST, synth.MICRO
+    positives = np.array([1, 2, 3, 4, 10, 11], np.int64)
+    patterns = np.array([ctb, ctb, ctb, ctb, micro, micro], np.int8)
+    flagged = np.array([1, 2, 3, 10, 50], np.int64)        # 50 is legit
+    d = detection(flagged, positives, patterns)
+    assert d.true_positives == 4 and d.false_positives == 1
+    assert d.precision == 4 / 5 and d.recall == 4 / 6
+    assert set(d.by_pattern) == {"card_testing_burst", "micro"}
+    assert d.by_pattern["card_testing_burst"] == PatternDetection(
+        positives_sent=4, true_positives=3, recall=0.75, precision=0.75)
+    assert d.by_pattern["micro"].recall == 0.5 and d.by_pattern["micro"].precision == 0.5
+    assert detection(flagged, positives).by_pattern is None

@@ -128,3 +128,18 @@ def test_bench_report_prints_a_saved_result_and_a_comparison(tmp_path):
                           text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert "scoring processes" in proc.stdout and "exactly-once" in proc.stdout
+
+
+def test_per_pattern_detection_round_trips():
+    """Per-pattern figures are written and read back; a result without them stays without."""
+    import msgspec
+
+    from bench.report.result import Detection, PatternDetection
+
+    d = Detection(positives_sent=6, flagged=5, true_positives=4, precision=0.8, recall=4 / 6,
+                  false_positives=1,
+                  by_pattern={"micro": PatternDetection(positives_sent=2, true_positives=1,
+                                                        recall=0.5, precision=0.5)})
+    assert msgspec.json.decode(msgspec.json.encode(d), type=Detection) == d
+    plain = Detection(positives_sent=1, flagged=0, true_positives=0, precision=None, recall=0.0)
+    assert "by_pattern" not in msgspec.json.decode(msgspec.json.encode(plain))

@@ -81,8 +81,9 @@ def test_plan_stop_and_finish_are_commands_and_done_reports_are_merged():
         h.plan([(SEC * 10**9, 5 * 10**9, 1000.0)], replace=True)
         assert [q.get(timeout=5) for q in h._p_cmd] == [Plan([(SEC * 10**9, 5 * 10**9, 500.0)], True)] * 2
         seqs = np.arange(4, dtype=np.int64)
-        _report(h, ProducerDone(0, 10, 1, ["timed out"], np.array([3], np.int64)),
-                ProducerDone(1, 20, 0, [], np.array([], np.int64)),
+        _report(h, ProducerDone(0, 10, 1, ["timed out"], np.array([3], np.int64),
+                                np.array([4], np.int8)),
+                ProducerDone(1, 20, 0, [], np.array([], np.int64), np.array([], np.int8)),
                 SinkDone(0, seqs[:2], np.array([False, True]), seqs[1:2], 1, 0),
                 SinkDone(1, seqs[2:], np.array([False, False]), seqs[:0], 0, 2))
         assert h.stop_producers(timeout=5) == {0: 10, 1: 20}
@@ -92,6 +93,7 @@ def test_plan_stop_and_finish_are_commands_and_done_reports_are_merged():
         assert [q.get(timeout=5) for q in h._s_cmd] == [Finish(), Finish()]
         assert done["score_seqs"].tolist() == [0, 1, 2, 3] and done["flagged"].tolist() == [False, True, False, False]
         assert done["alert_seqs"].tolist() == [1] and done["positives"].tolist() == [3]
+        assert done["positive_patterns"].tolist() == [4]
         assert (done["no_header"], done["foreign"]) == (1, 2)
     finally:
         h.close()
