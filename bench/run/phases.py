@@ -79,7 +79,8 @@ class Context:
         last = tl.settled_second(now)
         recent, _ = tl.window(last - 4, last + 1)
         self.progress(Progress(phase=phase, elapsed_s=now - t_start, asked_tps=asked_tps,
-                               sent_tps=tl.sent.get(last, 0), achieved_tps=tl.visible.get(last, 0),
+                               sent_tps=(tl.sent_at or tl.sent).get(last, 0),
+                               achieved_tps=tl.visible.get(last, 0),
                                p99_ms=recent.e2e.p99_ms, lag=tl.backlog(last),
                                sent=tl.total_sent, scored=tl.total_scores))
 
