@@ -100,6 +100,9 @@ def print_result(result: RunResult, console: Console | None = None) -> None:
                                                               " [yellow](not settled)[/]"))
         if run.steps:
             _print_steps(console, run.steps + ([run.confirmation] if run.confirmation else []))
+        if run.window is not None and run.window.drained is False:
+            console.print(f"[yellow]note: the warm-up's records were not all visible after "
+                          f"drain_s ({result.scenario.drain_s:g} s): the measurement started on a backlog[/]")
         if run.kind == "max" and h.e2e is None:
             low = min(run.steps, key=lambda x: x.asked_tps) if run.steps else None
             console.print("[red]no rate tried held the SLO[/]" + (

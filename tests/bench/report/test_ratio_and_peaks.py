@@ -92,3 +92,13 @@ def test_the_comparison_prints_the_range_not_one_ratio():
     rows = [ln for ln in console.export_text().splitlines() if "│ sustained tx/s " in ln]
     assert [[c.strip() for c in ln.strip("│").split("│")][1:] for ln in rows] == [
         ["250", "250", "0.8–1.2x"], ["90,000", "90,000", "0.8–1.2x"]]
+
+
+def test_a_fixed_run_that_started_on_a_backlog_says_so():
+    result = read_result(RESULT)
+    run = result.runs[0]
+    window = replace(run.steps[0], stage=None, drained=False)
+    fixed = replace(result, runs=[replace(run, kind="fixed", window=window, steps=None)])
+    assert "the measurement started on a backlog" in "\n".join(_lines(fixed))
+    ok = replace(result, runs=[replace(run, kind="fixed", window=replace(window, drained=True), steps=None)])
+    assert "backlog" not in "\n".join(_lines(ok))

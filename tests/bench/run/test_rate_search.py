@@ -153,3 +153,50 @@ def test_a_step_after_a_drain_that_timed_out_says_so(monkeypatch):
 ])
 def test_the_median_peak_counts_a_trial_without_a_peak_as_the_lowest(peaks, median):
     assert phases.median_peak(peaks) == median
+
+
+BURST = """
+name: burst
+duration_s: 20
+warmup_s: 5
+drain_s: 30
+rate: {profile: bursts, base_tps: 5000, burst_tps: 30000, burst_s: 3, every_s: 10}
+"""
+
+
+class Draining(Harness):
+    """Records become visible `lag_s` after the warm-up's plan ends."""
+
+    def __init__(self, clock, lag_s):
+        super().__init__(clock, 1e9)
+        self.lag_s, self.visible_at = lag_s, None
+        self.timeline.total_sent, self.timeline.total_scores = 1, 0
+
+    def plan(self, segments, replace=False):
+        super().plan(segments, replace)
+        if len(self.plans) == 1:       # the warm-up: visible lag_s after it ends
+            start, duration, _ = segments[0]
+            self.visible_at = (start + duration) / NS + self.lag_s
+
+    def pump(self, seconds):
+        super().pump(seconds)
+        if self.visible_at is not None and self.clock.now >= self.visible_at:
+            self.timeline.total_scores = 1
+
+
+@pytest.mark.parametrize("lag_s, drained", [(3.0, True), (60.0, False)])
+def test_a_burst_run_warms_up_at_its_base_rate_and_measures_from_a_drained_pipeline(monkeypatch, lag_s, drained):
+    clock = Clock()
+    monkeypatch.setattr(phases, "time", clock)
+    harness = Draining(clock, lag_s)
+    ctx = phases.Context(harness, decode_scenario(BURST, "burst.yaml"), cpu_groups=lambda: {})
+    t0 = int(clock.now) + 1
+    info = phases.run_fixed(ctx, t0)
+    (warm, _), (measure, replace) = harness.plans
+    assert warm == [(t0 * NS, 5 * NS, 5000)]                      # the base rate, not the burst
+    assert replace and measure[0][2] == 30000                       # the plan itself starts with a burst
+    # the measurement starts once the warm-up's records are all visible (or drain_s ran out)
+    expected_start = t0 + 5 + (lag_s if drained else 30)
+    assert measure[0][0] / NS >= expected_start and info.t_measure == measure[0][0] // NS
+    assert info.drained is drained
+    assert info.t_end - info.t_measure == 20
