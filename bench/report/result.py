@@ -121,7 +121,7 @@ class Window(Counts, **_RECORD):
     broker_gc: BrokerGc | None = None  # null: a remote broker, or before GC was read
     stage: Literal["ascend", "descend", "refine", "confirm"] | None = None   # a search step's kind
     trial: int | None = None           # which repetition of the search (from 0)
-    lag_start: int | None = None       # records intended before the window, not visible at its start
+    lag_start: int | None = None       # records intended and not visible after the window's first second
     lag_end: int | None = None         # the same at its end (null: before the sustained rule)
     # the step started on a pipeline verified drained (false: the drain timed out and the
     # step ran on a backlog); null for steps run back to back

@@ -55,12 +55,13 @@ def test_records_the_generator_never_sent_are_the_latest_of_their_second():
 def test_a_window_whose_lag_grows_is_not_sustained_even_at_95_percent_of_the_rate():
     tl = Timeline()
     # 10,000/s asked, 9,500/s out: every record of the window is visible by the time it is
-    # judged, latency low, rate >= 95% -- the old rule passed this; the lag grows by 2,000
+    # judged, latency low, rate >= 95% -- the old rule passed this; the lag grows by 1,500
+    # from the end of the window's first second to its end
     secs = range(A - 1, A + 4)
     _feed(tl, {s: 10_000 for s in secs}, {s: 10_000 for s in secs}, {s: 9_500 for s in secs},
           lat_us=20_000)
     w = tl.judge(A, A + 4, 10_000.0, SLO, (A + 30) * NS)
-    assert (w.lag_start, w.lag_end) == (500, 2500)
+    assert (w.lag_start, w.lag_end) == (1000, 2500)
     assert tl.lag_bound(10_000.0, SLO) == 500           # 50 ms of traffic
     assert w.checks.rate and w.checks.p99 and not w.checks.throughput and not w.passed
 
@@ -97,3 +98,14 @@ def test_sent_per_second_is_by_the_clock_not_by_intended_second():
           sent_at={A + 1: 500, A + 2: 1000, A + 3: 1000, A + 4: 1500})
     w, _ = tl.window(A, A + 4)
     assert w.sent == 4000 and w.sent_tps == 2500 / 4
+
+
+def test_a_window_that_starts_drained_is_not_failed_for_what_it_keeps_in_flight():
+    tl = Timeline()
+    # nothing before A; 400/s with ~0.6 s of latency: 240 in flight at every boundary
+    secs = range(A, A + 4)
+    visible = {A: 160, A + 1: 400, A + 2: 400, A + 3: 400, A + 4: 240}
+    _feed(tl, {s: 400 for s in secs}, {s: 400 for s in secs}, visible, lat_us=600_000)
+    assert tl.backlog(A - 1) == 0 and tl.backlog(A) == 240
+    w = tl.judge(A, A + 4, 400.0, Slo(p99_ms=60_000, p999_ms=60_000), (A + 30) * NS)
+    assert (w.lag_start, w.lag_end) == (240, 240) and w.checks.throughput and w.passed
