@@ -122,7 +122,7 @@ SEARCH = """
 name: search
 warmup_s: 1
 drain_s: 60
-rate: {profile: max, start_tps: 200, factor: 2, max_tps: 800, step_s: 3, settle_s: 1, refine: 0,
+rate: {profile: max, start_tps: 200, factor: 2, max_tps: 800, step_s: 4, settle_s: 1, refine: 0,
        repeat: 2, confirm_s: 4}
 topology: {partitions: 6, scoring_processes: 2}
 traffic: {seed: 12, pool: 5000}
@@ -145,5 +145,5 @@ def test_a_repeated_search_reports_every_trial_and_confirms_the_median_peak(tmp_
     assert c.stage == "confirm" and c.asked_tps == 800.0 and c.seconds == 4 and c.drained is True
     assert c.passed and h.confirmed is True and h.sustained_tps == 800.0
     assert c.lag_start is not None and c.lag_end is not None and c.sent_tps > 0
-    assert c.unseen == 0 and h.judged_e2e == c.judged_e2e
+    assert c.measured + c.unseen == c.planned >= 4 * 800 and h.judged_e2e == c.judged_e2e
     assert run.verdict.exactly_once and exit_code(result) == 0
