@@ -9,7 +9,7 @@ SCENARIO ?= scenarios/peak.yaml
 # the broker's logs on tmpfs: no kernel writeback stalls (see `bench broker up --help`)
 BROKER_DATA ?= /dev/shm/fraudstream
 
-.PHONY: install broker broker-down run test test-all bench bench-save bench-gate clean
+.PHONY: install broker broker-down run test test-all bench bench-save bench-gate drain-gate clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -43,6 +43,11 @@ bench-save: install
 # The CI gate: ratios measured within one run, so a slower machine does not fail it
 bench-gate: install
 	$(VENV)/bin/pytest tests/perf/test_ratio_gate.py --benchmark-only -p no:cacheprovider -q
+
+# The end-to-end gate: `bench drain` on 300,000 records as a ratio to `bench passthrough`,
+# both in the same run on the same broker (~1 min)
+drain-gate: broker
+	$(VENV)/bin/pytest tests/perf/test_drain_gate.py -p no:cacheprovider -q -s
 
 clean:
 	-$(BENCH) broker down --wipe

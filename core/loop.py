@@ -34,6 +34,7 @@ from core.cardstate import CardStates
 from core.config import ScoringConfig
 from core.culprits import Culprits
 from core.errors import ConfigError, PipelineError
+from core.faults import faults_from_env
 from core.limits import DEFAULT_MAX_MESSAGE_BYTES, OutputLimits, read_output_limits
 from core.metrics import LoopMetrics, Ticker, format_stats
 from core.offsets import is_reset_refused, next_offsets, offset_reset_refused, plan_start, refused_text
@@ -82,6 +83,7 @@ class ScoringConsumer:
             raise ConfigError(f"state: the model uses {', '.join(VELOCITY_FEATURES)}, which only "
                               "the per-card state computes: run with state on (without --no-state)")
         self._cards = CardStates(config, self.name) if config.state else None
+        self._faults = faults_from_env()   # test only; None unless FRAUDSTREAM_FAULTS is set
 
     def stop(self) -> None:
         """Ask run() to return after the current transaction (safe from signal handlers)."""
@@ -320,11 +322,15 @@ class ScoringConsumer:
                 diverted = produce_outputs(producer, self.config.topics, msgs, result, self._limits, divert)
                 if self._cards is not None:
                     self._cards.produce_changes(producer, {m.partition() for m in msgs})
+                if self._faults is not None:
+                    self._faults.hit("produce")
             except (KafkaException, SystemError) as exc:
                 raise_produce_error(kafka_cause(exc))
             t0 = time.perf_counter()
             txn_call("send_offsets_to_transaction", producer.send_offsets_to_transaction,
                      offsets, self._consumer.consumer_group_metadata())
+            if self._faults is not None:
+                txn_call("commit_transaction", self._faults.hit, "commit")
             txn_call("commit_transaction", producer.commit_transaction)
             self._txn_open = False
             self._aborts_in_row = 0

@@ -10,8 +10,9 @@ __all__ = ["drain"]
 
 
 @click.command()
-@click.option("--records", type=click.IntRange(min=1000), default=1_000_000, show_default=True,
-              help="Transactions to pre-load into the input topic.")
+@click.option("--records", type=click.IntRange(min=1000), default=1_500_000, show_default=True,
+              help="Transactions to pre-load into the input topic (the 10-90 % window should "
+                   "span 40 polls, 0.1 s apart).")
 @click.option("--workers", type=click.IntRange(min=1), default=None,
               help="Scoring processes (default: one per input partition).")
 @click.option("--batch-max-records", type=click.IntRange(min=1), default=None,
@@ -36,16 +37,17 @@ def drain(records, workers, batch_max_records, batch_max_wait_ms, kafka_settings
     on it, and times it until its committed offsets (exactly-once transactions) reach the end.
     Reports the steady rate (10 %-90 % of the input), commit latency, batch size and CPU per
     transaction of the scorers and the broker, then reads the outputs back read_committed:
-    every input exactly once in fraud-scores, alerts exactly the flagged ones.
+    every input exactly once in fraud-scores, alerts exactly the flagged ones, no dead letter.
 
     \b
     Example:
-      bench drain                                # 1M records, one worker per partition
+      bench drain                                # 1.5M records, one worker per partition
       bench drain --records 300000 --workers 2 --batch-max-records 4000
       bench drain -X max.partition.fetch.bytes=8388608   # try a client setting
       bench drain --workers 2 --no-state         # the stateless path, for comparison
 
-    Exit code 0: drained and exactly-once verified; 4: outputs missing or duplicated.
+    Exit code 0: drained and exactly-once verified; 4: outputs missing, duplicated, or
+    dead-lettered.
     """
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -118,6 +120,8 @@ _ROUGH_POLLS = 5
 
 def _print(r) -> None:
     """The figures of a DrainResult (bench.drain.result), a few lines."""
+    from bench.drain.result import STEADY_POLLS
+
     cpu = ", ".join(f"{k} {v:.2f} cores ({r.cpu_us_per_tx[k]:.1f} us/tx)" for k, v in r.cpu_cores.items())
     click.echo(f"drained {r.records:,} records, {r.partitions} partitions, {r.workers} workers")
     if r.steady_tps is None or r.overall_tps is None:
@@ -125,7 +129,10 @@ def _print(r) -> None:
                    f"(first commit after {r.first_commit_after_s} s; use more --records)")
     else:
         rough = (f"; rough: the topic drained within {r.timed_polls} poll(s) 0.1 s apart, use more "
-                 "--records") if r.timed_polls < _ROUGH_POLLS else ""
+                 "--records") if r.timed_polls < _ROUGH_POLLS else (
+            f"; the 10-90 % window spans {r.window_polls} polls, fewer than {STEADY_POLLS}: within "
+            f"~{200 // max(r.window_polls, 1)} %, use more --records"
+            if r.window_polls is not None and r.window_polls < STEADY_POLLS else "")
         click.echo(f"  steady rate (10-90 %): {r.steady_tps:,} tx/s   overall: {r.overall_tps:,} tx/s "
                    f"(first commit after {r.first_commit_after_s} s{rough})")
     click.echo(f"  transactions: {r.transactions:,}, mean batch {r.mean_batch:,} records; "
@@ -136,4 +143,5 @@ def _print(r) -> None:
         click.echo(f"  outputs: {v.scored:,} scored, {v.missing} missing, {v.duplicated} duplicated, "
                    f"{v.unexpected} unexpected; {v.alerts:,} alerts ({v.alerts_mismatched} "
                    f"mismatched); {v.dead_letters} dead letters -> "
-                   + ("exactly once" if v.exactly_once else "NOT exactly once"))
+                   + ("exactly once" if v.exactly_once else "NOT exactly once"
+                      + (" (valid input dead-lettered)" if v.dead_letters else "")))

@@ -13,9 +13,12 @@ import msgspec
 
 from bench.report.result import Machine
 
-__all__ = ["DrainResult", "DrainSettings", "DrainVerdict"]
+__all__ = ["DrainResult", "DrainSettings", "DrainVerdict", "STEADY_POLLS"]
 
 _RECORD = dict(frozen=True, kw_only=True)
+# Polls the 10-90 % window must span for a steady rate to count as stable: the window's two
+# ends are each placed to within one poll interval, an error of at most 2 / polls (5 % at 40).
+STEADY_POLLS = 40
 
 
 class DrainSettings(msgspec.Struct, **_RECORD):
@@ -37,7 +40,11 @@ class DrainVerdict(msgspec.Struct, **_RECORD):
 
     @property
     def exactly_once(self) -> bool:
-        return not (self.missing or self.duplicated or self.unexpected or self.alerts_mismatched)
+        """Every input once in fraud-scores, alerts exactly the flagged, and nothing in the
+        dead-letter topic: the input is all valid, so a dead letter is a record the service
+        failed to score (and its verdict must say so, not only count it)."""
+        return not (self.missing or self.duplicated or self.unexpected or self.alerts_mismatched
+                    or self.dead_letters)
 
 
 class DrainResult(msgspec.Struct, omit_defaults=True, **_RECORD):
@@ -49,6 +56,9 @@ class DrainResult(msgspec.Struct, omit_defaults=True, **_RECORD):
     steady_tps: int | None      # between 10 % and 90 % of the input; null: too fast to time
     overall_tps: int | None     # from just before the first commit to the end
     timed_polls: int            # polls from the first commit to the end: with few, rates are rough
+    # polls inside the 10-90 % window: each end is known to within one poll (0.1 s apart),
+    # so with STEADY_POLLS or more the steady rate is within ~5 % (null: before this count)
+    window_polls: int | None = None
     first_commit_after_s: float
     commit_p50_ms: float
     commit_p99_ms: float

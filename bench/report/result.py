@@ -17,11 +17,12 @@ Layout (JSON names; `?` marks a field that may be null):
       runs[]            PipelineRun: one per pipeline of the scenario, in order
         headline        Headline: the figures the run is judged by
         window?         Window: a fixed-rate run's measurement window
-        steps[]?        Window: a rate search's steps, in the order run
+        steps[]?        Window: a rate search's steps, every trial, in the order run
+        confirmation?   Window: a search's median peak held for confirm_s
         verdict         Verdict: exactly once, from the sequence numbers the sinks read
         faults[]        FaultEvent: what was killed, when
         per_second[]    Second: counts and latency percentiles, second by second
-      comparison?       Comparison: two pipelines' sustained rates and their ratio
+      comparison?       Comparison: two pipelines' sustained rates and their ratio's range
 
 Latencies are milliseconds, rates records per second, times epoch seconds unless a name says
 otherwise. A percentile is null when nothing was measured.
@@ -79,7 +80,9 @@ class Checks(msgspec.Struct, **_RECORD):
     p99: bool
     p999: bool = msgspec.field(name="p99.9")
     rate: bool          # every scheduled record showed up (by the time it was judged)
-    throughput: bool    # the output kept pace during the window, not only afterwards
+    # the output kept pace during the window: the consumer lag at its end exceeds that at its
+    # start by at most asked x p99 (before: the visible rate was 95 % of the asked)
+    throughput: bool
 
 
 class BrokerGc(msgspec.Struct, **_RECORD):
@@ -95,10 +98,10 @@ class Counts(msgspec.Struct, **_RECORD):
     """What was sent and seen for records intended in epoch seconds [a, b) (the live progress
     line reads these once a second; a Window adds the judgement)."""
     seconds: int
-    sent: int                   # records the generator sent in the window
+    sent: int                   # records intended in the window that the generator sent
     measured: int               # of them, visible in fraud-scores (have a latency)
-    sent_tps: float
-    achieved_tps: float         # records that became visible in the window, per second
+    sent_tps: float             # records that went out in the window's seconds, by the clock
+    achieved_tps: float         # the window's own records visible, per second of the window
     e2e: Latency                # end to end of the measured records
     publish_delay: Latency      # how late the generator sent after the intended time
 
@@ -117,13 +120,20 @@ class Window(Counts, **_RECORD):
     passed: bool
     cpu_cores: dict[str, float] = {}   # cores used per process group (loadgen, sink, scorer, broker)
     broker_gc: BrokerGc | None = None  # null: a remote broker, or before GC was read
-    stage: Literal["ascend", "descend", "refine"] | None = None   # a search step's kind
+    stage: Literal["ascend", "descend", "refine", "confirm"] | None = None   # a search step's kind
+    trial: int | None = None           # which repetition of the search (from 0)
+    lag_start: int | None = None       # records intended and not visible after the window's first second
+    lag_end: int | None = None         # the same at its end (null: before the sustained rule)
+    # the step started on a pipeline verified drained (false: the drain timed out and the
+    # step ran on a backlog); null for steps run back to back
+    drained: bool | None = None
 
 
 class Headline(msgspec.Struct, **_RECORD):
-    """The figures a pipeline's run is judged by: a fixed run's window, or the highest step
-    of a rate search that held the SLO (all null when none did)."""
-    sustained_tps: float | None     # the rate held within the SLO (null: none held)
+    """The figures a pipeline's run is judged by: a fixed run's window; for a rate search,
+    the median of the trials' peaks and the confirmation step that held it (or, without
+    one, the trial's peak step nearest the median). All null when no rate held."""
+    sustained_tps: float | None     # the rate held within the SLO (null: none held / not confirmed)
     achieved_tps: float | None = None
     asked_tps: float | None
     e2e: Latency | None
@@ -132,6 +142,17 @@ class Headline(msgspec.Struct, **_RECORD):
     e2e_spectrum: list[tuple[float, float]] = []
     cpu_cores: dict[str, float] | None
     broker_gc: BrokerGc | None = None
+    judged_e2e: Latency | None = None   # e2e with the unseen records at their age (the verdict's)
+    unseen: int | None = None
+    # a search: every trial's peak (null: that trial held no rate), their median, min, max
+    peaks_tps: list[float | None] = []
+    peak_median_tps: float | None = None
+    peak_min_tps: float | None = None
+    peak_max_tps: float | None = None
+    # the rate lies in [low, high): the lowest peak and the highest miss above a peak over
+    # the trials (high null: max_tps held); for a fixed run both are the sustained rate
+    bracket_tps: tuple[float, float | None] | None = None
+    confirmed: bool | None = None       # the confirmation step held (null: none ran)
 
 
 class PatternDetection(msgspec.Struct, **_RECORD):
@@ -221,6 +242,7 @@ class PipelineRun(msgspec.Struct, **_RECORD):
     first_send_epoch_s: float
     workers_restarted: int
     broker_warmup: BrokerWarmup | None = None   # null: a remote broker
+    confirmation: Window | None = None  # kind max: the median peak held for confirm_s
 
 
 class Machine(msgspec.Struct, **_RECORD):
@@ -243,10 +265,13 @@ class BrokerData(msgspec.Struct, **_RECORD):
 
 
 class Comparison(msgspec.Struct, **_RECORD):
-    """Two pipelines run on the same load: B's sustained rate over A's."""
+    """Two pipelines run on the same load: B's sustained rate over A's. The ratio of two
+    search steps has no precision of its own: ratio_range is B's bracket over A's,
+    [B low / A high, B high / A low] (high null: unbounded), the figure to quote."""
     pipelines: list[str]
     sustained_tps: list[float | None]
     ratio: float | None         # null when either held no rate
+    ratio_range: tuple[float | None, float | None] | None = None
 
 
 class RunResult(msgspec.Struct, omit_defaults=True, **_RECORD):

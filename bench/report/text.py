@@ -11,6 +11,7 @@ from rich.live import Live
 from rich.table import Table
 
 from bench.measure.writeback import writeback_hint
+from bench.report.ratio import ratio_range, ratio_text
 from bench.report.result import Latency, RunResult, Stages
 
 __all__ = ["LiveProgress", "progress_text", "print_result", "print_comparison", "exit_code",
@@ -98,25 +99,24 @@ def print_result(result: RunResult, console: Console | None = None) -> None:
                           f"{warm.compiler_cpu_s:g} s CPU" + ("" if warm.settled else
                                                               " [yellow](not settled)[/]"))
         if run.steps:
-            gc = any(s.broker_gc for s in run.steps)
-            st = Table("stage", "asked/s", "sent/s", "scored/s", "p50", "p99", "p99.9", "unseen",
-                       *(["GC ms"] if gc else []), "SLO", title="rate search (ms)", title_justify="left")
-            for s in run.steps:
-                e = s.judged_e2e
-                st.add_row(s.stage, _tps(s.asked_tps), _tps(s.sent_tps), _tps(s.achieved_tps),
-                           _ms(e.p50_ms), _ms(e.p99_ms), _ms(e.p999_ms), f"{s.unseen:,}",
-                           *([_gc_cell(s.broker_gc)] if gc else []),
-                           "[green]pass[/]" if s.passed else "[red]miss[/]")
-            console.print(st)
+            _print_steps(console, run.steps + ([run.confirmation] if run.confirmation else []))
+        if run.window is not None and run.window.drained is False:
+            console.print(f"[yellow]note: the warm-up's records were not all visible after "
+                          f"drain_s ({result.scenario.drain_s:g} s): the measurement started on a backlog[/]")
         if run.kind == "max" and h.e2e is None:
             low = min(run.steps, key=lambda x: x.asked_tps) if run.steps else None
             console.print("[red]no rate tried held the SLO[/]" + (
                 f": the lowest, {_tps(low.asked_tps)}/s, had p99 {_ms(low.judged_e2e.p99_ms)} ms"
                 if low else ""))
         else:
+            title = ("measurement window" if run.kind == "fixed" else
+                     "confirmation at the median peak" if run.confirmation else "at the peak rate")
             t = Table("latency (ms)", "p50", "p90", "p99", "p99.9", "max", title_justify="left",
-                      title="at the peak rate" if run.kind == "max" else "measurement window")
-            _latency_rows(t, "end-to-end", h.e2e)
+                      title=title)
+            # the verdict's own figures: unseen records counted at their age
+            judged = h.judged_e2e or h.e2e
+            unseen = f", {h.unseen:,} unseen at their age" if h.unseen else ""
+            _latency_rows(t, f"end-to-end{unseen}", judged)
             for label, stage in _stages(h.e2e_stages):
                 if stage is not None and stage.count:
                     _latency_rows(t, label, stage)
@@ -124,6 +124,8 @@ def print_result(result: RunResult, console: Console | None = None) -> None:
             console.print(t)
             console.print(f"throughput: asked {_tps(h.asked_tps)}/s, achieved {_tps(h.achieved_tps)}/s, "
                           f"sustained within the SLO [bold]{_tps(h.sustained_tps)}[/]/s")
+        if h.peaks_tps:
+            console.print(_peaks_text(h))
         if h.cpu_cores:
             console.print("CPU (cores): " + ", ".join(f"{k} {v:.2f}" for k, v in h.cpu_cores.items()))
         gc = h.broker_gc   # only for a local broker, and absent in older results
@@ -152,12 +154,54 @@ def print_result(result: RunResult, console: Console | None = None) -> None:
                       + ("[green]PASS[/]" if run.slo_passed else "[red]FAIL[/]"))
     if result.comparison is not None:
         c = result.comparison
-        r = c.ratio
         console.rule("comparison")
+        brackets = [r.headline.bracket_tps for r in result.runs]
         console.print(f"{c.pipelines[1]} / {c.pipelines[0]} sustained rate: "
-                      f"{_tps(c.sustained_tps[1])} / {_tps(c.sustained_tps[0])} = "
-                      + ("-" if r is None else f"[bold]{r:,.1f}x[/]"))
+                      f"{_bracket_text(brackets[1])} / {_bracket_text(brackets[0])} = "
+                      f"[bold]{ratio_text(c.ratio_range)}[/]")
     console.print(f"exit code {exit_code(result)}")
+
+
+def _print_steps(console: Console, steps) -> None:
+    """The search's steps (every trial, then the confirmation): asked, sent by the clock,
+    the window's own records scored, publish delay, the judged latency, and lag growth."""
+    gc = any(s.broker_gc for s in steps)
+    trials = len({s.trial for s in steps if s.trial is not None}) > 1
+    st = Table(*(["trial"] if trials else []), "stage", "asked/s", "sent/s", "scored/s", "pub p99",
+               "p50", "p99", "p99.9", "unseen", "lag +", *(["GC ms"] if gc else []), "SLO",
+               title="rate search (ms)", title_justify="left")
+    for s in steps:
+        e = s.judged_e2e
+        grew = "-" if s.lag_start is None or s.lag_end is None else f"{s.lag_end - s.lag_start:,}"
+        stage = s.stage + (" [yellow](not drained)[/]" if s.drained is False else "")
+        st.add_row(*([("" if s.trial is None else str(s.trial + 1))] if trials else []),
+                   stage, _tps(s.asked_tps), _tps(s.sent_tps), _tps(s.achieved_tps),
+                   _ms(s.publish_delay.p99_ms), _ms(e.p50_ms), _ms(e.p99_ms), _ms(e.p999_ms),
+                   f"{s.unseen:,}", grew, *([_gc_cell(s.broker_gc)] if gc else []),
+                   "[green]pass[/]" if s.passed else "[red]miss[/]")
+    console.print(st)
+
+
+def _peaks_text(h) -> str:
+    """The trials' peaks: median, min, max and spread, and the confirmation's outcome."""
+    held = [p for p in h.peaks_tps if p is not None]
+    spread = (f", spread {(max(held) - min(held)) / h.peak_median_tps:.0%} of the median"
+              if h.peak_median_tps and len(held) > 1 else "")
+    text = (f"peaks of {len(h.peaks_tps)} searches: median {_tps(h.peak_median_tps)}/s, "
+            f"min {_tps(h.peak_min_tps)}/s, max {_tps(h.peak_max_tps)}/s{spread}; "
+            f"rate within {_bracket_text(h.bracket_tps)}")
+    if h.confirmed is not None:
+        text += "; confirmation " + ("[green]held[/]" if h.confirmed else "[red]missed[/]")
+    return text
+
+
+def _bracket_text(bracket) -> str:
+    if bracket is None:
+        return "-"
+    lo, hi = bracket
+    if hi is None:
+        return f"[{_tps(lo)}, -)"
+    return _tps(lo) if lo == hi else f"[{_tps(lo)}, {_tps(hi)})"
 
 
 def _stages(stages: Stages | None) -> list[tuple[str, Latency | None]]:
@@ -175,8 +219,8 @@ def print_comparison(a: RunResult, b: RunResult, console: Console | None = None)
     t = Table("", "A", "B", "B/A", title=f"A = {a.scenario.name} ({a.started_at})  "
               f"B = {b.scenario.name} ({b.started_at})", title_justify="left")
 
-    def row(label, x, y, fmt):
-        ratio = f"{y / x:,.2f}" if x and y else "-"
+    def row(label, x, y, fmt, ratio=None):
+        ratio = ratio or (f"{y / x:,.2f}" if x and y else "-")
         t.add_row(label, fmt(x), fmt(y), ratio)
 
     def pct(e2e: Latency | None, name: str):
@@ -187,7 +231,9 @@ def print_comparison(a: RunResult, b: RunResult, console: Console | None = None)
     for ra, rb in zip(a.runs, b.runs):
         ha, hb = ra.headline, rb.headline
         t.add_row(f"[bold]{ra.pipeline} vs {rb.pipeline}[/]", "", "", "")
-        row("sustained tx/s", ha.sustained_tps, hb.sustained_tps, _tps)
+        # rates from searches: the ratio of their brackets, a range
+        row("sustained tx/s", ha.sustained_tps, hb.sustained_tps, _tps,
+            ratio_text(ratio_range(ha.bracket_tps, hb.bracket_tps)) if ha.bracket_tps and hb.bracket_tps else None)
         for label, name in (("p50", "p50_ms"), ("p99", "p99_ms"), ("p99.9", "p999_ms"), ("max", "max_ms")):
             row(f"e2e {label} ms", pct(ha.e2e, name), pct(hb.e2e, name), _ms)
         if ha.e2e_stages is not None or hb.e2e_stages is not None:   # absent before stages

@@ -25,6 +25,12 @@ __all__ = ["run"]
 @click.option("--duration", type=click.FloatRange(0, min_open=True), default=None, help="Override duration_s.")
 @click.option("--tps", type=click.FloatRange(0, min_open=True), default=None,
               help="Override the rate: constant at this tx/s.")
+@click.option("--repeat", type=click.IntRange(1, 50), default=None,
+              help="A `max` search: run it this many times and take the median peak "
+                   "(overrides rate.repeat, default 3).")
+@click.option("--confirm", "confirm_s", type=click.FloatRange(0, 3600), default=None,
+              help="A `max` search: hold the median peak this many seconds (overrides "
+                   "rate.confirm_s, default 60; 0: no confirmation).")
 @click.option("--pipeline", type=click.Choice(["fraudstream", "seed-baseline"]), default=None,
               help="Override the pipeline under test.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("results"),
@@ -35,12 +41,13 @@ __all__ = ["run"]
 @click.option("--no-plots", is_flag=True, help="Skip the PNG plots.")
 @click.option("--quiet", is_flag=True, help="No live progress line.")
 def run(scenario_file, bootstrap, external_scorer, namespace, target_file, workers, duration, tps,
-        pipeline, out_dir, keep_topics, keep_broker, no_plots, quiet):
+        repeat, confirm_s, pipeline, out_dir, keep_topics, keep_broker, no_plots, quiet):
     """Run a benchmark scenario: open-loop load, end-to-end latency, exactly-once verdict.
 
     \b
     Example:
       bench run scenarios/peak.yaml                 # embedded broker, highest rate within the SLO
+      bench run scenarios/peak.yaml --repeat 5      # five searches, median peak held 60 s
       bench run scenarios/steady.yaml --workers 2
       bench run scenarios/steady.yaml --bootstrap kafka:9092 --external-scorer --namespace prod-test
 
@@ -61,7 +68,7 @@ def run(scenario_file, bootstrap, external_scorer, namespace, target_file, worke
     from bench.report import text as report
     from bench.report.result import write_result
     from bench.run.orchestrate import RunOptions, run_scenario
-    from bench.spec.scenario import Constant, load_scenario, with_overrides
+    from bench.spec.scenario import Constant, Max, load_scenario, with_overrides
     from bench.spec.target import load_target
 
     scenario = load_scenario(scenario_file)
@@ -74,6 +81,12 @@ def run(scenario_file, bootstrap, external_scorer, namespace, target_file, worke
         changes["duration_s"] = duration
     if tps is not None:
         changes["rate"] = Constant(tps=tps)
+    if repeat is not None or confirm_s is not None:
+        rate = changes.get("rate", scenario.rate)
+        if not isinstance(rate, Max):
+            raise click.UsageError("--repeat and --confirm apply to a `max` rate search only")
+        changes["rate"] = msgspec.structs.replace(
+            rate, **{k: v for k, v in (("repeat", repeat), ("confirm_s", confirm_s)) if v is not None})
     if pipeline is not None:
         changes["pipeline"] = pipeline
     if target_file is not None:

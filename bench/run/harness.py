@@ -88,8 +88,8 @@ class Harness:
 
     def _absorb(self, msg: Report) -> None:
         match msg:
-            case ProducerTick(index=i, seconds=seconds):
-                self.timeline.producer_tick(seconds, i)
+            case ProducerTick(index=i, seconds=seconds, sent_at=sent_at):
+                self.timeline.producer_tick(seconds, i, sent_at=sent_at)
             case SinkTick(index=i, latency=latency, visible=visible, scores=scores, alerts=alerts):
                 self.timeline.sink_tick(i, latency, visible, scores, alerts)
             case Ready(index=i, pool_seconds=seconds):

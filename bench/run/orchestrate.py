@@ -23,7 +23,8 @@ from bench.measure import procs
 from bench.run.harness import Harness
 from bench.run.jitwarm import warm_broker
 from bench.load.generator import ProducerSpec
-from bench.run.phases import Context, Measured, judge_fixed, run_fixed, run_max, wait_drained
+from bench.run.phases import (Context, Measured, judge_fixed, median_peak, run_fixed, run_max,
+                              wait_drained)
 from bench.run.pipeline import PipelineProcess, command_for
 from bench.load.schedule import NS, profile_segments
 from bench.spec.scenario import Max, Scenario, pipelines_of
@@ -33,6 +34,7 @@ from bench.report.result import (BrokerData, Comparison, FaultEvent, Headline, M
 from bench.measure.verdict import verdict
 from bench.spec.target import Target, consumer_config, embedded_port, load_target, producer_config
 from bench.measure.writeback import writeback_settings
+from bench.report.ratio import ratio_range
 from bench.errors import BrokerLost, PipelineUnderTestError, TopicError
 from core.errors import ConfigError
 from core.topics import PARTITIONS, STATE_TOPIC_CONFIG, TopicNames
@@ -157,7 +159,8 @@ def run_scenario(scenario: Scenario, opts: RunOptions, scenario_path: Path | Non
     if len(runs) == 2:
         a, b = (r.headline.sustained_tps for r in runs)
         comparison = Comparison(pipelines=[r.pipeline for r in runs], sustained_tps=[a, b],
-                                ratio=(b / a) if a and b else None)
+                                ratio=(b / a) if a and b else None,
+                                ratio_range=ratio_range(*(r.headline.bracket_tps for r in runs)))
     return RunResult(scenario=scenario, started_at=started_at, bootstrap=bootstrap,
                      embedded_broker=cluster is not None, machine=machine(), runs=runs,
                      broker_data=broker_data, comparison=comparison,
@@ -257,11 +260,14 @@ def _run_pipeline(scenario, pipeline, target, bootstrap, cluster, opts) -> Pipel
                                     first_delivery_errors=harness.delivery_errors[:5], drained=drained)
         tl = harness.timeline
         first = min(tl.sent, default=t0)
-        # a fixed run passes if its window held the SLO; a search if any step did
-        slo_passed = window.passed if window is not None else info.peak is not None
+        # a fixed run passes if its window held the SLO; a search if its median trial
+        # held a rate and the confirmation (if any) held that rate
+        headline = _headline(info, window)
+        slo_passed = (window.passed if window is not None
+                      else headline.peak_median_tps is not None and headline.confirmed is not False)
         return PipelineRun(
             pipeline=pipeline, run_id=run_id, topics=list(names.all()), kind=info.kind,
-            headline=_headline(info, window), window=window,
+            headline=headline, window=window, confirmation=info.confirmation,
             steps=info.steps if info.kind == "max" else None, slo=scenario.slo,
             slo_passed=slo_passed, verdict=v, passed=slo_passed and v.exactly_once, faults=events,
             per_second=tl.per_second(info.t_measure - math.ceil(scenario.warmup_s),
@@ -329,16 +335,43 @@ def _wait_ready(ctx: Context, harness: Harness, echo=print, scorer: str = "the s
 
 
 def _headline(info: Measured, window: Window | None) -> Headline:
-    """A fixed run's window, or a search's peak step (all null when no step held the SLO)."""
-    w = window if window is not None else info.peak
-    if w is None:
+    """A fixed run's window, or a search's median peak: its confirmation step, else the
+    trial's peak nearest the median (all null when no rate held)."""
+    if window is None:
+        return _search_headline(info)
+    w = window
+    sustained = w.achieved_tps if w.passed else None   # a fixed rate: only if the window held
+    return _from_window(w, sustained, bracket_tps=None if sustained is None else (sustained, sustained))
+
+
+def _search_headline(info: Measured) -> Headline:
+    peaks = info.peaks
+    median = median_peak(peaks)
+    held = [p for p in peaks if p is not None]
+    spread = dict(peaks_tps=peaks, peak_median_tps=median,
+                  peak_min_tps=None if None in peaks or not peaks else min(held),
+                  peak_max_tps=max(held) if held else None,
+                  bracket_tps=_bracket(info.brackets))
+    w = info.confirmation or info.peak
+    if median is None or w is None:
         return Headline(sustained_tps=None, achieved_tps=None, asked_tps=None, e2e=None,
                         e2e_stages=None, publish_delay=None, e2e_spectrum=[], cpu_cores=None,
-                        broker_gc=None)
-    if window is not None:   # a fixed rate is sustained only if its window held the SLO
-        sustained = w.achieved_tps if w.passed else None
-    else:                    # a step that held: what it was asked, unless it did less
-        sustained = min(w.achieved_tps, w.asked_tps)
+                        broker_gc=None, **spread)
+    confirmed = None if info.confirmation is None else info.confirmation.passed
+    return _from_window(w, median if confirmed is not False else None, confirmed=confirmed, **spread)
+
+
+def _from_window(w: Window, sustained, **extra) -> Headline:
     return Headline(sustained_tps=sustained, achieved_tps=w.achieved_tps, asked_tps=w.asked_tps,
                     e2e=w.e2e, e2e_stages=w.e2e_stages, publish_delay=w.publish_delay,
-                    e2e_spectrum=w.e2e_spectrum, cpu_cores=w.cpu_cores, broker_gc=w.broker_gc)
+                    e2e_spectrum=w.e2e_spectrum, cpu_cores=w.cpu_cores, broker_gc=w.broker_gc,
+                    judged_e2e=w.judged_e2e, unseen=w.unseen, **extra)
+
+
+def _bracket(brackets: list[tuple[float, float | None]]) -> tuple[float, float | None] | None:
+    """Where the sustained rate lies over all trials: [lowest peak, highest miss above a
+    peak); high None when some trial held max_tps (no miss above it)."""
+    if not brackets:
+        return None
+    highs = [hi for _, hi in brackets]
+    return min(lo for lo, _ in brackets), None if None in highs else max(highs)

@@ -51,10 +51,13 @@ class Ready(_Message, frozen=True):
 
 class ProducerTick(_Message, frozen=True):
     """What producer `index` sent since its last tick, by intended epoch second:
-    {second: (records, histogram blob of their publish delay in µs)}."""
+    {second: (records, histogram blob of their publish delay in µs)}; and by the second
+    they actually went to the client (sent_at: {second: records}), which shows a generator
+    falling behind where counts by intended second cannot."""
 
     index: int
     seconds: dict[int, tuple[int, bytes]]
+    sent_at: dict[int, int] = {}
 
 
 class SinkTick(_Message, frozen=True):

@@ -69,6 +69,12 @@ class Max(msgspec.Struct, tag_field="profile", tag="max", **_STRUCT):
     down by `factor` (up to 4 times) instead. Then `refine` bisection steps between the last
     pass and the first miss, each after the pipeline has drained. The first settle_s seconds
     of every step are not judged (the rate just changed).
+
+    The search runs `repeat` times (each after a drain), and the median of the peaks is then
+    held for confirm_s seconds on a drained pipeline (0: no confirmation). One short search
+    is one sample of a noisy machine: the same command gave 10,166 to 37,969 tx/s on one
+    day. Three is the fewest trials whose median one outlier either way cannot move; the
+    confirmation shows the median peak held for a minute, not for one 6 s step.
     """
     start_tps: Tps = 5_000.0
     max_tps: Tps = 400_000.0
@@ -76,6 +82,8 @@ class Max(msgspec.Struct, tag_field="profile", tag="max", **_STRUCT):
     step_s: Annotated[float, msgspec.Meta(ge=2, le=600)] = 8.0
     settle_s: Annotated[float, msgspec.Meta(ge=0, le=60)] = 2.0
     refine: Annotated[int, msgspec.Meta(ge=0, le=6)] = 2
+    repeat: Annotated[int, msgspec.Meta(ge=1, le=50)] = 3
+    confirm_s: Annotated[float, msgspec.Meta(ge=0, le=3600)] = 60.0
 
 
 Rate = Union[Constant, Ramp, Steps, Bursts, Max]

@@ -116,3 +116,34 @@ def test_both_designs_in_one_run_each_verified_and_compared_as_a_ratio(tmp_path,
     c = result.comparison
     a, b = (r.headline.sustained_tps for r in runs)
     assert c.pipelines == ["seed-baseline", "fraudstream"] and c.ratio == pytest.approx(b / a)
+
+
+SEARCH = """
+name: search
+warmup_s: 1
+drain_s: 60
+rate: {profile: max, start_tps: 200, factor: 2, max_tps: 800, step_s: 4, settle_s: 1, refine: 0,
+       repeat: 2, confirm_s: 4}
+topology: {partitions: 6, scoring_processes: 2}
+traffic: {seed: 12, pool: 5000}
+slo: {p99_ms: 60000, p999_ms: 60000, min_rate_ratio: 0.5}
+"""
+
+
+def test_a_repeated_search_reports_every_trial_and_confirms_the_median_peak(tmp_path, kafka_bootstrap):
+    """Two searches that reach max_tps, then the median held on a drained pipeline: every
+    step of both trials in the result, the bracket open above, the confirmation a window of
+    its own with the lag at both ends, and the whole run still exactly once."""
+    result = _run(tmp_path, kafka_bootstrap, SEARCH)
+    run = result.runs[0]
+    assert [(s.trial, round(s.asked_tps)) for s in run.steps] == [
+        (0, 200), (0, 400), (0, 800), (1, 200), (1, 400), (1, 800)]
+    h = run.headline
+    assert h.peaks_tps == [800.0, 800.0] and h.peak_median_tps == h.peak_min_tps == 800.0
+    assert h.bracket_tps == (800.0, None)                  # max_tps held: nothing above missed
+    c = run.confirmation
+    assert c.stage == "confirm" and c.asked_tps == 800.0 and c.seconds == 4 and c.drained is True
+    assert c.passed and h.confirmed is True and h.sustained_tps == 800.0
+    assert c.lag_start is not None and c.lag_end is not None and c.sent_tps > 0
+    assert c.measured + c.unseen == c.planned >= 4 * 800 and h.judged_e2e == c.judged_e2e
+    assert run.verdict.exactly_once and exit_code(result) == 0

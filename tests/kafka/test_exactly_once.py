@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import threading
 import time
 import uuid
@@ -110,3 +111,23 @@ def test_at_least_once_mode_is_caught_duplicating(kafka_bootstrap, fresh_topics,
     assert v.missing == 0, v          # at-least-once: nothing lost ...
     assert v.duplicates > 0, v        # ... but kill -9 between produce and commit duplicates
     assert not v.exactly_once()
+
+
+def test_exactly_once_under_kill_9_with_injected_aborts(kafka_bootstrap, fresh_topics, tmp_path, monkeypatch):
+    """The abort -> rewind to committed offsets -> retry path, under the same kills: every
+    scoring process fails some transactions at produce and at commit (core.faults), and the
+    outputs are still exactly once."""
+    monkeypatch.setenv("FRAUDSTREAM_FAULTS", "produce:0.03,commit:0.03")   # inherited by the service
+    service, v = _run_with_kills(kafka_bootstrap, fresh_topics("eosf"), tmp_path, exactly_once=True,
+                                 seed=_seed())
+    log = service.log_path.read_text()
+    aborts = {point: len(re.findall(rf"aborting transaction \(.*injected {point} fault", log))
+              for point in ("produce", "commit")}
+    print(f"injected aborts: {aborts}")
+    assert aborts["produce"] > 0 and aborts["commit"] > 0, aborts
+    assert "retrying batch from committed offsets" in log
+    assert service.kills >= MIN_KILLS
+    assert v.duplicates == 0 and v.missing == 0 and v.unexpected == 0, v
+    assert v.scored == N_VALID and v.alert_mismatch == 0, v
+    assert v.dead == N_HOSTILE and v.dead_duplicates == 0 and v.dead_missing == 0, v
+    assert v.headers_lost == 0 and v.mispaired == 0, v

@@ -21,3 +21,22 @@ def test_a_drain_too_short_to_time_has_no_rate():
 
     assert _rate(2_000, 1e-6) is None          # would print 2,000,000,000 tx/s
     assert _rate(1_000_000, 8.0) == 125_000
+
+
+def test_a_dead_letter_fails_the_drain_verdict():
+    from bench.drain.result import DrainVerdict
+
+    clean = dict(scored=1000, missing=0, duplicated=0, unexpected=0, alerts=3, alerts_mismatched=0)
+    assert DrainVerdict(**clean, dead_letters=0).exactly_once
+    # the input is all valid: a record dead-lettered was not scored, whatever else holds
+    assert not DrainVerdict(**clean, dead_letters=1).exactly_once
+
+
+def test_the_default_input_spans_enough_polls_at_the_rates_measured():
+    """1.5M records: the 10-90 % window is 1.2M records, 40 polls of 0.1 s (a 5 % error at
+    most) up to 300,000 tx/s; the fastest drain measured is ~190,000 (docs/performance.md)."""
+    from bench.drain.measure import DrainOptions
+    from bench.drain.result import STEADY_POLLS
+
+    records = DrainOptions(bootstrap="", namespace="").records
+    assert 0.8 * records / 300_000 / 0.1 >= STEADY_POLLS

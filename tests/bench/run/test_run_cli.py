@@ -66,6 +66,9 @@ def test_no_broker_is_one_line_not_the_client_log():
     (["broker", "up", "--port", "70000"], "70000 is not in the range"),
     (["model", "speed", "--batch", "0"], "0 is not in the range x>=1"),
     (["model", "speed", "--repeat", "0"], "0 is not in the range x>=1"),
+    (["run", "scenarios/steady.yaml", "--repeat", "3"], "apply to a `max` rate search only"),
+    (["run", "scenarios/peak.yaml", "--repeat", "0"], "0 is not in the range 1<=x<=50"),
+    (["run", "scenarios/peak.yaml", "--confirm", "-1"], "is not in the range 0<=x<=3600"),
 ])
 def test_a_bad_command_line_exits_2_before_doing_anything(args, message):
     proc = subprocess.run(BENCH + args, capture_output=True, text=True, timeout=60)
