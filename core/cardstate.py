@@ -46,6 +46,26 @@ _RESTORE_POLL_S = 0.02
 _RESTORE_PROGRESS_S = 5.0
 
 
+# A card key longer than this is no card hash (they are tens of bytes): such a transaction is
+# scored as a card with no history and never kept, so its changelog record, which carries the
+# key, can never be too large for the state topic and abort every batch (a 1 MB key did).
+MAX_CARD_KEY_BYTES = 1024
+
+
+def _apply(store: CardStore, keys: list, t, amount, mcc) -> np.ndarray:
+    """store.apply, but rows whose key is over MAX_CARD_KEY_BYTES see a card with no history
+    (each alone, so their features do not depend on the batch) and leave the store as it is."""
+    if not keys or max(map(len, keys)) <= MAX_CARD_KEY_BYTES:
+        return store.apply(keys, t, amount, mcc)
+    big = np.array([len(key) > MAX_CARD_KEY_BYTES for key in keys])
+    out = np.empty((len(keys), N_VELOCITY), dtype=np.float32)
+    keep = (~big).nonzero()[0]
+    out[keep] = store.apply([keys[i] for i in keep.tolist()], t[keep], amount[keep], mcc[keep])
+    for i in big.nonzero()[0].tolist():
+        out[i] = CardStore().apply([b"-"], t[i:i + 1], amount[i:i + 1], mcc[i:i + 1])[0]
+    return out
+
+
 def batch_velocity(stores, parts, keys):
     """The `velocity` function for core.Scorer.score_batch: input row r is a transaction of
     partition parts[r] (an int64 array; its store: stores[parts[r]]) and card keys[r]. Rows of one partition
@@ -59,11 +79,11 @@ def batch_velocity(stores, parts, keys):
         part = parts[rows]
         first = int(part[0])
         if part[-1] == first and (part == first).all():   # usual: one partition per process
-            out[:] = stores[first].apply([keys[r] for r in row_list], t, amount, mcc)
+            out[:] = _apply(stores[first], [keys[r] for r in row_list], t, amount, mcc)
             return out
         for p in np.unique(part).tolist():
             sel = (part == p).nonzero()[0]
-            out[sel] = stores[p].apply([keys[r] for r in rows[sel].tolist()], t[sel], amount[sel], mcc[sel])
+            out[sel] = _apply(stores[p], [keys[r] for r in rows[sel].tolist()], t[sel], amount[sel], mcc[sel])
         return out
     return compute
 

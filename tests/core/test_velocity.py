@@ -164,3 +164,26 @@ def test_stats_line_shows_cards_bytes_and_the_last_restore():
     assert text.startswith(" | state 2 cards ") and " MB, last restore 1.25 s (40 records)" in text
     states.restore_stats.active, states.restore_stats.records, states.restore_stats.target = 1, 5, 9
     assert "restoring 5/9 records" in states.stats_text()
+
+
+def test_an_oversize_key_is_scored_as_a_new_card_and_never_kept():
+    # Its changelog record would carry the key: a 1 MB key made every batch's commit fail.
+    import numpy as np
+
+    from core.cardstate import MAX_CARD_KEY_BYTES, _apply
+    from core.velocity import CardStore
+
+    store = CardStore()
+    big = b"k" * (MAX_CARD_KEY_BYTES + 1)
+    keys = [b"card-a", big, b"card-a", big]
+    t = np.array([1e9, 1e9 + 1, 1e9 + 2, 1e9 + 3])
+    amount = np.array([5.0, 6.0, 7.0, 8.0], dtype=np.float32)
+    mcc = np.array([1, 2, 1, 2])
+    out = _apply(store, keys, t, amount, mcc)
+    fresh = CardStore().apply([b"x"], t[1:2], amount[1:2], mcc[1:2])[0]
+    assert np.array_equal(out[1].view(np.uint32), fresh.view(np.uint32))
+    assert np.array_equal(out[3].view(np.uint32),
+                          CardStore().apply([b"x"], t[3:4], amount[3:4], mcc[3:4])[0].view(np.uint32))
+    assert len(store) == 1 and all(key == b"card-a" for key, _ in store.changes())
+    same = CardStore().apply([b"card-a", b"card-a"], t[[0, 2]], amount[[0, 2]], mcc[[0, 2]])
+    assert np.array_equal(out[[0, 2]].view(np.uint32), same.view(np.uint32))
