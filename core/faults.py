@@ -5,7 +5,10 @@ each scoring process fails that share of its transactions at that point with an 
 librdkafka flags txn_requires_abort, so the loop's abort -> rewind to the committed offsets ->
 retry path runs (tests/kafka/test_exactly_once.py proves it still delivers exactly once).
 Points: ``produce`` (after the batch's outputs went into the open transaction) and ``commit``
-(after its offsets did, in place of commit_transaction).
+(after its offsets did, in place of commit_transaction). And one that fails nothing: ``stall``
+holds that share of transactions open for STALL_S after their outputs were produced, as a slow
+broker would, so that a kill -9 test's random kills land inside open transactions with records
+already on the broker (without it, a worker spends most of its time between transactions).
 
 Read once when a ScoringConsumer is made; unset (the default) it is None and the loop's only
 cost is one `is not None` per batch. A bad value is a ConfigError naming the variable.
@@ -16,6 +19,7 @@ from __future__ import annotations
 import logging
 import os
 import random
+import time
 
 from confluent_kafka import KafkaError, KafkaException
 
@@ -26,7 +30,8 @@ __all__ = ["ENV", "POINTS", "Faults", "faults_from_env"]
 log = logging.getLogger(__name__)
 
 ENV = "FRAUDSTREAM_FAULTS"
-POINTS = ("produce", "commit")
+POINTS = ("produce", "commit", "stall")
+STALL_S = 0.05
 
 
 class Faults:
@@ -38,10 +43,14 @@ class Faults:
         self._random = (rng or random.Random()).random
 
     def hit(self, point: str) -> None:
-        """Raise an abortable KafkaException at `point` with its probability."""
+        """Raise an abortable KafkaException at `point` with its probability (or, at
+        ``stall``, wait STALL_S)."""
         rate = self.rates.get(point)
         if rate and self._random() < rate:
             self.injected[point] += 1
+            if point == "stall":
+                time.sleep(STALL_S)
+                return
             raise KafkaException(KafkaError(KafkaError._STATE, f"{ENV}: injected {point} fault",
                                             txn_requires_abort=True))
 

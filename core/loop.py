@@ -323,6 +323,7 @@ class ScoringConsumer:
                 if self._cards is not None:
                     self._cards.produce_changes(producer, {m.partition() for m in msgs})
                 if self._faults is not None:
+                    self._faults.hit("stall")
                     self._faults.hit("produce")
             except (KafkaException, SystemError) as exc:
                 raise_produce_error(kafka_cause(exc))

@@ -24,9 +24,12 @@ def _load(meta_path):
     import xgboost
 
     from core.model import load_meta
+    from core.paths import stateless_model_path
     from core.risk import LEVEL_NAMES, RiskBands
 
-    meta, path = load_meta(meta_path)
+    # The seed's design sees each message alone: it can only run a stateless model (the
+    # default model uses per-card velocity features).
+    meta, path = load_meta(meta_path if meta_path is not None else stateless_model_path())
     model = xgboost.XGBClassifier()
     model.load_model(str(path))
     model.set_params(n_jobs=1)  # one row at a time: threads only add overhead

@@ -49,3 +49,16 @@ def test_hits_come_at_the_asked_rate_and_never_at_a_point_not_asked():
         except KafkaException:
             hits += 1
     assert 850 <= hits <= 1150 and f.injected == {"commit": hits}
+
+
+def test_a_stall_holds_the_transaction_open_and_fails_nothing():
+    import time
+
+    from core.faults import STALL_S, faults_from_env
+
+    faults = faults_from_env({"FRAUDSTREAM_FAULTS": "stall:1"})
+    t0 = time.monotonic()
+    faults.hit("stall")                 # no exception: nothing fails ...
+    assert time.monotonic() - t0 >= STALL_S * 0.9   # ... the transaction is only held open
+    assert faults.injected == {"stall": 1}
+    faults.hit("produce")               # a point not asked for does nothing

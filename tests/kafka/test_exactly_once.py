@@ -44,7 +44,7 @@ def _seed() -> int:
     return seed
 
 
-def _run_with_kills(bootstrap, names, tmp_path, *, exactly_once: bool, seed: int):
+def _run_with_kills(bootstrap, names, tmp_path, monkeypatch, *, exactly_once: bool, seed: int):
     pytest.importorskip("core.scorer")
     rng = random.Random(seed)
     inputs = make_inputs(N_VALID, N_HOSTILE, seed)
@@ -57,6 +57,11 @@ def _run_with_kills(bootstrap, names, tmp_path, *, exactly_once: bool, seed: int
     # while its transaction is still open, so a kill leaves records that only the abort hides
     # from read_committed readers: with 100 ms, 10 kills left none on the broker.
     extra = ("-X", "linger.ms=5") + (() if exactly_once else ("--at-least-once",))
+    # ... and every transaction is held open 50 ms after its outputs were produced (a slow
+    # broker, core.faults `stall`): kills at random moments then mostly land inside a
+    # transaction instead of between two (one run left aborted_scores=0 without it).
+    if exactly_once and "FRAUDSTREAM_FAULTS" not in os.environ:
+        monkeypatch.setenv("FRAUDSTREAM_FAULTS", "stall:1")
     service = Service(bootstrap, names, group, tmp_path, workers=6, extra=extra)
     tail = threading.Thread(target=produce_inputs, args=(bootstrap, names.transactions, inputs,
                                                          inputs.records[split:]), kwargs={"tps": TAIL_TPS})
@@ -88,8 +93,9 @@ def _run_with_kills(bootstrap, names, tmp_path, *, exactly_once: bool, seed: int
     return service, verdict
 
 
-def test_exactly_once_under_kill_9(kafka_bootstrap, fresh_topics, tmp_path):
-    service, v = _run_with_kills(kafka_bootstrap, fresh_topics("eos"), tmp_path, exactly_once=True, seed=_seed())
+def test_exactly_once_under_kill_9(kafka_bootstrap, fresh_topics, tmp_path, monkeypatch):
+    service, v = _run_with_kills(kafka_bootstrap, fresh_topics("eos"), tmp_path, monkeypatch, exactly_once=True,
+                                 seed=_seed())
     assert service.kills >= MIN_KILLS
     assert "died with exit code -9" in service.log_path.read_text()
     assert (v.sent_valid, v.sent_hostile) == (N_VALID, N_HOSTILE)
@@ -102,10 +108,10 @@ def test_exactly_once_under_kill_9(kafka_bootstrap, fresh_topics, tmp_path):
     assert v.aborted_scores > 0, f"no kill landed inside a transaction: {v}"
 
 
-def test_at_least_once_mode_is_caught_duplicating(kafka_bootstrap, fresh_topics, tmp_path):
+def test_at_least_once_mode_is_caught_duplicating(kafka_bootstrap, fresh_topics, tmp_path, monkeypatch):
     # A kill duplicates what the killed worker delivered since its last offset commit (the
     # consumer's 5 s auto-commit): the same kills as the exactly-once run above must show it.
-    service, v = _run_with_kills(kafka_bootstrap, fresh_topics("alo"), tmp_path, exactly_once=False,
+    service, v = _run_with_kills(kafka_bootstrap, fresh_topics("alo"), tmp_path, monkeypatch, exactly_once=False,
                                  seed=_seed())
     assert service.kills >= MIN_KILLS
     assert v.missing == 0, v          # at-least-once: nothing lost ...
@@ -118,7 +124,7 @@ def test_exactly_once_under_kill_9_with_injected_aborts(kafka_bootstrap, fresh_t
     scoring process fails some transactions at produce and at commit (core.faults), and the
     outputs are still exactly once."""
     monkeypatch.setenv("FRAUDSTREAM_FAULTS", "produce:0.03,commit:0.03")   # inherited by the service
-    service, v = _run_with_kills(kafka_bootstrap, fresh_topics("eosf"), tmp_path, exactly_once=True,
+    service, v = _run_with_kills(kafka_bootstrap, fresh_topics("eosf"), tmp_path, monkeypatch, exactly_once=True,
                                  seed=_seed())
     log = service.log_path.read_text()
     aborts = {point: len(re.findall(rf"aborting transaction \(.*injected {point} fault", log))
