@@ -23,7 +23,11 @@ class SeedPath:
     def __init__(self, meta_path=None):
         import xgboost
 
-        meta, model_file = load_meta(meta_path)
+        from core.paths import stateless_model_path
+
+        # the per-message design sees each message alone: the stateless model, as the scorer
+        # fixture uses (tests/perf/conftest.py)
+        meta, model_file = load_meta(meta_path if meta_path is not None else stateless_model_path())
         self.classifier = xgboost.XGBClassifier(n_jobs=1)
         self.classifier.load_model(model_file)
         self.risk = RiskBands.from_meta(meta)
