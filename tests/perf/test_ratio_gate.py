@@ -124,9 +124,9 @@ def _check_outputs(results, batches, seed_path) -> None:
                 checked += 1
 
 
-def test_score_batch_vs_seed_per_message(benchmark, scorer, seed_path, payloads):
+def _gate_score_batch(benchmark, scorer, seed_path, payloads, paired: Paired, name: str, floor: float) -> None:
+    """score_batch over EVENTS events, timed against `paired`'s reference, outputs checked."""
     batches = chunks(payloads, BATCH, EVENTS)
-    paired = Paired(seed_path.score, payloads[:100])
     results = []
 
     def run():
@@ -134,20 +134,17 @@ def test_score_batch_vs_seed_per_message(benchmark, scorer, seed_path, payloads)
 
     benchmark.pedantic(paired.timed(run, EVENTS), setup=paired, rounds=ROUNDS, warmup_rounds=1)
     _check_outputs(results, batches, seed_path)
-    _gate(benchmark, "seed_per_message", paired, FLOORS["seed"])
+    _gate(benchmark, name, paired, floor)
+
+
+def test_score_batch_vs_seed_per_message(benchmark, scorer, seed_path, payloads):
+    _gate_score_batch(benchmark, scorer, seed_path, payloads, Paired(seed_path.score, payloads[:100]),
+                      "seed_per_message", FLOORS["seed"])
 
 
 def test_score_batch_vs_json_roundtrip(benchmark, scorer, seed_path, payloads):
-    batches = chunks(payloads, BATCH, EVENTS)
-    paired = Paired(_json_roundtrip, payloads[:1024])
-    results = []
-
-    def run():
-        results[:] = [scorer.score_batch(batch) for batch in batches]
-
-    benchmark.pedantic(paired.timed(run, EVENTS), setup=paired, rounds=ROUNDS, warmup_rounds=1)
-    _check_outputs(results, batches, seed_path)
-    _gate(benchmark, "json_roundtrip", paired, FLOORS["json"])
+    _gate_score_batch(benchmark, scorer, seed_path, payloads, Paired(_json_roundtrip, payloads[:1024]),
+                      "json_roundtrip", FLOORS["json"])
 
 
 def test_decode_features_encode_vs_json_roundtrip(benchmark, scorer, seed_path, payloads):
