@@ -216,7 +216,8 @@ def _launch_node(java: str, libs: Path, cluster: Cluster, node_id: int, heap: tu
     except OSError as exc:
         raise BrokerError(f"cannot create the broker's data directory {data}: {exc.strerror}") from exc
     props = node_dir / "server.properties"
-    props.write_text(server_properties(cluster.port, cluster.nodes, node_id, str(data)))
+    props.write_text(server_properties(cluster.port, cluster.nodes, node_id, str(data),
+                                       in_memory=cluster.data_in_memory))
     log4j = node_dir / "log4j2.properties"
     log4j.write_text(LOG4J2_CONFIG)
     classpath = f"{libs}/*"
@@ -275,6 +276,7 @@ def ensure_running(port: int = DEFAULT_PORT, nodes: int = 1, echo=print,
                 f"bench broker down --port {port} --wipe")
         cluster = Cluster(port, nodes, {}, previous.cluster_id if previous else _new_cluster_id(),
                           started=True, data_dir=data_dir)
+        _drop_stale_memory_data(cluster, echo)
         t0 = time.monotonic()
         for node_id, _, _ in node_ports(port, nodes):
             cluster.pids[node_id] = _launch_node(java, libs, cluster, node_id, HEAP_MB[nodes])
@@ -282,6 +284,26 @@ def ensure_running(port: int = DEFAULT_PORT, nodes: int = 1, echo=print,
         _wait_ready(cluster, timeout)
         echo(f"kafka {nodes}-node cluster up in {time.monotonic() - t0:.1f}s: {cluster.bootstrap}")
         return cluster
+
+
+def _drop_stale_memory_data(cluster: Cluster, echo) -> None:
+    """Delete other clusters' logs for this port from an in-memory data dir before starting.
+
+    Nothing runs on the port (checked under its lock), so `<port>-<other id>` directories there
+    belong to stopped clusters of other homes (a deleted clone, a wiped state): on tmpfs they
+    hold RAM for good (four such held 21 GB of 24 on 2026-12-06 and the kernel killed the
+    broker). On disk they are left alone."""
+    import shutil
+
+    if not cluster.data_dir or not cluster.data_in_memory:
+        return
+    ours = _cluster_data(cluster)
+    for stale in Path(cluster.data_dir).glob(f"{cluster.port}-*"):
+        if stale != ours and stale.is_dir():
+            size = sum(f.stat().st_size for f in stale.rglob("*") if f.is_file())
+            shutil.rmtree(stale, ignore_errors=True)
+            echo(f"removed {stale} ({size / 1e6:,.0f} MB in memory): logs of a stopped cluster "
+                 f"on port {cluster.port} (another home's, or one whose state was wiped)")
 
 
 def _resolved(data_dir: str | None) -> str | None:
