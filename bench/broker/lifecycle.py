@@ -216,8 +216,7 @@ def _launch_node(java: str, libs: Path, cluster: Cluster, node_id: int, heap: tu
     except OSError as exc:
         raise BrokerError(f"cannot create the broker's data directory {data}: {exc.strerror}") from exc
     props = node_dir / "server.properties"
-    props.write_text(server_properties(cluster.port, cluster.nodes, node_id, str(data),
-                                       in_memory=cluster.data_in_memory))
+    props.write_text(server_properties(cluster.port, cluster.nodes, node_id, str(data)))
     log4j = node_dir / "log4j2.properties"
     log4j.write_text(LOG4J2_CONFIG)
     classpath = f"{libs}/*"

@@ -1,6 +1,6 @@
 """server.properties for one combined KRaft node, alone or in a three-node quorum on loopback."""
 
-__all__ = ["node_ports", "server_properties", "LOG4J2_CONFIG", "IN_MEMORY_RETENTION"]
+__all__ = ["node_ports", "server_properties", "LOG4J2_CONFIG", "RETENTION"]
 
 HOST = "127.0.0.1"
 # Controller ports sit 10 above the broker ports, so nodes on 9092..9094 use 9102..9104.
@@ -12,19 +12,19 @@ def node_ports(port: int, nodes: int) -> list[tuple[int, int, int]]:
     return [(i + 1, port + i, port + CONTROLLER_OFFSET + i) for i in range(nodes)]
 
 
-# Logs in memory (tmpfs) are RAM: a 3-minute search at 100,000 tx/s writes ~20 GB of
-# transactions and scores, and on a 24 GiB machine the kernel then kills the broker or a
-# client (2026-12-06). There, each partition keeps its newest ~512 MB (whole 64 MB segments,
-# checked every 10 s); the pipeline reads seconds behind its head, so nothing it still needs
-# is deleted. Logs on disk keep Kafka's defaults.
-IN_MEMORY_RETENTION = {
+# A benchmark writes fast: a 3-minute search at 100,000 tx/s writes ~20 GB of transactions and
+# scores (x3 on the three-node cluster). In memory (tmpfs) that is RAM: on a 24 GiB machine
+# the kernel killed the broker and a client (2026-12-06); on disk it fills the disk. So each
+# partition keeps its newest ~512 MB (whole 64 MB segments, checked every 10 s); the pipeline
+# reads seconds behind its head, so nothing it still needs is deleted.
+RETENTION = {
     "log.retention.bytes": 512 * 1024 * 1024,
     "log.segment.bytes": 64 * 1024 * 1024,
     "log.retention.check.interval.ms": 10_000,
 }
 
 
-def server_properties(port: int, nodes: int, node_id: int, log_dir: str, in_memory: bool = False) -> str:
+def server_properties(port: int, nodes: int, node_id: int, log_dir: str) -> str:
     ports = node_ports(port, nodes)
     _, broker_port, controller_port = ports[node_id - 1]
     replicas = min(3, nodes)
@@ -55,8 +55,7 @@ def server_properties(port: int, nodes: int, node_id: int, log_dir: str, in_memo
         "share.coordinator.state.topic.replication.factor": replicas,
         "share.coordinator.state.topic.min.isr": min_isr,
     }
-    if in_memory:
-        props.update(IN_MEMORY_RETENTION)
+    props.update(RETENTION)
     if nodes == 1:
         props["controller.quorum.bootstrap.servers"] = f"{HOST}:{controller_port}"
     else:
