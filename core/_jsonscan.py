@@ -350,8 +350,9 @@ def _utc_hour(buf, s0, s1):
 
 
 @_helper
-def _scan_one(buf, i, end, x, r, names, lengths, codes):
-    """Fill row r of x from the object at buf[i:end]; index of its closing brace or -1."""
+def _scan_one(buf, i, end, x, r, names, lengths, codes, spans):
+    """Fill row r of x and of spans from the object at buf[i:end]; index of its closing
+    brace or -1."""
     i = _ws(buf, i, end)
     if i >= end or buf[i] != 123:
         return -1
@@ -390,10 +391,15 @@ def _scan_one(buf, i, end, x, r, names, lengths, codes):
                 if hour < 0:
                     return -1
                 x[r, HOUR] = hour
+                spans[r, 0] = i + 1
+                spans[r, 1] = s1
+            elif code == F_MERCHANT:
+                spans[r, 2] = i + 1
+                spans[r, 3] = s1
             elif code == F_TXID or code == F_CARD:
                 if s1 == i + 1:
                     return -1
-            elif code >= 0 and code != F_MERCHANT:
+            elif code >= 0:
                 return -1
             i = s1 + 1
         elif b == 45 or 48 <= b <= 57:
@@ -454,12 +460,15 @@ def _scan_one(buf, i, end, x, r, names, lengths, codes):
 
 
 @_jit
-def scan_batch(buf, lengths, max_bytes, x, starts, close, status, names, key_lengths, codes):
+def scan_batch(buf, lengths, max_bytes, x, starts, close, status, spans, names, key_lengths,
+               codes):
     """Scan every row of buf (the values joined, lengths int64 per row) into x.
 
-    Writes starts (each row's offset in buf), close (the index of its final `}`) and status
-    (OK, SLOW: the msgspec path must judge it, TOO_LARGE: longer than max_bytes); returns
-    the number of rows that are not OK.
+    Writes starts (each row's offset in buf), close (the index of its final `}`), status
+    (OK, SLOW: the msgspec path must judge it, TOO_LARGE: longer than max_bytes) and spans
+    (n, 4): where the contents of an OK row's `timestamp` and `merchant_category` strings
+    begin and end in buf (no escapes in them: the per-card state reads them from there;
+    spans[r, 0] is -1 for a row that is not OK); returns the number of rows that are not OK.
     """
     not_ok = 0
     start = 0
@@ -469,11 +478,13 @@ def scan_batch(buf, lengths, max_bytes, x, starts, close, status, names, key_len
         close[r] = -1
         if lengths[r] > max_bytes:
             status[r] = TOO_LARGE
+            spans[r, 0] = -1
             not_ok += 1
         else:
-            c = _scan_one(buf, start, end, x, r, names, key_lengths, codes)
+            c = _scan_one(buf, start, end, x, r, names, key_lengths, codes, spans)
             if c < 0:
                 status[r] = SLOW
+                spans[r, 0] = -1
                 not_ok += 1
             else:
                 status[r] = OK

@@ -41,7 +41,7 @@ VERSION = 1
 HEAD_BYTES = 1 + 8 + 8 + 8 + 8 + 4
 EVENT_BYTES = 8 + 4 + 8
 
-_jit = nb.njit(cache=True, nogil=True, boundscheck=False, error_model="numpy")
+_jit = nb.njit(cache=True, nogil=True, boundscheck=False, error_model="numpy", _nrt=False)
 
 
 @_jit

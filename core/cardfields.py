@@ -1,10 +1,10 @@
 """The velocity state's inputs read from a decoded batch, and its outputs written into it.
 
-`event_columns(d, values)`: each good row's event time (epoch seconds, float64, exactly as
+`event_columns(d)`: each good row's event time (epoch seconds, float64, exactly as
 core.velocity.epoch_seconds computes it) and merchant id (core.velocity.merchant_id of the
-`merchant_category` string), read by a numba scan of the row's bytes. The scan relies on the
-decoder having accepted the row as a JSON object; rows with a backslash anywhere (escaped
-strings) are read by msgspec instead, so an escape can never confuse it.
+`merchant_category` string). For the rows the decoder's kernel read, from the two strings'
+bytes where it found them (plain ASCII, no escapes: core._jsonscan), so no second scan of
+the row; the rows msgspec decoded (escapes, non-ASCII, ...) from their decoded Transaction.
 
 `card_objects(feats)`: for each good row `,"card":{"tx_1m":3,"amount_1m":1.2345e1,...}`,
 which core.encode.splice_scores writes after the row's own fields, before the score fields. Counts are written as integers, other values
@@ -19,17 +19,15 @@ import threading
 import numba as nb
 import numpy as np
 
-from core.decode import Decoded, decode_one
+from core.decode import Decoded
 from core.encode import _copy
 from core.schema import CARD_FIELD
 from core.velocity import VELOCITY_FEATURES, epoch_seconds, merchant_id
 
 __all__ = ["CARD_FIELD", "event_columns", "card_objects", "card_json_names"]
 
-_jit = nb.njit(cache=True, nogil=True, boundscheck=False, error_model="numpy")
-_inline = nb.njit(cache=True, nogil=True, boundscheck=False, error_model="numpy", inline="always")
-_KEY_TS = np.frombuffer(b"timestamp", dtype=np.uint8)
-_KEY_MCC = np.frombuffer(b"merchant_category", dtype=np.uint8)
+_jit = nb.njit(cache=True, nogil=True, boundscheck=False, error_model="numpy", _nrt=False)
+_inline = nb.njit(cache=True, nogil=True, boundscheck=False, error_model="numpy", inline="always", _nrt=False)
 _FNV_OFFSET = np.uint64(0xCBF29CE484222325)
 _FNV_PRIME = np.uint64(0x100000001B3)
 _DAYS_BEFORE = np.array([0, 31, 59, 90, 120, 151, 181, 212, 243, 273, 304, 334], dtype=np.int64)
@@ -47,17 +45,7 @@ def card_json_names() -> tuple[str, ...]:
     return tuple(n.removeprefix("card_") for n in VELOCITY_FEATURES)
 
 
-@_jit
-def _key_is(buf, k0, k1, key):
-    if k1 - k0 != key.shape[0]:
-        return False
-    for j in range(key.shape[0]):
-        if buf[k0 + j] != key[j]:
-            return False
-    return True
-
-
-@_jit
+@_inline
 def _num(buf, i, n):
     v = 0
     for k in range(i, i + n):
@@ -65,7 +53,7 @@ def _num(buf, i, n):
     return v
 
 
-@_jit
+@_inline
 def _epoch(buf, s0, s1):
     """YYYY-MM-DDTHH:MM:SS[.f]Z at buf[s0:s1] (already validated by the decoder)."""
     y = _num(buf, s0, 4)
@@ -82,84 +70,34 @@ def _epoch(buf, s0, s1):
     return np.float64(secs) + np.float64(_num(buf, s0 + 20, nf)) / _POW10[nf]
 
 
-@_inline
-def _close_quote(buf, j):
-    """Index of the `"` that ends the string whose content starts at j; -1 at a backslash."""
-    while buf[j] != 34 and buf[j] != 92:
-        j += 1
-    return j if buf[j] == 34 else -1
-
-
 @_jit
-def _scan(buf, starts, close, rows, t, mcc, slow):
-    """t, mcc for each row; slow[k] = True where a string before both fields has a backslash
-    (msgspec reads that row). Stops at the second of the two fields: the decoder vouched that
-    the row is valid JSON, and neither key appears twice at the top level."""
+def _events(buf, spans, rows, t, mcc):
+    """t, mcc of each row whose spans the decoder recorded; False if a row has none."""
+    complete = True
     for k in range(rows.shape[0]):
         r = rows[k]
-        b = close[r]
-        slow[k] = False
-        found = 0
-        depth = 0
-        expect_key = False
-        i = starts[r]
-        while i <= b and found < 2:
-            c = buf[i]
-            if c == 34:                                   # a string
-                j = _close_quote(buf, i + 1)
-                if j < 0:
-                    slow[k] = True
-                    break
-                if depth == 1 and expect_key:            # a top-level key: read its value
-                    expect_key = False
-                    v = j + 1
-                    while buf[v] != 58:
-                        v += 1
-                    v += 1
-                    while buf[v] == 32 or buf[v] == 9 or buf[v] == 10 or buf[v] == 13:
-                        v += 1
-                    if buf[v] == 34:
-                        w = _close_quote(buf, v + 1)
-                        if w < 0:
-                            slow[k] = True
-                            break
-                        if _key_is(buf, i + 1, j, _KEY_TS):
-                            t[k] = _epoch(buf, v + 1, w)
-                            found += 1
-                        elif _key_is(buf, i + 1, j, _KEY_MCC):
-                            h = _FNV_OFFSET
-                            for q in range(v + 1, w):
-                                h = (h ^ np.uint64(buf[q])) * _FNV_PRIME
-                            mcc[k] = np.int64(h)
-                            found += 1
-                        i = w + 1
-                        continue
-                    i = v
-                    continue
-                i = j + 1
-                continue
-            if c == 123 or c == 91:
-                depth += 1
-                if depth == 1:
-                    expect_key = True
-            elif c == 125 or c == 93:
-                depth -= 1
-            elif c == 44 and depth == 1:
-                expect_key = True
-            i += 1
+        s0 = spans[r, 0]
+        if s0 < 0:
+            complete = False
+            continue
+        t[k] = _epoch(buf, s0, spans[r, 1])
+        h = _FNV_OFFSET
+        for q in range(spans[r, 2], spans[r, 3]):
+            h = (h ^ np.uint64(buf[q])) * _FNV_PRIME
+        mcc[k] = np.int64(h)
+    return complete
 
 
-def event_columns(d: Decoded, values) -> tuple[np.ndarray, np.ndarray]:
+def event_columns(d: Decoded) -> tuple[np.ndarray, np.ndarray]:
     """(t float64, merchant id int64) for d's good rows, in order."""
     rows = d.good
     m = rows.shape[0]
     t = np.empty(m)
     mcc = np.empty(m, dtype=np.int64)
-    slow = np.empty(m, dtype=np.bool_)
-    _scan(d.buf, d.starts, d.close, rows, t, mcc, slow)
-    if slow.any():
-        for k in slow.nonzero()[0].tolist():
-            tx = decode_one(values[int(rows[k])])
+    if not _events(d.buf, d.spans, rows, t, mcc):
+        slow = d.slow
+        for k in (d.spans[rows, 0] < 0).nonzero()[0].tolist():
+            tx = slow[int(rows[k])]
             t[k] = epoch_seconds(tx.timestamp)
             mcc[k] = merchant_id(tx.merchant_category)
     return t, mcc

@@ -66,24 +66,26 @@ def _apply(store: CardStore, keys: list, t, amount, mcc) -> np.ndarray:
     return out
 
 
-def batch_velocity(stores, parts, keys):
+def batch_velocity(stores, parts, keys: list):
     """The `velocity` function for core.Scorer.score_batch: input row r is a transaction of
-    partition parts[r] (an int64 array; its store: stores[parts[r]]) and card keys[r]. Rows of one partition
-    are applied in input order, one kernel call per partition."""
+    partition parts[r] (an int64 array; its store: stores[parts[r]]) and card keys[r]. Rows of
+    one partition are applied in input order, one kernel call per partition."""
     def compute(d, values) -> np.ndarray:
         rows = d.good
-        t, mcc = event_columns(d, values)
-        amount = np.ascontiguousarray(d.x[rows, AMOUNT])
-        out = np.empty((rows.shape[0], N_VELOCITY), dtype=np.float32)
-        row_list = rows.tolist()
-        part = parts[rows]
-        first = int(part[0])
+        t, mcc = event_columns(d)
+        if rows.shape[0] == len(keys):       # usual: every row good, no copy of keys or parts
+            amount, part, picked = np.ascontiguousarray(d.x[:, AMOUNT]), parts, keys
+        else:
+            amount, part = d.x[rows, AMOUNT], parts[rows]
+            picked = list(map(keys.__getitem__, rows.tolist()))
+        first = part[0]
         if part[-1] == first and (part == first).all():   # usual: one partition per process
-            out[:] = _apply(stores[first], [keys[r] for r in row_list], t, amount, mcc)
-            return out
+            return _apply(stores[int(first)], picked, t, amount, mcc)
+        out = np.empty((rows.shape[0], N_VELOCITY), dtype=np.float32)
         for p in np.unique(part).tolist():
             sel = (part == p).nonzero()[0]
-            out[sel] = _apply(stores[p], [keys[r] for r in rows[sel].tolist()], t[sel], amount[sel], mcc[sel])
+            out[sel] = _apply(stores[p], list(map(picked.__getitem__, sel.tolist())), t[sel],
+                              amount[sel], mcc[sel])
         return out
     return compute
 

@@ -47,13 +47,18 @@ class Decoded:
     dead     [(index, reason)] for the others, ascending
     buf, starts, close   the joined bytes, each row's start and the index of its final `}`
                          (what core.encode splices the score fields into)
+    spans    int64 (n, 4): where the `timestamp` and `merchant_category` strings of a row
+             the kernel read lie in buf (core._jsonscan.scan_batch); spans[r, 0] is -1 for the
+             other rows, and the good ones among them are in `slow`
+    slow     {index: core.schema.Transaction} for the good rows msgspec decoded
     """
 
-    __slots__ = ("x", "good", "dead", "buf", "starts", "close")
+    __slots__ = ("x", "good", "dead", "buf", "starts", "close", "spans", "slow")
 
-    def __init__(self, x, good, dead, buf, starts, close):
+    def __init__(self, x, good, dead, buf, starts, close, spans, slow):
         self.x, self.good, self.dead = x, good, dead
         self.buf, self.starts, self.close = buf, starts, close
+        self.spans, self.slow = spans, slow
 
 
 def utc_hour(timestamp: str) -> int | str:
@@ -139,9 +144,11 @@ def decode_batch(values) -> Decoded:
     starts = np.empty(n, dtype=np.int64)
     close = np.empty(n, dtype=np.int64)
     status = np.empty(n, dtype=np.int8)
+    spans = np.empty((n, 4), dtype=np.int64)
     not_ok = _jsonscan.scan_batch(buf, lengths, MAX_VALUE_BYTES, x, starts, close, status,
-                                  *_KEYS)
+                                  spans, *_KEYS)
     dead = []
+    slow_good = {}
     if not_ok:
         good_mask = status == _jsonscan.OK
         slow = (status != _jsonscan.OK).nonzero()[0]
@@ -156,13 +163,14 @@ def decode_batch(values) -> Decoded:
                 dead.append((r, result))
             else:
                 good_mask[r] = True
+                slow_good[r] = result
                 start = int(starts[r])
                 end = start + int(lengths[r])
                 close[r] = start + len(joined[start:end].rstrip(_JSON_WS)) - 1
         good = good_mask.nonzero()[0]
     else:
         good = np.arange(n, dtype=np.int64)
-    return Decoded(x, good, dead, buf, starts, close)
+    return Decoded(x, good, dead, buf, starts, close, spans, slow_good)
 
 
 # the kernel's field codes -> the contract's names

@@ -32,7 +32,7 @@ __all__ = ["Scorer", "BatchResult"]
 
 def _scratch_velocity(d: Decoded, values) -> np.ndarray:
     """Velocity features of the good rows from a fresh core.velocity.CardStore (warm-up)."""
-    t, mcc = event_columns(d, values)
+    t, mcc = event_columns(d)
     amount = np.ascontiguousarray(d.x[d.good, AMOUNT])
     return CardStore().apply([b"warm-up"] * len(d.good), t, amount, mcc)
 

@@ -29,7 +29,7 @@ def test_event_columns_fast_and_msgspec_paths_agree_with_the_helpers():
               json.dumps(rows[1]).encode(),                       # escaped: the msgspec path
               json.dumps(rows[2], ensure_ascii=False).encode(),   # UTF-8 and a nested decoy
               json.dumps(rows[3], indent=1).encode()]
-    t, mcc = event_columns(decode_batch(values), values)
+    t, mcc = event_columns(decode_batch(values))
     assert t.tolist() == [epoch_seconds(r["timestamp"]) for r in rows]
     assert mcc.tolist() == [merchant_id(r["merchant_category"]) for r in rows]
 
@@ -69,3 +69,20 @@ def test_scored_events_carry_the_card_object_they_were_scored_with(scorer):
     assert [c["micro_10m"] for c in cards] == [1, 2, 3, 4, 5]
     assert cards[0]["secs_since_prev"] is None and cards[1]["secs_since_prev"] == 1.0
     assert all("card" not in json.loads(v) for _, v in scorer.score_batch(values).scored)
+
+
+def test_rows_of_two_partitions_and_dead_rows_see_their_own_partitions_state(scorer):
+    values = [json.dumps(_tx(transaction_id=f"t{i}", card_hash="c1", amount=2.0 + i,
+                             timestamp=f"2026-01-01T00:00:{i:02d}Z")).encode() for i in range(8)]
+    values[3] = b"{}"
+    parts = np.array([0, 1, 0, 0, 1, 1, 0, 1], dtype=np.int64)
+    keys = [b"c1"] * len(values)
+    got = batch_velocity({0: CardStore(), 1: CardStore()}, parts, keys)(decode_batch(values), values)
+    for p in (0, 1):
+        rows = [i for i in range(8) if parts[i] == p and i != 3]
+        alone = [values[i] for i in rows]
+        want = batch_velocity({p: CardStore()}, np.full(len(alone), p), [b"c1"] * len(alone))(
+            decode_batch(alone), alone)
+        good = [k for k, i in enumerate(i for i in range(8) if i != 3) if parts[i] == p]
+        np.testing.assert_array_equal(got[good].view(np.uint32), want.view(np.uint32))
+    assert got[:, 0].tolist() == [1, 1, 2, 2, 3, 3, 4]

@@ -187,3 +187,17 @@ def test_an_oversize_key_is_scored_as_a_new_card_and_never_kept():
     assert len(store) == 1 and all(key == b"card-a" for key, _ in store.changes())
     same = CardStore().apply([b"card-a", b"card-a"], t[[0, 2]], amount[[0, 2]], mcc[[0, 2]])
     assert np.array_equal(out[[0, 2]].view(np.uint32), same.view(np.uint32))
+
+
+def test_card_ids_within_and_across_batches():
+    # a new card takes the free slot at the end of the free list in first-seen order (as
+    # before the lookup went through map()): slots decide the sweep's order, so they stay put
+    store = CardStore(cards=8)
+    free = list(store._free_cards)
+    first = store._ids([b"a", b"b", b"a", b"c"]).tolist()
+    assert first == [free[-3], free[-2], free[-3], free[-1]]
+    assert store._ids([b"c", b"d", b"a"]).tolist() == [first[3], free[-4], first[0]]
+    assert store._ids([]).tolist() == []
+    grown = store._ids([b"k%d" % i for i in range(20)] + [b"a"])   # past the capacity
+    assert len(set(grown[:20].tolist())) == 20 and grown[20] == first[0]
+    assert [store._keys[c] for c in grown.tolist()] == [b"k%d" % i for i in range(20)] + [b"a"]
