@@ -7,9 +7,11 @@ bytes where it found them (plain ASCII, no escapes: core._jsonscan), so no secon
 the row; the rows msgspec decoded (escapes, non-ASCII, ...) from their decoded Transaction.
 
 `card_objects(feats)`: for each good row `,"card":{"tx_1m":3,"amount_1m":1.2345e1,...}`,
-which core.encode.splice_scores writes after the row's own fields, before the score fields. Counts are written as integers, other values
-with nine significant digits (enough to give back the float32 bit for bit), NaN as null:
-the text is a function of the bits only, computed with IEEE basic operations.
+which core.encode.splice_scores writes after the row's own fields, before the score fields.
+Counts are written as integers, other values with nine significant digits (enough to give
+back the float32 bit for bit), NaN as null: the text is a function of the bits only, computed
+with IEEE basic operations (a value with the bits of the row's previous sum is not formatted
+again: its text is copied).
 """
 
 from __future__ import annotations
@@ -18,9 +20,11 @@ import threading
 
 import numba as nb
 import numpy as np
+from llvmlite import ir
+from numba.core import types
+from numba.extending import intrinsic
 
 from core.decode import Decoded
-from core.encode import _copy
 from core.schema import CARD_FIELD
 from core.velocity import VELOCITY_FEATURES, epoch_seconds, merchant_id
 
@@ -105,16 +109,33 @@ def event_columns(d: Decoded) -> tuple[np.ndarray, np.ndarray]:
 
 # -- the `card` object -------------------------------------------------------------------------
 
+_NAME_WORDS = 3      # each `,"name":` piece is written as 3 little-endian 8-byte words
+
+
 def _name_table():
+    """(words uint64 (10, _NAME_WORDS), lengths): `,"card":{"tx_1m":`, `,"amount_1m":`, ..."""
     parts = [f',"{CARD_FIELD}":{{"{n}":' if i == 0 else f',"{n}":'
              for i, n in enumerate(card_json_names())]
     raw = [p.encode() for p in parts]
-    offs = np.cumsum([0] + [len(p) for p in raw]).astype(np.int64)
-    return np.frombuffer(b"".join(raw), dtype=np.uint8), offs
+    width = 8 * _NAME_WORDS
+    assert max(map(len, raw)) <= width
+    words = np.frombuffer(b"".join(r.ljust(width, b"\0") for r in raw), dtype="<u8")
+    return words.reshape(len(raw), _NAME_WORDS).copy(), np.array([len(r) for r in raw], np.int64)
 
 
-_NAMES, _NAME_OFFS = _name_table()
+_NAMES, _NAME_LENGTHS = _name_table()
 _MAX_VALUE = len("-1.23456789e-123")
+
+
+@intrinsic
+def _store_word(typingctx, buf, i, w):
+    """buf[i:i + 8] = the 8 bytes of uint64 w, little-endian, in one unaligned store."""
+    def codegen(context, builder, sig, args):
+        data = context.make_array(sig.args[0])(context, builder, args[0]).data
+        ptr = builder.bitcast(builder.gep(data, [args[1]]), ir.IntType(64).as_pointer())
+        builder.store(args[2], ptr, align=1)
+        return context.get_dummy_value()
+    return types.void(buf, i, w), codegen
 
 
 @_inline
@@ -189,12 +210,32 @@ def _put_value(out, o, f, is_count):
 
 
 @_jit
-def _card_objects(feats, names, offs, counts, out, ends):
+def _card_objects(feats, names, lengths, counts, out, ends):
+    """Each row's text into out (which has room for _NAME_WORDS * 8 bytes past the end: a
+    name is written as whole words, and what follows overwrites the excess)."""
     o = 0
     for k in range(feats.shape[0]):
+        same_bits = np.uint32(0)
+        same_a = -1                   # where the text of the last non-count value lies
+        same_b = -1
         for j in range(feats.shape[1]):
-            o = _copy(out, o, names, offs[j], offs[j + 1])
-            o = _put_value(out, o, feats[k, j], counts[j])
+            for w in range(_NAME_WORDS):
+                _store_word(out, o + 8 * w, names[j, w])
+            o += lengths[j]
+            f = feats[k, j]
+            bits = np.float32(f).view(np.uint32)
+            if counts[j]:
+                o = _put_value(out, o, f, True)
+            elif same_a >= 0 and bits == same_bits:
+                # the 1 min, 1 h and 24 h sums are mostly the same float: same bits, same text
+                for i in range(same_b - same_a):
+                    out[o + i] = out[same_a + i]
+                o += same_b - same_a
+            else:
+                same_bits = bits
+                same_a = o
+                o = _put_value(out, o, f, False)
+                same_b = o
         out[o] = 125
         o += 1
         ends[k + 1] = o
@@ -206,9 +247,9 @@ def card_objects(feats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     text is bytes[offsets[k]:offsets[k + 1]] (what core.encode.splice_scores takes as extra)."""
     feats = np.ascontiguousarray(feats, dtype=np.float32)
     n = feats.shape[0]
-    out = _scratch(n * (_NAMES.size + feats.shape[1] * _MAX_VALUE + 1))
+    out = _scratch(n * (int(_NAME_LENGTHS.sum()) + feats.shape[1] * _MAX_VALUE + 1) + 8 * _NAME_WORDS)
     ends = np.zeros(n + 1, dtype=np.int64)
-    used = _card_objects(feats, _NAMES, _NAME_OFFS, _COUNTS, out, ends)
+    used = _card_objects(feats, _NAMES, _NAME_LENGTHS, _COUNTS, out, ends)
     return out[:used], ends
 
 

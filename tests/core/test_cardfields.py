@@ -86,3 +86,30 @@ def test_rows_of_two_partitions_and_dead_rows_see_their_own_partitions_state(sco
         good = [k for k, i in enumerate(i for i in range(8) if i != 3) if parts[i] == p]
         np.testing.assert_array_equal(got[good].view(np.uint32), want.view(np.uint32))
     assert got[:, 0].tolist() == [1, 1, 2, 2, 3, 3, 4]
+
+
+def _value_texts(text: bytes) -> list[bytes]:
+    body = text[len(b',"card":{'):-1]
+    return [item.split(b":", 1)[1] for item in body.split(b",")]
+
+
+def test_a_value_repeated_in_a_row_is_written_as_if_alone():
+    # the kernel copies the text of a sum equal (bit for bit) to the row's previous sum
+    rng = np.random.default_rng(11)
+    print("seed 11")
+    feats = rng.lognormal(3, 2, (400, 10)).astype(np.float32)
+    feats[::2, 3] = feats[::2, 1]
+    feats[::2, 5] = feats[::2, 1]
+    feats[1::4, 7] = feats[1::4, 5]
+    feats[2::4, 5] = -feats[2::4, 5]
+    feats[3::8, 3] = np.nan
+    feats[3::8, 1] = np.nan
+    for k in range(feats.shape[0]):
+        buf, ends = card_objects(feats[k:k + 1])
+        texts = _value_texts(bytes(buf[ends[0]:ends[1]]))
+        for j in range(10):
+            alone = feats[k:k + 1].copy()
+            alone[0, [i for i in (1, 3, 5, 6, 7) if i != j]] = 0.5   # nothing equal before it
+            alone[0, j] = feats[k, j]
+            b2, e2 = card_objects(alone)
+            assert texts[j] == _value_texts(bytes(b2[e2[0]:e2[1]]))[j], (k, j)
