@@ -33,7 +33,7 @@ Bit-identical for any batch split and any x86-64 CPU: core/_velocity_kernel.py s
 from __future__ import annotations
 
 from collections import deque
-from itertools import compress, repeat
+from itertools import compress
 
 import numpy as np
 
@@ -154,32 +154,42 @@ class CardStore:
         return out
 
     def _ids(self, keys) -> np.ndarray:
-        # map() and fromiter keep the per-key work in C: a list comprehension of get() and
-        # np.array of the list cost ~1.6x as much; in a batch of mostly new cards, a second
-        # lookup of every key (the old way) cost as much again
+        """The card slot of every key, new cards given slots (in first-seen order)."""
+        # One pass in C (map, fromiter) over every key: a known key gives its slot, a new one
+        # is entered with -1 - r, r the row of its first occurrence, which its later rows then
+        # get too. Measured against a list comprehension of get(), np.array of the list and a
+        # second lookup of every key once the new ones had slots: ~2x faster with new cards.
         n = len(keys)
-        ids = np.fromiter(map(self._index.get, keys, repeat(-1, n)), np.int64, n)
-        if n and ids.min() < 0:
-            mask = ids < 0
-            missing = mask.tolist()
-            slots = self._new_cards(dict.fromkeys(compress(keys, missing)))
-            ids[mask] = np.fromiter(map(slots.__getitem__, compress(keys, missing)), np.int64)
+        index = self._index
+        try:
+            ids = np.fromiter(map(index.setdefault, keys, range(-1, -n - 1, -1)), np.int64, n)
+            if n and ids.min() < 0:
+                self._new_cards(keys, ids)
+        except BaseException:
+            self._index = {key: c for key, c in index.items() if c >= 0}   # no half-entered key
+            raise
         return ids
 
-    def _new_cards(self, new) -> dict:
-        """Slots for the keys of `new` (in its order, none of them known): {key: slot}."""
+    def _new_cards(self, keys, ids) -> None:
+        """Give the keys entered by _ids (ids < 0) free slots, in first-seen order."""
         # A free slot is already in the initial state (latest NaN, no events): the sweep,
         # the restore and _alloc_cards leave it so; the kernels mark it used.
-        need = len(new)
+        new = ids < 0
+        first_row = -1 - ids
+        is_first = new & (first_row == np.arange(ids.shape[0]))
+        firsts = is_first.nonzero()[0]
+        need = firsts.shape[0]
         while len(self._free_cards) < need:
             self._grow_cards()
         free = self._free_cards
         taken = free[len(free) - need:]
         del free[len(free) - need:]
-        slots = dict(zip(new, taken))
-        self._index.update(slots)
-        deque(map(self._keys.__setitem__, taken, new), maxlen=0)   # _keys[slot] = key, in C
-        return slots
+        slot_of_row = np.empty(ids.shape[0], dtype=np.int64)
+        slot_of_row[firsts] = taken
+        ids[new] = slot_of_row[first_row[new]]
+        new_keys = list(compress(keys, is_first.tolist()))
+        self._index.update(zip(new_keys, taken))
+        deque(map(self._keys.__setitem__, taken, new_keys), maxlen=0)   # _keys[slot] = key, in C
 
     def _sweep(self, budget: int) -> None:
         evicted = np.empty(min(budget, self.latest.shape[0]), dtype=np.int64)

@@ -201,3 +201,12 @@ def test_card_ids_within_and_across_batches():
     grown = store._ids([b"k%d" % i for i in range(20)] + [b"a"])   # past the capacity
     assert len(set(grown[:20].tolist())) == 20 and grown[20] == first[0]
     assert [store._keys[c] for c in grown.tolist()] == [b"k%d" % i for i in range(20)] + [b"a"]
+
+
+def test_a_failed_lookup_leaves_no_half_entered_card():
+    store = CardStore()
+    store._ids([b"known"])
+    with pytest.raises(TypeError):
+        store._ids([b"a", b"known", ["not", "hashable"], b"b"])
+    assert store._index == {b"known": store._ids([b"known"])[0]}
+    assert store._ids([b"a"])[0] >= 0 and len(store) == 2
