@@ -12,7 +12,8 @@ and the outputs of what was timed are checked against the seed's own scores:
 Environment overrides: FRAUDSTREAM_RATIO_FLOOR (vs the seed's per-message path),
 FRAUDSTREAM_JSON_RATIO_FLOOR (vs json.loads+json.dumps), FRAUDSTREAM_IO_RATIO_FLOOR
 (decode+features+encode without the model vs json), FRAUDSTREAM_GATE_ROUNDS (default 25),
-FRAUDSTREAM_STATE_MAX_RATIO (score_batch with the per-card state over stateless, default 1.75).
+FRAUDSTREAM_STATE_MAX_RATIO (score_batch with the per-card state over stateless; default per
+CPU vendor: 1.5 Intel, 1.65 AMD).
 """
 
 import json
@@ -33,7 +34,6 @@ BATCH = 1024
 EVENTS = 4 * BATCH
 ROUNDS = int(os.environ.get("FRAUDSTREAM_GATE_ROUNDS", "25"))
 SEED_CHECKED = 200      # outputs compared with the seed's predict_proba (~1 ms each)
-STATE_MAX_RATIO = float(os.environ.get("FRAUDSTREAM_STATE_MAX_RATIO", "1.75"))
 
 
 def _vendor() -> str:
@@ -51,6 +51,12 @@ _FLOORS = {"amd": {"seed": 215.0, "json": 16.0, "io": 21.0},
 _ENV = {"seed": "FRAUDSTREAM_RATIO_FLOOR", "json": "FRAUDSTREAM_JSON_RATIO_FLOOR",
         "io": "FRAUDSTREAM_IO_RATIO_FLOOR"}
 FLOORS = {k: float(os.environ.get(_ENV[k], v)) for k, v in _FLOORS[_vendor()].items()}
+# Ceilings of state/stateless: the issue's +1.0 µs/event over a stateless path of ~2.0 µs of
+# CPU is 1.5x on the Intel Xeon (1.34-1.41x measured); AMD is not measured yet and runs the
+# numba and compiled-tree parts relatively faster than the dict work of the state (estimate
+# ~1.5x there, at +0.5 µs/event): tests/perf/README.md.
+_STATE_CEILINGS = {"amd": 1.65, "intel": 1.5}
+STATE_MAX_RATIO = float(os.environ.get("FRAUDSTREAM_STATE_MAX_RATIO", _STATE_CEILINGS[_vendor()]))
 
 
 class Paired:
@@ -170,8 +176,8 @@ def test_score_batch_with_state_vs_stateless(benchmark, payloads):
     """The per-card state (issue #19) against the same batches scored stateless, round for
     round in CPU time (the stateless pass in the untimed setup of every round), both with the
     stateless model (the cost of the state, not of bigger trees). The goal is +1.0 µs/event at
-    batch 1024, about 1.6x on an Intel Xeon; the gate's ceiling, STATE_MAX_RATIO, fails the
-    state's own cost grown 1.5x (1.87x there) and passes the healthy spread (1.5-1.7x)."""
+    batch 1024, 1.5x on an Intel Xeon: the ceiling there (STATE_MAX_RATIO), which also fails
+    the state's own cost grown 1.5x (1.54x from the 1.36x measured)."""
     scorer = Scorer.load(stateless_model_path())
     batches = chunks(payloads, BATCH, EVENTS)
     keys = [[json.loads(v)["card_hash"].encode() for v in b] for b in batches]
