@@ -120,9 +120,10 @@ def test_reasons_treeshap_reference(benchmark, flagged_rows):
     xgboost at runtime."""
     import xgboost as xgb
 
-    from core.paths import default_model_path
+    from core.paths import stateless_model_path
 
-    booster = xgb.Booster(model_file=str(default_model_path().parent / "fraud-model.json"))
+    # the model the `scorer` fixture flagged these 34-feature rows with
+    booster = xgb.Booster(model_file=str(stateless_model_path().with_name("fraud-model-stateless.json")))
     booster.set_param({"nthread": 1})
     n, repeat = round(1024 * ALERT_SHARE), 20
     flagged = np.ascontiguousarray(flagged_rows[np.arange(n) % flagged_rows.shape[0]])
