@@ -7,7 +7,8 @@
     result.dead    -> [(input index, reason)]               the rest, e.g. "missing field: `amount`"
 
 No Kafka here: core.loop wraps this in the transactional consumer. For teams migrating from a
-per-message design, `compute_features` + `predict` score one event the old way (slowly).
+per-message design, `compute_features` + `predict` score one event the old way (slowly); with a
+stateful model the Scorer then keeps the card history of one stream (see compute_features).
 """
 
 import time
@@ -25,7 +26,7 @@ from core.features import AMOUNT, N_FEATURES, N_V, build_features, fill_derived
 from core.model import FraudModel, load_model
 from core.reasons import Reasoner
 from core.risk import LEVEL_NAMES
-from core.velocity import VELOCITY_FEATURES, CardStore
+from core.velocity import VELOCITY_FEATURES, CardStore, epoch_seconds, merchant_id
 
 __all__ = ["Scorer", "BatchResult"]
 
@@ -64,13 +65,14 @@ class BatchResult:
 class Scorer:
     """Scores micro-batches of raw transaction values with one fraud model."""
 
-    __slots__ = ("model", "reasoner", "_predict", "_classify")
+    __slots__ = ("model", "reasoner", "_predict", "_classify", "_cards")
 
     def __init__(self, model: FraudModel):
         self.model = model
         self.reasoner = Reasoner(model.contributions)
         self._predict = model.predict
         self._classify = model.risk.classify
+        self._cards = None   # the per-message facade's CardStore, made at its first use
 
     @classmethod
     def load(cls, path=None, *, compile: bool = True) -> "Scorer":
@@ -160,30 +162,65 @@ class Scorer:
 
     # -- the per-message facade ---------------------------------------------------------
 
-    def compute_features(self, amount, timestamp, v_features) -> np.ndarray:
-        """One feature vector (float32, N_FEATURES) the way score_batch builds its rows.
+    def compute_features(self, amount, timestamp, v_features, *, card_hash=None,
+                         merchant_category=None) -> np.ndarray:
+        """One feature vector (float32, one value per model feature) the way score_batch
+        builds its rows.
 
         timestamp: a datetime (naive means UTC) or an ISO-8601 UTC string ending in Z;
-        v_features: a mapping with V1..V28.
+        v_features: a mapping with V1..V28. Bad arguments raise ValueError.
+
+        A stateful model (needs_velocity: the default one) also reads the card's history:
+        pass card_hash (the card's key as the service would see it, str or bytes: the
+        `card_hash` on the wire) and merchant_category. This Scorer then keeps its own
+        core.velocity.CardStore, and every call *is* one transaction applied to it, in call
+        order: call once per transaction, in the order of one stream (one partition, as a
+        scoring process sees it), never twice for the same one. The vector then equals the
+        row score_batch builds for that stream, bit for bit. Not thread-safe; use one Scorer
+        per stream (Scorer.load() again for another: the compiled model is cached). The
+        state lives in memory only: nothing is restored after a restart.
+        A stateless model ignores card_hash and merchant_category.
         """
-        if isinstance(timestamp, datetime):
-            if timestamp.tzinfo is not None:
-                timestamp = timestamp.astimezone(timezone.utc)
-            hour = timestamp.hour
-        else:
-            hour = utc_hour(timestamp)
-            if isinstance(hour, str):
-                raise ValueError(hour)
+        timestamp = _utc_text(timestamp)
+        hour = utc_hour(timestamp)
+        if isinstance(hour, str):
+            raise ValueError(hour)
         missing = [name for name in _V_NAMES if name not in v_features]
         if missing:
             raise ValueError(f"v_features lacks {', '.join(missing)}")
         v = np.array([[v_features[name] for name in _V_NAMES]], dtype=np.float32)
-        return build_features(np.array([amount], dtype=np.float32),
-                              np.array([hour], dtype=np.float32), v)[0]
+        amounts = np.array([amount], dtype=np.float32)
+        x = build_features(amounts, np.array([hour], dtype=np.float32), v)[0]
+        if not self.needs_velocity:
+            return x
+        if card_hash is None or merchant_category is None:
+            raise ValueError(
+                f"model {self.model_version} uses per-card velocity features: pass card_hash= "
+                f"and merchant_category= (this Scorer then keeps the cards' history of one "
+                f"stream), or load a stateless model, e.g. "
+                f"Scorer.load(core.paths.stateless_model_path())")
+        key = card_hash.encode() if isinstance(card_hash, str) else bytes(card_hash)
+        if not isinstance(merchant_category, str):
+            raise ValueError(f"merchant_category must be a str, not {type(merchant_category).__name__}")
+        card = self._facade_card(key, epoch_seconds(timestamp), amounts, merchant_id(merchant_category))
+        return np.concatenate((x, card))
+
+    def _facade_card(self, key: bytes, t: float, amounts: np.ndarray, mcc: int) -> np.ndarray:
+        """The velocity features of one transaction, applied to the facade's CardStore exactly
+        as the service applies a batch (core.cardstate: an oversize key is a card with no
+        history and is never kept)."""
+        from core.cardstate import _apply   # the service's own rule; it pulls in the Kafka client
+
+        if self._cards is None:
+            self._cards = CardStore()
+        card = _apply(self._cards, [key], np.array([t]), amounts, np.array([mcc], dtype=np.int64))[0]
+        self._cards.discard_changes()   # no changelog here: pending changes would only pile up
+        return card
 
     def predict(self, vector) -> dict:
-        """Score one feature vector: fraud_score, is_fraud, risk_level, threshold_used."""
-        x = np.asarray(vector, dtype=np.float32).reshape(1, N_FEATURES)
+        """Score one feature vector (compute_features'): fraud_score, is_fraud, risk_level,
+        threshold_used."""
+        x = np.asarray(vector, dtype=np.float32).reshape(1, -1)
         score = self._predict(np.ascontiguousarray(x))
         is_fraud, level = self._classify(score)
         return {
@@ -192,3 +229,15 @@ class Scorer:
             "risk_level": LEVEL_NAMES[int(level[0])],
             "threshold_used": self.threshold,
         }
+
+
+def _utc_text(timestamp):
+    """A datetime as the wire's UTC text (naive means UTC), so that both forms go through the
+    parsers score_batch uses; anything else unchanged (utc_hour judges it)."""
+    if not isinstance(timestamp, datetime):
+        return timestamp
+    if timestamp.tzinfo is not None:
+        timestamp = timestamp.astimezone(timezone.utc)
+    t = timestamp
+    frac = f".{t.microsecond:06d}" if t.microsecond else ""
+    return f"{t.year:04d}-{t.month:02d}-{t.day:02d}T{t.hour:02d}:{t.minute:02d}:{t.second:02d}{frac}Z"
