@@ -78,6 +78,7 @@ class ScoringConsumer:
         self._limits = OutputLimits.uniform(config.topics)
         self._culprits = Culprits()
         self._refused: set[int] = set()   # partitions paused by offset_reset=refuse, already reported
+        self._uncommitted: set[int] = set()   # assigned partitions without a committed batch yet
         if getattr(scorer, "needs_velocity", False) and not config.state:
             from core.velocity import VELOCITY_FEATURES
             raise ConfigError(f"state: the model uses {', '.join(VELOCITY_FEATURES)}, which only "
@@ -209,6 +210,7 @@ class ScoringConsumer:
             self._refused.update(refused)
             consumer.assign(partitions)
         self._assigned.update(tp.partition for tp in partitions)
+        self._uncommitted.update(tp.partition for tp in partitions)
         self._rebalanced = True
         log.info("%s: assigned %s", self.name, sorted(self._assigned))
 
@@ -216,6 +218,7 @@ class ScoringConsumer:
         self._abort_if_open("partitions revoked")
         self._assigned.difference_update(tp.partition for tp in partitions)
         self._refused.difference_update(tp.partition for tp in partitions)
+        self._uncommitted.difference_update(tp.partition for tp in partitions)
         self._drop_state(partitions)
         self._rebalanced = True
         log.info("%s: revoked %s", self.name, sorted(tp.partition for tp in partitions))
@@ -224,6 +227,7 @@ class ScoringConsumer:
         self._abort_if_open("partitions lost")
         self._assigned.difference_update(tp.partition for tp in partitions)
         self._refused.difference_update(tp.partition for tp in partitions)
+        self._uncommitted.difference_update(tp.partition for tp in partitions)
         self._drop_state(partitions)
         self._rebalanced = True
         log.warning("%s: lost %s", self.name, sorted(tp.partition for tp in partitions))
@@ -301,6 +305,8 @@ class ScoringConsumer:
         if done is None:
             return False
         commit_s, diverted = done
+        if self._uncommitted:
+            self._log_first_commit(offsets)
         alerts = len(result.alerts)
         if diverted:
             alerts -= sum(1 for idx, _ in result.alerts if idx in diverted)
@@ -310,6 +316,15 @@ class ScoringConsumer:
         self.metrics.record_batch(len(msgs), len(result.scored) - len(diverted), alerts,
                                   len(result.dead) + len(diverted), commit_s)
         return True
+
+    def _log_first_commit(self, offsets: list[TopicPartition]) -> None:
+        # How long a partition was out of service after a kill or a rebalance (restore
+        # included) ends here: `bench run` reads this line from the service's log.
+        first = sorted(tp.partition for tp in offsets if tp.partition in self._uncommitted)
+        if first:
+            self._uncommitted.difference_update(first)
+            log.info("%s: committed the first batch of %s%s since assigned", self.name,
+                     self.config.topics.transactions, first)
 
     def _commit_transaction(self, msgs: list[Any], result: Any, offsets: list[TopicPartition],
                             divert: dict[int, str], pending: list[Any]) -> tuple[float, dict[int, str]] | None:

@@ -21,6 +21,7 @@ Layout (JSON names; `?` marks a field that may be null):
         confirmation?   Window: a search's median peak held for confirm_s
         verdict         Verdict: exactly once, from the sequence numbers the sinks read
         faults[]        FaultEvent: what was killed, when
+          restores[]?   Restore: how each partition of a killed scoring process came back
         per_second[]    Second: counts and latency percentiles, second by second
       comparison?       Comparison: two pipelines' sustained rates and their ratio's range
 
@@ -48,7 +49,7 @@ from core.errors import ConfigError
 
 __all__ = ["RunResult", "PipelineRun", "Headline", "Window", "Verdict", "Detection", "PatternDetection",
            "Latency",
-           "Stages", "Checks", "Counts", "BrokerGc", "BrokerWarmup", "FaultEvent", "Second", "Machine",
+           "Stages", "Checks", "Counts", "BrokerGc", "BrokerWarmup", "FaultEvent", "Restore", "Second", "Machine",
            "BrokerData", "Comparison", "read_result", "write_result", "encode_result"]
 
 # kw_only: fields in the order they appear in the file, whether they have a default or not
@@ -194,6 +195,20 @@ class Verdict(msgspec.Struct, **_RECORD):
     drained: bool = True        # every sent record was visible before drain_s ran out
 
 
+class Restore(msgspec.Struct, **_RECORD):
+    """A partition the killed scoring process held, back in service, as the service logged it
+    (bench.measure.restores). Seconds count from the kill. Null: not in the log (no restore:
+    state off; no commit: none before the run ended)."""
+    partition: int
+    pid: int | None             # the process that took the partition over
+    records: int | None         # changelog records its restore read
+    cards: int | None           # cards in the restored state
+    restore_s: float | None     # the restore as the service timed it (snapshots: restore + replay)
+    replayed: int | None = None    # input records replayed after the snapshot (snapshots only)
+    restored_after_s: float | None         # kill -> the restore done
+    first_commit_after_s: float | None     # kill -> the partition's first committed batch
+
+
 class FaultEvent(msgspec.Struct, omit_defaults=True, **_RECORD):
     """A planned kill; fields that do not apply are left out of the file."""
     t: float                    # when (epoch s)
@@ -202,6 +217,9 @@ class FaultEvent(msgspec.Struct, omit_defaults=True, **_RECORD):
     pid: int | None = None      # the scoring process killed
     node: int | None = None     # the broker node killed
     error: str | None = None    # why nothing was killed
+    # a scorer kill: each partition the process held (empty: none); null when not read (an
+    # external scorer, a seed-baseline pipeline, results from before restores were reported)
+    restores: list[Restore] | None = None
 
 
 class Second(msgspec.Struct, **_RECORD):

@@ -5,6 +5,8 @@ Exit codes of `bench run`: 0 every SLO held and exactly-once verified; 3 an SLO 
 4 exactly-once violated (missing, duplicated or unexpected records); 1 the run itself failed.
 """
 
+import statistics
+
 import msgspec
 from rich.console import Console
 from rich.live import Live
@@ -146,8 +148,7 @@ def print_result(result: RunResult, console: Console | None = None) -> None:
         for name, p in (d.by_pattern or {}).items():
             console.print(f"  {name:20s} recall {_ms(_pct(p.recall))}% ({p.true_positives}/"
                           f"{p.positives_sent})  precision vs legit {_ms(_pct(p.precision))}%")
-        for f in run.faults:
-            console.print(f"fault: {msgspec.to_builtins(f)}")
+        _print_faults(console, run.faults)
         slo = run.slo
         console.print(f"SLO p99 <= {slo.p99_ms:g} ms, p99.9 <= {slo.p999_ms:g} ms, rate >= "
                       f"{slo.min_rate_ratio:.0%} of asked: "
@@ -160,6 +161,45 @@ def print_result(result: RunResult, console: Console | None = None) -> None:
                       f"{_bracket_text(brackets[1])} / {_bracket_text(brackets[0])} = "
                       f"[bold]{ratio_text(c.ratio_range)}[/]")
     console.print(f"exit code {exit_code(result)}")
+
+
+def _s(x) -> str:
+    return "-" if x is None else f"{x:,.2f}"
+
+
+def _count(x) -> str:
+    return "-" if x is None else f"{x:,}"
+
+
+def _print_faults(console: Console, faults) -> None:
+    """One line per kill, then how the partitions of the killed scoring processes came back:
+    who took each over, its restore, and the seconds from the kill to the restore's end and to
+    the partition's first committed batch (bench.measure.restores)."""
+    for f in faults:
+        console.print(f"fault: {msgspec.to_builtins(msgspec.structs.replace(f, restores=None))}")
+    rows = [(f, r) for f in faults for r in f.restores or ()]
+    empty = [f for f in faults if f.restores == []]
+    if empty:
+        console.print(f"{len(empty)} killed scoring process(es) held no partition by the service's log")
+    if not rows:
+        return
+    replay = any(r.replayed is not None for _, r in rows)
+    t = Table("kill at s", "pid", "partition", "taken by", "records", *(["replayed"] if replay else []),
+              "cards", "restore s", "kill→restored s", "kill→1st commit s",
+              title="partitions of killed scorers back in service (from the service's log)",
+              title_justify="left")
+    for f, r in rows:
+        t.add_row("-" if f.at_s is None else f"{f.at_s:g}", str(f.pid), str(r.partition),
+                  "-" if r.pid is None else str(r.pid), _count(r.records),
+                  *([_count(r.replayed)] if replay else []), _count(r.cards), _s(r.restore_s),
+                  _s(r.restored_after_s), _s(r.first_commit_after_s))
+    console.print(t)
+    back = sorted(r.first_commit_after_s for _, r in rows if r.first_commit_after_s is not None)
+    if back:
+        console.print(f"kill -9 → first committed batch: median {_s(statistics.median(back))} s, "
+                      f"max {_s(back[-1])} s over {len(back)} partition(s)"
+                      + (f"; {len(rows) - len(back)} with no commit logged before the run ended"
+                         if len(back) < len(rows) else ""))
 
 
 def _print_steps(console: Console, steps) -> None:

@@ -20,6 +20,7 @@ from pathlib import Path
 import msgspec
 
 from bench.measure import procs
+from bench.measure.restores import read_log, restores_after
 from bench.run.harness import Harness
 from bench.run.jitwarm import warm_broker
 from bench.load.generator import ProducerSpec
@@ -269,7 +270,8 @@ def _run_pipeline(scenario, pipeline, target, bootstrap, cluster, opts) -> Pipel
             pipeline=pipeline, run_id=run_id, topics=list(names.all()), kind=info.kind,
             headline=headline, window=window, confirmation=info.confirmation,
             steps=info.steps if info.kind == "max" else None, slo=scenario.slo,
-            slo_passed=slo_passed, verdict=v, passed=slo_passed and v.exactly_once, faults=events,
+            slo_passed=slo_passed, verdict=v, passed=slo_passed and v.exactly_once,
+            faults=_with_restores(events, service if pipeline == "fraudstream" else None),
             per_second=tl.per_second(info.t_measure - math.ceil(scenario.warmup_s),
                                      max(tl.sent, default=t0) + 1),
             pool_build_s=harness.pool_seconds, first_send_epoch_s=first,
@@ -293,6 +295,16 @@ def _run_pipeline(scenario, pipeline, target, bootstrap, cluster, opts) -> Pipel
                 delete_topics(bootstrap, names)
             except Exception as exc:  # teardown must not hide the run's own error
                 opts.echo(f"warning: could not delete the run's topics: {exc}")
+
+
+def _with_restores(events: list[FaultEvent], service: PipelineProcess | None) -> list[FaultEvent]:
+    """Scorer kills with how each partition of the killed process came back (from the
+    service's log, complete by now: the run has drained)."""
+    if service is None or not any(e.pid is not None for e in events):
+        return events
+    log = read_log(service.log_path)
+    return [e if e.pid is None else msgspec.structs.replace(e, restores=restores_after(log, e.t, e.pid))
+            for e in events]
 
 
 def _first_tps(scenario: Scenario) -> float:

@@ -1,5 +1,6 @@
 """`bench run` end to end against the real broker and the real scoring service: the report's
-counts equal what was sent, and the verdict is exactly-once, also with a worker killed."""
+counts equal what was sent, and the verdict is exactly-once, also with a worker killed (whose
+partitions' restores the report shows)."""
 
 import msgspec
 import pytest
@@ -58,6 +59,12 @@ def test_a_killed_worker_is_reported_and_the_run_still_verifies(tmp_path, kafka_
     run = result.runs[0]
     (kill,) = run.faults
     assert kill.kill == "scorer" and kill.pid > 0 and run.workers_restarted == 1
+    # each partition the killed worker held came back: restored from the changelog (state is
+    # on by default), then its first batch committed, by another process, within the run
+    assert kill.restores, "the killed worker held no partition by the service's log"
+    for r in kill.restores:
+        assert r.pid not in (None, kill.pid) and r.records is not None and r.restore_s >= 0, r
+        assert 0 < r.restored_after_s <= r.first_commit_after_s < 60, r
     v = run.verdict
     assert v.exactly_once, v
     assert v.scored_unique == v.sent and v.missing == 0 and v.duplicated == 0
