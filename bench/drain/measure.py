@@ -140,10 +140,8 @@ def drain(opts: DrainOptions) -> DrainResult:
                            workers=opts.workers or len(parts), group=group,
                            batch=SimpleNamespace(max_records=opts.batch_max_records,
                                                  max_wait_ms=opts.batch_max_wait_ms),
-                           kafka=opts.kafka)
+                           kafka=opts.kafka, state=opts.state)
         argv += ["--metrics-port", str(metrics_port), "--stats-interval", "5"]
-        if not opts.state:
-            argv.append("--no-state")
         service = PipelineProcess(argv, opts.log_path)
         try:
             points, cpu = _follow(opts, probe, service, parts, ends, total)

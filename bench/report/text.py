@@ -87,6 +87,7 @@ def print_result(result: RunResult, console: Console | None = None) -> None:
     console.print(f"[bold]{result.scenario.name}[/] on {m.cores} cores ({m.cpu_model}), "
                   f"librdkafka {m.librdkafka}, broker {result.bootstrap}"
                   + (", broker data in memory" if in_memory else "")
+                  + ("" if result.scenario.state else ", fraudstream without per-card state")
                   + (f", load average {m.loadavg_1m_at_end:g}" if m.loadavg_1m_at_end is not None else ""))
     on_disk = result.embedded_broker and not in_memory
     hint = writeback_hint(m.vm_writeback) if on_disk else None

@@ -33,6 +33,9 @@ __all__ = ["run"]
                    "rate.confirm_s, default 60; 0: no confirmation).")
 @click.option("--pipeline", type=click.Choice(["fraudstream", "seed-baseline"]), default=None,
               help="Override the pipeline under test.")
+@click.option("--no-state", is_flag=True,
+              help="fraudstream without per-card state (--no-state, the stateless model); "
+                   "overrides the scenario's `state`.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("results"),
               show_default=True, help="Where the JSON result and PNG plots go.")
 @click.option("--keep-topics", is_flag=True, help="Do not delete the run's topics afterwards.")
@@ -41,7 +44,7 @@ __all__ = ["run"]
 @click.option("--no-plots", is_flag=True, help="Skip the PNG plots.")
 @click.option("--quiet", is_flag=True, help="No live progress line.")
 def run(scenario_file, bootstrap, external_scorer, namespace, target_file, workers, duration, tps,
-        repeat, confirm_s, pipeline, out_dir, keep_topics, keep_broker, no_plots, quiet):
+        repeat, confirm_s, pipeline, no_state, out_dir, keep_topics, keep_broker, no_plots, quiet):
     """Run a benchmark scenario: open-loop load, end-to-end latency, exactly-once verdict.
 
     \b
@@ -49,6 +52,7 @@ def run(scenario_file, bootstrap, external_scorer, namespace, target_file, worke
       bench run scenarios/peak.yaml                 # embedded broker, highest rate within the SLO
       bench run scenarios/peak.yaml --repeat 5      # five searches, median peak held 60 s
       bench run scenarios/steady.yaml --workers 2
+      bench run scenarios/latency-20k.yaml --no-state   # the stateless path, to compare
       bench run scenarios/steady.yaml --bootstrap kafka:9092 --external-scorer --namespace prod-test
 
     Without --bootstrap it uses the local broker, starting it (with the target's data_dir)
@@ -89,6 +93,8 @@ def run(scenario_file, bootstrap, external_scorer, namespace, target_file, worke
             rate, **{k: v for k, v in (("repeat", repeat), ("confirm_s", confirm_s)) if v is not None})
     if pipeline is not None:
         changes["pipeline"] = pipeline
+    if no_state:
+        changes["state"] = False
     if target_file is not None:
         changes["target"] = load_target(target_file)
     if changes:

@@ -194,7 +194,7 @@ def _run_pipeline(scenario, pipeline, target, bootstrap, cluster, opts) -> Pipel
         if not opts.external_scorer:
             argv = command_for(pipeline, bootstrap=bootstrap, namespace=namespace,
                                workers=topo.scoring_processes, group=f"bench.{run_id}",
-                               batch=scenario.batch, kafka=target.scorer)
+                               batch=scenario.batch, kafka=target.scorer, state=scenario.state)
             service = PipelineProcess(argv, opts.out_dir / run_id / f"{pipeline}.log")
         harness.start()
 

@@ -1,6 +1,7 @@
 """Start and stop the pipeline under test as a user would: a subprocess with command-line flags.
 
     fraudstream     python -m core --bootstrap B --namespace NS --workers N --group G ...
+                    (state off: ... --no-state --model models/fraud-model-stateless.meta.json)
     seed-baseline   python -m bench.run.seed_baseline --bootstrap B --namespace NS --workers N ...
 
 Each run gets its own consumer group (and so its own transactional ids): runs on a shared
@@ -20,8 +21,9 @@ __all__ = ["PipelineProcess", "command_for"]
 
 
 def command_for(pipeline: str, *, bootstrap: str, namespace: str, workers: int, group: str,
-                batch=None, kafka: dict | None = None) -> list[str]:
-    """The argv that starts `pipeline` (fraudstream or seed-baseline)."""
+                batch=None, kafka: dict | None = None, state: bool = True) -> list[str]:
+    """The argv that starts `pipeline` (fraudstream or seed-baseline); state=False runs
+    fraudstream without per-card state, so with the model that needs none."""
     module = {"fraudstream": "core", "seed-baseline": "bench.run.seed_baseline"}[pipeline]
     argv = [sys.executable, "-m", module, "--bootstrap", bootstrap, "--namespace", namespace,
             "--workers", str(workers), "--group", group]
@@ -30,6 +32,10 @@ def command_for(pipeline: str, *, bootstrap: str, namespace: str, workers: int, 
             argv += ["--batch-max-records", str(batch.max_records)]
         if batch.max_wait_ms is not None:
             argv += ["--batch-max-wait-ms", str(int(batch.max_wait_ms))]
+    if pipeline == "fraudstream" and not state:
+        from core.paths import stateless_model_path
+
+        argv += ["--no-state", "--model", str(stateless_model_path())]
     for key, value in (kafka or {}).items():
         argv += ["-X", f"{key}={value}"]
     return argv

@@ -153,6 +153,9 @@ class Scenario(msgspec.Struct, **_STRUCT):
     pipeline: Union[Pipeline, Annotated[list[Pipeline], msgspec.Meta(min_length=1)]] = "fraudstream"
     topology: Topology = Topology()
     batch: Batching = Batching()
+    # fraudstream's per-card velocity state, with the default (stateful) model; false: the
+    # service runs with --no-state and the stateless model (models/fraud-model-stateless.*)
+    state: bool = True
     traffic: Traffic = Traffic()
     slo: Slo = Slo()
     faults: list[Fault] = []
