@@ -185,10 +185,10 @@ def _print_faults(console: Console, faults) -> None:
     if not rows:
         return
     replay = any(r.replayed is not None for _, r in rows)
-    t = Table("kill at s", "pid", "partition", "taken by", "records", *(["replayed"] if replay else []),
-              "cards", "restore s", "kill→restored s", "kill→1st commit s",
-              title="partitions of killed scorers back in service (from the service's log)",
-              title_justify="left")
+    t = Table("kill at s", "pid", "partition", "by pid", "records", *(["replayed"] if replay else []),
+              "cards", "restore s", "restored +s", "committed +s",
+              title="partitions of killed scorers back in service (the service's log; +s: seconds "
+                    "after the kill)", title_justify="left")
     for f, r in rows:
         t.add_row("-" if f.at_s is None else f"{f.at_s:g}", str(f.pid), str(r.partition),
                   "-" if r.pid is None else str(r.pid), _count(r.records),
