@@ -122,7 +122,8 @@ def _first(events, kind: str, p: int, after: float, pids=None, before: float | N
 def restores_after(events: list[LogEvent], kill_t: float, pid: int) -> list[Restore]:
     """For each partition process `pid` held when it was killed at kill_t: which process took
     it over, its restore (the one that process logged before its first commit of it) and the
-    seconds from the kill to the restore's end and to that first commit."""
+    seconds from the kill to that process's assignment of it (a restarted process: its start-up
+    ends there), to the restore's end and to that first commit."""
     out = []
     later = [e for e in events if e.t >= kill_t and e.pid != pid]
     for p in owned_at(events, pid, kill_t):
@@ -136,11 +137,13 @@ def restores_after(events: list[LogEvent], kill_t: float, pid: int) -> list[Rest
         if replay is not None:
             seconds, done = replay.seconds, replay
         taker = commit or restore
+        assigned = None if taker is None else _first(later, "assigned", p, kill_t, {taker.pid}, taker.t)
         out.append(Restore(
             partition=p, pid=None if taker is None else taker.pid,
             records=None if restore is None else restore.records,
             cards=None if restore is None else restore.cards,
             restore_s=seconds, replayed=None if replay is None else replay.records,
+            assigned_after_s=None if assigned is None else round(assigned.t - kill_t, 3),
             restored_after_s=None if done is None else round(done.t - kill_t, 3),
             first_commit_after_s=None if commit is None else round(commit.t - kill_t, 3)))
     return out

@@ -205,6 +205,7 @@ class Restore(msgspec.Struct, **_RECORD):
     cards: int | None           # cards in the restored state
     restore_s: float | None     # the restore as the service timed it (snapshots: restore + replay)
     replayed: int | None = None    # input records replayed after the snapshot (snapshots only)
+    assigned_after_s: float | None = None  # kill -> the partition assigned to that process
     restored_after_s: float | None         # kill -> the restore done
     first_commit_after_s: float | None     # kill -> the partition's first committed batch
 

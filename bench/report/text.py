@@ -186,14 +186,14 @@ def _print_faults(console: Console, faults) -> None:
         return
     replay = any(r.replayed is not None for _, r in rows)
     t = Table("kill at s", "pid", "partition", "by pid", "records", *(["replayed"] if replay else []),
-              "cards", "restore s", "restored +s", "committed +s",
+              "cards", "restore s", "assigned +s", "restored +s", "committed +s",
               title="partitions of killed scorers back in service (the service's log; +s: seconds "
                     "after the kill)", title_justify="left")
     for f, r in rows:
         t.add_row("-" if f.at_s is None else f"{f.at_s:g}", str(f.pid), str(r.partition),
                   "-" if r.pid is None else str(r.pid), _count(r.records),
                   *([_count(r.replayed)] if replay else []), _count(r.cards), _s(r.restore_s),
-                  _s(r.restored_after_s), _s(r.first_commit_after_s))
+                  _s(r.assigned_after_s), _s(r.restored_after_s), _s(r.first_commit_after_s))
     console.print(t)
     back = sorted(r.first_commit_after_s for _, r in rows if r.first_commit_after_s is not None)
     if back:

@@ -64,7 +64,7 @@ def test_a_killed_worker_is_reported_and_the_run_still_verifies(tmp_path, kafka_
     assert kill.restores, "the killed worker held no partition by the service's log"
     for r in kill.restores:
         assert r.pid not in (None, kill.pid) and r.records is not None and r.restore_s >= 0, r
-        assert 0 < r.restored_after_s <= r.first_commit_after_s < 60, r
+        assert 0 < r.assigned_after_s <= r.restored_after_s <= r.first_commit_after_s < 60, r
     v = run.verdict
     assert v.exactly_once, v
     assert v.scored_unique == v.sent and v.missing == 0 and v.duplicated == 0

@@ -67,13 +67,13 @@ def test_ownership_follows_assigned_revoked_and_lost_lines():
 def test_each_partition_of_the_killed_process_with_its_restore_and_first_commit():
     got = restores_after(parse_log(_service_log()), T0 + 10.0, 101)
     assert got == [
-        Restore(partition=0, pid=201, records=1150, cards=1100, restore_s=0.2, restored_after_s=3.6,
-                first_commit_after_s=3.75),
-        Restore(partition=2, pid=201, records=1300, cards=1200, restore_s=0.35, restored_after_s=3.4,
-                first_commit_after_s=3.75),
+        Restore(partition=0, pid=201, records=1150, cards=1100, restore_s=0.2, assigned_after_s=3.0,
+                restored_after_s=3.6, first_commit_after_s=3.75),
+        Restore(partition=2, pid=201, records=1300, cards=1200, restore_s=0.35, assigned_after_s=3.0,
+                restored_after_s=3.4, first_commit_after_s=3.75),
         # restored later, never committed in the log: no commit, and the restore is the one after
-        Restore(partition=4, pid=201, records=9, cards=9, restore_s=0.01, restored_after_s=10.0,
-                first_commit_after_s=None),
+        Restore(partition=4, pid=201, records=9, cards=9, restore_s=0.01, assigned_after_s=3.0,
+                restored_after_s=10.0, first_commit_after_s=None),
     ]
     # the kill of a process that held nothing, and a kill before anything was assigned
     assert restores_after(parse_log(_service_log()), T0 + 10.0, 999) == []
@@ -89,7 +89,7 @@ def test_state_off_gives_the_first_commit_without_a_restore():
     text = "\n".join(ln for ln in _service_log().splitlines() if "restored" not in ln)
     (zero, *_rest) = restores_after(parse_log(text), T0 + 10.0, 101)
     assert zero == Restore(partition=0, pid=201, records=None, cards=None, restore_s=None,
-                           restored_after_s=None, first_commit_after_s=3.75)
+                           assigned_after_s=3.0, restored_after_s=None, first_commit_after_s=3.75)
 
 
 def _printed(faults) -> list[str]:
@@ -109,7 +109,7 @@ def test_the_report_shows_a_row_per_partition_and_the_kill_to_commit_summary():
     (first,) = [ln for ln in lines if ln.startswith("fault: {") and "'scorer'" in ln]
     assert "restores" not in first
     rows = [[c.strip() for c in ln.strip("│").split("│")] for ln in lines if ln.startswith("│ 8 ")]
-    assert rows[1] == ["8", "101", "2", "201", "1,300", "1,200", "0.35", "3.40", "3.75"]
+    assert rows[1] == ["8", "101", "2", "201", "1,300", "1,200", "0.35", "3.00", "3.40", "3.75"]
     assert rows[2][-2:] == ["10.00", "-"]
     assert any("first committed batch: median 3.75 s, max 3.75 s over 2 partition(s); "
                "1 with no commit logged" in ln for ln in lines)
