@@ -8,7 +8,7 @@ import pytest
 from bench.load.synth import PATTERN_NAMES, generate
 from core import ModelError, Scorer
 from core.contrib import Contributions
-from core.features import AMOUNT, LOG_AMOUNT, N_FEATURES
+from core.features import AMOUNT, LOG_AMOUNT, MICRO_MAX, N_FEATURES
 from core.paths import default_model_path, stateless_model_path
 from core.reasons import CODES, TOP, reason_text
 
@@ -95,9 +95,27 @@ def test_reasons_are_the_top_positive_contributions_largest_first(scorer, batch)
         assert all(r["value"] == amount for r in reasons if r["code"] == "AMOUNT")
 
 
-def test_card_testing_alerts_name_the_cards_behaviour():
-    """With the stateful model (the default), most card-testing alerts carry a card-level
-    reason among their three: what the card did in the last minutes, not the payment alone."""
+# What the card did, or that the payment is a micro amount: what a card-testing alert must
+# lead with (issue #18). A card tester's single payments look ordinary (the generator draws
+# their V components as legit ones are), so BEHAVIOUR_V* is no explanation of one.
+CARD_BEHAVIOUR = frozenset({"CARD_MICRO_10M", "CARD_TX_1M", "CARD_AMOUNT_1M", "CARD_TX_1H",
+                            "CARD_AMOUNT_1H", "CARD_SECS_SINCE_PREV"})
+TOP_REASON_BAR = 0.90       # measured 98 % with the committed model (models/README.md)
+BEHAVIOUR_V_CEILING = 0.05  # measured 2 %
+
+
+def _micro_amount(reason) -> bool:
+    """is_micro, or the amount itself when it is a micro amount: the trees split on amount,
+    log_amount and is_micro alike, so the amount's reason is the micro amount's."""
+    return reason.code == "AMOUNT_MICRO" or (reason.code == "AMOUNT" and reason.value <= MICRO_MAX)
+
+
+def test_card_testing_alerts_lead_with_the_cards_behaviour_or_the_micro_amount():
+    """With the stateful model (the default), the TOP reason of at least TOP_REASON_BAR of
+    card-testing alerts is a card velocity feature or the micro amount, and hardly ever an
+    anonymised BEHAVIOUR_V*."""
+    from collections import Counter
+
     from bench.model.velocity import velocity_features
     from core.model import load_model
     from core.reasons import Reasoner
@@ -109,10 +127,14 @@ def test_card_testing_alerts_name_the_cards_behaviour():
     x = np.ascontiguousarray(np.hstack([b.features(), velocity_features(b)]))
     card_testing = PATTERN_NAMES.index("card_testing_burst")
     flagged = (model.predict(x) >= np.float32(model.meta.threshold)) & (b.pattern == card_testing)
-    reasons = Reasoner(model.contributions).explain(x[flagged])
+    reasons = [rs for rs in Reasoner(model.contributions).explain(x[flagged]) if rs]
     assert len(reasons) >= 500
-    share = sum(any(r.code.startswith("CARD_") for r in rs) for rs in reasons) / len(reasons)
-    assert share >= 0.7, f"{share:.1%} of {len(reasons)} card-testing alerts"
+    tops = Counter(rs[0].code for rs in reasons)
+    print(f"top reasons of {len(reasons)} card-testing alerts: {tops.most_common(8)}")
+    lead = sum(rs[0].code in CARD_BEHAVIOUR or _micro_amount(rs[0]) for rs in reasons)
+    assert lead / len(reasons) >= TOP_REASON_BAR, f"{lead / len(reasons):.1%} lead with them"
+    behaviour = sum(n for code, n in tops.items() if code.startswith("BEHAVIOUR_V"))
+    assert behaviour / len(reasons) <= BEHAVIOUR_V_CEILING, f"{behaviour} lead with BEHAVIOUR_V*"
 
 
 @pytest.mark.parametrize("code, value, text", [

@@ -84,6 +84,24 @@ def test_bursts_sit_on_few_cards_within_their_window():
         assert t.max() - t.min() <= 120.0 + 1e-6
 
 
+def test_card_testing_payments_look_like_legit_ones_the_other_fraud_does_not():
+    """A tester's payments are ordinary small ones: their V components are drawn as legit
+    ones are, so only the card's behaviour gives them away; other fraud moves V14 and V4."""
+    b = synth.generate(40_000, seed=SEED, fraud_rate=0.1,
+                       mix={"card_testing_burst": 1.0, "velocity": 1.0})
+    v14, v4 = b.V[:, 13], b.V[:, 3]
+    legit = b.pattern == synth.LEGIT
+    testing = b.pattern == synth.CARD_TESTING_BURST
+    velocity = b.pattern == synth.VELOCITY
+    assert testing.sum() > 1_000 and velocity.sum() > 1_000
+    # standard error of a mean over > 1,000 N(0, 1) values < 0.032
+    for col in (v14, v4):
+        assert abs(col[testing].mean() - col[legit].mean()) < 0.1
+        assert abs(col[testing].std() - col[legit].std()) < 0.1
+    assert v14[velocity].mean() < v14[legit].mean() - 0.8
+    assert v4[velocity].mean() > v4[legit].mean() + 0.8
+
+
 def test_velocity_clusters():
     b = synth.generate(20_000, seed=SEED, fraud_rate=0.05, mix={"velocity": 1.0},
                        velocity_size=8, velocity_window_s=600.0)
