@@ -1,15 +1,17 @@
 """Reason codes: the top features that pushed a flagged transaction's score up.
 
 Contributions come from core.contrib (per feature, in log-odds, adding up to the margin).
-Features that are one quantity for a person are reported together: `amount` and `log_amount`
-are both the amount, so their contributions are summed into one AMOUNT reason (otherwise the
-amount would often take two of the three places). Each reason has a stable code:
+Features that are one quantity for a person are reported together: amount, log(1 + amount),
+is_micro, is_round and is_high are all the amount, so their contributions are summed into one
+amount reason (otherwise the amount would often take two of the three places, and which of
+its five encodings a tree happened to split on would decide the code). Its code says what kind
+of amount it is; its value is the amount. Each reason has a stable code:
 
-    AMOUNT            amount and log(1 + amount)   value: the amount
-    AMOUNT_MICRO      is_micro   (amount <= 1.00)  value: 1 or 0
-    AMOUNT_ROUND      is_round   (whole, >= 100)   value: 1 or 0
-    AMOUNT_HIGH       is_high    (amount >= 500)   value: 1 or 0
-    HOUR_OF_DAY       hour (UTC)                   value: 0..23
+    AMOUNT_MICRO      the amount, when <= 1.00 (as in card testing)     value: the amount
+    AMOUNT_HIGH       the amount, when >= 500.00                        value: the amount
+    AMOUNT_ROUND      the amount, when a whole 100 or more (not high)   value: the amount
+    AMOUNT            the amount, any other                             value: the amount
+    HOUR_OF_DAY       hour (UTC)                                        value: 0..23
     BEHAVIOUR_V1..28  the anonymised PCA columns   value: Vk (no plain-language meaning)
 
 and, for a model that uses the per-card state (core.velocity), one code per velocity feature
@@ -39,17 +41,11 @@ __all__ = ["Reasoner", "CODES", "TOP", "reason_text", "VELOCITY_REASONS"]
 TOP = 3
 
 
-def _flag(yes: str, no: str):
-    return lambda value: yes if value >= 0.5 else no
-
-
 _TEXTS = {
     "AMOUNT": lambda value: f"amount of {value:,.2f}",
-    "AMOUNT_MICRO": _flag(f"micro amount ({MICRO_MAX:.2f} or less), as in card testing",
-                          "not a micro amount"),
-    "AMOUNT_ROUND": _flag(f"round amount (a whole {ROUND_MIN:.0f} or more)",
-                          "not a round amount"),
-    "AMOUNT_HIGH": _flag(f"high amount ({HIGH_MIN:,.2f} or more)", "not a high amount"),
+    "AMOUNT_MICRO": lambda value: f"micro amount of {value:,.2f} ({MICRO_MAX:.2f} or less), as in card testing",
+    "AMOUNT_ROUND": lambda value: f"round amount of {value:,.2f} (a whole {ROUND_MIN:.0f} or more)",
+    "AMOUNT_HIGH": lambda value: f"high amount of {value:,.2f} ({HIGH_MIN:,.2f} or more)",
     "HOUR_OF_DAY": lambda value: f"made between {int(value):02d}:00 and {int(value):02d}:59 UTC",
     # the per-card state's features (core.velocity), in VELOCITY_FEATURES order
     "CARD_TX_1M": lambda value: f"{int(value)} transactions on this card in the last minute",
@@ -73,16 +69,19 @@ VELOCITY_REASONS = tuple((name.upper(), name, 0 if name.startswith("card_tx") or
 # (code, feature columns whose contributions it sums, column giving its value, decimals)
 _GROUPS = (
     [(f"BEHAVIOUR_V{k}", (k - 1,), k - 1, 6) for k in range(1, N_V + 1)]
-    + [("AMOUNT", (AMOUNT, LOG_AMOUNT), AMOUNT, 2), ("HOUR_OF_DAY", (HOUR,), HOUR, 0),
-       ("AMOUNT_MICRO", (IS_MICRO,), IS_MICRO, 0), ("AMOUNT_ROUND", (IS_ROUND,), IS_ROUND, 0),
-       ("AMOUNT_HIGH", (IS_HIGH,), IS_HIGH, 0)]
+    + [("AMOUNT", (AMOUNT, LOG_AMOUNT, IS_MICRO, IS_ROUND, IS_HIGH), AMOUNT, 2),
+       ("HOUR_OF_DAY", (HOUR,), HOUR, 0)]
 )
+_AMOUNT_GROUP = len(_GROUPS) - 2
+# the amount reason's code by the row's flags, first match: (flag column, code)
+_AMOUNT_KINDS = ((IS_MICRO, "AMOUNT_MICRO"), (IS_HIGH, "AMOUNT_HIGH"), (IS_ROUND, "AMOUNT_ROUND"))
 assert sorted(c for _, cols, _, _ in _GROUPS for c in cols) == list(range(N_FEATURES)), \
     f"every feature of {FEATURE_NAMES} belongs to exactly one reason"
 # a stateful model's columns after the 34: one reason per velocity feature
 _VELOCITY_GROUPS = [(code, (N_FEATURES + i,), N_FEATURES + i, d)
                     for i, (code, _, d) in enumerate(VELOCITY_REASONS)]
-CODES = tuple(code for code, _, _, _ in _GROUPS + _VELOCITY_GROUPS)
+# reason index -> code; the amount's kinds come last (they share the amount's reason index)
+CODES = tuple(code for code, _, _, _ in _GROUPS + _VELOCITY_GROUPS) + tuple(c for _, c in _AMOUNT_KINDS)
 
 
 def _groups(n_features: int) -> list:
@@ -132,22 +131,34 @@ class Reasoner:
         # one conversion to Python lists per batch: indexing numpy scalars per reason costs
         # more than the rest of the loop
         text, codes = self._text, CODES
+        kinds = self._amount_kinds(x)
         out = []
-        for groups, cs, vs in zip(top.tolist(), contribution.tolist(), value.tolist()):
+        for groups, cs, vs, kind in zip(top.tolist(), contribution.tolist(), value.tolist(), kinds):
             reasons = []
             for g, c, v in zip(groups, cs, vs):
                 if g < 0:
                     break
+                if g == _AMOUNT_GROUP:
+                    g = kind
                 reasons.append(Reason(codes[g], v, c, text(g, v)))
             out.append(tuple(reasons))
         return out
+
+    @staticmethod
+    def _amount_kinds(x: np.ndarray) -> list[int]:
+        """Per row: the index in CODES of its amount reason's code (by is_micro/high/round)."""
+        kind = np.full(x.shape[0], _AMOUNT_GROUP, dtype=np.int64)
+        first = len(CODES) - len(_AMOUNT_KINDS)
+        for i, (col, _) in reversed(list(enumerate(_AMOUNT_KINDS))):   # the first match wins
+            kind[x[:, col] >= 0.5] = first + i
+        return kind.tolist()
 
     def _text(self, g: int, value: float) -> str:
         key = (g, value)
         text = self._texts.get(key)
         if text is None:
             text = reason_text(CODES[g], value)
-            if g in self._cached:  # flags and hours: a handful of values
+            if g in self._cached:  # hours and counts: a handful of values
                 self._texts[key] = text
         return text
 

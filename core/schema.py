@@ -89,7 +89,7 @@ class Reason(msgspec.Struct, frozen=True, gc=False):
     code: str  # stable, e.g. AMOUNT, AMOUNT_MICRO, HOUR_OF_DAY, BEHAVIOUR_V14
     value: float  # the feature's value in this transaction (amount, hour, 0/1 flag, Vk)
     contribution: float  # its share of the score, in log-odds (> 0: towards fraud)
-    text: str  # for a person, e.g. "micro amount (1.00 or less), as in card testing"
+    text: str  # for a person, e.g. "micro amount of 0.15 (1.00 or less), as in card testing"
 
 
 # Written after the score fields on flagged events only (their top reasons, as on the alert).

@@ -8,7 +8,7 @@ import pytest
 from bench.load.synth import PATTERN_NAMES, generate
 from core import ModelError, Scorer
 from core.contrib import Contributions
-from core.features import AMOUNT, LOG_AMOUNT, MICRO_MAX, N_FEATURES
+from core.features import AMOUNT, IS_HIGH, IS_MICRO, IS_ROUND, LOG_AMOUNT, N_FEATURES
 from core.paths import default_model_path, stateless_model_path
 from core.reasons import CODES, TOP, reason_text
 
@@ -85,14 +85,15 @@ def test_reasons_are_the_top_positive_contributions_largest_first(scorer, batch)
         got = [r["contribution"] for r in reasons]
         assert got == sorted(got, reverse=True) and min(got) > 0
         by_code = {code: c[row, k - 1] for k, code in enumerate(CODES[:28], start=1)}
-        by_code["AMOUNT"] = c[row, AMOUNT] + c[row, LOG_AMOUNT]
+        amount_sum = c[row, [AMOUNT, LOG_AMOUNT, IS_MICRO, IS_ROUND, IS_HIGH]].sum()
+        by_code.update(dict.fromkeys(("AMOUNT", "AMOUNT_MICRO", "AMOUNT_HIGH", "AMOUNT_ROUND"), amount_sum))
         for r in reasons:
             assert r["code"] in CODES
             if r["code"] in by_code:
                 assert r["contribution"] == pytest.approx(by_code[r["code"]], abs=5e-5)
             assert r["text"] == reason_text(r["code"], r["value"])
         amount = json.loads(dict(result.scored)[i])["amount"]
-        assert all(r["value"] == amount for r in reasons if r["code"] == "AMOUNT")
+        assert all(r["value"] == amount for r in reasons if r["code"].startswith("AMOUNT"))
 
 
 # What the card did, or that the payment is a micro amount: what a card-testing alert must
@@ -102,12 +103,6 @@ CARD_BEHAVIOUR = frozenset({"CARD_MICRO_10M", "CARD_TX_1M", "CARD_AMOUNT_1M", "C
                             "CARD_AMOUNT_1H", "CARD_SECS_SINCE_PREV"})
 TOP_REASON_BAR = 0.90       # measured 98 % with the committed model (models/README.md)
 BEHAVIOUR_V_CEILING = 0.05  # measured 2 %
-
-
-def _micro_amount(reason) -> bool:
-    """is_micro, or the amount itself when it is a micro amount: the trees split on amount,
-    log_amount and is_micro alike, so the amount's reason is the micro amount's."""
-    return reason.code == "AMOUNT_MICRO" or (reason.code == "AMOUNT" and reason.value <= MICRO_MAX)
 
 
 def test_card_testing_alerts_lead_with_the_cards_behaviour_or_the_micro_amount():
@@ -131,7 +126,7 @@ def test_card_testing_alerts_lead_with_the_cards_behaviour_or_the_micro_amount()
     assert len(reasons) >= 500
     tops = Counter(rs[0].code for rs in reasons)
     print(f"top reasons of {len(reasons)} card-testing alerts: {tops.most_common(8)}")
-    lead = sum(rs[0].code in CARD_BEHAVIOUR or _micro_amount(rs[0]) for rs in reasons)
+    lead = sum(rs[0].code in CARD_BEHAVIOUR or rs[0].code == "AMOUNT_MICRO" for rs in reasons)
     assert lead / len(reasons) >= TOP_REASON_BAR, f"{lead / len(reasons):.1%} lead with them"
     behaviour = sum(n for code, n in tops.items() if code.startswith("BEHAVIOUR_V"))
     assert behaviour / len(reasons) <= BEHAVIOUR_V_CEILING, f"{behaviour} lead with BEHAVIOUR_V*"
@@ -139,10 +134,9 @@ def test_card_testing_alerts_lead_with_the_cards_behaviour_or_the_micro_amount()
 
 @pytest.mark.parametrize("code, value, text", [
     ("AMOUNT", 1234.5, "amount of 1,234.50"),
-    ("AMOUNT_MICRO", 1.0, "micro amount (1.00 or less), as in card testing"),
-    ("AMOUNT_MICRO", 0.0, "not a micro amount"),
-    ("AMOUNT_ROUND", 1.0, "round amount (a whole 100 or more)"),
-    ("AMOUNT_HIGH", 1.0, "high amount (500.00 or more)"),
+    ("AMOUNT_MICRO", 0.49, "micro amount of 0.49 (1.00 or less), as in card testing"),
+    ("AMOUNT_ROUND", 300.0, "round amount of 300.00 (a whole 100 or more)"),
+    ("AMOUNT_HIGH", 1234.5, "high amount of 1,234.50 (500.00 or more)"),
     ("HOUR_OF_DAY", 3.0, "made between 03:00 and 03:59 UTC"),
     ("BEHAVIOUR_V14", -2.3059, "behaviour pattern V14 = -2.306 (anonymised feature)"),
 ])
@@ -153,10 +147,40 @@ def test_reason_texts_read_as_sentences(code, value, text):
 
 def test_codes_are_stable():
     assert CODES == tuple(f"BEHAVIOUR_V{k}" for k in range(1, 29)) + (
-        "AMOUNT", "HOUR_OF_DAY", "AMOUNT_MICRO", "AMOUNT_ROUND", "AMOUNT_HIGH",
+        "AMOUNT", "HOUR_OF_DAY",
         "CARD_TX_1M", "CARD_AMOUNT_1M", "CARD_TX_1H", "CARD_AMOUNT_1H", "CARD_TX_24H",
         "CARD_AMOUNT_24H", "CARD_SECS_SINCE_PREV", "CARD_AMOUNT_Z", "CARD_MCC_24H",
-        "CARD_MICRO_10M")
+        "CARD_MICRO_10M", "AMOUNT_MICRO", "AMOUNT_HIGH", "AMOUNT_ROUND")
+
+
+@pytest.mark.parametrize("amount, code", [
+    (0.49, "AMOUNT_MICRO"), (1.0, "AMOUNT_MICRO"), (1.01, "AMOUNT"), (300.0, "AMOUNT_ROUND"),
+    (512.37, "AMOUNT_HIGH"), (1000.0, "AMOUNT_HIGH"), (42.5, "AMOUNT"),
+])
+def test_the_amount_is_one_reason_named_by_its_kind(amount, code):
+    """amount, log_amount, is_micro, is_round and is_high are one reason, whose contribution
+    is theirs summed, whose value is the amount and whose code says what kind of amount."""
+    from core.reasons import Reasoner
+
+    x = np.zeros((1, N_FEATURES), dtype=np.float32)
+    x[0, AMOUNT], x[0, LOG_AMOUNT] = amount, np.log1p(amount)
+    x[0, IS_MICRO], x[0, IS_HIGH] = amount <= 1.0, amount >= 500.0
+    x[0, IS_ROUND] = amount >= 100.0 and amount == int(amount)
+    family = (AMOUNT, LOG_AMOUNT, IS_MICRO, IS_ROUND, IS_HIGH)
+
+    class OnlyTheAmount:   # a stand-in model: 0.1 from each of the five columns, nothing else
+        n_features = N_FEATURES
+
+        @staticmethod
+        def compute(rows):
+            out = np.zeros((rows.shape[0], N_FEATURES + 1))
+            out[:, list(family)] = 0.1
+            return out
+
+    (reason,) = Reasoner(OnlyTheAmount).explain(x)[0]
+    assert (reason.code, reason.value) == (code, round(amount, 2))
+    assert reason.contribution == pytest.approx(0.5)
+    assert f"{amount:,.2f}" in reason.text
 
 
 @pytest.mark.parametrize("code, value, text", [
