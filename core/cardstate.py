@@ -213,11 +213,12 @@ class CardStates:
         records.append((MARKER_KEY, encode_marker(offset, store.watermark)))
         topic, size = self.topic, 0
         for key, value in records:
-            try:
-                producer.produce(topic, value, key, p)
-            except BufferError:
-                producer.poll(0.5)
-                producer.produce(topic, value, key, p)
+            while True:
+                try:
+                    producer.produce(topic, value, key, p)
+                    break
+                except BufferError:   # a snapshot can outgrow the queue: let it drain
+                    producer.poll(0.1)
             size += len(key) + (len(value) if value is not None else 0)
         stats, g = self.restore_stats, self._gauges
         stats.written += len(records)
