@@ -51,6 +51,7 @@ and offset: starting from an incomplete state would silently change every score 
 from __future__ import annotations
 
 import logging
+import math
 import time
 from typing import Any
 
@@ -62,7 +63,7 @@ from core.config import ScoringConfig
 from core.decode import decode_batch
 from core.errors import StateError
 from core.features import AMOUNT
-from core.snapshot import MARKER_KEY, Marker, decode_marker, encode_marker, replay_input
+from core.snapshot import MARKER_KEY, Marker, encode_marker, replay_input, take_markers
 from core.statemetrics import RestoreStats, StateGauges
 from core.velocity import N_VELOCITY, CardStore, StateRecordError
 
@@ -141,7 +142,7 @@ class CardStates:
         self._interval = config.state_snapshot_s
         self._stores: dict[int, CardStore] = {}
         self._due: dict[int, float] = {}          # p -> time.monotonic() of its next snapshot
-        self._markers: dict[int, Marker] = {}     # p -> last marker its changelog read found
+        self._markers: dict[int, tuple[Marker, int]] = {}   # p -> last marker read, its changelog offset
         self._reader: Consumer | None = None
         self.restore_stats = RestoreStats()
         self._gauges = StateGauges.get()
@@ -240,7 +241,7 @@ class CardStates:
             p = tp.partition
             started = time.perf_counter()
             store = self._restore_one(p)
-            self._replay(store, p, self._markers.pop(p, None), tp.offset, started)
+            self._replay(store, p, self._markers.pop(p, (None, -1))[0], tp.offset, started)
             self._stores[p] = store
             self._due[p] = 0.0   # p's first transaction writes a snapshot: see the module docstring
 
@@ -300,11 +301,12 @@ class CardStates:
             finally:
                 reader.unassign()
         store.discard_changes()
-        marker = self._markers.get(p)
-        if marker is not None and np.float64(marker.watermark).tobytes() != np.float64(store.watermark).tobytes():
+        marker, at = self._markers.get(p, (None, -1))
+        if marker is not None and not (marker.watermark == store.watermark
+                                       or (math.isnan(marker.watermark) and math.isnan(store.watermark))):
             raise StateError(f"{self.name}: the card state read from {self.topic}[{p}] has watermark "
-                             f"{store.watermark!r}, its snapshot marker {marker.watermark!r}: refusing to score "
-                             f"this partition from an inconsistent state")
+                             f"{store.watermark!r}, its snapshot marker at {self.topic}[{p}]@{at} says "
+                             f"{marker.watermark!r}: refusing to score this partition from an inconsistent state")
         seconds = time.perf_counter() - started
         stats.active, stats.last_seconds, stats.last_records = 0, seconds, stats.records
         self._publish()
@@ -331,7 +333,7 @@ class CardStates:
                     keys = [m.key() for m in msgs]
                 if MARKER_KEY in keys:   # snapshot markers: not card states; the last one dates them
                     position = max(position, msgs[-1].offset() + 1)
-                    msgs, keys = self._take_markers(msgs, keys, p)
+                    msgs, keys, self._markers[p] = take_markers(msgs, keys, self.name, f"{self.topic}[{p}]")
             if msgs:
                 try:
                     store.restore_columns(keys, [m.value() for m in msgs])
@@ -351,21 +353,6 @@ class CardStates:
                 self._publish()
                 log.info("%s: restoring %s[%d]: %d records, offset %d of %d", self.name, self.topic,
                          p, stats.records, position, end)
-
-    def _take_markers(self, msgs: list, keys: list, p: int) -> tuple[list, list]:
-        """msgs and keys without the snapshot markers; the last marker goes to self._markers."""
-        cards, card_keys = [], []
-        for m, key in zip(msgs, keys):
-            if key != MARKER_KEY:
-                cards.append(m)
-                card_keys.append(key)
-                continue
-            marker = decode_marker(m.value())
-            if marker is None:
-                raise StateError(f"{self.name}: undecodable snapshot marker at {self.topic}[{p}]@{m.offset()}: "
-                                 f"refusing to score this partition from an incomplete state")
-            self._markers[p] = marker
-        return cards, card_keys
 
     def _good_messages(self, msgs, p: int) -> list:
         """msgs without EOF events; StateError at any other error or a record without key."""

@@ -25,7 +25,7 @@ from confluent_kafka import KafkaError, TopicPartition
 
 from core.errors import StateError
 
-__all__ = ["MARKER_KEY", "Marker", "encode_marker", "decode_marker", "replay_input"]
+__all__ = ["MARKER_KEY", "Marker", "encode_marker", "decode_marker", "take_markers", "replay_input"]
 
 _PREFIX = b"fraudstream.card-state.snapshot-marker/"
 MARKER_KEY = _PREFIX + b"." * (1025 - len(_PREFIX))   # MAX_CARD_KEY_BYTES + 1 bytes
@@ -55,6 +55,24 @@ def decode_marker(value: bytes | None) -> Marker | None:
     if offset < 0 or math.isinf(watermark):
         return None
     return Marker(offset, watermark)
+
+
+def take_markers(msgs: list, keys: list, who: str, where: str) -> tuple[list, list, tuple[Marker, int]]:
+    """msgs and keys (changelog records, in offset order, at least one keyed MARKER_KEY) without
+    the markers, and the last marker with its changelog offset. StateError naming `who` and
+    `where` ("<topic>[<partition>]") at an undecodable marker."""
+    cards, card_keys, last = [], [], None
+    for m, key in zip(msgs, keys):
+        if key != MARKER_KEY:
+            cards.append(m)
+            card_keys.append(key)
+            continue
+        marker = decode_marker(m.value())
+        if marker is None:
+            raise StateError(f"{who}: undecodable snapshot marker at {where}@{m.offset()}: refusing to score "
+                             f"this partition from an incomplete state")
+        last = (marker, m.offset())
+    return cards, card_keys, last
 
 
 def replay_input(reader: Any, topic: str, p: int, start: int, end: int,
