@@ -98,6 +98,8 @@ def replay_input(reader: Any, topic: str, p: int, start: int, end: int,
                                          f"card-state snapshot: {error.str()}")
                     position = max(position, m.offset())
                     continue
+                if m.partition() != p or m.topic() != topic:   # never another assignment's record
+                    continue
                 offset = m.offset()
                 position = max(position, offset + 1)
                 if offset < end:
