@@ -211,10 +211,6 @@ class CardStore:
 
     # -- changelog ---------------------------------------------------------------------------
 
-    def pending(self) -> int:
-        """Cards changed or evicted since the last changes(): the records it would return."""
-        return int(np.count_nonzero(self._changed)) + len(self._evicted)
-
     def changes(self) -> list[tuple[bytes, bytes | None]]:
         """(key, None) for every card evicted since the last call, then (key, value) for every
         card changed (in slot order, each once however often it changed): what the changelog
