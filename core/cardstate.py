@@ -1,29 +1,57 @@
 """The per-card state of the partitions one scoring process owns, kept exactly once in Kafka.
 
-One core.velocity.CardStore per assigned partition p of `transactions`. Every batch's state
-changes (one record per card touched, the card key as key, the binary state as value, a
-tombstone for an evicted card) go to partition p of the compacted topic `fraud-card-state`
-inside the batch's Kafka transaction, with its outputs and input offsets. So the committed
-changelog of p is, at every instant, exactly the state the committed offset of p was scored
-from.
+One core.velocity.CardStore per assigned partition p of `transactions`, applied in p's offset
+order as batches are scored. Its changes reach partition p of the compacted topic
+`fraud-card-state` as incremental snapshots (core.snapshot), not per batch: every
+`state_snapshot_s` seconds (and in p's first transaction after a restore), one of p's batch
+transactions also carries the records of the cards changed since p's previous snapshot (the
+card key as key, the binary state as value, a tombstone for a card evicted) and then a marker
+record giving S, the input offset that same transaction commits for p. Marker, card records
+and input offsets commit atomically, so the committed changelog of p is, at every instant,
+exactly the state at p's last committed marker S; the input offsets committed since then
+(up to the committed offset X) are records of `transactions` itself, an immutable log.
 
-Restore. A partition is restored before its first batch is scored (lazily, in the loop, so
-a rebalance callback never blocks): the slot first asks for p's committed offset (librdkafka
-asks the coordinator for *stable* offsets under read_committed, so an owner's transaction
-still holding offsets of p is resolved first), then reads p of the changelog read_committed
-from its start up to its end (the last stable offset). Whatever is read is committed data;
-a transaction after that point cannot commit any more (its owner lost p, and its offsets
-would be refused), so nothing is lost and nothing applied twice. A partition revoked or lost
-is dropped, restored or not; an aborted transaction drops the stores of its partitions
-(they had already applied the batch) and they are restored again before the retry.
+Restore. A partition is restored before its first batch is scored (lazily, in the loop, so a
+rebalance callback never blocks):
+1. the committed offset X of p: librdkafka asks the coordinator for *stable* offsets under
+   read_committed, so an earlier owner's transaction still holding offsets of p is resolved
+   (committed or aborted) first;
+2. the changelog of p, read_committed from its start up to its end: the state at the last
+   marker S (checked: the watermark it rebuilds must be the marker's);
+3. the replay: `transactions`[p] from S up to X, read_committed, decoded exactly as the scorer
+   decodes a batch (core.decode) and applied through batch_velocity, dead letters skipped as
+   the live path skips them, nothing scored or produced. CardStore is independent of the batch
+   split, so the store is bit for bit the state X was scored from; p's next transaction writes
+   a snapshot at once, so repeated failures never replay more than one interval again.
+Whatever steps 2 and 3 read is committed data. A transaction committing after step 1 cannot
+hold records or offsets of p (its owner lost p: the coordinator refuses its offsets and it
+aborts), and a transaction of ours cannot commit once p is given to another owner during our
+restore, so nothing is lost and nothing applied twice, however rebalances interleave. A
+partition revoked or lost is dropped, restored or not; an aborted transaction drops the stores
+of its partitions (they had applied the batch, and its snapshot never committed) and they are
+restored and replayed again before the retry. Only partitions of the batch are snapshotted,
+so an abort never loses another partition's pending changes.
 
-A changelog record that cannot be decoded stops the slot with a StateError naming topic,
-partition and offset: starting from empty would silently change every score after it.
+A changelog without a marker was written before snapshots existed (one record per card per
+batch: the state at X itself) or is empty; nothing is replayed, and the first transaction
+writes a marker. Physical eviction and the sweep's cursor differ between the writer and the
+restored store, and need not be in the marker: an idle card is treated as new whether or not
+it is still held (core._velocity_kernel), and the watermark is the latest time of the card
+that set it, which is never evicted.
+
+Cost: changelog records scale with the distinct cards changed per snapshot interval per
+partition, not with transactions. A few cards that transact often (the 10,000-card drain)
+write far less; millions of cards each seen once an interval write nearly as much as before.
+
+A changelog record that cannot be decoded, a marker that does not match the state, or input
+missing between S and X (retention) stops the slot with a StateError naming topic, partition
+and offset: starting from an incomplete state would silently change every score after it.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import time
 from typing import Any
 
@@ -32,11 +60,14 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 from core.cardfields import event_columns
 from core.config import ScoringConfig
+from core.decode import decode_batch
 from core.errors import StateError
 from core.features import AMOUNT
+from core.snapshot import MARKER_KEY, Marker, encode_marker, replay_input, take_markers
+from core.statemetrics import RestoreStats, StateGauges
 from core.velocity import N_VELOCITY, CardStore, StateRecordError
 
-__all__ = ["CardStates", "RestoreStats", "batch_velocity"]
+__all__ = ["CardStates", "RestoreStats", "batch_velocity", "apply_input", "MAX_CARD_KEY_BYTES"]
 
 log = logging.getLogger(__name__)
 
@@ -90,57 +121,31 @@ def batch_velocity(stores, parts, keys: list):
     return compute
 
 
-class _Gauges:
-    """Prometheus gauges of the state (per process; the supervisor sums the live ones)."""
-
-    _made: "_Gauges | None" = None
-
-    def __init__(self):
-        from prometheus_client import Gauge
-
-        self.cards = Gauge("fraudstream_state_cards", "Cards in the per-card state", multiprocess_mode="livesum")
-        self.bytes = Gauge("fraudstream_state_bytes", "Memory of the per-card state (bytes)",
-                           multiprocess_mode="livesum")
-        self.restoring = Gauge("fraudstream_state_restoring_partitions", "Partitions being restored now",
-                               multiprocess_mode="livesum")
-        self.restored = Gauge("fraudstream_state_restore_records", "Changelog records read by the restore in progress",
-                              multiprocess_mode="livesum")
-        self.restore_end = Gauge("fraudstream_state_restore_target_records",
-                                 "Changelog records the restore in progress reads at most", multiprocess_mode="livesum")
-        self.last_seconds = Gauge("fraudstream_state_last_restore_seconds", "Duration of the last restore",
-                                  multiprocess_mode="livemax")
-
-    @classmethod
-    def get(cls) -> "_Gauges":
-        if cls._made is None:
-            cls._made = cls()
-        return cls._made
-
-
-class RestoreStats:
-    """Restore progress for metrics: records read of the current one, the last duration."""
-
-    __slots__ = ("active", "records", "target", "last_seconds", "last_records")
-
-    def __init__(self):
-        self.active = 0
-        self.records = 0
-        self.target = 0
-        self.last_seconds = 0.0
-        self.last_records = 0
+def apply_input(store: CardStore, keys: list, values: list) -> int:
+    """Apply raw input records of one partition (in offset order) to `store` exactly as
+    Scorer.score_batch with batch_velocity does, scoring nothing: the replay after a restore.
+    Rows the decoder makes dead letters change no state, as in the live path. Returns how many
+    rows were applied."""
+    d = decode_batch(values)
+    if d.good.size:
+        batch_velocity({0: store}, np.zeros(len(values), np.int64), keys)(d, values)
+    return int(d.good.size)
 
 
 class CardStates:
-    """State stores of the assigned partitions, their changelog writes and their restore."""
+    """State stores of the assigned partitions, their snapshots and their restore."""
 
     def __init__(self, config: ScoringConfig, name: str):
         self.topic = config.topics.state
         self.name = name
         self._config = config
+        self._interval = config.state_snapshot_s
         self._stores: dict[int, CardStore] = {}
+        self._due: dict[int, float] = {}          # p -> time.monotonic() of its next snapshot
+        self._markers: dict[int, tuple[Marker, int]] = {}   # p -> last marker read, its changelog offset
         self._reader: Consumer | None = None
         self.restore_stats = RestoreStats()
-        self._gauges = _Gauges.get()
+        self._gauges = StateGauges.get()
 
     # -- ownership (called from the loop's rebalance callbacks and on aborts) ----------------
 
@@ -148,17 +153,14 @@ class CardStates:
         """Forget the stores of these partitions (revoked, lost, or their batch aborted)."""
         for p in partitions:
             self._stores.pop(p, None)
+            self._due.pop(p, None)
 
     def cards(self) -> int:
         return sum(len(s) for s in self._stores.values())
 
     def stats_text(self) -> str:
         """The state's part of the stats line."""
-        r = self.restore_stats
-        text = f" | state {self.cards():,} cards {self.nbytes() / 1e6:,.1f} MB"
-        if r.active:
-            text += f", restoring {r.records:,}/{r.target:,} records"
-        return text + f", last restore {r.last_seconds:.2f} s ({r.last_records:,} records)"
+        return f" | state {self.cards():,} cards {self.nbytes() / 1e6:,.1f} MB" + self.restore_stats.text()
 
     def _publish(self) -> None:
         g, r = self._gauges, self.restore_stats
@@ -167,7 +169,11 @@ class CardStates:
         g.restoring.set(1 if r.active else 0)
         g.restored.set(r.records if r.active else 0)
         g.restore_end.set(r.target if r.active else 0)
+        g.replayed.set(r.replayed if r.active else 0)
+        g.replay_end.set(r.replay_target if r.active else 0)
         g.last_seconds.set(r.last_seconds)
+        g.last_replay_records.set(r.last_replayed)
+        g.last_replay_seconds.set(r.last_replay_seconds)
 
     def nbytes(self) -> int:
         return sum(s.nbytes() for s in self._stores.values())
@@ -185,37 +191,97 @@ class CardStates:
         return batch_velocity(self._stores, np.fromiter([m.partition() for m in msgs], np.int64, len(msgs)),
                               [m.key() or b"" for m in msgs])
 
-    def produce_changes(self, producer: Any, partitions) -> int:
-        """Produce the stores' pending changes (inside the open transaction); returns how many."""
-        topic = self.topic
+    def produce_changes(self, producer: Any, offsets: list[TopicPartition]) -> int:
+        """Inside the batch's open transaction: a snapshot of each partition of the batch that
+        is due one, at the input offset this transaction commits for it (`offsets`: the
+        batch's next offsets). Returns the records produced."""
+        now = time.monotonic()
         n = 0
-        for p in partitions:
+        for tp in offsets:
+            p = tp.partition
             store = self._stores.get(p)
-            if store is None:
+            if store is None or self._due.get(p, 0.0) > now:
                 continue
-            for key, value in store.changes():
-                try:
-                    producer.produce(topic, value, key, p)
-                except BufferError:
-                    producer.poll(0.5)
-                    producer.produce(topic, value, key, p)
-                n += 1
+            n += self._snapshot(producer, p, store, tp.offset)
+            self._due[p] = now + self._interval
         self._publish()
         return n
+
+    def _snapshot(self, producer: Any, p: int, store: CardStore, offset: int) -> int:
+        """The cards changed since p's last snapshot (tombstones first), then the marker last:
+        a marker read by a restore comes after every card record of its snapshot."""
+        records = store.changes()
+        records.append((MARKER_KEY, encode_marker(offset, store.watermark)))
+        topic, size = self.topic, 0
+        for key, value in records:
+            while True:
+                try:
+                    producer.produce(topic, value, key, p)
+                    break
+                except BufferError:   # a snapshot can outgrow the queue: let it drain
+                    producer.poll(0.1)
+            size += len(key) + (len(value) if value is not None else 0)
+        stats, g = self.restore_stats, self._gauges
+        stats.written += len(records)
+        stats.written_bytes += size
+        g.snapshot_records.inc(len(records))
+        g.snapshot_bytes.inc(size)
+        return len(records)
 
     # -- restore -----------------------------------------------------------------------------
 
     def _restore(self, consumer: Consumer, partitions: list[int]) -> None:
         src = self._config.topics.transactions
         try:   # the committed offsets, stable: see the module docstring
-            consumer.committed([TopicPartition(src, p) for p in partitions], timeout=60.0)
+            committed = consumer.committed([TopicPartition(src, p) for p in partitions], timeout=60.0)
         except KafkaException as exc:
             raise StateError(f"{self.name}: committed offsets of {src}{partitions} unavailable "
                              f"before restoring their card state: {exc.args[0]}") from exc
-        for p in partitions:
-            self._stores[p] = self._restore_one(p)
+        for tp in committed:
+            p = tp.partition
+            started = time.perf_counter()
+            store = self._restore_one(p)
+            self._replay(store, p, self._markers.pop(p, (None, -1))[0], tp.offset, started)
+            self._stores[p] = store
+            self._due[p] = 0.0   # p's first transaction writes a snapshot: see the module docstring
+
+    def _replay(self, store: CardStore, p: int, marker: Marker | None, committed: int, started: float) -> None:
+        """Bring `store`, the state at marker.offset, up to the committed input offset."""
+        stats = self.restore_stats
+        stats.replayed = 0
+        src = self._config.topics.transactions
+        begun = time.perf_counter()
+        if marker is not None and committed >= 0 and committed < marker.offset:
+            log.warning("%s: committed offset %d of %s[%d] is before the card-state snapshot at %d (offsets "
+                        "moved back?): scoring from the snapshot's state", self.name, committed, src, p,
+                        marker.offset)
+        elif marker is not None and committed < 0:
+            log.warning("%s: %s[%d] has no committed offset but a card-state snapshot at %d: scoring from "
+                        "the snapshot's state", self.name, src, p, marker.offset)
+        elif marker is not None and committed > marker.offset:
+            stats.active, stats.replay_target = p + 1, committed - marker.offset
+
+            def progress(n: int, position: int) -> None:
+                stats.replayed = n
+                self._publish()
+                log.info("%s: replaying %s[%d]: %d records, offset %d of %d", self.name, src, p, n, position,
+                         committed)
+
+            stats.replayed = replay_input(self._reader_consumer(), src, p, marker.offset, committed,
+                                          lambda keys, values: apply_input(store, keys, values), progress, self.name)
+        replay_s = time.perf_counter() - begun
+        seconds = time.perf_counter() - started
+        stats.replayed_total += stats.replayed
+        self._gauges.replayed_total.inc(stats.replayed)
+        stats.active, stats.replay_target = 0, 0
+        stats.last_seconds, stats.last_replayed, stats.last_replay_seconds = seconds, stats.replayed, replay_s
+        self._publish()
+        log.info("%s: replayed %s[%d] from %s to %d: %d records in %.2f s; restore + replay %.2f s, %d cards",
+                 self.name, src, p, marker.offset if marker else "-", committed, stats.replayed, replay_s,
+                 seconds, len(store))
 
     def _restore_one(self, p: int) -> CardStore:
+        """The state at p's last snapshot, read from the changelog (its marker: self._markers)."""
         reader = self._reader_consumer()
         tp = TopicPartition(self.topic, p)
         started = time.perf_counter()
@@ -226,6 +292,7 @@ class CardStates:
         store = CardStore()
         stats = self.restore_stats
         stats.active, stats.records, stats.target = p + 1, 0, max(0, end - low)
+        self._markers.pop(p, None)
         self._publish()
         if end > low:
             reader.assign([TopicPartition(self.topic, p, low)])
@@ -234,11 +301,18 @@ class CardStates:
             finally:
                 reader.unassign()
         store.discard_changes()
+        marker, at = self._markers.get(p, (None, -1))
+        if marker is not None and not (marker.watermark == store.watermark
+                                       or (math.isnan(marker.watermark) and math.isnan(store.watermark))):
+            raise StateError(f"{self.name}: the card state read from {self.topic}[{p}] has watermark "
+                             f"{store.watermark!r}, its snapshot marker at {self.topic}[{p}]@{at} says "
+                             f"{marker.watermark!r}: refusing to score this partition from an inconsistent state")
         seconds = time.perf_counter() - started
         stats.active, stats.last_seconds, stats.last_records = 0, seconds, stats.records
         self._publish()
-        log.info("%s: restored %s[%d]: %d cards from %d records in %.2f s", self.name, self.topic,
-                 p, len(store), stats.records, seconds)
+        log.info("%s: restored %s[%d]: %d cards from %d records in %.2f s (snapshot at input offset %s)",
+                 self.name, self.topic, p, len(store), stats.records, seconds,
+                 marker.offset if marker is not None else "-")
         return store
 
     def _read_into(self, reader: Consumer, store: CardStore, p: int, end: int, started: float) -> None:
@@ -257,6 +331,10 @@ class CardStates:
                 if None in keys:   # an error event (an EOF in the middle) or a keyless record
                     msgs = self._good_messages(msgs, p)
                     keys = [m.key() for m in msgs]
+                if MARKER_KEY in keys:   # snapshot markers: not card states; the last one dates them
+                    position = max(position, msgs[-1].offset() + 1)
+                    msgs, keys, self._markers[p] = take_markers(msgs, keys, self.name, f"{self.topic}[{p}]")
+            if msgs:
                 try:
                     store.restore_columns(keys, [m.value() for m in msgs])
                 except StateRecordError as exc:
@@ -296,7 +374,10 @@ class CardStates:
             from core.txn import consumer_settings
             settings = consumer_settings(self._config, 0)
             settings.pop("group.instance.id", None)
+            # auto.offset.reset=error: input deleted since the snapshot must stop the replay
+            # with an error, never replay from another offset
             settings.update({"enable.auto.commit": "false", "enable.partition.eof": "true",
+                             "auto.offset.reset": "error",
                              "fetch.max.bytes": str(64 << 20), "fetch.wait.max.ms": "10",
                              "max.partition.fetch.bytes": str(16 << 20)})
             self._reader = Consumer(settings)

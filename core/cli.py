@@ -59,6 +59,9 @@ Two hosts sharing the partitions of one group (ids unique without coordination):
 @click.option("--first-slot", default=0, type=click.IntRange(0), help="Number of the first worker slot.")
 @click.option("--no-state", is_flag=True,
               help="No per-card velocity state: score every transaction alone (no card-state topic).")
+@click.option("--snapshot-interval", "state_snapshot_s", type=click.FloatRange(0.0, 3600.0),
+              help="Seconds between card-state snapshots per partition (0: every transaction); a restore "
+                   "replays the input since the last one [default: 5].")
 @click.option("--at-least-once", is_flag=True,
               help="TESTS ONLY: produce, flush, offsets committed every 5 s (shows why transactions are needed).")
 @click.option("--log-level", default="INFO", type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"]))

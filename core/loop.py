@@ -195,7 +195,8 @@ class ScoringConsumer:
         if self._cards is not None:
             self._cards.close()
         snap = self.metrics.snapshot()
-        log.info("%s: stopped. %s", self.name, format_stats(snap, type(snap)(), 0.0))
+        log.info("%s: stopped. %s%s", self.name, format_stats(snap, type(snap)(), 0.0),
+                 self._cards.stats_text() if self._cards is not None else "")
 
     # -- rebalance callbacks (called from inside consume(), never mid-transaction) -----------
 
@@ -336,7 +337,7 @@ class ScoringConsumer:
             try:
                 diverted = produce_outputs(producer, self.config.topics, msgs, result, self._limits, divert)
                 if self._cards is not None:
-                    self._cards.produce_changes(producer, {m.partition() for m in msgs})
+                    self._cards.produce_changes(producer, offsets)
                 if self._faults is not None:
                     self._faults.hit("stall")
                     self._faults.hit("produce")
@@ -398,7 +399,7 @@ class ScoringConsumer:
         # Kept only to prove the kill test detects its duplicates (see txn.consumer_settings).
         diverted = produce_outputs(self._producer, self.config.topics, msgs, result, self._limits, divert)
         if self._cards is not None:
-            self._cards.produce_changes(self._producer, {m.partition() for m in msgs})
+            self._cards.produce_changes(self._producer, offsets)
         t0 = time.perf_counter()
         if self._producer.flush(30.0):
             raise PipelineError(f"{self.name}: outputs not delivered within 30 s")

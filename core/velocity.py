@@ -10,6 +10,7 @@ batch see each other in order:
                                                   # (float64, see epoch_seconds), amount:
                                                   # float32, mcc: merchant ids (merchant_id)
     store.changes()  -> [(key, value or None)]    # cards evicted or changed since last call
+                                                  # (core.cardstate calls it once per snapshot)
     store.restore([(key, value or None), ...])    # rebuild from changelog values, in order
 
 Windows count this transaction and the card's earlier ones with time in (t - w, t]: 1 min,
@@ -107,7 +108,9 @@ class CardStore:
         self.e_free[:] = np.arange(events - 1, -1, -1)
         self.wm = np.full(1, np.nan)
         self.scratch = np.empty(64, dtype=np.int64)
-        self._changed: dict[int, None] = {}
+        # dirty-card tracking for the changelog: a flag per card slot (set for a whole batch
+        # with one numpy store, not a dict entry per card) and the keys evicted since changes()
+        self._changed = np.zeros(cards, dtype=np.bool_)
         self._evicted: list[bytes] = []
 
     # -- sizes -------------------------------------------------------------------------------
@@ -147,9 +150,7 @@ class CardStore:
         touched = np.empty(n, dtype=np.int64)
         nt = k.apply_batch(ids, t, amount, mcc, out, touched, *self._card_arrays(),
                            *self._event_arrays(), self.scal, self.wm, self.scratch)
-        changed = self._changed
-        for c in touched[:nt].tolist():
-            changed[c] = None
+        self._changed[touched[:nt]] = True
         self._sweep(max(2 * n, _SWEEP_MIN))
         return out
 
@@ -204,7 +205,7 @@ class CardStore:
                 del self._index[key]
                 self._keys[c] = None
                 self._free_cards.append(c)
-                changed.pop(c, None)
+                changed[c] = False
                 if had_state:
                     self._evicted.append(key)
 
@@ -212,9 +213,10 @@ class CardStore:
 
     def changes(self) -> list[tuple[bytes, bytes | None]]:
         """(key, None) for every card evicted since the last call, then (key, value) for every
-        card changed: what the changelog needs to reproduce this state. Clears both."""
-        ids = np.array(list(self._changed), dtype=np.int64)
-        self._changed = {}
+        card changed (in slot order, each once however often it changed): what the changelog
+        needs to reproduce this state. Clears both."""
+        ids = self._changed.nonzero()[0]
+        self._changed[:] = False
         # tombstones first: a card evicted and then seen again must end with its new state
         out = [(key, None) for key in self._evicted]
         self._evicted = []
@@ -234,7 +236,7 @@ class CardStore:
 
     def discard_changes(self) -> None:
         """Forget pending changes (the store itself is being thrown away or was just restored)."""
-        self._changed = {}
+        self._changed[:] = False
         self._evicted = []
 
     def restore(self, records) -> None:
@@ -299,6 +301,7 @@ class CardStore:
         self._alloc_cards(new)
         for dst, src in zip(self._card_arrays(), saved):
             dst[:old] = src
+        self._changed = np.concatenate((self._changed, np.zeros(new - old, dtype=np.bool_)))
         self._keys.extend([None] * (new - old))
         self._free_cards.extend(range(new - 1, old - 1, -1))
 

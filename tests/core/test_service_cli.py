@@ -41,7 +41,7 @@ def test_bench_score_and_python_m_core_are_one_command():
                                check=True).stdout
     bench_help = CliRunner().invoke(cli, ["score", "--help"]).output
     options = [re.findall(r"^\s+(-{1,2}[\w-]+)", text, re.MULTILINE) for text in (core_help, bench_help)]
-    assert options[0] == options[1] and len(options[0]) == 17, options
+    assert options[0] == options[1] and len(options[0]) == 18, options
     assert "--instance-id" in options[0] and "/healthz" in core_help
 
 

@@ -161,9 +161,12 @@ def test_stats_line_shows_cards_bytes_and_the_last_restore():
     states._stores[3] = store
     states.restore_stats.last_seconds, states.restore_stats.last_records = 1.25, 40
     text = states.stats_text()
-    assert text.startswith(" | state 2 cards ") and " MB, last restore 1.25 s (40 records)" in text
+    states.restore_stats.last_replayed, states.restore_stats.last_replay_seconds = 7, 0.5
+    assert text.startswith(" | state 2 cards ") and " MB, last restore 1.25 s (40 records, " in text
+    assert "(40 records, 7 replayed in 0.50 s)" in states.stats_text()
     states.restore_stats.active, states.restore_stats.records, states.restore_stats.target = 1, 5, 9
-    assert "restoring 5/9 records" in states.stats_text()
+    states.restore_stats.replayed, states.restore_stats.replay_target = 3, 8
+    assert "restoring 5/9 records, replaying 3/8" in states.stats_text()
 
 
 def test_an_oversize_key_is_scored_as_a_new_card_and_never_kept():

@@ -36,10 +36,10 @@ def _wait_first_commit(bootstrap, group, topic, service, timeout=120.0):
         time.sleep(0.1)
 
 
-def _score_until_drained(bootstrap, names, scorer, prefix, **settings):
-    """Run one ScoringConsumer in this process until its group has committed the whole input;
-    returns its metrics snapshot."""
-    group = f"{prefix}-{uuid.uuid4().hex[:6]}"
+def _score_until_drained(bootstrap, names, scorer, prefix, *, group=None, **settings):
+    """Run one ScoringConsumer in this process until its group (default: a new one) has
+    committed the whole input; returns its metrics snapshot."""
+    group = group or f"{prefix}-{uuid.uuid4().hex[:6]}"
     config = ScoringConfig(bootstrap_servers=bootstrap, topics=names, group_id=group,
                            transactional_id_prefix=group, stats_interval_s=0, **settings)
     metrics = LoopMetrics(registry=CollectorRegistry())

@@ -77,3 +77,73 @@ def test_undecodable_record_stops_the_restore_naming_where(kafka_bootstrap, fres
     where = f"{names.state}[0]@{sorted(offsets)[3]}"
     assert where in str(info.value), str(info.value)
     assert "undecodable card state" in str(info.value)
+
+
+@pytest.fixture(scope="module")
+def scorer():
+    from tests.core.velocity_ref import stateless_model_path
+
+    return pytest.importorskip("core.scorer").Scorer.load(stateless_model_path())
+
+
+def test_restore_replays_the_input_since_the_snapshot(kafka_bootstrap, fresh_topics, scorer):
+    """Scored by the real loop with one snapshot per partition (its first transaction), the
+    state of every partition is rebuilt from that snapshot plus the replay of the input up to
+    the committed offset: equal to the input applied undisturbed, dead letters skipped."""
+    from confluent_kafka import Consumer
+
+    from core.cardstate import apply_input
+    from core.txn import consumer_settings
+    from tests.core.test_snapshot import _live_cards
+    from tests.kafka.eos_harness import make_inputs, produce_inputs
+    from tests.kafka.kafka_io import read_all
+    from tests.kafka.test_scoring_service import _score_until_drained
+
+    names = fresh_topics("replay")
+    inputs = make_inputs(3000, 40, 5, n_cards=100, span_s=3600.0)
+    produce_inputs(kafka_bootstrap, names.transactions, inputs)
+    group = f"replay-{uuid.uuid4().hex[:6]}"
+    _score_until_drained(kafka_bootstrap, names, scorer, "replay", group=group, state_snapshot_s=3600.0,
+                         batch_max_records=200)
+    config = ScoringConfig(bootstrap_servers=kafka_bootstrap, topics=names, group_id=group)
+    settings = consumer_settings(config, 0)
+    settings.pop("group.instance.id", None)
+    consumer = Consumer(settings)
+    states = CardStates(config, "test")
+    parts = sorted(consumer.list_topics(names.transactions, timeout=30).topics[names.transactions].partitions)
+    try:
+        states._restore(consumer, parts)
+        stale = {p: states._restore_one(p) for p in parts}   # the snapshot alone
+    finally:
+        states.close()
+        consumer.close()
+    assert states.restore_stats.replayed_total > 1000, states.restore_stats.replayed_total
+    by_part: dict[int, list] = {p: [] for p in parts}
+    for m in read_all(kafka_bootstrap, names.transactions, expect=len(inputs.records)):
+        by_part[m.partition()].append(m)
+    differs = 0
+    for p in parts:
+        msgs = sorted(by_part[p], key=lambda m: m.offset())
+        ref = CardStore()
+        apply_input(ref, [m.key() or b"" for m in msgs], [m.value() or b"" for m in msgs])
+        assert _live_cards(states._stores[p]) == _live_cards(ref), f"partition {p}"
+        differs += _live_cards(stale[p]) != _live_cards(ref)
+    assert differs, "the snapshots alone already held the final state: nothing was replayed"
+
+
+def test_a_marker_that_does_not_match_the_state_stops_the_restore(kafka_bootstrap, fresh_topics):
+    from core.snapshot import MARKER_KEY, encode_marker
+
+    names = fresh_topics("restore-marker")
+    offsets = _produce(kafka_bootstrap, names.state, _changes(5) + [(MARKER_KEY, encode_marker(10, T0 + 99.0))])
+    states = _states(kafka_bootstrap, names)
+    try:
+        with pytest.raises(StateError) as info:
+            states._restore_one(0)
+        assert "watermark" in str(info.value) and names.state in str(info.value)
+        _produce(kafka_bootstrap, names.state, [(MARKER_KEY, b"\x01short")])
+        with pytest.raises(StateError) as info:
+            states._restore_one(0)
+        assert f"undecodable snapshot marker at {names.state}[0]@{max(offsets) + 1}" in str(info.value)
+    finally:
+        states.close()

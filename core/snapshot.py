@@ -1,0 +1,117 @@
+"""Snapshots of the per-card state: the marker record that dates one, and the input replay that
+brings a store restored from it up to the committed input offset.
+
+A snapshot of partition p is written inside one of p's batch transactions (core.cardstate):
+the records of the cards changed or evicted since p's previous snapshot, then one marker
+record under MARKER_KEY whose value says which input offset S the state is at (the offset
+that transaction commits for p) and the partition's watermark then. Everything in p's
+changelog up to and including its last committed marker is therefore the state at S exactly.
+
+MARKER_KEY is longer than core.cardstate.MAX_CARD_KEY_BYTES: a transaction whose card key is
+that long is scored as a card with no history and never kept, so no card's state can ever be
+written under the marker's key, and the hot path pays nothing to tell them apart.
+
+Marker value, little-endian: version u8 (1), S i64, watermark f64 (NaN: no card applied yet).
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+import time
+from typing import Any, Callable, NamedTuple
+
+from confluent_kafka import KafkaError, TopicPartition
+
+from core.errors import StateError
+
+__all__ = ["MARKER_KEY", "Marker", "encode_marker", "decode_marker", "take_markers", "replay_input"]
+
+_PREFIX = b"fraudstream.card-state.snapshot-marker/"
+MARKER_KEY = _PREFIX + b"." * (1025 - len(_PREFIX))   # MAX_CARD_KEY_BYTES + 1 bytes
+_FORMAT = struct.Struct("<Bqd")
+_VERSION = 1
+
+_REPLAY_CHUNK = 20_000     # input records per consume() and per decode: bounded memory
+_REPLAY_POLL_S = 0.02
+
+
+class Marker(NamedTuple):
+    """A snapshot's marker: the input offset the state is at, and its watermark."""
+
+    offset: int
+    watermark: float
+
+
+def encode_marker(offset: int, watermark: float) -> bytes:
+    return _FORMAT.pack(_VERSION, offset, watermark)
+
+
+def decode_marker(value: bytes | None) -> Marker | None:
+    """The marker in a record's value, or None when it is not a valid version-1 marker."""
+    if value is None or len(value) != _FORMAT.size or value[0] != _VERSION:
+        return None
+    _, offset, watermark = _FORMAT.unpack(value)
+    if offset < 0 or math.isinf(watermark):
+        return None
+    return Marker(offset, watermark)
+
+
+def take_markers(msgs: list, keys: list, who: str, where: str) -> tuple[list, list, tuple[Marker, int]]:
+    """msgs and keys (changelog records, in offset order, at least one keyed MARKER_KEY) without
+    the markers, and the last marker with its changelog offset. StateError naming `who` and
+    `where` ("<topic>[<partition>]") at an undecodable marker."""
+    cards, card_keys, last = [], [], None
+    for m, key in zip(msgs, keys):
+        if key != MARKER_KEY:
+            cards.append(m)
+            card_keys.append(key)
+            continue
+        marker = decode_marker(m.value())
+        if marker is None:
+            raise StateError(f"{who}: undecodable snapshot marker at {where}@{m.offset()}: refusing to score "
+                             f"this partition from an incomplete state")
+        last = (marker, m.offset())
+    return cards, card_keys, last
+
+
+def replay_input(reader: Any, topic: str, p: int, start: int, end: int,
+                 apply: Callable[[list, list], None], progress: Callable[[int, int], None],
+                 where: str) -> int:
+    """Give apply(keys, values) the records of topic[p] from offset start up to end (exclusive),
+    read read_committed in order and in chunks, keys and values as the scoring loop passes them
+    on (None as b""); returns how many. `reader` is an assign()-only consumer with
+    enable.partition.eof and auto.offset.reset=error: input gone since the snapshot (retention)
+    is a StateError, never a replay from somewhere else. progress(records, position) is called
+    about once a second."""
+    reader.assign([TopicPartition(topic, p, start)])
+    position, n = start, 0
+    report = time.perf_counter() + 1.0
+    try:
+        while position < end:
+            keys, values = [], []
+            for m in reader.consume(num_messages=_REPLAY_CHUNK, timeout=_REPLAY_POLL_S):
+                error = m.error()
+                if error is not None:
+                    if error.code() != KafkaError._PARTITION_EOF:
+                        raise StateError(f"{where}: replaying {topic}[{p}] from {start} to {end} after the "
+                                         f"card-state snapshot: {error.str()}")
+                    position = max(position, m.offset())
+                    continue
+                if m.partition() != p or m.topic() != topic:   # never another assignment's record
+                    continue
+                offset = m.offset()
+                position = max(position, offset + 1)
+                if offset < end:
+                    keys.append(m.key() or b"")
+                    values.append(m.value() or b"")
+            if keys:
+                apply(keys, values)
+                n += len(keys)
+            now = time.perf_counter()
+            if now >= report:
+                report = now + 1.0
+                progress(n, position)
+    finally:
+        reader.unassign()
+    return n
