@@ -28,7 +28,7 @@ import time
 from typing import Any
 
 import numpy as np
-from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from core.cardfields import event_columns
 from core.config import ScoringConfig
@@ -253,12 +253,13 @@ class CardStates:
                     raise StateError(f"{self.name}: reading {self.topic}[{p}]: {eof.error().str()}")
                 position = max(position, eof.offset())
             if msgs:
-                keys = [m.key() for m in msgs]
+                # map over the method descriptors: the per-record loop stays in C
+                keys = list(map(Message.key, msgs))
                 if None in keys:   # an error event (an EOF in the middle) or a keyless record
                     msgs = self._good_messages(msgs, p)
-                    keys = [m.key() for m in msgs]
+                    keys = list(map(Message.key, msgs))
                 try:
-                    store.restore_columns(keys, [m.value() for m in msgs])
+                    store.restore_columns(keys, list(map(Message.value, msgs)))
                 except StateRecordError as exc:
                     m = msgs[exc.index]
                     raise StateError(
