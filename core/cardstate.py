@@ -23,6 +23,7 @@ partition and offset: starting from empty would silently change every score afte
 
 from __future__ import annotations
 
+import gc
 import logging
 import time
 from typing import Any
@@ -242,6 +243,18 @@ class CardStates:
         return store
 
     def _read_into(self, reader: Consumer, store: CardStore, p: int, end: int, started: float) -> None:
+        # confluent-kafka's Messages are tracked by the garbage collector: 100,000 of them per
+        # consume() set off collections that traverse every live one, 40% of a restore's CPU
+        # (py-spy, 2026-12-06). A restore makes no reference cycles, so none runs meanwhile.
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            self._read_chunks(reader, store, p, end, started)
+        finally:
+            if collecting:
+                gc.enable()
+
+    def _read_chunks(self, reader: Consumer, store: CardStore, p: int, end: int, started: float) -> None:
         stats = self.restore_stats
         position = -1
         report = started + _RESTORE_PROGRESS_S
@@ -297,9 +310,13 @@ class CardStates:
             from core.txn import consumer_settings
             settings = consumer_settings(self._config, 0)
             settings.pop("group.instance.id", None)
+            # Prefetch up to a million records (default 100,000: the fetcher stopped at every
+            # consume() of a chunk and the reader waited for the next fetch): 1M records of
+            # 1M cards read in 1.6-2.0 s instead of 2.9-3.1 s by consume() alone (2026-12-06).
             settings.update({"enable.auto.commit": "false", "enable.partition.eof": "true",
                              "fetch.max.bytes": str(64 << 20), "fetch.wait.max.ms": "10",
-                             "max.partition.fetch.bytes": str(16 << 20)})
+                             "max.partition.fetch.bytes": str(16 << 20),
+                             "queued.min.messages": "1000000", "queued.max.messages.kbytes": str(256 << 10)})
             self._reader = Consumer(settings)
         return self._reader
 

@@ -30,7 +30,7 @@ from datetime import datetime
 from pathlib import Path
 
 import numpy as np
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 
 from bench.kafka.topics import create_topics, delete_topics
 from core.cardstate import CardStates
@@ -75,8 +75,14 @@ def _write(bootstrap: str, topic: str, records) -> float:
 def _records_in(bootstrap: str, topic: str) -> int:
     c = Consumer({"bootstrap.servers": bootstrap, "group.id": "probe"})
     try:
-        low, high = c.get_watermark_offsets(TopicPartition(topic, 0), timeout=10)
-        return high - low
+        for attempt in range(20):   # a topic just created may have no leader for a moment
+            try:
+                low, high = c.get_watermark_offsets(TopicPartition(topic, 0), timeout=10)
+                return high - low
+            except KafkaException:
+                if attempt == 19:
+                    raise
+                time.sleep(0.5)
     finally:
         c.close()
 
