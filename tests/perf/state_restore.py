@@ -35,6 +35,7 @@ from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from bench.kafka.topics import create_topics, delete_topics
 from core.cardstate import CardStates
 from core.config import ScoringConfig
+from core.gctune import tune_gc_for_batches
 from core.topics import TopicNames
 from core.velocity import CardStore
 from tests.kafka.eos_harness import Service, make_inputs, produce_inputs, wait_first_commit
@@ -89,6 +90,7 @@ def _records_in(bootstrap: str, topic: str) -> int:
 
 def _restore_rates(bootstrap: str, names: TopicNames, n: int, trials: int) -> list[float]:
     cfg = ScoringConfig(bootstrap_servers=bootstrap, topics=names, group_id="restore-probe")
+    tune_gc_for_batches()   # as a worker does before its first restore
     rates = []
     for _ in range(trials):
         states = CardStates(cfg, "probe")
@@ -96,9 +98,9 @@ def _restore_rates(bootstrap: str, names: TopicNames, n: int, trials: int) -> li
         store = states._restore_one(0)
         dt = time.perf_counter() - t0
         assert len(store) >= n, (len(store), n)   # (a reused namespace: + the cards scored since)
-        n = states.restore_stats.last_records
-        rates.append(n / dt)
-        print(f"restore: {n:,} records in {dt:.2f} s = {n / dt:,.0f} records/s; "
+        records = states.restore_stats.last_records
+        rates.append(records / dt)
+        print(f"restore: {records:,} records in {dt:.2f} s = {records / dt:,.0f} records/s; "
               f"state {store.nbytes() / 1e6:,.0f} MB ({store.nbytes() / n:.0f} bytes/card)", flush=True)
         states.close()
         del store
@@ -119,12 +121,23 @@ def _timeline(log: str, killed_at: float, pid: int) -> str:
 
 
 def _kill_to_commit(bootstrap: str, names: TopicNames, tmp: Path, trials: int) -> list[float]:
-    group = f"restore-{uuid.uuid4().hex[:6]}"
-    inputs = make_inputs(6000 + 3000 * trials, 0, 11)
-    feeder = threading.Thread(target=produce_inputs, args=(bootstrap, names.transactions, inputs),
-                              kwargs={"tps": 200})
+    # one group per namespace: a rerun continues from its offsets (a new group would find the
+    # outputs of the last run and, with offset_reset=refuse, rightly not start)
+    group = f"restore-{names.transactions.rsplit('.', 1)[0]}"
+    inputs = make_inputs(2000, 0, 11)
+    flowing = threading.Event()
+    flowing.set()
+
+    def feed() -> None:   # 200 tx/s until the trials are done (a restart must find input)
+        while flowing.is_set():
+            produce_inputs(bootstrap, names.transactions, inputs, inputs.records[:1000], tps=200)
+
+    feeder = threading.Thread(target=feed)
     feeder.start()
-    svc = Service(bootstrap, names, group, tmp, workers=1, extra=("--batch-max-wait-ms", "25"), tag="restore")
+    config = tmp / "restore.yaml"
+    config.write_text("offset_reset: earliest\n")   # a reused namespace holds earlier runs' outputs
+    svc = Service(bootstrap, names, group, tmp, workers=1, extra=("--batch-max-wait-ms", "25", "--config", str(config)),
+                  tag="restore")
     probe = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "isolation.level": "read_committed"})
     tp0 = [TopicPartition(names.transactions, 0)]
     took = []
@@ -144,10 +157,14 @@ def _kill_to_commit(bootstrap: str, names: TopicNames, tmp: Path, trials: int) -
             print(f"kill -9 -> first committed batch of the restarted worker: {took[-1]:.2f} s", flush=True)
             time.sleep(0.5)
             print(_timeline(svc.log_path.read_text(errors="replace"), killed_wall, pid), flush=True)
+        in_worker = [int(n) / float(s) for n, s in re.findall(
+            r"restored \S+\[0\]: \d+ cards from (\d+) records in ([\d.]+) s", svc.log_path.read_text())]
+        _summary("restore in the worker, records/s", in_worker, ",.0f")
         return took
     finally:
         probe.close()
         svc.stop()
+        flowing.clear()
         feeder.join()
 
 
