@@ -302,7 +302,9 @@ class CardStore:
 
     def _grow_cards(self, at_least: int = 1) -> None:
         old = self.latest.shape[0]
-        new = max(2 * old, 1024, old + at_least)
+        new = max(2 * old, 1024)
+        while new < old + at_least:   # powers of two as before: 1M cards fit 1,048,576 slots
+            new *= 2
         saved = self._card_arrays()
         self._alloc_cards(new)
         for dst, src in zip(self._card_arrays(), saved):
