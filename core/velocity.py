@@ -263,7 +263,7 @@ class CardStore:
                               *self._event_arrays(), self.scal, self.wm)
         if bad >= 0:
             raise StateRecordError(int(bad))
-        # a card left unused was tombstoned (and not set again): only tombstoned ids can be
+        # only a tombstoned card can be left unused (a bad value raised above): free those
         tomb = ids[lengths < 0]
         if tomb.size:
             tomb = np.unique(tomb)
