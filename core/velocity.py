@@ -181,7 +181,7 @@ class CardStore:
         firsts = is_first.nonzero()[0]
         need = firsts.shape[0]
         while len(self._free_cards) < need:
-            self._grow_cards()
+            self._grow_cards(need - len(self._free_cards))
         free = self._free_cards
         taken = free[len(free) - need:]
         del free[len(free) - need:]
@@ -250,22 +250,30 @@ class CardStore:
         if n == 0:
             return
         ids = self._ids(keys)
-        lengths = np.array([-1 if v is None else len(v) for v in values], dtype=np.int64)
+        if None in values:   # tombstones: length -1
+            lengths = np.array([-1 if v is None else len(v) for v in values], dtype=np.int64)
+            data = b"".join([v for v in values if v])
+        else:
+            lengths = np.fromiter(map(len, values), np.int64, n)
+            data = b"".join(values)
         sizes = np.maximum(lengths, 0)
         starts = np.zeros(n, dtype=np.int64)
         np.cumsum(sizes[:-1], out=starts[1:])
         self._reserve_events(int(np.maximum(sizes - k.HEAD_BYTES, 0).sum()) // k.EVENT_BYTES + 1)
-        buf = np.frombuffer(b"".join([v for v in values if v]), dtype=np.uint8)
+        buf = np.frombuffer(data, dtype=np.uint8)
         bad = k.restore_cards(ids, buf, starts, lengths, *self._card_arrays()[:7],
                               *self._event_arrays(), self.scal, self.wm)
         if bad >= 0:
             raise StateRecordError(int(bad))
-        touched = np.unique(ids)
-        for c in touched[self.used[touched] == 0].tolist():   # tombstoned (not set again)
-            key = self._keys[c]
-            del self._index[key]
-            self._keys[c] = None
-            self._free_cards.append(c)
+        # only a tombstoned card can be left unused (a bad value raised above): free those
+        tomb = ids[lengths < 0]
+        if tomb.size:
+            tomb = np.unique(tomb)
+            for c in tomb[self.used[tomb] == 0].tolist():
+                key = self._keys[c]
+                del self._index[key]
+                self._keys[c] = None
+                self._free_cards.append(c)
         self.discard_changes()
 
     # -- arrays ------------------------------------------------------------------------------
@@ -294,9 +302,11 @@ class CardStore:
         self.e_next = np.empty(n, dtype=np.int64)
         self.e_free = np.empty(n, dtype=np.int64)
 
-    def _grow_cards(self) -> None:
+    def _grow_cards(self, at_least: int = 1) -> None:
         old = self.latest.shape[0]
         new = max(2 * old, 1024)
+        while new < old + at_least:   # powers of two as before: 1M cards fit 1,048,576 slots
+            new *= 2
         saved = self._card_arrays()
         self._alloc_cards(new)
         for dst, src in zip(self._card_arrays(), saved):
