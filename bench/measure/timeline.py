@@ -132,19 +132,32 @@ class Timeline:
     def unseen_ages_us(self, a: int, b: int, asked_tps: float, now_ns: int) -> np.ndarray:
         """The age at `now_ns` (µs) of every record scheduled in [a, b) and not visible.
 
-        Per second, the schedule puts floor(asked x t) records in (more if the generator
-        reports more, a fractional rate rounding the other way), evenly spaced; the unseen ones
-        are taken as that second's latest (a partition is read in order), so each counts at
-        now - its intended time, never less than it is."""
+        Two kinds, each at now - its intended time, never less than it is:
+        - sent and not seen: per second, sent - seen records, taken as that second's latest
+          (a partition is read in order), evenly spaced over the second;
+        - not sent at all: the schedule's floor(asked x (b - a)) records less those sent. The
+          generator sends in intended order, so they are the window's latest: record k of
+          the schedule is due at a + k / asked.
+        Counted per second, the schedule would invent records: a generator whose seconds
+        start off the window's (it ran before it) sends 18,674 in one second and 18,676 in
+        the next at 18,675/s, and the first looked like one record unseen for the whole
+        window (15 such in a 60 s confirmation, the oldest 57 s old)."""
         ages = []
+        total_sent = 0
         for s in range(a, b):
             h = self.latency.get(s)
             seen = 0 if h is None else h.get_total_count()
-            due = max(self.sent.get(s, 0), int(asked_tps * (s + 1 - a)) - int(asked_tps * (s - a)))
-            missing = due - seen
+            sent = self.sent.get(s, 0)
+            total_sent += sent
+            missing = sent - seen
             if missing > 0:
-                intended = s * NS + (np.arange(due - missing, due) * NS) // due
+                intended = s * NS + (np.arange(sent - missing, sent) * NS) // sent
                 ages.append(np.maximum((now_ns - intended) // 1000, 1))
+        unsent = int(asked_tps * (b - a)) - total_sent
+        if unsent > 0:
+            k = np.arange(total_sent, total_sent + unsent, dtype=np.float64)
+            intended = a * NS + (k * (NS / asked_tps)).astype(np.int64)
+            ages.append(np.maximum((now_ns - intended) // 1000, 1))
         return np.concatenate(ages) if ages else np.zeros(0, np.int64)
 
     def lag_bound(self, asked_tps: float, slo) -> int:

@@ -52,6 +52,31 @@ def test_records_the_generator_never_sent_are_the_latest_of_their_second():
     assert ages.max() == 3_600_000 and ages.min() == pytest.approx(3_001_000, abs=1)
 
 
+def test_a_generator_whose_seconds_are_offset_leaves_nothing_unseen():
+    """At 1,000/s a generator that started mid-second puts 999 in one second and 1,001 in the
+    next: all seen, nothing is unseen (per second against the schedule, the 999 looked like
+    one record missing for the whole window)."""
+    tl = Timeline()
+    sent = {A: 999, A + 1: 1001, A + 2: 999, A + 3: 1001}
+    _feed(tl, sent, sent, sent)
+    assert len(tl.unseen_ages_us(A, A + 4, 1000.0, (A + 64) * NS)) == 0
+    w = tl.judge(A, A + 4, 1000.0, SLO, (A + 64) * NS)
+    assert w.unseen == 0 and w.planned == 4000 and w.judged_e2e.max_ms < 100
+
+
+def test_sent_but_unseen_and_never_sent_both_count():
+    tl = Timeline()
+    # 1,000/s over 3 s: 50 of A's sent records never seen, A+2's last 300 never sent
+    _feed(tl, {A: 1000, A + 1: 1000, A + 2: 700}, {A: 950, A + 1: 1000, A + 2: 700},
+          {A: 950, A + 1: 1000, A + 2: 700})
+    now = (A + 10) * NS
+    ages = tl.unseen_ages_us(A, A + 3, 1000.0, now)
+    assert len(ages) == 350
+    # A's missing are its latest 50 (A+0.95 ..), the unsent A+2.7 .. A+2.999
+    assert ages.max() == pytest.approx(9_050_000, abs=1_000)
+    assert ages.min() == pytest.approx(7_001_000, abs=1_000)
+
+
 def test_a_window_whose_lag_grows_is_not_sustained_even_at_95_percent_of_the_rate():
     tl = Timeline()
     # 10,000/s asked, 9,500/s out: every record of the window is visible by the time it is
