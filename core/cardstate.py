@@ -252,6 +252,7 @@ class CardStates:
         stats.replayed = 0
         src = self._config.topics.transactions
         begun = time.perf_counter()
+        start = committed   # nothing to replay unless the snapshot is behind the committed offset
         if marker is not None and committed >= 0 and committed < marker.offset:
             log.warning("%s: committed offset %d of %s[%d] is before the card-state snapshot at %d (offsets "
                         "moved back?): scoring from the snapshot's state", self.name, committed, src, p,
@@ -260,7 +261,9 @@ class CardStates:
             log.warning("%s: %s[%d] has no committed offset but a card-state snapshot at %d: scoring from "
                         "the snapshot's state", self.name, src, p, marker.offset)
         elif marker is not None and committed > marker.offset:
-            stats.active, stats.replay_target = p + 1, committed - marker.offset
+            start = self._replay_start(p, marker.offset, committed)
+        if start < committed:
+            stats.active, stats.replay_target = p + 1, committed - start
 
             def progress(n: int, position: int) -> None:
                 stats.replayed = n
@@ -268,7 +271,7 @@ class CardStates:
                 log.info("%s: replaying %s[%d]: %d records, offset %d of %d", self.name, src, p, n, position,
                          committed)
 
-            stats.replayed = replay_input(self._reader_consumer(), src, p, marker.offset, committed,
+            stats.replayed = replay_input(self._reader_consumer(), src, p, start, committed,
                                           lambda keys, values: apply_input(store, keys, values), progress, self.name)
         replay_s = time.perf_counter() - begun
         seconds = time.perf_counter() - started
@@ -280,6 +283,27 @@ class CardStates:
         log.info("%s: replayed %s[%d] from %s to %d: %d records in %.2f s; restore + replay %.2f s, %d cards",
                  self.name, src, p, marker.offset if marker else "-", committed, stats.replayed, replay_s,
                  seconds, len(store))
+
+    def _replay_start(self, p: int, snapshot: int, committed: int) -> int:
+        """Where the replay of input partition p starts: the snapshot's offset, unless retention
+        deleted input since (the group stayed away longer than it keeps). Then the state those
+        records built is gone: with offset_reset refuse that stops the slot; with earliest or
+        latest (the operator already chose to lose input) it replays what is left, saying so."""
+        src = self._config.topics.transactions
+        try:
+            low, _ = self._reader_consumer().get_watermark_offsets(TopicPartition(src, p), timeout=30.0,
+                                                                   cached=False)
+        except KafkaException as exc:
+            raise StateError(f"{self.name}: cannot read the start of {src}[{p}]: {exc.args[0]}") from exc
+        if low <= snapshot:
+            return snapshot
+        lost = f"{src}[{p}] {snapshot}..{min(low, committed) - 1}, scored after the card-state snapshot, is gone"
+        if self._config.offset_reset == "refuse":
+            raise StateError(f"{self.name}: {lost} (retention): the per-card state cannot be rebuilt exactly; "
+                             f"set offset_reset: earliest | latest to score on from the snapshot's state")
+        log.error("%s: %s (retention): scoring on from the snapshot's state plus what is left "
+                  "(offset_reset %s)", self.name, lost, self._config.offset_reset)
+        return min(low, committed)
 
     def _restore_one(self, p: int) -> CardStore:
         """The state at p's last snapshot, read from the changelog (its marker: self._markers)."""
