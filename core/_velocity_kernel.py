@@ -6,7 +6,8 @@ Layout, all plain numpy arrays so that a whole micro-batch is one call:
             applied amounts), head i64 (newest event, -1 none), nev i64, used i8, mark i64
     events  t f64, amount f32, mcc i64, next i64 (the next OLDER event of the same card),
             free i64 (a stack of free event slots; scal[FREE_TOP] is its size)
-    scal    i64 scalars: FREE_TOP, SEQ (batch counter for `mark`), MAX_NEV, SWEEP (cursor)
+    scal    i64 scalars: FREE_TOP, SEQ (batch counter for `mark`), MAX_NEV, SWEEP (cursor),
+            AHEAD (transactions in a row more than H ahead of W; RESYNC_RUN of them move W on)
     wm      f64[1]: the partition's watermark W = the latest effective time applied (NaN none)
 
 Every card's chain is newest first and its effective times never decrease (see apply), so a
@@ -26,14 +27,21 @@ import numba as nb
 import numpy as np
 
 __all__ = ["apply_batch", "sweep", "encode_cards", "restore_cards", "H", "N_OUT", "VERSION",
-           "HEAD_BYTES", "EVENT_BYTES", "FREE_TOP", "SEQ", "MAX_NEV", "SWEEP"]
+           "HEAD_BYTES", "EVENT_BYTES", "FREE_TOP", "SEQ", "MAX_NEV", "SWEEP", "AHEAD", "N_SCAL",
+           "RESYNC_RUN"]
 
 # numba caches on this file: the constants live here (core.velocity re-exports them)
 H = 86400.0                       # the longest window, and the bad-time / idle limit
 W_1M, W_10M, W_1H = 60.0, 600.0, 3600.0
 MICRO_MAX = 1.0
 N_OUT = 10
-FREE_TOP, SEQ, MAX_NEV, SWEEP = 0, 1, 2, 3
+FREE_TOP, SEQ, MAX_NEV, SWEEP, AHEAD = 0, 1, 2, 3, 4
+N_SCAL = 5
+# A transaction more than H ahead of the watermark is a bad clock, unless RESYNC_RUN of them
+# come in a row: then the partition's traffic resumed after a pause of more than H, and the
+# watermark moves on (every earlier card is idle). Without this, a partition whose traffic
+# paused for a day would treat every later transaction as a bad clock and never keep state again.
+RESYNC_RUN = 100
 NAN = np.nan
 
 # changelog value: version, latest, n, mean, m2, nev, then nev events newest first
@@ -78,17 +86,26 @@ def apply_batch(ids, t, amount, mcc, out, touched,
         m = mcc[i]
         w = wm[0]
         has_w = not np.isnan(w)
+        ahead = has_w and ti > w + H
+        if ahead:
+            scal[AHEAD] += 1
+            if scal[AHEAD] >= RESYNC_RUN:         # traffic resumed after a pause > H
+                w = ti
+                wm[0] = ti
+                ahead = False
         lc = latest[c]
         live = (not np.isnan(lc)) and ((not has_w) or lc >= w - H)
+        if live and not ahead and ti > lc + H:    # idle > 24 h by its own clock
+            live = False
         store = True
         if live:
-            if ti < lc - H or ti > lc + H:       # bad time: score as if at latest, keep state
+            if ahead or ti < lc - H:              # bad time: score as if at latest, keep state
                 store = False
                 tt = lc
             else:                                 # slightly late: applied at the card's latest
                 tt = ti if ti > lc else lc
         else:
-            if has_w and (ti < w - H or ti > w + H):
+            if has_w and (ti < w - H or ahead):
                 store = False                     # new or idle card, far from the watermark
             tt = ti
             if store:                             # new, or idle > 24 h: starts afresh
@@ -154,6 +171,7 @@ def apply_batch(ids, t, amount, mcc, out, touched,
         out[i, 9] = micro
         if not store:
             continue
+        scal[AHEAD] = 0
         # -- update: drop the events older than 24 h, push this one, Welford, watermark
         if e >= 0:
             _free_chain(e, e_next, e_free, scal)

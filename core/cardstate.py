@@ -212,7 +212,7 @@ class CardStates:
         """The cards changed since p's last snapshot (tombstones first), then the marker last:
         a marker read by a restore comes after every card record of its snapshot."""
         records = store.changes()
-        records.append((MARKER_KEY, encode_marker(offset, store.watermark)))
+        records.append((MARKER_KEY, encode_marker(offset, store.watermark, store.ahead)))
         topic, size = self.topic, 0
         for key, value in records:
             while True:
@@ -332,6 +332,8 @@ class CardStates:
             raise StateError(f"{self.name}: the card state read from {self.topic}[{p}] has watermark "
                              f"{store.watermark!r}, its snapshot marker at {self.topic}[{p}]@{at} says "
                              f"{marker.watermark!r}: refusing to score this partition from an inconsistent state")
+        if marker is not None:
+            store.ahead = marker.ahead
         seconds = time.perf_counter() - started
         stats.active, stats.last_seconds, stats.last_records = 0, seconds, stats.records
         self._publish()

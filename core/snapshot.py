@@ -11,7 +11,9 @@ MARKER_KEY is longer than core.cardstate.MAX_CARD_KEY_BYTES: a transaction whose
 that long is scored as a card with no history and never kept, so no card's state can ever be
 written under the marker's key, and the hot path pays nothing to tell them apart.
 
-Marker value, little-endian: version u8 (1), S i64, watermark f64 (NaN: no card applied yet).
+Marker value, little-endian: version u8 (2), S i64, watermark f64 (NaN: no card applied yet),
+ahead i64 (transactions in a row more than 24 h ahead of the watermark: core.velocity's time
+policy). Version 1 (no `ahead`, read as 0) is still read.
 """
 
 from __future__ import annotations
@@ -29,32 +31,41 @@ __all__ = ["MARKER_KEY", "Marker", "encode_marker", "decode_marker", "take_marke
 
 _PREFIX = b"fraudstream.card-state.snapshot-marker/"
 MARKER_KEY = _PREFIX + b"." * (1025 - len(_PREFIX))   # MAX_CARD_KEY_BYTES + 1 bytes
-_FORMAT = struct.Struct("<Bqd")
-_VERSION = 1
+_FORMAT = struct.Struct("<Bqdq")
+_FORMAT_V1 = struct.Struct("<Bqd")
+_VERSION = 2
 
 _REPLAY_CHUNK = 20_000     # input records per consume() and per decode: bounded memory
 _REPLAY_POLL_S = 0.02
 
 
 class Marker(NamedTuple):
-    """A snapshot's marker: the input offset the state is at, and its watermark."""
+    """A snapshot's marker: the input offset the state is at, its watermark, and how many
+    transactions in a row were more than 24 h ahead of the watermark then."""
 
     offset: int
     watermark: float
+    ahead: int = 0
 
 
-def encode_marker(offset: int, watermark: float) -> bytes:
-    return _FORMAT.pack(_VERSION, offset, watermark)
+def encode_marker(offset: int, watermark: float, ahead: int = 0) -> bytes:
+    return _FORMAT.pack(_VERSION, offset, watermark, ahead)
 
 
 def decode_marker(value: bytes | None) -> Marker | None:
-    """The marker in a record's value, or None when it is not a valid version-1 marker."""
-    if value is None or len(value) != _FORMAT.size or value[0] != _VERSION:
+    """The marker in a record's value, or None when it is not a valid marker (version 2, or
+    version 1 without `ahead`)."""
+    if value is None or not value:
         return None
-    _, offset, watermark = _FORMAT.unpack(value)
-    if offset < 0 or math.isinf(watermark):
+    if value[0] == _VERSION and len(value) == _FORMAT.size:
+        _, offset, watermark, ahead = _FORMAT.unpack(value)
+    elif value[0] == 1 and len(value) == _FORMAT_V1.size:
+        (_, offset, watermark), ahead = _FORMAT_V1.unpack(value), 0
+    else:
         return None
-    return Marker(offset, watermark)
+    if offset < 0 or math.isinf(watermark) or ahead < 0:
+        return None
+    return Marker(offset, watermark, ahead)
 
 
 def take_markers(msgs: list, keys: list, who: str, where: str) -> tuple[list, list, tuple[Marker, int]]:

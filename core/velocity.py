@@ -20,13 +20,20 @@ all the card's earlier applied amounts; 0 below two or when the deviation is 0) 
 state before this transaction.
 
 Time policy (event time = the transaction's `timestamp`). The partition's watermark W is the
-latest time applied so far. A card idle for more than 24 h before W is forgotten (evicted):
-its next transaction starts it afresh. A transaction of a known card whose time is more than
-24 h before or after the card's latest time, or of a new card more than 24 h away from W, is
-scored against the state it finds, as if at the card's latest time (a new card: alone), and
-does not change any state; one less than 24 h before the card's latest time is applied at
+latest time applied so far. A card idle for more than 24 h (before W, or before its own next
+transaction) is forgotten: its next transaction starts it afresh. A transaction more than
+24 h ahead of W, or more than 24 h before its card's latest time (a new card: before W), is
+a bad clock: scored against the state it finds, as if at the card's latest time (a new card:
+alone), and changes no state; one less than 24 h before the card's latest time is applied at
 that latest time. So one bad clock can corrupt neither its card's windows nor the watermark
-(which would evict every other card).
+(which would evict every other card). But when 100 transactions in a row are more than 24 h
+ahead of W (RESYNC_RUN), the partition's traffic has resumed after a pause of more than a day:
+W moves to the 100th one's time, which starts its card afresh, and every card seen before the
+pause is idle. The 99 before it were scored as bad clocks. (Without this, one day without
+traffic would leave the partition keeping no state ever again.) The price: a source whose
+clock runs more than a day ahead, alone in its partition for 100 transactions in a row,
+moves the partition's time; on-time transactions then count as late (applied at their card's
+latest time, or as bad clocks for cards not seen since) until the partition's time is reached.
 
 Bit-identical for any batch split and any x86-64 CPU: core/_velocity_kernel.py says how.
 """
@@ -103,7 +110,7 @@ class CardStore:
         self._free_cards: list[int] = list(range(cards - 1, -1, -1))
         self._alloc_cards(cards)
         self._alloc_events(events)
-        self.scal = np.zeros(4, dtype=np.int64)
+        self.scal = np.zeros(k.N_SCAL, dtype=np.int64)
         self.scal[k.FREE_TOP] = events
         self.e_free[:] = np.arange(events - 1, -1, -1)
         self.wm = np.full(1, np.nan)
@@ -122,6 +129,16 @@ class CardStore:
     @property
     def watermark(self) -> float:
         return float(self.wm[0])
+
+    @property
+    def ahead(self) -> int:
+        """Transactions in a row, up to now, more than 24 h ahead of the watermark (see the
+        time policy); part of a snapshot, as the watermark is."""
+        return int(self.scal[k.AHEAD])
+
+    @ahead.setter
+    def ahead(self, count: int) -> None:
+        self.scal[k.AHEAD] = count
 
     def nbytes(self) -> int:
         """Bytes of the arrays (allocated capacity) plus an estimate of the key index, O(1)."""

@@ -123,6 +123,49 @@ def test_bad_times_do_not_change_state():
     assert b"b" not in dict(store.changes())
 
 
+def test_traffic_resuming_after_a_day_moves_the_partition_on():
+    # 40 cards, then 3 days without traffic, then the same cards again: the first 99 after
+    # the pause are bad clocks (scored alone, nothing kept), the 100th moves the watermark
+    # on, and from then on the cards build history again, whatever the batch split
+    from core._velocity_kernel import RESYNC_RUN
+
+    rng = np.random.default_rng(11)
+    n_before, n_after = 400, 600
+    keys = [b"c%d" % k for k in rng.integers(0, 40, n_before + n_after)]
+    t = np.concatenate([T0 + np.arange(n_before) * 30.0,
+                        T0 + 3 * H + np.arange(n_after) * 30.0])
+    amount = rng.lognormal(3, 1, n_before + n_after).astype(np.float32)
+    mcc = rng.integers(0, 5, n_before + n_after)
+    stream = (keys, t, amount, mcc)
+    ref = RefStore().apply(*stream)
+    for size in (1, 37, 1000):
+        np.testing.assert_array_equal(_bits(_apply_in(CardStore(cards=2, events=2), stream, size)),
+                                      _bits(ref))
+    after = ref[n_before:]
+    assert np.isnan(after[RESYNC_RUN - 1, 6])                 # the 100th starts its card afresh
+    assert after[-1, 4] > 10                                  # and history builds up again
+    store = CardStore()
+    _apply_in(store, (keys[:n_before], t[:n_before], amount[:n_before], mcc[:n_before]), 100)
+    store.changes()
+    cut = n_before + RESYNC_RUN - 1                           # the 99 bad clocks keep nothing
+    store.apply(keys[n_before:cut], t[n_before:cut], amount[n_before:cut], mcc[n_before:cut])
+    assert store.changes() == [] and store.ahead == RESYNC_RUN - 1 and store.watermark == t[n_before - 1]
+    _apply_in(store, (keys[cut:], t[cut:], amount[cut:], mcc[cut:]), 250)
+    assert store.watermark == t[-1] and store.ahead == 0
+
+
+def test_a_run_of_future_clocks_shorter_than_the_resync_run_changes_nothing():
+    from core._velocity_kernel import RESYNC_RUN
+
+    store = CardStore()
+    store.apply([b"a"], np.array([T0]), np.ones(1, np.float32), np.zeros(1))
+    n = RESYNC_RUN - 1
+    store.apply([b"x%d" % i for i in range(n)], np.full(n, T0 + 2 * H), np.ones(n, np.float32), np.zeros(n))
+    assert store.ahead == n and store.watermark == T0
+    got = store.apply([b"a"], np.array([T0 + 60.0]), np.ones(1, np.float32), np.zeros(1))
+    assert store.ahead == 0 and store.watermark == T0 + 60.0 and got[0, 4] == 2
+
+
 def test_undecodable_state_record_names_its_index():
     store = CardStore()
     store.apply([b"x"], np.array([T0]), np.ones(1, np.float32), np.zeros(1))

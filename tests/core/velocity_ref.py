@@ -6,24 +6,33 @@ import math
 import numpy as np
 
 H = 86400.0
+RESYNC_RUN = 100     # transactions in a row more than H ahead of the watermark that move it on
 
 
 class RefStore:
     def __init__(self):
         self.cards = {}      # key -> [latest, n, mean, m2, events newest first [(t, a32, m)]]
         self.w = None
+        self.ahead = 0
 
     def one(self, key, t, a32, m):
         a = float(a32)
         c = self.cards.get(key)
+        ahead = self.w is not None and t > self.w + H
+        if ahead:
+            self.ahead += 1
+            if self.ahead >= RESYNC_RUN:
+                self.w, ahead = t, False
         live = c is not None and (self.w is None or c[0] >= self.w - H)
+        if live and not ahead and t > c[0] + H:
+            live = False                       # idle for more than H by its own clock
         if live:
             lc = c[0]
-            store = lc - H <= t <= lc + H
+            store = not ahead and t >= lc - H
             tt = max(t, lc) if store else lc
             events = c[4]
         else:
-            store = self.w is None or self.w - H <= t <= self.w + H
+            store = self.w is None or (t >= self.w - H and not ahead)
             tt = t
             events = []
         window = [e for e in events if e[0] > tt - H]
@@ -48,6 +57,7 @@ class RefStore:
         row = [count(60.0), total(60.0), count(3600.0), total(3600.0), len(amounts), total(H),
                (tt - c[0]) if live else math.nan, z, len({m} | {e[2] for e in window}), micro]
         if store:
+            self.ahead = 0
             if not live:
                 c = [None, 0, 0.0, 0.0, []]
                 self.cards[key] = c
