@@ -1,5 +1,6 @@
 """bench.load.pool: a replayed pool keeps every card's event times in send order, lap after lap,
-and names the pattern of each fraud it sent."""
+starts every lap with each card idle past the longest window, and names the pattern of each
+fraud it sent."""
 
 import json
 from types import SimpleNamespace
@@ -7,7 +8,7 @@ from types import SimpleNamespace
 import numpy as np
 
 from bench.load import synth
-from bench.load.pool import Pool, build_pool
+from bench.load.pool import LONGEST_WINDOW_S, Pool, build_pool
 
 SEED = 77
 
@@ -39,7 +40,25 @@ def test_laps_continue_each_cards_history_in_time_order():
     lap0 = pool.take(5, 1)[0][0]
     lap2 = pool.take(5 + 2 * n, 1)[0][0]
     assert json.loads(lap2)["transaction_id"] == json.loads(lap0)["transaction_id"]
-    assert _times([lap2])[0] - _times([lap0])[0] == 2 * 86_400
+    assert _times([lap2])[0] - _times([lap0])[0] == 2 * (86_400 + LONGEST_WINDOW_S)
+
+
+def test_every_card_is_idle_past_the_longest_window_between_laps():
+    # so the per-card state scores lap k as it scored lap 0, never a card that repeats
+    # yesterday exactly
+    from core._velocity_kernel import H
+
+    assert LONGEST_WINDOW_S == H
+    pool = build_pool(_traffic(), 0)
+    n = len(pool)
+    values, keys = pool.take(0, 2 * n)
+    times = _times(values)
+    last0 = {k: t for k, t in zip(keys[:n], times[:n])}
+    first1: dict[bytes, float] = {}
+    for k, t in zip(keys[n:], times[n:]):
+        first1.setdefault(k, t)
+    gaps = [first1[k] - last0[k] for k in first1]
+    assert len(gaps) > 100 and min(gaps) > H
 
 
 def test_padding_applies_to_every_lap():
