@@ -23,6 +23,7 @@ import pytest
 from confluent_kafka import TopicPartition
 from confluent_kafka.admin import AdminClient
 
+from core.config import ScoringConfig
 from core.errors import StateError
 from core.snapshot import MARKER_KEY, decode_marker
 from tests.kafka.eos_harness import InProcess, Service, committed_offsets, make_inputs, produce_inputs, wait_drained
@@ -89,6 +90,7 @@ def test_input_deleted_after_the_snapshot_stops_the_slot_and_scores_nothing(kafk
     print(f"snapshot S={s}, deleted below D={d}, committed X={x}: {lost}")
 
     # 3. A restart under refuse (the default): the slot stops with a StateError naming the range.
+    assert ScoringConfig().offset_reset == "refuse"
     restart = InProcess(kafka_bootstrap, names, group, **SETTINGS)
     try:
         restart.thread.join(60)
