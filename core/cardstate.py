@@ -66,9 +66,9 @@ from core.errors import StateError
 from core.features import AMOUNT
 from core.snapshot import MARKER_KEY, Marker, encode_marker, replay_input, take_markers
 from core.statemetrics import RestoreStats, StateGauges
-from core.velocity import N_VELOCITY, CardStore, StateRecordError
+from core.velocity import N_VELOCITY, CardStore, StateRecordError, apply_bounded
 
-__all__ = ["CardStates", "RestoreStats", "batch_velocity", "apply_input", "MAX_CARD_KEY_BYTES"]
+__all__ = ["CardStates", "RestoreStats", "batch_velocity", "apply_input"]
 
 log = logging.getLogger(__name__)
 
@@ -76,26 +76,6 @@ _RESTORE_CHUNK = 100_000      # records per consume() and per kernel call
 # consume() waits for a full chunk or this long: short, or every small restore takes it
 _RESTORE_POLL_S = 0.02
 _RESTORE_PROGRESS_S = 5.0
-
-
-# A card key longer than this is no card hash (they are tens of bytes): such a transaction is
-# scored as a card with no history and never kept, so its changelog record, which carries the
-# key, can never be too large for the state topic and abort every batch (a 1 MB key did).
-MAX_CARD_KEY_BYTES = 1024
-
-
-def _apply(store: CardStore, keys: list, t, amount, mcc) -> np.ndarray:
-    """store.apply, but rows whose key is over MAX_CARD_KEY_BYTES see a card with no history
-    (each alone, so their features do not depend on the batch) and leave the store as it is."""
-    if not keys or max(map(len, keys)) <= MAX_CARD_KEY_BYTES:
-        return store.apply(keys, t, amount, mcc)
-    big = np.array([len(key) > MAX_CARD_KEY_BYTES for key in keys])
-    out = np.empty((len(keys), N_VELOCITY), dtype=np.float32)
-    keep = (~big).nonzero()[0]
-    out[keep] = store.apply([keys[i] for i in keep.tolist()], t[keep], amount[keep], mcc[keep])
-    for i in big.nonzero()[0].tolist():
-        out[i] = CardStore().apply([b"-"], t[i:i + 1], amount[i:i + 1], mcc[i:i + 1])[0]
-    return out
 
 
 def batch_velocity(stores, parts, keys: list):
@@ -112,12 +92,12 @@ def batch_velocity(stores, parts, keys: list):
             picked = list(map(keys.__getitem__, rows.tolist()))
         first = part[0]
         if part[-1] == first and (part == first).all():   # usual: one partition per process
-            return _apply(stores[int(first)], picked, t, amount, mcc)
+            return apply_bounded(stores[int(first)], picked, t, amount, mcc)
         out = np.empty((rows.shape[0], N_VELOCITY), dtype=np.float32)
         for p in np.unique(part).tolist():
             sel = (part == p).nonzero()[0]
-            out[sel] = _apply(stores[p], list(map(picked.__getitem__, sel.tolist())), t[sel],
-                              amount[sel], mcc[sel])
+            out[sel] = apply_bounded(stores[p], list(map(picked.__getitem__, sel.tolist())), t[sel],
+                                     amount[sel], mcc[sel])
         return out
     return compute
 

@@ -26,7 +26,7 @@ from core.features import AMOUNT, N_FEATURES, N_V, build_features, fill_derived
 from core.model import FraudModel, load_model
 from core.reasons import Reasoner
 from core.risk import LEVEL_NAMES
-from core.velocity import VELOCITY_FEATURES, CardStore, epoch_seconds, merchant_id
+from core.velocity import VELOCITY_FEATURES, CardStore, apply_bounded, epoch_seconds, merchant_id
 
 __all__ = ["Scorer", "BatchResult"]
 
@@ -207,13 +207,11 @@ class Scorer:
 
     def _facade_card(self, key: bytes, t: float, amounts: np.ndarray, mcc: int) -> np.ndarray:
         """The velocity features of one transaction, applied to the facade's CardStore exactly
-        as the service applies a batch (core.cardstate: an oversize key is a card with no
-        history and is never kept)."""
-        from core.cardstate import _apply   # the service's own rule; it pulls in the Kafka client
-
+        as the service applies a batch (core.velocity.apply_bounded: an oversize key is a card
+        with no history and is never kept)."""
         if self._cards is None:
             self._cards = CardStore()
-        card = _apply(self._cards, [key], np.array([t]), amounts, np.array([mcc], dtype=np.int64))[0]
+        card = apply_bounded(self._cards, [key], np.array([t]), amounts, np.array([mcc], dtype=np.int64))[0]
         self._cards.discard_changes()   # no changelog here: pending changes would only pile up
         return card
 

@@ -30,12 +30,16 @@ import signal
 from dataclasses import dataclass
 
 __all__ = ["SlotState", "Slot", "Decision", "SlotView", "backoff_delay", "describe_exit", "format_slots",
-           "EXIT_PIPELINE", "EXIT_STARTUP", "EXIT_FENCED", "BACKOFF_BASE_S", "BACKOFF_CAP_S",
+           "EXIT_PIPELINE", "EXIT_STARTUP", "EXIT_FENCED", "EXIT_STATE", "BACKOFF_BASE_S", "BACKOFF_CAP_S",
            "HEALTHY_AFTER_S", "TWIN_WINDOW_S", "FENCED_IN_A_ROW"]
 
 EXIT_PIPELINE = 2   # run-time Kafka failure (broker gone, aborts in a row, ...): back off, restart
 EXIT_STARTUP = 3    # model, config, topics or credentials unusable in the worker
 EXIT_FENCED = 4     # another process took this slot's transactional.id / group.instance.id
+# A partition's per-card state cannot be rebuilt exactly (core.errors.StateError: an undecodable
+# changelog record, input deleted since the snapshot under offset_reset refuse): back off and
+# retry like EXIT_PIPELINE (some causes pass, e.g. offsets unavailable for a minute), but say so.
+EXIT_STATE = 5
 
 BACKOFF_BASE_S = 0.25
 # A slot failing for hours still retries twice a minute: a broker back from maintenance is
@@ -75,7 +79,8 @@ def describe_exit(code: int | None) -> str:
             why = f"killed by signal {-code}"
     else:
         why = {EXIT_PIPELINE: "Kafka error", EXIT_STARTUP: "start-up error",
-               EXIT_FENCED: "fenced by another process with its ids"}.get(code, "")
+               EXIT_FENCED: "fenced by another process with its ids",
+               EXIT_STATE: "card state cannot be restored"}.get(code, "")
     return f"exit code {code}" + (f" ({why})" if why else "")
 
 

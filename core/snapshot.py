@@ -7,8 +7,8 @@ record under MARKER_KEY whose value says which input offset S the state is at (t
 that transaction commits for p) and the partition's watermark then. Everything in p's
 changelog up to and including its last committed marker is therefore the state at S exactly.
 
-MARKER_KEY is longer than core.cardstate.MAX_CARD_KEY_BYTES: a transaction whose card key is
-that long is scored as a card with no history and never kept, so no card's state can ever be
+MARKER_KEY is longer than core.velocity.MAX_CARD_KEY_BYTES: a transaction whose card key is
+that long is scored as a card with no history and never kept (core.velocity.apply_bounded), so no card's state can ever be
 written under the marker's key, and the hot path pays nothing to tell them apart.
 
 Marker value, little-endian: version u8 (2), S i64, watermark f64 (NaN: no card applied yet),

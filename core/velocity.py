@@ -12,6 +12,8 @@ batch see each other in order:
     store.changes()  -> [(key, value or None)]    # cards evicted or changed since last call
                                                   # (core.cardstate calls it once per snapshot)
     store.restore([(key, value or None), ...])    # rebuild from changelog values, in order
+    apply_bounded(store, keys, t, amount, mcc)    # store.apply with the oversize-key rule:
+                                                  # what the service and Scorer's facade call
 
 Windows count this transaction and the card's earlier ones with time in (t - w, t]: 1 min,
 1 h, 24 h (counts and amount sums), 10 min (amounts <= 1.00), 24 h (distinct merchant
@@ -48,7 +50,7 @@ import numpy as np
 from core import _velocity_kernel as k
 
 __all__ = ["CardStore", "VELOCITY_FEATURES", "N_VELOCITY", "epoch_seconds", "merchant_id",
-           "StateRecordError", "BYTES_PER_EVENT"]
+           "StateRecordError", "BYTES_PER_EVENT", "MAX_CARD_KEY_BYTES", "apply_bounded"]
 
 VELOCITY_FEATURES = (
     "card_tx_1m", "card_amount_1m", "card_tx_1h", "card_amount_1h", "card_tx_24h",
@@ -63,6 +65,11 @@ _CARD_ARRAYS = ("latest", "cn", "mean", "m2", "head", "nev", "used", "mark")
 _EVENT_ARRAYS = ("e_t", "e_amt", "e_mcc", "e_next", "e_free")
 _SWEEP_MIN = 256
 _FNV_OFFSET, _FNV_PRIME, _MASK64 = 0xCBF29CE484222325, 0x100000001B3, (1 << 64) - 1
+
+# A card key longer than this is no card hash (they are tens of bytes): such a transaction is
+# scored as a card with no history and never kept, so its changelog record, which carries the
+# key, can never be too large for the state topic and abort every batch (a 1 MB key did).
+MAX_CARD_KEY_BYTES = 1024
 
 _DAYS_BEFORE = (0, 31, 59, 90, 120, 151, 181, 212, 243, 273, 304, 334)
 
@@ -91,6 +98,26 @@ def merchant_id(category: str | bytes) -> int:
     for b in data:
         h = ((h ^ b) * _FNV_PRIME) & _MASK64
     return h - (1 << 64) if h >= 1 << 63 else h
+
+
+def apply_bounded(store: "CardStore", keys: list, t, amount, mcc) -> np.ndarray:
+    """store.apply(keys, t, amount, mcc) with the oversize-key rule, the way every scoring path
+    applies transactions (core.cardstate for the service and its replay, core.scorer's
+    per-message facade): a row whose key is longer than MAX_CARD_KEY_BYTES gets the features
+    of a card's first transaction (each such row alone, so they do not depend on the batch or
+    on other rows with the same key) and changes nothing in `store`: no card, no watermark,
+    no changelog entry. The other rows are applied in order as store.apply does."""
+    if not keys or max(map(len, keys)) <= MAX_CARD_KEY_BYTES:   # usual: one C-level pass
+        return store.apply(keys, t, amount, mcc)
+    t, amount, mcc = np.asarray(t), np.asarray(amount), np.asarray(mcc)
+    big = np.fromiter(map(len, keys), np.int64, len(keys)) > MAX_CARD_KEY_BYTES
+    out = np.empty((len(keys), N_VELOCITY), dtype=np.float32)
+    keep = (~big).nonzero()[0]
+    if keep.size:
+        out[keep] = store.apply([keys[i] for i in keep.tolist()], t[keep], amount[keep], mcc[keep])
+    for i in big.nonzero()[0].tolist():
+        out[i] = CardStore().apply([b"-"], t[i:i + 1], amount[i:i + 1], mcc[i:i + 1])[0]
+    return out
 
 
 class StateRecordError(ValueError):

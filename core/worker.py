@@ -2,7 +2,7 @@
 
 The worker tells its supervisor, through a one-way pipe of its own, when it consumes
 (`Ready`) and why it could not start (`Failed`), and says how it ended by its exit code
-(core.slots: 2 Kafka error, 3 start-up error, 4 fenced). A pipe per worker, not a shared
+(core.slots: 2 Kafka error, 3 start-up error, 4 fenced, 5 card state cannot be restored). A pipe per worker, not a shared
 queue: a worker SIGKILLed mid-write must not leave a lock held for the others, and every
 message is far below PIPE_BUF, so it arrives whole or not at all.
 
@@ -26,9 +26,9 @@ from typing import Any
 import msgspec
 
 from core.config import ScoringConfig
-from core.errors import ConfigError, FraudstreamError, PipelineError
+from core.errors import ConfigError, FraudstreamError, PipelineError, StateError
 from core.identity import CREDENTIAL_CODES, is_fenced, kafka_error_of
-from core.slots import EXIT_FENCED, EXIT_PIPELINE, EXIT_STARTUP
+from core.slots import EXIT_FENCED, EXIT_PIPELINE, EXIT_STARTUP, EXIT_STATE
 
 __all__ = ["worker_main", "exit_code_for", "die_with_parent", "Ready", "Failed", "STATUS"]
 
@@ -78,7 +78,7 @@ def exit_code_for(exc: FraudstreamError) -> int:
         return EXIT_STARTUP
     if error is not None and error.code() in CREDENTIAL_CODES:
         return EXIT_STARTUP
-    return EXIT_PIPELINE
+    return EXIT_STATE if isinstance(exc, StateError) else EXIT_PIPELINE
 
 
 class _Status:

@@ -3,7 +3,11 @@ history of one stream, and its vectors and scores equal score_batch's for the sa
 for bit, whatever the batch split of the service."""
 
 import json
+import os
+import subprocess
+import sys
 from datetime import datetime
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,11 +15,11 @@ import pytest
 from bench.load.synth import generate
 from core import Scorer
 from core.cardfields import card_json_names
-from core.cardstate import MAX_CARD_KEY_BYTES, batch_velocity
+from core.cardstate import batch_velocity
 from core.decode import decode_batch
 from core.features import N_FEATURES
 from core.paths import stateless_model_path
-from core.velocity import VELOCITY_FEATURES, CardStore
+from core.velocity import MAX_CARD_KEY_BYTES, VELOCITY_FEATURES, CardStore
 
 SEED = 20261206
 _STATEFUL = stateless_model_path().parent / "fraud-model.meta.json"
@@ -120,3 +124,23 @@ def test_stateless_model_ignores_the_card():
     with_card = scorer.compute_features(3.0, "2026-01-01T10:00:00Z", v, card_hash="c", merchant_category="m")
     assert plain.shape == (N_FEATURES,)
     np.testing.assert_array_equal(_bits(plain), _bits(with_card))
+
+
+def test_the_facade_scores_without_the_kafka_client():
+    """A per-message user needs no confluent_kafka: the oversize-key rule the facade shares with
+    the service lives in core.velocity, not in the Kafka-bound core.cardstate."""
+    root = Path(__file__).resolve().parents[2]
+    code = ("import sys\n"
+            "from core.model import load_model\n"
+            "from core.scorer import Scorer\n"
+            "s = Scorer(load_model(None, compile=False))\n"
+            "v = {f'V{i}': 0.0 for i in range(1, 29)}\n"
+            f"for key in ('c', {_BIG_KEY!r}, 'c'):\n"
+            "    x = s.compute_features(1.0, '2026-01-01T00:00:00Z', v, card_hash=key, merchant_category='m')\n"
+            f"print(int(x[{N_FEATURES + VELOCITY_FEATURES.index('card_tx_1m')}]), "
+            "sorted(m for m in sys.modules if m.partition('.')[0] == 'confluent_kafka' "
+            "or m in ('core.cardstate', 'core.loop')))\n")
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    done = subprocess.run([sys.executable, "-c", code], cwd=root, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "2 []", done.stdout

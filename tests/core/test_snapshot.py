@@ -11,10 +11,10 @@ import struct
 import numpy as np
 import pytest
 
-from core.cardstate import MAX_CARD_KEY_BYTES, _apply, apply_input, batch_velocity
+from core.cardstate import apply_input, batch_velocity
 from core.decode import decode_batch
 from core.snapshot import MARKER_KEY, Marker, decode_marker, encode_marker
-from core.velocity import CardStore
+from core.velocity import MAX_CARD_KEY_BYTES, CardStore, apply_bounded
 from tests.core.test_velocity import _bits, _stream
 
 H = 86400.0
@@ -144,7 +144,7 @@ def test_marker_round_trip_and_its_key_is_never_a_card():
     # a transaction keyed like the marker is scored as a card with no history, never kept
     store = CardStore()
     t = np.array([1e9, 1e9 + 1])
-    out = _apply(store, [MARKER_KEY, MARKER_KEY], t, np.ones(2, np.float32), np.zeros(2, np.int64))
+    out = apply_bounded(store, [MARKER_KEY, MARKER_KEY], t, np.ones(2, np.float32), np.zeros(2, np.int64))
     assert out[1, 4] == 1 and len(store) == 0 and store.changes() == []
 
 

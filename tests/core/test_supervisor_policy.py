@@ -6,10 +6,10 @@ import json
 import pytest
 from confluent_kafka import KafkaError, KafkaException
 
-from core.errors import ConfigError, ModelError, PipelineError
+from core.errors import ConfigError, ModelError, PipelineError, StateError
 from core.health import health
-from core.slots import (BACKOFF_CAP_S, EXIT_FENCED, EXIT_PIPELINE, EXIT_STARTUP, HEALTHY_AFTER_S, Decision, Slot,
-                        backoff_delay, format_slots)
+from core.slots import (BACKOFF_CAP_S, EXIT_FENCED, EXIT_PIPELINE, EXIT_STARTUP, EXIT_STATE, HEALTHY_AFTER_S, Decision,
+                        Slot, backoff_delay, describe_exit, format_slots)
 from core.worker import exit_code_for
 
 
@@ -48,8 +48,18 @@ def test_a_slot_failing_at_run_time_backs_off_and_never_gives_up():
     assert delays[:3] == [0.25, 0.5, 1.0] and max(delays) == 30.0 and delays[-1] == 30.0
     assert slot.failures == 200 and slot.restarts == 199
     # start-up errors, kills, fencing once in a while: all run-time failures once the service is up
-    for code in (EXIT_STARTUP, -9, EXIT_FENCED, 1):
+    for code in (EXIT_STARTUP, -9, EXIT_FENCED, 1, EXIT_STATE):
         assert _fail(slot, clock, code, live=120.0) is Decision.RESTART
+
+
+def test_a_slot_whose_card_state_cannot_be_restored_backs_off_and_says_why():
+    """A StateError (tests/kafka/test_state_input_lost.py) is retried like a Kafka error, never a
+    stop of the whole service, but /healthz and the log name it."""
+    clock, slot = Clock(), Slot(0)
+    for failures in range(1, 4):
+        assert _fail(slot, clock, EXIT_STATE, service_up=failures > 1) is Decision.RESTART
+    assert slot.view(clock()).last_exit == describe_exit(EXIT_STATE) == "exit code 5 (card state cannot be restored)"
+    assert slot.restart_at - clock() == 1.0
 
 
 def test_a_worker_up_for_a_minute_starts_a_new_streak():
@@ -135,6 +145,10 @@ def _raised(exc, cause):
     (PipelineError("10 transactions aborted in a row"), EXIT_PIPELINE),
     (ConfigError("topic(s) x do not exist"), EXIT_STARTUP),
     (ModelError("cannot load"), EXIT_STARTUP),
+    (StateError("w: t.transactions[0] 50..99, scored after the card-state snapshot, is gone"), EXIT_STATE),
+    (_raised(StateError("w: cannot read the end of t.card-state[0]"), _kafka(KafkaError._TIMED_OUT)), EXIT_STATE),
+    (_raised(StateError("w: cannot read t.card-state[0]"), _kafka(KafkaError.TOPIC_AUTHORIZATION_FAILED)),
+     EXIT_STARTUP),
 ])
 def test_the_worker_exit_code_says_what_ended_it(exc, code):
     assert exit_code_for(exc) == code

@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core.velocity import (CardStore, StateRecordError, VELOCITY_FEATURES, epoch_seconds,
-                           merchant_id)
+from core.velocity import (MAX_CARD_KEY_BYTES, CardStore, StateRecordError, VELOCITY_FEATURES, apply_bounded,
+                           epoch_seconds, merchant_id)
 from tests.core.velocity_ref import RefStore
 
 H = 86400.0
@@ -212,27 +212,44 @@ def test_stats_line_shows_cards_bytes_and_the_last_restore():
     assert "restoring 5/9 records, replaying 3/8" in states.stats_text()
 
 
-def test_an_oversize_key_is_scored_as_a_new_card_and_never_kept():
+def test_an_oversize_key_is_scored_as_a_first_transaction_and_never_kept():
     # Its changelog record would carry the key: a 1 MB key made every batch's commit fail.
-    import numpy as np
-
-    from core.cardstate import MAX_CARD_KEY_BYTES, _apply
-    from core.velocity import CardStore
-
     store = CardStore()
     big = b"k" * (MAX_CARD_KEY_BYTES + 1)
-    keys = [b"card-a", big, b"card-a", big]
-    t = np.array([1e9, 1e9 + 1, 1e9 + 2, 1e9 + 3])
-    amount = np.array([5.0, 6.0, 7.0, 8.0], dtype=np.float32)
-    mcc = np.array([1, 2, 1, 2])
-    out = _apply(store, keys, t, amount, mcc)
-    fresh = CardStore().apply([b"x"], t[1:2], amount[1:2], mcc[1:2])[0]
-    assert np.array_equal(out[1].view(np.uint32), fresh.view(np.uint32))
-    assert np.array_equal(out[3].view(np.uint32),
-                          CardStore().apply([b"x"], t[3:4], amount[3:4], mcc[3:4])[0].view(np.uint32))
-    assert len(store) == 1 and all(key == b"card-a" for key, _ in store.changes())
-    same = CardStore().apply([b"card-a", b"card-a"], t[[0, 2]], amount[[0, 2]], mcc[[0, 2]])
-    assert np.array_equal(out[[0, 2]].view(np.uint32), same.view(np.uint32))
+    t = T0 + np.arange(4.0)
+    amount, mcc = np.array([5.0, 6.0, 7.0, 8.0], dtype=np.float32), np.array([1, 2, 1, 2])
+    out = apply_bounded(store, [big, big, big, big], t, amount, mcc)
+    for i in range(4):   # each alone: a card's first transaction, never the previous big row's
+        first = CardStore().apply([b"x"], t[i:i + 1], amount[i:i + 1], mcc[i:i + 1])[0]
+        np.testing.assert_array_equal(_bits(out[i]), _bits(first))
+    assert out[3, VELOCITY_FEATURES.index("card_tx_1m")] == 1
+    assert np.isnan(out[3, VELOCITY_FEATURES.index("card_secs_since_prev")])
+    # nothing stored: no card, no watermark, nothing for the changelog
+    assert len(store) == 0 and np.isnan(store.watermark) and store.changes() == []
+
+
+def test_apply_bounded_keeps_the_history_of_normal_keys_around_oversize_ones():
+    store = CardStore()
+    big = b"k" * (MAX_CARD_KEY_BYTES + 1)
+    edge = b"e" * MAX_CARD_KEY_BYTES   # at the limit: a card like any other
+    keys = [b"card-a", big, b"card-a", edge, big, edge]
+    t = T0 + np.arange(6.0)
+    amount = np.arange(1, 7, dtype=np.float32)
+    mcc = np.array([1, 2, 1, 3, 2, 3])
+    out = apply_bounded(store, keys, t, amount, mcc)
+    normal = [0, 2, 3, 5]
+    alone = CardStore().apply([keys[i] for i in normal], t[normal], amount[normal], mcc[normal])
+    np.testing.assert_array_equal(_bits(out[normal]), _bits(alone))
+    tx_1m = VELOCITY_FEATURES.index("card_tx_1m")
+    assert out[[0, 2, 3, 5], tx_1m].tolist() == [1, 2, 1, 2] and out[[1, 4], tx_1m].tolist() == [1, 1]
+    assert len(store) == 2 and store.watermark == T0 + 5
+    assert sorted(key for key, _ in store.changes()) == [b"card-a", edge]
+    # the history is kept for the next batch, and a batch without oversize keys is store.apply
+    ref = CardStore()
+    ref.apply([keys[i] for i in normal], t[normal], amount[normal], mcc[normal])
+    more = ([b"card-a", edge], np.array([T0 + 10, T0 + 11]), np.ones(2, np.float32), np.array([1, 3]))
+    np.testing.assert_array_equal(_bits(apply_bounded(store, *more)), _bits(ref.apply(*more)))
+    assert apply_bounded(store, [], np.empty(0), np.empty(0, np.float32), np.empty(0, np.int64)).shape == (0, 10)
 
 
 def test_card_ids_within_and_across_batches():
