@@ -44,8 +44,9 @@ partition, not with transactions. A few cards that transact often (the 10,000-ca
 write far less; millions of cards each seen once an interval write nearly as much as before.
 
 A changelog record that cannot be decoded, a marker that does not match the state, or input
-missing between S and X (retention) stops the slot with a StateError naming topic, partition
-and offset: starting from an incomplete state would silently change every score after it.
+missing between S and X (retention) is a StateError naming topic, partition and offset: the
+loop holds that partition (core.stateholds) rather than start it from an incomplete state,
+which would silently change every score after it.
 """
 
 from __future__ import annotations
@@ -161,6 +162,24 @@ class CardStates:
 
     # -- the batch ---------------------------------------------------------------------------
 
+    def missing(self, msgs: list[Any]) -> list[int]:
+        """The partitions of msgs that have no state here yet (to be restored), in order."""
+        stores = self._stores
+        return sorted({p for p in map(Message.partition, msgs) if p not in stores})
+
+    def restore(self, consumer: Consumer, partitions: list[int]) -> None:
+        """Restore these partitions' state (see the module docstring); StateError when one
+        cannot be, naming where (the partition stays without state, the restore gauges idle)."""
+        try:
+            self._restore(consumer, partitions)
+        except StateError:
+            stats = self.restore_stats
+            stats.active, stats.replay_target = 0, 0
+            for p in partitions:
+                self._markers.pop(p, None)
+            self._publish()
+            raise
+
     def velocity(self, consumer: Consumer, msgs: list[Any]):
         """A function (Decoded, values) -> float32 (good, 10) that scores `msgs`' good rows
         against their partitions' stores (restored first when needed)."""
@@ -267,7 +286,7 @@ class CardStates:
     def _replay_start(self, p: int, snapshot: int, committed: int) -> int:
         """Where the replay of input partition p starts: the snapshot's offset, unless retention
         deleted input since (the group stayed away longer than it keeps). Then the state those
-        records built is gone: with offset_reset refuse that stops the slot; with earliest or
+        records built is gone: with offset_reset refuse that is a StateError; with earliest or
         latest (the operator already chose to lose input) it replays what is left, saying so."""
         src = self._config.topics.transactions
         try:
@@ -279,9 +298,10 @@ class CardStates:
             return snapshot
         lost = f"{src}[{p}] {snapshot}..{min(low, committed) - 1}, scored after the card-state snapshot, is gone"
         if self._config.offset_reset == "refuse":
-            raise StateError(f"{self.name}: {lost} (retention): the per-card state cannot be rebuilt exactly; "
+            raise StateError(f"{self.name}: {lost} (retention or deleted records): the per-card state cannot be "
+                             f"rebuilt exactly; "
                              f"set offset_reset: earliest | latest to score on from the snapshot's state")
-        log.error("%s: %s (retention): scoring on from the snapshot's state plus what is left "
+        log.error("%s: %s (retention or deleted records): scoring on from the snapshot's state plus what is left "
                   "(offset_reset %s)", self.name, lost, self._config.offset_reset)
         return min(low, committed)
 

@@ -29,7 +29,8 @@ class PipelineError(FraudstreamError):
 
 class StateError(PipelineError):
     """The per-card state of a partition cannot be restored; the message names the changelog
-    topic, partition and offset. The slot stops rather than score from a wrong state."""
+    topic, partition and offset. The partition is held (core.stateholds) rather than scored
+    from a wrong state."""
 
 
 class StartupError(FraudstreamError):

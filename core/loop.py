@@ -33,12 +33,13 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, Topi
 from core.cardstate import CardStates
 from core.config import ScoringConfig
 from core.culprits import Culprits
-from core.errors import ConfigError, PipelineError
+from core.errors import ConfigError, PipelineError, StateError
 from core.faults import faults_from_env
 from core.limits import DEFAULT_MAX_MESSAGE_BYTES, OutputLimits, read_output_limits
 from core.metrics import LoopMetrics, Ticker, format_stats
 from core.offsets import is_reset_refused, next_offsets, offset_reset_refused, plan_start, refused_text
 from core.routing import produce_outputs
+from core.stateholds import StateHolds
 from core.txn import (AbortRequired, admin_settings, consumer_settings, kafka_cause, producer_settings,
                       raise_produce_error, txn_call, worker_id)
 
@@ -84,6 +85,8 @@ class ScoringConsumer:
             raise ConfigError(f"state: the model uses {', '.join(VELOCITY_FEATURES)}, which only "
                               "the per-card state computes: run with state on (without --no-state)")
         self._cards = CardStates(config, self.name) if config.state else None
+        # partitions whose card state cannot be restored: paused, retried (core.stateholds)
+        self._holds = StateHolds(self.name, config.topics.transactions) if config.state else None
         self._faults = faults_from_env()   # test only; None unless FRAUDSTREAM_FAULTS is set
 
     def stop(self) -> None:
@@ -237,7 +240,9 @@ class ScoringConsumer:
         # Another owner may score these partitions next: whatever we hold may become stale,
         # so a later assignment restores them from the changelog again.
         if self._cards is not None:
-            self._cards.drop(tp.partition if isinstance(tp, TopicPartition) else tp for tp in partitions)
+            numbers = [tp.partition if isinstance(tp, TopicPartition) else tp for tp in partitions]
+            self._cards.drop(numbers)
+            self._holds.forget(numbers)
 
     def _abort_if_open(self, why: str) -> None:
         if self._txn_open:
@@ -258,6 +263,8 @@ class ScoringConsumer:
             msgs = consume(num_messages=n, timeout=timeout)
             if msgs:
                 self._process(msgs)
+            if self._holds:
+                self._holds.resume_due(self._consumer)
             if lag.due():
                 self._refresh_lag()
             elapsed = stats.due()
@@ -278,6 +285,8 @@ class ScoringConsumer:
             assigned = self._assigned
             good = [m for m in good if m.partition() in assigned]
             self._rebalanced = False
+        if self._cards is not None:
+            good = self._admit(good)
         if not good:
             return
         culprits = self._culprits
@@ -291,6 +300,28 @@ class ScoringConsumer:
                 done += len(piece)
             return
         self._process_piece(good, good)
+
+    def _admit(self, msgs: list[Any]) -> list[Any]:
+        """msgs without the records of partitions held because their card state cannot be
+        restored: restores the partitions that have no state yet, one by one, and holds each
+        that fails (core.stateholds), so one partition's state never stops the others."""
+        holds = self._holds
+        if holds:   # records fetched before the pause took effect
+            msgs = [m for m in msgs if m.partition() not in holds]
+        missing = self._cards.missing(msgs)
+        if not missing:
+            return msgs
+        failed = set()
+        for p in missing:
+            try:
+                self._cards.restore(self._consumer, [p])
+            except StateError as exc:
+                first = next(m.offset() for m in msgs if m.partition() == p)
+                holds.hold(self._consumer, p, first, exc)
+                failed.add(p)
+            else:
+                holds.restored(p)
+        return [m for m in msgs if m.partition() not in failed] if failed else msgs
 
     def _process_piece(self, msgs: list[Any], pending: list[Any]) -> bool:
         """Score and commit `msgs`; on an abort, rewind the partitions of `pending` (msgs and
