@@ -69,7 +69,7 @@ from core.snapshot import MARKER_KEY, Marker, encode_marker, replay_input, take_
 from core.statemetrics import RestoreStats, StateGauges
 from core.velocity import N_VELOCITY, CardStore, StateRecordError, apply_bounded
 
-__all__ = ["CardStates", "RestoreStats", "batch_velocity", "apply_input"]
+__all__ = ["CardStates", "RestoreStats", "batch_velocity", "next_snapshot", "apply_input"]
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +77,19 @@ _RESTORE_CHUNK = 100_000      # records per consume() and per kernel call
 # consume() waits for a full chunk or this long: short, or every small restore takes it
 _RESTORE_POLL_S = 0.02
 _RESTORE_PROGRESS_S = 5.0
+
+
+def next_snapshot(p: int, now: float, interval: float) -> float:
+    """When partition p's next snapshot is due after one at `now` (time.monotonic(), shared by
+    the processes of one machine): the first instant after now at p's own phase of the interval
+    (golden-ratio spread), so the partitions of a service snapshot spread over the interval,
+    not all in the same transactions. They would otherwise stay in step from their first
+    snapshot (the first transaction after each restore), and every `interval` one transaction
+    per worker carried every partition's changed cards at once: a latency spike."""
+    if interval <= 0.0:
+        return 0.0
+    phase = (p * 0.6180339887498949) % 1.0 * interval
+    return phase + (math.floor((now - phase) / interval) + 1.0) * interval
 
 
 def batch_velocity(stores, parts, keys: list):
@@ -203,7 +216,7 @@ class CardStates:
             if store is None or self._due.get(p, 0.0) > now:
                 continue
             n += self._snapshot(producer, p, store, tp.offset)
-            self._due[p] = now + self._interval
+            self._due[p] = next_snapshot(p, now, self._interval)
         self._publish()
         return n
 

@@ -177,3 +177,18 @@ def test_a_snapshot_inside_a_run_of_future_clocks_carries_the_run():
             restored.ahead = marker.ahead       # what core.cardstate does after the check
         got = np.concatenate([whole[:s]] + _run(restored, stream, s, n, 41))
         assert np.array_equal(_bits(got), _bits(whole)) == carry
+
+
+def test_partitions_snapshot_at_their_own_phase_of_the_interval():
+    from core.cardstate import next_snapshot
+
+    interval = 5.0
+    for now in (0.0, 3.3, 1234.56):
+        due = [next_snapshot(p, now, interval) for p in range(6)]
+        assert all(now < d <= now + interval for d in due), due
+        # one snapshot per partition per interval, and no two partitions within 1/20 of it
+        phases = sorted(d % interval for d in due)
+        gaps = np.diff(phases + [phases[0] + interval])
+        assert gaps.min() > interval / 20, phases
+        assert [next_snapshot(p, d, interval) for p, d in enumerate(due)] == [d + interval for d in due]
+    assert next_snapshot(3, 10.0, 0.0) == 0.0      # 0: every transaction
