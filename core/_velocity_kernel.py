@@ -34,7 +34,7 @@ __all__ = ["apply_batch", "sweep", "encode_cards", "restore_cards", "H", "N_OUT"
 H = 86400.0                       # the longest window, and the bad-time / idle limit
 W_1M, W_10M, W_1H = 60.0, 600.0, 3600.0
 MICRO_MAX = 1.0
-N_OUT = 10
+N_OUT = 14
 FREE_TOP, SEQ, MAX_NEV, SWEEP, AHEAD = 0, 1, 2, 3, 4
 N_SCAL = 5
 # A transaction more than H ahead of the watermark is a bad clock, unless RESYNC_RUN of them
@@ -117,9 +117,13 @@ def apply_batch(ids, t, amount, mcc, out, touched,
                 m2[c] = 0.0
         # -- features: this transaction at tt, then the card's live events newest first
         tx1m = 1
+        tx10m = 1
         tx1h = 1
         tx24 = 1
         micro = 1 if a <= MICRO_MAX else 0
+        micro1m = micro
+        u10 = 1
+        since_micro = NAN
         s1m = a64
         s1h = a64
         s24 = a64
@@ -133,16 +137,24 @@ def apply_batch(ids, t, amount, mcc, out, touched,
             if et <= cut:
                 break
             ea = np.float64(e_amt[e])
+            is_micro = e_amt[e] <= MICRO_MAX
+            if is_micro and np.isnan(since_micro):   # the newest earlier micro amount
+                since_micro = tt - et
             tx24 += 1
             s24 += ea
+            in_10m = et > tt - W_10M
             if et > tt - W_1H:
                 tx1h += 1
                 s1h += ea
-                if et > tt - W_1M:
-                    tx1m += 1
-                    s1m += ea
-            if et > tt - W_10M and e_amt[e] <= MICRO_MAX:
-                micro += 1
+                if in_10m:
+                    tx10m += 1
+                    if is_micro:
+                        micro += 1
+                    if et > tt - W_1M:
+                        tx1m += 1
+                        s1m += ea
+                        if is_micro:
+                            micro1m += 1
             em = e_mcc[e]
             seen = False
             for k in range(u):
@@ -152,6 +164,8 @@ def apply_batch(ids, t, amount, mcc, out, touched,
             if not seen:
                 scratch[u] = em
                 u += 1
+            if in_10m:          # the chain is newest first: the 10-min events come first
+                u10 = u
             last_kept = e
             e = e_next[e]
         out[i, 0] = tx1m
@@ -169,6 +183,10 @@ def apply_batch(ids, t, amount, mcc, out, touched,
         out[i, 7] = np.float32(z)
         out[i, 8] = u
         out[i, 9] = micro
+        out[i, 10] = tx10m
+        out[i, 11] = u10
+        out[i, 12] = micro1m
+        out[i, 13] = np.float32(since_micro)
         if not store:
             continue
         scal[AHEAD] = 0

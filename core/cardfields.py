@@ -26,7 +26,7 @@ from numba.extending import intrinsic
 
 from core.decode import Decoded
 from core.schema import CARD_FIELD
-from core.velocity import VELOCITY_FEATURES, epoch_seconds, merchant_id
+from core.velocity import VELOCITY_COUNTS, VELOCITY_FEATURES, epoch_seconds, merchant_id
 
 __all__ = ["CARD_FIELD", "event_columns", "card_objects", "card_json_names"]
 
@@ -40,8 +40,7 @@ _POW10 = np.array([10.0 ** k for k in range(23)])
 # values lie within 1e-46 .. 3.5e38, and 9 - e for them within -30 .. 55
 _P10_BIAS, _P10_TOP = 60, 120
 _P10 = np.array([float(f"1e{k - _P10_BIAS}") for k in range(_P10_TOP + 1)])
-_COUNTS = np.array([n.startswith("card_tx") or n in ("card_mcc_24h", "card_micro_10m")
-                    for n in VELOCITY_FEATURES])
+_COUNTS = np.array([n in VELOCITY_COUNTS for n in VELOCITY_FEATURES])
 
 
 def card_json_names() -> tuple[str, ...]:
@@ -113,7 +112,7 @@ _NAME_WORDS = 3      # each `,"name":` piece is written as 3 little-endian 8-byt
 
 
 def _name_table():
-    """(words uint64 (10, _NAME_WORDS), lengths): `,"card":{"tx_1m":`, `,"amount_1m":`, ..."""
+    """(words uint64 (N_VELOCITY, _NAME_WORDS), lengths): `,"card":{"tx_1m":`, `,"amount_1m":`, ..."""
     parts = [f',"{CARD_FIELD}":{{"{n}":' if i == 0 else f',"{n}":'
              for i, n in enumerate(card_json_names())]
     raw = [p.encode() for p in parts]

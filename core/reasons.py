@@ -34,7 +34,7 @@ from core.features import (
     N_FEATURES, N_V, ROUND_MIN,
 )
 from core.schema import Reason
-from core.velocity import VELOCITY_FEATURES
+from core.velocity import VELOCITY_COUNTS, VELOCITY_FEATURES
 
 __all__ = ["Reasoner", "CODES", "TOP", "reason_text", "VELOCITY_REASONS"]
 
@@ -60,11 +60,18 @@ _TEXTS = {
     "CARD_MCC_24H": lambda value: f"{int(value)} different merchant categories on this card in 24 hours",
     "CARD_MICRO_10M": lambda value: (f"{int(value)} micro amounts ({MICRO_MAX:.2f} or less) on this "
                                      "card in 10 minutes, as in card testing"),
+    "CARD_TX_10M": lambda value: f"{int(value)} transactions on this card in 10 minutes",
+    "CARD_MCC_10M": lambda value: f"{int(value)} different merchant categories on this card in 10 minutes",
+    "CARD_MICRO_1M": lambda value: (f"{int(value)} micro amounts ({MICRO_MAX:.2f} or less) on this "
+                                    "card in the last minute, as in card testing"),
+    "CARD_SECS_SINCE_MICRO": lambda value: (
+        "no earlier micro amount on this card in 24 hours" if value != value
+        else f"{value:,.0f} s after the card's previous micro amount ({MICRO_MAX:.2f} or less)"),
 }
 # (code, the core.velocity feature it explains, decimals its value is written with): for a
 # model whose feature_names end with core.velocity.VELOCITY_FEATURES
-VELOCITY_REASONS = tuple((name.upper(), name, 0 if name.startswith("card_tx") or name in ("card_mcc_24h", "card_micro_10m")
-                          else 2) for name in VELOCITY_FEATURES)
+VELOCITY_REASONS = tuple((name.upper(), name, 0 if name in VELOCITY_COUNTS else 2)
+                         for name in VELOCITY_FEATURES)
 
 # (code, feature columns whose contributions it sums, column giving its value, decimals)
 _GROUPS = (

@@ -95,7 +95,7 @@ class Reason(msgspec.Struct, frozen=True, gc=False):
 # Written after the score fields on flagged events only (their top reasons, as on the alert).
 REASONS_FIELD = "reasons"
 # With state on, written before the score fields: the core.velocity features the event was
-# scored with, names without `card_` (tx_1m, amount_1m, ..., micro_10m; null: no previous).
+# scored with, names without `card_` (tx_1m, amount_1m, ..., secs_since_micro; null: none).
 CARD_FIELD = "card"
 # Fields a producer may not send: the scorer writes them (a duplicate key would be ambiguous).
 RESERVED_FIELD_NAMES = SCORE_FIELD_NAMES + (REASONS_FIELD, CARD_FIELD)

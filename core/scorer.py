@@ -104,7 +104,7 @@ class Scorer:
     def score_batch(self, values, velocity=None) -> BatchResult:
         """Score a sequence of raw values; bad values become dead letters, never exceptions.
 
-        velocity: None (stateless), or a function (Decoded, values) -> float32 (good, 10)
+        velocity: None (stateless), or a function (Decoded, values) -> float32 (good, N_VELOCITY)
         giving the good rows' core.velocity features (core.cardstate provides it); they are
         written on every scored event as its `card` object, and given to a model that uses them.
         """

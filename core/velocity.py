@@ -1,8 +1,8 @@
 """Per-card velocity features over exact sliding windows, and the state they come from.
 
 One CardStore per input partition. `apply` takes a micro-batch in the partition's offset
-order and returns, for every transaction, the ten VELOCITY_FEATURES (float32, NaN for "no
-previous transaction"), updating the state as it goes, so a card's transactions inside one
+order and returns, for every transaction, the fourteen VELOCITY_FEATURES (float32, NaN for
+"no previous transaction"), updating the state as it goes, so a card's transactions inside one
 batch see each other in order:
 
     store = CardStore()
@@ -16,10 +16,15 @@ batch see each other in order:
                                                   # what the service and Scorer's facade call
 
 Windows count this transaction and the card's earlier ones with time in (t - w, t]: 1 min,
-1 h, 24 h (counts and amount sums), 10 min (amounts <= 1.00), 24 h (distinct merchant
-categories). card_secs_since_prev and card_amount_z (Welford mean and sample deviation over
-all the card's earlier applied amounts; 0 below two or when the deviation is 0) use the
-state before this transaction.
+1 h, 24 h (counts and amount sums), 10 min (count), micro amounts (<= 1.00) in 10 min and in
+1 min, distinct merchant categories in 24 h and in 10 min. card_secs_since_prev,
+card_secs_since_micro (since the card's previous amount <= 1.00 within 24 h, NaN if none) and
+card_amount_z (Welford mean and sample deviation over all the card's earlier applied amounts;
+0 below two or when the deviation is 0) use the state before this transaction. The 10-min and
+1-min micro features see a card-testing burst's rhythm (dozens of micro amounts in a few
+minutes, in many merchant categories) where a legit burst (in-app purchases, transit taps) has
+a few, minutes apart, at one merchant category. All of them come from the events the state
+keeps anyway (time, amount, merchant of the last 24 h), so the record layout is unchanged.
 
 Time policy (event time = the transaction's `timestamp`). The partition's watermark W is the
 latest time applied so far. A card idle for more than 24 h (before W, or before its own next
@@ -49,14 +54,18 @@ import numpy as np
 
 from core import _velocity_kernel as k
 
-__all__ = ["CardStore", "VELOCITY_FEATURES", "N_VELOCITY", "epoch_seconds", "merchant_id",
-           "StateRecordError", "BYTES_PER_EVENT", "MAX_CARD_KEY_BYTES", "apply_bounded"]
+__all__ = ["CardStore", "VELOCITY_FEATURES", "VELOCITY_COUNTS", "N_VELOCITY", "epoch_seconds",
+           "merchant_id", "StateRecordError", "BYTES_PER_EVENT", "MAX_CARD_KEY_BYTES",
+           "apply_bounded"]
 
 VELOCITY_FEATURES = (
     "card_tx_1m", "card_amount_1m", "card_tx_1h", "card_amount_1h", "card_tx_24h",
     "card_amount_24h", "card_secs_since_prev", "card_amount_z", "card_mcc_24h",
-    "card_micro_10m",
+    "card_micro_10m", "card_tx_10m", "card_mcc_10m", "card_micro_1m", "card_secs_since_micro",
 )
+# the features that count transactions (integers; the others are amounts, seconds, a z-score)
+VELOCITY_COUNTS = frozenset(n for n in VELOCITY_FEATURES
+                            if n.startswith(("card_tx", "card_mcc", "card_micro")))
 N_VELOCITY = len(VELOCITY_FEATURES)
 assert N_VELOCITY == k.N_OUT
 # event arrays: t f64 + amount f32 + merchant i64 + next i64 + its free-stack entry i64
@@ -178,7 +187,7 @@ class CardStore:
     # -- the batch ---------------------------------------------------------------------------
 
     def apply(self, keys, t, amount, mcc) -> np.ndarray:
-        """Features (float32 (n, 10)) of transactions in order; the state is updated."""
+        """Features (float32 (n, N_VELOCITY)) of transactions in order; the state is updated."""
         n = len(keys)
         t = np.ascontiguousarray(t, dtype=np.float64)
         amount = np.ascontiguousarray(amount, dtype=np.float32)

@@ -35,7 +35,7 @@ def model():
 @click.option("--seed", type=int, default=None, help="Override the training seed.")
 @click.option("--kind", type=click.Choice(["both", "stateful", "stateless"]), default="both",
               show_default=True,
-              help="Which model: with the ten per-card velocity features, without, or both.")
+              help="Which model: with the per-card velocity features, without, or both.")
 def train(out_dir: Path, check: bool, seed: int | None, kind: str):
     """Generate synthetic data, train XGBoost, pick threshold and bands, write the model.
 

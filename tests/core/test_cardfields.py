@@ -39,8 +39,9 @@ def test_card_text_round_trips_every_float32():
     print("seed 7")
     wide = rng.integers(0, 0x7F800000, 5000, dtype=np.uint32).view(np.float32)
     feats = np.resize(np.concatenate([wide, -wide[:100], [np.nan, 0.0, 1.0, 3.4e38, 1e-45]]),
-                      (503, 10)).astype(np.float32)
-    counts = [n.startswith("card_tx") or n in ("card_mcc_24h", "card_micro_10m") for n in VELOCITY_FEATURES]
+                      (503, len(VELOCITY_FEATURES))).astype(np.float32)
+    counts = [n.startswith("card_tx") or n in ("card_mcc_24h", "card_micro_10m", "card_mcc_10m",
+                                               "card_micro_1m") for n in VELOCITY_FEATURES]
     feats[:, counts] = np.floor(np.abs(feats[:, counts]) % 1e6)
     buf, ends = card_objects(feats)
     for k in range(feats.shape[0]):
@@ -97,7 +98,8 @@ def test_a_value_repeated_in_a_row_is_written_as_if_alone():
     # the kernel copies the text of a sum equal (bit for bit) to the row's previous sum
     rng = np.random.default_rng(11)
     print("seed 11")
-    feats = rng.lognormal(3, 2, (400, 10)).astype(np.float32)
+    feats = rng.lognormal(3, 2, (400, len(VELOCITY_FEATURES))).astype(np.float32)
+    feats[1::4, 13] = feats[1::4, 7]
     feats[::2, 3] = feats[::2, 1]
     feats[::2, 5] = feats[::2, 1]
     feats[1::4, 7] = feats[1::4, 5]
@@ -107,9 +109,9 @@ def test_a_value_repeated_in_a_row_is_written_as_if_alone():
     for k in range(feats.shape[0]):
         buf, ends = card_objects(feats[k:k + 1])
         texts = _value_texts(bytes(buf[ends[0]:ends[1]]))
-        for j in range(10):
+        for j in range(len(VELOCITY_FEATURES)):
             alone = feats[k:k + 1].copy()
-            alone[0, [i for i in (1, 3, 5, 6, 7) if i != j]] = 0.5   # nothing equal before it
+            alone[0, [i for i in (1, 3, 5, 6, 7, 13) if i != j]] = 0.5   # nothing equal before it
             alone[0, j] = feats[k, j]
             b2, e2 = card_objects(alone)
             assert texts[j] == _value_texts(bytes(b2[e2[0]:e2[1]]))[j], (k, j)

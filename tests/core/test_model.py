@@ -282,17 +282,18 @@ def test_a_damaged_cached_library_is_rebuilt(tmp_path, monkeypatch, compiled):
     np.testing.assert_array_equal(model.predict(x), compiled.predict(x))
 
 
-def test_the_default_model_is_stateful_and_scores_44_columns():
-    """The committed default model reads the 34 transaction features then the ten velocity
+def test_the_default_model_is_stateful_and_scores_the_velocity_columns_too():
+    """The committed default model reads the 34 transaction features then the velocity
     features (core.velocity); the loader sizes its checks and its compiled entry point by
     the metadata, and still rejects any other list."""
     from core.paths import stateless_model_path
     from core.velocity import VELOCITY_FEATURES
 
     meta, _ = load_meta(Path(__file__).resolve().parents[2] / "models" / "fraud-model.meta.json")
-    assert meta.feature_names[-10:] == VELOCITY_FEATURES and len(meta.feature_names) == 44
+    width = N_FEATURES + len(VELOCITY_FEATURES)
+    assert meta.feature_names[N_FEATURES:] == VELOCITY_FEATURES and len(meta.feature_names) == width
     stateful = load_model(stateless_model_path().parent / "fraud-model.meta.json")
-    x = np.zeros((3, 44), np.float32)
+    x = np.zeros((3, width), np.float32)
     x[:, 34:] = np.nan
     assert stateful.predict(x).shape == (3,)
     with pytest.raises(ValueError, match="expected float32"):

@@ -41,7 +41,7 @@ def test_feature_names_follow_the_contract():
     assert VELOCITY_FEATURES == (
         "card_tx_1m", "card_amount_1m", "card_tx_1h", "card_amount_1h", "card_tx_24h",
         "card_amount_24h", "card_secs_since_prev", "card_amount_z", "card_mcc_24h",
-        "card_micro_10m")
+        "card_micro_10m", "card_tx_10m", "card_mcc_10m", "card_micro_1m", "card_secs_since_micro")
 
 
 @pytest.mark.parametrize("seed", [1, 2])
@@ -50,6 +50,10 @@ def test_any_batch_split_gives_identical_bits_and_matches_the_reference(seed):
     stream = _stream(seed, 8192)
     ref = RefStore().apply(*stream)
     assert np.isnan(ref[:, 6]).any() and (ref[:, 4] > 3).any() and (ref[:, 9] > 1).any()
+    # the burst features have something to compare: bursts of micro amounts, several merchant
+    # categories in 10 minutes, micro amounts seconds apart and cards with none before
+    assert (ref[:, 12] > 1).any() and (ref[:, 11] > 2).any() and (ref[:, 10] > 2).any()
+    assert np.isnan(ref[:, 13]).any() and (ref[:, 13] < 60).any()
     for size in (1, 7, 300, 8192):
         got = _apply_in(CardStore(cards=16, events=16), stream, size)
         np.testing.assert_array_equal(_bits(got), _bits(ref), err_msg=f"batch size {size}")
@@ -249,7 +253,7 @@ def test_apply_bounded_keeps_the_history_of_normal_keys_around_oversize_ones():
     ref.apply([keys[i] for i in normal], t[normal], amount[normal], mcc[normal])
     more = ([b"card-a", edge], np.array([T0 + 10, T0 + 11]), np.ones(2, np.float32), np.array([1, 3]))
     np.testing.assert_array_equal(_bits(apply_bounded(store, *more)), _bits(ref.apply(*more)))
-    assert apply_bounded(store, [], np.empty(0), np.empty(0, np.float32), np.empty(0, np.int64)).shape == (0, 10)
+    assert apply_bounded(store, [], np.empty(0), np.empty(0, np.float32), np.empty(0, np.int64)).shape == (0, len(VELOCITY_FEATURES))
 
 
 def test_card_ids_within_and_across_batches():

@@ -54,8 +54,13 @@ class RefStore:
             std = math.sqrt(c[3] / float(c[1] - 1))
             if std > 0.0:
                 z = (a - c[2]) / std
+        micro_1m = (1 if a32 <= 1.0 else 0) + sum(1 for e in window if e[0] > tt - 60.0 and e[1] <= 1.0)
+        mcc_10m = len({m} | {e[2] for e in window if e[0] > tt - 600.0})
+        micros = [e[0] for e in window if e[1] <= 1.0]          # newest first
+        since_micro = (tt - micros[0]) if micros else math.nan
         row = [count(60.0), total(60.0), count(3600.0), total(3600.0), len(amounts), total(H),
-               (tt - c[0]) if live else math.nan, z, len({m} | {e[2] for e in window}), micro]
+               (tt - c[0]) if live else math.nan, z, len({m} | {e[2] for e in window}), micro,
+               count(600.0), mcc_10m, micro_1m, since_micro]
         if store:
             self.ahead = 0
             if not live:
@@ -74,7 +79,7 @@ class RefStore:
 
     def apply(self, keys, t, amount, mcc):
         return np.array([self.one(k, float(ti), np.float32(a), int(m))
-                         for k, ti, a, m in zip(keys, t, amount, mcc)], dtype=np.float32).reshape(-1, 10)
+                         for k, ti, a, m in zip(keys, t, amount, mcc)], dtype=np.float32).reshape(-1, 14)
 
 
 def stateless_model_path():

@@ -67,6 +67,8 @@ def test_committed_metadata_describes_the_committed_model(committed):
     assert meta.training["stateful"] is stateful
     assert meta.training["seed"] == TrainConfig().seed
     assert meta.training["n_trees"] == TrainConfig().n_trees
+    # more card-level fraud in the stateful model's training data only (bench.model.train)
+    assert meta.training["train_mix"] == (model_train.TRAIN_MIX if stateful else synth.DEFAULT_MIX)
     assert model_path.stat().st_size < 3_000_000
 
 
@@ -83,7 +85,7 @@ def test_committed_model_stays_within_the_predict_budget(committed):
 
 @pytest.fixture(scope="module")
 def regenerated():
-    """Validation and holdout data with all 44 columns (the stateless model reads 34)."""
+    """Validation and holdout data with every column (the stateless model reads the first 34)."""
     cfg = TrainConfig(stateful=True)
     return (make_data(cfg, cfg.n_validation, cfg.seed + 1, cfg.fraud_rate),
             make_data(cfg, cfg.n_holdout, cfg.seed + 2, cfg.fraud_rate))
@@ -154,7 +156,7 @@ def test_stateless_training_uses_the_same_rows_without_velocity():
 
     less = dataclasses.replace(TINY, stateful=False)
     a, b = make_data(less, 3_000, 5, 0.05), make_data(TINY, 3_000, 5, 0.05)
-    assert a.x.shape[1] == len(FEATURE_NAMES) and b.x.shape[1] == a.x.shape[1] + 10
+    assert a.x.shape[1] == len(FEATURE_NAMES) and b.x.shape[1] == a.x.shape[1] + len(VELOCITY_FEATURES)
     np.testing.assert_array_equal(a.x, b.x[:, :a.x.shape[1]])
     np.testing.assert_array_equal(a.label, b.label)
     result = train(less)
