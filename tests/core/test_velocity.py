@@ -277,3 +277,19 @@ def test_a_failed_lookup_leaves_no_half_entered_card():
         store._ids([b"a", b"known", ["not", "hashable"], b"b"])
     assert store._index == {b"known": store._ids([b"known"])[0]}
     assert store._ids([b"a"])[0] >= 0 and len(store) == 2
+
+
+def test_burst_features_read_a_card_testing_rhythm():
+    """card_tx_10m, card_mcc_10m, card_micro_1m and card_secs_since_micro on a hand-made
+    history: a purchase an hour ago, then micro amounts seconds apart at three merchants."""
+    col = {name: i for i, name in enumerate(VELOCITY_FEATURES)}
+    keys = [b"c"] * 5
+    t = np.array([T0, T0 + 3600, T0 + 3605, T0 + 3610, T0 + 3700])
+    amount = np.array([40.0, 0.5, 0.3, 12.0, 0.9], dtype=np.float32)
+    mcc = np.array([1, 2, 3, 2, 4])
+    got = CardStore().apply(keys, t, amount, mcc)
+    assert got[:, col["card_tx_10m"]].tolist() == [1, 1, 2, 3, 4]
+    assert got[:, col["card_mcc_10m"]].tolist() == [1, 1, 2, 2, 3]
+    assert got[:, col["card_micro_1m"]].tolist() == [0, 1, 2, 2, 1]   # 3605 is 95 s before 3700
+    since = got[:, col["card_secs_since_micro"]]
+    assert np.isnan(since[:2]).all() and since[2:].tolist() == [5.0, 5.0, 95.0]
