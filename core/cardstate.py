@@ -194,7 +194,7 @@ class CardStates:
             raise
 
     def velocity(self, consumer: Consumer, msgs: list[Any]):
-        """A function (Decoded, values) -> float32 (good, 10) that scores `msgs`' good rows
+        """A function (Decoded, values) -> float32 (good, N_VELOCITY) that scores `msgs`' good rows
         against their partitions' stores (restored first when needed)."""
         partitions = sorted({m.partition() for m in msgs})
         missing = [p for p in partitions if p not in self._stores]

@@ -8,7 +8,7 @@ and then continued (a zombie: its partitions were given away meanwhile, its open
 must fail), and a second service joins the group and leaves it again (two rebalances, each
 revoking and restoring every partition's state). Both runs must be exactly once (every
 valid transaction scored once, the dead letters once), and for every transaction_id the
-`card` object (the ten velocity features) and fraud_score must be identical between them.
+`card` object (the velocity features) and fraud_score must be identical between them.
 Cards repeat a lot (2,000 cards, Zipf-skewed, bursts), so the features depend on history.
 The state is written as snapshots every 5 s (the default): kills land between snapshots, so
 restores replay input from the last snapshot to the committed offset, and the test asserts
