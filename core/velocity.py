@@ -48,6 +48,7 @@ from itertools import compress
 import numpy as np
 
 from core import _velocity_kernel as k
+from core.recordbatch import flatten
 
 __all__ = ["CardStore", "VELOCITY_FEATURES", "N_VELOCITY", "epoch_seconds", "merchant_id",
            "StateRecordError", "BYTES_PER_EVENT", "MAX_CARD_KEY_BYTES", "apply_bounded"]
@@ -290,21 +291,18 @@ class CardStore:
 
     def restore_columns(self, keys: list, values: list) -> None:
         """restore() with the keys and the values (None: tombstone) in two lists."""
+        if keys:
+            self.restore_flat(keys, *flatten(values))
+
+    def restore_flat(self, keys: list, buf: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> None:
+        """restore() with value i at buf[starts[i]:starts[i] + lengths[i]] (uint8; length -1:
+        tombstone): a changelog read into one buffer makes no bytes object per value."""
         n = len(keys)
         if n == 0:
             return
         ids = self._ids(keys)
-        if None in values:   # tombstones: length -1
-            lengths = np.array([-1 if v is None else len(v) for v in values], dtype=np.int64)
-            data = b"".join([v for v in values if v])
-        else:
-            lengths = np.fromiter(map(len, values), np.int64, n)
-            data = b"".join(values)
         sizes = np.maximum(lengths, 0)
-        starts = np.zeros(n, dtype=np.int64)
-        np.cumsum(sizes[:-1], out=starts[1:])
         self._reserve_events(int(np.maximum(sizes - k.HEAD_BYTES, 0).sum()) // k.EVENT_BYTES + 1)
-        buf = np.frombuffer(data, dtype=np.uint8)
         bad = k.restore_cards(ids, buf, starts, lengths, *self._card_arrays()[:7],
                               *self._event_arrays(), self.scal, self.wm)
         if bad >= 0:
