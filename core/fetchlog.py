@@ -22,7 +22,7 @@ import socket
 import struct
 from typing import Iterator
 
-from core.recordbatch import Malformed, Records, Unsupported, parse_records
+from core.recordbatch import Malformed, Records, parse_records
 
 __all__ = ["FetchError", "PartitionFetcher"]
 
@@ -187,8 +187,12 @@ class PartitionFetcher:
                 raw, aborted, stable = self._response(corr)
                 try:
                     chunk = parse_records(raw, position, end, aborted)
-                except (Unsupported, Malformed) as exc:
+                except Malformed as exc:
                     raise FetchError(f"{self.topic}[{self.partition}]@{position}: {exc}") from None
+                if chunk.unreadable:   # what it could read, then librdkafka from its position
+                    if chunk.position > position:
+                        yield chunk
+                    raise FetchError(f"{self.topic}[{self.partition}]@{chunk.position}: {chunk.unreadable}")
                 if chunk.position < end:   # ask for the next while this one is applied
                     corr = self._send(_API_FETCH, self.version, self._request(chunk.position))
                 if chunk.position == position:

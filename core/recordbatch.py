@@ -13,8 +13,9 @@ key and value lies in one buffer (length -1: null), for the kept records only:
   dropped; gaps in offsets (compaction) need nothing: each record carries its offset delta,
   and an emptied batch still moves the position past its last offset.
 - a batch its producer compressed is decompressed whole: gzip (zlib) and lz4 (the lz4
-  package, when installed); snappy, zstd or an lz4 without the package raise Unsupported, and
-  the caller goes on with librdkafka from that batch's offset.
+  package, when installed). At a batch it cannot read (snappy, zstd, lz4 without the
+  package, a magic other than 2) it stops: `position` is that batch's offset, `unreadable`
+  says why, and the caller goes on with librdkafka from there.
 - a truncated last batch (the fetch's size limit) is left for the next fetch: `position` is
   the offset after the last whole batch.
 
@@ -31,7 +32,7 @@ from typing import NamedTuple
 import numba as nb
 import numpy as np
 
-__all__ = ["Records", "Unsupported", "Malformed", "parse_records", "scan_batches", "flatten"]
+__all__ = ["Records", "Malformed", "parse_records", "scan_batches", "flatten"]
 
 _jit = nb.njit(cache=True, nogil=True, boundscheck=False, error_model="numpy", _nrt=False)
 
@@ -41,10 +42,6 @@ B_POS, B_SIZE, B_BASE, B_LAST, B_ATTRS, B_PID, B_COUNT, B_CONTROL, B_MAGIC = ran
 _NB = 9
 COMPRESSION, TRANSACTIONAL, CONTROL = 0x07, 0x10, 0x20
 ABORT = 0
-
-
-class Unsupported(Exception):
-    """Batches this parser cannot read (a codec, a magic): the caller uses librdkafka instead."""
 
 
 class Malformed(Exception):
@@ -62,6 +59,7 @@ class Records(NamedTuple):
     vpos: np.ndarray
     vlen: np.ndarray
     position: int
+    unreadable: str | None = None   # why the batch at `position` cannot be read here
 
 
 @_jit
@@ -195,22 +193,37 @@ def _committed(batches: np.ndarray, aborted) -> np.ndarray:
     return keep
 
 
+def _first_unreadable(batches: np.ndarray, keep: np.ndarray) -> tuple[int, str] | None:
+    """(index, reason) of the first batch this parser cannot read, if any."""
+    for i, (magic, codec) in enumerate(zip(batches[:, B_MAGIC].tolist(),
+                                            (batches[:, B_ATTRS] & COMPRESSION).tolist())):
+        if magic != 2:
+            return i, f"record batches of magic {magic} (only 2 is read)"
+        if keep[i] and codec and codec not in _decoders():
+            return i, (f"batches compressed with codec {codec} ({_CODECS.get(codec, 'unknown')}"
+                       f"{', the lz4 package is not installed' if codec == 3 else ''})")
+    return None
+
+
+def _decoders() -> set[int]:
+    try:
+        import lz4.frame  # noqa: F401
+        return {1, 3}
+    except ImportError:
+        return {1}
+
+
 def _decompress(codec: int, data) -> bytes:
     try:
         if codec == 1:
             return zlib.decompress(data, 47)           # gzip (or zlib) header
-        if codec == 3:
-            try:
-                import lz4.frame
-            except ImportError:
-                raise Unsupported("lz4-compressed batches (the lz4 package is not installed)") from None
-            return lz4.frame.decompress(data)
+        import lz4.frame   # codec 3: _first_unreadable checked it is installed
+        return lz4.frame.decompress(data)
     except (zlib.error, RuntimeError, ValueError) as exc:
         raise Malformed(f"a batch does not decompress: {exc}") from None
-    raise Unsupported(f"batches compressed with codec {codec} ({_CODECS.get(codec, 'unknown')})")
 
 
-_CODECS = {2: "snappy", 4: "zstd"}
+_CODECS = {1: "gzip", 2: "snappy", 3: "lz4", 4: "zstd"}
 
 
 def parse_records(raw, fetch_offset: int, end: int, aborted=()) -> Records:
@@ -220,12 +233,17 @@ def parse_records(raw, fetch_offset: int, end: int, aborted=()) -> Records:
     batches = np.empty((buf.shape[0] // HEADER + 1, _NB), dtype=np.int64)
     nb_, _ = scan_batches(buf, batches)
     batches = batches[:nb_]
-    position = fetch_offset
-    if nb_:
-        position = max(position, int(batches[:, B_LAST].max()) + 1)
-        if (batches[:, B_MAGIC] != 2).any():
-            raise Unsupported(f"record batches of magic {int(batches[:, B_MAGIC].min())} (only 2 is read)")
-    kept = batches[_committed(batches, aborted)]
+    keep = _committed(batches, aborted)
+    stop = _first_unreadable(batches, keep)
+    if stop is not None:   # the records before it, then librdkafka from there
+        at = stop[0]
+        position = max(fetch_offset, int(batches[at, B_BASE]))
+        batches, keep = batches[:at], keep[:at]
+    elif nb_:
+        position = max(fetch_offset, int(batches[-1, B_LAST]) + 1)
+    else:
+        position = fetch_offset
+    kept = batches[keep]
     starts, ends = kept[:, B_POS] + HEADER, kept[:, B_POS] + kept[:, B_SIZE]
     codecs = kept[:, B_ATTRS] & COMPRESSION
     src = buf
@@ -245,7 +263,7 @@ def parse_records(raw, fetch_offset: int, end: int, aborted=()) -> Records:
     if bad >= 0:
         raise Malformed(f"the batch at offset {int(kept[bad, B_BASE])} has a malformed record")
     off, kpos, klen, vpos, vlen = (c[:n] for c in cols)
-    return Records(off, src, kpos, klen, vpos, vlen, position)
+    return Records(off, src, kpos, klen, vpos, vlen, position, stop[1] if stop else None)
 
 
 def flatten(values: list) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

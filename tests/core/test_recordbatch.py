@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from core.partreader import Chunk
-from core.recordbatch import Malformed, Unsupported, flatten, parse_records
+from core.recordbatch import Malformed, flatten, parse_records
 from core.snapshot import MARKER_KEY, encode_marker, take_markers
 
 
@@ -117,11 +117,16 @@ def test_compressed_batches_read_as_the_uncompressed_ones(codec):
     assert _rows(parse_records(packed, 0, 100)) == _rows(parse_records(plain, 0, 100))
 
 
-def test_what_it_cannot_read_is_unsupported_or_malformed():
-    with pytest.raises(Unsupported, match="snappy"):
-        parse_records(_batch(0, [(0, b"a", b"1")], codec=2), 0, 10)
-    with pytest.raises(Unsupported, match="magic 1"):
-        parse_records(_batch(0, [(0, b"a", b"1")], magic=1), 0, 10)
+def test_it_stops_at_what_it_cannot_read_and_says_why():
+    raw = _batch(0, [(0, b"a", b"1")]) + _batch(1, [(0, b"b", b"2")], codec=2) + _batch(2, [(0, b"c", b"3")])
+    r = parse_records(raw, 0, 10)
+    assert _rows(r) == [(0, b"a", b"1")] and r.position == 1 and "snappy" in r.unreadable
+    r = parse_records(_batch(5, [(0, b"a", b"1")], magic=1), 0, 10)
+    assert _rows(r) == [] and r.position == 5 and "magic 1" in r.unreadable
+    # an aborted transaction's batch is skipped whatever its codec
+    raw = _batch(0, [(0, b"x", b"1")], pid=3, txn=True, codec=4) + _marker(1, 3, commit=False)
+    r = parse_records(raw, 0, 10, aborted=[(3, 0)])
+    assert _rows(r) == [] and r.position == 2 and r.unreadable is None
     bad = bytearray(_batch(0, [(0, b"a", b"1")]))
     bad[61] = 0x7E   # the record's length far past the batch
     with pytest.raises(Malformed, match="offset 0"):
@@ -151,3 +156,12 @@ def test_the_fast_reader_serves_plaintext_only():
     assert "sasl_ssl" in fast_refusal({"security.protocol": "SASL_SSL"})
     assert "ssl.ca.location" in fast_refusal({"ssl.ca.location": "/ca.pem"})
     assert "sasl.mechanism" in fast_refusal({"sasl.mechanism": "PLAIN"})
+
+
+def test_keys_of_one_length_and_the_odd_ones_keep_their_rows():
+    keys = [b"k%02d\x00" % i for i in range(150)]   # a trailing zero byte must stay
+    keys[7], keys[80] = MARKER_KEY, None
+    raw = _batch(0, [(i, k, b"v") for i, k in enumerate(keys)])
+    chunk = Chunk.of_records(parse_records(raw, 0, 1000))
+    assert chunk.keys == keys
+    assert Chunk.of_records(parse_records(raw, 100, 1000)).keys == keys[100:]
