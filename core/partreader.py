@@ -69,14 +69,19 @@ class Chunk:
             self._flat = flatten(self._values)
         return self._flat
 
-    def select(self, rows: list[int]) -> "Chunk":
-        """The chunk's records at these rows (in order), same position."""
-        idx = np.asarray(rows, dtype=np.int64)
-        keys = [self.keys[i] for i in rows]
+    def without(self, rows: list[int]) -> "Chunk":
+        """The chunk less the records at these rows (ascending, few), same position."""
+        keys = list(self.keys)
+        for i in reversed(rows):
+            del keys[i]
+        offsets = np.delete(self.offsets, rows)
         if self._flat is not None:
             data, starts, lengths = self._flat
-            return Chunk(self.offsets[idx], keys, self.position, flat=(data, starts[idx], lengths[idx]))
-        return Chunk(self.offsets[idx], keys, self.position, values=[self._values[i] for i in rows])
+            return Chunk(offsets, keys, self.position, flat=(data, np.delete(starts, rows), np.delete(lengths, rows)))
+        values = list(self._values)
+        for i in reversed(rows):
+            del values[i]
+        return Chunk(offsets, keys, self.position, values=values)
 
     @classmethod
     def of_records(cls, r: Records) -> "Chunk":
