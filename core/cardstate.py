@@ -138,6 +138,7 @@ class CardStates:
         self._markers: dict[int, tuple[Marker, int]] = {}   # p -> last marker read, its changelog offset
         self._reader: Consumer | None = None
         self._fast = False        # the changelog read with core.fetchlog: see _reader_consumer
+        self._read_with: list[str] = []   # the readers of the last restore, for its log line
         self.restore_stats = RestoreStats()
         self._gauges = StateGauges.get()
 
@@ -330,6 +331,7 @@ class CardStates:
         stats = self.restore_stats
         stats.active, stats.records, stats.target = p + 1, 0, max(0, end - low)
         self._markers.pop(p, None)
+        self._read_with = []
         self._publish()
         if end > low:
             self._read_into(reader, store, p, low, end, started)
@@ -345,9 +347,9 @@ class CardStates:
         seconds = time.perf_counter() - started
         stats.active, stats.last_seconds, stats.last_records = 0, seconds, stats.records
         self._publish()
-        log.info("%s: restored %s[%d]: %d cards from %d records in %.2f s (snapshot at input offset %s)",
-                 self.name, self.topic, p, len(store), stats.records, seconds,
-                 marker.offset if marker is not None else "-")
+        log.info("%s: restored %s[%d]: %d cards from %d records in %.2f s (snapshot at input offset %s; "
+                 "read with %s)", self.name, self.topic, p, len(store), stats.records, seconds,
+                 marker.offset if marker is not None else "-", " then ".join(self._read_with) or "-")
         return store
 
     def _read_into(self, reader: Consumer, store: CardStore, p: int, low: int, end: int, started: float) -> None:
@@ -368,6 +370,8 @@ class CardStates:
         where = f"{self.topic}[{p}]"
         for chunk in read_partition(reader, self.topic, p, low, end, f"{self.name}: reading {where}",
                                     fast=self._fast):
+            if chunk.reader not in self._read_with:
+                self._read_with.append(chunk.reader)
             if None in chunk.keys:
                 raise StateError(f"{self.name}: undecodable card state at {where}@"
                                  f"{chunk.offsets[chunk.keys.index(None)]}: a record without a key")

@@ -10,7 +10,9 @@ arrays with no Python object per record:
   with isolation_level and without the flexible encoding; Kafka 4 removed 0..3);
 - Fetch with isolation_level 1 (read_committed), one partition, 16 MB at most per response;
   the next request is sent before the current response is parsed, so the broker reads the
-  log while we parse.
+  log while we parse; `read_ahead` receives, decompresses and parses in a thread of its own
+  (socket reads, lz4 and the numba parser release the GIL) while the caller indexes the keys
+  of the chunk before.
 
 Only PLAINTEXT: the caller (core.partreader) uses librdkafka for anything else, and on any
 FetchError goes on with librdkafka from the last offset this client returned.
@@ -18,8 +20,10 @@ FetchError goes on with librdkafka from the last offset this client returned.
 
 from __future__ import annotations
 
+import queue
 import socket
 import struct
+import threading
 from typing import Iterator
 
 from core.recordbatch import Malformed, Records, parse_records
@@ -84,6 +88,10 @@ class PartitionFetcher:
     def close(self) -> None:
         sock, self._sock = getattr(self, "_sock", None), None
         if sock is not None:
+            try:   # wakes a receive blocked in read_ahead's thread, which close alone may not
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
             sock.close()
 
     # -- the wire ----------------------------------------------------------------------------
@@ -203,5 +211,44 @@ class PartitionFetcher:
                     continue
                 empty, position = 0, chunk.position
                 yield chunk
-        except (OSError, struct.error) as exc:
+        except (OSError, struct.error, AttributeError) as exc:   # AttributeError: closed meanwhile
             raise FetchError(f"{self.topic}[{self.partition}]@{position}: {exc}") from None
+
+    def read_ahead(self, start: int, end: int, depth: int = 2) -> Iterator[Records]:
+        """read() in a thread, up to `depth` chunks ahead of the caller."""
+        chunks: queue.Queue = queue.Queue(depth)
+        stop = threading.Event()
+
+        def put(item) -> bool:
+            while not stop.is_set():
+                try:
+                    chunks.put(item, timeout=0.1)
+                    return True
+                except queue.Full:
+                    continue
+            return False
+
+        def run() -> None:
+            try:
+                for chunk in self.read(start, end):
+                    if not put(chunk):
+                        return
+                put(None)
+            except BaseException as exc:   # handed to the caller's thread, raised there
+                put(exc)
+
+        thread = threading.Thread(target=run, name=f"fetchlog-{self.topic}[{self.partition}]", daemon=True)
+        thread.start()
+        try:
+            while True:
+                item = chunks.get()
+                if item is None:
+                    return
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:
+            stop.set()
+            if thread.is_alive():   # unblock a pending receive, then wait for the thread
+                self.close()
+                thread.join(10.0)

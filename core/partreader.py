@@ -40,11 +40,11 @@ _POLL_S = 0.02            # consume() waits for a full chunk or this long: short
 class Chunk:
     """Records of one partition in offset order (see the module docstring)."""
 
-    __slots__ = ("offsets", "keys", "position", "_values", "_flat")
+    __slots__ = ("offsets", "keys", "position", "reader", "_values", "_flat")
 
     def __init__(self, offsets: np.ndarray, keys: list, position: int, values: list | None = None,
-                 flat: tuple | None = None):
-        self.offsets, self.keys, self.position = offsets, keys, position
+                 flat: tuple | None = None, reader: str = "librdkafka"):
+        self.offsets, self.keys, self.position, self.reader = offsets, keys, position, reader
         self._values, self._flat = values, flat
 
     def __len__(self) -> int:
@@ -77,15 +77,16 @@ class Chunk:
         offsets = np.delete(self.offsets, rows)
         if self._flat is not None:
             data, starts, lengths = self._flat
-            return Chunk(offsets, keys, self.position, flat=(data, np.delete(starts, rows), np.delete(lengths, rows)))
+            return Chunk(offsets, keys, self.position, flat=(data, np.delete(starts, rows), np.delete(lengths, rows)),
+                         reader=self.reader)
         values = list(self._values)
         for i in reversed(rows):
             del values[i]
-        return Chunk(offsets, keys, self.position, values=values)
+        return Chunk(offsets, keys, self.position, values=values, reader=self.reader)
 
     @classmethod
-    def of_records(cls, r: Records) -> "Chunk":
-        return cls(r.offsets, _keys(r), r.position, flat=(r.data, r.vpos, r.vlen))
+    def of_records(cls, r: Records, reader: str = "Fetch") -> "Chunk":
+        return cls(r.offsets, _keys(r), r.position, flat=(r.data, r.vpos, r.vlen), reader=reader)
 
 
 def _keys(r: Records) -> list:
@@ -132,9 +133,9 @@ def read_partition(consumer: Any, topic: str, p: int, start: int, end: int, what
         fetcher = None
         try:
             fetcher = PartitionFetcher(*_leader(consumer, topic, p), topic, p)
-            for records in fetcher.read(start, end):
+            for records in fetcher.read_ahead(start, end):
                 position = records.position
-                yield Chunk.of_records(records)
+                yield Chunk.of_records(records, f"Fetch v{fetcher.version}")
             log.info("%s: read %s[%d] %d..%d with the fast Fetch reader (Fetch v%d)", what, topic, p,
                      start, end, fetcher.version)
             return
