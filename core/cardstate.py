@@ -58,7 +58,7 @@ import time
 from typing import Any
 
 import numpy as np
-from confluent_kafka import Consumer, KafkaException, TopicPartition
+from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 
 from core.cardfields import event_columns
 from core.config import ScoringConfig
