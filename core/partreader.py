@@ -134,14 +134,15 @@ def read_partition(consumer: Any, topic: str, p: int, start: int, end: int, what
         try:
             fetcher = PartitionFetcher(*_leader(consumer, topic, p), topic, p)
             for records in fetcher.read_ahead(start, end):
-                position = records.position
-                yield Chunk.of_records(records, f"Fetch v{fetcher.version}")
-            log.info("%s: read %s[%d] %d..%d with the fast Fetch reader (Fetch v%d)", what, topic, p,
+                chunk = Chunk.of_records(records, f"Fetch v{fetcher.version}")
+                position = chunk.position   # only once the chunk is whole: the fallback starts here
+                yield chunk
+            log.debug("%s: read %s[%d] %d..%d with the fast Fetch reader (Fetch v%d)", what, topic, p,
                      start, end, fetcher.version)
             return
-        except FetchError as exc:
+        except Exception as exc:   # FetchError, or a bug of ours: what it yielded is right either way
             log.warning("%s: fast Fetch reader stopped at %s[%d]@%d (%s): reading on with librdkafka",
-                        what, topic, p, position, exc)
+                        what, topic, p, position, exc if isinstance(exc, FetchError) else repr(exc))
         finally:
             if fetcher is not None:
                 fetcher.close()

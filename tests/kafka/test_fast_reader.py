@@ -66,7 +66,7 @@ def test_fast_reader_equals_librdkafka_read_committed(kafka_bootstrap, reader, c
         a.produce(topic, None, b"card-a-%d" % r, 0)          # tombstones
         a.commit_transaction(30)
         (b.abort_transaction if r % 2 == 0 else b.commit_transaction)(30)
-    with caplog.at_level(logging.INFO, logger="core.partreader"):
+    with caplog.at_level(logging.DEBUG, logger="core.partreader"):
         fast = _read(consumer, topic, fast=True)
     slow = _read(consumer, topic, fast=False)
     assert fast == slow
