@@ -58,13 +58,14 @@ import time
 from typing import Any
 
 import numpy as np
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
+from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 
 from core.cardfields import event_columns
 from core.config import ScoringConfig
 from core.decode import decode_batch
 from core.errors import StateError
 from core.features import AMOUNT
+from core.partreader import fast_refusal, read_partition
 from core.snapshot import MARKER_KEY, Marker, encode_marker, replay_input, take_markers
 from core.statemetrics import RestoreStats, StateGauges
 from core.velocity import N_VELOCITY, CardStore, StateRecordError, apply_bounded
@@ -73,9 +74,6 @@ __all__ = ["CardStates", "RestoreStats", "batch_velocity", "next_snapshot", "app
 
 log = logging.getLogger(__name__)
 
-_RESTORE_CHUNK = 100_000      # records per consume() and per kernel call
-# consume() waits for a full chunk or this long: short, or every small restore takes it
-_RESTORE_POLL_S = 0.02
 _RESTORE_PROGRESS_S = 5.0
 
 
@@ -139,6 +137,8 @@ class CardStates:
         self._due: dict[int, float] = {}          # p -> time.monotonic() of its next snapshot
         self._markers: dict[int, tuple[Marker, int]] = {}   # p -> last marker read, its changelog offset
         self._reader: Consumer | None = None
+        self._fast = False        # the changelog read with core.fetchlog: see _reader_consumer
+        self._read_with: list[str] = []   # the readers of the last restore, for its log line
         self.restore_stats = RestoreStats()
         self._gauges = StateGauges.get()
 
@@ -331,13 +331,10 @@ class CardStates:
         stats = self.restore_stats
         stats.active, stats.records, stats.target = p + 1, 0, max(0, end - low)
         self._markers.pop(p, None)
+        self._read_with = []
         self._publish()
         if end > low:
-            reader.assign([TopicPartition(self.topic, p, low)])
-            try:
-                self._read_into(reader, store, p, end, started)
-            finally:
-                reader.unassign()
+            self._read_into(reader, store, p, low, end, started)
         store.discard_changes()
         marker, at = self._markers.get(p, (None, -1))
         if marker is not None and not (marker.watermark == store.watermark
@@ -350,77 +347,52 @@ class CardStates:
         seconds = time.perf_counter() - started
         stats.active, stats.last_seconds, stats.last_records = 0, seconds, stats.records
         self._publish()
-        log.info("%s: restored %s[%d]: %d cards from %d records in %.2f s (snapshot at input offset %s)",
-                 self.name, self.topic, p, len(store), stats.records, seconds,
-                 marker.offset if marker is not None else "-")
+        log.info("%s: restored %s[%d]: %d cards from %d records in %.2f s (snapshot at input offset %s; "
+                 "read with %s)", self.name, self.topic, p, len(store), stats.records, seconds,
+                 marker.offset if marker is not None else "-", " then ".join(self._read_with) or "-")
         return store
 
-    def _read_into(self, reader: Consumer, store: CardStore, p: int, end: int, started: float) -> None:
+    def _read_into(self, reader: Consumer, store: CardStore, p: int, low: int, end: int, started: float) -> None:
         # confluent-kafka's Messages are tracked by the garbage collector: 100,000 of them per
         # consume() set off collections that traverse every live one, 40% of a restore's CPU
         # (py-spy, 2026-12-06). A restore makes no reference cycles, so none runs meanwhile.
         collecting = gc.isenabled()
         gc.disable()
         try:
-            self._read_chunks(reader, store, p, end, started)
+            self._read_chunks(reader, store, p, low, end, started)
         finally:
             if collecting:
                 gc.enable()
 
-    def _read_chunks(self, reader: Consumer, store: CardStore, p: int, end: int, started: float) -> None:
+    def _read_chunks(self, reader: Consumer, store: CardStore, p: int, low: int, end: int, started: float) -> None:
         stats = self.restore_stats
-        position = -1
         report = started + _RESTORE_PROGRESS_S
-        while True:
-            msgs = reader.consume(num_messages=_RESTORE_CHUNK, timeout=_RESTORE_POLL_S)
-            if msgs and msgs[-1].error() is not None:   # the end: past the last record and markers
-                eof = msgs.pop()
-                if eof.error().code() != KafkaError._PARTITION_EOF:
-                    raise StateError(f"{self.name}: reading {self.topic}[{p}]: {eof.error().str()}")
-                position = max(position, eof.offset())
-            if msgs:
-                # map over the method descriptors: the per-record loop stays in C
-                keys = list(map(Message.key, msgs))
-                if None in keys:   # an error event (an EOF in the middle) or a keyless record
-                    msgs = self._good_messages(msgs, p)
-                    keys = list(map(Message.key, msgs))
-                if MARKER_KEY in keys:   # snapshot markers: not card states; the last one dates them
-                    position = max(position, msgs[-1].offset() + 1)
-                    msgs, keys, self._markers[p] = take_markers(msgs, keys, self.name, f"{self.topic}[{p}]")
-            if msgs:
+        where = f"{self.topic}[{p}]"
+        for chunk in read_partition(reader, self.topic, p, low, end, f"{self.name}: reading {where}",
+                                    fast=self._fast):
+            if chunk.reader not in self._read_with:
+                self._read_with.append(chunk.reader)
+            if None in chunk.keys:
+                raise StateError(f"{self.name}: undecodable card state at {where}@"
+                                 f"{chunk.offsets[chunk.keys.index(None)]}: a record without a key")
+            if MARKER_KEY in chunk.keys:   # snapshot markers: not card states; the last one dates them
+                chunk, self._markers[p] = take_markers(chunk, self.name, where)
+            if len(chunk):
+                data, starts, lengths = chunk.flat()
                 try:
-                    store.restore_columns(keys, list(map(Message.value, msgs)))
+                    store.restore_flat(chunk.keys, data, starts, lengths)
                 except StateRecordError as exc:
-                    m = msgs[exc.index]
                     raise StateError(
-                        f"{self.name}: undecodable card state at {self.topic}[{p}]@{m.offset()} "
-                        f"({len(m.value())} bytes): refusing to score this partition from an "
+                        f"{self.name}: undecodable card state at {where}@{chunk.offsets[exc.index]} "
+                        f"({lengths[exc.index]} bytes): refusing to score this partition from an "
                         f"incomplete state") from None
-                stats.records += len(msgs)
-                position = max(position, msgs[-1].offset() + 1)
-            if position >= end:
-                return
+                stats.records += len(chunk)
             now = time.perf_counter()
             if now >= report:
                 report = now + _RESTORE_PROGRESS_S
                 self._publish()
-                log.info("%s: restoring %s[%d]: %d records, offset %d of %d", self.name, self.topic,
-                         p, stats.records, position, end)
-
-    def _good_messages(self, msgs, p: int) -> list:
-        """msgs without EOF events; StateError at any other error or a record without key."""
-        good = []
-        for m in msgs:
-            err = m.error()
-            if err is not None:
-                if err.code() != KafkaError._PARTITION_EOF:
-                    raise StateError(f"{self.name}: reading {self.topic}[{p}]: {err.str()}")
-            elif m.key() is None:
-                raise StateError(f"{self.name}: undecodable card state at {self.topic}[{p}]@"
-                                 f"{m.offset()}: a record without a key")
-            else:
-                good.append(m)
-        return good
+                log.info("%s: restoring %s: %d records, offset %d of %d", self.name, where,
+                         stats.records, chunk.position, end)
 
     def _reader_consumer(self) -> Consumer:
         if self._reader is None:
@@ -438,6 +410,11 @@ class CardStates:
                              "max.partition.fetch.bytes": str(16 << 20),
                              "queued.min.messages": "1000000", "queued.max.messages.kbytes": str(256 << 10)})
             self._reader = Consumer(settings)
+            refusal = fast_refusal(settings)
+            self._fast = refusal is None
+            log.info("%s: card-state changelog reader: %s", self.name,
+                     "the fast Fetch reader (librdkafka if it cannot go on)" if self._fast
+                     else f"librdkafka ({refusal}: the fast Fetch reader serves PLAINTEXT only)")
         return self._reader
 
     def close(self) -> None:

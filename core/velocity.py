@@ -53,6 +53,7 @@ from itertools import compress
 import numpy as np
 
 from core import _velocity_kernel as k
+from core.recordbatch import flatten
 
 __all__ = ["CardStore", "VELOCITY_FEATURES", "VELOCITY_COUNTS", "N_VELOCITY", "epoch_seconds",
            "merchant_id", "StateRecordError", "BYTES_PER_EVENT", "MAX_CARD_KEY_BYTES",
@@ -245,6 +246,30 @@ class CardStore:
         self._index.update(zip(new_keys, taken))
         deque(map(self._keys.__setitem__, taken, new_keys), maxlen=0)   # _keys[slot] = key, in C
 
+    def _restore_ids(self, keys) -> np.ndarray:
+        """_ids for a restore, where most keys are new: one dict write per new key, not two.
+        Row r offers the r-th next free slot to setdefault; a new key takes it (its id is
+        that slot), a known or repeated key returns its own and the slot goes back to the
+        free list. 1M new keys: 0.30 s instead of 0.45 (2026-12-06). On an exception the
+        index is inconsistent: a failed restore drops the store (core.cardstate)."""
+        n = len(keys)
+        free = self._free_cards
+        if len(free) < n:
+            self._grow_cards(n - len(free))
+        offered = free[len(free) - n:]
+        offered.reverse()                         # the order _new_cards would pop them in
+        del free[len(free) - n:]
+        ids = np.fromiter(map(self._index.setdefault, keys, offered), np.int64, n)
+        slots = np.array(offered, dtype=np.int64)
+        taken = ids == slots
+        if taken.all():                           # usual in a compacted changelog
+            deque(map(self._keys.__setitem__, offered, keys), maxlen=0)
+            return ids
+        free.extend(slots[~taken][::-1].tolist())
+        rows = taken.nonzero()[0]
+        deque(map(self._keys.__setitem__, slots[rows].tolist(), map(keys.__getitem__, rows.tolist())), maxlen=0)
+        return ids
+
     def _sweep(self, budget: int) -> None:
         evicted = np.empty(min(budget, self.latest.shape[0]), dtype=np.int64)
         ne = k.sweep(budget, evicted, self.latest, self.head, self.nev, self.used,
@@ -299,21 +324,18 @@ class CardStore:
 
     def restore_columns(self, keys: list, values: list) -> None:
         """restore() with the keys and the values (None: tombstone) in two lists."""
+        if keys:
+            self.restore_flat(keys, *flatten(values))
+
+    def restore_flat(self, keys: list, buf: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> None:
+        """restore() with value i at buf[starts[i]:starts[i] + lengths[i]] (uint8; length -1:
+        tombstone): a changelog read into one buffer makes no bytes object per value."""
         n = len(keys)
         if n == 0:
             return
-        ids = self._ids(keys)
-        if None in values:   # tombstones: length -1
-            lengths = np.array([-1 if v is None else len(v) for v in values], dtype=np.int64)
-            data = b"".join([v for v in values if v])
-        else:
-            lengths = np.fromiter(map(len, values), np.int64, n)
-            data = b"".join(values)
+        ids = self._restore_ids(keys)
         sizes = np.maximum(lengths, 0)
-        starts = np.zeros(n, dtype=np.int64)
-        np.cumsum(sizes[:-1], out=starts[1:])
         self._reserve_events(int(np.maximum(sizes - k.HEAD_BYTES, 0).sum()) // k.EVENT_BYTES + 1)
-        buf = np.frombuffer(data, dtype=np.uint8)
         bad = k.restore_cards(ids, buf, starts, lengths, *self._card_arrays()[:7],
                               *self._event_arrays(), self.scal, self.wm)
         if bad >= 0:

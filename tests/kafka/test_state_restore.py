@@ -3,6 +3,7 @@ tombstones honoured, and an undecodable record is an error naming topic, partiti
 
 from __future__ import annotations
 
+import logging
 import uuid
 
 import numpy as np
@@ -46,7 +47,7 @@ def _produce(bootstrap, topic, records, *, txn: str | None = None, abort: bool =
     return offsets
 
 
-def test_restore_reads_committed_records_and_tombstones(kafka_bootstrap, fresh_topics):
+def test_restore_reads_committed_records_and_tombstones(kafka_bootstrap, fresh_topics, caplog):
     names = fresh_topics("restore")
     txn = f"restore-{uuid.uuid4().hex[:6]}"
     _produce(kafka_bootstrap, names.state, _changes(50), txn=txn)
@@ -54,9 +55,12 @@ def test_restore_reads_committed_records_and_tombstones(kafka_bootstrap, fresh_t
     _produce(kafka_bootstrap, names.state, [(b"card-7", None), (b"card-8", None)], txn=txn)
     states = _states(kafka_bootstrap, names)
     try:
-        store = states._restore_one(0)
+        with caplog.at_level(logging.INFO, logger="core.cardstate"):
+            store = states._restore_one(0)
     finally:
         states.close()
+    restored = [r.getMessage() for r in caplog.records if "restored" in r.getMessage()]
+    assert restored and "read with Fetch v" in restored[-1], restored   # PLAINTEXT: the fast reader
     assert len(store) == 48   # 50 committed, 2 tombstoned, the aborted 30 never seen
     assert states.restore_stats.last_records == 52 and states.restore_stats.active == 0
     feats = store.apply([b"card-9", b"card-7", b"card-1000"], np.full(3, T0 + 100.0),
