@@ -207,8 +207,10 @@ class ScoringConsumer:
         if self.config.offset_reset == "refuse":
             topics = self.config.topics
             try:
+                reader = consumer_settings(self.config, self.slot)
+                reader.pop("group.instance.id", None)
                 partitions, refused = plan_start(consumer, self.name, topics.transactions,
-                                                 (topics.scores, topics.deadletter), partitions)
+                                                 (topics.scores, topics.deadletter), partitions, reader)
             except KafkaException as exc:
                 raise PipelineError(f"{self.name}: cannot read the group's committed offsets: {exc.args[0]}") from exc
             self._refused.update(refused)

@@ -98,17 +98,19 @@ def refused_text(name: str, topic: str, partitions: Sequence[int], why: str) -> 
 
 
 def plan_start(consumer: Any, name: str, topic: str, outputs: Sequence[str],
-               partitions: list[TopicPartition]) -> tuple[list[TopicPartition], set[int]]:
+               partitions: list[TopicPartition], reader: dict | None = None
+               ) -> tuple[list[TopicPartition], set[int]]:
     """What on_assign assigns under offset_reset=refuse: `partitions` with OFFSET_BEGINNING set
     on those that start at the beginning, and the set of partitions refused (already logged
     and counted). Raises KafkaException when Kafka cannot answer (the worker then exits and
-    its restart asks again)."""
+    its restart asks again). `reader`: settings of an assign-only read_committed consumer that
+    looks for committed output records (None: any record counts)."""
     assigned = [tp.partition for tp in partitions]
     all_parts = sorted(consumer.list_topics(topic, timeout=10.0).topics[topic].partitions)
     committed = _committed(consumer, topic, all_parts)
     if all(committed.get(p, -1) >= 0 for p in assigned):
         return partitions, set()
-    written = _outputs_written(consumer, outputs)
+    written = _outputs_written(consumer, outputs, reader)
     start, refused = decide_start(assigned, committed, written)
     if refused:
         time.sleep(_RECHECK_S)
@@ -129,15 +131,43 @@ def _committed(consumer: Any, topic: str, parts: Sequence[int]) -> dict[int, int
     return {tp.partition: tp.offset for tp in got}
 
 
-def _outputs_written(consumer: Any, outputs: Sequence[str]) -> bool:
-    """Whether any output partition has ever had a record (its high watermark is above 0)."""
+def _outputs_written(consumer: Any, outputs: Sequence[str], reader: dict | None) -> bool:
+    """Whether any output partition holds a committed record. The high watermark alone is not
+    enough: a first transaction that aborted (a fault injected, a worker killed) leaves records
+    no read_committed reader sees and no offset committed, and the partitions would be refused
+    for good on a fresh group. So partitions with records are read, read_committed, up to
+    their first record (a few seconds at most; if they cannot be, they count as written)."""
     meta = consumer.list_topics(timeout=10.0).topics
+    held = []
     for topic in outputs:
         for p in meta[topic].partitions:
-            _, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10.0)
-            if high > 0:
-                return True
-    return False
+            low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10.0)
+            if high > low:
+                held.append(TopicPartition(topic, p, low))
+    if not held or reader is None:
+        return bool(held)
+    return _any_committed(reader, held)
+
+
+def _any_committed(settings: dict, partitions: list[TopicPartition], timeout_s: float = 10.0) -> bool:
+    from confluent_kafka import Consumer
+
+    probe = Consumer({**settings, "enable.partition.eof": "true", "enable.auto.commit": "false",
+                      "isolation.level": "read_committed"})
+    try:
+        probe.assign(partitions)
+        left = {(tp.topic, tp.partition) for tp in partitions}
+        deadline = time.monotonic() + timeout_s
+        while left and time.monotonic() < deadline:
+            for m in probe.consume(num_messages=100, timeout=0.2):
+                error = m.error()
+                if error is None:
+                    return True
+                if error.code() == KafkaError._PARTITION_EOF:
+                    left.discard((m.topic(), m.partition()))
+        return bool(left)   # unread partitions count as written: refuse rather than re-score
+    finally:
+        probe.close()
 
 
 def is_reset_refused(error: KafkaError) -> bool:

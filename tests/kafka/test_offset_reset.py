@@ -136,3 +136,38 @@ def test_a_new_group_and_its_never_used_partitions_start_at_the_beginning_quietl
     v = verify(kafka_bootstrap, names, data)
     print(v)
     assert v.exactly_once() and v.scored == 60, v
+
+
+def test_outputs_holding_only_an_aborted_transaction_do_not_refuse_a_new_group(kafka_bootstrap, fresh_topics,
+                                                                                caplog):
+    # A group whose first transaction aborted (a worker killed, a fault) committed no offset,
+    # and its outputs hold records no read_committed reader sees. That is no proof of scores
+    # already out: the group starts at the beginning rather than stay paused for good.
+    from confluent_kafka import Producer
+
+    names = fresh_topics("aborted")
+    caplog.set_level(logging.INFO)
+    data = make_inputs(40, 0, seed=43)
+    producer = Producer({"bootstrap.servers": kafka_bootstrap, "transactional.id": f"t-{uuid.uuid4().hex[:6]}"})
+    producer.init_transactions(30)
+    producer.begin_transaction()
+    for p in range(3):
+        producer.produce(names.scores, b'{"transaction_id": "never"}', b"k", partition=p)
+    producer.flush(30)
+    producer.abort_transaction(30)
+    from confluent_kafka import Consumer
+
+    probe = Consumer({"bootstrap.servers": kafka_bootstrap, "group.id": "probe"})
+    try:   # the high watermark moved: by it alone, the outputs hold records
+        assert probe.get_watermark_offsets(TopicPartition(names.scores, 0), timeout=10)[1] > 0
+    finally:
+        probe.close()
+    produce_inputs(kafka_bootstrap, names.transactions, data)
+    group = f"aborted-{uuid.uuid4().hex[:6]}"
+    before = _refused()
+    _score(kafka_bootstrap, names, group, 40)
+    assert _refused() == before
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    v = verify(kafka_bootstrap, names, data)
+    print(v)
+    assert v.exactly_once() and v.scored == 40, v
