@@ -33,7 +33,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, Topi
 from core.cardstate import CardStates
 from core.config import ScoringConfig
 from core.culprits import Culprits
-from core.errors import ConfigError, PipelineError, StateError
+from core.errors import ConfigError, PipelineError
 from core.faults import faults_from_env
 from core.limits import DEFAULT_MAX_MESSAGE_BYTES, OutputLimits, read_output_limits
 from core.metrics import LoopMetrics, Ticker, format_stats
@@ -288,7 +288,7 @@ class ScoringConsumer:
             good = [m for m in good if m.partition() in assigned]
             self._rebalanced = False
         if self._cards is not None:
-            good = self._admit(good)
+            good = self._holds.admit(self._cards, self._consumer, good)
         if not good:
             return
         culprits = self._culprits
@@ -302,28 +302,6 @@ class ScoringConsumer:
                 done += len(piece)
             return
         self._process_piece(good, good)
-
-    def _admit(self, msgs: list[Any]) -> list[Any]:
-        """msgs without the records of partitions held because their card state cannot be
-        restored: restores the partitions that have no state yet, one by one, and holds each
-        that fails (core.stateholds), so one partition's state never stops the others."""
-        holds = self._holds
-        if holds:   # records fetched before the pause took effect
-            msgs = [m for m in msgs if m.partition() not in holds]
-        missing = self._cards.missing(msgs)
-        if not missing:
-            return msgs
-        failed = set()
-        for p in missing:
-            try:
-                self._cards.restore(self._consumer, [p])
-            except StateError as exc:
-                first = next(m.offset() for m in msgs if m.partition() == p)
-                holds.hold(self._consumer, p, first, exc)
-                failed.add(p)
-            else:
-                holds.restored(p)
-        return [m for m in msgs if m.partition() not in failed] if failed else msgs
 
     def _process_piece(self, msgs: list[Any], pending: list[Any]) -> bool:
         """Score and commit `msgs`; on an abort, rewind the partitions of `pending` (msgs and

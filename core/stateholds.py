@@ -22,6 +22,8 @@ from typing import Any
 
 from confluent_kafka import TopicPartition
 
+from core.errors import StateError
+
 __all__ = ["StateHolds"]
 
 log = logging.getLogger(__name__)
@@ -39,12 +41,28 @@ class StateHolds:
         self._held: dict[int, tuple[float, float, int]] = {}   # p -> (retry at, delay, offset)
         self._paused: set[int] = set()      # held and paused; the others are being tried again
 
-    def __contains__(self, p: int) -> bool:
-        """p is paused: its records fetched before the pause must not be scored."""
-        return p in self._paused
-
     def __bool__(self) -> bool:
         return bool(self._held)
+
+    def admit(self, cards: Any, consumer: Any, msgs: list[Any]) -> list[Any]:
+        """msgs without the records of held partitions: restores the partitions of msgs that
+        have no state yet (`cards`: core.cardstate.CardStates), one by one, and holds each
+        that fails, so one partition's state never stops the others."""
+        if self._paused:   # records fetched before the pause took effect
+            msgs = [m for m in msgs if m.partition() not in self._paused]
+        missing = cards.missing(msgs)
+        if not missing:
+            return msgs
+        failed = set()
+        for p in missing:
+            try:
+                cards.restore(consumer, [p])
+            except StateError as exc:
+                self.hold(consumer, p, next(m.offset() for m in msgs if m.partition() == p), exc)
+                failed.add(p)
+            else:
+                self.restored(p)
+        return [m for m in msgs if m.partition() not in failed] if failed else msgs
 
     def hold(self, consumer: Any, p: int, offset: int, error: Exception) -> None:
         """Pause p at `offset` (its first record not scored) after its restore failed."""
