@@ -196,10 +196,9 @@ class CardStates:
     def velocity(self, consumer: Consumer, msgs: list[Any]):
         """A function (Decoded, values) -> float32 (good, N_VELOCITY) that scores `msgs`' good rows
         against their partitions' stores (restored first when needed)."""
-        partitions = sorted({m.partition() for m in msgs})
-        missing = [p for p in partitions if p not in self._stores]
+        missing = self.missing(msgs)   # none after core.stateholds admitted the batch
         if missing:
-            self._restore(consumer, missing)
+            self.restore(consumer, missing)
 
         return batch_velocity(self._stores, np.fromiter([m.partition() for m in msgs], np.int64, len(msgs)),
                               [m.key() or b"" for m in msgs])
@@ -396,16 +395,14 @@ class CardStates:
 
     def _reader_consumer(self) -> Consumer:
         if self._reader is None:
-            from core.txn import consumer_settings
-            settings = consumer_settings(self._config, 0)
-            settings.pop("group.instance.id", None)
+            from core.txn import reader_settings
+            settings = reader_settings(self._config)
             # auto.offset.reset=error: input deleted since the snapshot must stop the replay
             # with an error, never replay from another offset.
             # Prefetch up to 1M records (librdkafka's default 100,000 left the reader waiting
             # for fetches): a 1M-record restore 2.2-2.5 s instead of 3.4-3.6 s with a core
             # free, the same when CPU-starved; ~200 MB more memory while it runs (2026-12-06).
-            settings.update({"enable.auto.commit": "false", "enable.partition.eof": "true",
-                             "auto.offset.reset": "error",
+            settings.update({"auto.offset.reset": "error",
                              "fetch.max.bytes": str(64 << 20), "fetch.wait.max.ms": "10",
                              "max.partition.fetch.bytes": str(16 << 20),
                              "queued.min.messages": "1000000", "queued.max.messages.kbytes": str(256 << 10)})

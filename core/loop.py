@@ -41,7 +41,7 @@ from core.offsets import is_reset_refused, next_offsets, offset_reset_refused, p
 from core.routing import produce_outputs
 from core.stateholds import StateHolds
 from core.txn import (AbortRequired, admin_settings, consumer_settings, kafka_cause, producer_settings,
-                      raise_produce_error, txn_call, worker_id)
+                      raise_produce_error, reader_settings, txn_call, worker_id)
 
 __all__ = ["ScoringConsumer"]
 
@@ -207,10 +207,9 @@ class ScoringConsumer:
         if self.config.offset_reset == "refuse":
             topics = self.config.topics
             try:
-                reader = consumer_settings(self.config, self.slot)
-                reader.pop("group.instance.id", None)
                 partitions, refused = plan_start(consumer, self.name, topics.transactions,
-                                                 (topics.scores, topics.deadletter), partitions, reader)
+                                                 (topics.scores, topics.deadletter), partitions,
+                                                 reader_settings(self.config))
             except KafkaException as exc:
                 raise PipelineError(f"{self.name}: cannot read the group's committed offsets: {exc.args[0]}") from exc
             self._refused.update(refused)

@@ -103,8 +103,8 @@ def plan_start(consumer: Any, name: str, topic: str, outputs: Sequence[str],
     """What on_assign assigns under offset_reset=refuse: `partitions` with OFFSET_BEGINNING set
     on those that start at the beginning, and the set of partitions refused (already logged
     and counted). Raises KafkaException when Kafka cannot answer (the worker then exits and
-    its restart asks again). `reader`: settings of an assign-only read_committed consumer that
-    looks for committed output records (None: any record counts)."""
+    its restart asks again). `reader`: settings of an assign()-only reader (core.txn.reader_settings)
+    that looks for committed output records (None: any record counts)."""
     assigned = [tp.partition for tp in partitions]
     all_parts = sorted(consumer.list_topics(topic, timeout=10.0).topics[topic].partitions)
     committed = _committed(consumer, topic, all_parts)
@@ -152,8 +152,7 @@ def _outputs_written(consumer: Any, outputs: Sequence[str], reader: dict | None)
 def _any_committed(settings: dict, partitions: list[TopicPartition], timeout_s: float = 10.0) -> bool:
     from confluent_kafka import Consumer
 
-    probe = Consumer({**settings, "enable.partition.eof": "true", "enable.auto.commit": "false",
-                      "isolation.level": "read_committed"})
+    probe = Consumer(settings)
     try:
         probe.assign(partitions)
         left = {(tp.topic, tp.partition) for tp in partitions}

@@ -53,7 +53,7 @@ def encode_marker(offset: int, watermark: float, ahead: int = 0) -> bytes:
 def decode_marker(value: bytes | None) -> Marker | None:
     """The marker in a record's value, or None when it is not a valid marker (version 2, or
     version 1 without `ahead`)."""
-    if value is None or not value:
+    if not value:
         return None
     if value[0] == _VERSION and len(value) == _FORMAT.size:
         _, offset, watermark, ahead = _FORMAT.unpack(value)

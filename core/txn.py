@@ -17,7 +17,7 @@ from confluent_kafka import KafkaError, KafkaException
 from core.config import ScoringConfig
 from core.errors import PipelineError
 
-__all__ = ["consumer_settings", "producer_settings", "admin_settings", "worker_id", "txn_call", "raise_txn_error",
+__all__ = ["consumer_settings", "reader_settings", "producer_settings", "admin_settings", "worker_id", "txn_call", "raise_txn_error",
            "raise_produce_error", "kafka_cause", "AbortRequired"]
 
 log = logging.getLogger(__name__)
@@ -86,6 +86,16 @@ _PRODUCER_ONLY = frozenset(_PRODUCER_DEFAULTS) | {
 def worker_id(config: ScoringConfig, slot: int) -> str:
     """Stable identity of worker slot `slot`: its transactional.id and group.instance.id."""
     return f"{config.txn_id_prefix()}-{slot}"
+
+
+def reader_settings(config: ScoringConfig) -> dict[str, Any]:
+    """An assign()-only reader beside the group's consumer (the card-state restore and replay,
+    the output probe of offset_reset refuse): the group consumer's cluster and client settings,
+    read_committed, no static membership of its own, an event at each partition's end."""
+    settings = consumer_settings(config, 0)
+    settings.pop("group.instance.id", None)
+    settings["enable.partition.eof"] = "true"
+    return settings
 
 
 def consumer_settings(config: ScoringConfig, slot: int) -> dict[str, Any]:

@@ -97,7 +97,7 @@ def test_restore_replays_the_input_since_the_snapshot(kafka_bootstrap, fresh_top
     from confluent_kafka import Consumer
 
     from core.cardstate import apply_input
-    from core.txn import consumer_settings
+    from core.txn import reader_settings
     from tests.core.test_snapshot import _live_cards
     from tests.kafka.eos_harness import make_inputs, produce_inputs
     from tests.kafka.kafka_io import read_all
@@ -110,9 +110,7 @@ def test_restore_replays_the_input_since_the_snapshot(kafka_bootstrap, fresh_top
     _score_until_drained(kafka_bootstrap, names, scorer, "replay", group=group, state_snapshot_s=3600.0,
                          batch_max_records=200)
     config = ScoringConfig(bootstrap_servers=kafka_bootstrap, topics=names, group_id=group)
-    settings = consumer_settings(config, 0)
-    settings.pop("group.instance.id", None)
-    consumer = Consumer(settings)
+    consumer = Consumer(reader_settings(config))
     states = CardStates(config, "test")
     parts = sorted(consumer.list_topics(names.transactions, timeout=30).topics[names.transactions].partitions)
     try:
