@@ -12,7 +12,7 @@ import time
 import uuid
 
 import pytest
-from confluent_kafka import TopicPartition
+from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 from prometheus_client import REGISTRY
 
@@ -34,6 +34,18 @@ def _score(bootstrap, names, group, n, **settings):
         wait_drained(bootstrap, group, names.transactions, timeout=60)
     finally:
         scoring.stop()
+
+
+def _scored_quietly(bootstrap, names, group, caplog, data, n):
+    """The group scores n records without refusing a partition or logging an error, and the
+    outputs hold every record of data exactly once."""
+    before = _refused()
+    _score(bootstrap, names, group, n)
+    assert _refused() == before
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    v = verify(bootstrap, names, data)
+    print(v)
+    assert v.exactly_once() and v.scored == len(data.records), v
 
 
 def _stays_paused(bootstrap, names, group, caplog, seconds=8.0, **settings):
@@ -129,13 +141,7 @@ def test_a_new_group_and_its_never_used_partitions_start_at_the_beginning_quietl
     # Partitions 1..5 never had a record, so the group never committed them: records arriving
     # there now are read from their beginning, without an error.
     produce_inputs(kafka_bootstrap, names.transactions, data, data.records[30:], partition=3)
-    before = _refused()
-    _score(kafka_bootstrap, names, group, 30)
-    assert _refused() == before
-    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
-    v = verify(kafka_bootstrap, names, data)
-    print(v)
-    assert v.exactly_once() and v.scored == 60, v
+    _scored_quietly(kafka_bootstrap, names, group, caplog, data, 30)
 
 
 def test_outputs_holding_only_an_aborted_transaction_do_not_refuse_a_new_group(kafka_bootstrap, fresh_topics,
@@ -143,8 +149,6 @@ def test_outputs_holding_only_an_aborted_transaction_do_not_refuse_a_new_group(k
     # A group whose first transaction aborted (a worker killed, a fault) committed no offset,
     # and its outputs hold records no read_committed reader sees. That is no proof of scores
     # already out: the group starts at the beginning rather than stay paused for good.
-    from confluent_kafka import Producer
-
     names = fresh_topics("aborted")
     caplog.set_level(logging.INFO)
     data = make_inputs(40, 0, seed=43)
@@ -155,19 +159,10 @@ def test_outputs_holding_only_an_aborted_transaction_do_not_refuse_a_new_group(k
         producer.produce(names.scores, b'{"transaction_id": "never"}', b"k", partition=p)
     producer.flush(30)
     producer.abort_transaction(30)
-    from confluent_kafka import Consumer
-
     probe = Consumer({"bootstrap.servers": kafka_bootstrap, "group.id": "probe"})
     try:   # the high watermark moved: by it alone, the outputs hold records
         assert probe.get_watermark_offsets(TopicPartition(names.scores, 0), timeout=10)[1] > 0
     finally:
         probe.close()
     produce_inputs(kafka_bootstrap, names.transactions, data)
-    group = f"aborted-{uuid.uuid4().hex[:6]}"
-    before = _refused()
-    _score(kafka_bootstrap, names, group, 40)
-    assert _refused() == before
-    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
-    v = verify(kafka_bootstrap, names, data)
-    print(v)
-    assert v.exactly_once() and v.scored == 40, v
+    _scored_quietly(kafka_bootstrap, names, f"aborted-{uuid.uuid4().hex[:6]}", caplog, data, 40)
