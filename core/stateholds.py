@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 
 FIRST_RETRY_S = 1.0
 MAX_RETRY_S = 60.0
+_TRYING = float("inf")   # the next try of a resumed partition: none until it fails again
 
 
 class StateHolds:
@@ -38,8 +39,8 @@ class StateHolds:
     def __init__(self, name: str, topic: str):
         self.name = name
         self.topic = topic
-        self._held: dict[int, tuple[float, float, int]] = {}   # p -> (retry at, delay, offset)
-        self._paused: set[int] = set()      # held and paused; the others are being tried again
+        # p -> (next try at, delay, offset); next try at inf: resumed, being tried now
+        self._held: dict[int, tuple[float, float, int]] = {}
 
     def __bool__(self) -> bool:
         return bool(self._held)
@@ -48,8 +49,9 @@ class StateHolds:
         """msgs without the records of held partitions: restores the partitions of msgs that
         have no state yet (`cards`: core.cardstate.CardStates), one by one, and holds each
         that fails, so one partition's state never stops the others."""
-        if self._paused:   # records fetched before the pause took effect
-            msgs = [m for m in msgs if m.partition() not in self._paused]
+        if self._held:   # records of paused partitions fetched before the pause took effect
+            paused = {p for p, (at, _, _) in self._held.items() if at != _TRYING}
+            msgs = [m for m in msgs if m.partition() not in paused]
         missing = cards.missing(msgs)
         if not missing:
             return msgs
@@ -71,7 +73,6 @@ class StateHolds:
         tp = TopicPartition(self.topic, p, offset)
         consumer.pause([tp])
         self._held[p] = (time.monotonic() + delay, delay, offset)
-        self._paused.add(p)
         log.error("%s: %s[%d] held (paused, its other partitions go on; next try in %.0f s): %s",
                   self.name, self.topic, p, delay, error)
         self._publish()
@@ -82,19 +83,17 @@ class StateHolds:
             return
         now = time.monotonic()
         for p, (at, delay, offset) in list(self._held.items()):
-            if at > now or p not in self._paused:
+            if at > now:   # not due, or being tried now
                 continue
-            self._paused.discard(p)
             tp = TopicPartition(self.topic, p, offset)
             consumer.resume([tp])
             consumer.seek(tp)
             # keep the delay: a failure on this try doubles it; a success clears it (restored)
-            self._held[p] = (float("inf"), delay, offset)
+            self._held[p] = (_TRYING, delay, offset)
             log.info("%s: %s[%d] resumed at %d: trying its card state again", self.name, self.topic, p, offset)
 
     def restored(self, p: int) -> None:
         """p's restore succeeded: its hold (if any) is over."""
-        self._paused.discard(p)
         if self._held.pop(p, None) is not None:
             log.info("%s: %s[%d] restored after being held", self.name, self.topic, p)
             self._publish()
@@ -103,7 +102,6 @@ class StateHolds:
         """Revoked or lost partitions: no longer ours to hold."""
         changed = False
         for p in partitions:
-            self._paused.discard(p)
             changed |= self._held.pop(p, None) is not None
         if changed:
             self._publish()
