@@ -26,7 +26,7 @@ def main() -> None:
     import numpy as np
 
     from core import Scorer
-    from core.cardstate import batch_velocity
+    from core.cardbatch import batch_velocity
     from core.paths import default_model_path
     from core.velocity import CardStore
 

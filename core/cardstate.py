@@ -19,8 +19,8 @@ rebalance callback never blocks):
 2. the changelog of p, read_committed from its start up to its end: the state at the last
    marker S (checked: the watermark it rebuilds must be the marker's);
 3. the replay: `transactions`[p] from S up to X, read_committed, decoded exactly as the scorer
-   decodes a batch (core.decode) and applied through batch_velocity, dead letters skipped as
-   the live path skips them, nothing scored or produced. CardStore is independent of the batch
+   decodes a batch and applied as the live path applies it (core.cardbatch), dead letters
+   skipped as the live path skips them, nothing scored or produced. CardStore is independent of the batch
    split, so the store is bit for bit the state X was scored from; p's next transaction writes
    a snapshot at once, so repeated failures never replay more than one interval again.
 Whatever steps 2 and 3 read is committed data. A transaction committing after step 1 cannot
@@ -60,17 +60,15 @@ from typing import Any
 import numpy as np
 from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 
-from core.cardfields import event_columns
+from core.cardbatch import apply_input, batch_velocity
 from core.config import ScoringConfig
-from core.decode import decode_batch
 from core.errors import StateError
-from core.features import AMOUNT
 from core.partreader import fast_refusal, read_partition
 from core.snapshot import MARKER_KEY, Marker, encode_marker, replay_input, take_markers
 from core.statemetrics import RestoreStats, StateGauges
-from core.velocity import N_VELOCITY, CardStore, StateRecordError, apply_bounded
+from core.velocity import CardStore, StateRecordError
 
-__all__ = ["CardStates", "RestoreStats", "batch_velocity", "next_snapshot", "apply_input"]
+__all__ = ["CardStates", "RestoreStats", "next_snapshot"]
 
 log = logging.getLogger(__name__)
 
@@ -91,41 +89,6 @@ def next_snapshot(p: int, now: float, interval: float) -> float:
         return 0.0
     phase = (p * 0.6180339887498949) % 1.0 * interval
     return phase + (math.floor((now - phase) / interval) + 1.0) * interval
-
-
-def batch_velocity(stores, parts, keys: list):
-    """The `velocity` function for core.Scorer.score_batch: input row r is a transaction of
-    partition parts[r] (an int64 array; its store: stores[parts[r]]) and card keys[r]. Rows of
-    one partition are applied in input order, one kernel call per partition."""
-    def compute(d, values) -> np.ndarray:
-        rows = d.good
-        t, mcc = event_columns(d)
-        if rows.shape[0] == len(keys):       # usual: every row good, no copy of keys or parts
-            amount, part, picked = np.ascontiguousarray(d.x[:, AMOUNT]), parts, keys
-        else:
-            amount, part = d.x[rows, AMOUNT], parts[rows]
-            picked = list(map(keys.__getitem__, rows.tolist()))
-        first = part[0]
-        if part[-1] == first and (part == first).all():   # usual: one partition per process
-            return apply_bounded(stores[int(first)], picked, t, amount, mcc)
-        out = np.empty((rows.shape[0], N_VELOCITY), dtype=np.float32)
-        for p in np.unique(part).tolist():
-            sel = (part == p).nonzero()[0]
-            out[sel] = apply_bounded(stores[p], list(map(picked.__getitem__, sel.tolist())), t[sel],
-                                     amount[sel], mcc[sel])
-        return out
-    return compute
-
-
-def apply_input(store: CardStore, keys: list, values: list) -> int:
-    """Apply raw input records of one partition (in offset order) to `store` exactly as
-    Scorer.score_batch with batch_velocity does, scoring nothing: the replay after a restore.
-    Rows the decoder makes dead letters change no state, as in the live path. Returns how many
-    rows were applied."""
-    d = decode_batch(values)
-    if d.good.size:
-        batch_velocity({0: store}, np.zeros(len(values), np.int64), keys)(d, values)
-    return int(d.good.size)
 
 
 class CardStates:

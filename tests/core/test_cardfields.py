@@ -8,7 +8,7 @@ import pytest
 
 from core import Scorer
 from core.cardfields import card_json_names, card_objects, event_columns
-from core.cardstate import batch_velocity
+from core.cardbatch import batch_velocity
 from core.decode import decode_batch
 from core.velocity import CardStore, VELOCITY_FEATURES, epoch_seconds, merchant_id
 from tests.core.velocity_ref import stateless_model_path

@@ -11,7 +11,8 @@ from confluent_kafka import Message, Producer, TopicPartition
 from prometheus_client import REGISTRY
 
 import core.cardstate as cardstate
-from core.cardstate import CardStates, batch_velocity
+from core.cardbatch import batch_velocity
+from core.cardstate import CardStates
 from core.config import ScoringConfig
 from core.decode import decode_batch
 from core.velocity import CardStore

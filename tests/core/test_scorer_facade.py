@@ -15,7 +15,7 @@ import pytest
 from bench.load.synth import generate
 from core import Scorer
 from core.cardfields import card_json_names
-from core.cardstate import batch_velocity
+from core.cardbatch import batch_velocity
 from core.decode import decode_batch
 from core.features import N_FEATURES
 from core.paths import stateless_model_path

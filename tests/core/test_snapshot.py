@@ -11,7 +11,7 @@ import struct
 import numpy as np
 import pytest
 
-from core.cardstate import apply_input, batch_velocity
+from core.cardbatch import apply_input, batch_velocity
 from core.decode import decode_batch
 from core.snapshot import MARKER_KEY, Marker, decode_marker, encode_marker
 from core.velocity import MAX_CARD_KEY_BYTES, CardStore, apply_bounded

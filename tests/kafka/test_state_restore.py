@@ -96,7 +96,7 @@ def test_restore_replays_the_input_since_the_snapshot(kafka_bootstrap, fresh_top
     the committed offset: equal to the input applied undisturbed, dead letters skipped."""
     from confluent_kafka import Consumer
 
-    from core.cardstate import apply_input
+    from core.cardbatch import apply_input
     from core.txn import reader_settings
     from tests.core.test_snapshot import _live_cards
     from tests.kafka.eos_harness import make_inputs, produce_inputs

@@ -24,7 +24,7 @@ import time
 import numpy as np
 
 from core import Scorer
-from core.cardstate import batch_velocity
+from core.cardbatch import batch_velocity
 from core.decode import decode_batch
 from core.velocity import CardStore
 from tests.core.velocity_ref import stateless_model_path
