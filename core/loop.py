@@ -35,12 +35,13 @@ from core.config import ScoringConfig
 from core.culprits import Culprits
 from core.errors import ConfigError, PipelineError
 from core.faults import faults_from_env
-from core.limits import DEFAULT_MAX_MESSAGE_BYTES, OutputLimits, read_output_limits
+from core.limits import DEFAULT_MAX_MESSAGE_BYTES, OutputLimits
 from core.metrics import LoopMetrics, Ticker, format_stats
 from core.offsets import is_reset_refused, next_offsets, offset_reset_refused, plan_start, refused_text
 from core.routing import produce_outputs
 from core.stateholds import StateHolds
-from core.txn import (AbortRequired, admin_settings, consumer_settings, kafka_cause, producer_settings,
+from core.workerstart import check_topics, init_transactions, output_limits
+from core.txn import (AbortRequired, consumer_settings, kafka_cause, producer_settings,
                       raise_produce_error, reader_settings, txn_call, worker_id)
 
 __all__ = ["ScoringConsumer"]
@@ -100,19 +101,19 @@ class ScoringConsumer:
         ConfigError when the configured topics do not exist."""
         cfg = self.config
         settings = producer_settings(cfg, self.slot)
-        self._limits = self._read_limits(int(settings.get("message.max.bytes", DEFAULT_MAX_MESSAGE_BYTES)),
-                                         int(settings.get("batch.size", DEFAULT_MAX_MESSAGE_BYTES)))
+        self._limits = output_limits(cfg, self.name, int(settings.get("message.max.bytes", DEFAULT_MAX_MESSAGE_BYTES)),
+                                     int(settings.get("batch.size", DEFAULT_MAX_MESSAGE_BYTES)))
         if self._limits.batch_cap is not None:
             settings["batch.size"] = str(self._limits.batch_cap)
         settings["on_delivery"] = self._culprits.on_delivery
         self._producer = Producer(settings)
         try:
             if cfg.exactly_once:
-                self._init_transactions()
+                init_transactions(self._producer, self._stopping, self.name, cfg.bootstrap_servers)
             if self._stopping.is_set():
                 return   # never join the group once stopped: it would fence the slot's replacement
             self._consumer = Consumer(consumer_settings(cfg, self.slot))
-            self._check_topics()
+            check_topics(self._consumer, cfg)
             self._consumer.subscribe([cfg.topics.transactions], on_assign=self._on_assign,
                                      on_revoke=self._on_revoke, on_lost=self._on_lost)
             log.info("%s: consuming %s (group %s, %s, batch %d records / %d ms)", self.name,
@@ -125,58 +126,6 @@ class ScoringConsumer:
                 self._loop()
         finally:
             self._close()
-
-    def _init_transactions(self) -> None:
-        # Bounded waits so a stop() during start-up is honoured; this call also aborts
-        # whatever transaction a killed predecessor with the same transactional.id left open.
-        while True:
-            if self._stopping.is_set():
-                # Stopped before it started (e.g. its supervisor died): init_transactions now
-                # could fence the replacement a new supervisor has started with the same id.
-                return
-            try:
-                self._producer.init_transactions(10.0)
-                return
-            except KafkaException as exc:
-                error = exc.args[0]
-                if error.retriable() and not error.fatal() and not self._stopping.is_set():
-                    log.warning("%s: init_transactions with Kafka at %s: %s; retrying", self.name,
-                                self.config.bootstrap_servers, error.str())
-                    continue
-                raise PipelineError(f"{self.name}: init_transactions failed: {error.str()}") from exc
-
-    def _read_limits(self, client: int, batch_size: int) -> OutputLimits:
-        try:
-            return read_output_limits(admin_settings(self.config), self.config.topics, client, batch_size)
-        except KafkaException as exc:
-            # A missing topic is reported by _check_topics next; without DescribeConfigs rights
-            # the producer's own limit is all there is to go by.
-            if exc.args[0].code() != KafkaError.UNKNOWN_TOPIC_OR_PART:
-                log.warning("%s: cannot read max.message.bytes of the output topics (%s): assuming they accept "
-                            "the producer's message.max.bytes %d", self.name, exc.args[0], client)
-            return OutputLimits.uniform(self.config.topics, client)
-
-    def _check_topics(self) -> None:
-        topics = self.config.topics
-        names = topics.all() + ((topics.state,) if self.config.state else ())
-        try:
-            metadata = self._consumer.list_topics(timeout=15.0)
-        except KafkaException as exc:
-            raise PipelineError(f"cannot reach Kafka at {self.config.bootstrap_servers}: {exc.args[0].str()}") from exc
-        found = metadata.topics
-        missing = [n for n in names if n not in found or (found[n].error is not None and found[n].error.code()
-                                                           == KafkaError.UNKNOWN_TOPIC_OR_PART)]
-        if missing:
-            raise ConfigError(f"topic(s) {', '.join(missing)} do not exist on {self.config.bootstrap_servers}"
-                              f" (create them with `bench topics create`)")
-        unusable = [f"{n}: {found[n].error.str()}" for n in names if found[n].error is not None]
-        if unusable:   # e.g. no leader during a failover, or not authorised: a Kafka failure
-            raise PipelineError(f"topic(s) not usable on {self.config.bootstrap_servers}: {'; '.join(unusable)}")
-        if self.config.state:   # partition p's state lives in partition p of the changelog
-            n_in, n_state = (len(found[t].partitions) for t in (topics.transactions, topics.state))
-            if n_state != n_in:
-                raise ConfigError(f"topic {topics.state} has {n_state} partitions, {topics.transactions} "
-                                  f"{n_in}: the card-state changelog must be partitioned like the input")
 
     def _close(self) -> None:
         if self._txn_open:
