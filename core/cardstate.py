@@ -388,7 +388,9 @@ class CardStates:
         return self._reader
 
     def close(self) -> None:
-        self._publish()   # the final figures, not those of up to _PUBLISH_S ago
+        """Publish the final figures, not those of up to _PUBLISH_S ago (core.loop calls this
+        before its consumer's close revokes the partitions), and close the changelog reader."""
+        self._publish()
         if self._reader is not None:
             try:
                 self._reader.close()

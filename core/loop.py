@@ -134,6 +134,8 @@ class ScoringConsumer:
             except (KafkaException, SystemError) as exc:
                 log.warning("%s: abort on close failed: %s", self.name, kafka_cause(exc))
             self._txn_open = False
+        if self._cards is not None:   # its final gauges, before the consumer's close revokes (drops) the stores
+            self._cards.close()
         if self._consumer is not None:
             try:
                 self._consumer.close()
@@ -144,8 +146,6 @@ class ScoringConsumer:
                 self._producer.flush(5.0)
             except (KafkaException, SystemError) as exc:  # fenced or fatal: never mask the error that got us here
                 log.warning("%s: producer flush on close: %s", self.name, kafka_cause(exc).args[0])
-        if self._cards is not None:
-            self._cards.close()
         snap = self.metrics.snapshot()
         log.info("%s: stopped. %s%s", self.name, format_stats(snap, type(snap)(), 0.0),
                  self._cards.stats_text() if self._cards is not None else "")
