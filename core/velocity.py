@@ -47,12 +47,10 @@ Bit-identical for any batch split and any x86-64 CPU: core/_velocity_kernel.py s
 
 from __future__ import annotations
 
-from collections import deque
-from itertools import compress
-
 import numpy as np
 
 from core import _velocity_kernel as k
+from core.cardindex import CardIndex, FlatKeys, flat_keys
 from core.recordbatch import flatten
 
 __all__ = ["CardStore", "VELOCITY_FEATURES", "VELOCITY_COUNTS", "N_VELOCITY", "epoch_seconds",
@@ -117,10 +115,11 @@ def apply_bounded(store: "CardStore", keys: list, t, amount, mcc) -> np.ndarray:
     of a card's first transaction (each such row alone, so they do not depend on the batch or
     on other rows with the same key) and changes nothing in `store`: no card, no watermark,
     no changelog entry. The other rows are applied in order as store.apply does."""
-    if not keys or max(map(len, keys)) <= MAX_CARD_KEY_BYTES:   # usual: one C-level pass
-        return store.apply(keys, t, amount, mcc)
+    flat = flat_keys(keys)        # once: its lengths give the rule, its bytes the index
+    if not keys or int(flat.lens.max()) <= MAX_CARD_KEY_BYTES:   # usual
+        return store.apply(flat, t, amount, mcc)
     t, amount, mcc = np.asarray(t), np.asarray(amount), np.asarray(mcc)
-    big = np.fromiter(map(len, keys), np.int64, len(keys)) > MAX_CARD_KEY_BYTES
+    big = flat.lens > MAX_CARD_KEY_BYTES
     out = np.empty((len(keys), N_VELOCITY), dtype=np.float32)
     keep = (~big).nonzero()[0]
     if keep.size:
@@ -142,9 +141,7 @@ class CardStore:
     """The velocity state of the cards of one partition (see the module docstring)."""
 
     def __init__(self, cards: int = 1024, events: int = 4096):
-        self._index: dict[bytes, int] = {}
-        self._keys: list = [None] * cards
-        self._free_cards: list[int] = list(range(cards - 1, -1, -1))
+        self._index = CardIndex(cards)     # card key -> slot (core.cardindex)
         self._alloc_cards(cards)
         self._alloc_events(events)
         self.scal = np.zeros(k.N_SCAL, dtype=np.int64)
@@ -178,17 +175,15 @@ class CardStore:
         self.scal[k.AHEAD] = count
 
     def nbytes(self) -> int:
-        """Bytes of the arrays (allocated capacity) plus an estimate of the key index, O(1)."""
+        """Bytes of the arrays (allocated capacity), the key index's included, O(1)."""
         arrays = sum(getattr(self, a).nbytes for a in _CARD_ARRAYS + _EVENT_ARRAYS)
-        # per card: a dict entry with its share of the table (~100 bytes), the key's bytes
-        # object (33 + its length; card keys have one length, so one sample) and a list slot
-        sample = next(iter(self._index), b"")
-        return arrays + len(self._index) * (100 + 33 + len(sample) + 8)
+        return arrays + self._changed.nbytes + self._index.nbytes()
 
     # -- the batch ---------------------------------------------------------------------------
 
     def apply(self, keys, t, amount, mcc) -> np.ndarray:
-        """Features (float32 (n, N_VELOCITY)) of transactions in order; the state is updated."""
+        """Features (float32 (n, N_VELOCITY)) of transactions in order; the state is updated.
+        keys: a list of bytes, or the FlatKeys of one (core.cardindex.flat_keys)."""
         n = len(keys)
         t = np.ascontiguousarray(t, dtype=np.float64)
         amount = np.ascontiguousarray(amount, dtype=np.float32)
@@ -210,82 +205,22 @@ class CardStore:
 
     def _ids(self, keys) -> np.ndarray:
         """The card slot of every key, new cards given slots (in first-seen order)."""
-        # One pass in C (map, fromiter) over every key: a known key gives its slot, a new one
-        # is entered with -1 - r, r the row of its first occurrence, which its later rows then
-        # get too. Measured against a list comprehension of get(), np.array of the list and a
-        # second lookup of every key once the new ones had slots: ~2x faster with new cards.
-        n = len(keys)
-        index = self._index
-        try:
-            ids = np.fromiter(map(index.setdefault, keys, range(-1, -n - 1, -1)), np.int64, n)
-            if n and ids.min() < 0:
-                self._new_cards(keys, ids)
-        except BaseException:
-            self._index = {key: c for key, c in index.items() if c >= 0}   # no half-entered key
-            raise
-        return ids
-
-    def _new_cards(self, keys, ids) -> None:
-        """Give the keys entered by _ids (ids < 0) free slots, in first-seen order."""
-        # A free slot is already in the initial state (latest NaN, no events): the sweep,
-        # the restore and _alloc_cards leave it so; the kernels mark it used.
-        new = ids < 0
-        first_row = -1 - ids
-        is_first = new & (first_row == np.arange(ids.shape[0]))
-        firsts = is_first.nonzero()[0]
-        need = firsts.shape[0]
-        while len(self._free_cards) < need:
-            self._grow_cards(need - len(self._free_cards))
-        free = self._free_cards
-        taken = free[len(free) - need:]
-        del free[len(free) - need:]
-        slot_of_row = np.empty(ids.shape[0], dtype=np.int64)
-        slot_of_row[firsts] = taken
-        ids[new] = slot_of_row[first_row[new]]
-        new_keys = list(compress(keys, is_first.tolist()))
-        self._index.update(zip(new_keys, taken))
-        deque(map(self._keys.__setitem__, taken, new_keys), maxlen=0)   # _keys[slot] = key, in C
-
-    def _restore_ids(self, keys) -> np.ndarray:
-        """_ids for a restore, where most keys are new: one dict write per new key, not two.
-        Row r offers the r-th next free slot to setdefault; a new key takes it (its id is
-        that slot), a known or repeated key returns its own and the slot goes back to the
-        free list. 1M new keys: 0.30 s instead of 0.45 (2026-12-06). On an exception the
-        index is inconsistent: a failed restore drops the store (core.cardstate)."""
-        n = len(keys)
-        free = self._free_cards
-        if len(free) < n:
-            self._grow_cards(n - len(free))
-        offered = free[len(free) - n:]
-        offered.reverse()                         # the order _new_cards would pop them in
-        del free[len(free) - n:]
-        ids = np.fromiter(map(self._index.setdefault, keys, offered), np.int64, n)
-        slots = np.array(offered, dtype=np.int64)
-        taken = ids == slots
-        if taken.all():                           # usual in a compacted changelog
-            deque(map(self._keys.__setitem__, offered, keys), maxlen=0)
-            return ids
-        free.extend(slots[~taken][::-1].tolist())
-        rows = taken.nonzero()[0]
-        deque(map(self._keys.__setitem__, slots[rows].tolist(), map(keys.__getitem__, rows.tolist())), maxlen=0)
-        return ids
+        # keys to one buffer first: a key that is not bytes-like raises here, index untouched
+        flat = keys if isinstance(keys, FlatKeys) else flat_keys(keys)
+        return self._index.lookup(flat, self._grow_cards)
 
     def _sweep(self, budget: int) -> None:
         evicted = np.empty(min(budget, self.latest.shape[0]), dtype=np.int64)
         ne = k.sweep(budget, evicted, self.latest, self.head, self.nev, self.used,
                      self.e_next, self.e_free, self.scal, self.wm)
         if ne:
-            changed = self._changed
-            for c in evicted[:ne].tolist():
-                had_state = c >= 0
-                c = c if had_state else ~c
-                key = self._keys[c]
-                del self._index[key]
-                self._keys[c] = None
-                self._free_cards.append(c)
-                changed[c] = False
-                if had_state:
-                    self._evicted.append(key)
+            evicted = evicted[:ne]
+            had_state = evicted >= 0
+            cards = np.where(had_state, evicted, ~evicted)
+            if had_state.any():
+                self._evicted.extend(self._index.keys(cards[had_state]))
+            self._changed[cards] = False
+            self._index.remove(cards)
 
     # -- changelog ---------------------------------------------------------------------------
 
@@ -305,11 +240,8 @@ class CardStore:
             k.encode_cards(ids, buf, ends, self.latest, self.cn, self.mean, self.m2, self.head,
                            self.nev, self.e_t, self.e_amt, self.e_mcc, self.e_next)
             raw = buf.tobytes()
-            keys = self._keys
-            start = 0
-            for c, end in zip(ids.tolist(), ends.tolist()):
-                out.append((keys[c], raw[start:end]))
-                start = end
+            starts = [0] + ends[:-1].tolist()
+            out.extend(zip(self._index.keys(ids), map(raw.__getitem__, map(slice, starts, ends.tolist()))))
         return out
 
     def discard_changes(self) -> None:
@@ -333,7 +265,8 @@ class CardStore:
         n = len(keys)
         if n == 0:
             return
-        ids = self._restore_ids(keys)
+        ids = self._index.restore_ids(keys if isinstance(keys, FlatKeys) else flat_keys(keys),
+                                      self._grow_cards)
         sizes = np.maximum(lengths, 0)
         self._reserve_events(int(np.maximum(sizes - k.HEAD_BYTES, 0).sum()) // k.EVENT_BYTES + 1)
         bad = k.restore_cards(ids, buf, starts, lengths, *self._card_arrays()[:7],
@@ -344,11 +277,7 @@ class CardStore:
         tomb = ids[lengths < 0]
         if tomb.size:
             tomb = np.unique(tomb)
-            for c in tomb[self.used[tomb] == 0].tolist():
-                key = self._keys[c]
-                del self._index[key]
-                self._keys[c] = None
-                self._free_cards.append(c)
+            self._index.remove(tomb[self.used[tomb] == 0])
         self.discard_changes()
 
     # -- arrays ------------------------------------------------------------------------------
@@ -387,8 +316,7 @@ class CardStore:
         for dst, src in zip(self._card_arrays(), saved):
             dst[:old] = src
         self._changed = np.concatenate((self._changed, np.zeros(new - old, dtype=np.bool_)))
-        self._keys.extend([None] * (new - old))
-        self._free_cards.extend(range(new - 1, old - 1, -1))
+        self._index.grow_cards(new)
 
     def _reserve_events(self, n: int) -> None:
         free = int(self.scal[k.FREE_TOP])

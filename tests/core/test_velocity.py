@@ -263,14 +263,14 @@ def test_card_ids_within_and_across_batches():
     # a new card takes the free slot at the end of the free list in first-seen order (as
     # before the lookup went through map()): slots decide the sweep's order, so they stay put
     store = CardStore(cards=8)
-    free = list(store._free_cards)
+    free = store._index.free[:store._index.free_slots].tolist()
     first = store._ids([b"a", b"b", b"a", b"c"]).tolist()
     assert first == [free[-3], free[-2], free[-3], free[-1]]
     assert store._ids([b"c", b"d", b"a"]).tolist() == [first[3], free[-4], first[0]]
     assert store._ids([]).tolist() == []
     grown = store._ids([b"k%d" % i for i in range(20)] + [b"a"])   # past the capacity
     assert len(set(grown[:20].tolist())) == 20 and grown[20] == first[0]
-    assert [store._keys[c] for c in grown.tolist()] == [b"k%d" % i for i in range(20)] + [b"a"]
+    assert store._index.keys(grown) == [b"k%d" % i for i in range(20)] + [b"a"]
 
 
 def test_a_failed_lookup_leaves_no_half_entered_card():
@@ -278,7 +278,7 @@ def test_a_failed_lookup_leaves_no_half_entered_card():
     store._ids([b"known"])
     with pytest.raises(TypeError):
         store._ids([b"a", b"known", ["not", "hashable"], b"b"])
-    assert store._index == {b"known": store._ids([b"known"])[0]}
+    assert store._index.as_dict() == {b"known": store._ids([b"known"])[0]}
     assert store._ids([b"a"])[0] >= 0 and len(store) == 2
 
 
