@@ -344,15 +344,16 @@ class CardStates:
                                     fast=self._fast):
             if chunk.reader not in self._read_with:
                 self._read_with.append(chunk.reader)
-            if None in chunk.keys:
+            null = chunk.null_key_row()
+            if null >= 0:
                 raise StateError(f"{self.name}: undecodable card state at {where}@"
-                                 f"{chunk.offsets[chunk.keys.index(None)]}: a record without a key")
-            if MARKER_KEY in chunk.keys:   # snapshot markers: not card states; the last one dates them
+                                 f"{chunk.offsets[null]}: a record without a key")
+            if chunk.has_key(MARKER_KEY):   # snapshot markers: not card states; the last one dates them
                 chunk, self._markers[p] = take_markers(chunk, self.name, where)
             if len(chunk):
                 data, starts, lengths = chunk.flat()
                 try:
-                    store.restore_flat(chunk.keys, data, starts, lengths)
+                    store.restore_flat(chunk.key_column(), data, starts, lengths)
                 except StateRecordError as exc:
                     raise StateError(
                         f"{self.name}: undecodable card state at {where}@{chunk.offsets[exc.index]} "

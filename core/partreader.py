@@ -2,7 +2,8 @@
 the card-state changelog (core.cardstate) and the replay of the input (core.snapshot).
 
     for chunk in read_partition(consumer, topic, p, start, end, what, fast=...):
-        chunk.keys          # list of bytes (None: no key), in offset order
+        chunk.keys          # list of bytes (None: no key), in offset order, made on demand
+        chunk.key_column()  # the keys in one buffer (core.cardindex.FlatKeys): no object per key
         chunk.offsets       # int64 array
         chunk.values()      # list of bytes (None: tombstone), made on demand
         chunk.flat()        # (uint8 buffer, starts, lengths with -1 for None): no object per value
@@ -25,6 +26,7 @@ from typing import Any, Iterator
 import numpy as np
 from confluent_kafka import KafkaError, KafkaException, Message, TopicPartition
 
+from core.cardindex import FlatKeys, flat_keys
 from core.errors import StateError
 from core.fetchlog import FetchError, PartitionFetcher
 from core.recordbatch import Records, flatten
@@ -40,15 +42,43 @@ _POLL_S = 0.02            # consume() waits for a full chunk or this long: short
 class Chunk:
     """Records of one partition in offset order (see the module docstring)."""
 
-    __slots__ = ("offsets", "keys", "position", "reader", "_values", "_flat")
+    __slots__ = ("offsets", "position", "reader", "_keys", "_kcols", "_values", "_flat")
 
-    def __init__(self, offsets: np.ndarray, keys: list, position: int, values: list | None = None,
-                 flat: tuple | None = None, reader: str = "librdkafka"):
-        self.offsets, self.keys, self.position, self.reader = offsets, keys, position, reader
+    def __init__(self, offsets: np.ndarray, keys: list | None, position: int, values: list | None = None,
+                 flat: tuple | None = None, reader: str = "librdkafka", kcols: tuple | None = None):
+        self.offsets, self.position, self.reader = offsets, position, reader
+        self._keys, self._kcols = keys, kcols     # kcols: (uint8 buffer, kpos, klen), keys made on demand
         self._values, self._flat = values, flat
 
     def __len__(self) -> int:
-        return len(self.keys)
+        return self.offsets.shape[0]
+
+    @property
+    def keys(self) -> list:
+        if self._keys is None:
+            self._keys = _keys(*self._kcols)
+        return self._keys
+
+    def key_column(self) -> FlatKeys:
+        """The keys without an object each (every record has one: see null_key_row)."""
+        if self._kcols is not None:
+            return FlatKeys(*self._kcols)
+        return flat_keys(self._keys)
+
+    def null_key_row(self) -> int:
+        """The first row without a key, -1 if none."""
+        if self._kcols is not None:
+            rows = (self._kcols[2] < 0).nonzero()[0]
+            return int(rows[0]) if rows.size else -1
+        return self._keys.index(None) if None in self._keys else -1
+
+    def has_key(self, key: bytes) -> bool:
+        if self._kcols is None:
+            return key in self._keys
+        data, kpos, klen = self._kcols
+        rows = (klen == len(key)).nonzero()[0]
+        want = np.frombuffer(key, dtype=np.uint8)
+        return any(np.array_equal(data[s:s + want.shape[0]], want) for s in kpos[rows].tolist())
 
     def values(self) -> list:
         if self._values is None:
@@ -71,46 +101,52 @@ class Chunk:
 
     def without(self, rows: list[int]) -> "Chunk":
         """The chunk less the records at these rows (ascending, few), same position."""
-        keys = list(self.keys)
-        for i in reversed(rows):
-            del keys[i]
+        keys = kcols = None
+        if self._keys is not None:
+            keys = list(self._keys)
+            for i in reversed(rows):
+                del keys[i]
+        if self._kcols is not None:
+            data, kpos, klen = self._kcols
+            kcols = (data, np.delete(kpos, rows), np.delete(klen, rows))
         offsets = np.delete(self.offsets, rows)
         if self._flat is not None:
             data, starts, lengths = self._flat
             return Chunk(offsets, keys, self.position, flat=(data, np.delete(starts, rows), np.delete(lengths, rows)),
-                         reader=self.reader)
+                         reader=self.reader, kcols=kcols)
         values = list(self._values)
         for i in reversed(rows):
             del values[i]
-        return Chunk(offsets, keys, self.position, values=values, reader=self.reader)
+        return Chunk(offsets, keys, self.position, values=values, reader=self.reader, kcols=kcols)
 
     @classmethod
     def of_records(cls, r: Records, reader: str = "Fetch") -> "Chunk":
-        return cls(r.offsets, _keys(r), r.position, flat=(r.data, r.vpos, r.vlen), reader=reader)
+        return cls(r.offsets, None, r.position, flat=(r.data, r.vpos, r.vlen), reader=reader,
+                   kcols=(r.data, r.kpos, r.klen))
 
 
-def _keys(r: Records) -> list:
-    """The keys of r as bytes objects (None: no key). Card keys have one length: those are
-    gathered into one (n, length) array whose rows become bytes in one C call (tolist of a
-    void view, trailing zero bytes kept), 2.3x faster than slicing each (1M keys: 0.10 s vs
-    0.23 s, 2026-12-06); the few others (markers, nulls) are put in one by one."""
-    klen = r.klen
+def _keys(data: np.ndarray, kpos: np.ndarray, klen: np.ndarray) -> list:
+    """The keys data[kpos[i]:kpos[i] + klen[i]] as bytes objects (None: klen -1). Card keys have
+    one length: those are gathered into one (n, length) array whose rows become bytes in one C
+    call (tolist of a void view, trailing zero bytes kept), 2.3x faster than slicing each (1M
+    keys: 0.10 s vs 0.23 s, 2026-12-06); the few others (markers, nulls) are put in one by one.
+    A restore does not need them (Chunk.key_column): the replay of the input and the markers do."""
     n = klen.shape[0]
     if n == 0:
         return []
     lengths, counts = np.unique(klen, return_counts=True)
     size = int(lengths[counts.argmax()])
     if size <= 0 or counts.max() < n - n // 100:   # no common length: each sliced
-        data = r.data.tobytes()
-        keys = list(map(data.__getitem__, map(slice, r.kpos.tolist(), (r.kpos + np.maximum(klen, 0)).tolist())))
+        raw = data.tobytes()
+        keys = list(map(raw.__getitem__, map(slice, kpos.tolist(), (kpos + np.maximum(klen, 0)).tolist())))
         for i in (klen < 0).nonzero()[0].tolist():
             keys[i] = None
         return keys
     same = klen == size
-    rows = r.data[r.kpos[same][:, None] + np.arange(size)]
+    rows = data[kpos[same][:, None] + np.arange(size)]
     keys = rows.view(f"V{size}").ravel().tolist()
     for i in (~same).nonzero()[0].tolist():   # ascending: each lands at its row
-        keys.insert(i, None if klen[i] < 0 else r.data[r.kpos[i]:r.kpos[i] + klen[i]].tobytes())
+        keys.insert(i, None if klen[i] < 0 else data[kpos[i]:kpos[i] + klen[i]].tobytes())
     return keys
 
 

@@ -261,7 +261,8 @@ class CardStore:
 
     def restore_flat(self, keys: list, buf: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> None:
         """restore() with value i at buf[starts[i]:starts[i] + lengths[i]] (uint8; length -1:
-        tombstone): a changelog read into one buffer makes no bytes object per value."""
+        tombstone), keys a list of bytes or a FlatKeys: a changelog read into one buffer makes
+        no bytes object per key or value."""
         n = len(keys)
         if n == 0:
             return

@@ -165,3 +165,19 @@ def test_keys_of_one_length_and_the_odd_ones_keep_their_rows():
     chunk = Chunk.of_records(parse_records(raw, 0, 1000))
     assert chunk.keys == keys
     assert Chunk.of_records(parse_records(raw, 100, 1000)).keys == keys[100:]
+
+
+def test_key_columns_nulls_and_markers_without_key_objects():
+    # what a restore asks of a chunk (core.cardstate): no bytes object per key is made for it
+    keys = [b"ab", b"a", b"", MARKER_KEY[:-1] + b"x", b"abc", None, MARKER_KEY]
+    raw = _batch(0, [(i, k, b"v") for i, k in enumerate(keys)])
+    fast = Chunk.of_records(parse_records(raw, 0, 100))
+    slow = Chunk(np.arange(7), list(keys), 7, values=[b"v"] * 7)
+    for chunk in (fast, slow):
+        assert chunk.null_key_row() == 5 and chunk.has_key(MARKER_KEY) and not chunk.has_key(b"abcd")
+        rest = chunk.without([5])
+        assert rest.null_key_row() == -1 and rest.has_key(b"") and rest.has_key(MARKER_KEY)
+        kc = rest.key_column()
+        assert [kc.data[s:s + n].tobytes() for s, n in zip(kc.starts.tolist(), kc.lens.tolist())] == \
+            keys[:5] + [MARKER_KEY]
+    assert fast._keys is None   # none of the above made the key objects
