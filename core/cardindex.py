@@ -1,23 +1,24 @@
 """The card-key index of core.velocity: card key (bytes) -> card slot, in numpy arrays.
 
 A CardStore keeps 1M cards; a Python dict of 1M bytes keys made 70 % of a restore's time
-(building the key objects and the dict's entries) and ~140 bytes per card. Here a batch of
+(the key objects and the dict's entries) and took ~66 MB more than this index. Here a batch of
 keys is one numba call, no object per key:
 
-    keys     every card's key lives in one uint8 buffer `kbuf` at koff[c], klen[c] bytes
-             (klen -1: the slot holds no card); bytes freed by a removal are reclaimed when
+    keys     every card's key lives in one uint8 buffer `kbuf` at kmeta[c] = (offset, length)
+             (length -1: the slot holds no card); bytes freed by a removal are reclaimed when
              the buffer is full (live keys copied to a new one, in slot order)
-    khash    a 64-bit SipHash-1-3 of the key under a random per-index secret (as Python's own
-             str/bytes hash: keys come from outside, a seeded hash keeps colliding keys from
-             being made to order)
-    table    open addressing, linear probing, power-of-two size, at most half full: the card
-             slot or -1; removal shifts the following entries back (no tombstones, so probes
-             never lengthen with churn); growth rehashes from khash, no key read
+    khash    a 64-bit SipHash-1-3 of the key (core._siphash) under a random per-index secret,
+             as Python's own bytes hash: keys come from outside, a seeded hash keeps colliding
+             keys from being made to order
+    table    open addressing, linear probing, power-of-two size, at most half full: -1, or
+             the card slot with the hash's high 31 bits above it (a probe compares those
+             before it reads a key); removal shifts the following entries back (no
+             tombstones, so probes never lengthen with churn); growth rehashes from khash
     free     a stack of free card slots (top at st[FREE]): new cards pop from it, removed
              ones are pushed, in the order the dict-based index did (the slots decide the
              sweep's order)
 
-Lookups compare the hash, then the length, then the bytes: keys that are prefixes of each
+Lookups compare the hash tag, then the length, then the bytes: keys that are prefixes of each
 other, or empty, are distinct keys. The slot a key gets never depends on its hash, so
 features and the changelog do not depend on the per-process secret.
 """
@@ -29,7 +30,9 @@ import os
 import numba as nb
 import numpy as np
 
-__all__ = ["CardIndex", "FlatKeys", "flat_keys", "siphash"]
+from core._siphash import siphash_inline as _siphash
+
+__all__ = ["CardIndex", "FlatKeys", "flat_keys"]
 
 _jit = nb.njit(cache=True, nogil=True, boundscheck=False, error_model="numpy", _nrt=False)
 _inline = nb.njit(cache=True, nogil=True, boundscheck=False, error_model="numpy", inline="always")
@@ -40,67 +43,6 @@ _MIN_TABLE = 2048
 _U = np.uint64
 _LOW = np.int64(0xFFFFFFFF)          # a table entry: hash tag << 32 | card slot (< 2**32)
 _HIGH = ~_LOW
-
-
-@_inline
-def _rotl(x, b):
-    return (x << _U(b)) | (x >> _U(64 - b))
-
-
-@_inline
-def _round(v0, v1, v2, v3):
-    v0 += v1
-    v1 = _rotl(v1, 13)
-    v1 ^= v0
-    v0 = _rotl(v0, 32)
-    v2 += v3
-    v3 = _rotl(v3, 16)
-    v3 ^= v2
-    v0 += v3
-    v3 = _rotl(v3, 21)
-    v3 ^= v0
-    v2 += v1
-    v1 = _rotl(v1, 17)
-    v1 ^= v2
-    v2 = _rotl(v2, 32)
-    return v0, v1, v2, v3
-
-
-@_inline
-def _siphash(buf, pos, n, k0, k1, c_rounds, d_rounds):
-    """SipHash-c-d (Aumasson & Bernstein) of buf[pos:pos + n] under the key (k0, k1)."""
-    v0 = k0 ^ _U(0x736F6D6570736575)
-    v1 = k1 ^ _U(0x646F72616E646F6D)
-    v2 = k0 ^ _U(0x6C7967656E657261)
-    v3 = k1 ^ _U(0x7465646279746573)
-    end = pos + n - (n % 8)
-    p = pos
-    while p < end:
-        m = _U(0)
-        for b in range(8):
-            m |= _U(buf[p + b]) << _U(8 * b)
-        v3 ^= m
-        for _ in range(c_rounds):
-            v0, v1, v2, v3 = _round(v0, v1, v2, v3)
-        v0 ^= m
-        p += 8
-    m = _U(n & 0xFF) << _U(56)
-    for b in range(n % 8):
-        m |= _U(buf[p + b]) << _U(8 * b)
-    v3 ^= m
-    for _ in range(c_rounds):
-        v0, v1, v2, v3 = _round(v0, v1, v2, v3)
-    v0 ^= m
-    v2 ^= _U(0xFF)
-    for _ in range(d_rounds):
-        v0, v1, v2, v3 = _round(v0, v1, v2, v3)
-    return v0 ^ v1 ^ v2 ^ v3
-
-
-@_jit
-def siphash(buf, pos, n, k0, k1, c_rounds, d_rounds):
-    """SipHash-c-d of buf[pos:pos + n] (uint8) under the 128-bit key (k0, k1), as uint64."""
-    return _siphash(buf, pos, n, _U(k0), _U(k1), c_rounds, d_rounds)
 
 
 @_inline
@@ -167,13 +109,11 @@ def _lookup(data, starts, lens, hashes, ids, seen, table, kmeta, kbuf):
     need = 0
     nbytes = 0
     for r in range(starts.shape[0]):
-        h = hashes[r]
-        pos = starts[r]
-        n = lens[r]
-        i, found = _find(table, kmeta, kbuf, h, data, pos, n)
+        i, found = _find(table, kmeta, kbuf, hashes[r], data, starts[r], lens[r])
         if found:
             ids[r] = table[i] & _LOW
             continue
+        h, pos, n = hashes[r], starts[r], lens[r]
         j = np.int64(h & _U(smask))
         while True:
             f = seen[j]
@@ -218,18 +158,12 @@ def _restore_ids(data, starts, lens, hashes, ids, free, table, khash, kmeta, kbu
     """ids[r] = the slot of key r, a new key entered at once with the next free slot popped
     (a restore's keys are mostly new: one probe each). The caller made room for every row."""
     for r in range(starts.shape[0]):
-        pos = starts[r]
-        n = lens[r]
-        h = hashes[r]
-        i, found = _find(table, kmeta, kbuf, h, data, pos, n)
-        if found:
-            ids[r] = table[i] & _LOW
-        else:
+        i, found = _find(table, kmeta, kbuf, hashes[r], data, starts[r], lens[r])
+        if not found:
             top = st[FREE] - 1
-            c = free[top]
             st[FREE] = top
-            _enter(c, h, data, pos, n, i, table, khash, kmeta, kbuf, st)
-            ids[r] = c
+            _enter(free[top], hashes[r], data, starts[r], lens[r], i, table, khash, kmeta, kbuf, st)
+        ids[r] = table[i] & _LOW
 
 
 @_jit

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from core.cardindex import CardIndex, flat_keys, siphash
+from core._siphash import siphash
+from core.cardindex import CardIndex, flat_keys
 
 
 class Colliding(CardIndex):
