@@ -116,7 +116,8 @@ def apply_bounded(store: "CardStore", keys: list, t, amount, mcc) -> np.ndarray:
     on other rows with the same key) and changes nothing in `store`: no card, no watermark,
     no changelog entry. The other rows are applied in order as store.apply does."""
     flat = flat_keys(keys)        # once: its lengths give the rule, its bytes the index
-    if not keys or int(flat.lens.max()) <= MAX_CARD_KEY_BYTES:   # usual
+    n = len(keys)
+    if not n or (len(keys[0]) if n == 1 else int(flat.lens.max())) <= MAX_CARD_KEY_BYTES:   # usual
         return store.apply(flat, t, amount, mcc)
     t, amount, mcc = np.asarray(t), np.asarray(amount), np.asarray(mcc)
     big = flat.lens > MAX_CARD_KEY_BYTES
