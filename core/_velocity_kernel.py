@@ -1,4 +1,4 @@
-"""numba kernels of the per-card state (core.velocity holds the arrays and the key index).
+"""numba kernels of the per-card state (core.velocity holds the arrays, core.cardindex the key index).
 
 Layout, all plain numpy arrays so that a whole micro-batch is one call:
 
