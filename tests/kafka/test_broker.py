@@ -212,3 +212,17 @@ def _topic_config(bootstrap: str, topic: str, key: str) -> str:
             if exc.args[0].name() != "UNKNOWN_TOPIC_OR_PART" or attempt == 19:
                 raise
             time.sleep(0.5)
+
+
+def test_the_broker_runs_with_the_bounded_retention(kafka_bootstrap):
+    """The retention settings reach the broker under the names Kafka knows (a misspelt key in
+    server.properties is only a warning in its log)."""
+    from confluent_kafka.admin import AdminClient, ConfigResource
+
+    from bench.broker.properties import RETENTION
+
+    admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
+    resource = ConfigResource(ConfigResource.Type.BROKER, "1")
+    configs = admin.describe_configs([resource])[resource].result(timeout=15)
+    for key, value in RETENTION.items():
+        assert configs[key].value == str(value), key

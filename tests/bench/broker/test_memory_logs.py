@@ -16,6 +16,8 @@ def test_every_node_keeps_a_bounded_tail_per_partition():
         for key, value in RETENTION.items():
             assert props[key] == str(value)
         assert int(props["log.segment.bytes"]) * 4 <= int(props["log.retention.bytes"])
+        # what retention removes leaves memory within seconds (Kafka's default: a minute)
+        assert int(props["log.segment.delete.delay.ms"]) <= 5_000
 
 
 def _cluster(data_dir: Path, cluster_id: str) -> lifecycle.Cluster:
