@@ -31,6 +31,7 @@ import numba as nb
 import numpy as np
 
 from core._siphash import siphash_inline as _siphash
+from core.recordbatch import pieces
 
 __all__ = ["CardIndex", "FlatKeys", "flat_keys"]
 
@@ -253,9 +254,11 @@ class FlatKeys:
         return self.starts.shape[0]
 
 
-def flat_keys(keys: list) -> FlatKeys:
-    """The FlatKeys of a list of bytes keys; TypeError for anything else (bytes.join's check,
-    made before an index is touched)."""
+def flat_keys(keys) -> FlatKeys:
+    """The FlatKeys of a list of bytes keys (a FlatKeys as it is); TypeError for anything else
+    (bytes.join's check, made before an index is touched)."""
+    if isinstance(keys, FlatKeys):
+        return keys
     if len(keys) == 1:   # the per-message facade (core.scorer): 1.2 us instead of 3.9
         return FlatKeys(np.frombuffer(keys[0], dtype=np.uint8), np.zeros(1, dtype=np.int64),
                         np.full(1, len(keys[0]), dtype=np.int64))
@@ -351,9 +354,7 @@ class CardIndex:
         ends = np.empty(cards.shape[0], dtype=np.int64)
         out = np.empty(int(self.kmeta[cards, 1].sum()), dtype=np.uint8)
         _gather(cards, self.kbuf, self.kmeta, out, ends)
-        raw = out.tobytes()
-        starts = [0] + ends[:-1].tolist()
-        return list(map(raw.__getitem__, map(slice, starts, ends.tolist())))
+        return pieces(out.tobytes(), ends)
 
     def as_dict(self) -> dict[bytes, int]:
         """Every key and its slot (O(cards): for tests and debugging)."""

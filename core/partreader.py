@@ -29,7 +29,7 @@ from confluent_kafka import KafkaError, KafkaException, Message, TopicPartition
 from core.cardindex import FlatKeys, flat_keys
 from core.errors import StateError
 from core.fetchlog import FetchError, PartitionFetcher
-from core.recordbatch import Records, flatten
+from core.recordbatch import Records, flatten, pieces
 
 __all__ = ["Chunk", "read_partition", "fast_refusal"]
 
@@ -137,8 +137,7 @@ def _keys(data: np.ndarray, kpos: np.ndarray, klen: np.ndarray) -> list:
     lengths, counts = np.unique(klen, return_counts=True)
     size = int(lengths[counts.argmax()])
     if size <= 0 or counts.max() < n - n // 100:   # no common length: each sliced
-        raw = data.tobytes()
-        keys = list(map(raw.__getitem__, map(slice, kpos.tolist(), (kpos + np.maximum(klen, 0)).tolist())))
+        keys = pieces(data.tobytes(), kpos + np.maximum(klen, 0), kpos)
         for i in (klen < 0).nonzero()[0].tolist():
             keys[i] = None
         return keys

@@ -50,8 +50,8 @@ from __future__ import annotations
 import numpy as np
 
 from core import _velocity_kernel as k
-from core.cardindex import CardIndex, FlatKeys, flat_keys
-from core.recordbatch import flatten
+from core.cardindex import CardIndex, flat_keys
+from core.recordbatch import flatten, pieces
 
 __all__ = ["CardStore", "VELOCITY_FEATURES", "VELOCITY_COUNTS", "N_VELOCITY", "epoch_seconds",
            "merchant_id", "StateRecordError", "BYTES_PER_EVENT", "MAX_CARD_KEY_BYTES",
@@ -207,8 +207,7 @@ class CardStore:
     def _ids(self, keys) -> np.ndarray:
         """The card slot of every key, new cards given slots (in first-seen order)."""
         # keys to one buffer first: a key that is not bytes-like raises here, index untouched
-        flat = keys if isinstance(keys, FlatKeys) else flat_keys(keys)
-        return self._index.lookup(flat, self._grow_cards)
+        return self._index.lookup(flat_keys(keys), self._grow_cards)
 
     def _sweep(self, budget: int) -> None:
         evicted = np.empty(min(budget, self.latest.shape[0]), dtype=np.int64)
@@ -240,9 +239,7 @@ class CardStore:
             ends = np.empty(ids.size, dtype=np.int64)
             k.encode_cards(ids, buf, ends, self.latest, self.cn, self.mean, self.m2, self.head,
                            self.nev, self.e_t, self.e_amt, self.e_mcc, self.e_next)
-            raw = buf.tobytes()
-            starts = [0] + ends[:-1].tolist()
-            out.extend(zip(self._index.keys(ids), map(raw.__getitem__, map(slice, starts, ends.tolist()))))
+            out.extend(zip(self._index.keys(ids), pieces(buf.tobytes(), ends)))
         return out
 
     def discard_changes(self) -> None:
@@ -267,8 +264,7 @@ class CardStore:
         n = len(keys)
         if n == 0:
             return
-        ids = self._index.restore_ids(keys if isinstance(keys, FlatKeys) else flat_keys(keys),
-                                      self._grow_cards)
+        ids = self._index.restore_ids(flat_keys(keys), self._grow_cards)
         sizes = np.maximum(lengths, 0)
         self._reserve_events(int(np.maximum(sizes - k.HEAD_BYTES, 0).sum()) // k.EVENT_BYTES + 1)
         bad = k.restore_cards(ids, buf, starts, lengths, *self._card_arrays()[:7],
