@@ -58,7 +58,10 @@ Two hosts sharing the partitions of one group (ids unique without coordination):
               help="librdkafka setting passed through, e.g. -X security.protocol=SSL (repeatable).")
 @click.option("--first-slot", default=0, type=click.IntRange(0), help="Number of the first worker slot.")
 @click.option("--no-state", is_flag=True,
-              help="No per-card velocity state: score every transaction alone (no card-state topic).")
+              help="No per-card velocity state: every transaction scored alone, by the stateless model "
+                   "(models/fraud-model-stateless.meta.json) unless a model is named; no card-state topic. "
+                   "Without this flag, state is on and needs the compacted topic fraud-card-state "
+                   "(made by: bench topics create).")
 @click.option("--snapshot-interval", "state_snapshot_s", type=click.FloatRange(0.0, 3600.0),
               help="Seconds between card-state snapshots per partition (0: every transaction); a restore "
                    "replays the input since the last one [default: 5].")

@@ -74,8 +74,9 @@ class ScoringConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_
     state: per-card velocity state on (the default): each partition's cards are kept in
     memory, their changes written to the compacted `topics.state` changelog in the same Kafka
     transaction as the outputs, and restored from it when a partition is assigned; scored
-    events carry the `card` object. False (`--no-state`) scores every transaction alone; a
-    model that uses velocity features then refuses to start.
+    events carry the `card` object. False (`--no-state`) scores every transaction alone; the
+    service (core.service.build_config) then defaults to the stateless model, and a model that
+    uses velocity features refuses to start (ConfigError).
     state_snapshot_s: how often each partition's changed cards go to the changelog (a snapshot
     in one of its batch transactions, with a marker of the input offset it is at; 0: every
     transaction). A restore reads the snapshot and replays the input since then, so this

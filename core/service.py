@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,13 @@ def build_config(config_path: str | Path | None = None, *, kafka_pairs: tuple[st
         if not sep or not key.strip():
             raise ConfigError(f"kafka setting {pair!r}: expected key=value (librdkafka's own key)")
         kafka[key.strip()] = value
-    return load_config(config_path, kafka=kafka or None, **overrides)
+    config = load_config(config_path, kafka=kafka or None, **overrides)
+    if not config.state and config.model_path is None and not os.environ.get("FRAUDSTREAM_MODEL"):
+        # the committed default model reads the card state: without state, its stateless sibling
+        from core.paths import stateless_model_path
+
+        config = config.replace(model_path=str(stateless_model_path()))
+    return config
 
 
 def run_service(config: ScoringConfig, *, workers: int | None = None, first_slot: int = 0,

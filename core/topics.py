@@ -10,7 +10,7 @@ import msgspec
 
 from core.errors import ConfigError
 
-__all__ = ["TopicNames", "PARTITIONS", "STATE_TOPIC_CONFIG"]
+__all__ = ["TopicNames", "PARTITIONS", "STATE_TOPIC_CONFIG", "state_topic_problem"]
 
 
 _NAMESPACE = re.compile(r"[A-Za-z0-9._-]{1,232}")
@@ -50,3 +50,26 @@ PARTITIONS = {"transactions": 6, "scores": 6, "alerts": 3, "deadletter": 3, "sta
 # The state changelog keeps the latest record per card: compacted. A segment is compacted
 # only once closed; rolling it hourly bounds what a restore reads beyond one record per card.
 STATE_TOPIC_CONFIG = {"cleanup.policy": "compact", "segment.ms": "3600000"}
+
+# A live card's latest record was written at most the longest window (24 h) plus a snapshot
+# interval ago; time-based deletion younger than this could remove it while the card still counts.
+_MIN_STATE_RETENTION_MS = 25 * 3600 * 1000
+
+
+def state_topic_problem(name: str, configs: dict[str, str | None]) -> str | None:
+    """Why a card-state changelog with these topic configs would lose live cards' latest records
+    (a restore would then silently miss them), or None when it keeps them."""
+    policy = {p.strip() for p in (configs.get("cleanup.policy") or "delete").split(",")}
+    fix = (f"`bench topics create` makes it right; or: kafka-configs --alter --entity-type topics "
+           f"--entity-name {name} --add-config cleanup.policy=compact")
+    if "compact" not in policy:
+        return (f"topic {name} has cleanup.policy={','.join(sorted(policy))}: the card-state changelog must be "
+                f"compacted (it keeps each card's latest record, however old) ({fix})")
+    if "delete" in policy:
+        ms, size = int(configs.get("retention.ms") or -1), int(configs.get("retention.bytes") or -1)
+        if size >= 0 or 0 <= ms < _MIN_STATE_RETENTION_MS:
+            return (f"topic {name} has cleanup.policy=compact,delete with retention.ms={ms}, retention.bytes="
+                    f"{size}: deletion could remove the latest record of a card still in its 24 h windows; "
+                    f"use cleanup.policy=compact, or retention.ms -1 or >= {_MIN_STATE_RETENTION_MS} and "
+                    f"retention.bytes -1 ({fix})")
+    return None

@@ -116,9 +116,11 @@ def worker_main(config_json: bytes, slot: int, parent_pid: int, log_level: int, 
         from core.scorer import Scorer
 
         scorer = Scorer.load(config.model_path)
+        # a ConfigError here (a model that needs the state, with state off) is a start-up
+        # error: restarting the worker could never cure it
+        consumer = ScoringConsumer(config, scorer, slot=slot, on_started=lambda: status.send(Ready()))
     except FraudstreamError as exc:
         fail(exc)
-    consumer = ScoringConsumer(config, scorer, slot=slot, on_started=lambda: status.send(Ready()))
     tune_gc_for_batches()
     orphaned = threading.Event()
 

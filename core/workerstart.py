@@ -2,9 +2,9 @@
 
 Three steps, each failing with one clear error: init_transactions (which also aborts whatever
 transaction a killed predecessor with the same transactional.id left open), the topics
-checked (they exist, are usable, and the card-state changelog is partitioned like the input),
-and the output topics' max.message.bytes read (core.limits), so an oversize output becomes a
-dead letter instead of an abort.
+checked (they exist, are usable, and the card-state changelog is partitioned like the input and
+compacted), and the output topics' max.message.bytes read (core.limits), so an oversize output
+becomes a dead letter instead of an abort.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from confluent_kafka import KafkaError, KafkaException
 from core.config import ScoringConfig
 from core.errors import ConfigError, PipelineError
 from core.limits import OutputLimits, read_output_limits
+from core.topics import state_topic_problem
 from core.txn import admin_settings
 
 __all__ = ["init_transactions", "output_limits", "check_topics"]
@@ -82,3 +83,24 @@ def check_topics(consumer: Any, config: ScoringConfig) -> None:
         if n_state != n_in:
             raise ConfigError(f"topic {topics.state} has {n_state} partitions, {topics.transactions} "
                               f"{n_in}: the card-state changelog must be partitioned like the input")
+        _check_compacted(config)
+
+
+def _check_compacted(config: ScoringConfig) -> None:
+    """ConfigError when the changelog's cleanup policy could delete a live card's latest record
+    (core.topics.state_topic_problem); a warning when its configs cannot be read."""
+    from confluent_kafka.admin import AdminClient, ConfigResource
+
+    name = config.topics.state
+    try:
+        resource = ConfigResource(ConfigResource.Type.TOPIC, name)
+        admin = AdminClient(admin_settings(config))   # held until the answer: its end cancels the request
+        future = admin.describe_configs([resource], request_timeout=15.0)[resource]
+        configs = {k: e.value for k, e in future.result(15.0).items()}
+    except (KafkaException, TimeoutError) as exc:   # e.g. no DescribeConfigs rights: it may well be right
+        log.warning("cannot read the configs of %s (%s): not checking that it is compacted", name,
+                    exc.args[0] if exc.args else exc)
+        return
+    problem = state_topic_problem(name, configs)
+    if problem:
+        raise ConfigError(problem)

@@ -3,10 +3,10 @@ card-state changelog)."""
 
 from typing import Any
 
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
 
 from bench.errors import BrokerUnreachable, TopicError
-from core.topics import PARTITIONS, STATE_TOPIC_CONFIG, TopicNames
+from core.topics import PARTITIONS, STATE_TOPIC_CONFIG, TopicNames, state_topic_problem
 
 __all__ = ["TopicError", "BrokerUnreachable", "require_broker", "create_topics", "delete_topics", "require_topic",
            "replica_settings", "describe_replicas"]
@@ -61,6 +61,8 @@ def create_topics(bootstrap: str, names: TopicNames) -> dict[str, Any]:
                 f"{partitions}: delete it or use another --namespace")
         else:
             existed.append(name)
+    if names.state in existed:
+        _require_compacted(admin, names.state)
     created = []
     futures = admin.create_topics(missing, request_timeout=ADMIN_TIMEOUT_S) if missing else {}
     for name, future in futures.items():
@@ -74,6 +76,15 @@ def create_topics(bootstrap: str, names: TopicNames) -> dict[str, Any]:
             else:
                 raise TopicError(f"creating topic `{name}` failed: {err}") from exc
     return {"created": created, "existed": existed, "replicas": describe_replicas(replication, configs)}
+
+
+def _require_compacted(admin: Any, name: str) -> None:
+    """TopicError when an existing card-state topic could lose live cards (core.topics)."""
+    resource = ConfigResource(ConfigResource.Type.TOPIC, name)
+    configs = admin.describe_configs([resource], request_timeout=ADMIN_TIMEOUT_S)[resource].result()
+    problem = state_topic_problem(name, {k: e.value for k, e in configs.items()})
+    if problem:
+        raise TopicError(problem)
 
 
 def delete_topics(bootstrap: str, names: TopicNames) -> list[str]:

@@ -113,3 +113,14 @@ def test_worker_identity_is_stable_per_slot_and_settings_enforce_eos():
 def test_replace_validates_again():
     with pytest.raises(ConfigError):
         ScoringConfig().replace(batch_max_records=0)
+
+
+def test_no_state_picks_the_stateless_model_unless_one_is_named(monkeypatch):
+    from core.paths import stateless_model_path
+
+    monkeypatch.delenv("FRAUDSTREAM_MODEL", raising=False)
+    assert build_config(state=False).model_path == str(stateless_model_path())
+    assert build_config().model_path is None   # state on: the committed default model
+    assert build_config(state=False, model_path="mine.meta.json").model_path == "mine.meta.json"
+    monkeypatch.setenv("FRAUDSTREAM_MODEL", "env.meta.json")
+    assert build_config(state=False).model_path is None   # Scorer.load() reads the env
