@@ -43,10 +43,11 @@ Cost: changelog records scale with the distinct cards changed per snapshot inter
 partition, not with transactions. A few cards that transact often (the 10,000-card drain)
 write far less; millions of cards each seen once an interval write nearly as much as before.
 
-A changelog record that cannot be decoded, a marker that does not match the state, or input
-missing between S and X (retention) is a StateError naming topic, partition and offset: the
-loop holds that partition (core.stateholds) rather than start it from an incomplete state,
-which would silently change every score after it.
+A changelog record that cannot be decoded, a marker that does not match the state, input
+missing between S and X (retention), or X behind S (core.replayrule) is a StateError naming
+topic, partition and offset: the loop holds that partition (core.stateholds) rather than start
+it from a state that is not the one X was scored from, which would silently change every score
+after it.
 """
 
 from __future__ import annotations
@@ -64,6 +65,7 @@ from core.cardbatch import apply_input, batch_velocity
 from core.config import ScoringConfig
 from core.errors import StateError
 from core.partreader import fast_refusal, read_partition
+from core.replayrule import replay_plan
 from core.snapshot import MARKER_KEY, Marker, encode_marker, replay_input, take_markers
 from core.statemetrics import RestoreStats, StateGauges
 from core.velocity import CardStore, StateRecordError
@@ -224,6 +226,8 @@ class CardStates:
                              f"before restoring their card state: {exc.args[0]}") from exc
         for tp in committed:
             p = tp.partition
+            if tp.error is not None:   # else its offset, -1001, would read as "never committed"
+                raise StateError(f"{self.name}: committed offset of {src}[{p}] unavailable: {tp.error}")
             started = time.perf_counter()
             store = self._restore_one(p)
             self._replay(store, p, self._markers.pop(p, (None, -1))[0], tp.offset, started)
@@ -236,16 +240,15 @@ class CardStates:
         stats.replayed = 0
         src = self._config.topics.transactions
         begun = time.perf_counter()
-        start = committed   # nothing to replay unless the snapshot is behind the committed offset
-        if marker is not None and committed >= 0 and committed < marker.offset:
-            log.warning("%s: committed offset %d of %s[%d] is before the card-state snapshot at %d (offsets "
-                        "moved back?): scoring from the snapshot's state", self.name, committed, src, p,
-                        marker.offset)
-        elif marker is not None and committed < 0:
-            log.warning("%s: %s[%d] has no committed offset but a card-state snapshot at %d: scoring from "
-                        "the snapshot's state", self.name, src, p, marker.offset)
-        elif marker is not None and committed > marker.offset:
-            start = self._replay_start(p, marker.offset, committed)
+        try:
+            plan = replay_plan(src=src, p=p, state_topic=self.topic, snapshot=marker.offset if marker else None,
+                               committed=committed, cards=len(store), offset_reset=self._config.offset_reset,
+                               low=lambda: self._input_start(p))
+        except StateError as exc:
+            raise StateError(f"{self.name}: {exc}") from None
+        if plan.note:
+            log.log(plan.level, "%s: %s", self.name, plan.note)
+        start = plan.start
         if start < committed:
             stats.active, stats.replay_target = p + 1, committed - start
 
@@ -268,27 +271,15 @@ class CardStates:
                  self.name, src, p, marker.offset if marker else "-", committed, stats.replayed, replay_s,
                  seconds, len(store))
 
-    def _replay_start(self, p: int, snapshot: int, committed: int) -> int:
-        """Where the replay of input partition p starts: the snapshot's offset, unless retention
-        deleted input since (the group stayed away longer than it keeps). Then the state those
-        records built is gone: with offset_reset refuse that is a StateError; with earliest or
-        latest (the operator already chose to lose input) it replays what is left, saying so."""
+    def _input_start(self, p: int) -> int:
+        """The first offset of input partition p now (retention may have moved it)."""
         src = self._config.topics.transactions
         try:
             low, _ = self._reader_consumer().get_watermark_offsets(TopicPartition(src, p), timeout=30.0,
                                                                    cached=False)
         except KafkaException as exc:
-            raise StateError(f"{self.name}: cannot read the start of {src}[{p}]: {exc.args[0]}") from exc
-        if low <= snapshot:
-            return snapshot
-        lost = f"{src}[{p}] {snapshot}..{min(low, committed) - 1}, scored after the card-state snapshot, is gone"
-        if self._config.offset_reset == "refuse":
-            raise StateError(f"{self.name}: {lost} (retention or deleted records): the per-card state cannot be "
-                             f"rebuilt exactly; "
-                             f"set offset_reset: earliest | latest to score on from the snapshot's state")
-        log.error("%s: %s (retention or deleted records): scoring on from the snapshot's state plus what is left "
-                  "(offset_reset %s)", self.name, lost, self._config.offset_reset)
-        return min(low, committed)
+            raise StateError(f"cannot read the start of {src}[{p}]: {exc.args[0]}") from exc   # named by _replay
+        return low
 
     def _restore_one(self, p: int) -> CardStore:
         """The state at p's last snapshot, read from the changelog (its marker: self._markers)."""

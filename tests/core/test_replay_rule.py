@@ -1,0 +1,46 @@
+"""core.replayrule: where a restore's input replay starts, and when the state cannot be exact."""
+
+import logging
+
+import pytest
+
+from core.errors import StateError
+from core.replayrule import replay_plan
+
+ARGS = dict(src="tx", p=2, state_topic="st", cards=10, offset_reset="refuse")
+
+
+def never() -> int:
+    raise AssertionError("the partition's start was asked for without need")
+
+
+def test_the_snapshot_at_the_committed_offset_or_behind_it_with_the_input_there():
+    assert replay_plan(snapshot=50, committed=50, low=never, **ARGS) == (50, logging.INFO, "")
+    assert replay_plan(snapshot=50, committed=80, low=lambda: 0, **ARGS).start == 50
+    assert replay_plan(snapshot=50, committed=80, low=lambda: 50, **ARGS).start == 50
+
+
+def test_input_deleted_since_the_snapshot():
+    with pytest.raises(StateError, match=r"tx\[2\] 50\.\.59, scored after the card-state snapshot, is gone"):
+        replay_plan(snapshot=50, committed=80, low=lambda: 60, **ARGS)
+    plan = replay_plan(snapshot=50, committed=80, low=lambda: 60, **{**ARGS, "offset_reset": "earliest"})
+    assert plan.start == 60 and plan.level == logging.ERROR and "(offset_reset earliest)" in plan.note
+    # deleted past the committed offset too: nothing left to replay
+    assert replay_plan(snapshot=50, committed=80, low=lambda: 95, **{**ARGS, "offset_reset": "latest"}).start == 80
+
+
+@pytest.mark.parametrize("committed, shown", [(40, "40"), (-1001, "missing")])
+def test_a_snapshot_ahead_of_the_committed_offset_would_count_twice(committed, shown):
+    with pytest.raises(StateError) as err:
+        replay_plan(snapshot=50, committed=committed, low=never, **ARGS)
+    assert (f"st[2] holds a card-state snapshot at input offset 50, but the group's committed offset of tx[2] "
+            f"is {shown}" in str(err.value)) and "count the records in between twice" in str(err.value)
+    plan = replay_plan(snapshot=50, committed=committed, low=never, **{**ARGS, "offset_reset": "earliest"})
+    assert plan.start == committed and plan.level == logging.WARNING and "snapshot's state" in plan.note
+
+
+def test_no_snapshot():
+    assert replay_plan(snapshot=None, committed=-1001, low=never, **{**ARGS, "cards": 0}) == (-1001, logging.INFO, "")
+    assert replay_plan(snapshot=None, committed=70, low=never, **ARGS) == (70, logging.INFO, "")   # older changelog
+    cold = replay_plan(snapshot=None, committed=70, low=never, **{**ARGS, "cards": 0})
+    assert cold.start == 70 and cold.level == logging.WARNING and "start empty" in cold.note
