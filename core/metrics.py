@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from hdrh.histogram import HdrHistogram
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from core.statemetrics import state_summary
+
 __all__ = ["LoopMetrics", "StatsSnapshot", "aggregate", "workers_registry", "format_stats", "MULTIPROC_ENV",
            "bucket_quantile"]
 
@@ -43,6 +45,7 @@ class StatsSnapshot:
     lag: int = 0
     commit_p50_ms: float = 0.0
     commit_p99_ms: float = 0.0
+    state: str = ""   # the per-card state's figures, already formatted (core.statemetrics)
 
     @property
     def mean_batch(self) -> float:
@@ -174,6 +177,7 @@ def aggregate(directory: str | None = None) -> StatsSnapshot:
         lag=int(values.get("fraudstream_lag", 0)),
         commit_p50_ms=bucket_quantile(buckets, 0.50) * 1000,
         commit_p99_ms=bucket_quantile(buckets, 0.99) * 1000,
+        state=state_summary(values),
     )
 
 
@@ -194,7 +198,7 @@ def format_stats(now: StatsSnapshot, before: StatsSnapshot, elapsed_s: float, wh
     return (f"{prefix}processed={now.processed:,}{rate} alerts={now.alerts:,} "
             f"dead_letters={now.deadletters:,} batch={d_records / d_batches if d_batches else 0:,.0f} "
             f"commit_p50={now.commit_p50_ms:.1f}ms commit_p99={now.commit_p99_ms:.1f}ms "
-            f"aborts={now.aborts} lag={now.lag:,}")
+            f"aborts={now.aborts} lag={now.lag:,}{now.state}")
 
 
 class Ticker:

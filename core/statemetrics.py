@@ -3,7 +3,7 @@ replay progress, the last restore, and the changelog written by snapshots."""
 
 from __future__ import annotations
 
-__all__ = ["StateGauges", "RestoreStats"]
+__all__ = ["StateGauges", "RestoreStats", "state_summary"]
 
 
 class StateGauges:
@@ -78,3 +78,25 @@ class RestoreStats:
         text += (f", last restore {self.last_seconds:.2f} s ({self.last_records:,} records, "
                  f"{self.last_replayed:,} replayed in {self.last_replay_seconds:.2f} s)")
         return text + f", changelog written {self.written:,} records {self.written_bytes / 1e6:,.1f} MB"
+
+
+def state_summary(values: dict[str, float]) -> str:
+    """The state's part of the supervisor's stats line, from the live workers' gauges summed
+    (core.metrics.aggregate); "" when no worker keeps state."""
+    if "fraudstream_state_cards" not in values:
+        return ""
+
+    def v(name: str) -> float:
+        return values.get(f"fraudstream_state_{name}", 0.0)
+
+    text = f" | state {v('cards'):,.0f} cards {v('bytes') / 1e6:,.1f} MB"
+    if v("restoring_partitions"):
+        text += (f", restoring {v('restoring_partitions'):.0f} partition(s): {v('restore_records'):,.0f}/"
+                 f"{v('restore_target_records'):,.0f} records")
+        if v("replay_target_records"):
+            text += f", replaying {v('replay_records'):,.0f}/{v('replay_target_records'):,.0f}"
+    if v("held_partitions"):
+        text += f", {v('held_partitions'):.0f} partition(s) held (see the errors)"
+    if v("last_restore_seconds"):
+        text += f", last restore {v('last_restore_seconds'):.2f} s"
+    return text

@@ -51,3 +51,40 @@ def test_aggregate_skips_the_empty_file_of_a_worker_killed_while_starting(tmp_pa
     snap = aggregate(str(tmp_path))
     assert (snap.processed, snap.alerts, snap.deadletters, snap.batches) == (98, 3, 2, 1)
     assert 3.0 < snap.commit_p50_ms <= 5.0
+
+
+def test_state_summary_shows_cards_restore_progress_holds_and_the_last_restore():
+    from core.statemetrics import state_summary
+
+    assert state_summary({"fraudstream_scored_total": 5.0}) == ""   # no worker keeps state
+    idle = state_summary({"fraudstream_state_cards": 1234567.0, "fraudstream_state_bytes": 3.0e8,
+                          "fraudstream_state_last_restore_seconds": 2.5})
+    assert idle == " | state 1,234,567 cards 300.0 MB, last restore 2.50 s"
+    busy = state_summary({"fraudstream_state_cards": 10.0, "fraudstream_state_bytes": 0.0,
+                          "fraudstream_state_restoring_partitions": 1.0, "fraudstream_state_restore_records": 500.0,
+                          "fraudstream_state_restore_target_records": 2000.0,
+                          "fraudstream_state_replay_records": 3.0, "fraudstream_state_replay_target_records": 9.0,
+                          "fraudstream_state_held_partitions": 2.0})
+    assert ("restoring 1 partition(s): 500/2,000 records, replaying 3/9, 2 partition(s) held" in busy
+            and "last restore" not in busy)
+
+
+def test_the_supervisors_line_carries_the_live_workers_state(tmp_path):
+    # A worker's state gauges count while it lives (livesum): read them from a live process.
+    import subprocess
+    import sys
+
+    from core.metrics import MULTIPROC_ENV, aggregate
+
+    code = ("import sys; from core.statemetrics import StateGauges; g = StateGauges.get(); "
+            "g.cards.set(4200); g.bytes.set(2.5e6); g.last_seconds.set(1.25); print('ready', flush=True); "
+            "sys.stdin.read()")
+    worker = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              text=True, env={**os.environ, MULTIPROC_ENV: str(tmp_path)})
+    try:
+        assert worker.stdout.readline().strip() == "ready"
+        snap = aggregate(str(tmp_path))
+    finally:
+        worker.communicate("")
+    line = format_stats(snap, StatsSnapshot(), 10.0, "all 1 workers")
+    assert line.endswith("lag=0 | state 4,200 cards 2.5 MB, last restore 1.25 s"), line
