@@ -21,6 +21,7 @@ and why. Either way an error librdkafka reports is a StateError whose text begin
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any, Iterator
 
 import numpy as np
@@ -37,6 +38,10 @@ log = logging.getLogger(__name__)
 
 _CHUNK = 100_000          # records per consume()
 _POLL_S = 0.02            # consume() waits for a full chunk or this long: short, or every small read takes it
+# No record nor end of partition for this long: a StateError (the partition is held and retried)
+# rather than a restore that blocks its worker silently. Above transaction.timeout.ms's default
+# (60 s), the longest an open transaction can hold back what read_committed may read.
+STALL_S = 120.0
 
 
 class Chunk:
@@ -203,8 +208,10 @@ def _consume(consumer: Any, topic: str, p: int, start: int, end: int, what: str,
         return
     consumer.assign([TopicPartition(topic, p, start)])
     position = start
+    moved = time.monotonic()
     try:
         while position < end:
+            before = position
             msgs = consumer.consume(num_messages=chunk_records, timeout=_POLL_S)
             if msgs and msgs[-1].error() is not None:   # usually the end: past the last record and markers
                 eof = msgs.pop()
@@ -212,7 +219,13 @@ def _consume(consumer: Any, topic: str, p: int, start: int, end: int, what: str,
                     raise StateError(f"{what}: {eof.error().str()}")
                 position = max(position, eof.offset())
             if not msgs:
+                if position > before:
+                    moved = time.monotonic()
+                elif time.monotonic() - moved > STALL_S:
+                    raise StateError(f"{what}: nothing read from {topic}[{p}] for {STALL_S:.0f} s at offset "
+                                     f"{position} of {end} (broker unreachable, or a transaction left open?)")
                 continue
+            moved = time.monotonic()
             # map over the method descriptors: the per-record loop stays in C
             keys = list(map(Message.key, msgs))
             # an error event (an EOF in the middle) has no key, and only a record of an
