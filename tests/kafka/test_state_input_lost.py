@@ -74,12 +74,7 @@ def test_input_deleted_after_the_snapshot_holds_that_partition_and_scores_the_ot
     # 1. Scored with state: one snapshot at S (the first transaction), committed offset X.
     produce_inputs(kafka_bootstrap, src, data, first, partition=0)
     produce_inputs(kafka_bootstrap, src, other, other.records[:OTHER], partition=1)
-    scoring = InProcess(kafka_bootstrap, names, group, **SETTINGS)
-    try:
-        scoring.wait_processed(FIRST + OTHER)
-        wait_drained(kafka_bootstrap, group, src, timeout=60)
-    finally:
-        scoring.stop()
+    score_all(kafka_bootstrap, names, group, FIRST + OTHER)
     x = committed_offsets(kafka_bootstrap, group, src, [0])[0]
     s = _last_marker(kafka_bootstrap, names.state)
     assert x == FIRST and 0 < s < x - 1, (s, x)
@@ -96,18 +91,7 @@ def test_input_deleted_after_the_snapshot_holds_that_partition_and_scores_the_ot
 
     # 3. A restart under refuse (the default): partition 0 held and retried, partition 1 scored.
     assert ScoringConfig().offset_reset == "refuse"
-    caplog.clear()
-    restart = InProcess(kafka_bootstrap, names, group, **SETTINGS)
-    try:
-        restart.wait_processed(OTHER, timeout=90)
-        deadline = time.monotonic() + 30
-        while len(_held_lines(caplog)) < 3 and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert restart.thread.is_alive() and not restart.errors, restart.errors
-        assert restart.metrics.snapshot().processed == OTHER     # nothing of partition 0
-    finally:
-        restart.stop()
-    held = _held_lines(caplog)
+    held = held_restart(kafka_bootstrap, names, group, caplog, tries=3)
     assert len(held) >= 3 and all(lost in line for line in held), held
     assert [re.search(r"next try in (\d+) s", line)[1] for line in held[:3]] == ["1", "2", "4"], held
 
@@ -153,6 +137,34 @@ def test_input_deleted_after_the_snapshot_holds_that_partition_and_scores_the_ot
     assert replayed and f": {x - d} records in " in replayed[0], replayed
     scored = _scored_ids(kafka_bootstrap, names.scores)
     assert set(scored) == _ids(data.records) | _ids(other.records) and max(scored.values()) == 1, len(scored)
+
+
+def score_all(bootstrap: str, names, group: str, n: int, **settings) -> None:
+    """Score until `n` records are processed and the group has committed them all."""
+    scoring = InProcess(bootstrap, names, group, **{**SETTINGS, **settings})
+    try:
+        scoring.wait_processed(n, timeout=120)
+        wait_drained(bootstrap, group, names.transactions, timeout=60)
+    finally:
+        scoring.stop()
+
+
+def held_restart(bootstrap: str, names, group: str, caplog, tries: int) -> list[str]:
+    """A restart under refuse with partition 0's state not rebuildable: partition 1's OTHER new
+    records are scored, nothing of partition 0 while it is held and retried `tries` times; the
+    error lines of the holds."""
+    caplog.clear()
+    restart = InProcess(bootstrap, names, group, **SETTINGS)
+    try:
+        restart.wait_processed(OTHER, timeout=90)
+        deadline = time.monotonic() + 30
+        while len(_held_lines(caplog)) < tries and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert restart.thread.is_alive() and not restart.errors, restart.errors
+        assert restart.metrics.snapshot().processed == OTHER     # nothing of partition 0
+    finally:
+        restart.stop()
+    return _held_lines(caplog)
 
 
 def _held_lines(caplog) -> list[str]:

@@ -7,14 +7,13 @@ choice) it is scored from the snapshot's state, saying so."""
 from __future__ import annotations
 
 import logging
-import time
 import uuid
 
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 
-from tests.kafka.eos_harness import InProcess, committed_offsets, make_inputs, produce_inputs, wait_drained
-from tests.kafka.test_state_input_lost import FIRST, OTHER, SETTINGS, _held_lines, _ids, _last_marker, _scored_ids
+from tests.kafka.eos_harness import committed_offsets, make_inputs, produce_inputs
+from tests.kafka.test_state_input_lost import FIRST, OTHER, _ids, _last_marker, _scored_ids, held_restart, score_all
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(300)]
 
@@ -30,12 +29,7 @@ def test_offsets_moved_behind_the_snapshot_hold_that_partition(kafka_bootstrap, 
     # 1. Scored with state: one snapshot at S (the first transaction), committed offset X.
     produce_inputs(kafka_bootstrap, src, data, data.records, partition=0)
     produce_inputs(kafka_bootstrap, src, other, other.records[:OTHER], partition=1)
-    scoring = InProcess(kafka_bootstrap, names, group, **SETTINGS)
-    try:
-        scoring.wait_processed(FIRST + OTHER)
-        wait_drained(kafka_bootstrap, group, src, timeout=60)
-    finally:
-        scoring.stop()
+    score_all(kafka_bootstrap, names, group, FIRST + OTHER)
     s = _last_marker(kafka_bootstrap, names.state)
     assert 10 <= s < FIRST == committed_offsets(kafka_bootstrap, group, src, [0])[0], s
 
@@ -50,18 +44,7 @@ def test_offsets_moved_behind_the_snapshot_hold_that_partition(kafka_bootstrap, 
     produce_inputs(kafka_bootstrap, src, other, other.records[OTHER:], partition=1)
 
     # 3. refuse (the default): partition 0 held, partition 1 scored, nothing of 0 again.
-    caplog.clear()
-    restart = InProcess(kafka_bootstrap, names, group, **SETTINGS)
-    try:
-        restart.wait_processed(OTHER, timeout=90)
-        deadline = time.monotonic() + 30
-        while len(_held_lines(caplog)) < 2 and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert restart.thread.is_alive() and not restart.errors, restart.errors
-        assert restart.metrics.snapshot().processed == OTHER
-    finally:
-        restart.stop()
-    held = _held_lines(caplog)
+    held = held_restart(kafka_bootstrap, names, group, caplog, tries=2)
     why = (f"holds a card-state snapshot at input offset {s}, but the group's committed offset of {src}[0] is "
            f"{back}")
     assert len(held) >= 2 and all(why in line and "count the records in between twice" in line
@@ -72,12 +55,7 @@ def test_offsets_moved_behind_the_snapshot_hold_that_partition(kafka_bootstrap, 
 
     # 4. earliest: the operator wants them scored again; from the snapshot's state, with a warning.
     caplog.clear()
-    again = InProcess(kafka_bootstrap, names, group, offset_reset="earliest", **SETTINGS)
-    try:
-        again.wait_processed(FIRST - back, timeout=120)
-        wait_drained(kafka_bootstrap, group, src, timeout=60)
-    finally:
-        again.stop()
+    score_all(kafka_bootstrap, names, group, FIRST - back, offset_reset="earliest")
     warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING and why in r.getMessage()]
     assert warned and "scoring from the snapshot's state (offset_reset earliest)" in warned[0], warned
     scored = _scored_ids(kafka_bootstrap, names.scores)
