@@ -6,7 +6,6 @@ import fcntl
 import json
 import os
 import signal
-import socket
 import subprocess
 import time
 import uuid
@@ -17,6 +16,7 @@ from pathlib import Path
 from bench.broker import gclog
 from bench.errors import BrokerError
 from bench.broker.jars import ensure_jars, java_command
+from bench.broker.procs import is_our_broker, pid_running, port_open, rss_mb, terminate
 from bench.broker.properties import HOST, LOG4J2_CONFIG, node_ports, server_properties
 from bench.report.result import BrokerGc
 from core.paths import home
@@ -146,22 +146,6 @@ def _save(cluster: Cluster) -> None:
     tmp.replace(path)
 
 
-def _is_our_broker(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return False
-    return b"kafka.Kafka" in cmdline and b"fraudstream" in cmdline
-
-
-def _port_open(port: int) -> bool:
-    with socket.socket() as sock:
-        sock.settimeout(0.5)
-        return sock.connect_ex((HOST, port)) == 0
-
-
 def _brokers_answering(bootstrap: str, timeout: float = 2.0) -> int:
     from confluent_kafka.admin import AdminClient
 
@@ -186,7 +170,7 @@ def find_running(port: int = DEFAULT_PORT) -> Cluster | None:
     cluster = _load(port)
     if cluster is None or not cluster.pids:
         return None
-    if not all(_is_our_broker(pid) for pid in cluster.pids.values()):
+    if not all(is_our_broker(pid) for pid in cluster.pids.values()):
         return None
     return cluster
 
@@ -262,7 +246,7 @@ def ensure_running(port: int = DEFAULT_PORT, nodes: int = 1, echo=print,
             return running
         for _, bport, cport in node_ports(port, nodes):
             for p in (bport, cport):
-                if _port_open(p):
+                if port_open(p):
                     raise BrokerError(
                         f"port {p} is in use by another program that is not a fraudstream "
                         f"broker; free it or choose another --port")
@@ -323,7 +307,7 @@ def _wait_ready(cluster: Cluster, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         for node_id, pid in cluster.pids.items():
-            if not _pid_running(pid):
+            if not pid_running(pid):
                 raise BrokerError(f"kafka node {node_id} died during start; last log lines:\n"
                                   f"{_log_tail(node_log_path(cluster.port, node_id))}")
         if _brokers_answering(cluster.bootstrap) >= cluster.nodes:
@@ -331,35 +315,6 @@ def _wait_ready(cluster: Cluster, timeout: float) -> None:
         time.sleep(0.5)
     raise BrokerError(f"kafka did not answer within {timeout:.0f}s; last log lines:\n"
                       f"{_log_tail(node_log_path(cluster.port, 1))}")
-
-
-def _pid_running(pid: int) -> bool:
-    try:
-        os.waitpid(pid, os.WNOHANG)  # reap if it is our child
-    except ChildProcessError:
-        pass
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
-
-
-def _terminate(pids: list[int], timeout: float) -> None:
-    for pid in pids:
-        try:
-            os.kill(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and any(_pid_running(p) for p in pids):
-        time.sleep(0.2)
-    for pid in pids:
-        if _pid_running(pid):
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
 
 
 def stop(port: int = DEFAULT_PORT, *, timeout: float = STOP_TIMEOUT_S, wipe: bool = False,
@@ -371,8 +326,8 @@ def stop(port: int = DEFAULT_PORT, *, timeout: float = STOP_TIMEOUT_S, wipe: boo
 
     with _locked(port):
         cluster = _load(port)
-        pids = [p for p in (cluster.pids.values() if cluster else []) if _is_our_broker(p)]
-        _terminate(pids, timeout)
+        pids = [p for p in (cluster.pids.values() if cluster else []) if is_our_broker(p)]
+        terminate(pids, timeout)
         if cluster is not None:
             cluster.pids = {}
             _save(cluster)
@@ -398,8 +353,8 @@ def stop_node(port: int, node_id: int, *, hard: bool = False) -> None:
     if hard:
         os.kill(pid, signal.SIGKILL)
     else:
-        _terminate([pid], STOP_TIMEOUT_S)
-    while _pid_running(pid):
+        terminate([pid], STOP_TIMEOUT_S)
+    while pid_running(pid):
         time.sleep(0.1)
 
 
@@ -409,7 +364,7 @@ def start_node(port: int, node_id: int) -> None:
         cluster = _load(port)
         if cluster is None:
             raise BrokerError(f"no cluster state for port {port}")
-        if _is_our_broker(cluster.pids.get(node_id)):
+        if is_our_broker(cluster.pids.get(node_id)):
             return
         cluster.pids[node_id] = _launch_node(java_command(), ensure_jars(), cluster, node_id,
                                              HEAP_MB[cluster.nodes])
@@ -424,18 +379,8 @@ def status(port: int = DEFAULT_PORT) -> list[dict]:
     rows = []
     for node_id, bport, _ in node_ports(port, cluster.nodes):
         pid = cluster.pids.get(node_id)
-        alive = _is_our_broker(pid)
+        alive = is_our_broker(pid)
         rows.append({"node": node_id, "port": bport, "pid": pid if alive else None,
-                     "alive": alive, "rss_mb": _rss_mb(pid) if alive else None,
+                     "alive": alive, "rss_mb": rss_mb(pid) if alive else None,
                      "data": str(_node_data(cluster, node_id))})
     return rows
-
-
-def _rss_mb(pid: int) -> float | None:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        return None
-    return None
