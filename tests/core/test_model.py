@@ -257,14 +257,14 @@ def test_generated_code_gets_the_cache_blocked_entry_point(tmp_path):
     import tl2cgen
     import treelite
 
-    from core import model as core_model
+    from core import modelbuild
 
     tl = treelite.frontend.load_xgboost_model(default_model_path().parent / "fraud-model.json",
                                               format_choice="json")
-    units = core_model._units(tl)
+    units = modelbuild._units(tl)
     assert units > 1
     tl2cgen.generate_c_code(tl, tmp_path, params={"parallel_comp": units})
-    source = core_model._blocked_source((tmp_path / "main.c").read_text(), tl.num_feature)
+    source = modelbuild._blocked_source((tmp_path / "main.c").read_text(), tl.num_feature)
     assert source is not None
     assert source.count("predict_unit") == units
 
