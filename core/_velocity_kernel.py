@@ -28,7 +28,7 @@ import numpy as np
 
 __all__ = ["apply_batch", "sweep", "encode_cards", "restore_cards", "H", "N_OUT", "VERSION",
            "HEAD_BYTES", "EVENT_BYTES", "FREE_TOP", "SEQ", "MAX_NEV", "SWEEP", "AHEAD", "N_SCAL",
-           "RESYNC_RUN"]
+           "RESYNC_RUN", "MAX_CARD_EVENTS"]
 
 # numba caches on this file: the constants live here (core.velocity re-exports them)
 H = 86400.0                       # the longest window, and the bad-time / idle limit
@@ -42,6 +42,14 @@ N_SCAL = 5
 # watermark moves on (every earlier card is idle). Without this, a partition whose traffic
 # paused for a day would treat every later transaction as a bad clock and never keep state again.
 RESYNC_RUN = 100
+# The most events (transactions of the last 24 h) a card keeps. A transaction of a card that
+# already holds this many live events is scored against them but not kept (as a bad clock is),
+# so a card's changelog value is at most HEAD_BYTES + 10,000 * EVENT_BYTES = 200,037 bytes: a
+# fifth of librdkafka's message.max.bytes (1,000,000), which would allow (1,000,000 - 36 framing
+# - 1,024 key - 37) / 20 = 49,945, and room for a changelog topic configured smaller. 10,000 a
+# day is one every 8.6 s for 24 h: no payment card; only a hostile or broken hot key gets there,
+# and its features then cost at most this many events' walk per transaction, not its whole day.
+MAX_CARD_EVENTS = 10_000
 NAN = np.nan
 
 # changelog value: version, latest, n, mean, m2, nev, then nev events newest first
@@ -67,12 +75,13 @@ def _free_chain(e, e_next, e_free, scal):
 @_jit
 def apply_batch(ids, t, amount, mcc, out, touched,
                 latest, cn, mean, m2, head, nev, used, mark,
-                e_t, e_amt, e_mcc, e_next, e_free, scal, wm, scratch):
+                e_t, e_amt, e_mcc, e_next, e_free, scal, wm, scratch, max_events):
     """Apply transactions (card ids, times, float32 amounts, merchant ids) in order.
 
     Writes out (n, N_OUT) float32 and the ids of the cards whose state changed, each once,
-    into touched; returns how many. The caller guarantees at least n free event slots and a
-    scratch of at least MAX_NEV + 1 entries.
+    into touched; returns how many. A transaction of a card already holding max_events live
+    events (MAX_CARD_EVENTS but in tests) is scored and not kept. The caller guarantees at
+    least n free event slots and a scratch of at least MAX_NEV + 1 entries.
     """
     scal[SEQ] += 1
     seq = scal[SEQ]
@@ -187,7 +196,9 @@ def apply_batch(ids, t, amount, mcc, out, touched,
         out[i, 11] = u10
         out[i, 12] = micro1m
         out[i, 13] = np.float32(since_micro)
-        if not store:
+        # a full card keeps what it has (the decision depends only on its own events within
+        # 24 h of tt, so not on the batch split); as they age out it takes new ones again
+        if not store or tx24 > max_events:
             continue
         scal[AHEAD] = 0
         # -- update: drop the events older than 24 h, push this one, Welford, watermark

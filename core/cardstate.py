@@ -65,8 +65,10 @@ from core.cardbatch import apply_input, batch_velocity
 from core.config import ScoringConfig
 from core.errors import StateError
 from core.partreader import fast_refusal, read_partition
+from core.limits import DEFAULT_MAX_MESSAGE_BYTES
 from core.replayrule import replay_plan
-from core.snapshot import MARKER_KEY, Marker, encode_marker, replay_input, take_markers
+from core.snapshot import (MARKER_KEY, Marker, check_state_limit, encode_marker, produce_snapshot, replay_input,
+                           take_markers)
 from core.statemetrics import RestoreStats, StateGauges
 from core.velocity import CardStore, StateRecordError
 
@@ -110,6 +112,12 @@ class CardStates:
         self.restore_stats = RestoreStats()
         self._gauges = StateGauges.get()
         self._publish_at = 0.0    # time.monotonic() when the batches next set the gauges
+        self.limit = DEFAULT_MAX_MESSAGE_BYTES   # the largest record the changelog takes: set_limit
+
+    def set_limit(self, limit: int) -> None:
+        """The largest record the changelog takes (core.limits); ConfigError if a card's may not."""
+        check_state_limit(self.topic, limit)
+        self.limit = limit
 
     # -- ownership (called from the loop's rebalance callbacks and on aborts) ----------------
 
@@ -173,7 +181,7 @@ class CardStates:
         if missing:
             self.restore(consumer, sorted(missing))
         keys = list(map(Message.key, msgs))
-        if None in keys:   # a record without a key: a card of its own, b""
+        if None in keys:   # a record without a key: b"", no card (core.velocity.apply_bounded)
             keys = [k or b"" for k in keys]
         return batch_velocity(self._stores, np.array(parts, np.int64), keys)
 
@@ -199,15 +207,7 @@ class CardStates:
         a marker read by a restore comes after every card record of its snapshot."""
         records = store.changes()
         records.append((MARKER_KEY, encode_marker(offset, store.watermark, store.ahead)))
-        topic, size = self.topic, 0
-        for key, value in records:
-            while True:
-                try:
-                    producer.produce(topic, value, key, p)
-                    break
-                except BufferError:   # a snapshot can outgrow the queue: let it drain
-                    producer.poll(0.1)
-            size += len(key) + (len(value) if value is not None else 0)
+        size = produce_snapshot(producer, self.topic, p, records, self.limit, self.name)
         stats, g = self.restore_stats, self._gauges
         stats.written += len(records)
         stats.written_bytes += size

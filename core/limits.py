@@ -112,14 +112,15 @@ def limits_from(client: int, batch_size: int, topic_max: dict[str, int]) -> Outp
 
 
 def read_output_limits(admin_settings: dict[str, Any], topics: TopicNames, client: int, batch_size: int,
-                       timeout: float = 15.0) -> OutputLimits:
-    """Ask the broker for each output topic's max.message.bytes (once, at start-up).
+                       timeout: float = 15.0, *, state: bool = False) -> OutputLimits:
+    """Ask the broker for each output topic's max.message.bytes (once, at start-up), the
+    card-state changelog's too when `state`.
 
     Raises KafkaException when the broker cannot answer."""
     from confluent_kafka.admin import AdminClient, ConfigResource
 
     admin = AdminClient(admin_settings)
-    names = (topics.scores, topics.alerts, topics.deadletter)
+    names = (topics.scores, topics.alerts, topics.deadletter) + ((topics.state,) if state else ())
     futures = admin.describe_configs([ConfigResource(ConfigResource.Type.TOPIC, n) for n in names],
                                      request_timeout=timeout)
     topic_max = {}

@@ -105,6 +105,8 @@ class ScoringConsumer:
                                      int(settings.get("batch.size", DEFAULT_MAX_MESSAGE_BYTES)))
         if self._limits.batch_cap is not None:
             settings["batch.size"] = str(self._limits.batch_cap)
+        if self._cards is not None:   # ConfigError when a card's state record may not fit
+            self._cards.set_limit(self._limits.of(cfg.topics.state))
         settings["on_delivery"] = self._culprits.on_delivery
         self._producer = Producer(settings)
         try:

@@ -207,8 +207,8 @@ class Scorer:
 
     def _facade_card(self, key: bytes, t: float, amounts: np.ndarray, mcc: int) -> np.ndarray:
         """The velocity features of one transaction, applied to the facade's CardStore exactly
-        as the service applies a batch (core.velocity.apply_bounded: an oversize key is a card
-        with no history and is never kept)."""
+        as the service applies a batch (core.velocity.apply_bounded: an empty or oversize key
+        is a card with no history and is never kept)."""
         if self._cards is None:
             self._cards = CardStore()
         card = apply_bounded(self._cards, [key], np.array([t]), amounts, np.array([mcc], dtype=np.int64))[0]

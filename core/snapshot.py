@@ -11,6 +11,11 @@ MARKER_KEY is longer than core.velocity.MAX_CARD_KEY_BYTES: a transaction whose 
 that long is scored as a card with no history and never kept (core.velocity.apply_bounded), so no card's state can ever be
 written under the marker's key, and the hot path pays nothing to tell them apart.
 
+Size. A card record is at most MAX_STATE_RECORD_BYTES by librdkafka's count (a key of at most
+MAX_CARD_KEY_BYTES, a value of at most MAX_CARD_EVENTS events): check_state_limit refuses at
+start-up a producer or changelog topic that takes less, and produce_snapshot checks every
+record, so a snapshot is never refused for its size, which would abort every batch forever.
+
 Marker value, little-endian: version u8 (2), S i64, watermark f64 (NaN: no card applied yet),
 ahead i64 (transactions in a row more than 24 h ahead of the watermark: core.velocity's time
 policy). Version 1 (no `ahead`, read as 0) is still read.
@@ -23,10 +28,13 @@ import struct
 import time
 from typing import Any, Callable, NamedTuple
 
-from core.errors import StateError
+from core.errors import ConfigError, PipelineError, StateError
+from core.limits import RECORD_OVERHEAD
 from core.partreader import read_partition
+from core.velocity import MAX_CARD_EVENTS, MAX_CARD_KEY_BYTES, MAX_STATE_VALUE_BYTES
 
-__all__ = ["MARKER_KEY", "Marker", "encode_marker", "decode_marker", "take_markers", "replay_input"]
+__all__ = ["MARKER_KEY", "Marker", "encode_marker", "decode_marker", "take_markers", "replay_input",
+           "MAX_STATE_RECORD_BYTES", "check_state_limit", "produce_snapshot"]
 
 _PREFIX = b"fraudstream.card-state.snapshot-marker/"
 MARKER_KEY = _PREFIX + b"." * (1025 - len(_PREFIX))   # MAX_CARD_KEY_BYTES + 1 bytes
@@ -35,6 +43,8 @@ _FORMAT_V1 = struct.Struct("<Bqd")
 _VERSION = 2
 
 _REPLAY_CHUNK = 20_000     # input records per consume() and per decode: bounded memory
+# the largest changelog record by librdkafka's count (a marker record is smaller)
+MAX_STATE_RECORD_BYTES = RECORD_OVERHEAD + MAX_CARD_KEY_BYTES + MAX_STATE_VALUE_BYTES
 
 
 class Marker(NamedTuple):
@@ -114,3 +124,34 @@ def replay_input(reader: Any, topic: str, p: int, start: int, end: int,
             report = now + 1.0
             progress(n, chunk.position)
     return n
+
+
+def check_state_limit(topic: str, limit: int) -> None:
+    """ConfigError unless a record of MAX_STATE_RECORD_BYTES fits `limit`, the smaller of the
+    producer's message.max.bytes and the changelog topic's max.message.bytes (core.limits)."""
+    if MAX_STATE_RECORD_BYTES > limit:
+        raise ConfigError(f"state: a {topic} record can take {MAX_STATE_RECORD_BYTES:,} bytes (a card's "
+                          f"{MAX_CARD_EVENTS:,} events and a {MAX_CARD_KEY_BYTES:,}-byte key), more than the "
+                          f"{limit:,} the producer's message.max.bytes and the topic's max.message.bytes "
+                          f"allow: raise them, or run without state")
+
+
+def produce_snapshot(producer: Any, topic: str, p: int, records: list, limit: int, who: str) -> int:
+    """Produce a snapshot's records (key, value or None) to topic[p] in order; returns the bytes
+    of their keys and values. PipelineError, before producing any, when one would be larger
+    than `limit` (check_state_limit and the bounds make that impossible: this names the
+    partition and the snapshot instead of an abort of every batch that carries it)."""
+    sizes = [len(key) + (len(value) if value is not None else 0) for key, value in records]
+    largest = max(sizes, default=0) + RECORD_OVERHEAD
+    if largest > limit:
+        raise PipelineError(f"{who}: a card-state record for {topic}[{p}] would take {largest:,} bytes, over the "
+                            f"limit of {limit:,} ({len(records) - 1:,} cards, {sum(sizes):,} bytes in this "
+                            f"snapshot): a bug, the card bounds (core.velocity) should prevent it")
+    for key, value in records:
+        while True:
+            try:
+                producer.produce(topic, value, key, p)
+                break
+            except BufferError:   # a snapshot can outgrow the queue: let it drain
+                producer.poll(0.1)
+    return sum(sizes)

@@ -12,8 +12,9 @@ batch see each other in order:
     store.changes()  -> [(key, value or None)]    # cards evicted or changed since last call
                                                   # (core.cardstate calls it once per snapshot)
     store.restore([(key, value or None), ...])    # rebuild from changelog values, in order
-    apply_bounded(store, keys, t, amount, mcc)    # store.apply with the oversize-key rule:
-                                                  # what the service and Scorer's facade call
+    apply_bounded(store, keys, t, amount, mcc)    # store.apply with the no-card rule (empty
+                                                  # or oversize key): what the service, its
+                                                  # replay and Scorer's facade call
 
 Windows count this transaction and the card's earlier ones with time in (t - w, t]: 1 min,
 1 h, 24 h (counts and amount sums), 10 min (count), micro amounts (<= 1.00) in 10 min and in
@@ -42,6 +43,13 @@ clock runs more than a day ahead, alone in its partition for 100 transactions in
 moves the partition's time; on-time transactions then count as late (applied at their card's
 latest time, or as bad clocks for cards not seen since) until the partition's time is reached.
 
+Bounds. A card keeps at most MAX_CARD_EVENTS events: a transaction of a card that already holds
+that many within 24 h is scored against them and, like a bad clock, changes no state, so its
+changelog value stays far below the producer's message limit. A record without a key (or with
+an empty one) is no card, nor is one whose key is longer than MAX_CARD_KEY_BYTES: it is scored
+as a card's first transaction and never kept (apply_bounded), so keyless traffic does not pile
+up on one card.
+
 Bit-identical for any batch split and any x86-64 CPU: core/_velocity_kernel.py says how.
 """
 
@@ -55,7 +63,7 @@ from core.recordbatch import flatten, pieces
 
 __all__ = ["CardStore", "VELOCITY_FEATURES", "VELOCITY_COUNTS", "N_VELOCITY", "epoch_seconds",
            "merchant_id", "StateRecordError", "BYTES_PER_EVENT", "MAX_CARD_KEY_BYTES",
-           "apply_bounded"]
+           "apply_bounded", "MAX_CARD_EVENTS", "MAX_STATE_VALUE_BYTES"]
 
 VELOCITY_FEATURES = (
     "card_tx_1m", "card_amount_1m", "card_tx_1h", "card_amount_1h", "card_tx_24h",
@@ -74,10 +82,15 @@ _EVENT_ARRAYS = ("e_t", "e_amt", "e_mcc", "e_next", "e_free")
 _SWEEP_MIN = 256
 _FNV_OFFSET, _FNV_PRIME, _MASK64 = 0xCBF29CE484222325, 0x100000001B3, (1 << 64) - 1
 
-# A card key longer than this is no card hash (they are tens of bytes): such a transaction is
-# scored as a card with no history and never kept, so its changelog record, which carries the
-# key, can never be too large for the state topic and abort every batch (a 1 MB key did).
+# A card key longer than this is no card hash (they are tens of bytes), and neither is an empty
+# key (a record without one): such a transaction is scored as a card with no history and never
+# kept. So a changelog record's key is bounded (a 1 MB key made every batch's commit fail), and
+# keyless records do not pile up on one card b"". Its value is bounded by MAX_CARD_EVENTS
+# (core._velocity_kernel): together a record is at most 36 + 1,024 + MAX_STATE_VALUE_BYTES
+# bytes (core.snapshot checks that the state topic takes it).
 MAX_CARD_KEY_BYTES = 1024
+MAX_CARD_EVENTS = k.MAX_CARD_EVENTS
+MAX_STATE_VALUE_BYTES = k.HEAD_BYTES + MAX_CARD_EVENTS * k.EVENT_BYTES
 
 _DAYS_BEFORE = (0, 31, 59, 90, 120, 151, 181, 212, 243, 273, 304, 334)
 
@@ -109,24 +122,30 @@ def merchant_id(category: str | bytes) -> int:
 
 
 def apply_bounded(store: "CardStore", keys: list, t, amount, mcc) -> np.ndarray:
-    """store.apply(keys, t, amount, mcc) with the oversize-key rule, the way every scoring path
+    """store.apply(keys, t, amount, mcc) with the no-card rule, the way every scoring path
     applies transactions (core.cardstate for the service and its replay, core.scorer's
-    per-message facade): a row whose key is longer than MAX_CARD_KEY_BYTES gets the features
-    of a card's first transaction (each such row alone, so they do not depend on the batch or
-    on other rows with the same key) and changes nothing in `store`: no card, no watermark,
-    no changelog entry. The other rows are applied in order as store.apply does."""
+    per-message facade): a row whose key is empty (a record without a key: the loop and the
+    replay pass None as b"") or longer than MAX_CARD_KEY_BYTES gets the features of a card's
+    first transaction (each such row a card of its own, so they do not depend on the batch or
+    on other rows with the same key) and changes nothing in `store`: no card, no watermark, no
+    changelog entry. The other rows are applied in order as store.apply does."""
     flat = flat_keys(keys)        # once: its lengths give the rule, its bytes the index
     n = len(keys)
-    if not n or (len(keys[0]) if n == 1 else int(flat.lens.max())) <= MAX_CARD_KEY_BYTES:   # usual
+    if not n or (0 < len(keys[0]) <= MAX_CARD_KEY_BYTES if n == 1 else
+                 0 < int(flat.lens.min()) and int(flat.lens.max()) <= MAX_CARD_KEY_BYTES):   # usual
         return store.apply(flat, t, amount, mcc)
     t, amount, mcc = np.asarray(t), np.asarray(amount), np.asarray(mcc)
-    big = flat.lens > MAX_CARD_KEY_BYTES
+    none = (flat.lens > MAX_CARD_KEY_BYTES) | (flat.lens == 0)
     out = np.empty((len(keys), N_VELOCITY), dtype=np.float32)
-    keep = (~big).nonzero()[0]
+    keep = (~none).nonzero()[0]
     if keep.size:
         out[keep] = store.apply([keys[i] for i in keep.tolist()], t[keep], amount[keep], mcc[keep])
-    for i in big.nonzero()[0].tolist():
-        out[i] = CardStore().apply([b"-"], t[i:i + 1], amount[i:i + 1], mcc[i:i + 1])[0]
+    alone = none.nonzero()[0]
+    # one throw-away store, a distinct key per row: a new card's features do not depend on the
+    # time or the watermark, so this is each row alone at the cost of one store per batch (not
+    # one per row: 57 us each, too slow for a topic whose producers set no keys)
+    out[alone] = CardStore(alone.size, alone.size).apply([b"%d" % i for i in range(alone.size)], t[alone],
+                                                         amount[alone], mcc[alone])
     return out
 
 
@@ -141,7 +160,12 @@ class StateRecordError(ValueError):
 class CardStore:
     """The velocity state of the cards of one partition (see the module docstring)."""
 
-    def __init__(self, cards: int = 1024, events: int = 4096):
+    def __init__(self, cards: int = 1024, events: int = 4096, *, max_events: int = MAX_CARD_EVENTS):
+        if max_events < 1:
+            raise ValueError(f"max_events must be at least 1, not {max_events}")
+        # the service keeps MAX_CARD_EVENTS (its changelog and replay rely on it): another
+        # bound is for tests that compare with a reference at a few events
+        self._max_events = max_events
         self._index = CardIndex(cards)     # card key -> slot (core.cardindex)
         self._alloc_cards(cards)
         self._alloc_events(events)
@@ -193,13 +217,17 @@ class CardStore:
             raise ValueError(f"keys, t, amount and mcc must have one entry per transaction ({n})")
         ids = self._ids(keys)
         self._reserve_events(n)
-        need = int(self.scal[k.MAX_NEV]) + 2
+        # the kernel lists a card's distinct merchants in scratch: at most its events + 1, and
+        # this batch can add n events to a card (up to the bound). Sized by MAX_NEV alone, one
+        # batch of a card in over 62 merchants wrote past its end (a segfault, 2026-12-06).
+        most = int(self.scal[k.MAX_NEV])
+        need = max(most, min(most + n, self._max_events)) + 2
         if self.scratch.shape[0] < need:
             self.scratch = np.empty(2 * need, dtype=np.int64)
         out = np.empty((n, k.N_OUT), dtype=np.float32)
         touched = np.empty(n, dtype=np.int64)
         nt = k.apply_batch(ids, t, amount, mcc, out, touched, *self._card_arrays(),
-                           *self._event_arrays(), self.scal, self.wm, self.scratch)
+                           *self._event_arrays(), self.scal, self.wm, self.scratch, self._max_events)
         self._changed[touched[:nt]] = True
         self._sweep(max(2 * n, _SWEEP_MIN))
         return out

@@ -47,10 +47,11 @@ def init_transactions(producer: Any, stopping: threading.Event, name: str, boots
 
 
 def output_limits(config: ScoringConfig, name: str, client: int, batch_size: int) -> OutputLimits:
-    """The output topics' size limits (core.limits.read_output_limits); the producer's own
-    `client` limit for all of them when they cannot be read."""
+    """The output topics' size limits (core.limits.read_output_limits), the card-state
+    changelog's with state on; the producer's own `client` limit for all of them when they
+    cannot be read."""
     try:
-        return read_output_limits(admin_settings(config), config.topics, client, batch_size)
+        return read_output_limits(admin_settings(config), config.topics, client, batch_size, state=config.state)
     except KafkaException as exc:
         # A missing topic is reported by check_topics next; without DescribeConfigs rights
         # the producer's own limit is all there is to go by.

@@ -44,7 +44,7 @@ def test_velocity_of_messages_is_batch_velocity_of_their_partitions_and_keys():
     d = decode_batch(values)
     got = _states((0, 1, 2)).velocity(None, _messages(values, parts, keys))(d, values)
     want = batch_velocity({p: CardStore() for p in (0, 1, 2)}, np.array(parts, np.int64),
-                          [k or b"" for k in keys])(d, values)   # a record without a key: card b""
+                          [k or b"" for k in keys])(d, values)   # a record without a key: b"", no card
     np.testing.assert_array_equal(got.view(np.uint32), want.view(np.uint32))
     assert got[:, 0].tolist() == [1, 1, 1, 1, 2, 2, 1, 1, 2, 1, 1, 1]
 

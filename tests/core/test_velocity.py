@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core.velocity import (MAX_CARD_KEY_BYTES, CardStore, StateRecordError, VELOCITY_FEATURES, apply_bounded,
+from core.velocity import (MAX_CARD_EVENTS, MAX_CARD_KEY_BYTES, CardStore, StateRecordError, VELOCITY_FEATURES, apply_bounded,
                            epoch_seconds, merchant_id)
 from tests.core.velocity_ref import RefStore
 
@@ -44,18 +44,19 @@ def test_feature_names_follow_the_contract():
         "card_micro_10m", "card_tx_10m", "card_mcc_10m", "card_micro_1m", "card_secs_since_micro")
 
 
-@pytest.mark.parametrize("seed", [1, 2])
-def test_any_batch_split_gives_identical_bits_and_matches_the_reference(seed):
+@pytest.mark.parametrize("seed, cap", [(1, MAX_CARD_EVENTS), (2, MAX_CARD_EVENTS), (3, 6)])
+def test_any_batch_split_gives_identical_bits_and_matches_the_reference(seed, cap):
     print(f"seed {seed}")
     stream = _stream(seed, 8192)
-    ref = RefStore().apply(*stream)
+    ref = RefStore(cap).apply(*stream)
+    assert (ref[:, 4] > cap).any() == (cap < MAX_CARD_EVENTS)   # full cards: the bound was hit
     assert np.isnan(ref[:, 6]).any() and (ref[:, 4] > 3).any() and (ref[:, 9] > 1).any()
     # the burst features have something to compare: bursts of micro amounts, several merchant
     # categories in 10 minutes, micro amounts seconds apart and cards with none before
     assert (ref[:, 12] > 1).any() and (ref[:, 11] > 2).any() and (ref[:, 10] > 2).any()
     assert np.isnan(ref[:, 13]).any() and (ref[:, 13] < 60).any()
     for size in (1, 7, 300, 8192):
-        got = _apply_in(CardStore(cards=16, events=16), stream, size)
+        got = _apply_in(CardStore(cards=16, events=16, max_events=cap), stream, size)
         np.testing.assert_array_equal(_bits(got), _bits(ref), err_msg=f"batch size {size}")
 
 
@@ -66,15 +67,17 @@ _event = st.tuples(st.integers(0, 5),                                  # card
                    st.integers(0, 3))                                  # merchant
 
 
-@settings(deadline=None, max_examples=200)
-@given(events=st.lists(_event, min_size=1, max_size=120), cut=st.integers(1, 40))
-def test_property_matches_reference_for_random_streams_and_splits(events, cut):
+@settings(deadline=None, max_examples=300)
+@given(events=st.lists(_event, min_size=1, max_size=120), cut=st.integers(1, 40),
+       cap=st.sampled_from([MAX_CARD_EVENTS, 1, 2, 5]))
+def test_property_matches_reference_for_random_streams_and_splits(events, cut, cap):
+    # cap: the service's bound on a card's events, or one small enough to be hit here
     keys = [b"k%d" % e[0] for e in events]
     t = T0 + np.cumsum([e[1] for e in events])
     amount = np.array([e[2] for e in events], dtype=np.float32)
     mcc = np.array([e[3] for e in events], dtype=np.int64)
-    ref = RefStore().apply(keys, t, amount, mcc)
-    got = _apply_in(CardStore(cards=2, events=2), (keys, t, amount, mcc), cut)
+    ref = RefStore(cap).apply(keys, t, amount, mcc)
+    got = _apply_in(CardStore(cards=2, events=2, max_events=cap), (keys, t, amount, mcc), cut)
     np.testing.assert_array_equal(_bits(got), _bits(ref))
 
 

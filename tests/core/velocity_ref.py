@@ -10,10 +10,11 @@ RESYNC_RUN = 100     # transactions in a row more than H ahead of the watermark 
 
 
 class RefStore:
-    def __init__(self):
+    def __init__(self, max_events: int = 10_000):   # core.velocity.MAX_CARD_EVENTS
         self.cards = {}      # key -> [latest, n, mean, m2, events newest first [(t, a32, m)]]
         self.w = None
         self.ahead = 0
+        self.max_events = max_events    # a card holding this many events in 24 h keeps no more
 
     def one(self, key, t, a32, m):
         a = float(a32)
@@ -61,7 +62,7 @@ class RefStore:
         row = [count(60.0), total(60.0), count(3600.0), total(3600.0), len(amounts), total(H),
                (tt - c[0]) if live else math.nan, z, len({m} | {e[2] for e in window}), micro,
                count(600.0), mcc_10m, micro_1m, since_micro]
-        if store:
+        if store and len(window) < self.max_events:
             self.ahead = 0
             if not live:
                 c = [None, 0, 0.0, 0.0, []]
