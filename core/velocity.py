@@ -217,11 +217,11 @@ class CardStore:
             raise ValueError(f"keys, t, amount and mcc must have one entry per transaction ({n})")
         ids = self._ids(keys)
         self._reserve_events(n)
-        # the kernel lists a card's distinct merchants in scratch: at most its events + 1, and
+        # the kernel keeps a card's distinct merchants in scratch: at most its events + 1, and
         # this batch can add n events to a card (up to the bound). Sized by MAX_NEV alone, one
         # batch of a card in over 62 merchants wrote past its end (a segfault, 2026-12-06).
         most = int(self.scal[k.MAX_NEV])
-        need = max(most, min(most + n, self._max_events)) + 2
+        need = k.LISTED + 64 + 4 * (max(most, min(most + n, self._max_events)) + 1)
         if self.scratch.shape[0] < need:
             self.scratch = np.empty(2 * need, dtype=np.int64)
         out = np.empty((n, k.N_OUT), dtype=np.float32)

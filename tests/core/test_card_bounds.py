@@ -208,3 +208,24 @@ def test_one_batch_of_a_card_in_many_merchants_counts_them_all(cap):
     one_by_one = CardStore(max_events=cap)
     each = np.concatenate([one_by_one.apply([b"hot"], t[i:i + 1], amount[i:i + 1], mcc[i:i + 1]) for i in range(n)])
     np.testing.assert_array_equal(_bits(got), _bits(each))
+
+
+@pytest.mark.parametrize("merchants", [31, 33, 300])
+def test_cards_in_many_merchants_match_the_reference_for_any_split(merchants):
+    # over LISTED (32) distinct merchants in a card's window the kernel hashes them; the count
+    # is the same, and so are the bits, whatever the batch split
+    from tests.core.velocity_ref import RefStore
+
+    rng = np.random.default_rng(merchants)
+    n = 3000
+    keys = [b"c%d" % c for c in rng.integers(0, 3, n)]
+    t = T0 + np.cumsum(rng.choice([0.0, 1.0, 30.0, 400.0], n))
+    amount = rng.lognormal(3, 1, n).astype(np.float32)
+    mcc = rng.integers(0, merchants, n).astype(np.int64) * -7919   # negative ids too
+    mcc[::97] = kernel.EMPTY                                         # the hash table's free mark
+    ref = RefStore(200).apply(keys, t, amount, mcc)
+    top = ref[:, VELOCITY_FEATURES.index("card_mcc_24h")].max()   # EMPTY is one merchant more
+    assert top > kernel.LISTED if merchants > 31 else top == kernel.LISTED
+    for cuts in ([], [1, 2, 1500], list(range(7, n, 7))):
+        got = _apply_split(CardStore(cards=2, events=2, max_events=200), (keys, t, amount, mcc), cuts)
+        np.testing.assert_array_equal(_bits(got), _bits(ref), err_msg=str(cuts))
