@@ -61,8 +61,6 @@ def create_topics(bootstrap: str, names: TopicNames) -> dict[str, Any]:
                 f"{partitions}: delete it or use another --namespace")
         else:
             existed.append(name)
-    if names.state in existed:
-        _require_compacted(admin, names.state)
     created = []
     futures = admin.create_topics(missing, request_timeout=ADMIN_TIMEOUT_S) if missing else {}
     for name, future in futures.items():
@@ -75,6 +73,8 @@ def create_topics(bootstrap: str, names: TopicNames) -> dict[str, Any]:
                 existed.append(name)  # a concurrent creator won the race
             else:
                 raise TopicError(f"creating topic `{name}` failed: {err}") from exc
+    if names.state in existed:   # also when another creator won the race
+        _require_compacted(admin, names.state)
     return {"created": created, "existed": existed, "replicas": describe_replicas(replication, configs)}
 
 
