@@ -30,7 +30,7 @@ from core.config import ScoringConfig
 from core.snapshot import MARKER_KEY, decode_marker
 from tests.kafka.eos_harness import InProcess, Service, committed_offsets, make_inputs, produce_inputs, wait_drained
 from tests.kafka.kafka_io import read_all
-from tests.kafka.test_service_resilience import _free_port, _wait_health
+from tests.kafka.test_service_resilience import _free_port
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(300)]
 
@@ -100,16 +100,7 @@ def test_input_deleted_after_the_snapshot_holds_that_partition_and_scores_the_ot
     svc = Service(kafka_bootstrap, names, group, tmp_path, workers=1,
                   extra=("--metrics-port", str(port), "--snapshot-interval", "3600"))
     try:
-        deadline = time.monotonic() + 120
-        metrics = ""
-        while not re.search(r"^fraudstream_state_held_partitions 1\.0$", metrics, re.M):
-            assert time.monotonic() < deadline and svc.proc.poll() is None, (metrics, svc.tail())
-            time.sleep(0.5)
-            try:
-                metrics = _slot_metrics(port)
-            except OSError:
-                metrics = ""
-        assert re.search(r'^fraudstream_slot_state\{slot="0",state="up"\} 1\.0$', metrics, re.M), metrics
+        wait_held_and_up(svc, port)
         assert svc.stop() == 0, svc.tail()
     finally:
         if svc.proc.poll() is None:
@@ -165,6 +156,21 @@ def held_restart(bootstrap: str, names, group: str, caplog, tries: int) -> list[
     finally:
         restart.stop()
     return _held_lines(caplog)
+
+
+def wait_held_and_up(svc: Service, port: int, timeout: float = 120.0) -> str:
+    """/metrics of a one-worker service once it says one partition is held and its slot is up."""
+    deadline = time.monotonic() + timeout
+    metrics = ""
+    while not re.search(r"^fraudstream_state_held_partitions 1\.0$", metrics, re.M):
+        assert time.monotonic() < deadline and svc.proc.poll() is None, (metrics, svc.tail())
+        time.sleep(0.5)
+        try:
+            metrics = _slot_metrics(port)
+        except OSError:
+            metrics = ""
+    assert re.search(r'^fraudstream_slot_state\{slot="0",state="up"\} 1\.0$', metrics, re.M), metrics
+    return metrics
 
 
 def _held_lines(caplog) -> list[str]:

@@ -4,6 +4,8 @@ tombstones honoured, and an undecodable record is an error naming topic, partiti
 from __future__ import annotations
 
 import logging
+import re
+import time
 import uuid
 
 import numpy as np
@@ -83,11 +85,62 @@ def test_undecodable_record_stops_the_restore_naming_where(kafka_bootstrap, fres
     assert "undecodable card state" in str(info.value)
 
 
+def test_a_service_holds_the_partition_of_an_undecodable_record_and_scores_the_others(
+        kafka_bootstrap, fresh_topics, tmp_path):
+    """The same record met by the service's loop (core.stateholds): input partition 0 is held,
+    nothing of it scored and its committed offset unmoved, partition 1 is scored by the same
+    worker, the log names topic[partition]@offset at each try, and the slot stays up."""
+    from tests.kafka.eos_harness import Service, committed_offsets, finish, make_inputs, produce_inputs
+    from tests.kafka.test_service_resilience import _free_port
+    from tests.kafka.test_state_input_lost import _ids, _scored_ids, score_all, wait_held_and_up
+
+    names = fresh_topics("restore-held")
+    src, n = names.transactions, 100
+    held = make_inputs(2 * n, 0, seed=51, n_cards=30, span_s=3600.0)
+    other = make_inputs(2 * n, 0, seed=52, n_cards=30, span_s=3600.0, id_offset=10_000, card_offset=1_000)
+    group = f"held-{uuid.uuid4().hex[:6]}"
+    # 1. Scored with state: a snapshot of each partition in the changelog, committed offset n.
+    produce_inputs(kafka_bootstrap, src, held, held.records[:n], partition=0)
+    produce_inputs(kafka_bootstrap, src, other, other.records[:n], partition=1)
+    score_all(kafka_bootstrap, names, group, 2 * n)
+    assert committed_offsets(kafka_bootstrap, group, src, [0, 1]) == {0: n, 1: n}
+    # 2. A record no restore can decode after partition 0's snapshot; more input for both.
+    bad = _produce(kafka_bootstrap, names.state, [(b"card-x", b"\x01garbage")])[0]
+    where = f"{names.state}[0]@{bad}"
+    produce_inputs(kafka_bootstrap, src, held, held.records[n:], partition=0)
+    produce_inputs(kafka_bootstrap, src, other, other.records[n:], partition=1)
+    # 3. The service, one worker for both partitions.
+    port = _free_port()
+    svc = Service(kafka_bootstrap, names, group, tmp_path, workers=1, extra=("--metrics-port", str(port)))
+    try:
+        wait_held_and_up(svc, port)
+        deadline = time.monotonic() + 60
+        while (committed_offsets(kafka_bootstrap, group, src, [1])[1] < 2 * n
+               or len(re.findall(rf"held \(paused.*{re.escape(where)}", _text(svc))) < 2):   # a retry held it again
+            assert time.monotonic() < deadline and svc.proc.poll() is None, svc.tail()
+            time.sleep(0.5)
+        wait_held_and_up(svc, port)
+        assert svc.stop() == 0, svc.tail()
+    finally:
+        finish(None, svc)
+    log = _text(svc)
+    assert f"undecodable card state at {where}" in log and "died with" not in log, svc.tail()
+    scored = _scored_ids(kafka_bootstrap, names.scores)
+    assert set(scored) == _ids(held.records[:n]) | _ids(other.records) and max(scored.values()) == 1, len(scored)
+    assert committed_offsets(kafka_bootstrap, group, src, [0, 1]) == {0: n, 1: 2 * n}
+
+
+def _text(svc) -> str:
+    return svc.log_path.read_text(errors="replace")
+
+
 @pytest.fixture(scope="module")
 def scorer():
     from tests.core.velocity_ref import stateless_model_path
 
-    return pytest.importorskip("core.scorer").Scorer.load(stateless_model_path())
+    from core.scorer import Scorer
+
+    return Scorer.load(stateless_model_path())
 
 
 def test_restore_replays_the_input_since_the_snapshot(kafka_bootstrap, fresh_topics, scorer):
