@@ -180,13 +180,18 @@ class Service:
         return [p for p in self.worker_pids() if p in assigned]
 
     def kill_random_worker(self, rng: random.Random, sig: int = signal.SIGKILL, *,
-                           mid_work: bool = False) -> int | None:
+                           mid_work: bool = False, in_txn: bool = False) -> int | None:
         """Send `sig` to a random busy worker (SIGKILL counts in `kills`); its pid or None.
 
         With `mid_work`, prefer a worker that is on the CPU right now (its CPU time grew over
         the last 20 ms): one scoring and producing a batch, most likely inside a transaction,
-        rather than one waiting in consume() between transactions."""
+        rather than one waiting in consume() between transactions.
+        With `in_txn` (the service runs with FRAUDSTREAM_FAULTS=stall:1), only a worker whose
+        main thread sleeps in core.faults' stall now, inside a transaction whose outputs were
+        produced (None if none does within 1 s): the only sleep of a worker's loop."""
         pids = self.busy_pids()
+        if in_txn:
+            pids = _stalled(pids)
         if not pids:
             return None
         if mid_work:
@@ -273,6 +278,25 @@ def wait_first_commit(bootstrap: str, group: str, topic: str, service: Service, 
     while not any(o > 0 for o in committed_offsets(bootstrap, group, topic, range(6)).values()):
         assert time.monotonic() < deadline, f"no commit within {timeout}s:\n{service.tail()}"
         time.sleep(0.1)
+
+
+def _stalled(pids: list[int], wait_s: float = 1.0) -> list[int]:
+    """Those of `pids` blocked in clock_nanosleep (x86-64 syscall 230: Python's time.sleep)
+    at the first look that finds any, looking every 2 ms for up to wait_s; [] if none."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        found = [pid for pid in pids if _syscall(pid) == "230"]
+        if found or time.monotonic() >= deadline:
+            return found
+        time.sleep(0.002)
+
+
+def _syscall(pid: int) -> str:
+    """The number of the system call the process's main thread is blocked in ('' if gone)."""
+    try:
+        return Path(f"/proc/{pid}/syscall").read_text().split(" ", 1)[0]
+    except OSError:
+        return ""
 
 
 def _cpu_ns(pid: int) -> int:

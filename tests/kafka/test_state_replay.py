@@ -4,14 +4,16 @@ rebalance (issue #19, item 3).
 The same input goes to two topic namespaces on the same broker (one producer, the same keys:
 the same partitions, in the same order). Run A scores it undisturbed, with the default 5 s
 between card-state snapshots. Run B scores it with a snapshot every second while, in turn:
-1. a worker busy on the CPU is SIGSTOPped until the rest of the group has taken its partitions
-   over (its session expired), then continued: a zombie, which must find them lost;
+1. a worker inside a transaction is SIGSTOPped until the rest of the group has taken its
+   partitions over (its session expired), then continued: a zombie, whose transaction must
+   fail (the group refuses its offsets) and which must find its partitions lost;
 2. a second service joins the group, is assigned partitions and commits a batch of them;
-3. >= 5 busy workers of the first service are SIGKILLed while input flows, every transaction
-   held open 50 ms after its outputs (core.faults `stall`), so kills land inside transactions:
-   the aborted records are counted on fraud-scores read_uncommitted, and the killed workers'
-   replacements restore the state from the last snapshot plus a replay of the input since it
-   (asserted from the log);
+3. >= 5 workers of the first service are SIGKILLed while input flows, each inside a
+   transaction: every transaction is held open 50 ms after its outputs were produced
+   (core.faults `stall`), and a worker is killed while its main thread sleeps there
+   (eos_harness `in_txn`). The aborted records are counted on fraud-scores read_uncommitted,
+   and the killed workers' replacements restore the state from the last snapshot plus a
+   replay of the input since it (asserted from the log);
 4. the second service leaves, and the test waits until its partitions are assigned back.
 Both runs must be exactly once (every valid transaction scored once, the dead letters once), and
 for every transaction_id the `card` object (the velocity features) and fraud_score must be
@@ -50,7 +52,10 @@ TAIL_SHARE, TAIL_TPS = 0.7, 700
 SESSION_MS = 6_000       # the broker's group.min.session.timeout.ms: the zombie part stays short
 WORKERS = 3
 PHASE_S = 90.0           # the longest a takeover, join or rebalance back may take
-# small transactions: many commits (and restores) per run, so kills land between them
+# A killed transaction's outputs were produced at most this long before the kill (the stall
+# is 50 ms); the zombie's and the rebalances' aborted transactions are seconds away from any kill.
+KILL_TXN_S = 0.5
+# small transactions: many commits (and restores) per run
 SERVICE_X = ("-X", "linger.ms=5", "-X", f"session.timeout.ms={SESSION_MS}",
              "--batch-max-records", "500")
 # run B: a snapshot per partition every second, so restores replay input and some aborted
@@ -136,7 +141,7 @@ def _undisturbed(bootstrap, names, tmp_path):
 def _zombie(service: Service, rng, events: list[str]) -> None:
     """SIGSTOP a busy worker until the others hold its partitions, SIGCONT it, see it lose them."""
     mark = len(_log(service))
-    zombie = service.kill_random_worker(rng, signal.SIGSTOP, mid_work=True)
+    zombie = service.kill_random_worker(rng, signal.SIGSTOP, in_txn=True)
     assert zombie is not None, service.tail()
     parts = _owned(_log(service)).get(zombie, set())
     assert parts, f"the zombie {zombie} held no partition:\n{service.tail()}"
@@ -148,20 +153,22 @@ def _zombie(service: Service, rng, events: list[str]) -> None:
     text = _wait_log(service, f"'lost' from the zombie {zombie}",
                      lambda text: re.search(rf"pid={zombie} WARNING \S+: lost \[|\(pid {zombie}\) died with", text),
                      mark)
-    aborted = re.search(rf"pid={zombie} WARNING \S+: .*(aborting|with a transaction open)", text)
-    events.append(f"taken over, SIGCONT, lost{' (its open transaction aborted)' if aborted else ''}")
+    # it was stopped inside a transaction: the group refuses its offsets, so it aborts
+    aborted = re.search(rf"pid={zombie} WARNING \S+: (aborting transaction|.* with a transaction open)", text)
+    assert aborted or f"(pid {zombie}) died with" in text, f"the zombie's open transaction did not fail:\n{text}"
+    events.append(f"taken over, SIGCONT, {'aborted its transaction, ' if aborted else 'died, '}lost")
 
 
-def _join_and_leave(bootstrap, names, group, service: Service, tmp_path, events: list[str], kill) -> None:
+def _join_and_leave(bootstrap, names, group, service: Service, tmp_path, events: list[str], kill):
     """A second service joins, commits a batch of the partitions it gets, `kill()`s meanwhile,
-    and leaves; returns once its partitions are assigned back to `service`."""
+    and leaves; returns what kill() returned once its partitions are assigned back to `service`."""
     joiner = Service(bootstrap, names, group, tmp_path, workers=2, first_slot=WORKERS, extra=STORM_X, tag="joiner")
     try:
         _wait_log(joiner, "first commit of the joiner", lambda text: "committed the first batch of" in text)
         parts = set().union(*_owned(_log(joiner)).values())
         assert parts, f"the joiner committed but holds nothing:\n{joiner.tail()}"
         events.append(f"joiner assigned {sorted(parts)} and committed")
-        kill()
+        killed = kill()
         mark = len(_log(service))
         assert joiner.stop() == 0, joiner.tail()
     finally:
@@ -169,16 +176,30 @@ def _join_and_leave(bootstrap, names, group, service: Service, tmp_path, events:
     events.append("joiner left")
     _wait_log(service, f"rebalance back of the joiner's {sorted(parts)}", _taken_over(parts, set()), mark)
     events.append("its partitions assigned back")
+    return killed
 
 
-def _kills(service: Service, rng, tail, events: list[str]) -> None:
+def _kills(service: Service, rng, tail, events: list[str]) -> list[float]:
+    """MIN_KILLS kill -9, each inside a transaction; their wall-clock times."""
     deadline = time.monotonic() + PHASE_S
+    times = []
     while service.kills < MIN_KILLS:
         assert time.monotonic() < deadline, f"only {service.kills} kills in {PHASE_S:.0f} s:\n{service.tail()}"
         time.sleep(rng.uniform(*KILL_GAP_S))
-        pid = service.kill_random_worker(rng, mid_work=True)
+        pid = service.kill_random_worker(rng, in_txn=True)
         if pid is not None:
+            times.append(time.time())
             events.append(f"kill {pid}{'' if tail.is_alive() else ' (input done)'}")
+    return times
+
+
+def _aborted_scores(bootstrap, names, kills: list[float]) -> tuple[int, int]:
+    """Records on fraud-scores that aborted transactions wrote: in all, and those produced in
+    the KILL_TXN_S before a kill (their CreateTime): the transactions the kills cut."""
+    committed = {(m.partition(), m.offset()) for m in read_all(bootstrap, names.scores, idle_s=2.0)}
+    aborted = [m.timestamp()[1] / 1000 for m in read_all(bootstrap, names.scores, idle_s=2.0, committed=False)
+               if (m.partition(), m.offset()) not in committed]
+    return len(aborted), sum(1 for t in aborted if any(k - KILL_TXN_S <= t <= k for k in kills))
 
 
 def _replayed_by_replacements(text: str) -> list[int]:
@@ -209,8 +230,8 @@ def _disturbed(bootstrap, names, inputs, split, tmp_path, rng):
         _wait_log(service, f"all {WORKERS} workers assigned",
                   lambda text: sum(1 for parts in _owned(text).values() if parts) >= WORKERS)
         _zombie(service, rng, events)
-        _join_and_leave(bootstrap, names, group, service, tmp_path, events,
-                        lambda: _kills(service, rng, tail, events))
+        kills = _join_and_leave(bootstrap, names, group, service, tmp_path, events,
+                                lambda: _kills(service, rng, tail, events))
         events.append(f"storm over after {time.monotonic() - started:.0f} s, input "
                       f"{'still flowing' if tail.is_alive() else 'done'}")
         tail.join()
@@ -229,6 +250,7 @@ def _disturbed(bootstrap, names, inputs, split, tmp_path, rng):
     print(f"run B: replacements of killed workers replayed input in {sum(n > 0 for n in replayed)} of "
           f"{len(replayed)} restores, {sum(replayed):,} records in all")
     assert sum(replayed) > 0, "no replacement of a killed worker replayed input: the kills caused no replay"
+    return kills
 
 
 def test_scores_and_features_identical_through_kills_zombie_and_rebalance(kafka_bootstrap, fresh_topics, tmp_path,
@@ -244,14 +266,15 @@ def test_scores_and_features_identical_through_kills_zombie_and_rebalance(kafka_
     # run B's transactions stay open 50 ms after their outputs (a slow broker): kills land
     # inside them (tests/kafka/test_exactly_once.py)
     monkeypatch.setenv("FRAUDSTREAM_FAULTS", "stall:1")
-    _disturbed(kafka_bootstrap, storm, inputs, split, tmp_path, rng)
+    kills = _disturbed(kafka_bootstrap, storm, inputs, split, tmp_path, rng)
 
     v = verify(kafka_bootstrap, calm, inputs)
     assert v.exactly_once() and v.scored == N_VALID, v
-    v = verify(kafka_bootstrap, storm, inputs, count_aborted=True)
-    print(f"run B: {v}")
+    v = verify(kafka_bootstrap, storm, inputs)
     assert v.exactly_once() and v.scored == N_VALID, v
-    assert v.aborted_scores > 0, f"no kill landed inside a transaction: {v}"
+    aborted, by_kills = _aborted_scores(kafka_bootstrap, storm, kills)
+    print(f"run B: {aborted} records of aborted transactions on fraud-scores, {by_kills} while killing")
+    assert by_kills > 0, f"no kill landed inside a transaction with outputs ({aborted} aborted in all)"
     print(f"run B: {_aborted_markers(kafka_bootstrap, storm)} snapshot markers in aborted transactions")
     a = _scores(kafka_bootstrap, calm, N_VALID)
     b = _scores(kafka_bootstrap, storm, N_VALID)
