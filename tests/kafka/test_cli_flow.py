@@ -30,7 +30,6 @@ def _bench(*args: str, timeout: float = 120, stdin: str | None = None) -> subpro
 
 
 def test_produce_score_alerts_and_metrics(kafka_bootstrap, fresh_topics, tmp_path):
-    pytest.importorskip("core.scorer")
     names = fresh_topics("flow")
     ns = namespace_of(names)
     out = _bench("produce", "--bootstrap", kafka_bootstrap, "--namespace", ns, "--tps", "4000",

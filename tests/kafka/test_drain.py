@@ -13,7 +13,6 @@ pytestmark = [pytest.mark.kafka, pytest.mark.timeout(300)]
 
 
 def test_drain_reports_rate_cpu_and_an_exactly_once_verdict(kafka_bootstrap, tmp_path):
-    pytest.importorskip("core.scorer")
     out = subprocess.run([sys.executable, "-m", "bench.cli", "drain", "--records", "30000",
                           "--workers", "2", "--batch-max-records", "2000", "--out", str(tmp_path)],
                          cwd=REPO, capture_output=True, text=True, timeout=280)

@@ -45,7 +45,6 @@ def _seed() -> int:
 
 
 def _run_with_kills(bootstrap, names, tmp_path, monkeypatch, *, exactly_once: bool, seed: int):
-    pytest.importorskip("core.scorer")
     rng = random.Random(seed)
     inputs = make_inputs(N_VALID, N_HOSTILE, seed)
     # Most input pre-loaded (workers busy from the start: kills land mid-batch), the rest

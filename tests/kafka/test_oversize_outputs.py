@@ -34,7 +34,6 @@ def _set_aside(inputs: Inputs, n: int) -> tuple[Inputs, list[tuple[bytes, bytes,
 
 def test_oversize_header_and_key_are_dead_lettered_once_and_the_service_stays_up(kafka_bootstrap, fresh_topics,
                                                                                   tmp_path):
-    pytest.importorskip("core.scorer")
     names = fresh_topics("oversize")
     inputs, special = _set_aside(make_inputs(3002, 0, seed=17), 2)
     (key_a, value_a, seq_a), (_, value_b, seq_b) = special

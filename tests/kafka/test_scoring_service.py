@@ -25,7 +25,7 @@ pytestmark = [pytest.mark.kafka, pytest.mark.timeout(300)]
 
 @pytest.fixture(scope="module")
 def scorer():
-    mod = pytest.importorskip("core.scorer")
+    import core.scorer as mod
     return mod.Scorer.load()
 
 
@@ -100,7 +100,6 @@ def test_poison_at_every_position_of_a_batch(kafka_bootstrap, fresh_topics, scor
 
 
 def test_sigterm_mid_run_then_restart(kafka_bootstrap, fresh_topics, tmp_path):
-    pytest.importorskip("core.scorer")
     names = fresh_topics("term")
     inputs = make_inputs(40_000, 60, seed=5)
     produce_inputs(kafka_bootstrap, names.transactions, inputs)
@@ -128,7 +127,6 @@ def test_sigterm_mid_run_then_restart(kafka_bootstrap, fresh_topics, tmp_path):
 
 
 def test_add_and_remove_a_worker_mid_run(kafka_bootstrap, fresh_topics, tmp_path):
-    pytest.importorskip("core.scorer")
     names = fresh_topics("rebal")
     inputs = make_inputs(60_000, 60, seed=7)
     split = len(inputs.records) // 2
@@ -169,7 +167,6 @@ def test_add_and_remove_a_worker_mid_run(kafka_bootstrap, fresh_topics, tmp_path
 def test_missing_topics_stop_the_service_at_start_up(kafka_bootstrap, tmp_path):
     """Topics missing is a start-up error: one `error:` line and exit 1 before any worker
     starts, instead of workers restarted in a loop."""
-    pytest.importorskip("core.scorer")
     from core.topics import TopicNames
 
     names = TopicNames.namespaced(f"missing-{uuid.uuid4().hex[:6]}")

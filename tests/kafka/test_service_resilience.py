@@ -103,7 +103,6 @@ def _alive(pid: int) -> bool:
 
 
 def test_a_slot_that_keeps_failing_backs_off_while_the_others_score(kafka_bootstrap, fresh_topics, tmp_path):
-    pytest.importorskip("core.scorer")
     names, inputs, group, rest, _ = _setup(kafka_bootstrap, fresh_topics, "backoff", 30_000, preload=1 / 3)
     port = _free_port()
     svc = Service(kafka_bootstrap, names, group, tmp_path, workers=3, extra=("--metrics-port", str(port)))
@@ -138,7 +137,6 @@ def test_a_slot_that_keeps_failing_backs_off_while_the_others_score(kafka_bootst
 
 
 def test_two_hosts_share_a_group_through_kills_then_one_takes_over(kafka_bootstrap, fresh_topics, tmp_path):
-    pytest.importorskip("core.scorer")
     names, inputs, group, rest, rng = _setup(kafka_bootstrap, fresh_topics, "hosts", 60_000, preload=0.5)
     a = Service(kafka_bootstrap, names, group, tmp_path, workers=3, tag="hostA", home=_host(tmp_path, "a"))
     b = Service(kafka_bootstrap, names, group, tmp_path, workers=3, tag="hostB", home=_host(tmp_path, "b"))
@@ -174,7 +172,6 @@ def test_two_hosts_share_a_group_through_kills_then_one_takes_over(kafka_bootstr
 
 
 def test_a_twin_with_the_same_instance_id_is_one_error_line(kafka_bootstrap, fresh_topics, tmp_path):
-    pytest.importorskip("core.scorer")
     names, inputs, group, _, _ = _setup(kafka_bootstrap, fresh_topics, "twin", 20_000, preload=1.0)
     twin = f"twin-{uuid.uuid4().hex[:6]}"
     extra = ("--instance-id", twin)
@@ -212,7 +209,6 @@ def test_a_twin_with_the_same_instance_id_is_one_error_line(kafka_bootstrap, fre
 
 
 def test_a_sigkilled_supervisor_takes_its_workers_along(kafka_bootstrap, fresh_topics, tmp_path):
-    pytest.importorskip("core.scorer")
     names, inputs, group, rest, _ = _setup(kafka_bootstrap, fresh_topics, "orphans", 40_000, preload=0.5)
     port = _free_port()
     first = Service(kafka_bootstrap, names, group, tmp_path, workers=3, tag="first",
@@ -254,8 +250,9 @@ def test_a_worker_stopped_before_it_started_never_fences_the_running_one(kafka_b
     from core.config import ScoringConfig
     from core.loop import ScoringConsumer
     from core.metrics import LoopMetrics
+    from core.scorer import Scorer
 
-    scorer = pytest.importorskip("core.scorer").Scorer.load()
+    scorer = Scorer.load()
     names, inputs, group, rest, _ = _setup(kafka_bootstrap, fresh_topics, "orphan1", 4000, preload=0.5)
     config = ScoringConfig(bootstrap_servers=kafka_bootstrap, topics=names, group_id=group,
                            transactional_id_prefix=group, batch_max_records=200, stats_interval_s=0)

@@ -49,7 +49,6 @@ def _passthrough(bootstrap: str) -> dict:
 
 
 def test_drain_rate_against_passthrough_in_the_same_run(kafka_bootstrap, tmp_path):
-    pytest.importorskip("core.scorer")
     # passthrough before and after the drain, the better of the two: a ceiling is a best case,
     # and a shared machine's load swings within a minute
     passes = [_passthrough(kafka_bootstrap)]
