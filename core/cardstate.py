@@ -243,7 +243,7 @@ class CardStates:
         try:
             plan = replay_plan(src=src, p=p, state_topic=self.topic, snapshot=marker.offset if marker else None,
                                committed=committed, cards=len(store), offset_reset=self._config.offset_reset,
-                               low=lambda: self._input_start(p))
+                               low=lambda: self._input_start(p), exactly_once=self._config.exactly_once)
         except StateError as exc:
             raise StateError(f"{self.name}: {exc}") from None
         if plan.note:

@@ -44,3 +44,10 @@ def test_no_snapshot():
     assert replay_plan(snapshot=None, committed=70, low=never, **ARGS) == (70, logging.INFO, "")   # older changelog
     cold = replay_plan(snapshot=None, committed=70, low=never, **{**ARGS, "cards": 0})
     assert cold.start == 70 and cold.level == logging.WARNING and "start empty" in cold.note
+
+
+def test_at_least_once_is_never_exact_so_never_held():
+    # its offsets are committed seconds after the snapshot that already holds their records
+    plan = replay_plan(snapshot=50, committed=40, low=never, exactly_once=False, **ARGS)
+    assert plan.start == 40 and plan.level == logging.WARNING and "(offset_reset refuse, at-least-once)" in plan.note
+    assert replay_plan(snapshot=50, committed=80, low=lambda: 60, exactly_once=False, **ARGS).start == 60
