@@ -28,7 +28,7 @@ import msgspec
 
 from core.topics import TopicNames
 
-__all__ = ["OutputLimits", "wire_size", "headers_size", "too_large", "read_output_limits",
+__all__ = ["OutputLimits", "wire_size", "headers_size", "too_large", "read_topic_configs", "output_limits_of",
            "RECORD_OVERHEAD", "BATCH_OVERHEAD", "DEFAULT_MAX_MESSAGE_BYTES"]
 
 log = logging.getLogger(__name__)
@@ -102,7 +102,7 @@ class OutputLimits(msgspec.Struct, frozen=True):
 
 def limits_from(client: int, batch_size: int, topic_max: dict[str, int]) -> OutputLimits:
     """OutputLimits from the producer's message.max.bytes and batch.size and each output
-    topic's max.message.bytes (pure; read_output_limits asks the broker)."""
+    topic's max.message.bytes (pure; read_topic_configs asks the broker)."""
     by_topic = {t: min(client, m - BATCH_OVERHEAD) for t, m in topic_max.items()}
     smallest = min(topic_max.values(), default=batch_size + BATCH_OVERHEAD) - BATCH_OVERHEAD
     # librdkafka fills a batch up to batch.size: many small records to a topic with a smaller
@@ -111,23 +111,22 @@ def limits_from(client: int, batch_size: int, topic_max: dict[str, int]) -> Outp
     return OutputLimits(by_topic, client, cap)
 
 
-def read_output_limits(admin_settings: dict[str, Any], topics: TopicNames, client: int, batch_size: int,
-                       timeout: float = 15.0, *, state: bool = False) -> OutputLimits:
-    """Ask the broker for each output topic's max.message.bytes (once, at start-up), the
-    card-state changelog's too when `state`.
+def read_topic_configs(admin_settings: dict[str, Any], names: tuple[str, ...],
+                       timeout: float = 15.0) -> dict[str, dict[str, str | None]]:
+    """Each topic's configs, in one DescribeConfigs request (once, at start-up).
 
     Raises KafkaException when the broker cannot answer."""
     from confluent_kafka.admin import AdminClient, ConfigResource
 
-    admin = AdminClient(admin_settings)
-    names = (topics.scores, topics.alerts, topics.deadletter) + ((topics.state,) if state else ())
+    admin = AdminClient(admin_settings)   # held until the answers: its end cancels the request
     futures = admin.describe_configs([ConfigResource(ConfigResource.Type.TOPIC, n) for n in names],
                                      request_timeout=timeout)
-    topic_max = {}
-    for resource, future in futures.items():
-        entry = future.result(timeout).get("max.message.bytes")
-        if entry is not None and entry.value is not None:
-            topic_max[resource.name] = int(entry.value)
+    return {r.name: {k: e.value for k, e in f.result(timeout).items()} for r, f in futures.items()}
+
+
+def output_limits_of(configs: dict[str, dict[str, str | None]], client: int, batch_size: int) -> OutputLimits:
+    """OutputLimits from the topics' configs read by read_topic_configs (their max.message.bytes)."""
+    topic_max = {t: int(c["max.message.bytes"]) for t, c in configs.items() if c.get("max.message.bytes") is not None}
     limits = limits_from(client, batch_size, topic_max)
     small = {t: m for t, m in topic_max.items() if m - BATCH_OVERHEAD < client}
     if small:

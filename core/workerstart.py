@@ -1,10 +1,10 @@
 """A scoring worker's start-up against Kafka, before it consumes (core.loop.ScoringConsumer.run).
 
 Three steps, each failing with one clear error: init_transactions (which also aborts whatever
-transaction a killed predecessor with the same transactional.id left open), the topics
-checked (they exist, are usable, and the card-state changelog is partitioned like the input and
-compacted), and the output topics' max.message.bytes read (core.limits), so an oversize output
-becomes a dead letter instead of an abort.
+transaction a killed predecessor with the same transactional.id left open), the output topics'
+max.message.bytes read (core.limits), so an oversize output becomes a dead letter instead of an
+abort, with the card-state changelog's configs (it must be compacted), and the topics checked
+(they exist, are usable, and the changelog is partitioned like the input).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from confluent_kafka import KafkaError, KafkaException
 
 from core.config import ScoringConfig
 from core.errors import ConfigError, PipelineError
-from core.limits import OutputLimits, read_output_limits
+from core.limits import OutputLimits, output_limits_of, read_topic_configs
 from core.topics import state_topic_problem
 from core.txn import admin_settings
 
@@ -47,18 +47,26 @@ def init_transactions(producer: Any, stopping: threading.Event, name: str, boots
 
 
 def output_limits(config: ScoringConfig, name: str, client: int, batch_size: int) -> OutputLimits:
-    """The output topics' size limits (core.limits.read_output_limits), the card-state
-    changelog's with state on; the producer's own `client` limit for all of them when they
-    cannot be read."""
+    """The output topics' size limits, the card-state changelog's with state on, from one read of
+    their configs (core.limits); the producer's own `client` limit for all of them when they
+    cannot be read. With state on, a ConfigError when the changelog's cleanup policy could delete a
+    live card's latest record (core.topics.state_topic_problem)."""
+    topics = config.topics
+    names = (topics.scores, topics.alerts, topics.deadletter) + ((topics.state,) if config.state else ())
     try:
-        return read_output_limits(admin_settings(config), config.topics, client, batch_size, state=config.state)
+        configs = read_topic_configs(admin_settings(config), names)
     except KafkaException as exc:
         # A missing topic is reported by check_topics next; without DescribeConfigs rights
         # the producer's own limit is all there is to go by.
         if exc.args[0].code() != KafkaError.UNKNOWN_TOPIC_OR_PART:
             log.warning("%s: cannot read max.message.bytes of the output topics (%s): assuming they accept "
-                        "the producer's message.max.bytes %d", name, exc.args[0], client)
-        return OutputLimits.uniform(config.topics, client)
+                        "the producer's message.max.bytes %d%s", name, exc.args[0], client,
+                        f"; not checking that {topics.state} is compacted" if config.state else "")
+        return OutputLimits.uniform(topics, client)
+    problem = state_topic_problem(topics.state, configs[topics.state]) if config.state else None
+    if problem:
+        raise ConfigError(problem)
+    return output_limits_of(configs, client, batch_size)
 
 
 def check_topics(consumer: Any, config: ScoringConfig) -> None:
@@ -84,24 +92,3 @@ def check_topics(consumer: Any, config: ScoringConfig) -> None:
         if n_state != n_in:
             raise ConfigError(f"topic {topics.state} has {n_state} partitions, {topics.transactions} "
                               f"{n_in}: the card-state changelog must be partitioned like the input")
-        _check_compacted(config)
-
-
-def _check_compacted(config: ScoringConfig) -> None:
-    """ConfigError when the changelog's cleanup policy could delete a live card's latest record
-    (core.topics.state_topic_problem); a warning when its configs cannot be read."""
-    from confluent_kafka.admin import AdminClient, ConfigResource
-
-    name = config.topics.state
-    try:
-        resource = ConfigResource(ConfigResource.Type.TOPIC, name)
-        admin = AdminClient(admin_settings(config))   # held until the answer: its end cancels the request
-        future = admin.describe_configs([resource], request_timeout=15.0)[resource]
-        configs = {k: e.value for k, e in future.result(15.0).items()}
-    except (KafkaException, TimeoutError) as exc:   # e.g. no DescribeConfigs rights: it may well be right
-        log.warning("cannot read the configs of %s (%s): not checking that it is compacted", name,
-                    exc.args[0] if exc.args else exc)
-        return
-    problem = state_topic_problem(name, configs)
-    if problem:
-        raise ConfigError(problem)
