@@ -10,7 +10,7 @@ import time
 import uuid
 
 import pytest
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
 
 from bench.errors import TopicError
 from bench.kafka.topics import create_topics
@@ -62,6 +62,15 @@ def _one_error_line(svc: Service) -> str:
     return errors[0]
 
 
+def _policy(admin: AdminClient, topic: str) -> str | None:
+    resource = ConfigResource(ConfigResource.Type.TOPIC, topic)
+    try:
+        entry = admin.describe_configs([resource])[resource].result(10).get("cleanup.policy")
+    except Exception:   # not known yet
+        return None
+    return entry.value if entry is not None else None
+
+
 def test_a_state_topic_that_is_not_compacted_is_refused(kafka_bootstrap, fresh_topics, tmp_path):
     names = fresh_topics("state-delete")
     admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
@@ -76,6 +85,12 @@ def test_a_state_topic_that_is_not_compacted_is_refused(kafka_bootstrap, fresh_t
             if "MARKED_FOR_DELETION" not in str(exc) and "ALREADY_EXISTS" not in str(exc) or attempt == 29:
                 raise
             time.sleep(1.0)
+    # until the broker answers for the new topic: before that its metadata may still be the
+    # deleted one's, and `bench topics create` would make a compacted topic of that name
+    deadline = time.monotonic() + 30
+    while _policy(admin, names.state) != "delete":
+        assert time.monotonic() < deadline, "the recreated topic never showed cleanup.policy=delete"
+        time.sleep(0.5)
     with pytest.raises(TopicError, match="must be compacted"):
         create_topics(kafka_bootstrap, names)
     svc = Service(kafka_bootstrap, names, f"state-delete-{uuid.uuid4().hex[:6]}", tmp_path, workers=2)
