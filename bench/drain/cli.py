@@ -30,8 +30,11 @@ __all__ = ["drain"]
 @click.option("--keep-topics", is_flag=True, help="Do not delete the run's topics afterwards.")
 @click.option("--no-verify", is_flag=True, help="Skip reading the outputs back (saves ~10 s per 1M).")
 @click.option("--no-state", is_flag=True, help="Run the service without per-card state (stateless scoring).")
+@click.option("--snapshot-interval", "snapshot_interval_s", type=click.FloatRange(0, 3600), default=None,
+              help="Seconds between the service's card-state snapshots per partition (0: every "
+                   "transaction) [service default: 5].")
 def drain(records, workers, batch_max_records, batch_max_wait_ms, kafka_settings, bootstrap, out_dir,
-          keep_topics, no_verify, no_state):
+          keep_topics, no_verify, no_state, snapshot_interval_s):
     """Throughput of the scoring service alone: pre-load the input, then time the drain.
 
     Writes --records transactions to a fresh namespace's input topic, starts `python -m core`
@@ -46,6 +49,7 @@ def drain(records, workers, batch_max_records, batch_max_wait_ms, kafka_settings
       bench drain --records 300000 --workers 2 --batch-max-records 4000
       bench drain -X max.partition.fetch.bytes=8388608   # try a client setting
       bench drain --workers 2 --no-state         # the stateless path, for comparison
+      bench drain --workers 2 --snapshot-interval 0   # a snapshot in every transaction
 
     Exit code 0: drained and exactly-once verified; 4: outputs missing, duplicated, or
     dead-lettered.
@@ -62,6 +66,9 @@ def drain(records, workers, batch_max_records, batch_max_wait_ms, kafka_settings
     from bench.kafka.topics import create_topics, delete_topics, require_broker
     from core.topics import TopicNames
 
+    if no_state and snapshot_interval_s is not None:
+        raise click.UsageError("--snapshot-interval and --no-state exclude each other: "
+                                   "without state there are no snapshots")
     kafka = {}
     for item in kafka_settings:
         key, sep, value = item.partition("=")
@@ -95,7 +102,7 @@ def drain(records, workers, batch_max_records, batch_max_wait_ms, kafka_settings
     opts = DrainOptions(bootstrap=bootstrap, namespace=namespace, records=records, workers=workers,
                         batch_max_records=batch_max_records, batch_max_wait_ms=batch_max_wait_ms,
                         kafka=kafka, broker_pids=broker_pids, log_path=run_dir / "service.log", progress=show,
-                        state=not no_state)
+                        state=not no_state, snapshot_interval_s=snapshot_interval_s)
     try:
         with progress:
             loaded_s = preload(opts)
@@ -119,12 +126,24 @@ def drain(records, workers, batch_max_records, batch_max_wait_ms, kafka_settings
 _ROUGH_POLLS = 5
 
 
+def _state_words(settings) -> str:
+    """Per-card state as the drain ran it."""
+    if not settings.state:
+        return "no per-card state"
+    if settings.snapshot_interval_s is None:
+        return "per-card state"
+    if settings.snapshot_interval_s == 0:
+        return "per-card state, a snapshot in every transaction"
+    return f"per-card state, a snapshot every {settings.snapshot_interval_s:g} s"
+
+
 def _print(r) -> None:
     """The figures of a DrainResult (bench.drain.result), a few lines."""
     from bench.drain.result import STEADY_POLLS
 
     cpu = ", ".join(f"{k} {v:.2f} cores ({r.cpu_us_per_tx[k]:.1f} us/tx)" for k, v in r.cpu_cores.items())
-    click.echo(f"drained {r.records:,} records, {r.partitions} partitions, {r.workers} workers")
+    click.echo(f"drained {r.records:,} records, {r.partitions} partitions, {r.workers} workers, "
+               + _state_words(r.settings))
     if r.steady_tps is None or r.overall_tps is None:
         click.echo("  rate: not timed, the whole topic was committed within a poll or two "
                    f"(first commit after {r.first_commit_after_s} s; use more --records)")

@@ -57,6 +57,7 @@ class DrainOptions:
     progress: Callable[[str, int, int], None] = lambda phase, done, total: None
     timeout_s: float = 600.0
     state: bool = True                   # False: the service runs with --no-state
+    snapshot_interval_s: float | None = None   # the service's --snapshot-interval (None: its default)
 
     @property
     def names(self) -> TopicNames:
@@ -140,7 +141,8 @@ def drain(opts: DrainOptions) -> DrainResult:
                            workers=opts.workers or len(parts), group=group,
                            batch=SimpleNamespace(max_records=opts.batch_max_records,
                                                  max_wait_ms=opts.batch_max_wait_ms),
-                           kafka=opts.kafka, state=opts.state)
+                           kafka=opts.kafka, state=opts.state,
+                           snapshot_interval_s=opts.snapshot_interval_s)
         argv += ["--metrics-port", str(metrics_port), "--stats-interval", "5"]
         service = PipelineProcess(argv, opts.log_path)
         try:
@@ -164,7 +166,8 @@ def drain(opts: DrainOptions) -> DrainResult:
     return DrainResult(
         records=total, partitions=len(parts), workers=opts.workers or len(parts),
         settings=DrainSettings(batch_max_records=opts.batch_max_records,
-                               batch_max_wait_ms=opts.batch_max_wait_ms, kafka=opts.kafka),
+                               batch_max_wait_ms=opts.batch_max_wait_ms, kafka=opts.kafka,
+                               state=opts.state, snapshot_interval_s=opts.snapshot_interval_s),
         steady_tps=_rate(window, t90 - t10),
         overall_tps=_rate(total, points[-1][0] - before_first),
         # polls from the first commit to the end: with a few, the rates are rough

@@ -22,10 +22,13 @@ STEADY_POLLS = 40
 
 
 class DrainSettings(msgspec.Struct, **_RECORD):
-    """The service's batch limits (null: its defaults) and -X librdkafka settings."""
+    """The service's batch limits and snapshot interval (null: its defaults), whether it ran
+    with per-card state, and -X librdkafka settings."""
     batch_max_records: int | None
     batch_max_wait_ms: int | None
     kafka: dict[str, str]
+    state: bool = True                          # results before this field ran with state
+    snapshot_interval_s: float | None = None
 
 
 class DrainVerdict(msgspec.Struct, **_RECORD):

@@ -79,6 +79,17 @@ def _latency_rows(table: Table, label: str, e2e: Latency | None) -> None:
     table.add_row(label, *map(_ms, cells))
 
 
+def _state_words(scenario) -> str:
+    """How the header names fraudstream's card state when it is not the default."""
+    if not scenario.state:
+        return ", fraudstream without per-card state"
+    if scenario.snapshot_interval_s == 0:
+        return ", a card-state snapshot in every transaction"
+    if scenario.snapshot_interval_s is not None:
+        return f", a card-state snapshot every {scenario.snapshot_interval_s:g} s"
+    return ""
+
+
 def print_result(result: RunResult, console: Console | None = None) -> None:
     """The final table(s) of a run."""
     console = console or Console(highlight=False)
@@ -87,7 +98,7 @@ def print_result(result: RunResult, console: Console | None = None) -> None:
     console.print(f"[bold]{result.scenario.name}[/] on {m.cores} cores ({m.cpu_model}), "
                   f"librdkafka {m.librdkafka}, broker {result.bootstrap}"
                   + (", broker data in memory" if in_memory else "")
-                  + ("" if result.scenario.state else ", fraudstream without per-card state")
+                  + _state_words(result.scenario)
                   + (f", load average {m.loadavg_1m_at_end:g}" if m.loadavg_1m_at_end is not None else ""))
     on_disk = result.embedded_broker and not in_memory
     hint = writeback_hint(m.vm_writeback) if on_disk else None

@@ -36,6 +36,9 @@ __all__ = ["run"]
 @click.option("--no-state", is_flag=True,
               help="fraudstream without per-card state (--no-state, the stateless model); "
                    "overrides the scenario's `state`.")
+@click.option("--snapshot-interval", "snapshot_interval_s", type=click.FloatRange(0, 3600), default=None,
+              help="Seconds between fraudstream's card-state snapshots per partition (0: every "
+                   "transaction); overrides the scenario's `snapshot_interval_s` [service default: 5].")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("results"),
               show_default=True, help="Where the JSON result and PNG plots go.")
 @click.option("--keep-topics", is_flag=True, help="Do not delete the run's topics afterwards.")
@@ -44,7 +47,7 @@ __all__ = ["run"]
 @click.option("--no-plots", is_flag=True, help="Skip the PNG plots.")
 @click.option("--quiet", is_flag=True, help="No live progress line.")
 def run(scenario_file, bootstrap, external_scorer, namespace, target_file, workers, duration, tps,
-        repeat, confirm_s, pipeline, no_state, out_dir, keep_topics, keep_broker, no_plots, quiet):
+        repeat, confirm_s, pipeline, no_state, snapshot_interval_s, out_dir, keep_topics, keep_broker, no_plots, quiet):
     """Run a benchmark scenario: open-loop load, end-to-end latency, exactly-once verdict.
 
     \b
@@ -53,6 +56,7 @@ def run(scenario_file, bootstrap, external_scorer, namespace, target_file, worke
       bench run scenarios/peak.yaml --repeat 5      # five searches, median peak held 60 s
       bench run scenarios/steady.yaml --workers 2
       bench run scenarios/latency-20k.yaml --no-state   # the stateless path, to compare
+      bench run scenarios/failover.yaml --snapshot-interval 1   # shorter replays on restore
       bench run scenarios/steady.yaml --bootstrap kafka:9092 --external-scorer --namespace prod-test
 
     Without --bootstrap it uses the local broker, starting it (with the target's data_dir)
@@ -94,7 +98,13 @@ def run(scenario_file, bootstrap, external_scorer, namespace, target_file, worke
     if pipeline is not None:
         changes["pipeline"] = pipeline
     if no_state:
+        if snapshot_interval_s is not None:
+            raise click.UsageError("--snapshot-interval and --no-state exclude each other: "
+                                   "without state there are no snapshots")
         changes["state"] = False
+        changes["snapshot_interval_s"] = None
+    if snapshot_interval_s is not None:
+        changes["snapshot_interval_s"] = snapshot_interval_s
     if target_file is not None:
         changes["target"] = load_target(target_file)
     if changes:

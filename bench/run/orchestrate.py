@@ -194,7 +194,8 @@ def _run_pipeline(scenario, pipeline, target, bootstrap, cluster, opts) -> Pipel
         if not opts.external_scorer:
             argv = command_for(pipeline, bootstrap=bootstrap, namespace=namespace,
                                workers=topo.scoring_processes, group=f"bench.{run_id}",
-                               batch=scenario.batch, kafka=target.scorer, state=scenario.state)
+                               batch=scenario.batch, kafka=target.scorer, state=scenario.state,
+                               snapshot_interval_s=scenario.snapshot_interval_s)
             service = PipelineProcess(argv, opts.out_dir / run_id / f"{pipeline}.log")
         harness.start()
 

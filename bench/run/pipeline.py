@@ -21,9 +21,11 @@ __all__ = ["PipelineProcess", "command_for"]
 
 
 def command_for(pipeline: str, *, bootstrap: str, namespace: str, workers: int, group: str,
-                batch=None, kafka: dict | None = None, state: bool = True) -> list[str]:
+                batch=None, kafka: dict | None = None, state: bool = True,
+                snapshot_interval_s: float | None = None) -> list[str]:
     """The argv that starts `pipeline` (fraudstream or seed-baseline); state=False runs
-    fraudstream without per-card state, so with the model that needs none."""
+    fraudstream without per-card state, so with the model that needs none;
+    snapshot_interval_s (None: the service's default) is its --snapshot-interval."""
     module = {"fraudstream": "core", "seed-baseline": "bench.run.seed_baseline"}[pipeline]
     argv = [sys.executable, "-m", module, "--bootstrap", bootstrap, "--namespace", namespace,
             "--workers", str(workers), "--group", group]
@@ -36,6 +38,8 @@ def command_for(pipeline: str, *, bootstrap: str, namespace: str, workers: int, 
         from core.paths import stateless_model_path
 
         argv += ["--no-state", "--model", str(stateless_model_path())]
+    elif pipeline == "fraudstream" and snapshot_interval_s is not None:
+        argv += ["--snapshot-interval", repr(float(snapshot_interval_s))]
     for key, value in (kafka or {}).items():
         argv += ["-X", f"{key}={value}"]
     return argv

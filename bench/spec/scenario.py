@@ -156,6 +156,9 @@ class Scenario(msgspec.Struct, **_STRUCT):
     # fraudstream's per-card velocity state, with the default (stateful) model; false: the
     # service runs with --no-state and the stateless model (models/fraud-model-stateless.*)
     state: bool = True
+    # seconds between the service's card-state snapshots per partition (its --snapshot-interval;
+    # None: the service's default, 5 s): fewer changelog writes against a longer replay on restore
+    snapshot_interval_s: Annotated[float, msgspec.Meta(ge=0, le=3600)] | None = None
     traffic: Traffic = Traffic()
     slo: Slo = Slo()
     faults: list[Fault] = []
@@ -201,6 +204,9 @@ def _check(s: Scenario, source: str) -> None:
             f"{source}: topology.scoring_processes ({s.topology.scoring_processes}) exceeds "
             f"topology.partitions ({s.topology.partitions}): the extra processes would idle - "
             "at $.topology.scoring_processes")
+    if s.snapshot_interval_s is not None and not s.state:
+        raise ConfigError(f"{source}: snapshot_interval_s needs state: there is no card state to "
+                          "snapshot with state off - at $.snapshot_interval_s")
     if isinstance(s.rate, Bursts) and s.rate.burst_s >= s.rate.every_s:
         raise ConfigError(f"{source}: rate.burst_s must be shorter than rate.every_s - at $.rate.burst_s")
     if isinstance(s.rate, Max) and s.rate.start_tps > s.rate.max_tps:

@@ -40,3 +40,19 @@ def test_the_default_input_spans_enough_polls_at_the_rates_measured():
 
     records = DrainOptions(bootstrap="", namespace="").records
     assert 0.8 * records / 300_000 / 0.1 >= STEADY_POLLS
+
+
+def test_drain_settings_say_how_state_ran_and_older_results_still_read():
+    import msgspec
+
+    from bench.drain.cli import _state_words
+    from bench.drain.result import DrainSettings
+
+    old = msgspec.json.decode(b'{"batch_max_records": null, "batch_max_wait_ms": null, "kafka": {}}',
+                              type=DrainSettings)
+    assert old.state is True and old.snapshot_interval_s is None
+    assert _state_words(old) == "per-card state"
+    every = msgspec.structs.replace(old, snapshot_interval_s=0.0)
+    assert _state_words(every) == "per-card state, a snapshot in every transaction"
+    assert _state_words(msgspec.structs.replace(old, snapshot_interval_s=2.5)).endswith("every 2.5 s")
+    assert _state_words(msgspec.structs.replace(old, state=False)) == "no per-card state"

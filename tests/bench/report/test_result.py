@@ -40,8 +40,11 @@ def test_a_saved_result_reads_into_the_types_and_writes_back_the_same_json():
     assert result.runs[0].steps[0].judged_e2e.p999_ms == 128.127       # "p99.9_ms" in the file
     assert result.runs[0].steps[0].checks.p999 is False                 # "p99.9"
     written, raw = json.loads(encode_result(result)), _raw()
-    # written before the scenario had `state`: it reads as state on, the default then as now
+    # written before the scenario had `state` and `snapshot_interval_s`: it reads as state on
+    # with the service's snapshot interval, the defaults then as now
     assert written["scenario"].pop("state") is True and "state" not in raw["scenario"]
+    assert written["scenario"].pop("snapshot_interval_s") is None
+    assert "snapshot_interval_s" not in raw["scenario"]
     assert written == raw
 
 
