@@ -28,8 +28,9 @@ import msgspec
 
 from core.topics import TopicNames
 
-__all__ = ["OutputLimits", "wire_size", "headers_size", "too_large", "read_topic_configs", "output_limits_of",
-           "RECORD_OVERHEAD", "BATCH_OVERHEAD", "DEFAULT_MAX_MESSAGE_BYTES"]
+__all__ = ["OutputLimits", "wire_size", "headers_size", "too_large", "read_topic_configs",
+           "describe_topic_configs", "output_limits_of", "RECORD_OVERHEAD", "BATCH_OVERHEAD",
+           "DEFAULT_MAX_MESSAGE_BYTES"]
 
 log = logging.getLogger(__name__)
 
@@ -116,9 +117,17 @@ def read_topic_configs(admin_settings: dict[str, Any], names: tuple[str, ...],
     """Each topic's configs, in one DescribeConfigs request (once, at start-up).
 
     Raises KafkaException when the broker cannot answer."""
-    from confluent_kafka.admin import AdminClient, ConfigResource
+    from confluent_kafka.admin import AdminClient
 
     admin = AdminClient(admin_settings)   # held until the answers: its end cancels the request
+    return describe_topic_configs(admin, names, timeout)
+
+
+def describe_topic_configs(admin: Any, names: tuple[str, ...],
+                           timeout: float = 15.0) -> dict[str, dict[str, str | None]]:
+    """read_topic_configs with an AdminClient the caller already holds."""
+    from confluent_kafka.admin import ConfigResource
+
     futures = admin.describe_configs([ConfigResource(ConfigResource.Type.TOPIC, n) for n in names],
                                      request_timeout=timeout)
     return {r.name: {k: e.value for k, e in f.result(timeout).items()} for r, f in futures.items()}

@@ -3,9 +3,10 @@ card-state changelog)."""
 
 from typing import Any
 
-from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
+from confluent_kafka.admin import AdminClient, NewTopic
 
 from bench.errors import BrokerUnreachable, TopicError
+from core.limits import describe_topic_configs
 from core.topics import PARTITIONS, STATE_TOPIC_CONFIG, TopicNames, state_topic_problem
 
 __all__ = ["TopicError", "BrokerUnreachable", "require_broker", "create_topics", "delete_topics", "require_topic",
@@ -80,9 +81,8 @@ def create_topics(bootstrap: str, names: TopicNames) -> dict[str, Any]:
 
 def _require_compacted(admin: Any, name: str) -> None:
     """TopicError when an existing card-state topic could lose live cards (core.topics)."""
-    resource = ConfigResource(ConfigResource.Type.TOPIC, name)
-    configs = admin.describe_configs([resource], request_timeout=ADMIN_TIMEOUT_S)[resource].result()
-    problem = state_topic_problem(name, {k: e.value for k, e in configs.items()})
+    configs = describe_topic_configs(admin, (name,), ADMIN_TIMEOUT_S)[name]
+    problem = state_topic_problem(name, configs)
     if problem:
         raise TopicError(problem)
 
