@@ -12,6 +12,7 @@ with an error naming the key, and secrets never appear in a repr or a log line.
 
 from __future__ import annotations
 
+import contextvars
 import re
 import socket
 from pathlib import Path
@@ -33,6 +34,7 @@ INSTANCE_ID_PATTERN = r"[A-Za-z0-9._-]{1,64}"   # becomes part of Kafka ids and 
 # silently turn exactly-once into at-least-once (or worse).
 RESERVED_KAFKA_KEYS = frozenset({
     "bootstrap.servers",
+    "metadata.broker.list",
     "group.id",
     "group.instance.id",
     "transactional.id",
@@ -42,9 +44,23 @@ RESERVED_KAFKA_KEYS = frozenset({
     "enable.idempotence",
     "auto.offset.reset",
 })
-# Reserved keys that have a ScoringConfig field of their own.
-_FIELD_FOR_KEY = {"bootstrap.servers": "bootstrap_servers", "group.id": "group_id",
-                  "auto.offset.reset": "offset_reset"}
+# Reserved keys that have a ScoringConfig field of their own (metadata.broker.list is
+# librdkafka's other name for bootstrap.servers).
+_FIELD_FOR_KEY = {"bootstrap.servers": "bootstrap_servers", "metadata.broker.list": "bootstrap_servers",
+                  "group.id": "group_id", "auto.offset.reset": "offset_reset"}
+# Passthrough values the loop cannot work with, and why. Its rebalance callbacks assign()
+# eagerly: under an incremental protocol librdkafka refuses that ("Failed to set assignment:
+# Erroneous state") in every worker, forever (core.txn says why the assignment is eager).
+_INCOMPATIBLE_VALUES = {
+    "partition.assignment.strategy": (lambda v: "cooperative" in v.lower(),
+                                      "the scoring loop assigns partitions eagerly: use range or roundrobin "
+                                      "(the default)"),
+    "group.protocol": (lambda v: v.strip().lower() != "classic",
+                       "the scoring loop needs the classic group protocol (eager rebalances)"),
+}
+# Set while __post_init__ validates a directly constructed config through msgspec, whose
+# decoding calls __post_init__ again.
+_VALIDATING: contextvars.ContextVar[bool] = contextvars.ContextVar("scoring_config_validating", default=False)
 
 _SECRET_KEY = re.compile(r"password|secret|token|credential|private|\.key\.pem|sasl\.oauthbearer\.config"
                          r"|sasl\.jaas|ssl\.key\b|keystore|\.key$", re.IGNORECASE)
@@ -115,6 +131,18 @@ class ScoringConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_
     offset_reset: Literal["refuse", "earliest", "latest"] = "refuse"
 
     def __post_init__(self) -> None:
+        if not _VALIDATING.get():
+            # ScoringConfig(...) itself checks no type or range (msgspec does that on decoding
+            # only): an embedder's batch_max_records=0 would otherwise reach the loop.
+            token = _VALIDATING.set(True)
+            try:
+                checked = _convert(msgspec.to_builtins(self))
+            finally:
+                _VALIDATING.reset(token)
+            wrong = [f for f in self.__struct_fields__ if type(getattr(self, f)) is not type(getattr(checked, f))]
+            if wrong:   # e.g. topics={...}: a dict that decodes, but is not a TopicNames
+                raise ConfigError(f"invalid scoring config: {wrong[0]}: expected "
+                                  f"{type(getattr(checked, wrong[0])).__name__}, got {type(getattr(self, wrong[0])).__name__}")
         if not self.bootstrap_servers.strip():
             raise ConfigError("bootstrap_servers: must not be empty")
         if not self.group_id.strip():
@@ -125,6 +153,8 @@ class ScoringConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_
                     f"kafka.{key}: set by the scoring loop itself; use the ScoringConfig field "
                     f"{_FIELD_FOR_KEY[key]} instead" if key in _FIELD_FOR_KEY else
                     f"kafka.{key}: reserved, the exactly-once loop controls it")
+            if key in _INCOMPATIBLE_VALUES and _INCOMPATIBLE_VALUES[key][0](self.kafka[key]):
+                raise ConfigError(f"kafka.{key}={self.kafka[key]}: not supported, {_INCOMPATIBLE_VALUES[key][1]}")
 
     def __repr__(self) -> str:
         fields = []

@@ -64,6 +64,13 @@ class ScoringConsumer:
 
     def __init__(self, config: ScoringConfig, scorer: Any, *, slot: int = 0,
                  metrics: LoopMetrics | None = None, on_started: Callable[[], None] | None = None):
+        # An embedder's wrong argument fails here, naming it, not in run() as an AttributeError.
+        if not isinstance(config, ScoringConfig):
+            raise ConfigError(f"config: expected a core.ScoringConfig, got {type(config).__name__}")
+        if not callable(getattr(scorer, "score_batch", None)):
+            raise ConfigError(f"scorer: expected a core.Scorer (Scorer.load()), got {type(scorer).__name__}")
+        if isinstance(slot, bool) or not isinstance(slot, int) or slot < 0:
+            raise ConfigError(f"slot: expected an int >= 0, got {slot!r}")
         self.config = config
         self.on_started = on_started   # called once it consumes (transactions initialised, topics found)
         self.scorer = scorer

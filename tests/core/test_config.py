@@ -1,5 +1,7 @@
 """ScoringConfig: validation names the field, secrets never leak, YAML and flags load."""
 
+import re
+
 import pytest
 from hypothesis import given, settings, strategies as st
 
@@ -124,3 +126,39 @@ def test_no_state_picks_the_stateless_model_unless_one_is_named(monkeypatch):
     assert build_config(state=False, model_path="mine.meta.json").model_path == "mine.meta.json"
     monkeypatch.setenv("FRAUDSTREAM_MODEL", "env.meta.json")
     assert build_config(state=False).model_path is None   # Scorer.load() reads the env
+
+
+@pytest.mark.parametrize("changes, needle", [
+    ({"batch_max_records": 0}, "batch_max_records: Expected `int` >= 1"),
+    ({"batch_max_wait_ms": "25"}, "batch_max_wait_ms: Expected `int`, got `str`"),
+    ({"state_snapshot_s": float("nan")}, "state_snapshot_s"),
+    ({"offset_reset": "smallest"}, "offset_reset"),
+    ({"instance_id": "a/b"}, "instance_id"),
+    ({"bootstrap_servers": None}, "bootstrap_servers"),
+    ({"topics": {"transactions": "t"}}, "topics: expected TopicNames, got dict"),
+])
+def test_direct_construction_validates_like_yaml(changes, needle):
+    """The embeddable API builds ScoringConfig(...) itself: msgspec checks types and ranges only
+    when decoding, so without its own check batch_max_records=0 reached the loop."""
+    with pytest.raises(ConfigError, match=re.escape("invalid scoring config: " + needle)):
+        ScoringConfig(**changes)
+
+
+@pytest.mark.parametrize("key, value", [
+    ("partition.assignment.strategy", "cooperative-sticky"),
+    ("partition.assignment.strategy", "range,cooperative-sticky"),
+    ("group.protocol", "consumer"),
+])
+def test_passthrough_values_the_loop_cannot_run_with_are_refused(key, value):
+    """cooperative-sticky made every worker die in on_assign ("Failed to set assignment:
+    Local: Erroneous state") and restart forever, each with a traceback."""
+    with pytest.raises(ConfigError, match=rf"kafka\.{key}={value}: not supported"):
+        load_config(kafka={key: value})
+    for ok in ("range", "roundrobin", "classic"):
+        key_ok = "group.protocol" if ok == "classic" else "partition.assignment.strategy"
+        assert load_config(kafka={key_ok: ok}).kafka == {key_ok: ok}
+
+
+def test_metadata_broker_list_is_bootstrap_servers_under_another_name():
+    with pytest.raises(ConfigError, match="kafka.metadata.broker.list: .* field bootstrap_servers"):
+        build_config(kafka_pairs=("metadata.broker.list=elsewhere:9092",))

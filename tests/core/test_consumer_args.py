@@ -1,0 +1,37 @@
+"""core.ScoringConsumer, the embeddable loop: a wrong constructor argument is a ConfigError
+naming it, at once, not an AttributeError from deep inside run()."""
+
+import pytest
+
+from core import ConfigError, Scorer, ScoringConfig, ScoringConsumer
+
+
+@pytest.fixture(scope="module")
+def scorer():
+    return Scorer.load()
+
+
+@pytest.mark.parametrize("config, needle", [
+    (None, "config: expected a core.ScoringConfig, got NoneType"),
+    ({"bootstrap_servers": "kafka:9092"}, "config: expected a core.ScoringConfig, got dict"),
+])
+def test_config_must_be_a_scoring_config(scorer, config, needle):
+    with pytest.raises(ConfigError, match=needle):
+        ScoringConsumer(config, scorer)
+
+
+@pytest.mark.parametrize("bad", [None, "models/fraud-model.meta.json"])
+def test_scorer_must_be_a_scorer(bad):
+    with pytest.raises(ConfigError, match=r"scorer: expected a core.Scorer \(Scorer.load\(\)\)"):
+        ScoringConsumer(ScoringConfig(), bad)
+
+
+@pytest.mark.parametrize("slot", [-1, "0", 1.5, True])
+def test_slot_must_be_a_non_negative_int(scorer, slot):
+    with pytest.raises(ConfigError, match="slot: expected an int >= 0"):
+        ScoringConsumer(ScoringConfig(), scorer, slot=slot)
+
+
+def test_good_arguments_make_a_consumer_that_names_its_slot(scorer):
+    consumer = ScoringConsumer(ScoringConfig(group_id="g", transactional_id_prefix="p"), scorer, slot=3)
+    assert consumer.name == "p-3"
