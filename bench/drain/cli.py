@@ -63,6 +63,7 @@ def drain(records, workers, batch_max_records, batch_max_wait_ms, kafka_settings
     from bench.drain.measure import DrainOptions, drain as run_drain, preload, read_outputs
     from bench.report.result import encode_result
     from bench.run.orchestrate import machine
+    from bench.run.pipeline import check_service_options
     from bench.kafka.topics import create_topics, delete_topics, require_broker
     from core.topics import TopicNames
 
@@ -75,6 +76,8 @@ def drain(records, workers, batch_max_records, batch_max_wait_ms, kafka_settings
         if not sep or not key:
             raise click.BadParameter(f"expected KEY=VALUE, got {item!r}", param_hint="-X")
         kafka[key] = value
+    check_service_options("bench drain --batch-max-records / --batch-max-wait-ms / -X", batch_max_records=batch_max_records,
+                          batch_max_wait_ms=batch_max_wait_ms, kafka=kafka, state=not no_state)
     console = Console(stderr=True, highlight=False)
     broker_pids: list[int] = []
     if bootstrap is None:

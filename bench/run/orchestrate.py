@@ -26,7 +26,7 @@ from bench.run.jitwarm import warm_broker
 from bench.load.generator import ProducerSpec
 from bench.run.phases import (Context, Measured, judge_fixed, median_peak, run_fixed, run_max,
                               wait_drained)
-from bench.run.pipeline import PipelineProcess, command_for
+from bench.run.pipeline import PipelineProcess, check_service_options, command_for
 from bench.load.schedule import NS, profile_segments
 from bench.spec.scenario import Max, Scenario, pipelines_of
 from bench.measure.sink import SinkSpec
@@ -138,6 +138,14 @@ def _partition_counts(bootstrap: str, names: TopicNames, timeout: float = 30.0) 
 def run_scenario(scenario: Scenario, opts: RunOptions, scenario_path: Path | None = None) -> RunResult:
     """Run every pipeline of the scenario; the result is what the JSON file holds."""
     target = resolve_target(scenario, scenario_path)
+    if not opts.external_scorer and "fraudstream" in pipelines_of(scenario):
+        check_service_options(f"{scenario_path or scenario.name}: batch or the target's scorer settings",
+                              batch_max_records=scenario.batch.max_records, batch_max_wait_ms=scenario.batch.max_wait_ms,
+                              kafka=target.scorer, state=scenario.state)
+    for i, f in enumerate(scenario.faults):
+        if f.kill == "broker" and f.index is not None and f.index >= target.nodes:
+            raise ConfigError(f"{scenario_path or scenario.name}: faults[{i}].index ({f.index}) names no broker node: "
+                              f"the target has {target.nodes} (0..{target.nodes - 1}) - at $.faults[{i}].index")
     needs_own = any(f.kill == "broker" for f in scenario.faults)
     bootstrap, cluster = _ensure_broker(target, opts, needs_own)
     if needs_own and cluster is None:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from bench.measure import procs
 
-__all__ = ["PipelineProcess", "command_for"]
+__all__ = ["PipelineProcess", "command_for", "check_service_options"]
 
 
 def command_for(pipeline: str, *, bootstrap: str, namespace: str, workers: int, group: str,
@@ -43,6 +43,23 @@ def command_for(pipeline: str, *, bootstrap: str, namespace: str, workers: int, 
     for key, value in (kafka or {}).items():
         argv += ["-X", f"{key}={value}"]
     return argv
+
+
+def check_service_options(where: str, *, batch_max_records: int | None = None, batch_max_wait_ms: float | None = None,
+                          kafka: dict | None = None, state: bool = True) -> None:
+    """ConfigError now, before a broker starts or records are loaded, when `python -m core`
+    would refuse these options at its start-up minutes later: its batch limits and the -X
+    settings, judged as the service judges them (core.config, then librdkafka)."""
+    from core.config import load_config
+    from core.errors import ConfigError
+    from core.preflight import check_client_settings
+
+    try:
+        check_client_settings(load_config(
+            batch_max_records=batch_max_records, state=state, kafka=dict(kafka or {}) or None,
+            batch_max_wait_ms=None if batch_max_wait_ms is None else int(batch_max_wait_ms)))
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: the scoring service would refuse it: {exc}") from None
 
 
 def _terminate_with_parent() -> None:

@@ -221,6 +221,10 @@ def _check(s: Scenario, source: str) -> None:
         if not any(s.traffic.mix.values()):
             raise ConfigError(f"{source}: traffic.mix needs a weight above 0 - at $.traffic.mix")
     for i, fault in enumerate(s.faults):
+        if fault.kill == "scorer" and fault.index is not None and fault.index >= s.topology.scoring_processes:
+            raise ConfigError(
+                f"{source}: faults[{i}].index ({fault.index}) names no scoring process: there are "
+                f"{s.topology.scoring_processes} (0..{s.topology.scoring_processes - 1}) - at $.faults[{i}].index")
         if not isinstance(s.rate, Max) and fault.at_s >= s.duration_s:
             raise ConfigError(
                 f"{source}: faults[{i}].at_s ({fault.at_s}) is not inside duration_s "

@@ -9,7 +9,7 @@ Client properties are librdkafka's own dotted keys, passed through untouched.
 """
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import msgspec
 
@@ -25,7 +25,7 @@ class Target(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Brokers and client settings for a run."""
     bootstrap: Annotated[str, msgspec.Meta(min_length=1)] | None = None
     # brokers of the embedded cluster (1 or 3); ignored with an explicit bootstrap
-    nodes: Annotated[int, msgspec.Meta(ge=1, le=3)] = 1
+    nodes: Literal[1, 3] = 1
     # first broker port of the embedded cluster (None: bench.broker's default, FRAUDSTREAM_PORT)
     port: Annotated[int, msgspec.Meta(ge=1024, le=65535)] | None = None
     # where the embedded cluster keeps its logs when `bench run` has to start it (None: beside

@@ -82,3 +82,30 @@ def test_report_plot_without_a_comparison_is_a_bad_command_line(tmp_path):
     proc = subprocess.run(BENCH + ["report", str(result), "--plot", str(tmp_path / "x.png")],
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2 and "--plot needs --compare" in proc.stderr
+
+
+@pytest.mark.parametrize("args, scenario, message", [
+    (["drain", "-X", "isolation.level=read_uncommitted"], None,
+     "error: bench drain --batch-max-records / --batch-max-wait-ms / -X: the scoring service would refuse it: "
+     "kafka.isolation.level: reserved, the exactly-once loop controls it"),
+    (["drain", "--batch-max-records", "200000"], None, "batch_max_records: Expected `int` <= 100000"),
+    (["drain", "-X", "no.such.key=1"], None, 'No such configuration property: "no.such.key"'),
+    (["run"], "name: x\nrate: {profile: constant, tps: 5}\nbatch: {max_records: 1000000}\n",
+     ": batch or the target's scorer settings: the scoring service would refuse it: invalid scoring config: "
+     "batch_max_records: Expected `int` <= 100000"),
+    (["run"], "name: x\nrate: {profile: constant, tps: 5}\ntarget: {scorer: {enable.idempotence: false}}\n",
+     "kafka.enable.idempotence: reserved"),
+    (["run"], "name: x\nrate: {profile: constant, tps: 5}\nduration_s: 9\nfaults: [{at_s: 2, kill: broker, index: 1}]\n",
+     "faults[0].index (1) names no broker node: the target has 1 (0..0) - at $.faults[0].index"),
+])
+def test_what_the_service_would_refuse_is_refused_before_any_broker_or_load(tmp_path, args, scenario, message):
+    """The port-1 bootstrap shows it: these failed only after the broker check, the topics and
+    the pre-load (bench drain) or the broker's warm-up (bench run), minutes in, as the
+    service's exit and log tail."""
+    if scenario is not None:
+        (tmp_path / "s.yaml").write_text(scenario)
+        args = args + [str(tmp_path / "s.yaml"), "--quiet"]
+    proc = subprocess.run(BENCH + args + ["--bootstrap", "127.0.0.1:1", "--out", str(tmp_path)],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1 and "cannot reach Kafka" not in proc.stderr, proc.stderr
+    assert proc.stderr.startswith("error: ") and message in proc.stderr and proc.stderr.count("\n") == 1, proc.stderr

@@ -45,6 +45,10 @@ def test_peak_is_a_search_and_the_comparison_has_two_pipelines():
     ("name: x\nrate: {profile: constant, tps: 5}\ntraffic: {mix: {card_testin: 1.0}}",
      "unknown fraud pattern 'card_testin' (known: high_amount, micro,"),
     ("name: x\nrate: {profile: constant, tps: 5}\ntraffic: {mix: {micro: 0}}", "at $.traffic.mix"),
+    # it was taken modulo the processes: index 99 silently killed process 3
+    ("name: x\nrate: {profile: constant, tps: 5}\nduration_s: 10\nfaults: [{at_s: 2, kill: scorer, index: 6}]",
+     "faults[0].index (6) names no scoring process: there are 6 (0..5) - at $.faults[0].index"),
+    ("name: x\nrate: {profile: constant, tps: 5}\ntarget: {nodes: 2}", "Invalid enum value 2 - at $.target.nodes"),
 ])
 def test_mistakes_are_one_clear_line(text, message):
     with pytest.raises(ConfigError) as info:
