@@ -28,16 +28,18 @@ import numpy as np
 
 from core.contrib import Contributions
 from core.errors import ModelError
-from core.modelbuild import COMPILER_ENV, NoCompiler, compiled_library_path, ensure_library
+from core.modelbuild import COMPILER_ENV, NoCompiler, compiled_library_path, ensure_library, library_problem
 from core.features import FEATURE_NAMES
 from core.velocity import VELOCITY_FEATURES
 from core.paths import default_model_path
 from core.risk import Bands, RiskBands
 
-__all__ = ["Metrics", "ModelMeta", "FraudModel", "load_model", "load_meta", "warm_compile",
+__all__ = ["FORMAT_VERSION", "Metrics", "ModelMeta", "FraudModel", "load_model", "load_meta", "warm_compile",
            "compiled_library_path", "COMPILER_ENV"]
 
 log = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1   # of the metadata file
 
 
 
@@ -65,7 +67,7 @@ class ModelMeta(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     bands: Bands
     metrics: dict[str, Metrics]      # "validation", "holdout"
     training: dict[str, Any]         # generator and XGBoost settings, seed, data sizes
-    format_version: int = 1
+    format_version: int = 1          # FORMAT_VERSION when written by this code
 
 
 def load_meta(meta_path: str | os.PathLike | None = None) -> tuple[ModelMeta, Path]:
@@ -79,6 +81,9 @@ def load_meta(meta_path: str | os.PathLike | None = None) -> tuple[ModelMeta, Pa
         meta = msgspec.json.decode(raw, type=ModelMeta)
     except msgspec.DecodeError as exc:
         raise ModelError(f"corrupt model metadata {path}: {exc}") from exc
+    if meta.format_version != FORMAT_VERSION:   # its fields may mean something else
+        raise ModelError(f"model metadata {path} has format_version {meta.format_version}, this code reads "
+                         f"{FORMAT_VERSION}: use the fraudstream that wrote it, or retrain (bench model train)")
     if tuple(meta.feature_names) not in _KNOWN_FEATURES:
         raise ModelError(f"model metadata {path} lists features {list(meta.feature_names)}, "
                          f"but this code builds {list(FEATURE_NAMES)}, optionally followed by "
@@ -146,12 +151,14 @@ def load_model(meta_path: str | os.PathLike | None = None, *, compile: bool = Tr
         try:
             lib = ensure_library(tl_model, meta.model_sha256)
             try:
-                predict = _native_predict(lib, n_features)
+                predict = _native_predict(str(lib), n_features)
             except ModelError as exc:  # a damaged cache entry: rebuild it once
                 log.warning("%s: rebuilding it", exc)
                 shutil.rmtree(lib.parent, ignore_errors=True)
                 lib = ensure_library(tl_model, meta.model_sha256)
-                predict = _native_predict(lib, n_features)
+                # dlopen returns the library it already loaded under the same name (the
+                # damaged one, if it loaded): the name spelled with "/./" is new to it.
+                predict = _native_predict(f"{lib.parent}/./{lib.name}", n_features)
             return FraudModel(meta, "tl2cgen", predict, lib, contributions)
         except NoCompiler as exc:
             log.warning("%s: scoring with treelite.gtil instead (same scores, ~10x slower)", exc)
@@ -194,7 +201,8 @@ def _treelite_model(model_path: Path, n_features: int):
     try:
         model = treelite.frontend.load_xgboost_model(model_path, format_choice="json")
     except Exception as exc:  # treelite raises its own TreeliteError and ValueErrors
-        raise ModelError(f"treelite cannot load {model_path}: {exc}") from exc
+        # its message goes on with the JSON around the error and a ~~~ marker: keep the first line
+        raise ModelError(f"treelite cannot load {model_path}: {str(exc).strip().splitlines()[0]}") from exc
     if model.num_feature != n_features:
         raise ModelError(f"model {model_path} expects {model.num_feature} features, "
                          f"its metadata lists {n_features}")
@@ -212,13 +220,19 @@ def _gtil_predict(tl_model):
     return predict
 
 
-def _native_predict(lib: Path, n_features: int):
+def _native_predict(lib: str, n_features: int):
     """predict() calling the library's batch entry point through ctypes: one foreign call
     per batch (tl2cgen.Predictor's DMatrix costs ~50 us per call, too much for small batches)."""
     import ctypes
 
     try:
-        handle = ctypes.CDLL(str(lib))
+        problem = library_problem(Path(lib).read_bytes())
+    except OSError as exc:
+        problem = exc.strerror or str(exc)
+    if problem:
+        raise ModelError(f"cannot load the compiled model {lib}: {problem}")
+    try:
+        handle = ctypes.CDLL(lib)
         batch = handle.fraudstream_predict_batch
         n_feature = handle.get_num_feature()
     except (OSError, AttributeError) as exc:

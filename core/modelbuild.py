@@ -10,6 +10,7 @@ import os
 import platform
 import re
 import shutil
+import struct
 import tempfile
 import time
 from pathlib import Path
@@ -17,7 +18,7 @@ from pathlib import Path
 from core._exp_c import EXP_C, use_own_exp
 from core.paths import home
 
-__all__ = ["COMPILER_ENV", "NoCompiler", "compiled_library_path", "ensure_library"]
+__all__ = ["COMPILER_ENV", "NoCompiler", "compiled_library_path", "ensure_library", "library_problem"]
 
 log = logging.getLogger(__name__)
 
@@ -158,6 +159,34 @@ def _build(tl_model, toolchain: str, build_dir: Path) -> Path:
     os.replace(built, build_dir / _LIB_NAME)
     shutil.rmtree(src, ignore_errors=True)
     return build_dir / _LIB_NAME
+
+
+_ELF64_HEADER = struct.Struct("<16sHHIQQQIHHHHHH")
+_ELF64_PHDR = struct.Struct("<IIQQQQQQ")
+_PT_LOAD = 1
+
+
+def library_problem(data: bytes) -> str | None:
+    """What makes `data` unsafe to dlopen as a 64-bit little-endian ELF library, or None.
+
+    A truncated library is not refused by dlopen: it maps the segments past the file's end and
+    the process dies of SIGBUS (exit 135, no message) when the loader touches them, so the
+    file must hold every segment and the section headers it declares."""
+    if len(data) < _ELF64_HEADER.size or data[:4] != b"\x7fELF":
+        return "not an ELF shared library"
+    if data[4:6] != b"\x02\x01":
+        return "not a 64-bit little-endian ELF library"
+    header = _ELF64_HEADER.unpack_from(data)
+    phoff, shoff, phentsize, phnum, shentsize, shnum = header[5], header[6], header[9], header[10], header[11], header[12]
+    ends = [phoff + phentsize * phnum, shoff + shentsize * shnum]
+    if ends[0] <= len(data) and phentsize >= _ELF64_PHDR.size:
+        for i in range(phnum):
+            kind, _, offset, _, _, filesz, _, _ = _ELF64_PHDR.unpack_from(data, phoff + i * phentsize)
+            if kind == _PT_LOAD:
+                ends.append(offset + filesz)
+    if max(ends) > len(data):
+        return f"truncated: {len(data)} bytes, its headers need {max(ends)}"
+    return None
 
 
 def ensure_library(tl_model, model_sha256: str) -> Path:

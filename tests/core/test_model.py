@@ -18,6 +18,7 @@ import pytest
 from core.errors import ModelError
 from core.features import AMOUNT, HOUR, N_FEATURES, N_V, fill_derived
 from core.model import ModelMeta, compiled_library_path, load_meta, load_model
+from core.modelbuild import library_problem
 from core.paths import default_model_path
 
 
@@ -147,6 +148,14 @@ def test_metadata_with_other_features(model_copy):
         load_model(model_copy)
 
 
+def test_metadata_of_another_format_version(model_copy):
+    meta = json.loads(model_copy.read_bytes())
+    meta["format_version"] = 2
+    model_copy.write_text(json.dumps(meta))
+    with pytest.raises(ModelError, match="has format_version 2, this code reads 1"):
+        load_model(model_copy)
+
+
 def test_missing_model_file(model_copy):
     meta, model_path = load_meta(model_copy)
     model_path.unlink()
@@ -172,6 +181,21 @@ def test_corrupt_model_file_with_matching_hash(model_copy):
     model_copy.write_text(json.dumps(meta))
     with pytest.raises(ModelError, match="treelite cannot load"):
         load_model(model_copy)
+
+
+def test_truncated_model_file_with_matching_hash_is_one_line(model_copy):
+    """treelite's message goes on for two more lines (the JSON around the error, a ~~~ marker)."""
+    import hashlib
+
+    _, model_path = load_meta(model_copy)
+    truncated = model_path.read_bytes()[:1000]
+    model_path.write_bytes(truncated)
+    meta = json.loads(model_copy.read_bytes())
+    meta["model_sha256"] = hashlib.sha256(truncated).hexdigest()
+    model_copy.write_text(json.dumps(meta))
+    with pytest.raises(ModelError, match="treelite cannot load") as caught:
+        load_model(model_copy)
+    assert "\n" not in str(caught.value) and "~~~" not in str(caught.value)
 
 
 # -- the gtil fallback, in a subprocess so the environment is really without a compiler -------
@@ -269,17 +293,44 @@ def test_generated_code_gets_the_cache_blocked_entry_point(tmp_path):
     assert source.count("predict_unit") == units
 
 
+def _another_models_library() -> bytes:
+    """The compiled library of the stateful model: a valid library with other trees and widths."""
+    return load_model(default_model_path().parent / "fraud-model.meta.json").library_path.read_bytes()
+
+
 @pytest.mark.slow
-def test_a_damaged_cached_library_is_rebuilt(tmp_path, monkeypatch, compiled):
-    monkeypatch.setenv("FRAUDSTREAM_HOME", str(tmp_path))
-    monkeypatch.delenv("FRAUDSTREAM_CC", raising=False)
-    lib = compiled_library_path(compiled.meta.model_sha256)
+@pytest.mark.parametrize("damage", ["not a library", "truncated", "another model's"])
+def test_a_damaged_cached_library_is_rebuilt_and_used(tmp_path, compiled, damage):
+    """Whatever is in the cache entry, the service scores with a rebuilt library after one
+    warning. Before: a truncated library killed the process with SIGBUS in dlopen (exit 135,
+    no message, in every restarted worker), and for another model's library the rebuilt one
+    was never loaded (dlopen handed back the library it had already loaded under that name):
+    treelite.gtil, ~10x slower, and a warning that compiling had failed."""
+    home = tmp_path / "home"
+    lib = home / compiled.library_path.relative_to(compiled.library_path.parents[2])
     lib.parent.mkdir(parents=True)
-    lib.write_bytes(b"not a shared library")
-    model = load_model()
-    assert model.backend == "tl2cgen" and model.library_path == lib
+    lib.write_bytes({"not a library": lambda: b"not a shared library",
+                     "truncated": lambda: compiled.library_path.read_bytes()[:3000],
+                     "another model's": _another_models_library}[damage]())
     x = random_rows(500, SEED + 5)
-    np.testing.assert_array_equal(model.predict(x), compiled.predict(x))
+    np.save(tmp_path / "x.npy", x)
+    env = dict(os.environ, FRAUDSTREAM_HOME=str(home))
+    env.pop("FRAUDSTREAM_CC", None)
+    proc = subprocess.run([sys.executable, "-c", _FALLBACK, str(tmp_path / "x.npy"), str(tmp_path / "y.npy")],
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "BACKEND tl2cgen" in proc.stdout, proc.stderr
+    warnings = [line for line in proc.stderr.splitlines() if line.startswith("WARNING")]
+    assert len(warnings) == 1 and warnings[0].endswith(": rebuilding it"), proc.stderr
+    np.testing.assert_array_equal(np.load(tmp_path / "y.npy"), compiled.predict(x))
+
+
+def test_library_problem_finds_what_dlopen_would_die_of(compiled):
+    good = compiled.library_path.read_bytes()
+    assert library_problem(good) is None
+    assert library_problem(b"not a shared library") == "not an ELF shared library"
+    for size in (64, 3000, len(good) // 2, len(good) - 1):
+        assert library_problem(good[:size]).startswith(f"truncated: {size} bytes, its headers need ")
 
 
 def test_the_default_model_is_stateful_and_scores_the_velocity_columns_too():
