@@ -242,6 +242,8 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> ScoringConf
             loaded = yaml.safe_load(Path(path).read_text())
         except OSError as exc:
             raise ConfigError(f"cannot read config {path}: {exc.strerror}") from None
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"config {path} is not UTF-8 text (byte {exc.start}): a YAML file is expected") from None
         except yaml.YAMLError as exc:
             raise ConfigError(f"config {path} is not valid YAML: {yaml_error_text(exc)}") from None
         if loaded is not None and not isinstance(loaded, dict):

@@ -376,7 +376,7 @@ class ScoringConsumer:
 
     def _consume_error(self, msg: Any) -> None:
         error = msg.error()
-        where = f"{msg.topic()}[{msg.partition()}]"
+        where = f"{msg.topic()}[{msg.partition()}]" if msg.topic() else f"group {self.config.group_id}"
         # A fatal consumer error (e.g. static member fenced by a newer one with the same
         # group.instance.id) arrives as a message with code _FATAL, not always flagged fatal().
         if error.fatal() or error.code() == KafkaError._FATAL:
@@ -388,6 +388,10 @@ class ScoringConsumer:
                 log.error("%s", refused_text(self.name, msg.topic(), [msg.partition()], error.str()))
                 offset_reset_refused().inc()
             return
+        if error.code() == KafkaError.INVALID_SESSION_TIMEOUT:   # the group join fails every 2 s, forever
+            raise ConfigError(f"kafka.session.timeout.ms: the broker at {self.config.bootstrap_servers} refuses "
+                              f"it ({error.str()}): keep it within its group.min.session.timeout.ms and "
+                              f"group.max.session.timeout.ms (6 s and 30 min by default)")
         if error.code() != KafkaError._PARTITION_EOF:
             log.warning("%s: consumer error on %s: %s", self.name, where, error.str())
 

@@ -16,7 +16,7 @@ from core.config import ScoringConfig
 from core.errors import ConfigError, StartupError
 from core.identity import CREDENTIAL_CODES
 
-__all__ = ["check_client_settings", "check_kafka", "admin_settings"]
+__all__ = ["check_client_settings", "check_kafka", "admin_settings", "session_timeout_problem"]
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +35,7 @@ def check_client_settings(config: ScoringConfig) -> None:
         try:
             client = make({**settings, "log_level": 0})   # connects only when used
         except KafkaException as exc:
-            raise ConfigError(f"Kafka {kind} settings: {exc.args[0].str()}") from None
+            raise ConfigError(f"Kafka {kind} settings: {exc.args[0].str().strip()}") from None
         if kind == "consumer":
             client.close()
 
@@ -69,7 +69,7 @@ def check_kafka(config: ScoringConfig) -> int:
         meta.error is not None and meta.error.code() == KafkaError.UNKNOWN_TOPIC_OR_PART)]
     if missing:
         raise StartupError(f"topic(s) {', '.join(missing)} do not exist on {config.bootstrap_servers}"
-                           f" (create them with `bench topics create`)")
+                           f" ({config.topics.create_hint()})")
     refused = [f"{t}: {meta.error.str()}" for t, meta in found.items()
                if meta.error is not None and meta.error.code() in CREDENTIAL_CODES]
     if refused:
@@ -78,4 +78,36 @@ def check_kafka(config: ScoringConfig) -> int:
     for t, meta in found.items():
         if meta.error is not None:
             log.warning("topic %s: %s (the workers will retry)", t, meta.error.str())
+    _check_session_timeout(admin, config)
     return len(found[config.topics.transactions].partitions) or 1
+
+
+def session_timeout_problem(session_ms: int, broker: dict[str, str]) -> str | None:
+    """Why the broker (its configs `broker`) would refuse a consumer's session.timeout.ms, or None."""
+    low, high = (int(broker.get(f"group.{end}.session.timeout.ms", default))
+                 for end, default in (("min", 6000), ("max", 1_800_000)))
+    if low <= session_ms <= high:
+        return None
+    return (f"kafka.session.timeout.ms={session_ms}: the broker accepts {low}..{high} (its "
+            f"group.min.session.timeout.ms and group.max.session.timeout.ms)")
+
+
+def _check_session_timeout(admin: Any, config: ScoringConfig) -> None:
+    """Out of the broker's range, every worker's group join fails every 2 s, for ever, after the
+    workers reported ready: one line here instead. Unread broker configs (no DescribeConfigs
+    right): no check, a worker then stops on the join error (core.loop)."""
+    from confluent_kafka.admin import ConfigResource
+
+    from core.txn import consumer_settings
+
+    session_ms = int(consumer_settings(config, 0)["session.timeout.ms"])
+    try:
+        broker_id = next(iter(admin.list_topics(timeout=_METADATA_TIMEOUT_S).brokers))
+        resource = ConfigResource(ConfigResource.Type.BROKER, str(broker_id))
+        entries = admin.describe_configs([resource], request_timeout=_METADATA_TIMEOUT_S)[resource].result()
+    except (KafkaException, StopIteration) as exc:
+        log.debug("broker configs not read (%s): session.timeout.ms not checked", exc)
+        return
+    problem = session_timeout_problem(session_ms, {k: e.value for k, e in entries.items() if e.value is not None})
+    if problem:
+        raise ConfigError(problem)

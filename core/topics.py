@@ -43,6 +43,13 @@ class TopicNames(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         """All the pipeline's topics, the state changelog included (what to create/delete)."""
         return self.all() + (self.state,)
 
+    def create_hint(self) -> str:
+        """How a user makes these topics: the command, with the namespace they are in."""
+        namespace = self.transactions.removesuffix("transactions").removesuffix(".")
+        if _NAMESPACE.fullmatch(namespace or "x") and self == TopicNames.namespaced(namespace):
+            return "create them with `bench topics create" + (f" --namespace {namespace}`" if namespace else "`")
+        return "create them, or name existing ones in the config's topics"
+
 
 # Partition counts from the design: per-card ordering on 6 input partitions.
 PARTITIONS = {"transactions": 6, "scores": 6, "alerts": 3, "deadletter": 3, "state": 6}

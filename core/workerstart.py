@@ -43,6 +43,9 @@ def init_transactions(producer: Any, stopping: threading.Event, name: str, boots
             if error.retriable() and not error.fatal() and not stopping.is_set():
                 log.warning("%s: init_transactions with Kafka at %s: %s; retrying", name, bootstrap, error.str())
                 continue
+            if error.code() == KafkaError.INVALID_TRANSACTION_TIMEOUT:   # a setting no restart cures
+                raise ConfigError(f"kafka.transaction.timeout.ms: the broker at {bootstrap} refuses it, it is larger "
+                                  f"than the broker's transaction.max.timeout.ms (15 min by default): lower it") from exc
             raise PipelineError(f"{name}: init_transactions failed: {error.str()}") from exc
 
 
@@ -83,7 +86,7 @@ def check_topics(consumer: Any, config: ScoringConfig) -> None:
                                                        == KafkaError.UNKNOWN_TOPIC_OR_PART)]
     if missing:
         raise ConfigError(f"topic(s) {', '.join(missing)} do not exist on {config.bootstrap_servers}"
-                          f" (create them with `bench topics create`)")
+                          f" ({config.topics.create_hint()})")
     unusable = [f"{n}: {found[n].error.str()}" for n in names if found[n].error is not None]
     if unusable:   # e.g. no leader during a failover, or not authorised: a Kafka failure
         raise PipelineError(f"topic(s) not usable on {config.bootstrap_servers}: {'; '.join(unusable)}")

@@ -85,6 +85,14 @@ def test_yaml_typo_is_an_error(tmp_path):
         load_config(path)
 
 
+def test_a_binary_config_file_is_one_line(tmp_path):
+    """It was a UnicodeDecodeError traceback."""
+    path = tmp_path / "svc.yaml"
+    path.write_bytes(b"batch_max_records: 5\n\xff\xfe\x00")
+    with pytest.raises(ConfigError, match=rf"^config {re.escape(str(path))} is not UTF-8 text \(byte 21\)"):
+        load_config(path)
+
+
 def test_cli_pairs_and_bad_pair():
     cfg = build_config(kafka_pairs=("security.protocol=SSL", "ssl.ca.location=/x=y"))
     assert cfg.kafka == {"security.protocol": "SSL", "ssl.ca.location": "/x=y"}

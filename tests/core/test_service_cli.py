@@ -87,3 +87,23 @@ def test_sigterm_during_start_up_is_a_clean_stop():
     assert proc.returncode == 0, log[-2000:]
     assert "SIGTERM: stopping workers" in log and "stopped before any worker started" in log
     assert "Traceback" not in log and "cannot reach Kafka" not in log
+
+
+def test_a_setting_librdkafka_refuses_is_one_line_with_nothing_after():
+    """librdkafka's text for a value out of range ends in a newline: it left an empty line."""
+    out = subprocess.run([sys.executable, "-m", "core", "--bootstrap", "127.0.0.1:1", "-X", "message.max.bytes=10"],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    assert out.stderr.endswith('error: Kafka producer settings: Configuration property "message.max.bytes" value 10 '
+                               'is outside allowed range 1000..1000000000\n'), out.stderr[-500:]
+
+
+def test_a_cooperative_assignor_is_refused_before_any_worker_starts():
+    """Before: every worker died in on_assign and was restarted for ever, a traceback each time."""
+    out = subprocess.run([sys.executable, "-m", "core", "--bootstrap", "127.0.0.1:1",
+                          "-X", "partition.assignment.strategy=cooperative-sticky"],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 1
+    assert out.stderr.strip().splitlines() == [
+        "error: kafka.partition.assignment.strategy=cooperative-sticky: not supported, the scoring loop assigns "
+        "partitions eagerly: use range or roundrobin (the default)"]

@@ -21,3 +21,12 @@ def test_a_namespace_kafka_would_refuse_is_one_clear_error(namespace):
 
 def test_the_longest_namespace_still_fits_kafkas_249_characters():
     assert max(len(n) for n in TopicNames.namespaced("x" * 232).all()) == 249
+
+
+def test_the_create_hint_names_the_namespace():
+    """`python -m core --namespace run42` without its topics said `bench topics create`, which
+    makes the un-namespaced ones."""
+    assert TopicNames().create_hint() == "create them with `bench topics create`"
+    assert TopicNames.namespaced("run42").create_hint() == "create them with `bench topics create --namespace run42`"
+    assert TopicNames(transactions="in").create_hint() == "create them, or name existing ones in the config's topics"
+    assert TopicNames(transactions="a/b.transactions").create_hint().startswith("create them, or")

@@ -136,6 +136,20 @@ def produce_inputs(bootstrap: str, topic: str, inputs: Inputs, records=None, *, 
     assert not errors, errors
 
 
+def one_error_line(svc: "Service") -> str:
+    """The one `error:` line of a service that must stop at start-up: exit 1 within 120 s,
+    no traceback, no worker restarted."""
+    try:
+        code = svc.proc.wait(timeout=120)
+    finally:
+        finish(None, svc)
+    log = svc.log_path.read_text()
+    errors = [line for line in log.splitlines() if line.startswith("error:")]
+    assert code == 1 and len(errors) == 1, svc.tail()
+    assert "Traceback" not in log and "restarting" not in log, svc.tail()
+    return errors[0]
+
+
 class Service:
     """`python -m core` as a subprocess, output to a log file."""
 

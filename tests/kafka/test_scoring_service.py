@@ -175,7 +175,8 @@ def test_missing_topics_stop_the_service_at_start_up(kafka_bootstrap, tmp_path):
     log = svc.log_path.read_text()
     assert code == 1, log
     assert log.strip().splitlines()[-1] == (f"error: topic(s) {', '.join(names.all())} do not exist on "
-                                            f"{kafka_bootstrap} (create them with `bench topics create`)")
+                                            f"{kafka_bootstrap} (create them with `bench topics create --namespace "
+                                            f"{names.transactions.removesuffix('.transactions')}`)")
     assert "worker 0 started" not in log and "Traceback" not in log
 
 

@@ -15,7 +15,8 @@ from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
 from bench.errors import TopicError
 from bench.kafka.topics import create_topics
 from core.paths import default_model_path
-from tests.kafka.eos_harness import Service, finish, make_inputs, produce_inputs, verify, wait_drained
+from tests.kafka.eos_harness import (Service, finish, make_inputs, one_error_line, produce_inputs, verify,
+                                     wait_drained)
 from tests.kafka.kafka_io import read_all
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(300)]
@@ -47,19 +48,7 @@ def test_no_state_with_a_stateful_model_is_one_error_line(kafka_bootstrap, fresh
     names = fresh_topics("nostate-bad")
     svc = Service(kafka_bootstrap, names, f"nostate-bad-{uuid.uuid4().hex[:6]}", tmp_path, workers=2,
                   extra=("--no-state", "--model", str(default_model_path())))
-    assert "only the per-card state computes" in _one_error_line(svc)
-
-
-def _one_error_line(svc: Service) -> str:
-    try:
-        code = svc.proc.wait(timeout=120)
-    finally:
-        finish(None, svc)
-    log = svc.log_path.read_text()
-    errors = [line for line in log.splitlines() if line.startswith("error:")]
-    assert code == 1 and len(errors) == 1, svc.tail()
-    assert "Traceback" not in log and "restarting" not in log, svc.tail()
-    return errors[0]
+    assert "only the per-card state computes" in one_error_line(svc)
 
 
 def _policy(admin: AdminClient, topic: str) -> str | None:
@@ -94,5 +83,5 @@ def test_a_state_topic_that_is_not_compacted_is_refused(kafka_bootstrap, fresh_t
     with pytest.raises(TopicError, match="must be compacted"):
         create_topics(kafka_bootstrap, names)
     svc = Service(kafka_bootstrap, names, f"state-delete-{uuid.uuid4().hex[:6]}", tmp_path, workers=2)
-    error = _one_error_line(svc)
+    error = one_error_line(svc)
     assert f"topic {names.state} has cleanup.policy=delete" in error and "must be compacted" in error

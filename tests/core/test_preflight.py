@@ -1,0 +1,11 @@
+"""The service's start-up checks that are pure functions of what the broker says."""
+
+from core.preflight import session_timeout_problem
+
+
+def test_session_timeout_problem_reads_the_brokers_range():
+    assert session_timeout_problem(30_000, {}) is None
+    assert session_timeout_problem(6_000, {"group.min.session.timeout.ms": "6000"}) is None
+    assert "accepts 10000..20000" in session_timeout_problem(30_000, {"group.min.session.timeout.ms": "10000",
+                                                                      "group.max.session.timeout.ms": "20000"})
+    assert session_timeout_problem(5_999, {}).startswith("kafka.session.timeout.ms=5999: the broker accepts 6000..")
