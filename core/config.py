@@ -139,8 +139,9 @@ class ScoringConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_
                 checked = _convert(msgspec.to_builtins(self))
             finally:
                 _VALIDATING.reset(token)
-            wrong = [f for f in self.__struct_fields__ if type(getattr(self, f)) is not type(getattr(checked, f))]
-            if wrong:   # e.g. topics={...}: a dict that decodes, but is not a TopicNames
+            wrong = [f for f in self.__struct_fields__ if isinstance(getattr(checked, f), msgspec.Struct)
+                     and type(getattr(self, f)) is not type(getattr(checked, f))]
+            if wrong:   # topics={...}: a dict that decodes, but is not a TopicNames
                 raise ConfigError(f"invalid scoring config: {wrong[0]}: expected "
                                   f"{type(getattr(checked, wrong[0])).__name__}, got {type(getattr(self, wrong[0])).__name__}")
         if not self.bootstrap_servers.strip():

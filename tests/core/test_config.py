@@ -152,6 +152,11 @@ def test_direct_construction_validates_like_yaml(changes, needle):
         ScoringConfig(**changes)
 
 
+def test_direct_construction_takes_an_int_for_a_float_as_decoding_does():
+    cfg = ScoringConfig(stats_interval_s=0, state_snapshot_s=5)
+    assert cfg.stats_interval_s == 0 and cfg.state_snapshot_s == 5
+
+
 @pytest.mark.parametrize("key, value", [
     ("partition.assignment.strategy", "cooperative-sticky"),
     ("partition.assignment.strategy", "range,cooperative-sticky"),
