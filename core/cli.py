@@ -7,12 +7,13 @@
 from __future__ import annotations
 
 import logging
+import re
 import sys
 
 import click
 
 from core.config import MAX_WORKERS
-from core.errors import FraudstreamError
+from core.errors import ConfigError, FraudstreamError
 
 __all__ = ["score", "main"]
 
@@ -73,14 +74,27 @@ def score(ctx: click.Context, config_path, kafka_pairs, workers, first_slot, no_
           **fields):
     from core.service import build_config, run_service
 
-    config = build_config(config_path, kafka_pairs=tuple(kafka_pairs),
-                          exactly_once=False if at_least_once else None,
-                          state=False if no_state else None, **fields)
+    try:
+        config = build_config(config_path, kafka_pairs=tuple(kafka_pairs),
+                              exactly_once=False if at_least_once else None,
+                              state=False if no_state else None, **fields)
+    except ConfigError as exc:
+        raise ConfigError(_with_flag(str(exc), ctx, fields)) from None
     early = ctx.obj.get("early_signals") if isinstance(ctx.obj, dict) else None
     code = run_service(config, workers=workers, first_slot=first_slot, log_level=getattr(logging, log_level),
                        early_signals=early)
     if code:
         ctx.exit(code)
+
+
+def _with_flag(message: str, ctx: click.Context, fields: dict) -> str:
+    """The message with the flag the bad value came from: ScoringConfig names its field
+    (state_snapshot_s), the user typed --snapshot-interval."""
+    match = re.match(r"invalid scoring config: (\w+):", message)
+    if match is None or fields.get(match.group(1)) is None:
+        return message   # not a flag's value (the --config file's, or no field named)
+    flag = next(p.opts[0] for p in ctx.command.params if p.name == match.group(1))
+    return f"{message} (from {flag} {fields[match.group(1)]})"
 
 
 def main(argv: list[str] | None = None, *, early_signals: list[int] | None = None) -> int:

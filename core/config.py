@@ -257,4 +257,11 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> ScoringConf
         data["kafka"] = {**(data.get("kafka") or {}), **kafka_extra}
     if namespace is not None:
         data["topics"] = msgspec.to_builtins(TopicNames.namespaced(namespace))
-    return _convert(data)
+    try:
+        return _convert(data)
+    except ConfigError as exc:
+        field = re.match(r"invalid scoring config: (\w+)", str(exc))
+        given = {k for k, v in overrides.items() if v is not None}
+        if path is not None and (field is None or field.group(1) not in given):   # the file's value
+            raise ConfigError(f"{exc} (in {path})") from None
+        raise

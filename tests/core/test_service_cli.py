@@ -24,7 +24,24 @@ def test_bench_score_alerts_produce_help():
 def test_bad_config_is_one_line_and_exit_1():
     out = subprocess.run([sys.executable, "-m", "core", "--batch-max-records", "0"], capture_output=True, text=True)
     assert out.returncode == 1
-    assert out.stderr.strip().splitlines() == ["error: invalid scoring config: batch_max_records: Expected `int` >= 1"]
+    assert out.stderr.strip().splitlines() == ["error: invalid scoring config: batch_max_records: Expected `int` >= 1 "
+                                               "(from --batch-max-records 0)"]
+
+
+def test_a_bad_value_names_the_flag_or_the_file_it_came_from(tmp_path):
+    """ScoringConfig names its field (state_snapshot_s); the user typed --snapshot-interval, or
+    wrote the value in a --config file."""
+    out = subprocess.run([sys.executable, "-m", "core", "--snapshot-interval", "nan"], capture_output=True, text=True)
+    assert out.returncode == 1 and out.stderr.strip().splitlines() == [
+        "error: invalid scoring config: state_snapshot_s: Expected `float` >= 0.0 (from --snapshot-interval nan)"]
+    config = tmp_path / "svc.yaml"
+    config.write_text("batch_max_records: 0\n")
+    out = subprocess.run([sys.executable, "-m", "core", "--config", str(config)], capture_output=True, text=True)
+    assert out.returncode == 1 and out.stderr.strip().splitlines() == [
+        f"error: invalid scoring config: batch_max_records: Expected `int` >= 1 (in {config})"]
+    out = subprocess.run([sys.executable, "-m", "core", "--config", str(config), "--batch-max-records", "-1"],
+                         capture_output=True, text=True)
+    assert out.stderr.strip().endswith("Expected `int` >= 1 (from --batch-max-records -1)")
 
 
 def test_zero_workers_is_refused_by_the_parser():
