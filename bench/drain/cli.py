@@ -61,7 +61,7 @@ def drain(records, workers, batch_max_records, batch_max_wait_ms, kafka_settings
     import msgspec
 
     from bench.drain.measure import DrainOptions, drain as run_drain, preload, read_outputs
-    from bench.report.result import encode_result
+    from bench.report.result import check_out_dir, encode_result
     from bench.run.orchestrate import machine
     from bench.run.pipeline import check_service_options
     from bench.kafka.topics import create_topics, delete_topics, require_broker
@@ -78,6 +78,7 @@ def drain(records, workers, batch_max_records, batch_max_wait_ms, kafka_settings
         kafka[key] = value
     check_service_options("bench drain --batch-max-records / --batch-max-wait-ms / -X", batch_max_records=batch_max_records,
                           batch_max_wait_ms=batch_max_wait_ms, kafka=kafka, state=not no_state)
+    check_out_dir(out_dir)
     console = Console(stderr=True, highlight=False)
     broker_pids: list[int] = []
     if bootstrap is None:

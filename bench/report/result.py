@@ -38,6 +38,7 @@ with that knob's path (`- at $.scenario.traffic.x`) rather than reported as if t
 not been set.
 """
 
+import os
 from pathlib import Path
 from typing import Literal
 
@@ -47,7 +48,7 @@ from bench.spec.scenario import Scenario, Slo
 from bench.spec.yamlfile import validation_message
 from core.errors import ConfigError
 
-__all__ = ["RunResult", "PipelineRun", "Headline", "Window", "Verdict", "Detection", "PatternDetection",
+__all__ = ["check_out_dir", "RunResult", "PipelineRun", "Headline", "Window", "Verdict", "Detection", "PatternDetection",
            "Latency",
            "Stages", "Checks", "Counts", "BrokerGc", "BrokerWarmup", "FaultEvent", "Restore", "Second", "Machine",
            "BrokerData", "Comparison", "read_result", "write_result", "encode_result"]
@@ -323,6 +324,17 @@ _DECODER = msgspec.json.Decoder(RunResult)
 def encode_result(result: msgspec.Struct) -> bytes:
     """A result (or any of these records) as indented JSON."""
     return msgspec.json.format(_ENCODER.encode(result), indent=1)
+
+
+def check_out_dir(out_dir: Path) -> None:
+    """ConfigError unless out_dir exists (made now) and can be written to: a bad --out is one
+    line before a run, not a traceback after it (the service log goes there while it runs)."""
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"--out {out_dir}: cannot create it: {exc.strerror}") from None
+    if not os.access(out_dir, os.W_OK | os.X_OK):
+        raise ConfigError(f"--out {out_dir}: not writable")
 
 
 def write_result(result: RunResult, path: Path) -> Path:

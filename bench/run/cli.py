@@ -74,7 +74,7 @@ def run(scenario_file, bootstrap, external_scorer, namespace, target_file, worke
     from rich.console import Console
 
     from bench.report import text as report
-    from bench.report.result import write_result
+    from bench.report.result import check_out_dir, write_result
     from bench.run.orchestrate import RunOptions, run_scenario
     from bench.spec.scenario import Constant, Max, load_scenario, with_overrides
     from bench.spec.target import load_target
@@ -109,6 +109,7 @@ def run(scenario_file, bootstrap, external_scorer, namespace, target_file, worke
         changes["target"] = load_target(target_file)
     if changes:
         scenario = with_overrides(scenario, f"{scenario_file} with the command line's options", **changes)
+    check_out_dir(out_dir)
     console = Console(stderr=True, highlight=False)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     run_dir = out_dir / f"{scenario.name}-{stamp}"

@@ -109,3 +109,15 @@ def test_what_the_service_would_refuse_is_refused_before_any_broker_or_load(tmp_
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 1 and "cannot reach Kafka" not in proc.stderr, proc.stderr
     assert proc.stderr.startswith("error: ") and message in proc.stderr and proc.stderr.count("\n") == 1, proc.stderr
+
+
+@pytest.mark.parametrize("cmd", [["drain", "--records", "1000"], ["run", "scenarios/steady.yaml", "--quiet"]])
+def test_an_out_dir_that_cannot_be_made_is_one_line_before_anything_starts(tmp_path, cmd):
+    """bench drain died with a FileNotFoundError traceback when the service started (after
+    the pre-load), bench run after the broker's warm-up."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    proc = subprocess.run(BENCH + cmd + ["--bootstrap", "127.0.0.1:1", "--out", str(blocker / "results")],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert proc.stderr == f"error: --out {blocker / 'results'}: cannot create it: Not a directory\n"
