@@ -6,4 +6,14 @@ __all__ = ["BOOTSTRAP", "NAMESPACE"]
 
 BOOTSTRAP = click.option("--bootstrap", default="127.0.0.1:9092", show_default=True,
                          envvar="FRAUDSTREAM_BOOTSTRAP", help="Kafka bootstrap servers.")
-NAMESPACE = click.option("--namespace", default="", help="Prefix for the four topic names.")
+
+
+def _namespace(ctx: click.Context, param: click.Parameter, value: str | None) -> str:
+    # `--namespace "$NS"` with NS unset must not mean the default topics: `bench topics delete
+    # --namespace "" --yes` deleted them.
+    if value is not None and not value.strip():
+        raise click.BadParameter("empty; leave it out for the default topics")
+    return value or ""
+
+
+NAMESPACE = click.option("--namespace", default=None, callback=_namespace, help="Prefix for the four topic names.")

@@ -256,6 +256,8 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> ScoringConf
     if kafka_extra:
         data["kafka"] = {**(data.get("kafka") or {}), **kafka_extra}
     if namespace is not None:
+        if not namespace.strip():   # `--namespace "$NS"` with NS unset would score the default topics
+            raise ConfigError("namespace: empty; leave it out for the default topics")
         data["topics"] = msgspec.to_builtins(TopicNames.namespaced(namespace))
     try:
         return _convert(data)

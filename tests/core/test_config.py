@@ -78,6 +78,14 @@ def test_yaml_with_namespace_and_int_kafka_values(tmp_path):
     assert cfg.topics.transactions == "ns.transactions" and cfg.topics.deadletter == "ns.fraud-deadletter"
 
 
+def test_an_empty_namespace_is_refused_not_taken_for_the_default_topics():
+    """`python -m core --namespace "$NS"` with NS unset scored the un-namespaced topics."""
+    for empty in ("", "  "):
+        with pytest.raises(ConfigError, match="^namespace: empty; leave it out for the default topics$"):
+            load_config(namespace=empty)
+    assert load_config().topics.transactions == "transactions"
+
+
 def test_yaml_typo_is_an_error(tmp_path):
     path = tmp_path / "svc.yaml"
     path.write_text("batch_max_record: 10\n")

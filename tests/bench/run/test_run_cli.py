@@ -69,6 +69,11 @@ def test_no_broker_is_one_line_not_the_client_log():
     (["run", "scenarios/steady.yaml", "--repeat", "3"], "apply to a `max` rate search only"),
     (["run", "scenarios/peak.yaml", "--repeat", "0"], "0 is not in the range 1<=x<=50"),
     (["run", "scenarios/peak.yaml", "--confirm", "-1"], "is not in the range 0<=x<=3600"),
+    # `--namespace "$NS"` with NS unset: it meant the default topics (and deleted them)
+    (["topics", "delete", "--namespace", "", "--yes", "--bootstrap", "127.0.0.1:1"],
+     "Invalid value for '--namespace': empty; leave it out for the default topics"),
+    (["topics", "create", "--namespace", " ", "--bootstrap", "127.0.0.1:1"], "--namespace': empty"),
+    (["produce", "--namespace", "", "--bootstrap", "127.0.0.1:1"], "--namespace': empty"),
 ])
 def test_a_bad_command_line_exits_2_before_doing_anything(args, message):
     proc = subprocess.run(BENCH + args, capture_output=True, text=True, timeout=60)
