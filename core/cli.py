@@ -12,10 +12,14 @@ import sys
 
 import click
 
-from core.config import MAX_WORKERS
+from core.config import MAX_WORKERS, ScoringConfig
 from core.errors import ConfigError, FraudstreamError
 
 __all__ = ["score", "main"]
+
+# The defaults the help shows are ScoringConfig's own (the options default to None so a YAML
+# file's value is not overridden by a flag that was not given).
+_DEFAULT = ScoringConfig()
 
 _HELP = """Score card transactions from Kafka exactly once: one process per partition, one Kafka
 transaction per micro-batch (outputs + input offsets). Stops cleanly on SIGTERM / Ctrl-C.
@@ -25,7 +29,7 @@ a worker that fails later is restarted with backoff (0.25 s doubling to 30 s) wh
 work; /healthz on the metrics port says which slots are down.
 
 \b
-Example (three terminals, like the seed):
+Example (four terminals):
   bench broker up && bench topics create
   python -m core --bootstrap 127.0.0.1:9092            # or: bench score
   bench produce --tps 2000 --duration 60
@@ -40,32 +44,40 @@ Two hosts sharing the partitions of one group (ids unique without coordination):
 @click.command("score", help=_HELP, context_settings={"show_default": True, "help_option_names": ["-h", "--help"]})
 @click.option("--config", "config_path", type=click.Path(dir_okay=False),
               help="YAML file of ScoringConfig fields (flags override it).")
-@click.option("--bootstrap", "bootstrap_servers", default=None, envvar="FRAUDSTREAM_BOOTSTRAP",
-              help="Kafka bootstrap servers [default: 127.0.0.1:9092].")
-@click.option("--workers", type=click.IntRange(1, MAX_WORKERS),
+@click.option("--bootstrap", "bootstrap_servers", default=None, metavar="SERVERS", envvar="FRAUDSTREAM_BOOTSTRAP",
+              help=f"Kafka bootstrap servers [default: {_DEFAULT.bootstrap_servers}].")
+@click.option("--workers", type=click.IntRange(1, MAX_WORKERS), metavar="N",
               help=f"Scoring processes, at most {MAX_WORKERS} [default: one per input partition].")
 @click.option("--model", "model_path", type=click.Path(dir_okay=False),
               help="Model metadata file [default: the committed model].")
-@click.option("--namespace", default=None, help="Topic namespace: <ns>.transactions, <ns>.fraud-scores, ...")
-@click.option("--group", "group_id", default=None, help="Consumer group id [default: fraudstream-scoring].")
+@click.option("--namespace", default=None, metavar="NS",
+              help="Topic namespace: <ns>.transactions, <ns>.fraud-scores, ...")
+@click.option("--group", "group_id", default=None, metavar="ID",
+              help=f"Consumer group id [default: {_DEFAULT.group_id}].")
 @click.option("--instance-id", default=None, metavar="ID",
               help="This service's name in its worker ids (<group>.<ID>-<slot>); unique per live service of the "
                    "group [default: a random id made once and kept in FRAUDSTREAM_HOME].")
-@click.option("--batch-max-records", type=int, help="Records per transaction at most.")
-@click.option("--batch-max-wait-ms", type=int, help="Close a partial batch after this many ms.")
-@click.option("--metrics-port", type=int, help="Port of /metrics (Prometheus) and /healthz (0: off).")
-@click.option("--stats-interval", "stats_interval_s", type=float, help="Seconds between stats lines.")
+@click.option("--batch-max-records", type=int, metavar="N",
+              help=f"Records per transaction at most [default: {_DEFAULT.batch_max_records}].")
+@click.option("--batch-max-wait-ms", type=int, metavar="MS",
+              help=f"Close a partial batch after this many ms [default: {_DEFAULT.batch_max_wait_ms}].")
+@click.option("--metrics-port", type=int, metavar="PORT",
+              help="Port of /metrics (Prometheus) and /healthz, e.g. 9464 (0: off) "
+                   f"[default: {_DEFAULT.metrics_port}].")
+@click.option("--stats-interval", "stats_interval_s", type=float, metavar="S",
+              help=f"Seconds between stats lines [default: {_DEFAULT.stats_interval_s:g}].")
 @click.option("-X", "kafka_pairs", multiple=True, metavar="KEY=VALUE",
               help="librdkafka setting passed through, e.g. -X security.protocol=SSL (repeatable).")
-@click.option("--first-slot", default=0, type=click.IntRange(0), help="Number of the first worker slot.")
+@click.option("--first-slot", default=0, type=click.IntRange(0), metavar="N",
+              help="Number of the first worker slot.")
 @click.option("--no-state", is_flag=True,
               help="No per-card velocity state: every transaction scored alone, by the stateless model "
                    "(models/fraud-model-stateless.meta.json) unless a model is named; no card-state topic. "
                    "Without this flag, state is on and needs the compacted topic fraud-card-state "
                    "(made by: bench topics create).")
-@click.option("--snapshot-interval", "state_snapshot_s", type=click.FloatRange(0.0, 3600.0),
+@click.option("--snapshot-interval", "state_snapshot_s", type=click.FloatRange(0.0, 3600.0), metavar="S",
               help="Seconds between card-state snapshots per partition (0: every transaction); a restore "
-                   "replays the input since the last one [default: 5].")
+                   f"replays the input since the last one [default: {_DEFAULT.state_snapshot_s:g}].")
 @click.option("--at-least-once", is_flag=True,
               help="TESTS ONLY: produce, flush, offsets committed every 5 s (shows why transactions are needed).")
 @click.option("--log-level", default="INFO", type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"]))
