@@ -22,7 +22,7 @@ __all__ = ["run"]
               help="Target file (brokers, client properties); overrides the scenario's.")
 @click.option("--workers", type=click.IntRange(1, MAX_WORKERS), default=None,
               help="Override topology.scoring_processes.")
-@click.option("--duration", type=click.FloatRange(0, min_open=True), default=None, help="Override duration_s.")
+@click.option("--duration", type=click.FloatRange(0, min_open=True), default=None, help="Override duration_s: seconds of measurement.")
 @click.option("--tps", type=click.FloatRange(0, min_open=True), default=None,
               help="Override the rate: constant at this tx/s.")
 @click.option("--repeat", type=click.IntRange(1, 50), default=None,
@@ -61,8 +61,8 @@ def run(scenario_file, bootstrap, external_scorer, namespace, target_file, worke
 
     Without --bootstrap it uses the local broker, starting it (with the target's data_dir)
     if none runs and stopping it afterwards; a local broker is first loaded until its JIT
-    compiler settles (~100 s on a fresh one, a few seconds on a warm one), so the run does
-    not measure the JVM warming up.
+    compiler settles (about a minute on a fresh one, a few seconds on a warm one), so the run
+    does not measure the JVM warming up.
 
     Exit code 0: SLO held and exactly-once verified; 3: SLO missed; 4: exactly-once violated;
     1: the run could not be done (a bad scenario or target, no broker, a broker or service
