@@ -5,6 +5,7 @@ Exit codes of `bench run`: 0 every SLO held and exactly-once verified; 3 an SLO 
 4 exactly-once violated (missing, duplicated or unexpected records); 1 the run itself failed.
 """
 
+import os
 import statistics
 
 import msgspec
@@ -16,10 +17,23 @@ from bench.measure.writeback import writeback_hint
 from bench.report.ratio import ratio_range, ratio_text
 from bench.report.result import Latency, RunResult, Stages
 
-__all__ = ["LiveProgress", "progress_text", "print_result", "print_comparison", "exit_code",
+__all__ = ["LiveProgress", "progress_text", "print_result", "print_comparison", "exit_code", "report_console",
            "EXIT_OK", "EXIT_SLO", "EXIT_EOS"]
 
 EXIT_OK, EXIT_SLO, EXIT_EOS = 0, 3, 4
+# Files and pipes (`make run | tee`, CI logs, `bench report ... > file`) get no terminal width,
+# and rich then assumes 80 columns and cuts every cell of the rate search to "1,…": the
+# widest table (trials, GC column, five-digit rates and lags) needs ~135.
+_FILE_WIDTH = 160
+
+
+def report_console(file=None) -> Console:
+    """The console the final tables go to: the terminal's width, or _FILE_WIDTH when the
+    output is a file or a pipe (unless COLUMNS says otherwise)."""
+    console = Console(file=file, highlight=False)
+    if console.is_terminal or "COLUMNS" in os.environ:
+        return console
+    return Console(file=file, width=_FILE_WIDTH, highlight=False)
 
 
 def _ms(x) -> str:
@@ -92,7 +106,7 @@ def _state_words(scenario) -> str:
 
 def print_result(result: RunResult, console: Console | None = None) -> None:
     """The final table(s) of a run."""
-    console = console or Console(highlight=False)
+    console = console or report_console()
     m = result.machine
     in_memory = result.broker_data is not None and result.broker_data.in_memory
     console.print(f"[bold]{result.scenario.name}[/] on {m.cores} cores ({m.cpu_model}), "
@@ -267,7 +281,7 @@ def _pct(x):
 
 def print_comparison(a: RunResult, b: RunResult, console: Console | None = None) -> None:
     """Two results side by side, run by run, with B/A ratios."""
-    console = console or Console(highlight=False)
+    console = console or report_console()
     t = Table("", "A", "B", "B/A", title=f"A = {a.scenario.name} ({a.started_at})  "
               f"B = {b.scenario.name} ({b.started_at})", title_justify="left")
 

@@ -124,10 +124,7 @@ def run(scenario_file, bootstrap, external_scorer, namespace, target_file, worke
             opts.progress = live
             result = run_scenario(scenario, opts, scenario_file)
     path = write_result(result, run_dir / "result.json")
-    out = Console(highlight=False)
-    if not out.is_terminal:
-        out = Console(width=120, highlight=False)  # files and pipes: wide enough for the tables
-    report.print_result(result, out)
+    report.print_result(result, report.report_console())
     if not no_plots:
         from bench.report.plots import plot_result
         plot_result(result, run_dir)

@@ -62,3 +62,26 @@ def test_two_results_side_by_side_with_b_over_a_ratios():
     assert _row(lines, "e2e p99 ms")[1:] == ["40.0", "30.0", "0.75"]
     assert _row(lines, "scoring processes")[1:] == ["2", "6", "3.00"]
     assert _row(lines, "e2e p99.9 ms")[1:] == ["-", "-", "-"]     # absent in both: no ratio
+
+
+def test_a_file_or_pipe_gets_the_whole_rate_search_table(monkeypatch):
+    """Printed to a file (`make run | tee`, a CI log, `bench report ... > file`), rich assumed 80
+    columns and cut every cell of a multi-trial search with GC to `1,…`."""
+    import io
+
+    from bench.report.text import report_console
+
+    monkeypatch.delenv("COLUMNS", raising=False)
+    raw = msgspec.json.decode(RESULT.read_bytes())
+    for i, step in enumerate(raw["runs"][0]["steps"]):   # three trials: the trial column too
+        step["trial"] = i % 3
+        step["lag_start"], step["lag_end"] = 0, 28_420
+    result = msgspec.json.decode(msgspec.json.encode(raw), type=type(read_result(RESULT)))
+    out = io.StringIO()
+    print_result(result, report_console(out))
+    text = out.getvalue()
+    assert "trial" in text and "GC ms" in text and "28,420" in text
+    assert "…" not in text, text
+    narrow = io.StringIO()
+    print_result(result, Console(file=narrow, width=80, highlight=False))
+    assert "…" in narrow.getvalue()   # what an 80-column file got before
