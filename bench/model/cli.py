@@ -136,7 +136,6 @@ def speed(meta_path: Path | None, batches: tuple[int, ...], repeat: int, with_xg
 
     import numpy as np
 
-    from bench.load.synth import generate
     from core.model import load_model
 
     models = {"tl2cgen": load_model(meta_path), "gtil": load_model(meta_path, compile=False)}
@@ -144,7 +143,7 @@ def speed(meta_path: Path | None, batches: tuple[int, ...], repeat: int, with_xg
         del models["tl2cgen"]
     if with_xgb:
         models["xgboost"] = _XgbAdapter(models["gtil"])
-    x_all = generate(max(batches), seed=1, fraud_rate=0.01).features()
+    x_all = speed_rows(models["gtil"].meta, max(batches))
     click.echo(f"model {models['gtil'].meta.model_version}, load average "
                f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; us per row (wall / cpu)")
     click.echo("batch   " + "".join(f"{name:>22s}" for name in models))
@@ -152,6 +151,23 @@ def speed(meta_path: Path | None, batches: tuple[int, ...], repeat: int, with_xg
         x = np.ascontiguousarray(x_all[:bs])
         cells = [_time_predict(m.predict, x, repeat) for m in models.values()]
         click.echo(f"{bs:<8d}" + "".join(f"{w:>13.2f} /{c:>7.2f}" for w, c in cells))
+
+
+def speed_rows(meta, n: int):
+    """n synthetic rows with the features `meta`'s model reads: the 34 of every model, then,
+    for a stateful one (the default), the per-card velocity features as training computes
+    them (the rows of the stateless features alone made the default model refuse the matrix)."""
+    import numpy as np
+
+    from bench.load.synth import generate
+
+    batch = generate(n, seed=1, fraud_rate=0.01)
+    x = batch.features()
+    if len(meta.feature_names) > x.shape[1]:
+        from bench.model.velocity import velocity_features
+
+        x = np.hstack([x, velocity_features(batch)])
+    return np.ascontiguousarray(x, dtype=np.float32)
 
 
 class _XgbAdapter:
