@@ -46,9 +46,12 @@ def measurements(scorer: Scorer, payloads: list[bytes]) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=9)
-    parser.add_argument("--markdown", action="store_true")
+    parser = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()),
+                                     epilog="example: .venv/bin/python -m tests.perf.table --rounds 15 --markdown",
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=9,
+                        help="rounds of every measurement, taken in turn; the best one counts")
+    parser.add_argument("--markdown", action="store_true", help="print a Markdown table instead of text")
     args = parser.parse_args()
 
     print(f"payloads: bench.load.synth.generate({EVENTS}, seed={SEED}); best of {args.rounds} "
