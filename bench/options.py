@@ -7,6 +7,7 @@ __all__ = ["BOOTSTRAP", "NAMESPACE"]
 BOOTSTRAP = click.option("--bootstrap", default="127.0.0.1:9092", show_default=True,
                          envvar="FRAUDSTREAM_BOOTSTRAP", help="Kafka bootstrap servers.")
 
+
 def _namespace(ctx: click.Context, param: click.Parameter, value: str | None) -> str:
     # `--namespace "$NS"` with NS unset must not mean the default topics: `bench topics delete
     # --namespace "" --yes` deleted them.
