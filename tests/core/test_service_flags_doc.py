@@ -4,8 +4,6 @@ metavars, and every default the table names is the one --help shows (and Scoring
 import re
 from pathlib import Path
 
-import click
-
 from core.cli import score
 from core.config import ScoringConfig
 
@@ -22,7 +20,9 @@ def documented_flags() -> dict[str, tuple[str | None, str]]:
 
 def help_records() -> dict[str, tuple[str, str]]:
     """flag -> (the option's column in --help, its help text with the shown default)."""
-    ctx = click.Context(score, info_name="python -m core", show_default=True)
+    # the command's own context settings (-h, show_default): click caches the help option the
+    # first context makes, so a bare Context here would take `-h` from later --help output
+    ctx = score.make_context("python -m core", [], resilient_parsing=True)
     records = {}
     for param in score.get_params(ctx):
         record = param.get_help_record(ctx)
