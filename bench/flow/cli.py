@@ -18,9 +18,6 @@ from core.topics import TopicNames
 
 __all__ = ["score", "produce", "alerts"]
 
-_CHUNK = 50_000
-
-
 @click.command()
 @BOOTSTRAP
 @NAMESPACE
@@ -28,10 +25,14 @@ _CHUNK = 50_000
 @click.option("--duration", default=60.0, show_default=True, type=click.FloatRange(min=0.1), help="Seconds to run.")
 @click.option("--fraud-rate", default=0.01, show_default=True, type=click.FloatRange(0, 1), help="Share of fraud.")
 @click.option("--seed", default=None, type=int, help="Random seed [default: time-based, printed].")
-@click.option("--cards", default=10_000, show_default=True, type=click.IntRange(1), help="Distinct cards.")
+@click.option("--cards", default=10_000, show_default=True, type=click.IntRange(1), help="Distinct cards (more cards: less event time per transaction).")
 def produce(bootstrap, namespace, tps, duration, fraud_rate, seed, cards):
     """Send synthetic card transactions (with fraud patterns) at a steady rate,
     keyed by card hash.
+
+    Their event times (the `timestamp` field) are card history at ~7 payments per card a
+    day, the pace the model learned from, ending when the send starts: 60 s at 2,000/s on
+    10,000 cards replay ~41 h of it. The latency header carries the real send time.
 
     \b
     Example:
@@ -39,24 +40,31 @@ def produce(bootstrap, namespace, tps, duration, fraud_rate, seed, cards):
     """
     from confluent_kafka import Producer
 
+    from bench.flow.demo_traffic import demo_chunks
     from bench.load.header import HEADER, pack_header  # the latency sink understands this traffic too
     from bench.load.synth import generate
 
     seed = int(time.time()) if seed is None else seed
     topic = TopicNames.namespaced(namespace).transactions
     total = max(1, int(tps * duration))
+    try:
+        chunks = demo_chunks(total, cards=cards, seed=seed, end=time.time())
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--cards") from None
     require_topic(bootstrap, topic)
     producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5, "enable.idempotence": True})
-    click.echo(f"producing {total:,} transactions to {topic} at {tps:,.0f}/s (seed {seed})", err=True)
+    history_h = (chunks[-1].start + chunks[-1].span_s - chunks[0].start) / 3600
+    click.echo(f"producing {total:,} transactions to {topic} at {tps:,.0f}/s (seed {seed}): "
+               f"{history_h:,.1f} h of event time on {cards:,} cards, ending now", err=True)
     start = time.monotonic_ns()
     wall0 = time.time_ns() - start
     period_ns = 1e9 / tps
     sent, fraud, report_at = 0, 0, time.monotonic() + 5.0
     try:
-        while sent < total:
-            n = min(_CHUNK, total - sent)
-            batch = generate(n, seed=seed, fraud_rate=fraud_rate, n_cards=cards, id_offset=sent,
-                             start=time.time(), span_s=max(n / tps, 1.0))
+        for chunk in chunks:
+            n = chunk.n
+            batch = generate(n, seed=chunk.seed, fraud_rate=fraud_rate, n_cards=cards,
+                             id_offset=chunk.id_offset, start=chunk.start, span_s=chunk.span_s)
             payloads, keys = batch.payloads(), [c.encode() for c in batch.card_hash]
             fraud += int(batch.label.sum())
             for j in range(n):
