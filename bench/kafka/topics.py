@@ -16,7 +16,9 @@ ADMIN_TIMEOUT_S = 30.0
 
 
 def _admin(bootstrap: str) -> AdminClient:
-    return AdminClient({"bootstrap.servers": bootstrap})
+    # log_level 4: warnings and errors; not the notice "Purging 1 unserved events from
+    # background queue" librdkafka prints on the CLI's stderr when a client ends
+    return AdminClient({"bootstrap.servers": bootstrap, "log_level": 4})
 
 
 def replica_settings(brokers: int) -> tuple[int, dict[str, str]]:
