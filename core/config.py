@@ -25,7 +25,7 @@ from core.errors import ConfigError
 from core.topics import TopicNames
 
 __all__ = ["ScoringConfig", "redact", "load_config", "yaml_error_text", "RESERVED_KAFKA_KEYS", "MAX_WORKERS",
-           "INSTANCE_ID_PATTERN"]
+           "INSTANCE_ID_PATTERN", "check_consumer_args"]
 
 MAX_WORKERS = 256   # scoring processes one service may start
 INSTANCE_ID_PATTERN = r"[A-Za-z0-9._-]{1,64}"   # becomes part of Kafka ids and of file names
@@ -267,3 +267,14 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> ScoringConf
         if path is not None and (field is None or field.group(1) not in given):   # the file's value
             raise ConfigError(f"{exc} (in {path})") from None
         raise
+
+
+def check_consumer_args(config: Any, scorer: Any, slot: Any) -> None:
+    """ConfigError naming an embedder's wrong argument to core.ScoringConsumer, at construction
+    rather than as an AttributeError in run()."""
+    if not isinstance(config, ScoringConfig):
+        raise ConfigError(f"config: expected a core.ScoringConfig, got {type(config).__name__}")
+    if not callable(getattr(scorer, "score_batch", None)):
+        raise ConfigError(f"scorer: expected a core.Scorer (Scorer.load()), got {type(scorer).__name__}")
+    if isinstance(slot, bool) or not isinstance(slot, int) or slot < 0:
+        raise ConfigError(f"slot: expected an int >= 0, got {slot!r}")

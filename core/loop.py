@@ -31,12 +31,12 @@ from typing import Any, Callable
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
 from core.cardstate import CardStates
-from core.config import ScoringConfig
+from core.config import ScoringConfig, check_consumer_args
 from core.culprits import Culprits
 from core.errors import ConfigError, PipelineError
 from core.faults import faults_from_env
 from core.limits import DEFAULT_MAX_MESSAGE_BYTES, OutputLimits
-from core.metrics import LoopMetrics, Ticker, format_stats
+from core.metrics import LoopMetrics, Ticker, consumer_lag, format_stats
 from core.offsets import is_reset_refused, next_offsets, offset_reset_refused, plan_start, refused_text
 from core.routing import produce_outputs
 from core.stateholds import StateHolds
@@ -64,13 +64,7 @@ class ScoringConsumer:
 
     def __init__(self, config: ScoringConfig, scorer: Any, *, slot: int = 0,
                  metrics: LoopMetrics | None = None, on_started: Callable[[], None] | None = None):
-        # An embedder's wrong argument fails here, naming it, not in run() as an AttributeError.
-        if not isinstance(config, ScoringConfig):
-            raise ConfigError(f"config: expected a core.ScoringConfig, got {type(config).__name__}")
-        if not callable(getattr(scorer, "score_batch", None)):
-            raise ConfigError(f"scorer: expected a core.Scorer (Scorer.load()), got {type(scorer).__name__}")
-        if isinstance(slot, bool) or not isinstance(slot, int) or slot < 0:
-            raise ConfigError(f"slot: expected an int >= 0, got {slot!r}")
+        check_consumer_args(config, scorer, slot)
         self.config = config
         self.on_started = on_started   # called once it consumes (transactions initialised, topics found)
         self.scorer = scorer
@@ -225,7 +219,9 @@ class ScoringConsumer:
             if self._holds:
                 self._holds.resume_due(self._consumer)
             if lag.due():
-                self._refresh_lag()
+                total = consumer_lag(self._consumer)
+                if total is not None:
+                    self.metrics.set_lag(total)
             elapsed = stats.due()
             if elapsed:
                 now = self.metrics.snapshot()
@@ -394,17 +390,3 @@ class ScoringConsumer:
                               f"group.max.session.timeout.ms (6 s and 30 min by default)")
         if error.code() != KafkaError._PARTITION_EOF:
             log.warning("%s: consumer error on %s: %s", self.name, where, error.str())
-
-    def _refresh_lag(self) -> None:
-        consumer = self._consumer
-        try:
-            parts = consumer.assignment()
-            total = 0
-            for tp in consumer.position(parts):
-                low, high = consumer.get_watermark_offsets(tp, cached=True)
-                if high >= 0:
-                    total += max(0, high - (tp.offset if tp.offset >= 0 else low))
-            self.metrics.set_lag(total)
-        except KafkaException:
-            pass  # lag is informative only; the next refresh tries again
-

@@ -15,6 +15,7 @@ import os
 import threading
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from hdrh.histogram import HdrHistogram
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -22,7 +23,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from core.statemetrics import state_summary
 
 __all__ = ["LoopMetrics", "StatsSnapshot", "aggregate", "workers_registry", "format_stats", "MULTIPROC_ENV",
-           "bucket_quantile"]
+           "bucket_quantile", "consumer_lag"]
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 # Commit latency buckets (seconds): a transaction commit is a few ms on a healthy broker.
@@ -218,3 +219,19 @@ class Ticker:
             self.last = now
             return elapsed
         return 0.0
+
+
+def consumer_lag(consumer: Any) -> int | None:
+    """Records the broker holds for the consumer's assigned partitions past its positions (from
+    the cached high watermarks), or None when the consumer cannot say now."""
+    from confluent_kafka import KafkaException
+
+    try:
+        total = 0
+        for tp in consumer.position(consumer.assignment()):
+            low, high = consumer.get_watermark_offsets(tp, cached=True)
+            if high >= 0:
+                total += max(0, high - (tp.offset if tp.offset >= 0 else low))
+        return total
+    except KafkaException:
+        return None   # lag is informative only; the next refresh tries again

@@ -1,0 +1,37 @@
+"""core.metrics.consumer_lag (the fraudstream_lag gauge) against a real broker: the records past
+the consumer's positions on its assigned partitions, as the watermarks it fetched say."""
+
+import time
+import uuid
+
+import pytest
+from confluent_kafka import Consumer, Producer, TopicPartition
+
+from core.metrics import consumer_lag
+
+pytestmark = pytest.mark.kafka
+
+
+def test_lag_counts_what_the_consumer_has_not_read(kafka_bootstrap, fresh_topics):
+    topic = fresh_topics("lag").transactions
+    producer = Producer({"bootstrap.servers": kafka_bootstrap})
+    for i in range(600):
+        producer.produce(topic, b"x", key=str(i).encode())
+    assert producer.flush(30) == 0
+    consumer = Consumer({"bootstrap.servers": kafka_bootstrap, "group.id": f"lag-{uuid.uuid4().hex[:8]}",
+                         "enable.auto.commit": False, "auto.offset.reset": "earliest"})
+    parts = consumer.list_topics(topic, timeout=30).topics[topic].partitions
+    consumer.assign([TopicPartition(topic, p, 0) for p in parts])
+    read = 0
+    deadline = time.monotonic() + 30
+    while read < 250 and time.monotonic() < deadline:
+        read += sum(1 for m in consumer.consume(num_messages=250 - read, timeout=1) if not m.error())
+    assert read == 250
+    lag = None
+    while time.monotonic() < deadline:   # the fetched high watermarks reach the cache
+        lag = consumer_lag(consumer)
+        if lag == 350:
+            break
+        time.sleep(0.2)
+    consumer.close()
+    assert lag == 350
