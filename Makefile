@@ -9,7 +9,7 @@ SCENARIO ?= scenarios/peak.yaml
 # the broker's logs on tmpfs: no kernel writeback stalls (see `bench broker up --help`)
 BROKER_DATA ?= /dev/shm/fraudstream
 
-.PHONY: install broker broker-down run test test-all bench bench-save bench-gate drain-gate clean
+.PHONY: install broker broker-down run test bench bench-save bench-gate drain-gate clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)

@@ -118,6 +118,7 @@ def alerts(bootstrap, namespace, as_json, from_beginning, max_alerts, group, web
         raise click.UsageError("--web shows alerts in a browser: it takes no --json, --max or --group")
     topic = TopicNames.namespaced(namespace).alerts
     require_topic(bootstrap, topic)
+    _stop_on_sigterm()
     if web:
         from bench.flow.feed import AlertFeed
         from bench.flow.web import serve
@@ -167,3 +168,14 @@ def alerts(bootstrap, namespace, as_json, from_beginning, max_alerts, group, web
         pass
     finally:
         consumer.close()
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def _stop_on_sigterm() -> None:
+    """SIGTERM (a process manager, `kill`) ends the feed as Ctrl-C does: clients closed, exit 0."""
+    import signal
+
+    signal.signal(signal.SIGTERM, _interrupt)

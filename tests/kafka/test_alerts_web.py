@@ -114,7 +114,9 @@ def _live_view(bootstrap: str, names, tmp_path):
         if browser is not None:
             browser.quit()
         view.terminate()
-        view.wait(30)
+        code = view.wait(30)
+    # SIGTERM (a process manager's stop) ends it as Ctrl-C does
+    assert code == 0, f"bench alerts --web exited {code} on SIGTERM:\n{view_log.read_text()}"
 
 
 def _until(what: str, predicate, timeout: float = 30.0):
