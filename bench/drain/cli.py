@@ -132,13 +132,12 @@ _ROUGH_POLLS = 5
 
 def _state_words(settings) -> str:
     """Per-card state as the drain ran it."""
+    from bench.report.text import snapshot_words
+
     if not settings.state:
         return "no per-card state"
-    if settings.snapshot_interval_s is None:
-        return "per-card state"
-    if settings.snapshot_interval_s == 0:
-        return "per-card state, a snapshot in every transaction"
-    return f"per-card state, a snapshot every {settings.snapshot_interval_s:g} s"
+    words = snapshot_words(settings.snapshot_interval_s)
+    return f"per-card state, {words}" if words else "per-card state"
 
 
 def _print(r) -> None:

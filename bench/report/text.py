@@ -18,6 +18,7 @@ from bench.report.ratio import ratio_range, ratio_text
 from bench.report.result import Latency, RunResult, Stages
 
 __all__ = ["LiveProgress", "progress_text", "print_result", "print_comparison", "exit_code", "report_console",
+           "snapshot_words",
            "EXIT_OK", "EXIT_SLO", "EXIT_EOS"]
 
 EXIT_OK, EXIT_SLO, EXIT_EOS = 0, 3, 4
@@ -93,15 +94,22 @@ def _latency_rows(table: Table, label: str, e2e: Latency | None) -> None:
     table.add_row(label, *map(_ms, cells))
 
 
+def snapshot_words(interval_s: float | None) -> str:
+    """A non-default card-state snapshot interval in words ("" for the service's default);
+    bench run's header and bench drain's summary."""
+    if interval_s is None:
+        return ""
+    if interval_s == 0:
+        return "a card-state snapshot in every transaction"
+    return f"a card-state snapshot every {interval_s:g} s"
+
+
 def _state_words(scenario) -> str:
     """How the header names fraudstream's card state when it is not the default."""
     if not scenario.state:
         return ", fraudstream without per-card state"
-    if scenario.snapshot_interval_s == 0:
-        return ", a card-state snapshot in every transaction"
-    if scenario.snapshot_interval_s is not None:
-        return f", a card-state snapshot every {scenario.snapshot_interval_s:g} s"
-    return ""
+    words = snapshot_words(scenario.snapshot_interval_s)
+    return f", {words}" if words else ""
 
 
 def print_result(result: RunResult, console: Console | None = None) -> None:

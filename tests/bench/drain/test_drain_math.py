@@ -53,6 +53,6 @@ def test_drain_settings_say_how_state_ran_and_older_results_still_read():
     assert old.state is True and old.snapshot_interval_s is None
     assert _state_words(old) == "per-card state"
     every = msgspec.structs.replace(old, snapshot_interval_s=0.0)
-    assert _state_words(every) == "per-card state, a snapshot in every transaction"
+    assert _state_words(every) == "per-card state, a card-state snapshot in every transaction"
     assert _state_words(msgspec.structs.replace(old, snapshot_interval_s=2.5)).endswith("every 2.5 s")
     assert _state_words(msgspec.structs.replace(old, state=False)) == "no per-card state"
