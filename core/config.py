@@ -25,7 +25,7 @@ from core.errors import ConfigError
 from core.topics import TopicNames
 
 __all__ = ["ScoringConfig", "redact", "load_config", "yaml_error_text", "RESERVED_KAFKA_KEYS", "MAX_WORKERS",
-           "INSTANCE_ID_PATTERN", "check_consumer_args"]
+           "INSTANCE_ID_PATTERN", "check_consumer_args", "kafka_bool"]
 
 MAX_WORKERS = 256   # scoring processes one service may start
 INSTANCE_ID_PATTERN = r"[A-Za-z0-9._-]{1,64}"   # becomes part of Kafka ids and of file names
@@ -58,6 +58,10 @@ _INCOMPATIBLE_VALUES = {
     "group.protocol": (lambda v: v.strip().lower() != "classic",
                        "the scoring loop needs the classic group protocol (eager rebalances)"),
 }
+# librdkafka's spellings of a bool (case-insensitive). confluent-kafka reads
+# delivery.report.only.error in Python, so librdkafka never sees (and never refuses) a bad one.
+_TRUE, _FALSE = frozenset({"true", "t", "1"}), frozenset({"false", "f", "0"})
+_PYTHON_BOOL_KEYS = frozenset({"delivery.report.only.error"})
 # Set while __post_init__ validates a directly constructed config through msgspec, whose
 # decoding calls __post_init__ again.
 _VALIDATING: contextvars.ContextVar[bool] = contextvars.ContextVar("scoring_config_validating", default=False)
@@ -154,6 +158,8 @@ class ScoringConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_
                     f"kafka.{key}: set by the scoring loop itself; use the ScoringConfig field "
                     f"{_FIELD_FOR_KEY[key]} instead" if key in _FIELD_FOR_KEY else
                     f"kafka.{key}: reserved, the exactly-once loop controls it")
+            if key in _PYTHON_BOOL_KEYS and kafka_bool(self.kafka[key]) is None:
+                raise ConfigError(f"kafka.{key}={self.kafka[key]}: expected true or false")
             if key in _INCOMPATIBLE_VALUES and _INCOMPATIBLE_VALUES[key][0](self.kafka[key]):
                 raise ConfigError(f"kafka.{key}={self.kafka[key]}: not supported, {_INCOMPATIBLE_VALUES[key][1]}")
 
@@ -188,6 +194,14 @@ class ScoringConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_
         out = msgspec.to_builtins(self)
         out["kafka"] = redact(out["kafka"])
         return out
+
+
+def kafka_bool(value: Any) -> bool | None:
+    """A librdkafka bool setting's value as a bool; None when librdkafka would refuse it."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    return True if text in _TRUE else False if text in _FALSE else None
 
 
 def _convert(data: dict[str, Any]) -> ScoringConfig:

@@ -14,7 +14,7 @@ from typing import Any, Callable, TypeVar
 
 from confluent_kafka import KafkaError, KafkaException
 
-from core.config import ScoringConfig
+from core.config import ScoringConfig, kafka_bool
 from core.errors import PipelineError
 
 __all__ = ["consumer_settings", "reader_settings", "producer_settings", "admin_settings", "worker_id", "txn_call", "raise_txn_error",
@@ -131,8 +131,7 @@ def producer_settings(config: ScoringConfig, slot: int) -> dict[str, Any]:
                 "bootstrap.servers": config.bootstrap_servers,
                 "enable.idempotence": "true"}
     # confluent-kafka handles this key in Python and insists on a bool.
-    dr_only = settings["delivery.report.only.error"]
-    settings["delivery.report.only.error"] = dr_only if isinstance(dr_only, bool) else dr_only == "true"
+    settings["delivery.report.only.error"] = kafka_bool(settings["delivery.report.only.error"])
     if config.exactly_once:
         settings["transactional.id"] = worker_id(config, slot)
     else:

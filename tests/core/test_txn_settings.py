@@ -1,8 +1,10 @@
 """Kafka client defaults of the scoring loop that latency depends on."""
 
+import pytest
 from confluent_kafka import Producer
 
 from core.config import ScoringConfig
+from core.errors import ConfigError
 from core.txn import producer_settings
 
 
@@ -60,3 +62,16 @@ def test_one_passthrough_dict_configures_both_clients_without_warnings():
     assert consumer["socket.keepalive.enable"] == producer["socket.keepalive.enable"] == "true"
     assert _config_warnings(Producer, producer) == []
     assert _config_warnings(Consumer, consumer) == []
+
+
+@pytest.mark.parametrize("value, expected", [("true", True), ("T", True), ("1", True),
+                                             ("FALSE", False), ("f", False), ("0", False)])
+def test_delivery_report_only_error_takes_librdkafkas_bool_spellings(value, expected):
+    cfg = ScoringConfig(kafka={"delivery.report.only.error": value})
+    assert producer_settings(cfg, 0)["delivery.report.only.error"] is expected
+
+
+def test_delivery_report_only_error_that_is_no_bool_is_refused():
+    """confluent-kafka reads this key in Python: 'maybe' used to mean false, silently."""
+    with pytest.raises(ConfigError, match=r"kafka\.delivery\.report\.only\.error=maybe: expected true or false"):
+        ScoringConfig(kafka={"delivery.report.only.error": "maybe"})
