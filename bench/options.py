@@ -2,13 +2,22 @@
 
 import click
 
-__all__ = ["BOOTSTRAP", "NAMESPACE"]
+__all__ = ["BOOTSTRAP", "NAMESPACE", "check_bootstrap", "check_namespace"]
 
-BOOTSTRAP = click.option("--bootstrap", default="127.0.0.1:9092", show_default=True,
+
+
+def check_bootstrap(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    # librdkafka takes "" and retries it until the command's own timeout (10 s of silence).
+    if value is not None and not value.strip():
+        raise click.BadParameter("empty; give host:port[,host:port...]")
+    return value
+
+
+BOOTSTRAP = click.option("--bootstrap", default="127.0.0.1:9092", show_default=True, callback=check_bootstrap,
                          envvar="FRAUDSTREAM_BOOTSTRAP", help="Kafka bootstrap servers.")
 
 
-def _namespace(ctx: click.Context, param: click.Parameter, value: str | None) -> str:
+def check_namespace(ctx: click.Context, param: click.Parameter, value: str | None) -> str:
     # `--namespace "$NS"` with NS unset must not mean the default topics: `bench topics delete
     # --namespace "" --yes` deleted them.
     if value is not None and not value.strip():
@@ -16,5 +25,5 @@ def _namespace(ctx: click.Context, param: click.Parameter, value: str | None) ->
     return value or ""
 
 
-NAMESPACE = click.option("--namespace", default=None, callback=_namespace, metavar="NS",
+NAMESPACE = click.option("--namespace", default=None, callback=check_namespace, metavar="NS",
                          help="Topic namespace: NS.transactions, NS.fraud-scores, ... (default: none).")

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from bench.options import check_bootstrap
+
 __all__ = ["drain"]
 
 
@@ -22,7 +24,7 @@ __all__ = ["drain"]
               help="Close a partial batch after this many ms (default: the service's).")
 @click.option("-X", "kafka_settings", multiple=True, metavar="KEY=VALUE",
               help="librdkafka setting for the service's clients, e.g. -X linger.ms=20 (repeatable).")
-@click.option("--bootstrap", default=None,
+@click.option("--bootstrap", default=None, callback=check_bootstrap,
               help="Use this Kafka cluster instead of the embedded local broker "
                    "(broker CPU is then not measured).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from bench.options import check_bootstrap, check_namespace
 from core.config import MAX_WORKERS
 
 __all__ = ["run"]
@@ -13,11 +14,12 @@ __all__ = ["run"]
 
 @click.command()
 @click.argument("scenario_file", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--bootstrap", default=None, envvar="FRAUDSTREAM_BENCH_BOOTSTRAP",
+@click.option("--bootstrap", default=None, envvar="FRAUDSTREAM_BENCH_BOOTSTRAP", callback=check_bootstrap,
               help="Use this Kafka cluster instead of the embedded local broker.")
 @click.option("--external-scorer", is_flag=True,
               help="Do not start the scoring service: one already reads --namespace.")
-@click.option("--namespace", default=None, help="With --external-scorer: the topics' namespace.")
+@click.option("--namespace", default=None, callback=check_namespace,
+              help="With --external-scorer: the topics' namespace.")
 @click.option("--target", "target_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Target file (brokers, client properties); overrides the scenario's.")
 @click.option("--workers", type=click.IntRange(1, MAX_WORKERS), default=None,

@@ -74,6 +74,13 @@ def test_no_broker_is_one_line_not_the_client_log():
      "Invalid value for '--namespace': empty; leave it out for the default topics"),
     (["topics", "create", "--namespace", " ", "--bootstrap", "127.0.0.1:1"], "--namespace': empty"),
     (["produce", "--namespace", "", "--bootstrap", "127.0.0.1:1"], "--namespace': empty"),
+    (["run", "scenarios/peak.yaml", "--external-scorer", "--namespace", ""], "--namespace': empty"),
+    # `--bootstrap "$BROKERS"` with BROKERS unset: librdkafka retried "" for 10 s, and bench
+    # run / drain took it for "no cluster given" and started a local broker
+    (["topics", "create", "--bootstrap", ""], "Invalid value for '--bootstrap': empty; give host:port"),
+    (["alerts", "--bootstrap", " "], "--bootstrap': empty"),
+    (["run", "scenarios/peak.yaml", "--bootstrap", ""], "--bootstrap': empty"),
+    (["drain", "--bootstrap", ""], "--bootstrap': empty"),
 ])
 def test_a_bad_command_line_exits_2_before_doing_anything(args, message):
     proc = subprocess.run(BENCH + args, capture_output=True, text=True, timeout=60)
