@@ -2,13 +2,14 @@
 
     FraudstreamError            root: catch this to catch everything the project raises
     ├── ConfigError             bad configuration (a field's name is in the message)
+    │   └── SettingRefused      the broker refuses a client setting (no restart can cure it)
     ├── ModelError              the model cannot be loaded or compiled (raised at start-up)
     ├── PipelineError           the scoring loop cannot continue (fatal Kafka error, fenced)
     │   └── StateError          per-card state cannot be restored (e.g. an undecodable record)
     └── StartupError            the service cannot start: a worker could not (model, topics, credentials)
 """
 
-__all__ = ["FraudstreamError", "ConfigError", "ModelError", "PipelineError", "StateError", "StartupError"]
+__all__ = ["FraudstreamError", "ConfigError", "SettingRefused", "ModelError", "PipelineError", "StateError", "StartupError"]
 
 
 class FraudstreamError(Exception):
@@ -17,6 +18,11 @@ class FraudstreamError(Exception):
 
 class ConfigError(FraudstreamError):
     """Configuration is invalid; the message names the offending field."""
+
+
+class SettingRefused(ConfigError):
+    """The broker refuses one of the clients' settings (kafka.<key> is in the message). Raised
+    while scoring, not at start-up; every restart would meet it again, so the service stops."""
 
 
 class ModelError(FraudstreamError):

@@ -33,7 +33,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, Topi
 from core.cardstate import CardStates
 from core.config import ScoringConfig, check_consumer_args
 from core.culprits import Culprits
-from core.errors import ConfigError, PipelineError
+from core.errors import ConfigError, PipelineError, SettingRefused
 from core.faults import faults_from_env
 from core.limits import DEFAULT_MAX_MESSAGE_BYTES, OutputLimits
 from core.metrics import LoopMetrics, Ticker, consumer_lag, format_stats
@@ -385,7 +385,7 @@ class ScoringConsumer:
                 offset_reset_refused().inc()
             return
         if error.code() == KafkaError.INVALID_SESSION_TIMEOUT:   # the group join fails every 2 s, forever
-            raise ConfigError(f"kafka.session.timeout.ms: the broker at {self.config.bootstrap_servers} refuses "
+            raise SettingRefused(f"kafka.session.timeout.ms: the broker at {self.config.bootstrap_servers} refuses "
                               f"it ({error.str()}): keep it within its group.min.session.timeout.ms and "
                               f"group.max.session.timeout.ms (6 s and 30 min by default)")
         if error.code() != KafkaError._PARTITION_EOF:

@@ -30,7 +30,7 @@ import signal
 from dataclasses import dataclass
 
 __all__ = ["SlotState", "Slot", "Decision", "SlotView", "backoff_delay", "describe_exit", "format_slots",
-           "EXIT_PIPELINE", "EXIT_STARTUP", "EXIT_FENCED", "EXIT_STATE", "BACKOFF_BASE_S", "BACKOFF_CAP_S",
+           "EXIT_PIPELINE", "EXIT_STARTUP", "EXIT_FENCED", "EXIT_STATE", "EXIT_SETTING", "BACKOFF_BASE_S", "BACKOFF_CAP_S",
            "HEALTHY_AFTER_S", "TWIN_WINDOW_S", "FENCED_IN_A_ROW"]
 
 EXIT_PIPELINE = 2   # run-time Kafka failure (broker gone, aborts in a row, ...): back off, restart
@@ -40,6 +40,9 @@ EXIT_FENCED = 4     # another process took this slot's transactional.id / group.
 # changelog record, input deleted since the snapshot under offset_reset refuse): back off and
 # retry like EXIT_PIPELINE (some causes pass, e.g. offsets unavailable for a minute), but say so.
 EXIT_STATE = 5
+# The broker refuses a client setting (core.errors.SettingRefused): the service stops even after
+# its workers were up, since every restart would meet the same refusal.
+EXIT_SETTING = 6
 
 BACKOFF_BASE_S = 0.25
 # A slot failing for hours still retries twice a minute: a broker back from maintenance is
@@ -80,7 +83,7 @@ def describe_exit(code: int | None) -> str:
     else:
         why = {EXIT_PIPELINE: "Kafka error", EXIT_STARTUP: "start-up error",
                EXIT_FENCED: "fenced by another process with its ids",
-               EXIT_STATE: "card state cannot be restored"}.get(code, "")
+               EXIT_STATE: "card state cannot be restored", EXIT_SETTING: "the broker refuses a setting"}.get(code, "")
     return f"exit code {code}" + (f" ({why})" if why else "")
 
 
@@ -134,7 +137,7 @@ class Slot:
         self.last_exit = describe_exit(code)
         self.state, self.up_since = SlotState.BACKING_OFF, None
         self.restart_at = now + backoff_delay(self.failures)
-        if code == EXIT_STARTUP and not service_up:
+        if code == EXIT_SETTING or (code == EXIT_STARTUP and not service_up):
             return Decision.STARTUP_ERROR
         if self.fenced_in_a_row >= FENCED_IN_A_ROW:
             return Decision.ID_COLLISION

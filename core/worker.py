@@ -26,9 +26,9 @@ from typing import Any
 import msgspec
 
 from core.config import ScoringConfig
-from core.errors import ConfigError, FraudstreamError, PipelineError, StateError
+from core.errors import ConfigError, FraudstreamError, PipelineError, SettingRefused, StateError
 from core.identity import CREDENTIAL_CODES, is_fenced, kafka_error_of
-from core.slots import EXIT_FENCED, EXIT_PIPELINE, EXIT_STARTUP, EXIT_STATE
+from core.slots import EXIT_FENCED, EXIT_PIPELINE, EXIT_SETTING, EXIT_STARTUP, EXIT_STATE
 
 __all__ = ["worker_main", "exit_code_for", "die_with_parent", "Ready", "Failed", "STATUS"]
 
@@ -74,6 +74,8 @@ def exit_code_for(exc: FraudstreamError) -> int:
     error = kafka_error_of(exc)
     if is_fenced(error):
         return EXIT_FENCED
+    if isinstance(exc, SettingRefused):
+        return EXIT_SETTING
     if isinstance(exc, ConfigError) or not isinstance(exc, PipelineError):   # ModelError, ...
         return EXIT_STARTUP
     if error is not None and error.code() in CREDENTIAL_CODES:
@@ -104,7 +106,7 @@ def worker_main(config_json: bytes, slot: int, parent_pid: int, log_level: int, 
 
     def fail(exc: FraudstreamError) -> None:
         code = exit_code_for(exc)
-        log.error("worker %d %s: %s", slot, "cannot start" if code == EXIT_STARTUP else "stops", exc)
+        log.error("worker %d %s: %s", slot, "cannot start" if code in (EXIT_STARTUP, EXIT_SETTING) else "stops", exc)
         status.send(Failed(code, str(exc)[:_MAX_REASON]))
         sys.exit(code)
 

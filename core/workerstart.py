@@ -16,7 +16,7 @@ from typing import Any
 from confluent_kafka import KafkaError, KafkaException
 
 from core.config import ScoringConfig
-from core.errors import ConfigError, PipelineError
+from core.errors import ConfigError, PipelineError, SettingRefused
 from core.limits import OutputLimits, output_limits_of, read_topic_configs
 from core.topics import state_topic_problem
 from core.txn import admin_settings
@@ -44,7 +44,7 @@ def init_transactions(producer: Any, stopping: threading.Event, name: str, boots
                 log.warning("%s: init_transactions with Kafka at %s: %s; retrying", name, bootstrap, error.str())
                 continue
             if error.code() == KafkaError.INVALID_TRANSACTION_TIMEOUT:   # a setting no restart cures
-                raise ConfigError(f"kafka.transaction.timeout.ms: the broker at {bootstrap} refuses it, it is larger "
+                raise SettingRefused(f"kafka.transaction.timeout.ms: the broker at {bootstrap} refuses it, it is larger "
                                   f"than the broker's transaction.max.timeout.ms (15 min by default): lower it") from exc
             raise PipelineError(f"{name}: init_transactions failed: {error.str()}") from exc
 

@@ -6,10 +6,10 @@ import json
 import pytest
 from confluent_kafka import KafkaError, KafkaException
 
-from core.errors import ConfigError, ModelError, PipelineError, StateError
+from core.errors import ConfigError, ModelError, PipelineError, SettingRefused, StateError
 from core.health import health
-from core.slots import (BACKOFF_CAP_S, EXIT_FENCED, EXIT_PIPELINE, EXIT_STARTUP, EXIT_STATE, HEALTHY_AFTER_S, Decision,
-                        Slot, backoff_delay, describe_exit, format_slots)
+from core.slots import (BACKOFF_CAP_S, EXIT_FENCED, EXIT_PIPELINE, EXIT_SETTING, EXIT_STARTUP, EXIT_STATE,
+                        HEALTHY_AFTER_S, Decision, Slot, backoff_delay, describe_exit, format_slots)
 from core.worker import exit_code_for
 
 
@@ -82,6 +82,16 @@ def test_a_start_up_error_before_any_worker_was_up_stops_the_service():
     assert _fail(Slot(2), clock, -9, up=False, service_up=False) is Decision.RESTART
 
 
+def test_a_setting_the_broker_refuses_stops_the_service_even_once_it_was_up():
+    """A session timeout outside the broker's range is met in the group join, after the worker
+    reported ready: where the pre-flight could not read the broker's range (no DescribeConfigs
+    right) the supervisor restarted every worker for ever."""
+    clock = Clock()
+    assert _fail(Slot(0), clock, EXIT_SETTING, service_up=True) is Decision.STARTUP_ERROR
+    assert _fail(Slot(1), clock, EXIT_SETTING, live=600.0, service_up=True) is Decision.STARTUP_ERROR
+    assert describe_exit(EXIT_SETTING) == "exit code 6 (the broker refuses a setting)"
+
+
 def test_fenced_three_times_in_a_row_soon_after_start_is_a_twin():
     clock, slot = Clock(), Slot(0)
     assert _fail(slot, clock, EXIT_FENCED, live=5.0) is Decision.RESTART
@@ -144,6 +154,7 @@ def _raised(exc, cause):
     (_raised(PipelineError("produce"), _kafka(KafkaError._MSG_TIMED_OUT)), EXIT_PIPELINE),
     (PipelineError("10 transactions aborted in a row"), EXIT_PIPELINE),
     (ConfigError("topic(s) x do not exist"), EXIT_STARTUP),
+    (SettingRefused("kafka.session.timeout.ms: the broker at b refuses it"), EXIT_SETTING),
     (ModelError("cannot load"), EXIT_STARTUP),
     (StateError("w: t.transactions[0] 50..99, scored after the card-state snapshot, is gone"), EXIT_STATE),
     (_raised(StateError("w: cannot read the end of t.card-state[0]"), _kafka(KafkaError._TIMED_OUT)), EXIT_STATE),

@@ -37,3 +37,45 @@ def test_a_session_timeout_outside_the_brokers_range_is_one_error_line(kafka_boo
     assert one_error_line(svc) == ("error: kafka.session.timeout.ms=1000: the broker accepts 6000..1800000 (its "
                                    "group.min.session.timeout.ms and group.max.session.timeout.ms)")
 
+
+
+def test_an_embedded_consumer_meets_the_refused_session_timeout_in_the_group_join(kafka_bootstrap, fresh_topics):
+    """No pre-flight runs here (as in a service that may not read the broker's configs): the
+    worker itself must stop with SettingRefused, whose exit code the supervisor never restarts
+    (tests/core/test_supervisor_policy.py), instead of joining and failing every 2 s."""
+    import threading
+
+    from prometheus_client import CollectorRegistry
+
+    from core.config import ScoringConfig
+    from core.errors import SettingRefused
+    from core.loop import ScoringConsumer
+    from core.metrics import LoopMetrics
+    from core.paths import stateless_model_path
+    from core.scorer import Scorer
+    from core.slots import EXIT_SETTING
+    from core.worker import exit_code_for
+
+    names = fresh_topics("embedded-session")
+    group = f"embedded-session-{uuid.uuid4().hex[:6]}"
+    config = ScoringConfig(bootstrap_servers=kafka_bootstrap, topics=names, group_id=group, state=False,
+                           stats_interval_s=0, kafka={"session.timeout.ms": "1000"})
+    consumer = ScoringConsumer(config, Scorer.load(stateless_model_path()),
+                               metrics=LoopMetrics(registry=CollectorRegistry()))
+    raised: list[BaseException] = []
+
+    def run():
+        try:
+            consumer.run()
+        except BaseException as exc:  # noqa: BLE001 - asserted below
+            raised.append(exc)
+
+    runner = threading.Thread(target=run)
+    runner.start()
+    runner.join(60)
+    if runner.is_alive():
+        consumer.stop()
+        runner.join(30)
+    assert raised and isinstance(raised[0], SettingRefused), raised
+    assert "kafka.session.timeout.ms: the broker at" in str(raised[0])
+    assert exit_code_for(raised[0]) == EXIT_SETTING
