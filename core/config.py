@@ -62,8 +62,8 @@ _INCOMPATIBLE_VALUES = {
 # delivery.report.only.error in Python, so librdkafka never sees (and never refuses) a bad one.
 _TRUE, _FALSE = frozenset({"true", "t", "1"}), frozenset({"false", "f", "0"})
 _PYTHON_BOOL_KEYS = frozenset({"delivery.report.only.error"})
-# Set while __post_init__ validates a directly constructed config through msgspec, whose
-# decoding calls __post_init__ again.
+# Set while msgspec decodes a config (which checks types and ranges, then calls __post_init__):
+# __post_init__ runs that check itself only for a config built directly.
 _VALIDATING: contextvars.ContextVar[bool] = contextvars.ContextVar("scoring_config_validating", default=False)
 
 _SECRET_KEY = re.compile(r"password|secret|token|credential|private|\.key\.pem|sasl\.oauthbearer\.config"
@@ -138,11 +138,7 @@ class ScoringConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_
         if not _VALIDATING.get():
             # ScoringConfig(...) itself checks no type or range (msgspec does that on decoding
             # only): an embedder's batch_max_records=0 would otherwise reach the loop.
-            token = _VALIDATING.set(True)
-            try:
-                checked = _convert(msgspec.to_builtins(self))
-            finally:
-                _VALIDATING.reset(token)
+            checked = _convert(msgspec.to_builtins(self))
             wrong = [f for f in self.__struct_fields__ if isinstance(getattr(checked, f), msgspec.Struct)
                      and type(getattr(self, f)) is not type(getattr(checked, f))]
             if wrong:   # topics={...}: a dict that decodes, but is not a TopicNames
@@ -208,10 +204,13 @@ def _convert(data: dict[str, Any]) -> ScoringConfig:
     if isinstance(data.get("kafka"), dict):
         # YAML gives ints and bools; librdkafka wants strings, bools spelled true/false.
         data = {**data, "kafka": {str(k): _kafka_str(v) for k, v in data["kafka"].items()}}
+    token = _VALIDATING.set(True)   # msgspec checks types and ranges as it decodes
     try:
         return msgspec.convert(data, ScoringConfig)
     except msgspec.ValidationError as exc:
         raise ConfigError(f"invalid scoring config: {_describe(exc)}") from None
+    finally:
+        _VALIDATING.reset(token)
 
 
 def _kafka_str(value: Any) -> Any:
