@@ -62,7 +62,7 @@ def cli():
     \b
     Example, on a fresh machine:
       bench broker up            # start a local Kafka (jars from Maven Central)
-      bench topics create        # transactions, fraud-scores, fraud-alerts, fraud-deadletter
+      bench topics create        # transactions, three output topics, the card-state changelog
       bench run scenarios/peak.yaml
     """
 

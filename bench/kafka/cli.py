@@ -15,7 +15,8 @@ __all__ = ["topics", "passthrough"]
 @click.group()
 def topics():
     """The pipeline's topics: transactions (6), fraud-scores (6), fraud-alerts (3),
-    fraud-deadletter (3), replication factor min(3, brokers); from 3 brokers on
+    fraud-deadletter (3) and the compacted card-state changelog fraud-card-state (6, as
+    transactions), replication factor min(3, brokers); from 3 brokers on
     min.insync.replicas=2 (an acknowledged write is on two brokers).
 
     \b
