@@ -67,6 +67,7 @@ from core.errors import StateError
 from core.partreader import fast_refusal, read_partition
 from core.limits import DEFAULT_MAX_MESSAGE_BYTES
 from core.replayrule import replay_plan
+from core.restorecheck import check_marker, partition_counts
 from core.snapshot import (MARKER_KEY, Marker, check_state_limit, encode_marker, produce_snapshot, replay_input,
                            take_markers)
 from core.statemetrics import RestoreStats, StateGauges
@@ -98,9 +99,11 @@ def next_snapshot(p: int, now: float, interval: float) -> float:
 class CardStates:
     """State stores of the assigned partitions, their snapshots and their restore."""
 
-    def __init__(self, config: ScoringConfig, name: str):
+    def __init__(self, config: ScoringConfig, name: str, model: str = ""):
         self.topic = config.topics.state
         self.name = name
+        self.model = model        # the scorer's model version, in every marker
+        self._partitions = 0      # of the input topic at the last restore, in every marker
         self._config = config
         self._interval = config.state_snapshot_s
         self._stores: dict[int, CardStore] = {}
@@ -206,7 +209,7 @@ class CardStates:
         """The cards changed since p's last snapshot (tombstones first), then the marker last:
         a marker read by a restore comes after every card record of its snapshot."""
         records = store.changes()
-        records.append((MARKER_KEY, encode_marker(offset, store.watermark, store.ahead)))
+        records.append((MARKER_KEY, encode_marker(offset, store.watermark, store.ahead, self._partitions, self.model)))
         size = produce_snapshot(producer, self.topic, p, records, self.limit, self.name)
         stats, g = self.restore_stats, self._gauges
         stats.written += len(records)
@@ -224,12 +227,16 @@ class CardStates:
         except KafkaException as exc:
             raise StateError(f"{self.name}: committed offsets of {src}{partitions} unavailable "
                              f"before restoring their card state: {exc.args[0]}") from exc
+        # (partitions of the input, of the changelog) now; StateError when they differ
+        counts = partition_counts(self._reader_consumer(), self._config, self.name)
+        self._partitions = counts[0]
         for tp in committed:
             p = tp.partition
             if tp.error is not None:   # else its offset, -1001, would read as "never committed"
                 raise StateError(f"{self.name}: committed offset of {src}[{p}] unavailable: {tp.error}")
             started = time.perf_counter()
             store = self._restore_one(p)
+            check_marker(self._config, self.name, p, self._markers.get(p, (None, -1))[0], counts, self.model)
             self._replay(store, p, self._markers.pop(p, (None, -1))[0], tp.offset, started)
             self._stores[p] = store
             self._due[p] = 0.0   # p's first transaction writes a snapshot: see the module docstring

@@ -86,7 +86,7 @@ class ScoringConsumer:
             from core.velocity import VELOCITY_FEATURES
             raise ConfigError(f"state: the model uses {', '.join(VELOCITY_FEATURES)}, which only "
                               "the per-card state computes: run with state on (without --no-state)")
-        self._cards = CardStates(config, self.name) if config.state else None
+        self._cards = CardStates(config, self.name, getattr(scorer, "model_version", "")) if config.state else None
         # partitions whose card state cannot be restored: paused, retried (core.stateholds)
         self._holds = StateHolds(self.name, config.topics.transactions) if config.state else None
         self._faults = faults_from_env()   # test only; None unless FRAUDSTREAM_FAULTS is set

@@ -7,6 +7,11 @@ since S. S > X (offsets moved back, or another group's snapshot), or a snapshot 
 committed offset: the state already holds input that will be scored again, which would count
 it twice. No marker: either an older changelog (the state at X itself) or none at all.
 
+The changelog is kept per input partition, and a producer puts a card in partition
+hash(card) % partitions: once partitions are added to the input, most cards' next transactions
+land in another partition than their history (partition_count_rule), so that history no
+longer describes them.
+
 Where the state cannot be exact, offset_reset decides: "refuse" (the default) is a StateError
 (the loop holds the partition: core.stateholds); "earliest" / "latest" means the operator has
 already chosen to lose or repeat input, so it goes on, logging what it did.
@@ -19,7 +24,7 @@ from typing import Callable, NamedTuple
 
 from core.errors import StateError
 
-__all__ = ["ReplayPlan", "replay_plan"]
+__all__ = ["ReplayPlan", "replay_plan", "partition_count_rule"]
 
 
 class ReplayPlan(NamedTuple):
@@ -67,3 +72,27 @@ def replay_plan(*, src: str, p: int, state_topic: str, snapshot: int | None, com
     return ReplayPlan(min(first, committed), logging.ERROR,
                       f"{lost} (retention or deleted records): scoring on from the snapshot's state plus what "
                       f"is left (offset_reset {offset_reset})")
+
+
+def partition_count_rule(*, src: str, p: int, state_topic: str, partitions: int, state_partitions: int,
+                         snapshot_partitions: int, offset_reset: str, exactly_once: bool = True) -> str:
+    """Whether partition p's card state may be restored now that `src` has `partitions`
+    partitions and `state_topic` `state_partitions`, p's last marker having been written when
+    `src` had `snapshot_partitions` (0: no marker, or one written before markers recorded it).
+    Returns "" or an error to log and go on with (offset_reset earliest | latest); raises
+    StateError under offset_reset refuse, and whenever the changelog is partitioned unlike the
+    input (the snapshots of some partitions would have nowhere to go)."""
+    anew = (f"to start the card state anew (every card without history), delete {state_topic} and create it "
+            f"with {partitions} partitions and cleanup.policy=compact")
+    if state_partitions != partitions:
+        raise StateError(f"{state_topic} has {state_partitions} partitions and {src} {partitions} (partitions added "
+                         f"while the service ran?): the card state is kept per input partition, and a card's "
+                         f"transactions now go to another partition than its history; {anew}")
+    if snapshot_partitions in (0, partitions):
+        return ""
+    moved = (f"{src} has {partitions} partitions, but the card state in {state_topic}[{p}] was built when it had "
+             f"{snapshot_partitions}: most cards' transactions now go to another partition than their history, so "
+             f"their velocity features would be wrong")
+    if offset_reset == "refuse" and exactly_once:
+        raise StateError(f"{moved}; {anew}, or set offset_reset: earliest | latest to score on from this state")
+    return f"{moved}: scoring on from this state (offset_reset {offset_reset})"

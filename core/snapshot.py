@@ -16,9 +16,13 @@ MAX_CARD_KEY_BYTES, a value of at most MAX_CARD_EVENTS events): check_state_limi
 start-up a producer or changelog topic that takes less, and produce_snapshot checks every
 record, so a snapshot is never refused for its size, which would abort every batch forever.
 
-Marker value, little-endian: version u8 (2), S i64, watermark f64 (NaN: no card applied yet),
+Marker value, little-endian: version u8 (3), S i64, watermark f64 (NaN: no card applied yet),
 ahead i64 (transactions in a row more than 24 h ahead of the watermark: core.velocity's time
-policy). Version 1 (no `ahead`, read as 0) is still read.
+policy), partitions u32 (of the input topic when written: a restore under another count would
+score cards whose history is in another partition, core.replayrule.partition_count_rule), then
+the writer's model version, UTF-8 (a restore by another model is logged: two models scoring one
+group). Versions 2 (no partitions or model, read as 0 and "") and 1 (no `ahead` either) are
+still read; code older than version 3 holds a partition whose last marker is a version 3 one.
 """
 
 from __future__ import annotations
@@ -38,9 +42,11 @@ __all__ = ["MARKER_KEY", "Marker", "encode_marker", "decode_marker", "take_marke
 
 _PREFIX = b"fraudstream.card-state.snapshot-marker/"
 MARKER_KEY = _PREFIX + b"." * (1025 - len(_PREFIX))   # MAX_CARD_KEY_BYTES + 1 bytes
-_FORMAT = struct.Struct("<Bqdq")
+_FORMAT = struct.Struct("<BqdqI")
+_FORMAT_V2 = struct.Struct("<Bqdq")
 _FORMAT_V1 = struct.Struct("<Bqd")
-_VERSION = 2
+_VERSION = 3
+_MAX_MODEL_BYTES = 255
 
 _REPLAY_CHUNK = 20_000     # input records per consume() and per decode: bounded memory
 # the largest changelog record by librdkafka's count (a marker record is smaller)
@@ -48,32 +54,40 @@ MAX_STATE_RECORD_BYTES = RECORD_OVERHEAD + MAX_CARD_KEY_BYTES + MAX_STATE_VALUE_
 
 
 class Marker(NamedTuple):
-    """A snapshot's marker: the input offset the state is at, its watermark, and how many
-    transactions in a row were more than 24 h ahead of the watermark then."""
+    """A snapshot's marker: the input offset the state is at, its watermark, how many
+    transactions in a row were more than 24 h ahead of the watermark then, the input topic's
+    partition count and the model version of the writer (0 and "": not recorded)."""
 
     offset: int
     watermark: float
     ahead: int = 0
+    partitions: int = 0
+    model: str = ""
 
 
-def encode_marker(offset: int, watermark: float, ahead: int = 0) -> bytes:
-    return _FORMAT.pack(_VERSION, offset, watermark, ahead)
+def encode_marker(offset: int, watermark: float, ahead: int = 0, partitions: int = 0, model: str = "") -> bytes:
+    name = model.encode()[:_MAX_MODEL_BYTES]
+    return _FORMAT.pack(_VERSION, offset, watermark, ahead, partitions) + name
 
 
 def decode_marker(value: bytes | None) -> Marker | None:
-    """The marker in a record's value, or None when it is not a valid marker (version 2, or
-    version 1 without `ahead`)."""
+    """The marker in a record's value, or None when it is not a valid marker (version 3, 2
+    without partitions and model, or 1 without `ahead` either)."""
     if not value:
         return None
-    if value[0] == _VERSION and len(value) == _FORMAT.size:
-        _, offset, watermark, ahead = _FORMAT.unpack(value)
+    partitions, model = 0, ""
+    if value[0] == _VERSION and _FORMAT.size <= len(value) <= _FORMAT.size + _MAX_MODEL_BYTES:
+        _, offset, watermark, ahead, partitions = _FORMAT.unpack_from(value)
+        model = value[_FORMAT.size:].decode(errors="replace")
+    elif value[0] == 2 and len(value) == _FORMAT_V2.size:
+        _, offset, watermark, ahead = _FORMAT_V2.unpack(value)
     elif value[0] == 1 and len(value) == _FORMAT_V1.size:
         (_, offset, watermark), ahead = _FORMAT_V1.unpack(value), 0
     else:
         return None
     if offset < 0 or math.isinf(watermark) or ahead < 0:
         return None
-    return Marker(offset, watermark, ahead)
+    return Marker(offset, watermark, ahead, partitions, model)
 
 
 def take_markers(chunk, who: str, where: str):

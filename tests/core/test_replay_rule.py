@@ -5,7 +5,7 @@ import logging
 import pytest
 
 from core.errors import StateError
-from core.replayrule import replay_plan
+from core.replayrule import partition_count_rule, replay_plan
 
 ARGS = dict(src="tx", p=2, state_topic="st", cards=10, offset_reset="refuse")
 
@@ -51,3 +51,32 @@ def test_at_least_once_is_never_exact_so_never_held():
     plan = replay_plan(snapshot=50, committed=40, low=never, exactly_once=False, **ARGS)
     assert plan.start == 40 and plan.level == logging.WARNING and "(offset_reset refuse, at-least-once)" in plan.note
     assert replay_plan(snapshot=50, committed=80, low=lambda: 60, exactly_once=False, **ARGS).start == 60
+
+
+COUNT = dict(src="tx", p=2, state_topic="st", offset_reset="refuse")
+
+
+def test_partitions_added_to_the_input_hold_a_partition_whose_state_was_built_on_fewer():
+    """Partitions added while the service ran move most cards to another partition than their
+    history: restoring p from a snapshot written at 6 partitions when there are 8 is refused
+    (it was scored on before), naming both counts and how to start anew."""
+    with pytest.raises(StateError) as err:
+        partition_count_rule(partitions=8, state_partitions=8, snapshot_partitions=6, **COUNT)
+    text = str(err.value)
+    assert "tx has 8 partitions, but the card state in st[2] was built when it had 6" in text
+    assert "delete st and create it with 8 partitions and cleanup.policy=compact" in text
+    assert "offset_reset: earliest | latest" in text
+    note = partition_count_rule(partitions=8, state_partitions=8, snapshot_partitions=6,
+                                **{**COUNT, "offset_reset": "latest"})
+    assert "built when it had 6" in note and "(offset_reset latest)" in note
+    # the same count, or a marker that does not record it (written before it was recorded), or none
+    for snapshot in (8, 0):
+        assert partition_count_rule(partitions=8, state_partitions=8, snapshot_partitions=snapshot, **COUNT) == ""
+
+
+def test_a_changelog_partitioned_unlike_the_input_is_refused_whatever_offset_reset():
+    for reset in ("refuse", "earliest"):
+        with pytest.raises(StateError, match=r"st has 6 partitions and tx 8 \(partitions added while the service "
+                                             r"ran\?\).*create it with 8 partitions"):
+            partition_count_rule(partitions=8, state_partitions=6, snapshot_partitions=0,
+                                 **{**COUNT, "offset_reset": reset})
