@@ -249,9 +249,10 @@ class Service:
 
 
 class InProcess:
-    """One ScoringConsumer in a thread of this process, its metrics and what it logged."""
+    """One ScoringConsumer in a thread of this process (`scorer`: default Scorer.load()), its metrics
+    and what it logged."""
 
-    def __init__(self, bootstrap: str, names: TopicNames, group: str, **settings):
+    def __init__(self, bootstrap: str, names: TopicNames, group: str, *, scorer=None, **settings):
         from prometheus_client import CollectorRegistry
 
         from core.config import ScoringConfig
@@ -263,7 +264,7 @@ class InProcess:
         config = ScoringConfig(bootstrap_servers=bootstrap, topics=names, group_id=group,
                                transactional_id_prefix=group, stats_interval_s=0, **settings)
         self.metrics = LoopMetrics(registry=CollectorRegistry())
-        self.consumer = ScoringConsumer(config, Scorer.load(), metrics=self.metrics)
+        self.consumer = ScoringConsumer(config, scorer or Scorer.load(), metrics=self.metrics)
         self.errors: list[BaseException] = []
         self.thread = threading.Thread(target=self._run)
         self.thread.start()
