@@ -38,6 +38,11 @@ _CONSUMER_DEFAULTS = {
     "session.timeout.ms": "30000",
     "heartbeat.interval.ms": "1000",
     "enable.partition.eof": "false",
+    # Partitions added to the input are noticed at the next metadata refresh (a rebalance,
+    # whose restores hold partitions of the old count: core.restorecheck). Until then records
+    # sent under the new count are scored from the old partitions' state: at librdkafka's
+    # 5 min, up to 5 min of them; at 10 s, one small metadata request per 10 s per worker.
+    "topic.metadata.refresh.interval.ms": "10000",
 }
 _PRODUCER_DEFAULTS = {
     # commit_transaction flushes at once anyway; a long linger only makes the requests of
