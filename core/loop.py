@@ -159,9 +159,8 @@ class ScoringConsumer:
         if self.config.offset_reset == "refuse":
             topics = self.config.topics
             try:
-                partitions, refused = plan_start(consumer, self.name, topics.transactions,
-                                                 (topics.scores, topics.deadletter), partitions,
-                                                 reader_settings(self.config))
+                partitions, refused = plan_start(self.name, topics.transactions, (topics.scores, topics.deadletter),
+                                                 partitions, reader_settings(self.config))
             except KafkaException as exc:
                 raise PipelineError(f"{self.name}: cannot read the group's committed offsets: {exc.args[0]}") from exc
             self._refused.update(refused)

@@ -97,24 +97,42 @@ def refused_text(name: str, topic: str, partitions: Sequence[int], why: str) -> 
             f"kafka-consumer-groups --reset-offsets, and restart")
 
 
-def plan_start(consumer: Any, name: str, topic: str, outputs: Sequence[str],
-               partitions: list[TopicPartition], reader: dict | None = None
-               ) -> tuple[list[TopicPartition], set[int]]:
+def plan_start(name: str, topic: str, outputs: Sequence[str], partitions: list[TopicPartition],
+               reader: dict) -> tuple[list[TopicPartition], set[int]]:
     """What on_assign assigns under offset_reset=refuse: `partitions` with OFFSET_BEGINNING set
     on those that start at the beginning, and the set of partitions refused (already logged
     and counted). Raises KafkaException when Kafka cannot answer (the worker then exits and
-    its restart asks again). `reader`: settings of an assign()-only reader (core.txn.reader_settings)
-    that looks for committed output records (None: any record counts)."""
+    its restart asks again). `reader`: settings of an assign()-only reader of the group
+    (core.txn.reader_settings) that asks for the committed offsets and looks for committed
+    output records.
+
+    It asks through a client of its own, never the group's consumer: on_assign runs inside that
+    consumer's consume(), and a blocking call of confluent-kafka on the same client (committed,
+    list_topics, get_watermark_offsets) clears the state consume() keeps for its callbacks, so a
+    second callback of that consume() (a revoke right after this assignment: seen when the
+    topics were deleted and created again) aborted the worker (SIGABRT, "CallState_get:
+    Assertion `cs != NULL' failed")."""
+    from confluent_kafka import Consumer
+
+    probe = Consumer(reader)
+    try:
+        return _plan(probe, name, topic, outputs, partitions)
+    finally:
+        probe.close()
+
+
+def _plan(probe: Any, name: str, topic: str, outputs: Sequence[str], partitions: list[TopicPartition]
+          ) -> tuple[list[TopicPartition], set[int]]:
     assigned = [tp.partition for tp in partitions]
-    all_parts = sorted(consumer.list_topics(topic, timeout=10.0).topics[topic].partitions)
-    committed = _committed(consumer, topic, all_parts)
+    all_parts = sorted(probe.list_topics(topic, timeout=10.0).topics[topic].partitions)
+    committed = _committed(probe, topic, all_parts)
     if all(committed.get(p, -1) >= 0 for p in assigned):
         return partitions, set()
-    written = _outputs_written(consumer, outputs, reader)
+    written = _outputs_written(probe, outputs)
     start, refused = decide_start(assigned, committed, written)
     if refused:
         time.sleep(_RECHECK_S)
-        start, refused = decide_start(assigned, _committed(consumer, topic, all_parts), written)
+        start, refused = decide_start(assigned, _committed(probe, topic, all_parts), written)
     if refused:
         log.error("%s", refused_text(name, topic, sorted(refused), "the group has no committed offsets left, but "
                                      f"{' / '.join(outputs)} already hold records (offsets expired or deleted?)"))
@@ -131,42 +149,34 @@ def _committed(consumer: Any, topic: str, parts: Sequence[int]) -> dict[int, int
     return {tp.partition: tp.offset for tp in got}
 
 
-def _outputs_written(consumer: Any, outputs: Sequence[str], reader: dict | None) -> bool:
+def _outputs_written(probe: Any, outputs: Sequence[str]) -> bool:
     """Whether any output partition holds a committed record. The high watermark alone is not
     enough: a first transaction that aborted (a fault injected, a worker killed) leaves records
     no read_committed reader sees and no offset committed, and the partitions would be refused
     for good on a fresh group. So partitions with records are read, read_committed, up to
     their first record (a few seconds at most; if they cannot be, they count as written)."""
-    meta = consumer.list_topics(timeout=10.0).topics
+    meta = probe.list_topics(timeout=10.0).topics
     held = []
     for topic in outputs:
         for p in meta[topic].partitions:
-            low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10.0)
+            low, high = probe.get_watermark_offsets(TopicPartition(topic, p), timeout=10.0)
             if high > low:
                 held.append(TopicPartition(topic, p, low))
-    if not held or reader is None:
-        return bool(held)
-    return _any_committed(reader, held)
+    return bool(held) and _any_committed(probe, held)
 
 
-def _any_committed(settings: dict, partitions: list[TopicPartition], timeout_s: float = 10.0) -> bool:
-    from confluent_kafka import Consumer
-
-    probe = Consumer(settings)
-    try:
-        probe.assign(partitions)
-        left = {(tp.topic, tp.partition) for tp in partitions}
-        deadline = time.monotonic() + timeout_s
-        while left and time.monotonic() < deadline:
-            for m in probe.consume(num_messages=100, timeout=0.2):
-                error = m.error()
-                if error is None:
-                    return True
-                if error.code() == KafkaError._PARTITION_EOF:
-                    left.discard((m.topic(), m.partition()))
-        return bool(left)   # unread partitions count as written: refuse rather than re-score
-    finally:
-        probe.close()
+def _any_committed(probe: Any, partitions: list[TopicPartition], timeout_s: float = 10.0) -> bool:
+    probe.assign(partitions)
+    left = {(tp.topic, tp.partition) for tp in partitions}
+    deadline = time.monotonic() + timeout_s
+    while left and time.monotonic() < deadline:
+        for m in probe.consume(num_messages=100, timeout=0.2):
+            error = m.error()
+            if error is None:
+                return True
+            if error.code() == KafkaError._PARTITION_EOF:
+                left.discard((m.topic(), m.partition()))
+    return bool(left)   # unread partitions count as written: refuse rather than re-score
 
 
 def is_reset_refused(error: KafkaError) -> bool:

@@ -136,6 +136,27 @@ def produce_inputs(bootstrap: str, topic: str, inputs: Inputs, records=None, *, 
     assert not errors, errors
 
 
+def produce_tracked(bootstrap: str, topic: str, records) -> dict[int, int]:
+    """Write (key, value, seq) records keyed by card; returns seq -> the partition each went to."""
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 10, "enable.idempotence": True})
+    where: dict[int, int] = {}
+    errors: list[str] = []
+
+    def landed(seq: int):
+        def done(err, msg):
+            if err is not None:
+                errors.append(str(err))
+            else:
+                where[seq] = msg.partition()
+        return done
+
+    for key, value, seq in records:
+        producer.produce(topic, value, key, headers=[(SEQ, str(seq).encode())], on_delivery=landed(seq))
+        producer.poll(0)
+    assert producer.flush(60) == 0 and not errors, errors
+    return where
+
+
 def one_error_line(svc: "Service") -> str:
     """The one `error:` line of a service that must stop at start-up: exit 1 within 120 s,
     no traceback, no worker restarted."""

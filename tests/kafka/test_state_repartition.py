@@ -17,37 +17,15 @@ import uuid
 
 import msgspec
 import pytest
-from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewPartitions
 
-from tests.kafka.eos_harness import SEQ, Service, committed_offsets, end_offsets, make_inputs, produce_inputs, verify, \
-    wait_drained
+from tests.kafka.eos_harness import Service, committed_offsets, end_offsets, make_inputs, produce_inputs, \
+    produce_tracked, verify, wait_drained
 from tests.kafka.kafka_io import read_all
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(300)]
 
 BEFORE, AFTER = 3000, 1500
-
-
-def _produce_tracked(bootstrap: str, topic: str, records) -> dict[int, int]:
-    """Write (key, value, seq) records keyed by card; returns seq -> the partition each went to."""
-    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 10, "enable.idempotence": True})
-    where: dict[int, int] = {}
-    errors: list[str] = []
-
-    def landed(seq: int):
-        def done(err, msg):
-            if err is not None:
-                errors.append(str(err))
-            else:
-                where[seq] = msg.partition()
-        return done
-
-    for key, value, seq in records:
-        producer.produce(topic, value, key, headers=[(SEQ, str(seq).encode())], on_delivery=landed(seq))
-        producer.poll(0)
-    assert producer.flush(60) == 0 and not errors, errors
-    return where
 
 
 def test_partitions_added_while_running_hold_the_partitions_built_on_fewer(kafka_bootstrap, fresh_topics, tmp_path):
@@ -70,7 +48,7 @@ def test_partitions_added_while_running_hold_the_partitions_built_on_fewer(kafka
         while "revoked [0, 1, 2, 3, 4, 5]" not in svc.log_path.read_text():
             assert time.monotonic() < deadline, f"the new partitions not noticed:\n{svc.tail(60)}"
             time.sleep(0.2)
-        landed = _produce_tracked(kafka_bootstrap, names.transactions, later.records)
+        landed = produce_tracked(kafka_bootstrap, names.transactions, later.records)
         old = {seq for seq, p in landed.items() if p < 6}
         assert len(old) > AFTER // 2, landed   # most cards now go to partitions 0-5 under the new count
         busy = {p for p in landed.values() if p < 6}
