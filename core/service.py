@@ -13,6 +13,7 @@ from typing import Any
 
 from core.config import ScoringConfig, load_config
 from core.supervisor import Supervisor
+from core.worker import stop_signals
 
 __all__ = ["run_service", "build_config"]
 
@@ -41,7 +42,7 @@ def build_config(config_path: str | Path | None = None, *, kafka_pairs: tuple[st
 
 def run_service(config: ScoringConfig, *, workers: int | None = None, first_slot: int = 0,
                 log_level: int = logging.INFO, early_signals: list[int] | None = None) -> int:
-    """Run until SIGTERM/SIGINT; returns the process exit code (0). Raises FraudstreamError for
+    """Run until SIGTERM, SIGINT or SIGHUP; returns the process exit code (0). Raises FraudstreamError for
     what ends the service: a start-up error, an instance id in use by a live twin.
 
     `early_signals`: signals that arrived before this was called (it then stops at once)."""
@@ -54,7 +55,7 @@ def run_service(config: ScoringConfig, *, workers: int | None = None, first_slot
         log.info("%s: stopping workers (finishing open transactions)", signal.Signals(signum).name)
         supervisor.stop()
 
-    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+    previous = {s: signal.signal(s, on_signal) for s in stop_signals()}
     if early_signals:
         on_signal(early_signals[0], None)
     try:
