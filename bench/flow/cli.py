@@ -38,8 +38,9 @@ def produce(bootstrap, namespace, tps, duration, fraud_rate, seed, cards):
     Example:
       bench produce --tps 2000 --duration 60
     """
-    from confluent_kafka import Producer
+    from confluent_kafka import KafkaException, Producer
 
+    from bench.errors import TopicError
     from bench.flow.demo_traffic import demo_chunks
     from bench.load.header import HEADER, pack_header  # the latency sink understands this traffic too
     from bench.load.synth import generate
@@ -85,6 +86,9 @@ def produce(bootstrap, namespace, tps, duration, fraud_rate, seed, cards):
                 report_at += 5.0
     except KeyboardInterrupt:
         pass
+    except KafkaException as exc:   # e.g. the topic deleted while sending: one line, not a traceback
+        producer.purge()
+        raise TopicError(f"sending to {topic} failed: {exc.args[0].str()}") from None
     finally:
         left = producer.flush(30.0)
     click.echo(f"sent {sent - left:,} transactions ({fraud:,} labelled fraud) to {topic}", err=True)

@@ -92,3 +92,28 @@ def test_measure_passthrough_counts_the_headers_it_read(kafka_bootstrap):
     assert r["consumed"] == r["consumed_with_header"] == 2000
     assert r["produce_cpu_us"] > 0 and r["consume_cpu_us"] > 0
     assert measure_passthrough(kafka_bootstrap, 500, 100, partitions=1)["consumed_with_header"] == 0
+
+
+def test_produce_stops_with_one_line_when_its_topic_is_deleted(kafka_bootstrap, fresh_topics):
+    """`bench topics delete` while `bench produce` sends: exit 1 and one `error:` line naming the
+    topic (it ended in a confluent-kafka traceback: 'Unable to produce message: Local: Unknown topic')."""
+    import time
+
+    from bench.kafka.topics import delete_topics
+
+    names = fresh_topics("prodgone")
+    proc = subprocess.Popen([sys.executable, "-m", "bench.cli", "produce", "--bootstrap", kafka_bootstrap,
+                             "--namespace", namespace_of(names), "--tps", "300", "--duration", "60", "--seed", "3"],
+                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(4)
+        assert proc.poll() is None, proc.stderr.read()
+        delete_topics(kafka_bootstrap, names)
+        _, err = proc.communicate(timeout=90)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 1 and "Traceback" not in err, err[-3000:]
+    lines = [line for line in err.splitlines() if not line.startswith("%")]   # librdkafka's own notices
+    assert lines[-1].startswith(f"error: sending to {names.transactions} failed: ") and "Unknown topic" in lines[-1], err
