@@ -82,6 +82,7 @@ class ScoringConsumer:
         self._culprits = Culprits()
         self._refused: set[int] = set()   # partitions paused by offset_reset=refuse, already reported
         self._uncommitted: set[int] = set()   # assigned partitions without a committed batch yet
+        self._lag_from: dict = {}   # committed offsets of partitions with no position yet (core.metrics)
         if getattr(scorer, "needs_velocity", False) and not config.state:
             from core.velocity import VELOCITY_FEATURES
             raise ConfigError(f"state: the model uses {', '.join(VELOCITY_FEATURES)}, which only "
@@ -167,6 +168,7 @@ class ScoringConsumer:
             consumer.assign(partitions)
         self._assigned.update(tp.partition for tp in partitions)
         self._uncommitted.update(tp.partition for tp in partitions)
+        self._lag_from.clear()
         self._rebalanced = True
         log.info("%s: assigned %s", self.name, sorted(self._assigned))
 
@@ -218,7 +220,7 @@ class ScoringConsumer:
             if self._holds:
                 self._holds.resume_due(self._consumer)
             if lag.due():
-                total = consumer_lag(self._consumer)
+                total = consumer_lag(self._consumer, self._lag_from)
                 if total is not None:
                     self.metrics.set_lag(total)
             elapsed = stats.due()

@@ -221,17 +221,29 @@ class Ticker:
         return 0.0
 
 
-def consumer_lag(consumer: Any) -> int | None:
+def consumer_lag(consumer: Any, committed: dict[tuple[str, int], int] | None = None) -> int | None:
     """Records the broker holds for the consumer's assigned partitions past its positions (from
-    the cached high watermarks), or None when the consumer cannot say now."""
-    from confluent_kafka import KafkaException
+    the cached high watermarks), or None when the consumer cannot say now.
+
+    A partition that has delivered nothing since it was assigned has no position yet: its lag
+    counts from the group's committed offset, asked once and kept in `committed` (clear it at
+    each assignment); from its first offset it counted every record the topic retains, so an
+    idle service showed its whole history as lag after each restart."""
+    from confluent_kafka import KafkaException, TopicPartition
 
     try:
+        positions = consumer.position(consumer.assignment())
+        unknown = [tp for tp in positions if tp.offset < 0]
+        if committed is not None and any((tp.topic, tp.partition) not in committed for tp in unknown):
+            asked = [TopicPartition(tp.topic, tp.partition) for tp in unknown]
+            for tp in consumer.committed(asked, timeout=5.0):
+                committed[(tp.topic, tp.partition)] = tp.offset
         total = 0
-        for tp in consumer.position(consumer.assignment()):
+        for tp in positions:
             low, high = consumer.get_watermark_offsets(tp, cached=True)
+            start = tp.offset if tp.offset >= 0 else (committed or {}).get((tp.topic, tp.partition), -1)
             if high >= 0:
-                total += max(0, high - (tp.offset if tp.offset >= 0 else low))
+                total += max(0, high - (start if start >= 0 else low))
         return total
     except KafkaException:
         return None   # lag is informative only; the next refresh tries again

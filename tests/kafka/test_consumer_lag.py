@@ -35,3 +35,34 @@ def test_lag_counts_what_the_consumer_has_not_read(kafka_bootstrap, fresh_topics
         time.sleep(0.2)
     consumer.close()
     assert lag == 350
+
+
+def test_a_partition_idle_since_assigned_lags_from_the_committed_offset(kafka_bootstrap, fresh_topics):
+    """After a restart, a partition that receives nothing has no position: its lag is what lies
+    past the group's committed offset (0 here), not the topic's whole history (600 before)."""
+    topic = fresh_topics("lagidle").transactions
+    group = f"lag-{uuid.uuid4().hex[:8]}"
+    producer = Producer({"bootstrap.servers": kafka_bootstrap})
+    for i in range(600):
+        producer.produce(topic, b"x", key=str(i).encode())
+    assert producer.flush(30) == 0
+    settings = {"bootstrap.servers": kafka_bootstrap, "group.id": group, "enable.auto.commit": False}
+    first = Consumer(settings)
+    parts = first.list_topics(topic, timeout=30).topics[topic].partitions
+    ends = {p: first.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in parts}
+    first.commit(offsets=[TopicPartition(topic, p, ends[p] - (5 if p == 0 else 0)) for p in parts], asynchronous=False)
+    first.close()
+    restarted = Consumer(settings)
+    restarted.assign([TopicPartition(topic, p) for p in parts])   # from the committed offsets
+    cache: dict = {}
+    lag = None
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        restarted.consume(num_messages=1, timeout=0.5)   # at most partition 0's 5 records come
+        lag = consumer_lag(restarted, cache)
+        if lag is not None and lag <= 5 and all(   # every high watermark known: a lag of all partitions
+                restarted.get_watermark_offsets(TopicPartition(topic, p), cached=True)[1] >= 0 for p in parts):
+            break
+        time.sleep(0.2)
+    restarted.close()
+    assert lag is not None and lag <= 5, lag
