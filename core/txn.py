@@ -67,19 +67,26 @@ _PRODUCER_DEFAULTS = {
     # Nobody waits on per-record delivery reports: a failed record fails the commit
     # (abortable), so only errors need to cross into Python.
     "delivery.report.only.error": True,
+    # librdkafka's producer would have a broker with auto.create.topics.enable (Kafka's default)
+    # create a deleted output or state topic anew with the broker's defaults (one partition, not
+    # compacted) the moment a batch is produced to it: the worker is to stop on the missing topic
+    # instead, and its restarts say to create it (core.workerstart.check_topics).
+    "allow.auto.create.topics": "false",
 }
 
 
 # One passthrough dict configures both clients; librdkafka warns on every start about keys of
 # the other kind, so each client gets only the keys that apply to it (anything unknown to
 # these lists goes to both, and librdkafka judges it).
-_CONSUMER_ONLY = frozenset(_CONSUMER_DEFAULTS) | {"auto.offset.reset",
+# Keys of both kinds that one client's defaults set: a user's value goes to both clients.
+_EITHER = frozenset({"allow.auto.create.topics", "topic.metadata.refresh.interval.ms"})
+_CONSUMER_ONLY = frozenset(_CONSUMER_DEFAULTS) - _EITHER | {"auto.offset.reset",
     "fetch.min.bytes", "fetch.wait.max.ms", "fetch.max.bytes", "max.partition.fetch.bytes",
     "fetch.error.backoff.ms", "fetch.queue.backoff.ms", "queued.min.messages",
     "queued.max.messages.kbytes", "max.poll.interval.ms", "check.crcs", "isolation.level",
     "group.protocol", "group.remote.assignor", "enable.auto.offset.store", "auto.commit.interval.ms",
 }
-_PRODUCER_ONLY = frozenset(_PRODUCER_DEFAULTS) | {
+_PRODUCER_ONLY = frozenset(_PRODUCER_DEFAULTS) - _EITHER | {
     "linger.ms", "queue.buffering.max.ms", "queue.buffering.max.kbytes", "batch.size",
     "batch.num.messages", "compression.type", "compression.codec", "compression.level", "acks",
     "request.required.acks", "message.timeout.ms", "delivery.timeout.ms", "retries",

@@ -75,3 +75,18 @@ def test_delivery_report_only_error_that_is_no_bool_is_refused():
     """confluent-kafka reads this key in Python: 'maybe' used to mean false, silently."""
     with pytest.raises(ConfigError, match=r"kafka\.delivery\.report\.only\.error=maybe: expected true or false"):
         ScoringConfig(kafka={"delivery.report.only.error": "maybe"})
+
+
+def test_the_producer_never_has_the_broker_create_a_missing_topic():
+    """librdkafka's producer defaults to true: on a broker with auto.create.topics.enable a
+    deleted fraud-card-state would come back with one partition and cleanup.policy=delete."""
+    assert producer_settings(ScoringConfig(), 0)["allow.auto.create.topics"] == "false"
+
+
+def test_a_users_value_of_a_key_of_both_clients_reaches_both():
+    from core.txn import consumer_settings
+
+    cfg = ScoringConfig(kafka={"topic.metadata.refresh.interval.ms": "60000", "allow.auto.create.topics": "true"})
+    for settings in (producer_settings(cfg, 0), consumer_settings(cfg, 0)):
+        assert settings["topic.metadata.refresh.interval.ms"] == "60000"
+        assert settings["allow.auto.create.topics"] == "true"
