@@ -54,9 +54,13 @@ class TopicNames(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 # Partition counts from the design: per-card ordering on 6 input partitions.
 PARTITIONS = {"transactions": 6, "scores": 6, "alerts": 3, "deadletter": 3, "state": 6}
 
-# The state changelog keeps the latest record per card: compacted. A segment is compacted
-# only once closed; rolling it hourly bounds what a restore reads beyond one record per card.
-STATE_TOPIC_CONFIG = {"cleanup.policy": "compact", "segment.ms": "3600000"}
+# The state changelog keeps the latest record per card: compacted. The open segment is never
+# compacted, and the cleaner takes a closed one once the uncompacted part is half the log
+# (min.cleanable.dirty.ratio 0.5): a restore reads about twice the cards plus the open segment.
+# At nearly one record per transaction (cards are rarely seen twice in a snapshot interval)
+# the open segment is what grows: rolled every 10 min, not hourly, it holds 10 min of a
+# partition's traffic (measured: docs/performance.md "Changelog segments").
+STATE_TOPIC_CONFIG = {"cleanup.policy": "compact", "segment.ms": "600000"}
 
 # A live card's latest record was written at most the longest window (24 h) plus a snapshot
 # interval ago; time-based deletion younger than this could remove it while the card still counts.
