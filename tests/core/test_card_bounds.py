@@ -18,7 +18,7 @@ from core.config import ScoringConfig
 from core.decode import decode_batch
 from core.errors import ConfigError, PipelineError
 from core.limits import DEFAULT_MAX_MESSAGE_BYTES, RECORD_OVERHEAD
-from core.snapshot import MARKER_KEY, MAX_STATE_RECORD_BYTES, check_state_limit, produce_snapshot
+from core.snapshot import MARKER_KEY, MAX_STATE_RECORD_BYTES, check_state_limit, encode_marker, produce_snapshot
 from core.velocity import (MAX_CARD_EVENTS, MAX_CARD_KEY_BYTES, MAX_STATE_VALUE_BYTES, VELOCITY_FEATURES,
                            CardStore, apply_bounded)
 
@@ -196,7 +196,8 @@ def test_a_full_cards_snapshot_goes_out_under_the_default_limit():
     apply_bounded(store, [b"k" * MAX_CARD_KEY_BYTES] * n, T0 + np.arange(n, dtype=np.float64),
                   np.ones(n, np.float32), np.zeros(n, np.int64))
     assert states.produce_changes(producer, [TopicPartition("transactions", 0, n)]) == 2   # the card, the marker
-    assert states.restore_stats.written_bytes == MAX_STATE_RECORD_BYTES - RECORD_OVERHEAD + len(MARKER_KEY) + 25
+    marker = encode_marker(n, 0.0, 0, 0, states.model)   # its size: the format's and the model's name
+    assert states.restore_stats.written_bytes == MAX_STATE_RECORD_BYTES - RECORD_OVERHEAD + len(MARKER_KEY) + len(marker)
     producer.purge()
 
 

@@ -19,6 +19,13 @@ from tests.kafka.eos_harness import REPO, make_inputs, namespace_of, produce_inp
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(300)]
 
 
+def _hangup_default() -> None:
+    # A test run under nohup (or a CI runner that ignores SIGHUP) passes SIG_IGN on, and a
+    # service started ignoring SIGHUP keeps ignoring it (core.worker.stop_signals): give the
+    # service the disposition a terminal's process has.
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
+
+
 def test_sighup_to_the_process_group_is_a_clean_stop(kafka_bootstrap, fresh_topics, tmp_path):
     names = fresh_topics("hup")
     group = f"hup-{uuid.uuid4().hex[:6]}"
@@ -30,7 +37,7 @@ def test_sighup_to_the_process_group_is_a_clean_stop(kafka_bootstrap, fresh_topi
         proc = subprocess.Popen([sys.executable, "-m", "core", "--bootstrap", kafka_bootstrap, "--namespace",
                                  namespace_of(names), "--group", group, "--workers", "2", "--stats-interval", "2"],
                                 cwd=REPO, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-                                restore_signals=True)
+                                preexec_fn=_hangup_default)
         try:
             wait_drained(kafka_bootstrap, group, names.transactions, timeout=120)
             os.killpg(proc.pid, signal.SIGHUP)
