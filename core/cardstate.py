@@ -236,7 +236,7 @@ class CardStates:
                 raise StateError(f"{self.name}: committed offset of {src}[{p}] unavailable: {tp.error}")
             started = time.perf_counter()
             store = self._restore_one(p)
-            check_marker(self._config, self.name, p, self._markers.get(p, (None, -1))[0], counts, self.model)
+            check_marker(self._config, self.name, p, self._markers.get(p, (None, -1))[0], counts[0], self.model)
             self._replay(store, p, self._markers.pop(p, (None, -1))[0], tp.offset, started)
             self._stores[p] = store
             self._due[p] = 0.0   # p's first transaction writes a snapshot: see the module docstring

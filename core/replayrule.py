@@ -10,7 +10,8 @@ it twice. No marker: either an older changelog (the state at X itself) or none a
 The changelog is kept per input partition, and a producer puts a card in partition
 hash(card) % partitions: once partitions are added to the input, most cards' next transactions
 land in another partition than their history (partition_count_rule), so that history no
-longer describes them.
+longer describes them; a changelog partitioned unlike the input is refused outright
+(changelog_shape_rule).
 
 Where the state cannot be exact, offset_reset decides: "refuse" (the default) is a StateError
 (the loop holds the partition: core.stateholds); "earliest" / "latest" means the operator has
@@ -24,7 +25,7 @@ from typing import Callable, NamedTuple
 
 from core.errors import StateError
 
-__all__ = ["ReplayPlan", "replay_plan", "partition_count_rule"]
+__all__ = ["ReplayPlan", "replay_plan", "changelog_shape_rule", "partition_count_rule"]
 
 
 class ReplayPlan(NamedTuple):
@@ -74,25 +75,34 @@ def replay_plan(*, src: str, p: int, state_topic: str, snapshot: int | None, com
                       f"is left (offset_reset {offset_reset})")
 
 
-def partition_count_rule(*, src: str, p: int, state_topic: str, partitions: int, state_partitions: int,
-                         snapshot_partitions: int, offset_reset: str, exactly_once: bool = True) -> str:
-    """Whether partition p's card state may be restored now that `src` has `partitions`
-    partitions and `state_topic` `state_partitions`, p's last marker having been written when
-    `src` had `snapshot_partitions` (0: no marker, or one written before markers recorded it).
-    Returns "" or an error to log and go on with (offset_reset earliest | latest); raises
-    StateError under offset_reset refuse, and whenever the changelog is partitioned unlike the
-    input (the snapshots of some partitions would have nowhere to go)."""
-    anew = (f"to start the card state anew (every card without history), delete {state_topic} and create it "
+def _anew(state_topic: str, partitions: int) -> str:
+    return (f"to start the card state anew (every card without history), delete {state_topic} and create it "
             f"with {partitions} partitions and cleanup.policy=compact")
+
+
+def changelog_shape_rule(*, src: str, state_topic: str, partitions: int, state_partitions: int) -> None:
+    """StateError when `state_topic` (`state_partitions`) is partitioned unlike `src`
+    (`partitions`), whatever offset_reset says: the snapshots of some partitions would have
+    nowhere to go. Checked once per assignment, before any partition's marker."""
     if state_partitions != partitions:
         raise StateError(f"{state_topic} has {state_partitions} partitions and {src} {partitions} (partitions added "
                          f"while the service ran?): the card state is kept per input partition, and a card's "
-                         f"transactions now go to another partition than its history; {anew}")
+                         f"transactions now go to another partition than its history; "
+                         f"{_anew(state_topic, partitions)}")
+
+
+def partition_count_rule(*, src: str, p: int, state_topic: str, partitions: int, snapshot_partitions: int,
+                         offset_reset: str, exactly_once: bool = True) -> str:
+    """Whether partition p's card state may be restored now that `src` has `partitions`
+    partitions, p's last marker having been written when `src` had `snapshot_partitions` (0: no
+    marker, or one written before markers recorded it). Returns "" or an error to log and go on
+    with (offset_reset earliest | latest); raises StateError under offset_reset refuse."""
     if snapshot_partitions in (0, partitions):
         return ""
     moved = (f"{src} has {partitions} partitions, but the card state in {state_topic}[{p}] was built when it had "
              f"{snapshot_partitions}: most cards' transactions now go to another partition than their history, so "
              f"their velocity features would be wrong")
     if offset_reset == "refuse" and exactly_once:
-        raise StateError(f"{moved}; {anew}, or set offset_reset: earliest | latest to score on from this state")
+        raise StateError(f"{moved}; {_anew(state_topic, partitions)}, or set offset_reset: earliest | latest to "
+                         f"score on from this state")
     return f"{moved}: scoring on from this state (offset_reset {offset_reset})"

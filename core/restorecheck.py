@@ -19,7 +19,7 @@ from confluent_kafka import KafkaException
 
 from core.config import ScoringConfig
 from core.errors import StateError
-from core.replayrule import partition_count_rule
+from core.replayrule import changelog_shape_rule, partition_count_rule
 from core.snapshot import Marker
 
 __all__ = ["partition_counts", "check_marker"]
@@ -38,18 +38,22 @@ def partition_counts(reader: Any, config: ScoringConfig, name: str) -> tuple[int
         except KafkaException as exc:
             raise StateError(f"{name}: cannot read the partitions of {topic}: {exc.args[0]}") from exc
         counts.append(len(meta.partitions) if meta is not None and meta.error is None else 0)
-    check_marker(config, name, -1, None, (counts[0], counts[1]), "")
+    try:
+        changelog_shape_rule(src=topics.transactions, state_topic=topics.state, partitions=counts[0],
+                             state_partitions=counts[1])
+    except StateError as exc:
+        raise StateError(f"{name}: {exc}") from None
     return counts[0], counts[1]
 
 
-def check_marker(config: ScoringConfig, name: str, p: int, marker: Marker | None, counts: tuple[int, int],
+def check_marker(config: ScoringConfig, name: str, p: int, marker: Marker | None, partitions: int,
                  model: str) -> None:
-    """p's last marker (None: none) against the partition counts now (StateError, or an error
-    line under offset_reset earliest | latest) and against the `model` scoring now (a warning)."""
+    """p's last marker (None: none) against the input's partition count now (StateError, or an
+    error line under offset_reset earliest | latest) and against the `model` scoring now (a
+    warning)."""
     try:
         note = partition_count_rule(src=config.topics.transactions, p=p, state_topic=config.topics.state,
-                                    partitions=counts[0], state_partitions=counts[1],
-                                    snapshot_partitions=marker.partitions if marker else 0,
+                                    partitions=partitions, snapshot_partitions=marker.partitions if marker else 0,
                                     offset_reset=config.offset_reset, exactly_once=config.exactly_once)
     except StateError as exc:
         raise StateError(f"{name}: {exc}") from None
