@@ -13,7 +13,7 @@ from typing import Any
 
 from core.config import ScoringConfig, load_config
 from core.supervisor import Supervisor
-from core.worker import stop_signals
+from core.stopsignals import stop_signals
 
 __all__ = ["run_service", "build_config"]
 

@@ -28,9 +28,10 @@ import msgspec
 from core.config import ScoringConfig
 from core.errors import ConfigError, FraudstreamError, PipelineError, SettingRefused, StateError
 from core.identity import CREDENTIAL_CODES, is_fenced, kafka_error_of
+from core.stopsignals import stop_signals
 from core.slots import EXIT_FENCED, EXIT_PIPELINE, EXIT_SETTING, EXIT_STARTUP, EXIT_STATE
 
-__all__ = ["worker_main", "exit_code_for", "die_with_parent", "stop_signals", "Ready", "Failed", "STATUS"]
+__all__ = ["worker_main", "exit_code_for", "die_with_parent", "Ready", "Failed", "STATUS"]
 
 log = logging.getLogger(__name__)
 
@@ -67,14 +68,6 @@ def die_with_parent(parent_pid: int) -> bool:
             log.warning("prctl unavailable: %s", exc)
     # The parent may have died before prctl: then no signal will ever come.
     return os.getppid() == parent_pid
-
-
-def stop_signals() -> list[int]:
-    """The signals that stop the service cleanly: SIGTERM, SIGINT and SIGHUP (a closed terminal
-    killed the supervisor on the spot before: no log line, no abort of what killed workers left
-    open), SIGHUP only unless it is ignored (started with nohup)."""
-    hangup = [] if signal.getsignal(signal.SIGHUP) is signal.SIG_IGN else [signal.SIGHUP]
-    return [signal.SIGTERM, signal.SIGINT, *hangup]
 
 
 def exit_code_for(exc: FraudstreamError) -> int:

@@ -21,7 +21,7 @@ pytestmark = [pytest.mark.kafka, pytest.mark.timeout(300)]
 
 def _hangup_default() -> None:
     # A test run under nohup (or a CI runner that ignores SIGHUP) passes SIG_IGN on, and a
-    # service started ignoring SIGHUP keeps ignoring it (core.worker.stop_signals): give the
+    # service started ignoring SIGHUP keeps ignoring it (core.stopsignals): give the
     # service the disposition a terminal's process has.
     signal.signal(signal.SIGHUP, signal.SIG_DFL)
 
