@@ -281,10 +281,11 @@ def _peaks_text(h, step_downs=()) -> str:
     outcome = "confirmation " + ("[green]held[/]" if h.confirmed else "[red]missed[/]")
     if not step_downs:
         return text + f"{within}; {outcome}"
-    # the bracket is then the holds' (Headline.bracket_tps): it goes with them
-    downs = ", ".join(f"{_tps(w.asked_tps)}/s " + ("[green]held[/]" if w.passed else "[red]missed[/]")
-                      for w in step_downs)
-    return text + f"{outcome}\nstep downs ({step_downs[0].seconds} s each): {downs}; {within}"
+    downs = "step downs ({} s each): {}".format(step_downs[0].seconds, ", ".join(
+        f"{_tps(w.asked_tps)}/s " + ("[green]held[/]" if w.passed else "[red]missed[/]") for w in step_downs))
+    if h.sustained_tps is None:      # none held: the bracket is still the searches'
+        return text + f"{within}; {outcome}\n{downs}"
+    return text + f"{outcome}\n{downs}; {within}"   # the holds' bracket (Headline.bracket_tps)
 
 
 def _bracket_text(bracket) -> str:

@@ -99,6 +99,14 @@ def test_every_hold_is_printed_and_the_headline_is_the_step_down_that_held():
     assert "spread 100% of the median; confirmation missed" in text
     assert "step downs (60 s each): 1,633/s held, 1,807/s missed; rate within [1,633, 1,807)" in stripped
     assert "sustained within the SLO 1,633/s" in text and "PASS" in text
+    # none held: the bracket is the searches' and stays with them
+    h = replace(run.headline, bracket_tps=(1000.0, 6000.0))
+    lines = _lines(replace(result, runs=[replace(run, headline=h, confirmation=conf,
+                                                 step_downs=[replace(held, passed=False)])]))
+    stripped = [ln.strip() for ln in lines]
+    assert "spread 100% of the median; rate within [1,000, 6,000); confirmation missed" in "\n".join(lines)
+    assert "step downs (60 s each): 1,633/s missed" in stripped
+    assert "sustained within the SLO -/s" in "\n".join(lines)
 
 
 def test_the_comparison_prints_the_range_not_one_ratio():
