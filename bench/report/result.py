@@ -19,6 +19,7 @@ Layout (JSON names; `?` marks a field that may be null):
         window?         Window: a fixed-rate run's measurement window
         steps[]?        Window: a rate search's steps, every trial, in the order run
         confirmation?   Window: a search's median peak held for confirm_s
+        step_downs[]    Window: holds at lower rates after that one missed (rate.confirm_steps)
         verdict         Verdict: exactly once, from the sequence numbers the sinks read
         faults[]        FaultEvent: what was killed, when
           restores[]?   Restore: how each partition of a killed scoring process came back
@@ -133,9 +134,10 @@ class Window(Counts, **_RECORD):
 
 class Headline(msgspec.Struct, **_RECORD):
     """The figures a pipeline's run is judged by: a fixed run's window; for a rate search,
-    the median of the trials' peaks and the confirmation step that held it (or, without
-    one, the trial's peak step nearest the median). All null when no rate held."""
-    sustained_tps: float | None     # the rate held within the SLO (null: none held / not confirmed)
+    the highest confirmation hold that held (the median peak's, else a step down's), the
+    median peak's hold when none held, or without confirmation the trial's peak step nearest
+    the median. All null when no rate held."""
+    sustained_tps: float | None     # the rate held within the SLO (null: none held / no hold held)
     achieved_tps: float | None = None
     asked_tps: float | None
     e2e: Latency | None
@@ -152,9 +154,11 @@ class Headline(msgspec.Struct, **_RECORD):
     peak_min_tps: float | None = None
     peak_max_tps: float | None = None
     # the rate lies in [low, high): the lowest peak and the highest miss above a peak over
-    # the trials (high null: max_tps held); for a fixed run both are the sustained rate
+    # the trials (high null: max_tps held); when a step down's hold gave the sustained rate,
+    # that rate and the lowest hold that missed above it; for a fixed run both are the
+    # sustained rate
     bracket_tps: tuple[float, float | None] | None = None
-    confirmed: bool | None = None       # the confirmation step held (null: none ran)
+    confirmed: bool | None = None       # the median peak's own hold held (null: none ran)
 
 
 class PatternDetection(msgspec.Struct, **_RECORD):
@@ -263,6 +267,9 @@ class PipelineRun(msgspec.Struct, **_RECORD):
     workers_restarted: int
     broker_warmup: BrokerWarmup | None = None   # null: a remote broker
     confirmation: Window | None = None  # kind max: the median peak held for confirm_s
+    # kind max: holds at lower rates after the confirmation missed, in order (absent in
+    # results from before step downs: none ran)
+    step_downs: list[Window] = []
 
 
 class Machine(msgspec.Struct, **_RECORD):

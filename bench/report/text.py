@@ -135,7 +135,8 @@ def print_result(result: RunResult, console: Console | None = None) -> None:
                           f"{warm.compiler_cpu_s:g} s CPU" + ("" if warm.settled else
                                                               " [yellow](not settled)[/]"))
         if run.steps:
-            _print_steps(console, run.steps + ([run.confirmation] if run.confirmation else []))
+            holds = ([run.confirmation] if run.confirmation else []) + run.step_downs
+            _print_steps(console, run.steps + holds, len(run.step_downs))
         if run.window is not None and run.window.drained is False:
             console.print(f"[yellow]note: the warm-up's records were not all visible after "
                           f"drain_s ({result.scenario.drain_s:g} s): the measurement started on a backlog[/]")
@@ -145,8 +146,8 @@ def print_result(result: RunResult, console: Console | None = None) -> None:
                 f": the lowest, {_tps(low.asked_tps)}/s, had p99 {_ms(low.judged_e2e.p99_ms)} ms"
                 if low else ""))
         else:
-            title = ("measurement window" if run.kind == "fixed" else
-                     "confirmation at the median peak" if run.confirmation else "at the peak rate")
+            title = ("measurement window" if run.kind == "fixed" else _hold_title(run)
+                     if run.confirmation else "at the peak rate")
             t = Table("latency (ms)", "p50", "p90", "p99", "p99.9", "max", title_justify="left",
                       title=title)
             # the verdict's own figures: unseen records counted at their age
@@ -161,7 +162,7 @@ def print_result(result: RunResult, console: Console | None = None) -> None:
             console.print(f"throughput: asked {_tps(h.asked_tps)}/s, achieved {_tps(h.achieved_tps)}/s, "
                           f"sustained within the SLO [bold]{_tps(h.sustained_tps)}[/]/s")
         if h.peaks_tps:
-            console.print(_peaks_text(h))
+            console.print(_peaks_text(h, run.step_downs))
         if h.cpu_cores:
             console.print("CPU (cores): " + ", ".join(f"{k} {v:.2f}" for k, v in h.cpu_cores.items()))
         gc = h.broker_gc   # only for a local broker, and absent in older results
@@ -236,18 +237,28 @@ def _print_faults(console: Console, faults) -> None:
                          if len(back) < len(rows) else ""))
 
 
-def _print_steps(console: Console, steps) -> None:
-    """The search's steps (every trial, then the confirmation): asked, sent by the clock,
-    the window's own records scored, publish delay, the judged latency, and lag growth."""
+def _hold_title(run) -> str:
+    """The headline table's title for a search with confirmation: the hold it shows."""
+    h, median = run.headline, run.confirmation
+    if median.passed or h.sustained_tps is None:
+        return "confirmation at the median peak"
+    return f"{median.seconds} s hold at {_tps(h.asked_tps)}/s, a step down"
+
+
+def _print_steps(console: Console, steps, step_downs: int = 0) -> None:
+    """The search's steps (every trial, then the confirmation and the `step_downs` last
+    rows, its holds at lower rates): asked, sent by the clock, the window's own records
+    scored, publish delay, the judged latency, and lag growth."""
     gc = any(s.broker_gc for s in steps)
     trials = len({s.trial for s in steps if s.trial is not None}) > 1
     st = Table(*(["trial"] if trials else []), "stage", "asked/s", "sent/s", "scored/s", "pub p99",
                "p50", "p99", "p99.9", "unseen", "lag +", *(["GC ms"] if gc else []), "SLO",
                title="rate search (ms)", title_justify="left")
-    for s in steps:
+    for i, s in enumerate(steps):
         e = s.judged_e2e
         grew = "-" if s.lag_start is None or s.lag_end is None else f"{s.lag_end - s.lag_start:,}"
-        stage = s.stage + (" [yellow](not drained)[/]" if s.drained is False else "")
+        stage = ("step down" if i >= len(steps) - step_downs else s.stage) + (
+            " [yellow](not drained)[/]" if s.drained is False else "")
         st.add_row(*([("" if s.trial is None else str(s.trial + 1))] if trials else []),
                    stage, _tps(s.asked_tps), _tps(s.sent_tps), _tps(s.achieved_tps),
                    _ms(s.publish_delay.p99_ms), _ms(e.p50_ms), _ms(e.p99_ms), _ms(e.p999_ms),
@@ -256,17 +267,25 @@ def _print_steps(console: Console, steps) -> None:
     console.print(st)
 
 
-def _peaks_text(h) -> str:
-    """The trials' peaks: median, min, max and spread, and the confirmation's outcome."""
+def _peaks_text(h, step_downs=()) -> str:
+    """The trials' peaks: median, min, max and spread, and the outcome of the confirmation
+    and of each hold at a lower rate after it."""
     held = [p for p in h.peaks_tps if p is not None]
     spread = (f", spread {(max(held) - min(held)) / h.peak_median_tps:.0%} of the median"
               if h.peak_median_tps and len(held) > 1 else "")
     text = (f"peaks of {len(h.peaks_tps)} searches: median {_tps(h.peak_median_tps)}/s, "
-            f"min {_tps(h.peak_min_tps)}/s, max {_tps(h.peak_max_tps)}/s{spread}; "
-            f"rate within {_bracket_text(h.bracket_tps)}")
-    if h.confirmed is not None:
-        text += "; confirmation " + ("[green]held[/]" if h.confirmed else "[red]missed[/]")
-    return text
+            f"min {_tps(h.peak_min_tps)}/s, max {_tps(h.peak_max_tps)}/s{spread}; ")
+    within = f"rate within {_bracket_text(h.bracket_tps)}"
+    if h.confirmed is None:
+        return text + within
+    outcome = "confirmation " + ("[green]held[/]" if h.confirmed else "[red]missed[/]")
+    if not step_downs:
+        return text + f"{within}; {outcome}"
+    downs = "step downs ({} s each): {}".format(step_downs[0].seconds, ", ".join(
+        f"{_tps(w.asked_tps)}/s " + ("[green]held[/]" if w.passed else "[red]missed[/]") for w in step_downs))
+    if h.sustained_tps is None:      # none held: the bracket is still the searches'
+        return text + f"{within}; {outcome}\n{downs}"
+    return text + f"{outcome}\n{downs}; {within}"   # the holds' bracket (Headline.bracket_tps)
 
 
 def _bracket_text(bracket) -> str:

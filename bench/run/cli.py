@@ -31,8 +31,9 @@ __all__ = ["run"]
               help="A `max` search: run it this many times and take the median peak "
                    "(overrides rate.repeat, default 3).")
 @click.option("--confirm", "confirm_s", type=click.FloatRange(0, 3600), default=None,
-              help="A `max` search: hold the median peak this many seconds (overrides "
-                   "rate.confirm_s, default 60; 0: no confirmation).")
+              help="A `max` search: hold the median peak this many seconds, and as long each "
+                   "lower rate tried if it misses (overrides rate.confirm_s, default 60; 0: no "
+                   "confirmation).")
 @click.option("--pipeline", type=click.Choice(["fraudstream", "seed-baseline"]), default=None,
               help="Override the pipeline under test.")
 @click.option("--no-state", is_flag=True,

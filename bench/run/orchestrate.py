@@ -40,7 +40,7 @@ from bench.errors import BrokerLost, PipelineUnderTestError, TopicError
 from core.errors import ConfigError
 from core.topics import PARTITIONS, STATE_TOPIC_CONFIG, TopicNames
 
-__all__ = ["RunOptions", "run_scenario", "machine", "resolve_target"]
+__all__ = ["RunOptions", "run_scenario", "judge_run", "machine", "resolve_target"]
 
 READY_TIMEOUT_S = 240.0   # model compile + group join on a loaded 2-core machine
 READY_HINT_S = 30.0       # then say what it waits for
@@ -270,14 +270,11 @@ def _run_pipeline(scenario, pipeline, target, bootstrap, cluster, opts) -> Pipel
                                     first_delivery_errors=harness.delivery_errors[:5], drained=drained)
         tl = harness.timeline
         first = min(tl.sent, default=t0)
-        # a fixed run passes if its window held the SLO; a search if its median trial
-        # held a rate and the confirmation (if any) held that rate
-        headline = _headline(info, window)
-        slo_passed = (window.passed if window is not None
-                      else headline.peak_median_tps is not None and headline.confirmed is not False)
+        headline, slo_passed = judge_run(info, window)
         return PipelineRun(
             pipeline=pipeline, run_id=run_id, topics=list(names.all()), kind=info.kind,
             headline=headline, window=window, confirmation=info.confirmation,
+            step_downs=info.step_downs,
             steps=info.steps if info.kind == "max" else None, slo=scenario.slo,
             slo_passed=slo_passed, verdict=v, passed=slo_passed and v.exactly_once,
             faults=_with_restores(events, service if pipeline == "fraudstream" else None),
@@ -355,14 +352,16 @@ def _wait_ready(ctx: Context, harness: Harness, echo=print, scorer: str = "the s
         ctx.tick("starting", int(t0), PROBE_TPS)
 
 
-def _headline(info: Measured, window: Window | None) -> Headline:
-    """A fixed run's window, or a search's median peak: its confirmation step, else the
-    trial's peak nearest the median (all null when no rate held)."""
+def judge_run(info: Measured, window: Window | None) -> tuple[Headline, bool]:
+    """The headline and whether the SLO held: a fixed run's window held it; a search held
+    it if some rate was sustained (the median trial held a rate and, with confirmation, one
+    of the holds held)."""
     if window is None:
-        return _search_headline(info)
-    w = window
-    sustained = w.achieved_tps if w.passed else None   # a fixed rate: only if the window held
-    return _from_window(w, sustained, bracket_tps=None if sustained is None else (sustained, sustained))
+        headline = _search_headline(info)
+        return headline, headline.sustained_tps is not None
+    sustained = window.achieved_tps if window.passed else None   # a fixed rate: only if it held
+    return _from_window(window, sustained, bracket_tps=None if sustained is None
+                        else (sustained, sustained)), window.passed
 
 
 def _search_headline(info: Measured) -> Headline:
@@ -373,13 +372,20 @@ def _search_headline(info: Measured) -> Headline:
                   peak_min_tps=None if None in peaks or not peaks else min(held),
                   peak_max_tps=max(held) if held else None,
                   bracket_tps=_bracket(info.brackets))
-    w = info.confirmation or info.peak
-    if median is None or w is None:
+    if median is None or (info.confirmation or info.peak) is None:
         return Headline(sustained_tps=None, achieved_tps=None, asked_tps=None, e2e=None,
                         e2e_stages=None, publish_delay=None, e2e_spectrum=[], cpu_cores=None,
                         broker_gc=None, **spread)
-    confirmed = None if info.confirmation is None else info.confirmation.passed
-    return _from_window(w, median if confirmed is not False else None, confirmed=confirmed, **spread)
+    if info.confirmation is None:
+        return _from_window(info.peak, median, **spread)
+    holds = [info.confirmation, *info.step_downs]
+    best = max((h for h in holds if h.passed), key=lambda h: h.asked_tps, default=None)
+    if best is not None and not info.confirmation.passed:
+        # the bracket of the rate held for confirm_s, not of the searches' peaks
+        spread["bracket_tps"] = (best.asked_tps, min(h.asked_tps for h in holds
+                                                     if not h.passed and h.asked_tps > best.asked_tps))
+    return _from_window(best or info.confirmation, None if best is None else best.asked_tps,
+                        confirmed=info.confirmation.passed, **spread)
 
 
 def _from_window(w: Window, sustained, **extra) -> Headline:

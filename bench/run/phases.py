@@ -16,7 +16,7 @@ from bench.report.result import Window
 from bench.spec.scenario import Bursts, Max
 
 __all__ = ["run_fixed", "run_max", "judge_fixed", "wait_drained", "sleep_until", "warmup_tps",
-           "median_peak", "Context", "Progress", "Measured"]
+           "median_peak", "next_hold", "Context", "Progress", "Measured"]
 
 _DESCENT_STEPS = 4   # a missed first step: try start_tps / factor**k for k = 1..4
 
@@ -46,6 +46,7 @@ class Measured(msgspec.Struct, frozen=True, kw_only=True):
     peaks: list[float | None] = []          # max: each trial's peak rate (None: none held)
     brackets: list[tuple[float, float | None]] = []   # max: (peak, lowest miss above) per trial
     confirmation: Window | None = None      # max: the median peak held for confirm_s
+    step_downs: list[Window] = []           # max: holds at lower rates after it missed
     drained: bool | None = None             # fixed: the measurement started drained
 
 
@@ -249,7 +250,8 @@ class _Search:
 
 def run_max(ctx: Context, t0: int, repeat: int | None = None) -> Measured:
     """The `max` search, `repeat` times (default: the scenario's), each after a drain; then
-    the median peak held for confirm_s seconds on a drained pipeline."""
+    the median peak held for confirm_s seconds on a drained pipeline and, if it missed, up
+    to confirm_steps holds at lower rates (next_hold), each on a drained pipeline."""
     s = ctx.scenario
     r: Max = s.rate
     repeat = r.repeat if repeat is None else repeat
@@ -271,16 +273,21 @@ def run_max(ctx: Context, t0: int, repeat: int | None = None) -> Measured:
         if best is not None:
             brackets.append((best.asked_tps, miss_above))
     median = median_peak([p.asked_tps if p is not None else None for p in peaks])
-    confirmation = None
+    confirmation, holds = None, []
     if median is not None and r.confirm_s > 0:
         search.steps = []
         search.trial = None
-        confirmation = search.isolated(median, "confirm", math.ceil(r.confirm_s))
+        while len(holds) <= r.confirm_steps:
+            tps = median if not holds else next_hold([(h.asked_tps, h.passed) for h in holds], r.factor)
+            if tps is None:
+                break
+            holds.append(search.isolated(tps, "confirm", math.ceil(r.confirm_s)))
+        confirmation = holds[0]
     held = [p for p in peaks if p is not None]
     best = min(held, key=lambda p: abs(p.asked_tps - median)) if held else None
     return Measured(kind="max", steps=steps, peak=best, t_measure=t0 + warm, t_end=int(time.time()),
                     peaks=[None if p is None else p.asked_tps for p in peaks], brackets=brackets,
-                    confirmation=confirmation)
+                    confirmation=confirmation, step_downs=holds[1:])
 
 
 def median_peak(peaks: list[float | None]) -> float | None:
@@ -291,3 +298,27 @@ def median_peak(peaks: list[float | None]) -> float | None:
         return None
     ranked = sorted(peaks, key=lambda p: -1.0 if p is None else p)
     return ranked[(len(ranked) - 1) // 2]
+
+
+def next_hold(holds: list[tuple[float, bool]], factor: float) -> float | None:
+    """The rate of the next confirmation hold after `holds` ((rate, held) in the order run,
+    the first at the median peak), or None when the median peak held (nothing to step down
+    from; above it is the search's to find).
+
+    While no hold has held: factor**0.5 below the lowest miss, so two holds reach one whole
+    search step (factor) below the median peak. The backlog a GC pause leaves drains at the
+    spare capacity (capacity - rate), which a modest cut in rate multiplies near saturation,
+    so reach matters more than a fine first step; and the rates stay on the grid the search
+    runs on (factor**0.25 apart with refine 2), comparable from run to run.
+
+    Once one held: halfway (geometric) between the highest that held and the lowest miss
+    above it, as the search refines, so a miss, a pass and one more hold narrow the figure
+    to factor**0.25, the search's own resolution. Every rate returned is below every miss
+    and above every pass."""
+    if not holds or holds[0][1]:
+        return None
+    lowest_miss = min(tps for tps, held in holds if not held)
+    passed = [tps for tps, held in holds if held]
+    if not passed:
+        return lowest_miss / math.sqrt(factor)
+    return math.sqrt(max(passed) * lowest_miss)

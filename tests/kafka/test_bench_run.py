@@ -151,6 +151,7 @@ def test_a_repeated_search_reports_every_trial_and_confirms_the_median_peak(tmp_
     c = run.confirmation
     assert c.stage == "confirm" and c.asked_tps == 800.0 and c.seconds == 4 and c.drained is True
     assert c.passed and h.confirmed is True and h.sustained_tps == 800.0
+    assert run.step_downs == []                            # held: nothing to step down from
     assert c.lag_start is not None and c.lag_end is not None and c.sent_tps > 0
     assert c.measured + c.unseen == c.planned >= 4 * 800 and h.judged_e2e == c.judged_e2e
     assert run.verdict.exactly_once and exit_code(result) == 0

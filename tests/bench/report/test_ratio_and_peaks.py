@@ -73,6 +73,42 @@ def test_a_missed_confirmation_is_printed_and_not_sustained():
     assert "confirmation missed" in text and "sustained within the SLO -/s" in text
 
 
+def test_every_hold_is_printed_and_the_headline_is_the_step_down_that_held():
+    """The median peak missed its minute, 1,633/s held it and 1,807/s did not: the table shows
+    the three holds with their percentiles and verdicts, the headline the one that held."""
+    result = _searched(read_result(RESULT), [2000.0, 1000.0, 3000.0], False)
+    run = result.runs[0]
+    conf = replace(run.confirmation, judged_e2e=replace(run.confirmation.judged_e2e, p99_ms=55.0))
+    lat = replace(conf.judged_e2e, p50_ms=7.0, p99_ms=38.0, p999_ms=61.0)
+    held = replace(conf, asked_tps=1633.0, passed=True, judged_e2e=lat, e2e=lat, unseen=0)
+    missed = replace(conf, asked_tps=1807.0, judged_e2e=replace(lat, p99_ms=51.5))
+    h = replace(run.headline, sustained_tps=1633.0, asked_tps=1633.0, e2e=lat, judged_e2e=lat,
+                unseen=0, bracket_tps=(1633.0, 1807.0))
+    lines = _lines(replace(result, runs=[replace(run, headline=h, confirmation=conf, slo_passed=True,
+                                                 step_downs=[held, missed])]))
+    text = "\n".join(lines)
+    rows = [[c.strip() for c in ln.strip("│").split("│")] for ln in lines
+            if "│ confirm " in ln or "│ step down " in ln]
+    # stage, asked, p50, p99, p99.9, verdict
+    assert [r[:2] + r[5:8] + r[-1:] for r in rows] == [
+        ["confirm", "2,000", "8.00", "55.0", "40.0", "miss"],
+        ["step down", "1,633", "7.00", "38.0", "61.0", "pass"],
+        ["step down", "1,807", "7.00", "51.5", "61.0", "miss"]]
+    stripped = [ln.strip() for ln in lines]
+    assert "60 s hold at 1,633/s, a step down" in stripped
+    assert "spread 100% of the median; confirmation missed" in text
+    assert "step downs (60 s each): 1,633/s held, 1,807/s missed; rate within [1,633, 1,807)" in stripped
+    assert "sustained within the SLO 1,633/s" in text and "PASS" in text
+    # none held: the bracket is the searches' and stays with them
+    h = replace(run.headline, bracket_tps=(1000.0, 6000.0))
+    lines = _lines(replace(result, runs=[replace(run, headline=h, confirmation=conf,
+                                                 step_downs=[replace(held, passed=False)])]))
+    stripped = [ln.strip() for ln in lines]
+    assert "spread 100% of the median; rate within [1,000, 6,000); confirmation missed" in "\n".join(lines)
+    assert "step downs (60 s each): 1,633/s missed" in stripped
+    assert "sustained within the SLO -/s" in "\n".join(lines)
+
+
 def test_the_comparison_prints_the_range_not_one_ratio():
     base = read_result(RESULT)
     a = _searched(base, [250.0, 238.0, 260.0], True).runs[0]

@@ -45,6 +45,11 @@ def test_a_saved_result_reads_into_the_types_and_writes_back_the_same_json():
     assert written["scenario"].pop("state") is True and "state" not in raw["scenario"]
     assert written["scenario"].pop("snapshot_interval_s") is None
     assert "snapshot_interval_s" not in raw["scenario"]
+    # and before the holds at lower rates after a missed confirmation: none ran, the
+    # scenario's number of them the default
+    assert written["scenario"]["rate"].pop("confirm_steps") == 2
+    assert "confirm_steps" not in raw["scenario"]["rate"]
+    assert written["runs"][0].pop("step_downs") == [] and "step_downs" not in raw["runs"][0]
     assert written == raw
 
 

@@ -49,6 +49,8 @@ def test_peak_is_a_search_and_the_comparison_has_two_pipelines():
     ("name: x\nrate: {profile: constant, tps: 5}\nduration_s: 10\nfaults: [{at_s: 2, kill: scorer, index: 6}]",
      "faults[0].index (6) names no scoring process: there are 6 (0..5) - at $.faults[0].index"),
     ("name: x\nrate: {profile: constant, tps: 5}\ntarget: {nodes: 2}", "Invalid enum value 2 - at $.target.nodes"),
+    ("name: x\nrate: {profile: max, confirm_steps: 7}", "Expected int <= 6 - at $.rate.confirm_steps"),
+    ("name: x\nrate: {profile: max, confirm_steps: -1}", "Expected int >= 0 - at $.rate.confirm_steps"),
 ])
 def test_mistakes_are_one_clear_line(text, message):
     with pytest.raises(ConfigError) as info:
