@@ -81,6 +81,7 @@ class ScoringConsumer:
         self._limits = OutputLimits.uniform(config.topics)
         self._culprits = Culprits()
         self._refused: set[int] = set()   # partitions paused by offset_reset=refuse, already reported
+        offset_reset_refused()   # its counter on /metrics at 0 from the start, as documented
         self._uncommitted: set[int] = set()   # assigned partitions without a committed batch yet
         self._lag_from: dict = {}   # committed offsets of partitions with no position yet (core.metrics)
         if getattr(scorer, "needs_velocity", False) and not config.state:

@@ -41,6 +41,7 @@ class StateHolds:
         self.topic = topic
         # p -> (next try at, delay, offset); next try at inf: resumed, being tried now
         self._held: dict[int, tuple[float, float, int]] = {}
+        _held_gauge()   # on /metrics at 0 from the start: an alert on it needs the series
 
     def __bool__(self) -> bool:
         return bool(self._held)

@@ -4,6 +4,7 @@ bench alerts, plus the Prometheus endpoint of the running service."""
 from __future__ import annotations
 
 import json
+import re
 import socket
 import subprocess
 import sys
@@ -14,6 +15,8 @@ import pytest
 
 from tests.kafka.eos_harness import REPO, Service, end_offsets, namespace_of, wait_drained
 from tests.kafka.kafka_io import read_all
+
+DOCS = REPO / "docs"
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(300)]
 
@@ -50,6 +53,9 @@ def test_produce_score_alerts_and_metrics(kafka_bootstrap, fresh_topics, tmp_pat
     assert metrics["fraudstream_scored_total"] == 6000
     assert metrics["fraudstream_transactions_total"] >= 1
     assert metrics['fraudstream_commit_seconds_bucket{le="+Inf"}'] == metrics["fraudstream_transactions_total"]
+    served = {re.sub(r"(_bucket|_count|_sum)?(\{.*)?$", "", name) for name in metrics}
+    missing = documented_metrics() - served
+    assert not missing, f"documented but not on /metrics from the start: {sorted(missing)}"
 
     alerts = read_all(kafka_bootstrap, names.alerts)
     assert 0 < len(alerts) == metrics["fraudstream_alerts_total"]
@@ -61,6 +67,28 @@ def test_produce_score_alerts_and_metrics(kafka_bootstrap, fresh_topics, tmp_pat
     pretty = _bench("alerts", "--bootstrap", kafka_bootstrap, "--namespace", ns, "--from-beginning", "--max", "1")
     assert pretty.returncode == 0 and "FRAUD ALERT" in pretty.stdout
     assert ("!!!" in pretty.stdout) or ("(!)" in pretty.stdout)
+
+
+def documented_metrics() -> set[str]:
+    """Every metric docs/service.md and docs/exactly-once.md name; in service.md's table,
+    `..._x` after `fraudstream_state_y` stands for `fraudstream_state_x`."""
+    names = set()
+    for doc in ("service.md", "exactly-once.md"):
+        for line in (DOCS / doc).read_text(encoding="utf-8").splitlines():
+            found = re.findall(r"`(fraudstream_\w+|\.\.\._\w+)", line)
+            for name in found:
+                if name.startswith("..."):
+                    suffix = name[3:]
+                    name = found[0].split("_" + suffix[1:].split("_")[0] + "_")[0] + suffix
+                names.add(name)
+    return names
+
+
+def test_documented_metrics_reads_the_abbreviations():
+    names = documented_metrics()
+    assert {"fraudstream_state_restore_target_records", "fraudstream_state_last_replay_seconds",
+            "fraudstream_state_changelog_bytes_total", "fraudstream_slot_state"} <= names
+    assert not any("..." in n for n in names) and len(names) >= 23
 
 
 @pytest.mark.parametrize("answer", ["n\n", ""], ids=["no", "stdin-closed"])
