@@ -119,7 +119,9 @@ def read_topic_configs(admin_settings: dict[str, Any], names: tuple[str, ...],
     Raises KafkaException when the broker cannot answer."""
     from confluent_kafka.admin import AdminClient
 
-    admin = AdminClient(admin_settings)   # held until the answers: its end cancels the request
+    # log_level 4: warnings and errors, not the notice "Purging 1 unserved events from background
+    # queue" this short-lived client's end prints on the service's stderr (-X log_level still wins)
+    admin = AdminClient({"log_level": 4, **admin_settings})   # held until the answers: its end cancels the request
     return describe_topic_configs(admin, names, timeout)
 
 
