@@ -110,8 +110,9 @@ class ScoringConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_
     fail; never run production with it.
     offset_reset: where an input partition starts when the group's committed offset for it is
     missing or out of range (expired after offsets.retention.minutes, deleted, or behind the
-    log start after retention). "refuse" (default): a new group starts at the earliest record,
-    but a group that has committed before leaves such a partition paused with an error line
+    log start after retention). "refuse" (default): a new group (no outputs written yet) starts at
+    the earliest record, but a group that has committed before (or a new one on topics that
+    already hold outputs: core.offsets) leaves such a partition paused with an error line
     and the fraudstream_offset_reset_refused counter, instead of re-scoring and re-alerting
     all retained input; "earliest" / "latest": reset silently to that end, as librdkafka's
     auto.offset.reset does (see core.offsets).
