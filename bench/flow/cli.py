@@ -52,7 +52,7 @@ def produce(bootstrap, namespace, tps, duration, fraud_rate, seed, cards):
         chunks = demo_chunks(total, cards=cards, seed=seed, end=time.time())
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--cards") from None
-    require_topic(bootstrap, topic)
+    require_topic(bootstrap, topic, namespace)
     producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5, "enable.idempotence": True})
     history_h = (chunks[-1].start + chunks[-1].span_s - chunks[0].start) / 3600
     click.echo(f"producing {total:,} transactions to {topic} at {tps:,.0f}/s (seed {seed}): "
@@ -121,7 +121,7 @@ def alerts(bootstrap, namespace, as_json, from_beginning, max_alerts, group, web
     if web and (as_json or max_alerts is not None or group is not None):
         raise click.UsageError("--web shows alerts in a browser: it takes no --json, --max or --group")
     topic = TopicNames.namespaced(namespace).alerts
-    require_topic(bootstrap, topic)
+    require_topic(bootstrap, topic, namespace)
     _stop_on_sigterm()
     if web:
         from bench.flow.feed import AlertFeed

@@ -122,8 +122,9 @@ def require_broker(bootstrap: str) -> None:
     _probe(bootstrap)
 
 
-def require_topic(bootstrap: str, topic: str) -> None:
-    """Fail as one CLI line unless the broker answers and `topic` exists."""
+def require_topic(bootstrap: str, topic: str, namespace: str = "") -> None:
+    """Fail as one CLI line unless the broker answers and `topic` (of `namespace`) exists."""
     meta = _probe(bootstrap, topic).topics.get(topic)
     if meta is None or meta.error is not None:
-        raise TopicError(f"topic {topic} does not exist on {bootstrap} (bench topics create)")
+        create = "bench topics create" + (f" --namespace {namespace}" if namespace else "")
+        raise TopicError(f"topic {topic} does not exist on {bootstrap} ({create})")

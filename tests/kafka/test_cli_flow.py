@@ -145,3 +145,12 @@ def test_produce_stops_with_one_line_when_its_topic_is_deleted(kafka_bootstrap, 
     assert proc.returncode == 1 and "Traceback" not in err, err[-3000:]
     lines = [line for line in err.splitlines() if not line.startswith("%")]   # librdkafka's own notices
     assert lines[-1].startswith(f"error: sending to {names.transactions} failed: ") and "Unknown topic" in lines[-1], err
+
+
+@pytest.mark.parametrize("command", ["produce", "alerts"])
+def test_a_missing_topic_names_the_command_that_creates_it(kafka_bootstrap, command):
+    """The hint names the namespace: a plain `bench topics create` makes other topics."""
+    ns = f"absent-{uuid.uuid4().hex[:8]}"
+    out = _bench(command, "--bootstrap", kafka_bootstrap, "--namespace", ns, timeout=60)
+    assert out.returncode == 1
+    assert out.stderr.strip().endswith(f"(bench topics create --namespace {ns})"), out.stderr
