@@ -71,8 +71,9 @@ def state_topic_problem(name: str, configs: dict[str, str | None]) -> str | None
     """Why a card-state changelog with these topic configs would lose live cards' latest records
     (a restore would then silently miss them), or None when it keeps them."""
     policy = {p.strip() for p in (configs.get("cleanup.policy") or "delete").split(",")}
-    fix = (f"`bench topics create` makes it right; or: kafka-configs --alter --entity-type topics "
-           f"--entity-name {name} --add-config cleanup.policy=compact")
+    # bench topics create prints this too, for an existing topic it does not alter
+    fix = (f"to fix: kafka-configs --alter --entity-type topics --entity-name {name} --add-config "
+           "cleanup.policy=compact; `bench topics create` makes a new topic right but leaves an existing one as it is")
     if "compact" not in policy:
         return (f"topic {name} has cleanup.policy={','.join(sorted(policy))}: the card-state changelog must be "
                 f"compacted (it keeps each card's latest record, however old) ({fix})")
