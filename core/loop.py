@@ -84,6 +84,7 @@ class ScoringConsumer:
         offset_reset_refused()   # its counter on /metrics at 0 from the start, as documented
         self._uncommitted: set[int] = set()   # assigned partitions without a committed batch yet
         self._lag_from: dict = {}   # committed offsets of partitions with no position yet (core.metrics)
+        self._lag_highs: dict = {}   # watermarks of partitions never fetched since assigned (core.metrics)
         if getattr(scorer, "needs_velocity", False) and not config.state:
             from core.velocity import VELOCITY_FEATURES
             raise ConfigError(f"state: the model uses {', '.join(VELOCITY_FEATURES)}, which only "
@@ -170,6 +171,7 @@ class ScoringConsumer:
         self._assigned.update(tp.partition for tp in partitions)
         self._uncommitted.update(tp.partition for tp in partitions)
         self._lag_from.clear()
+        self._lag_highs.clear()
         self._rebalanced = True
         log.info("%s: assigned %s", self.name, sorted(self._assigned))
 
@@ -221,7 +223,7 @@ class ScoringConsumer:
             if self._holds:
                 self._holds.resume_due(self._consumer)
             if lag.due():
-                total = consumer_lag(self._consumer, self._lag_from)
+                total = consumer_lag(self._consumer, self._lag_from, self._lag_highs)
                 if total is not None:
                     self.metrics.set_lag(total)
             elapsed = stats.due()

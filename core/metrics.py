@@ -221,14 +221,17 @@ class Ticker:
         return 0.0
 
 
-def consumer_lag(consumer: Any, committed: dict[tuple[str, int], int] | None = None) -> int | None:
+def consumer_lag(consumer: Any, committed: dict[tuple[str, int], int] | None = None,
+                 highs: dict[tuple[str, int], tuple[int, int]] | None = None) -> int | None:
     """Records the broker holds for the consumer's assigned partitions past its positions (from
     the cached high watermarks), or None when the consumer cannot say now.
 
     A partition that has delivered nothing since it was assigned has no position yet: its lag
     counts from the group's committed offset, asked once and kept in `committed` (clear it at
     each assignment); from its first offset it counted every record the topic retains, so an
-    idle service showed its whole history as lag after each restart."""
+    idle service showed its whole history as lag after each restart. A partition paused before
+    its first fetch (refused by offset_reset=refuse) has no cached watermarks either: they are
+    asked once and kept in `highs` (clear it at each assignment), or it would count 0."""
     from confluent_kafka import KafkaException, TopicPartition
 
     try:
@@ -241,6 +244,11 @@ def consumer_lag(consumer: Any, committed: dict[tuple[str, int], int] | None = N
         total = 0
         for tp in positions:
             low, high = consumer.get_watermark_offsets(tp, cached=True)
+            if high < 0 and highs is not None:
+                key = (tp.topic, tp.partition)
+                if key not in highs:
+                    highs[key] = consumer.get_watermark_offsets(TopicPartition(*key), timeout=5.0)
+                low, high = highs[key]
             start = tp.offset if tp.offset >= 0 else (committed or {}).get((tp.topic, tp.partition), -1)
             if high >= 0:
                 total += max(0, high - (start if start >= 0 else low))

@@ -12,12 +12,16 @@ from core.metrics import consumer_lag
 pytestmark = pytest.mark.kafka
 
 
-def test_lag_counts_what_the_consumer_has_not_read(kafka_bootstrap, fresh_topics):
-    topic = fresh_topics("lag").transactions
-    producer = Producer({"bootstrap.servers": kafka_bootstrap})
-    for i in range(600):
+def _fill(bootstrap: str, topic: str, records: int) -> None:
+    producer = Producer({"bootstrap.servers": bootstrap})
+    for i in range(records):
         producer.produce(topic, b"x", key=str(i).encode())
     assert producer.flush(30) == 0
+
+
+def test_lag_counts_what_the_consumer_has_not_read(kafka_bootstrap, fresh_topics):
+    topic = fresh_topics("lag").transactions
+    _fill(kafka_bootstrap, topic, 600)
     consumer = Consumer({"bootstrap.servers": kafka_bootstrap, "group.id": f"lag-{uuid.uuid4().hex[:8]}",
                          "enable.auto.commit": False, "auto.offset.reset": "earliest"})
     parts = consumer.list_topics(topic, timeout=30).topics[topic].partitions
@@ -42,10 +46,7 @@ def test_a_partition_idle_since_assigned_lags_from_the_committed_offset(kafka_bo
     past the group's committed offset (0 here), not the topic's whole history (600 before)."""
     topic = fresh_topics("lagidle").transactions
     group = f"lag-{uuid.uuid4().hex[:8]}"
-    producer = Producer({"bootstrap.servers": kafka_bootstrap})
-    for i in range(600):
-        producer.produce(topic, b"x", key=str(i).encode())
-    assert producer.flush(30) == 0
+    _fill(kafka_bootstrap, topic, 600)
     settings = {"bootstrap.servers": kafka_bootstrap, "group.id": group, "enable.auto.commit": False}
     first = Consumer(settings)
     parts = first.list_topics(topic, timeout=30).topics[topic].partitions
@@ -66,3 +67,21 @@ def test_a_partition_idle_since_assigned_lags_from_the_committed_offset(kafka_bo
         time.sleep(0.2)
     restarted.close()
     assert lag is not None and lag <= 5, lag
+
+
+def test_a_paused_partition_that_never_fetched_counts_what_it_holds(kafka_bootstrap, fresh_topics):
+    """A partition refused by offset_reset=refuse is paused before its first fetch, so the client
+    never learns its high watermark: its lag counted 0 (the stats line said lag=0 over 131,000
+    unscored records). Its watermark is asked once instead."""
+    topic = fresh_topics("lagpaused").transactions
+    _fill(kafka_bootstrap, topic, 600)
+    consumer = Consumer({"bootstrap.servers": kafka_bootstrap, "group.id": f"lag-{uuid.uuid4().hex[:8]}",
+                         "enable.auto.commit": False, "auto.offset.reset": "error"})
+    parts = [TopicPartition(topic, p) for p in consumer.list_topics(topic, timeout=30).topics[topic].partitions]
+    consumer.assign(parts)
+    consumer.pause(parts)
+    for _ in range(6):   # the loop goes on consuming its other partitions meanwhile
+        consumer.consume(num_messages=10, timeout=0.5)
+    lag = consumer_lag(consumer, {}, {})
+    consumer.close()
+    assert lag == 600
