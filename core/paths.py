@@ -1,13 +1,17 @@
-"""Where fraudstream keeps files it makes: the Kafka jars, broker state, compiled models.
+"""Where fraudstream keeps files it makes (the Kafka jars, broker state, compiled models) and
+where it finds the committed models.
 
 FRAUDSTREAM_HOME overrides everything. In a source checkout the default is the git-ignored
 `.fraudstream/` beside pyproject.toml; an installed package uses ~/.cache/fraudstream.
+The committed models are the checkout's `models/`; an installed package (`pip install .`)
+carries them as data files in <prefix>/share/fraudstream/models (pyproject.toml).
 """
 
 import os
+import sysconfig
 from pathlib import Path
 
-__all__ = ["home", "repo_root", "default_model_path", "stateless_model_path"]
+__all__ = ["home", "repo_root", "models_dir", "default_model_path", "stateless_model_path"]
 
 _REPO = Path(__file__).resolve().parent.parent
 
@@ -29,9 +33,19 @@ def home() -> Path:
     return path
 
 
+def models_dir() -> Path:
+    """The committed models: the checkout's models/, else the installed package's data files
+    (the environment's prefix, or the user's for `pip install --user`)."""
+    if repo_root() is not None:
+        return _REPO / "models"
+    schemes = [sysconfig.get_default_scheme(), sysconfig.get_preferred_scheme("user")]
+    places = [Path(sysconfig.get_path("data", scheme)) / "share" / "fraudstream" / "models" for scheme in schemes]
+    return next((place for place in places if place.is_dir()), places[0])   # errors then name places[0]
+
+
 def stateless_model_path() -> Path:
     """The committed model that needs no per-card state (for --no-state): 34 features."""
-    return _REPO / "models" / "fraud-model-stateless.meta.json"
+    return models_dir() / "fraud-model-stateless.meta.json"
 
 
 def default_model_path() -> Path:
@@ -39,4 +53,4 @@ def default_model_path() -> Path:
     env = os.environ.get("FRAUDSTREAM_MODEL")
     if env:
         return Path(env)
-    return _REPO / "models" / "fraud-model.meta.json"
+    return models_dir() / "fraud-model.meta.json"
