@@ -1,14 +1,19 @@
 """The service's HTTP endpoint (``--metrics-port``): Prometheus ``/metrics`` and ``/healthz``.
 
-``/healthz`` answers 200 when every worker slot is up (consuming) and 503 otherwise, during
-start-up too, with a JSON body naming the slots that are not up::
+``/healthz`` answers 200 when every worker slot is up (consuming) and no input partition is
+paused, and 503 otherwise, during start-up too, with a JSON body naming the slots that are not
+up and counting the paused partitions::
 
     {"status": "degraded", "up": 5, "slots": 6,
      "down": [{"slot": 3, "state": "backing-off", "failures": 4, "restarts": 4,
-               "last_exit": "Kafka error (exit code 2)", "retry_in_s": 3.2}]}
+               "last_exit": "Kafka error (exit code 2)", "retry_in_s": 3.2}],
+     "paused_partitions": {"card_state_held": 0, "offset_reset_refused": 0}}
 
 so a load balancer or an orchestrator's readiness probe sees a partly working service as not
-ready, and an operator sees which slot fails and why. ``/metrics`` adds
+ready, and an operator sees which slot fails and why. A paused partition is one the workers
+hold back on purpose, each with an error line: its card state cannot be restored exactly
+(core.stateholds), or its committed offset is missing under offset_reset refuse
+(core.offsets). Every slot is up then, but that partition's input waits unscored. ``/metrics`` adds
 ``fraudstream_slot_state{slot, state}`` (1 for the slot's current state, 0 for the others)
 and ``fraudstream_slot_restarts_total{slot}`` to the workers' aggregated counters.
 """
@@ -18,7 +23,7 @@ from __future__ import annotations
 import dataclasses
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Callable, Sequence
+from typing import Callable, Mapping, Sequence
 
 import msgspec
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
@@ -32,13 +37,15 @@ __all__ = ["serve_http", "health", "SlotCollector"]
 _STATES = [s.value for s in SlotState]
 
 
-def health(views: Sequence[SlotView]) -> tuple[int, bytes]:
-    """(HTTP status, JSON body) of /healthz for these slots."""
+def health(views: Sequence[SlotView], paused: Mapping[str, int] | None = None) -> tuple[int, bytes]:
+    """(HTTP status, JSON body) of /healthz for these slots and `paused` partitions (core.metrics.paused_partitions)."""
     down = [dataclasses.asdict(v) for v in views if v.state != SlotState.UP.value]
     for d in down:
         d["retry_in_s"] = round(d["retry_in_s"], 1)
-    body = {"status": "ok" if views and not down else "degraded", "up": len(views) - len(down),
-            "slots": len(views), "down": down}
+    paused = dict(paused or {"card_state_held": 0, "offset_reset_refused": 0})
+    ok = views and not down and not any(paused.values())
+    body = {"status": "ok" if ok else "degraded", "up": len(views) - len(down),
+            "slots": len(views), "down": down, "paused_partitions": paused}
     return (200 if body["status"] == "ok" else 503), msgspec.json.encode(body) + b"\n"
 
 
@@ -61,8 +68,10 @@ class SlotCollector:
         yield restarts
 
 
-def serve_http(port: int, registry: CollectorRegistry, views: Callable[[], Sequence[SlotView]]) -> ThreadingHTTPServer:
-    """Serve /metrics and /healthz on `port` (all interfaces) from a daemon thread."""
+def serve_http(port: int, registry: CollectorRegistry, views: Callable[[], Sequence[SlotView]],
+               paused: Callable[[], Mapping[str, int]] | None = None) -> ThreadingHTTPServer:
+    """Serve /metrics and /healthz on `port` (all interfaces) from a daemon thread; `paused()`:
+    the workers' paused partitions at this instant."""
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:  # noqa: N802 - http.server's name
@@ -70,7 +79,7 @@ def serve_http(port: int, registry: CollectorRegistry, views: Callable[[], Seque
             if path == "/metrics":
                 status, body, kind = 200, generate_latest(registry), CONTENT_TYPE_LATEST
             elif path == "/healthz":
-                status, body = health(views())
+                status, body = health(views(), paused() if paused else None)
                 kind = "application/json"
             else:
                 status, body, kind = 404, b"not found: try /metrics or /healthz\n", "text/plain"

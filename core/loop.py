@@ -37,7 +37,8 @@ from core.errors import ConfigError, PipelineError, SettingRefused
 from core.faults import faults_from_env
 from core.limits import DEFAULT_MAX_MESSAGE_BYTES, OutputLimits
 from core.metrics import LoopMetrics, Ticker, consumer_lag, format_stats
-from core.offsets import is_reset_refused, next_offsets, offset_reset_refused, plan_start, refused_text
+from core.offsets import (is_reset_refused, next_offsets, offset_reset_paused, offset_reset_refused, plan_start,
+                          refused_text)
 from core.routing import produce_outputs
 from core.stateholds import StateHolds
 from core.workerstart import check_topics, init_transactions, output_limits
@@ -82,6 +83,7 @@ class ScoringConsumer:
         self._culprits = Culprits()
         self._refused: set[int] = set()   # partitions paused by offset_reset=refuse, already reported
         offset_reset_refused()   # its counter on /metrics at 0 from the start, as documented
+        offset_reset_paused().set(0)
         self._uncommitted: set[int] = set()   # assigned partitions without a committed batch yet
         self._lag_from: dict = {}   # committed offsets of partitions with no position yet (core.metrics)
         self._lag_highs: dict = {}   # watermarks of partitions never fetched since assigned (core.metrics)
@@ -142,6 +144,7 @@ class ScoringConsumer:
             self._txn_open = False
         if self._cards is not None:   # its final gauges, before the consumer's close revokes (drops) the stores
             self._cards.close()
+        offset_reset_paused().set(0)   # a stopped loop pauses nothing
         if self._consumer is not None:
             try:
                 self._consumer.close()
@@ -167,6 +170,7 @@ class ScoringConsumer:
             except KafkaException as exc:
                 raise PipelineError(f"{self.name}: cannot read the group's committed offsets: {exc.args[0]}") from exc
             self._refused.update(refused)
+            offset_reset_paused().set(len(self._refused))
             consumer.assign(partitions)
         self._assigned.update(tp.partition for tp in partitions)
         self._uncommitted.update(tp.partition for tp in partitions)
@@ -179,6 +183,7 @@ class ScoringConsumer:
         self._abort_if_open("partitions revoked")
         self._assigned.difference_update(tp.partition for tp in partitions)
         self._refused.difference_update(tp.partition for tp in partitions)
+        offset_reset_paused().set(len(self._refused))
         self._uncommitted.difference_update(tp.partition for tp in partitions)
         self._drop_state(partitions)
         self._rebalanced = True
@@ -188,6 +193,7 @@ class ScoringConsumer:
         self._abort_if_open("partitions lost")
         self._assigned.difference_update(tp.partition for tp in partitions)
         self._refused.difference_update(tp.partition for tp in partitions)
+        offset_reset_paused().set(len(self._refused))
         self._uncommitted.difference_update(tp.partition for tp in partitions)
         self._drop_state(partitions)
         self._rebalanced = True
@@ -385,6 +391,7 @@ class ScoringConsumer:
         if is_reset_refused(error):   # offset_reset=refuse: librdkafka left the partition paused
             if msg.partition() not in self._refused:   # not already reported at assignment
                 self._refused.add(msg.partition())
+                offset_reset_paused().set(len(self._refused))
                 log.error("%s", refused_text(self.name, msg.topic(), [msg.partition()], error.str()))
                 offset_reset_refused().inc()
             return

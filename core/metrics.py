@@ -22,8 +22,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from core.statemetrics import state_summary
 
-__all__ = ["LoopMetrics", "StatsSnapshot", "aggregate", "workers_registry", "format_stats", "MULTIPROC_ENV",
-           "bucket_quantile", "consumer_lag"]
+__all__ = ["LoopMetrics", "StatsSnapshot", "aggregate", "paused_partitions", "workers_registry", "format_stats",
+           "MULTIPROC_ENV", "bucket_quantile", "consumer_lag"]
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 # Commit latency buckets (seconds): a transaction commit is a few ms on a healthy broker.
@@ -180,6 +180,20 @@ def aggregate(directory: str | None = None) -> StatsSnapshot:
         commit_p99_ms=bucket_quantile(buckets, 0.99) * 1000,
         state=state_summary(values),
     )
+
+
+_PAUSED = {"fraudstream_state_held_partitions": "card_state_held",
+           "fraudstream_offset_reset_paused_partitions": "offset_reset_refused"}
+
+
+def paused_partitions(directory: str) -> dict[str, int]:
+    """Input partitions the live workers hold paused now, by why (what /healthz reports)."""
+    paused = dict.fromkeys(_PAUSED.values(), 0)
+    for family in workers_registry(directory).collect():
+        for sample in family.samples:
+            if sample.name in _PAUSED:
+                paused[_PAUSED[sample.name]] += int(sample.value)
+    return paused
 
 
 def workers_registry(multiprocess_dir: str) -> CollectorRegistry:

@@ -32,7 +32,7 @@ from typing import Any, Collection, Sequence
 from confluent_kafka import OFFSET_BEGINNING, KafkaError, TopicPartition
 
 __all__ = ["next_offsets", "decide_start", "plan_start", "refused_text", "is_reset_refused", "OFFSET_RESET_POLICIES",
-           "offset_reset_refused"]
+           "offset_reset_refused", "offset_reset_paused"]
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +43,7 @@ OFFSET_RESET_POLICIES = ("refuse", "earliest", "latest")
 _RECHECK_S = 3.0
 
 _refused = None
+_paused = None
 
 
 def offset_reset_refused():
@@ -55,6 +56,20 @@ def offset_reset_refused():
                            "Input partitions left paused: committed offset missing or out of range "
                            "(offset_reset: refuse)")
     return _refused
+
+
+def offset_reset_paused():
+    """The gauge of input partitions paused now by offset_reset refuse (created on first use,
+    default registry; summed over live workers): what /healthz reads, where the counter above
+    only counts refusals."""
+    global _paused
+    if _paused is None:
+        from prometheus_client import Gauge
+
+        _paused = Gauge("fraudstream_offset_reset_paused_partitions",
+                        "Input partitions paused now: committed offset missing or out of range "
+                        "(offset_reset: refuse)", multiprocess_mode="livesum")
+    return _paused
 
 
 def next_offsets(topic: str, msgs: Sequence[Any], assigned: Collection[int] = ()) -> list[TopicPartition]:

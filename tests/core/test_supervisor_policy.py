@@ -119,7 +119,14 @@ def test_healthz_is_200_only_when_every_slot_is_up():
     for s in slots:
         s.ready(clock())
     code, body = health([s.view(clock()) for s in slots])
-    assert (code, json.loads(body)) == (200, {"status": "ok", "up": 3, "slots": 3, "down": []})
+    none_paused = {"card_state_held": 0, "offset_reset_refused": 0}
+    assert (code, json.loads(body)) == (200, {"status": "ok", "up": 3, "slots": 3, "down": [],
+                                              "paused_partitions": none_paused})
+    # every slot up, but a partition held back on purpose: its input waits unscored
+    for why in none_paused:
+        code, body = health([s.view(clock()) for s in slots], {**none_paused, why: 1})
+        doc = json.loads(body)
+        assert (code, doc["status"], doc["up"], doc["paused_partitions"][why]) == (503, "degraded", 3, 1)
     for _ in range(3):
         _fail(slots[1], clock, -9)
     clock.t += 0.5

@@ -21,6 +21,7 @@ from tests.kafka.eos_harness import InProcess, committed_offsets, make_inputs, p
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(300)]
 
 REFUSED = "fraudstream_offset_reset_refused_total"
+PAUSED = "fraudstream_offset_reset_paused_partitions"
 
 
 def _refused() -> float:
@@ -55,8 +56,10 @@ def _stays_paused(bootstrap, names, group, caplog, seconds=8.0, **settings):
     try:
         time.sleep(seconds)
         assert scoring.thread.is_alive(), scoring.errors
+        assert REGISTRY.get_sample_value(PAUSED) >= 1   # what /healthz reads: the partition is paused now
     finally:
         scoring.stop()
+    assert REGISTRY.get_sample_value(PAUSED) == 0   # a stopped loop pauses nothing
     assert scoring.metrics.snapshot().processed == 0, scoring.metrics.snapshot()
     return [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
 

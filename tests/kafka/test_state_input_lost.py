@@ -14,9 +14,11 @@ covers a committed offset that is itself gone).
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import time
+import urllib.error
 import urllib.request
 import uuid
 from collections import Counter
@@ -170,6 +172,12 @@ def wait_held_and_up(svc: Service, port: int, timeout: float = 120.0) -> str:
         except OSError:
             metrics = ""
     assert re.search(r'^fraudstream_slot_state\{slot="0",state="up"\} 1\.0$', metrics, re.M), metrics
+    # the slot is up, yet the service is not all there: /healthz says so (it said ok before)
+    with pytest.raises(urllib.error.HTTPError) as answer:
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5)
+    doc = json.loads(answer.value.read())
+    assert answer.value.code == 503 and doc["up"] == doc["slots"] == 1, doc
+    assert doc["paused_partitions"] == {"card_state_held": 1, "offset_reset_refused": 0}, doc
     return metrics
 
 
