@@ -86,7 +86,7 @@ class ScoringConsumer:
         offset_reset_paused().set(0)
         self._uncommitted: set[int] = set()   # assigned partitions without a committed batch yet
         self._lag_from: dict = {}   # committed offsets of partitions with no position yet (core.metrics)
-        self._lag_highs: dict = {}   # watermarks of partitions never fetched since assigned (core.metrics)
+        self._lag_highs: dict = {}   # watermarks of partitions not fetched (paused), asked (core.metrics)
         if getattr(scorer, "needs_velocity", False) and not config.state:
             from core.velocity import VELOCITY_FEATURES
             raise ConfigError(f"state: the model uses {', '.join(VELOCITY_FEATURES)}, which only "

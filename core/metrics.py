@@ -23,7 +23,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from core.statemetrics import state_summary
 
 __all__ = ["LoopMetrics", "StatsSnapshot", "aggregate", "paused_partitions", "workers_registry", "format_stats",
-           "MULTIPROC_ENV", "bucket_quantile", "consumer_lag"]
+           "MULTIPROC_ENV", "bucket_quantile", "consumer_lag", "UNFETCHED_WATERMARKS_S"]
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 # Commit latency buckets (seconds): a transaction commit is a few ms on a healthy broker.
@@ -235,8 +235,15 @@ class Ticker:
         return 0.0
 
 
+# How long the watermarks asked for a partition the client does not fetch (paused) are used
+# before they are asked again: its lag follows new input within this, at one request per
+# paused partition per period.
+UNFETCHED_WATERMARKS_S = 10.0
+
+
 def consumer_lag(consumer: Any, committed: dict[tuple[str, int], int] | None = None,
-                 highs: dict[tuple[str, int], tuple[int, int]] | None = None) -> int | None:
+                 highs: dict[tuple[str, int], tuple[float, int, int]] | None = None,
+                 now: float | None = None) -> int | None:
     """Records the broker holds for the consumer's assigned partitions past its positions (from
     the cached high watermarks), or None when the consumer cannot say now.
 
@@ -245,7 +252,8 @@ def consumer_lag(consumer: Any, committed: dict[tuple[str, int], int] | None = N
     each assignment); from its first offset it counted every record the topic retains, so an
     idle service showed its whole history as lag after each restart. A partition paused before
     its first fetch (refused by offset_reset=refuse) has no cached watermarks either: they are
-    asked once and kept in `highs` (clear it at each assignment), or it would count 0."""
+    asked and kept in `highs` (asked at, low, high) for UNFETCHED_WATERMARKS_S (clear it at each
+    assignment), or it would count 0; `now`: time.monotonic() unless given."""
     from confluent_kafka import KafkaException, TopicPartition
 
     try:
@@ -260,9 +268,10 @@ def consumer_lag(consumer: Any, committed: dict[tuple[str, int], int] | None = N
             low, high = consumer.get_watermark_offsets(tp, cached=True)
             if high < 0 and highs is not None:
                 key = (tp.topic, tp.partition)
-                if key not in highs:
-                    highs[key] = consumer.get_watermark_offsets(TopicPartition(*key), timeout=5.0)
-                low, high = highs[key]
+                now = time.monotonic() if now is None else now
+                if key not in highs or now - highs[key][0] >= UNFETCHED_WATERMARKS_S:
+                    highs[key] = (now, *consumer.get_watermark_offsets(TopicPartition(*key), timeout=5.0))
+                _, low, high = highs[key]
             start = tp.offset if tp.offset >= 0 else (committed or {}).get((tp.topic, tp.partition), -1)
             if high >= 0:
                 total += max(0, high - (start if start >= 0 else low))

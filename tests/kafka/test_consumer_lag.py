@@ -7,7 +7,7 @@ import uuid
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from core.metrics import consumer_lag
+from core.metrics import UNFETCHED_WATERMARKS_S, consumer_lag
 
 pytestmark = pytest.mark.kafka
 
@@ -72,7 +72,8 @@ def test_a_partition_idle_since_assigned_lags_from_the_committed_offset(kafka_bo
 def test_a_paused_partition_that_never_fetched_counts_what_it_holds(kafka_bootstrap, fresh_topics):
     """A partition refused by offset_reset=refuse is paused before its first fetch, so the client
     never learns its high watermark: its lag counted 0 (the stats line said lag=0 over 131,000
-    unscored records). Its watermark is asked once instead."""
+    unscored records). Its watermarks are asked instead, and again after UNFETCHED_WATERMARKS_S:
+    its lag grows with what is produced while it stays paused."""
     topic = fresh_topics("lagpaused").transactions
     _fill(kafka_bootstrap, topic, 600)
     consumer = Consumer({"bootstrap.servers": kafka_bootstrap, "group.id": f"lag-{uuid.uuid4().hex[:8]}",
@@ -82,6 +83,10 @@ def test_a_paused_partition_that_never_fetched_counts_what_it_holds(kafka_bootst
     consumer.pause(parts)
     for _ in range(6):   # the loop goes on consuming its other partitions meanwhile
         consumer.consume(num_messages=10, timeout=0.5)
-    lag = consumer_lag(consumer, {}, {})
+    highs: dict = {}
+    lag = consumer_lag(consumer, {}, highs, now=100.0)
+    _fill(kafka_bootstrap, topic, 50)
+    kept = consumer_lag(consumer, {}, highs, now=100.0 + UNFETCHED_WATERMARKS_S / 2)
+    grown = consumer_lag(consumer, {}, highs, now=100.0 + UNFETCHED_WATERMARKS_S)
     consumer.close()
-    assert lag == 600
+    assert (lag, kept, grown) == (600, 600, 650)
