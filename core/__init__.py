@@ -3,6 +3,7 @@
 The public API (`from core import ...`); the rest of the package is internal:
 
     ScoringConfig      everything one scoring process needs (a frozen msgspec Struct)
+    TopicNames         the five topics' names: topics=TopicNames.namespaced("ns") for NS.transactions, ...
     Scorer             the fraud model, compiled: Scorer.load(), score_batch(values)
     BatchResult        what score_batch returns: scores, alerts and dead letters by input index
     ScoringConsumer    the transactional loop of one process: run() until stop()
@@ -17,9 +18,10 @@ The service's command line is public too: `core.cli.score`, a click command that
 
 from core.config import ScoringConfig
 from core.errors import ConfigError, FraudstreamError, ModelError, PipelineError
+from core.topics import TopicNames
 
 __all__ = ["ConfigError", "FraudstreamError", "ModelError", "PipelineError", "ScoringConfig", "ScoringConsumer",
-           "Scorer", "BatchResult"]
+           "Scorer", "BatchResult", "TopicNames"]
 
 
 def __getattr__(name):
