@@ -24,9 +24,17 @@ print(json.dumps({"core": core.paths.__file__, "model": str(core.paths.default_m
 """
 
 
+def _installed_here() -> tuple[str, bool]:
+    """This environment's fraudstream: its version, and whether its `bench` script exists."""
+    version = subprocess.run([sys.executable, "-m", "pip", "show", "fraudstream"], capture_output=True,
+                             text=True).stdout
+    return version, (Path(sys.executable).parent / "bench").exists()
+
+
 def test_an_installed_wheel_finds_and_loads_the_committed_models(tmp_path):
     root = repo_root()
     assert root is not None, "runs from the source checkout"
+    before = _installed_here()
     # built from a copy: setuptools leaves build/ in the source tree, and a stale one would
     # slip modules deleted since into the next wheel
     src, wheels = tmp_path / "src", tmp_path / "wheels"
@@ -38,8 +46,11 @@ def test_an_installed_wheel_finds_and_loads_the_committed_models(tmp_path):
     env_dir = tmp_path / "venv"
     venv.EnvBuilder(with_pip=False).create(env_dir)
     python = env_dir / "bin" / "python"
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-compile",
+    # --ignore-installed: with --prefix alone, pip uninstalls the fraudstream it finds in this
+    # environment (the checkout's editable install, and the `bench` script with it)
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-compile", "--ignore-installed",
                     "--prefix", str(env_dir), str(wheel)], check=True, timeout=300)
+    assert _installed_here() == before, "this environment's fraudstream was touched"
     site = Path(subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
                                check=True, capture_output=True, text=True).stdout.strip())
     # the dependencies (numpy, numba, ...) from this environment, after the venv's own site-packages
