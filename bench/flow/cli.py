@@ -135,7 +135,9 @@ def alerts(bootstrap, namespace, as_json, from_beginning, max_alerts, group, web
         finally:
             feed.stop()
         return
-    from confluent_kafka import Consumer
+    from confluent_kafka import Consumer, KafkaError
+
+    from bench.errors import TopicError
 
     consumer = Consumer({
         "bootstrap.servers": bootstrap,
@@ -143,12 +145,13 @@ def alerts(bootstrap, namespace, as_json, from_beginning, max_alerts, group, web
         "isolation.level": "read_committed",
         "auto.offset.reset": "earliest" if from_beginning else "latest",
         "enable.auto.commit": group is not None,
+        "topic.metadata.refresh.interval.ms": 10_000,   # a deleted topic seen within 10 s, not 5 min
     })
     consumer.subscribe([topic])
     if not as_json:
         click.echo(f"Monitoring fraud alerts on {topic} ({bootstrap})...", err=True)
     decode = msgspec.json.Decoder().decode
-    seen = 0
+    seen, last_error = 0, ""
     out = sys.stdout
     try:
         while max_alerts is None or seen < max_alerts:
@@ -156,8 +159,14 @@ def alerts(bootstrap, namespace, as_json, from_beginning, max_alerts, group, web
             if msg is None:
                 continue
             if msg.error():
-                if msg.error().fatal():
-                    raise click.ClickException(f"{topic}: {msg.error().str()}")
+                error = msg.error()
+                if error.fatal():
+                    raise click.ClickException(f"{topic}: {error.str()}")
+                if error.code() == KafkaError.UNKNOWN_TOPIC_OR_PART:   # as bench produce: one line, exit 1
+                    raise TopicError(f"{topic} does not exist any more on {bootstrap} (deleted?)")
+                if error.str() != last_error:   # a broker down or back: say so, once per change
+                    click.echo(f"warning: {topic}: {error.str()}", err=True)
+                    last_error = error.str()
                 continue
             seen += 1
             if as_json:

@@ -49,6 +49,7 @@ class AlertFeed:
         self.assigned = False
         self.last_error: tuple[float, str] | None = None
         self.failed: str | None = None   # why the consumer thread ended, if it did
+        self.gone: str | None = None     # the topic deleted: until it is assigned again
 
     def start(self) -> "AlertFeed":
         self._thread = threading.Thread(target=self._run, name="alert-feed", daemon=True)
@@ -80,7 +81,7 @@ class AlertFeed:
         fresh = error is not None and time.monotonic() - error[0] < _ERROR_FRESH_S
         alive = self._thread is not None and self._thread.is_alive()
         return {"connected": alive and self.assigned and not fresh, "lag": self.lag,
-                "error": self.failed or (error[1] if fresh else None),
+                "error": self.failed or self.gone or (error[1] if fresh else None),
                 "unreadable": self.unreadable, "topic": self.topic}
 
     # -- the consumer thread -----------------------------------------------------------------
@@ -93,13 +94,13 @@ class AlertFeed:
             log.error("%s", self.failed)
 
     def _consume(self) -> None:
-        from confluent_kafka import Consumer
+        from confluent_kafka import Consumer, KafkaError
 
         def on_error(err) -> None:
             self.last_error = (time.monotonic(), err.str())
 
         def on_assign(consumer, partitions) -> None:
-            self.assigned = True
+            self.assigned, self.gone = True, None   # (created again)
 
         consumer = Consumer({
             "bootstrap.servers": self.bootstrap,
@@ -108,6 +109,7 @@ class AlertFeed:
             "auto.offset.reset": "earliest" if self._from_beginning else "latest",
             "enable.auto.commit": False,
             "error_cb": on_error,
+            "topic.metadata.refresh.interval.ms": 10_000,   # a deleted topic seen within 10 s, not 5 min
         })
         consumer.subscribe([self.topic], on_assign=on_assign)
         decode, encode = msgspec.json.Decoder().decode, msgspec.json.Encoder().encode
@@ -119,6 +121,8 @@ class AlertFeed:
                 for msg in batch:
                     if msg.error():
                         self.last_error = (time.monotonic(), msg.error().str())
+                        if msg.error().code() == KafkaError.UNKNOWN_TOPIC_OR_PART:   # said until it is back
+                            self.gone = f"{self.topic} does not exist any more (deleted?)"
                         continue
                     try:
                         alert = decode(msg.value())

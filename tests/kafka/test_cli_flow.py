@@ -154,3 +154,38 @@ def test_a_missing_topic_names_the_command_that_creates_it(kafka_bootstrap, comm
     out = _bench(command, "--bootstrap", kafka_bootstrap, "--namespace", ns, timeout=60)
     assert out.returncode == 1
     assert out.stderr.strip().endswith(f"(bench topics create --namespace {ns})"), out.stderr
+
+
+def test_alerts_stop_with_one_line_when_their_topic_is_deleted(kafka_bootstrap, fresh_topics):
+    """`bench alerts` on a topic deleted under it: exit 1 and one `error:` line, as bench produce
+    (it went on waiting silently: librdkafka's error was skipped as not fatal, and seen only at
+    its 5-min metadata refresh). The web feed says so on its status line until the topic is back."""
+    import time
+
+    from bench.flow.feed import AlertFeed
+    from bench.kafka.topics import delete_topics
+
+    names = fresh_topics("alertsgone")
+    proc = subprocess.Popen([sys.executable, "-m", "bench.cli", "alerts", "--bootstrap", kafka_bootstrap,
+                             "--namespace", namespace_of(names)],
+                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    feed = AlertFeed(kafka_bootstrap, names.alerts).start()
+    try:
+        deadline = time.monotonic() + 30
+        while not feed.assigned:
+            assert time.monotonic() < deadline and feed.failed is None, feed.status()
+            time.sleep(0.2)
+        assert proc.poll() is None, proc.stderr.read()
+        delete_topics(kafka_bootstrap, names)
+        _, err = proc.communicate(timeout=60)
+        while "does not exist any more" not in (feed.status()["error"] or ""):
+            assert time.monotonic() < deadline + 60, feed.status()
+            time.sleep(0.5)
+    finally:
+        feed.stop()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 1 and "Traceback" not in err, err[-3000:]
+    lines = [line for line in err.splitlines() if not line.startswith("%")]
+    assert lines[-1] == f"error: {names.alerts} does not exist any more on {kafka_bootstrap} (deleted?)", err
