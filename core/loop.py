@@ -142,8 +142,10 @@ class ScoringConsumer:
             except (KafkaException, SystemError) as exc:
                 log.warning("%s: abort on close failed: %s", self.name, kafka_cause(exc))
             self._txn_open = False
-        if self._cards is not None:   # its final gauges, before the consumer's close revokes (drops) the stores
+        state = ""
+        if self._cards is not None:   # its final gauges and line, before the consumer close revokes (drops) them
             self._cards.close()
+            state = self._cards.stats_text()
         offset_reset_paused().set(0)   # a stopped loop pauses nothing
         if self._consumer is not None:
             try:
@@ -156,8 +158,7 @@ class ScoringConsumer:
             except (KafkaException, SystemError) as exc:  # fenced or fatal: never mask the error that got us here
                 log.warning("%s: producer flush on close: %s", self.name, kafka_cause(exc).args[0])
         snap = self.metrics.snapshot()
-        log.info("%s: stopped. %s%s", self.name, format_stats(snap, type(snap)(), 0.0),
-                 self._cards.stats_text() if self._cards is not None else "")
+        log.info("%s: stopped. %s%s", self.name, format_stats(snap, type(snap)(), 0.0), state)
 
     # -- rebalance callbacks (called from inside consume(), never mid-transaction) -----------
 
