@@ -13,7 +13,7 @@ def format_alert(alert: dict) -> str:
         f"\n{symbol} FRAUD ALERT {symbol}",
         f"  TX:       {alert.get('transaction_id')}",
         f"  Card:     {alert.get('card_hash')}",
-        f"  Amount:   ${amount:.2f}" if isinstance(amount, (int, float)) else f"  Amount:   {amount}",
+        f"  Amount:   ${amount:,.2f}" if isinstance(amount, (int, float)) else f"  Amount:   {amount}",
         f"  Score:    {score:.4f}" if isinstance(score, (int, float)) else f"  Score:    {score}",
         f"  Risk:     {alert.get('risk_level')}",
         f"  Action:   {action}",

@@ -7,7 +7,7 @@ def test_block_and_review_markers():
     alert = {"transaction_id": "tx-1", "card_hash": "c1", "amount": 1234.5, "fraud_score": 0.98765,
              "risk_level": "CRITICAL", "action_required": "BLOCK", "merchant_category": "jewelry"}
     text = format_alert(alert)
-    assert "!!! FRAUD ALERT !!!" in text and "$1234.50" in text and "0.9877" in text and "jewelry" in text
+    assert "!!! FRAUD ALERT !!!" in text and "$1,234.50" in text and "0.9877" in text and "jewelry" in text
     review = format_alert({**alert, "action_required": "REVIEW", "risk_level": "HIGH"})
     assert "(!) FRAUD ALERT (!)" in review and "!!!" not in review
 
