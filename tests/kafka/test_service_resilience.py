@@ -104,9 +104,14 @@ def _alive(pid: int) -> bool:
 
 def test_a_slot_that_keeps_failing_backs_off_while_the_others_score(kafka_bootstrap, fresh_topics, tmp_path):
     names, inputs, group, rest, _ = _setup(kafka_bootstrap, fresh_topics, "backoff", 30_000, preload=1 / 3)
+    # Held back until slot 1 is down the 4th time: the trickle (~13 s) can end before that on
+    # a slow machine (4 restarts of ~3 s each; failed under 4 busy loops on 2 cores), and the
+    # others, caught up, then have nothing to commit while it is down.
+    rest, late = rest[:-3000], rest[-3000:]
     port = _free_port()
     svc = Service(kafka_bootstrap, names, group, tmp_path, workers=3, extra=("--metrics-port", str(port)))
     tail = trickle(kafka_bootstrap, names.transactions, inputs, rest, tps=1500)
+    late_tail = threading.Thread(target=produce_inputs, args=(kafka_bootstrap, names.transactions, inputs, late))
     try:
         _wait_health(port, svc, lambda code, doc: code == 200)
         tail.start()
@@ -116,15 +121,18 @@ def test_a_slot_that_keeps_failing_backs_off_while_the_others_score(kafka_bootst
             doc = _wait_health(port, svc, lambda code, doc: code == 503 and doc["down"][0]["failures"] == kill)
             assert [d["slot"] for d in doc["down"]] == [1] and doc["up"] == 2, doc
             before = _transactions_total(port)
+        late_tail.start()
         doc = _wait_health(port, svc, lambda code, doc: code == 503 and doc["down"][0]["state"] == "backing-off")
         down = doc["down"][0]
         assert down["last_exit"] == "exit code -9 (killed by SIGKILL)" and down["retry_in_s"] <= 2.0, doc
         _wait_health(port, svc, lambda code, doc: code == 200)
         during = _transactions_total(port) - before   # committed by slots 0 and 2 alone
         tail.join()
+        late_tail.join()
         wait_drained(kafka_bootstrap, group, names.transactions, timeout=120, service=svc)
         assert svc.stop() == 0, svc.tail()
     finally:
+        finish(late_tail)
         finish(tail, svc)
     log = svc.log_path.read_text()
     delays = re.findall(r"worker 1 \(pid \d+\) died with exit code -9 \(killed by SIGKILL\) after [\d.]+ s; "
