@@ -21,6 +21,7 @@ import signal
 import sys
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -31,7 +32,7 @@ from core.identity import CREDENTIAL_CODES, is_fenced, kafka_error_of
 from core.stopsignals import stop_signals
 from core.slots import EXIT_FENCED, EXIT_PIPELINE, EXIT_SETTING, EXIT_STARTUP, EXIT_STATE
 
-__all__ = ["worker_main", "exit_code_for", "die_with_parent", "Ready", "Failed", "STATUS"]
+__all__ = ["worker_main", "exit_code_for", "die_with_parent", "supervisor_gone", "Ready", "Failed", "STATUS"]
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +69,22 @@ def die_with_parent(parent_pid: int) -> bool:
             log.warning("prctl unavailable: %s", exc)
     # The parent may have died before prctl: then no signal will ever come.
     return os.getppid() == parent_pid
+
+
+def supervisor_gone(parent_pid: int) -> bool:
+    """Whether the supervisor that started this worker is gone or dying.
+
+    Not only a new parent pid: PR_SET_PDEATHSIG fires when the *thread* that started the
+    worker exits, and a SIGKILLed supervisor's threads exit one by one. When its main thread
+    goes first, the signal comes while getppid() still names the supervisor, whose main
+    thread is then a zombie (2 of 20 SIGKILLs of a parent with 3 more threads, 2026-12-06)."""
+    if os.getppid() != parent_pid:
+        return True
+    try:
+        state = Path(f"/proc/{parent_pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):   # no /proc: the orphan watch sees the new parent pid
+        return False
+    return state in ("Z", "X")
 
 
 def exit_code_for(exc: FraudstreamError) -> int:
@@ -137,7 +154,7 @@ def worker_main(config_json: bytes, slot: int, parent_pid: int, log_level: int, 
             hard_exit.start()
 
     def on_signal(signum: int, frame: Any) -> None:
-        if os.getppid() != parent_pid:   # PR_SET_PDEATHSIG: the supervisor died
+        if supervisor_gone(parent_pid):   # PR_SET_PDEATHSIG: the supervisor died
             stop_orphan()
         else:
             consumer.stop()
@@ -147,7 +164,7 @@ def worker_main(config_json: bytes, slot: int, parent_pid: int, log_level: int, 
 
     def orphan_watch() -> None:
         # Where PR_SET_PDEATHSIG does not exist (or the signal was missed).
-        while os.getppid() == parent_pid:
+        while not supervisor_gone(parent_pid):
             time.sleep(1.0)
         stop_orphan()
 

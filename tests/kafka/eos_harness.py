@@ -102,10 +102,11 @@ def make_inputs(n_valid: int, n_hostile: int, seed: int, hostile: list[bytes | N
 
 
 def produce_inputs(bootstrap: str, topic: str, inputs: Inputs, records=None, *, tps: float | None = None,
-                   partition: int | None = None, headers: tuple = ()) -> None:
+                   partition: int | None = None, headers: tuple = (), gate: threading.Event | None = None) -> None:
     """Write records (default: all) to `topic`; remembers where each hostile one landed.
 
-    partition: all to this one (default: by key); headers: added to each record's own."""
+    partition: all to this one (default: by key); headers: added to each record's own;
+    gate: send only while it is set (the `tps` schedule pauses with it)."""
     producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 10, "enable.idempotence": True,
                          "message.max.bytes": 2_000_000})
     coords = inputs.hostile_coords
@@ -119,6 +120,11 @@ def produce_inputs(bootstrap: str, topic: str, inputs: Inputs, records=None, *, 
 
     start = time.monotonic()
     for i, (key, value, seq) in enumerate(records if records is not None else inputs.records):
+        if gate is not None and not gate.is_set():
+            paused = time.monotonic()
+            producer.flush(60)   # what was sent before the pause lands before it
+            gate.wait()
+            start += time.monotonic() - paused
         if tps is not None:
             due = start + i / tps
             if due > time.monotonic():
@@ -483,9 +489,11 @@ def verify(bootstrap: str, names: TopicNames, inputs: Inputs, *, count_aborted: 
         aborted_scores=aborted)
 
 
-def trickle(bootstrap: str, topic: str, inputs: Inputs, records, tps: float) -> threading.Thread:
-    """A thread (not yet started) that produces `records` to `topic` at `tps`."""
-    return threading.Thread(target=produce_inputs, args=(bootstrap, topic, inputs, records), kwargs={"tps": tps})
+def trickle(bootstrap: str, topic: str, inputs: Inputs, records, tps: float,
+            gate: threading.Event | None = None) -> threading.Thread:
+    """A thread (not yet started) that produces `records` to `topic` at `tps` (while `gate` is set)."""
+    return threading.Thread(target=produce_inputs, args=(bootstrap, topic, inputs, records),
+                            kwargs={"tps": tps, "gate": gate})
 
 
 def finish(tail: threading.Thread | None, *services: Service | None) -> None:

@@ -27,6 +27,7 @@ import os
 import random
 import re
 import signal
+import threading
 import time
 import uuid
 
@@ -48,6 +49,9 @@ MIN_KILLS = 5
 KILL_GAP_S = (0.5, 1.5)
 # Run B's input after its first commit arrives at this rate for ~30 s: the zombie (~10 s until
 # its partitions move), the joiner's first commit (~5 s) and the kills (~5 s) need it flowing.
+# It pauses from the takeover of the zombie's partitions until the joiner is assigned some: the
+# joiner's start-up takes longer the slower the machine, and a kill needs a worker inside a
+# transaction, which none is once the input is done (then "only N kills in 90 s").
 TAIL_SHARE, TAIL_TPS = 0.7, 700
 SESSION_MS = 6_000       # the broker's group.min.session.timeout.ms: the zombie part stays short
 WORKERS = 3
@@ -138,8 +142,9 @@ def _undisturbed(bootstrap, names, tmp_path):
     assert code == 0, service.tail()
 
 
-def _zombie(service: Service, rng, events: list[str]) -> None:
-    """SIGSTOP a busy worker until the others hold its partitions, SIGCONT it, see it lose them."""
+def _zombie(service: Service, rng, events: list[str], flowing: threading.Event) -> None:
+    """SIGSTOP a busy worker until the others hold its partitions (then pause the input: clear
+    `flowing`), SIGCONT it, see it lose them."""
     mark = len(_log(service))
     zombie = service.kill_random_worker(rng, signal.SIGSTOP, in_txn=True)
     assert zombie is not None, service.tail()
@@ -147,6 +152,7 @@ def _zombie(service: Service, rng, events: list[str]) -> None:
     assert parts, f"the zombie {zombie} held no partition:\n{service.tail()}"
     events.append(f"SIGSTOP {zombie} holding {sorted(parts)}")
     _wait_log(service, f"takeover of the zombie's partitions {sorted(parts)}", _taken_over(parts, {zombie}), mark)
+    flowing.clear()
     mark = len(_log(service))
     os.kill(zombie, signal.SIGCONT)
     # on_lost (its session expired), or the worker stopped as fenced and was restarted
@@ -159,11 +165,15 @@ def _zombie(service: Service, rng, events: list[str]) -> None:
     events.append(f"taken over, SIGCONT, {'aborted its transaction, ' if aborted else 'died, '}lost")
 
 
-def _join_and_leave(bootstrap, names, group, service: Service, tmp_path, events: list[str], kill):
-    """A second service joins, commits a batch of the partitions it gets, `kill()`s meanwhile,
-    and leaves; returns what kill() returned once its partitions are assigned back to `service`."""
+def _join_and_leave(bootstrap, names, group, service: Service, tmp_path, events: list[str], kill,
+                    flowing: threading.Event):
+    """A second service joins, commits a batch of the partitions it gets (the input set
+    `flowing` again once it has some), `kill()`s meanwhile, and leaves; returns what kill()
+    returned once its partitions are assigned back to `service`."""
     joiner = Service(bootstrap, names, group, tmp_path, workers=2, first_slot=WORKERS, extra=STORM_X, tag="joiner")
     try:
+        _wait_log(joiner, "partitions for the joiner", lambda text: re.search(r"INFO \S+: assigned \[\d", text))
+        flowing.set()
         _wait_log(joiner, "first commit of the joiner", lambda text: "committed the first batch of" in text)
         parts = set().union(*_owned(_log(joiner)).values())
         assert parts, f"the joiner committed but holds nothing:\n{joiner.tail()}"
@@ -219,7 +229,9 @@ def _replayed_by_replacements(text: str) -> list[int]:
 def _disturbed(bootstrap, names, inputs, split, tmp_path, rng):
     group = f"replay-b-{uuid.uuid4().hex[:8]}"
     service = Service(bootstrap, names, group, tmp_path, workers=WORKERS, extra=STORM_X, tag="storm")
-    tail = trickle(bootstrap, names.transactions, inputs, inputs.records[split:], TAIL_TPS)
+    flowing = threading.Event()
+    flowing.set()
+    tail = trickle(bootstrap, names.transactions, inputs, inputs.records[split:], TAIL_TPS, gate=flowing)
     events: list[str] = []
     try:
         service.wait_workers(WORKERS)
@@ -229,15 +241,16 @@ def _disturbed(bootstrap, names, inputs, split, tmp_path, rng):
         # a stable group first: the zombie then holds a share of the partitions, not all
         _wait_log(service, f"all {WORKERS} workers assigned",
                   lambda text: sum(1 for parts in _owned(text).values() if parts) >= WORKERS)
-        _zombie(service, rng, events)
+        _zombie(service, rng, events, flowing)
         kills = _join_and_leave(bootstrap, names, group, service, tmp_path, events,
-                                lambda: _kills(service, rng, tail, events))
+                                lambda: _kills(service, rng, tail, events), flowing)
         events.append(f"storm over after {time.monotonic() - started:.0f} s, input "
                       f"{'still flowing' if tail.is_alive() else 'done'}")
         tail.join()
         wait_drained(bootstrap, group, names.transactions, timeout=300, service=service)
     finally:
         print("run B:", ", ".join(events))
+        flowing.set()
         finish(tail)
         code = service.stop()
     assert code == 0, service.tail()

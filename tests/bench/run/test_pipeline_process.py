@@ -27,7 +27,9 @@ def test_service_is_terminated_when_the_runner_is_sigkilled(tmp_path):
         try:
             service = PipelineProcess([sys.executable, "-c", "import time; time.sleep(120)"],
                                       tmp_path / "service.log")
-            pid_file.write_text(str(service.pid))
+            written = pid_file.with_suffix(".tmp")   # renamed: never seen empty by the poll below
+            written.write_text(str(service.pid))
+            written.rename(pid_file)
             time.sleep(120)
         finally:
             os._exit(0)
