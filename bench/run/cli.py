@@ -34,6 +34,9 @@ __all__ = ["run"]
               help="A `max` search: hold the median peak this many seconds, and as long each "
                    "lower rate tried if it misses (overrides rate.confirm_s, default 60; 0: no "
                    "confirmation).")
+@click.option("--confirm-steps", "confirm_steps", type=click.IntRange(0, 6), default=None,
+              help="A `max` search: lower rates held after a missed confirmation, at most "
+                   "(overrides rate.confirm_steps, default 2; 0: a missed confirmation ends it).")
 @click.option("--pipeline", type=click.Choice(["fraudstream", "seed-baseline"]), default=None,
               help="Override the pipeline under test.")
 @click.option("--no-state", is_flag=True,
@@ -50,13 +53,15 @@ __all__ = ["run"]
 @click.option("--no-plots", is_flag=True, help="Skip the PNG plots.")
 @click.option("--quiet", is_flag=True, help="No live progress line.")
 def run(scenario_file, bootstrap, external_scorer, namespace, target_file, workers, duration, tps,
-        repeat, confirm_s, pipeline, no_state, snapshot_interval_s, out_dir, keep_topics, keep_broker, no_plots, quiet):
+        repeat, confirm_s, confirm_steps, pipeline, no_state, snapshot_interval_s, out_dir, keep_topics, keep_broker,
+        no_plots, quiet):
     """Run a benchmark scenario: open-loop load, end-to-end latency, exactly-once verdict.
 
     \b
     Example:
       bench run scenarios/peak.yaml                 # embedded broker, highest rate within the SLO
       bench run scenarios/peak.yaml --repeat 5      # five searches, median peak held 60 s
+      bench run scenarios/peak.yaml --repeat 1 --confirm 0   # one quick search, no hold
       bench run scenarios/steady.yaml --workers 2
       bench run scenarios/latency-20k.yaml --no-state   # the stateless path, to compare
       bench run scenarios/failover.yaml --snapshot-interval 1   # shorter replays on restore
@@ -92,12 +97,13 @@ def run(scenario_file, bootstrap, external_scorer, namespace, target_file, worke
         changes["duration_s"] = duration
     if tps is not None:
         changes["rate"] = Constant(tps=tps)
-    if repeat is not None or confirm_s is not None:
+    search = {k: v for k, v in (("repeat", repeat), ("confirm_s", confirm_s), ("confirm_steps", confirm_steps))
+              if v is not None}
+    if search:
         rate = changes.get("rate", scenario.rate)
         if not isinstance(rate, Max):
-            raise click.UsageError("--repeat and --confirm apply to a `max` rate search only")
-        changes["rate"] = msgspec.structs.replace(
-            rate, **{k: v for k, v in (("repeat", repeat), ("confirm_s", confirm_s)) if v is not None})
+            raise click.UsageError("--repeat, --confirm and --confirm-steps apply to a `max` rate search only")
+        changes["rate"] = msgspec.structs.replace(rate, **search)
     if pipeline is not None:
         changes["pipeline"] = pipeline
     if no_state:

@@ -69,6 +69,8 @@ def test_no_broker_is_one_line_not_the_client_log():
     (["run", "scenarios/steady.yaml", "--repeat", "3"], "apply to a `max` rate search only"),
     (["run", "scenarios/peak.yaml", "--repeat", "0"], "0 is not in the range 1<=x<=50"),
     (["run", "scenarios/peak.yaml", "--confirm", "-1"], "is not in the range 0<=x<=3600"),
+    (["run", "scenarios/peak.yaml", "--confirm-steps", "7"], "7 is not in the range 0<=x<=6"),
+    (["run", "scenarios/steady.yaml", "--confirm-steps", "1"], "apply to a `max` rate search only"),
     # `--namespace "$NS"` with NS unset: it meant the default topics (and deleted them)
     (["topics", "delete", "--namespace", "", "--yes", "--bootstrap", "127.0.0.1:1"],
      "Invalid value for '--namespace': empty; leave it out for the default topics"),
