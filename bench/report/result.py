@@ -123,7 +123,7 @@ class Window(Counts, **_RECORD):
     passed: bool
     cpu_cores: dict[str, float] = {}   # cores used per process group (loadgen, sink, scorer, broker)
     broker_gc: BrokerGc | None = None  # null: a remote broker, or before GC was read
-    stage: Literal["ascend", "descend", "refine", "confirm"] | None = None   # a search step's kind
+    stage: Literal["ascend", "descend", "refine", "confirm", "step down"] | None = None   # a search step's kind
     trial: int | None = None           # which repetition of the search (from 0)
     lag_start: int | None = None       # records intended and not visible after the window's first second
     lag_end: int | None = None         # the same at its end (null: before the sustained rule)

@@ -136,7 +136,7 @@ def print_result(result: RunResult, console: Console | None = None) -> None:
                                                               " [yellow](not settled)[/]"))
         if run.steps:
             holds = ([run.confirmation] if run.confirmation else []) + run.step_downs
-            _print_steps(console, run.steps + holds, len(run.step_downs))
+            _print_steps(console, run.steps + holds)
         if run.window is not None and run.window.drained is False:
             console.print(f"[yellow]note: the warm-up's records were not all visible after "
                           f"drain_s ({result.scenario.drain_s:g} s): the measurement started on a backlog[/]")
@@ -245,20 +245,19 @@ def _hold_title(run) -> str:
     return f"{median.seconds} s hold at {_tps(h.asked_tps)}/s, a step down"
 
 
-def _print_steps(console: Console, steps, step_downs: int = 0) -> None:
-    """The search's steps (every trial, then the confirmation and the `step_downs` last
-    rows, its holds at lower rates): asked, sent by the clock, the window's own records
-    scored, publish delay, the judged latency, and lag growth."""
+def _print_steps(console: Console, steps) -> None:
+    """The search's steps (every trial, then the confirmation and its step downs): asked,
+    sent by the clock, the window's own records scored, publish delay, the judged latency,
+    and lag growth."""
     gc = any(s.broker_gc for s in steps)
     trials = len({s.trial for s in steps if s.trial is not None}) > 1
     st = Table(*(["trial"] if trials else []), "stage", "asked/s", "sent/s", "scored/s", "pub p99",
                "p50", "p99", "p99.9", "unseen", "lag +", *(["GC ms"] if gc else []), "SLO",
                title="rate search (ms)", title_justify="left")
-    for i, s in enumerate(steps):
+    for s in steps:
         e = s.judged_e2e
         grew = "-" if s.lag_start is None or s.lag_end is None else f"{s.lag_end - s.lag_start:,}"
-        stage = ("step down" if i >= len(steps) - step_downs else s.stage) + (
-            " [yellow](not drained)[/]" if s.drained is False else "")
+        stage = s.stage + (" [yellow](not drained)[/]" if s.drained is False else "")
         st.add_row(*([("" if s.trial is None else str(s.trial + 1))] if trials else []),
                    stage, _tps(s.asked_tps), _tps(s.sent_tps), _tps(s.achieved_tps),
                    _ms(s.publish_delay.p99_ms), _ms(e.p50_ms), _ms(e.p99_ms), _ms(e.p999_ms),

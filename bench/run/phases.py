@@ -281,7 +281,7 @@ def run_max(ctx: Context, t0: int, repeat: int | None = None) -> Measured:
             tps = median if not holds else next_hold([(h.asked_tps, h.passed) for h in holds], r.factor)
             if tps is None:
                 break
-            holds.append(search.isolated(tps, "confirm", math.ceil(r.confirm_s)))
+            holds.append(search.isolated(tps, "step down" if holds else "confirm", math.ceil(r.confirm_s)))
         confirmation = holds[0]
     held = [p for p in peaks if p is not None]
     best = min(held, key=lambda p: abs(p.asked_tps - median)) if held else None

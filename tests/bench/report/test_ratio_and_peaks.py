@@ -80,8 +80,8 @@ def test_every_hold_is_printed_and_the_headline_is_the_step_down_that_held():
     run = result.runs[0]
     conf = replace(run.confirmation, judged_e2e=replace(run.confirmation.judged_e2e, p99_ms=55.0))
     lat = replace(conf.judged_e2e, p50_ms=7.0, p99_ms=38.0, p999_ms=61.0)
-    held = replace(conf, asked_tps=1633.0, passed=True, judged_e2e=lat, e2e=lat, unseen=0)
-    missed = replace(conf, asked_tps=1807.0, judged_e2e=replace(lat, p99_ms=51.5))
+    held = replace(conf, stage="step down", asked_tps=1633.0, passed=True, judged_e2e=lat, e2e=lat, unseen=0)
+    missed = replace(conf, stage="step down", asked_tps=1807.0, judged_e2e=replace(lat, p99_ms=51.5))
     h = replace(run.headline, sustained_tps=1633.0, asked_tps=1633.0, e2e=lat, judged_e2e=lat,
                 unseen=0, bracket_tps=(1633.0, 1807.0))
     lines = _lines(replace(result, runs=[replace(run, headline=h, confirmation=conf, slo_passed=True,
