@@ -171,7 +171,6 @@ class ScoringConsumer:
             except KafkaException as exc:
                 raise PipelineError(f"{self.name}: cannot read the group's committed offsets: {exc.args[0]}") from exc
             self._refused.update(refused)
-            offset_reset_paused().set(len(self._refused))
             consumer.assign(partitions)
         self._assigned.update(tp.partition for tp in partitions)
         self._uncommitted.update(tp.partition for tp in partitions)
@@ -184,7 +183,6 @@ class ScoringConsumer:
         self._abort_if_open("partitions revoked")
         self._assigned.difference_update(tp.partition for tp in partitions)
         self._refused.difference_update(tp.partition for tp in partitions)
-        offset_reset_paused().set(len(self._refused))
         self._uncommitted.difference_update(tp.partition for tp in partitions)
         self._drop_state(partitions)
         self._rebalanced = True
@@ -194,7 +192,6 @@ class ScoringConsumer:
         self._abort_if_open("partitions lost")
         self._assigned.difference_update(tp.partition for tp in partitions)
         self._refused.difference_update(tp.partition for tp in partitions)
-        offset_reset_paused().set(len(self._refused))
         self._uncommitted.difference_update(tp.partition for tp in partitions)
         self._drop_state(partitions)
         self._rebalanced = True
@@ -230,6 +227,7 @@ class ScoringConsumer:
             if self._holds:
                 self._holds.resume_due(self._consumer)
             if lag.due():
+                offset_reset_paused().set(len(self._refused))   # what /healthz reads, at most 1 s old
                 total = consumer_lag(self._consumer, self._lag_from, self._lag_highs)
                 if total is not None:
                     self.metrics.set_lag(total)
@@ -392,7 +390,6 @@ class ScoringConsumer:
         if is_reset_refused(error):   # offset_reset=refuse: librdkafka left the partition paused
             if msg.partition() not in self._refused:   # not already reported at assignment
                 self._refused.add(msg.partition())
-                offset_reset_paused().set(len(self._refused))
                 log.error("%s", refused_text(self.name, msg.topic(), [msg.partition()], error.str()))
                 offset_reset_refused().inc()
             return
