@@ -30,6 +30,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from core.errors import ConfigError
+from core.metrics import PAUSED_KINDS
 from core.slots import SlotState, SlotView
 
 __all__ = ["serve_http", "health", "SlotCollector"]
@@ -42,7 +43,7 @@ def health(views: Sequence[SlotView], paused: Mapping[str, int] | None = None) -
     down = [dataclasses.asdict(v) for v in views if v.state != SlotState.UP.value]
     for d in down:
         d["retry_in_s"] = round(d["retry_in_s"], 1)
-    paused = dict(paused or {"card_state_held": 0, "offset_reset_refused": 0})
+    paused = dict(paused) if paused is not None else dict.fromkeys(PAUSED_KINDS, 0)
     ok = views and not down and not any(paused.values())
     body = {"status": "ok" if ok else "degraded", "up": len(views) - len(down),
             "slots": len(views), "down": down, "paused_partitions": paused}

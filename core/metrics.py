@@ -23,7 +23,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from core.statemetrics import state_summary
 
 __all__ = ["LoopMetrics", "StatsSnapshot", "aggregate", "paused_partitions", "workers_registry", "format_stats",
-           "MULTIPROC_ENV", "bucket_quantile", "consumer_lag", "UNFETCHED_WATERMARKS_S"]
+           "MULTIPROC_ENV", "bucket_quantile", "consumer_lag", "UNFETCHED_WATERMARKS_S", "PAUSED_KINDS"]
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 # Commit latency buckets (seconds): a transaction commit is a few ms on a healthy broker.
@@ -184,11 +184,12 @@ def aggregate(directory: str | None = None) -> StatsSnapshot:
 
 _PAUSED = {"fraudstream_state_held_partitions": "card_state_held",
            "fraudstream_offset_reset_paused_partitions": "offset_reset_refused"}
+PAUSED_KINDS = tuple(_PAUSED.values())   # why a partition is paused, as /healthz names it
 
 
 def paused_partitions(directory: str) -> dict[str, int]:
     """Input partitions the live workers hold paused now, by why (what /healthz reports)."""
-    paused = dict.fromkeys(_PAUSED.values(), 0)
+    paused = dict.fromkeys(PAUSED_KINDS, 0)
     for family in workers_registry(directory).collect():
         for sample in family.samples:
             if sample.name in _PAUSED:
