@@ -2,13 +2,15 @@
 
     consume up to N records or T ms  ->  score  ->  begin_transaction
     -> produce scores / alerts / dead letters  ->  send_offsets_to_transaction(per partition of
-    the batch: last processed offset + 1)  ->  commit_transaction
+    the batch: last processed offset + 1)  ->  flush, topic ids unchanged  ->  commit_transaction
 
 Outputs and input offsets commit atomically, so a process killed at any instant leaves
 either the whole batch (outputs + offsets) or none of it; its replacement (same worker slot,
 same transactional.id) aborts the open transaction in init_transactions and resumes from the
-committed offsets. A transaction never spans a consume() call, so rebalance callbacks (which
-run inside consume) never find one open: partitions are given up only between transactions.
+committed offsets. A topic deleted or created again under an open transaction aborts it and
+stops the process (core.topicids): Kafka would commit it into the new topic. A transaction
+never spans a consume() call, so rebalance callbacks (which run inside consume) never find
+one open: partitions are given up only between transactions.
 
 A record is never a reason to stop: an input whose outputs are too large (core.limits) or
 that the broker refuses for good (core.culprits) becomes a dead letter; where a partition
@@ -41,8 +43,9 @@ from core.offsets import (is_reset_refused, next_offsets, offset_reset_paused, o
                           refused_text)
 from core.routing import produce_outputs
 from core.stateholds import StateHolds
+from core.topicids import TopicGuard, TopicsReplaced, confirm, flush_and_ask
 from core.workerstart import check_topics, init_transactions, output_limits
-from core.txn import (AbortRequired, consumer_settings, kafka_cause, producer_settings,
+from core.txn import (AbortRequired, admin_settings, consumer_settings, kafka_cause, producer_settings,
                       raise_produce_error, reader_settings, txn_call, worker_id)
 
 __all__ = ["ScoringConsumer"]
@@ -53,6 +56,7 @@ log = logging.getLogger(__name__)
 # (an output topic deleted, ACLs revoked): stop rather than spin.
 _MAX_CONSECUTIVE_ABORTS = 10
 _LAG_REFRESH_S = 1.0
+_ABORT_BEFORE_EXIT_S = 10.0
 
 
 class ScoringConsumer:
@@ -95,6 +99,8 @@ class ScoringConsumer:
         # partitions whose card state cannot be restored: paused, retried (core.stateholds)
         self._holds = StateHolds(self.name, config.topics.transactions) if config.state else None
         self._faults = faults_from_env()   # test only; None unless FRAUDSTREAM_FAULTS is set
+        self._guard: TopicGuard | None = None   # the topics' ids, checked before each commit (exactly once)
+        self._flush_s = 30.0
 
     def stop(self) -> None:
         """Ask run() to return after the current transaction (safe from signal handlers)."""
@@ -122,6 +128,8 @@ class ScoringConsumer:
                 return   # never join the group once stopped: it would fence the slot's replacement
             self._consumer = Consumer(consumer_settings(cfg, self.slot))
             check_topics(self._consumer, cfg)
+            if cfg.exactly_once:
+                self._learn_topics(settings)
             self._consumer.subscribe([cfg.topics.transactions], on_assign=self._on_assign,
                                      on_revoke=self._on_revoke, on_lost=self._on_lost)
             log.info("%s: consuming %s (group %s, %s, batch %d records / %d ms)", self.name,
@@ -134,6 +142,16 @@ class ScoringConsumer:
                 self._loop()
         finally:
             self._close()
+
+    def _learn_topics(self, settings: dict) -> None:
+        topics = self.config.topics
+        self._guard = TopicGuard(admin_settings(self.config), topics.all() + ((topics.state,) if self.config.state else ()))
+        # the flush before the check waits as long as commit_transaction's own would
+        self._flush_s = int(settings.get("transaction.timeout.ms", 30000)) / 1000.0
+        try:
+            self._guard.learn()
+        except KafkaException as exc:
+            raise PipelineError(f"{self.name}: cannot read the ids of the topics: {exc.args[0]}") from exc
 
     def _close(self) -> None:
         if self._txn_open:
@@ -317,10 +335,14 @@ class ScoringConsumer:
             except (KafkaException, SystemError) as exc:
                 raise_produce_error(kafka_cause(exc))
             t0 = time.perf_counter()
+            # The topics' ids are asked once every record is acknowledged (core.topicids), the
+            # answer awaited after send_offsets: the two round trips overlap.
+            answer = flush_and_ask(producer, self._guard, self._flush_s)
             txn_call("send_offsets_to_transaction", producer.send_offsets_to_transaction,
                      offsets, self._consumer.consumer_group_metadata())
             if self._faults is not None:
                 txn_call("commit_transaction", self._faults.hit, "commit")
+            confirm(answer)
             txn_call("commit_transaction", producer.commit_transaction)
             self._txn_open = False
             self._aborts_in_row = 0
@@ -329,6 +351,15 @@ class ScoringConsumer:
         except AbortRequired as exc:
             self._abort_and_rewind(pending, exc, msgs, result)
             return None
+        except TopicsReplaced as exc:
+            try:   # bounded: this process stops either way, and its restart aborts what is left open
+                producer.abort_transaction(_ABORT_BEFORE_EXIT_S)
+            except (KafkaException, SystemError) as abort_exc:
+                log.warning("%s: abort before stopping failed: %s", self.name, kafka_cause(abort_exc).args[0])
+            self._txn_open = False
+            raise PipelineError(f"{self.name}: {exc} while a transaction read or wrote it: aborted that "
+                                "transaction; this worker stops, and its restart starts on the topics as they "
+                                "are now") from None
 
     def _abort_and_rewind(self, pending: list[Any], cause: AbortRequired, msgs: list[Any], result: Any) -> None:
         log.warning("%s: aborting transaction (%s); retrying batch from committed offsets", self.name, cause)

@@ -1,0 +1,138 @@
+"""Which incarnation of each pipeline topic a scoring process reads and writes.
+
+A topic deleted and created again under the same name is a new topic with a new topic id
+(KIP-516), but neither Kafka's produce and transactional offset commits as librdkafka sends
+them nor the records a consumer hands over say which one they meant: they go by name. So a
+transaction open while its topics are deleted and created again can commit into the new topics
+what it read from, and computed for, the old ones: records it produced after the new topics
+appeared (or retried into them), records its consumer had prefetched from the old input, and
+input offsets of the old input, which then point anywhere in the new one. Seen once in a
+clean-clone CI (test_topics_recreated): two scores of the deleted input in the new
+fraud-scores.
+
+`TopicGuard` learns the topic ids when the process starts and, before each commit, once every
+record of the transaction is acknowledged, asks for them again: an id that changed or a topic
+that is gone means the transaction is aborted and the process starts anew on what is there
+now (`flush_and_ask`, then `confirm` before commit_transaction). Any record acknowledged before
+that answer is in the topic it was meant for, since topic ids are never reused, and the input
+offsets go in only with the commit that follows. The cost is one metadata round trip per
+transaction, overlapped with send_offsets_to_transaction (figures in docs/service.md)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Callable, Sequence, TypeVar
+
+from confluent_kafka import KafkaError, KafkaException, TopicCollection
+
+from core.txn import AbortRequired, kafka_cause, raise_txn_error
+
+__all__ = ["TopicGuard", "TopicsReplaced", "id_changes", "flush_and_ask", "confirm"]
+
+T = TypeVar("T")
+_REQUEST_TIMEOUT_S = 10.0
+# Records for a deleted topic wait unacknowledged up to the transaction timeout: the flush asks
+# for the ids this often meanwhile, so a deletion ends the transaction within a second or two.
+_FLUSH_SLICE_S = 1.0
+
+
+class TopicsReplaced(Exception):
+    """A topic of the open transaction was deleted, or deleted and created again."""
+
+
+def id_changes(learned: dict[str, str], now: dict[str, str | None]) -> list[str]:
+    """What differs between the ids `learned` at start and the ids asked for `now` (None: the
+    topic does not exist): at most two phrases, topics in the order of `learned`."""
+    gone = [name for name in learned if now.get(name) is None]
+    new = [name for name, was in learned.items() if now.get(name) not in (None, was)]
+    changes = []
+    if new:
+        changes.append(f"{', '.join(new)} {'was' if len(new) == 1 else 'were'} deleted and created again")
+    if gone:
+        changes.append(f"{', '.join(gone)} {'was' if len(gone) == 1 else 'were'} deleted")
+    return changes
+
+
+class TopicGuard:
+    """The ids of `names` as learned by `learn()`, checked again by `changes()`.
+
+    `admin`: settings of an AdminClient (core.txn.admin_settings)."""
+
+    def __init__(self, admin: dict[str, Any], names: Sequence[str]):
+        from confluent_kafka.admin import AdminClient
+
+        self._admin = AdminClient(admin)
+        self._names = list(dict.fromkeys(names))
+        self.learned: dict[str, str] = {}
+
+    def learn(self) -> None:
+        """Remember the current ids. Raises KafkaException when Kafka cannot answer or a topic
+        does not exist (the caller checked that they do)."""
+        ids = self._ask()
+        missing = [n for n, i in ids.items() if i is None]
+        if missing:
+            raise KafkaException(KafkaError(KafkaError.UNKNOWN_TOPIC_OR_PART, f"topic(s) {', '.join(missing)} do not exist"))
+        self.learned = ids
+
+    def changes(self) -> list[str]:
+        """How the topics differ from the learned ones (empty: they are the same topics).
+        Raises KafkaException when Kafka cannot answer."""
+        return self.ask()()
+
+    def ask(self) -> Callable[[], list[str]]:
+        """Ask now, wait for the answer later: the returned call gives what changes() gives."""
+        futures = self._admin.describe_topics(TopicCollection(self._names), request_timeout=_REQUEST_TIMEOUT_S)
+        return lambda: id_changes(self.learned, self._ids(futures))
+
+    def _ask(self) -> dict[str, str | None]:
+        return self._ids(self._admin.describe_topics(TopicCollection(self._names), request_timeout=_REQUEST_TIMEOUT_S))
+
+    def _ids(self, futures: dict[str, Any]) -> dict[str, str | None]:
+        ids: dict[str, str | None] = {}
+        for name in self._names:
+            try:
+                ids[name] = str(futures[name].result().topic_id)
+            except KafkaException as exc:
+                if exc.args and isinstance(exc.args[0], KafkaError) \
+                        and exc.args[0].code() == KafkaError.UNKNOWN_TOPIC_OR_PART:
+                    ids[name] = None
+                else:
+                    raise
+        return ids
+
+
+def flush_and_ask(producer: Any, guard: TopicGuard, timeout_s: float) -> Callable[[], list[str]]:
+    """Wait until every record of the open transaction is acknowledged, then ask `guard` for
+    the topics' ids; the call returned waits for the answer (give it to `confirm`), so the
+    caller can do another round trip meanwhile. Raises TopicsReplaced when a topic is found
+    changed while records still wait, AbortRequired when Kafka cannot say or records are left
+    unacknowledged after `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            left = producer.flush(min(_FLUSH_SLICE_S, max(0.0, deadline - time.monotonic())))
+        except (KafkaException, SystemError) as exc:
+            raise_txn_error("flush", kafka_cause(exc))
+        answer = _asked(guard.ask)
+        if not left:
+            return answer
+        confirm(answer)
+        if time.monotonic() >= deadline:
+            raise AbortRequired("flush", KafkaError(KafkaError._TIMED_OUT,
+                                                    f"{left} output records unacknowledged after {timeout_s:.0f} s"))
+
+
+def confirm(answer: Callable[[], list[str]]) -> None:
+    """Raise TopicsReplaced when the answer of `flush_and_ask` found a topic changed."""
+    changes = _asked(answer)
+    if changes:
+        raise TopicsReplaced("; ".join(changes))
+
+
+def _asked(call: Callable[[], T]) -> T:
+    # Kafka could not say which topics are there: abort, and try the batch again
+    try:
+        return call()
+    except KafkaException as exc:
+        error = exc.args[0] if exc.args and isinstance(exc.args[0], KafkaError) else KafkaError(KafkaError._FAIL, str(exc))
+        raise AbortRequired("asking for the topic ids", error) from exc
