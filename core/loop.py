@@ -1,8 +1,9 @@
 """The exactly-once scoring loop: one Kafka transaction per micro-batch.
 
     consume up to N records or T ms  ->  score  ->  begin_transaction
-    -> produce scores / alerts / dead letters  ->  send_offsets_to_transaction(per partition of
-    the batch: last processed offset + 1)  ->  flush, topic ids unchanged  ->  commit_transaction
+    -> produce scores / alerts / dead letters  ->  flush, ask for the topic ids
+    -> send_offsets_to_transaction(per partition of the batch: last processed offset + 1)
+    -> the topic ids unchanged  ->  commit_transaction
 
 Outputs and input offsets commit atomically, so a process killed at any instant leaves
 either the whole batch (outputs + offsets) or none of it; its replacement (same worker slot,
@@ -53,7 +54,7 @@ __all__ = ["ScoringConsumer"]
 log = logging.getLogger(__name__)
 
 # After this many aborts in a row without one commit, something is structurally wrong
-# (an output topic deleted, ACLs revoked): stop rather than spin.
+# (ACLs revoked, a broker refusing every transaction): stop rather than spin.
 _MAX_CONSECUTIVE_ABORTS = 10
 _LAG_REFRESH_S = 1.0
 _ABORT_BEFORE_EXIT_S = 10.0
@@ -150,8 +151,9 @@ class ScoringConsumer:
         self._flush_s = int(settings.get("transaction.timeout.ms", 30000)) / 1000.0
         try:
             self._guard.learn()
-        except KafkaException as exc:
-            raise PipelineError(f"{self.name}: cannot read the ids of the topics: {exc.args[0]}") from exc
+        except Exception as exc:   # noqa: BLE001 - KafkaException, or a client error
+            raise PipelineError(f"{self.name}: cannot read the ids of the topics: "
+                                f"{exc.args[0] if exc.args else exc!r}") from exc
 
     def _close(self) -> None:
         if self._txn_open:
@@ -352,14 +354,14 @@ class ScoringConsumer:
             self._abort_and_rewind(pending, exc, msgs, result)
             return None
         except TopicsReplaced as exc:
+            aborted = "aborted that transaction"
             try:   # bounded: this process stops either way, and its restart aborts what is left open
                 producer.abort_transaction(_ABORT_BEFORE_EXIT_S)
-            except (KafkaException, SystemError) as abort_exc:
-                log.warning("%s: abort before stopping failed: %s", self.name, kafka_cause(abort_exc).args[0])
+            except Exception as abort_exc:   # noqa: BLE001 - fenced, timed out, or a SystemError
+                aborted = f"that transaction is left to the restart to abort ({abort_exc})"
             self._txn_open = False
-            raise PipelineError(f"{self.name}: {exc} while a transaction read or wrote it: aborted that "
-                                "transaction; this worker stops, and its restart starts on the topics as they "
-                                "are now") from None
+            raise PipelineError(f"{self.name}: {exc} while a transaction read or wrote it: {aborted}; this "
+                                "worker stops, and its restart starts on the topics as they are now") from None
 
     def _abort_and_rewind(self, pending: list[Any], cause: AbortRequired, msgs: list[Any], result: Any) -> None:
         log.warning("%s: aborting transaction (%s); retrying batch from committed offsets", self.name, cause)

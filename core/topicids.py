@@ -30,7 +30,10 @@ from core.txn import AbortRequired, kafka_cause, raise_txn_error
 __all__ = ["TopicGuard", "TopicsReplaced", "id_changes", "flush_and_ask", "confirm"]
 
 T = TypeVar("T")
-_REQUEST_TIMEOUT_S = 10.0
+# A broker that died takes a request's whole timeout; then a new client asks, until the answer
+# is this late (a commit then still has half the 30 s transaction timeout).
+_REQUEST_TIMEOUT_S = 5.0
+_ANSWER_WITHIN_S = 15.0
 # Records for a deleted topic wait unacknowledged up to the transaction timeout: the flush asks
 # for the ids this often meanwhile, so a deletion ends the transaction within a second or two.
 _FLUSH_SLICE_S = 1.0
@@ -54,38 +57,48 @@ def id_changes(learned: dict[str, str], now: dict[str, str | None]) -> list[str]
 
 
 class TopicGuard:
-    """The ids of `names` as learned by `learn()`, checked again by `changes()`.
+    """The ids of `names` as learned by `learn()`, checked again by `ask()`.
 
     `admin`: settings of an AdminClient (core.txn.admin_settings)."""
 
     def __init__(self, admin: dict[str, Any], names: Sequence[str]):
-        from confluent_kafka.admin import AdminClient
-
-        self._admin = AdminClient(admin)
+        # librdkafka's 5 min would leave the client asking a broker that died for that long
+        self._settings = {"topic.metadata.refresh.interval.ms": "10000", **admin}
+        self._admin = _admin_client(self._settings)
         self._names = list(dict.fromkeys(names))
         self.learned: dict[str, str] = {}
 
     def learn(self) -> None:
-        """Remember the current ids. Raises KafkaException when Kafka cannot answer or a topic
-        does not exist (the caller checked that they do)."""
-        ids = self._ask()
+        """Remember the current ids. Raises an exception (KafkaException when Kafka said no)
+        when Kafka cannot answer or a topic does not exist (the caller checked that they do)."""
+        ids = self._answer(self._describe())
         missing = [n for n, i in ids.items() if i is None]
         if missing:
             raise KafkaException(KafkaError(KafkaError.UNKNOWN_TOPIC_OR_PART, f"topic(s) {', '.join(missing)} do not exist"))
         self.learned = ids
 
-    def changes(self) -> list[str]:
-        """How the topics differ from the learned ones (empty: they are the same topics).
-        Raises KafkaException when Kafka cannot answer."""
-        return self.ask()()
-
     def ask(self) -> Callable[[], list[str]]:
-        """Ask now, wait for the answer later: the returned call gives what changes() gives."""
-        futures = self._admin.describe_topics(TopicCollection(self._names), request_timeout=_REQUEST_TIMEOUT_S)
-        return lambda: id_changes(self.learned, self._ids(futures))
+        """Ask now, wait for the answer later: the returned call says how the topics differ
+        from the learned ones (empty: the same topics), or raises when Kafka cannot say."""
+        futures = self._describe()
+        return lambda: id_changes(self.learned, self._answer(futures))
 
-    def _ask(self) -> dict[str, str | None]:
-        return self._ids(self._admin.describe_topics(TopicCollection(self._names), request_timeout=_REQUEST_TIMEOUT_S))
+    def _describe(self) -> dict[str, Any]:
+        return self._admin.describe_topics(TopicCollection(self._names), request_timeout=_REQUEST_TIMEOUT_S)
+
+    def _answer(self, futures: dict[str, Any]) -> dict[str, str | None]:
+        """The ids the futures give; asked again through a new client while Kafka does not
+        answer, for up to _ANSWER_WITHIN_S."""
+        deadline = time.monotonic() + _ANSWER_WITHIN_S
+        while True:
+            try:
+                return self._ids(futures)
+            except Exception:   # noqa: BLE001 - a timeout, a broker gone, a client error: the same to us
+                if time.monotonic() >= deadline:
+                    raise
+            # a new client bootstraps afresh, where the old one may keep asking a dead broker
+            self._admin = _admin_client(self._settings)
+            futures = self._describe()
 
     def _ids(self, futures: dict[str, Any]) -> dict[str, str | None]:
         ids: dict[str, str | None] = {}
@@ -101,29 +114,40 @@ class TopicGuard:
         return ids
 
 
+def _admin_client(settings: dict[str, Any]) -> Any:
+    from confluent_kafka.admin import AdminClient
+
+    return AdminClient(settings)
+
+
 def flush_and_ask(producer: Any, guard: TopicGuard, timeout_s: float) -> Callable[[], list[str]]:
     """Wait until every record of the open transaction is acknowledged, then ask `guard` for
     the topics' ids; the call returned waits for the answer (give it to `confirm`), so the
     caller can do another round trip meanwhile. Raises TopicsReplaced when a topic is found
-    changed while records still wait, AbortRequired when Kafka cannot say or records are left
-    unacknowledged after `timeout_s`."""
+    changed while records still wait, AbortRequired when records are left unacknowledged
+    after `timeout_s` or Kafka cannot be asked."""
     deadline = time.monotonic() + timeout_s
     while True:
         try:
             left = producer.flush(min(_FLUSH_SLICE_S, max(0.0, deadline - time.monotonic())))
         except (KafkaException, SystemError) as exc:
             raise_txn_error("flush", kafka_cause(exc))
-        answer = _asked(guard.ask)
         if not left:
-            return answer
-        confirm(answer)
+            return _asked(guard.ask)
+        try:   # records wait: for a leader (a failover), or for a topic that is gone?
+            changes = guard.ask()()
+        except Exception:   # noqa: BLE001 - cannot tell now; the answer after the flush decides
+            changes = []
+        if changes:
+            raise TopicsReplaced("; ".join(changes))
         if time.monotonic() >= deadline:
             raise AbortRequired("flush", KafkaError(KafkaError._TIMED_OUT,
                                                     f"{left} output records unacknowledged after {timeout_s:.0f} s"))
 
 
 def confirm(answer: Callable[[], list[str]]) -> None:
-    """Raise TopicsReplaced when the answer of `flush_and_ask` found a topic changed."""
+    """Raise TopicsReplaced when the answer of `flush_and_ask` found a topic changed,
+    AbortRequired when Kafka could not say."""
     changes = _asked(answer)
     if changes:
         raise TopicsReplaced("; ".join(changes))
@@ -133,6 +157,6 @@ def _asked(call: Callable[[], T]) -> T:
     # Kafka could not say which topics are there: abort, and try the batch again
     try:
         return call()
-    except KafkaException as exc:
+    except Exception as exc:   # noqa: BLE001 - KafkaException, or a client error (RuntimeError)
         error = exc.args[0] if exc.args and isinstance(exc.args[0], KafkaError) else KafkaError(KafkaError._FAIL, str(exc))
         raise AbortRequired("asking for the topic ids", error) from exc
