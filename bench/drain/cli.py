@@ -2,13 +2,14 @@
 
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import click
 
 from bench.options import check_bootstrap
 
-__all__ = ["drain"]
+__all__ = ["drain", "run_stamp"]
 
 
 @click.command()
@@ -88,7 +89,7 @@ def drain(records, workers, batch_max_records, batch_max_wait_ms, kafka_settings
         bootstrap, broker_pids = cluster.bootstrap, list(cluster.pids.values())
     else:
         require_broker(bootstrap)
-    stamp = time.strftime("%Y%m%d-%H%M%S")
+    stamp = run_stamp()
     run_dir = out_dir / f"drain-{stamp}"
     namespace = f"drain.{stamp}"
     names = TopicNames.namespaced(namespace)
@@ -170,3 +171,10 @@ def _print(r) -> None:
                    f"mismatched); {v.dead_letters} dead letters -> "
                    + ("exactly once" if v.exactly_once else "NOT exactly once"
                       + (" (valid input dead-lettered)" if v.dead_letters else "")))
+
+
+def run_stamp() -> str:
+    """The name of one drain's results directory and topic namespace: its start time, and a
+    random part, since two drains started within a second (a script, two shells) would share
+    their topics and each count the other's records."""
+    return f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:4]}"
