@@ -116,6 +116,11 @@ class ScoringConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_
     and the fraudstream_offset_reset_refused counter, instead of re-scoring and re-alerting
     all retained input; "earliest" / "latest": reset silently to that end, as librdkafka's
     auto.offset.reset does (see core.offsets).
+    topic_guard: before each commit, once the transaction's records are acknowledged, ask
+    whether a topic was deleted or created again since the process started, and if so abort
+    and stop instead of committing the old topics' batch into the new ones (core.topicids).
+    One metadata request per transaction: at small batches it costs latency and CPU (figures
+    in docs/service.md); false for a deployment whose topics are never deleted under it.
     """
 
     bootstrap_servers: str = "127.0.0.1:9092"
@@ -134,6 +139,7 @@ class ScoringConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_
     metrics_port: Annotated[int, Meta(ge=0, le=65_535)] = 0
     stats_interval_s: Annotated[float, Meta(ge=0.0, le=3600.0)] = 10.0
     offset_reset: Literal["refuse", "earliest", "latest"] = "refuse"
+    topic_guard: bool = True
 
     def __post_init__(self) -> None:
         if not _VALIDATING.get():

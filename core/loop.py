@@ -129,7 +129,7 @@ class ScoringConsumer:
                 return   # never join the group once stopped: it would fence the slot's replacement
             self._consumer = Consumer(consumer_settings(cfg, self.slot))
             check_topics(self._consumer, cfg)
-            if cfg.exactly_once:
+            if cfg.exactly_once and cfg.topic_guard:
                 self._learn_topics(settings)
             self._consumer.subscribe([cfg.topics.transactions], on_assign=self._on_assign,
                                      on_revoke=self._on_revoke, on_lost=self._on_lost)
@@ -339,12 +339,14 @@ class ScoringConsumer:
             t0 = time.perf_counter()
             # The topics' ids are asked once every record is acknowledged (core.topicids), the
             # answer awaited after send_offsets: the two round trips overlap.
-            answer = flush_and_ask(producer, self._guard, self._flush_s)
+            guard = self._guard
+            answer = flush_and_ask(producer, guard, self._flush_s) if guard is not None else None
             txn_call("send_offsets_to_transaction", producer.send_offsets_to_transaction,
                      offsets, self._consumer.consumer_group_metadata())
             if self._faults is not None:
                 txn_call("commit_transaction", self._faults.hit, "commit")
-            confirm(answer)
+            if answer is not None:
+                confirm(answer)
             txn_call("commit_transaction", producer.commit_transaction)
             self._txn_open = False
             self._aborts_in_row = 0

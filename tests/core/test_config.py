@@ -34,10 +34,16 @@ def test_defaults_are_valid():
     ("exactly_once", "maybe", "exactly_once"),
     ("stats_interval_s", -1.0, "stats_interval_s"),
     ("offset_reset", "smallest", "offset_reset"),
+    ("topic_guard", "maybe", "topic_guard"),
 ])
 def test_out_of_range_names_the_field(field, value, needle):
     with pytest.raises(ConfigError, match=needle):
         load_config(**{field: value})
+
+
+def test_topic_guard_is_on_unless_turned_off():
+    assert load_config().topic_guard
+    assert not load_config(topic_guard=False).topic_guard
 
 
 def test_unknown_field_is_an_error():
