@@ -402,6 +402,20 @@ class ScoringConsumer:
                 raise PipelineError(f"{self.name}: cannot rewind {topic}[{tp.partition}] to {target} "
                                     f"after an abort: {exc}") from exc
 
+    def _stop_if_topics_replaced(self) -> None:
+        # A worker without a transaction open when its topics were deleted and created again
+        # fetches the new input from its old positions: "out of range" (or worse, inside it).
+        # Its restart starts on the topics as they are; a partition it cannot tell is refused.
+        if self._guard is None:
+            return
+        try:
+            changes = self._guard.ask()()
+        except Exception:   # noqa: BLE001 - cannot tell now: refuse the partition, as without the guard
+            return
+        if changes:
+            raise PipelineError(f"{self.name}: {'; '.join(changes)}: this worker stops, and its restart "
+                                "starts on the topics as they are now")
+
     def _commit_at_least_once(self, msgs: list[Any], result: Any, offsets: list[TopicPartition],
                               divert: dict[int, str]) -> tuple[float, dict[int, str]]:
         # Kept only to prove the kill test detects its duplicates (see txn.consumer_settings).
@@ -423,6 +437,7 @@ class ScoringConsumer:
             raise PipelineError(f"{self.name}: fatal consumer error on {where}: {error.str()}") \
                 from KafkaException(error)   # the cause says "fenced" to the supervisor (core.worker)
         if is_reset_refused(error):   # offset_reset=refuse: librdkafka left the partition paused
+            self._stop_if_topics_replaced()
             if msg.partition() not in self._refused:   # not already reported at assignment
                 self._refused.add(msg.partition())
                 log.error("%s", refused_text(self.name, msg.topic(), [msg.partition()], error.str()))

@@ -130,4 +130,29 @@ def test_topics_created_again_under_an_open_transaction(kafka_bootstrap, fresh_t
     stops = [line for line in log.splitlines() if "created again" in line]
     assert stops and names.scores in stops[0] and names.transactions in stops[0], stops
     verdict = verify(kafka_bootstrap, names, second)   # nothing of `first` in the new topics
-    assert verdict.exactly_once, verdict
+    assert verdict.exactly_once(), verdict
+
+
+def test_an_idle_worker_starts_anew_on_topics_created_again(kafka_bootstrap, fresh_topics, tmp_path):
+    """A worker with no transaction open while the topics are deleted and created again fetches
+    the new input from its old positions: with fewer records there, "out of range". It must not
+    leave those partitions paused (the CI of 2026-12-07 03:41 saw three so, never scored): the
+    worker sees the new topic ids, stops, and its restart scores the new input from its start."""
+    names = fresh_topics("idle")
+    group = f"idle-{uuid.uuid4().hex[:6]}"
+    first = make_inputs(1200, 0, seed=95)
+    second = make_inputs(300, 0, seed=96, id_offset=100_000)
+    produce_inputs(kafka_bootstrap, names.transactions, first)
+    with Service(kafka_bootstrap, names, group, tmp_path, workers=1) as svc:
+        wait_drained(kafka_bootstrap, group, names.transactions, timeout=120, service=svc)
+        assert sorted(delete_topics(kafka_bootstrap, names)) == sorted(names.every())
+        time.sleep(1)
+        create_topics(kafka_bootstrap, names)
+        produce_inputs(kafka_bootstrap, names.transactions, second)
+        wait_drained(kafka_bootstrap, group, names.transactions, timeout=180, service=svc)
+        assert svc.stop() == 0
+    log = svc.log_path.read_text()
+    assert "Traceback" not in log and "stays paused" not in log, svc.tail(80)
+    assert "created again" in log, svc.tail(80)
+    verdict = verify(kafka_bootstrap, names, second)
+    assert verdict.exactly_once(), verdict
