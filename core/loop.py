@@ -406,12 +406,7 @@ class ScoringConsumer:
         # A worker without a transaction open when its topics were deleted and created again
         # fetches the new input from its old positions: "out of range" (or worse, inside it).
         # Its restart starts on the topics as they are; a partition it cannot tell is refused.
-        if self._guard is None:
-            return
-        try:
-            changes = self._guard.ask()()
-        except Exception:   # noqa: BLE001 - cannot tell now: refuse the partition, as without the guard
-            return
+        changes = self._guard.changes_if_known() if self._guard is not None else []
         if changes:
             raise PipelineError(f"{self.name}: {'; '.join(changes)}: this worker stops, and its restart "
                                 "starts on the topics as they are now")

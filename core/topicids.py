@@ -83,6 +83,14 @@ class TopicGuard:
         futures = self._describe()
         return lambda: id_changes(self.learned, self._answer(futures))
 
+    def changes_if_known(self) -> list[str]:
+        """What ask() answers, waited for now; empty when Kafka cannot say (the caller goes on
+        as without the guard, and the check before the next commit decides)."""
+        try:
+            return self.ask()()
+        except Exception:   # noqa: BLE001 - a timeout, a broker gone, a client error: unknown
+            return []
+
     def _describe(self) -> dict[str, Any]:
         return self._admin.describe_topics(TopicCollection(self._names), request_timeout=_REQUEST_TIMEOUT_S)
 
@@ -134,10 +142,7 @@ def flush_and_ask(producer: Any, guard: TopicGuard, timeout_s: float) -> Callabl
             raise_txn_error("flush", kafka_cause(exc))
         if not left:
             return _asked(guard.ask)
-        try:   # records wait: for a leader (a failover), or for a topic that is gone?
-            changes = guard.ask()()
-        except Exception:   # noqa: BLE001 - cannot tell now; the answer after the flush decides
-            changes = []
+        changes = guard.changes_if_known()   # records wait: for a leader (a failover), or a topic gone?
         if changes:
             raise TopicsReplaced("; ".join(changes))
         if time.monotonic() >= deadline:
