@@ -39,6 +39,8 @@ __all__ = ["DrainOptions", "preload", "drain", "read_outputs"]
 _SEQ_AT = HEADER_DTYPE.fields["seq"][1]
 _CHUNK = 100_000
 _MIN_TIMED_S = 0.05   # a shorter span is not timed (see _rate)
+# the service's /metrics on 127.0.0.1, never through http_proxy from the environment
+_DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
 @dataclass
@@ -104,7 +106,7 @@ def _free_port() -> int:
 def _scrape(port: int) -> dict[str, list[tuple[dict, float]]]:
     from prometheus_client.parser import text_string_to_metric_families
 
-    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+    text = _DIRECT.open(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
     out: dict[str, list[tuple[dict, float]]] = {}
     for family in text_string_to_metric_families(text):
         for s in family.samples:
