@@ -8,6 +8,12 @@ import pytest
 
 from core.topics import TopicNames
 
+# The tests ask servers they started on 127.0.0.1 (metrics, health, the alert page,
+# chromedriver), never a proxy: urllib and selenium send requests through http_proxy unless
+# no_proxy names the host, and no_proxy=localhost does not cover 127.0.0.1.
+for _var in ("no_proxy", "NO_PROXY"):
+    os.environ[_var] = ",".join(filter(None, (os.environ.get(_var), "127.0.0.1", "localhost")))
+
 
 @pytest.fixture(scope="module")
 def stateless_model():
