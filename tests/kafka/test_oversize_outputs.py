@@ -89,6 +89,11 @@ def _keyless_among_keyed(bootstrap, names, inputs, special):
         produce_inputs(bootstrap, names.transactions, inputs, records, partition=0)
 
 
+def _topic_setting(admin: AdminClient, topic: str, name: str) -> str:
+    (future,) = admin.describe_configs([ConfigResource(ConfigResource.Type.TOPIC, topic)]).values()
+    return future.result(30)[name].value
+
+
 @pytest.mark.parametrize("setting, feed, expected", [
     # max.message.bytes lowered while the scorer runs: its start-up limits let a too-large scored
     # event through and the broker rejects it
@@ -114,7 +119,13 @@ def test_a_record_the_broker_refuses_after_start_up_is_found_and_dead_lettered(
         for future in admin.incremental_alter_configs(
                 [ConfigResource(ConfigResource.Type.TOPIC, names.scores, incremental_configs=[entry])]).values():
             future.result(30)
-        time.sleep(2.0)   # let the new setting reach the partition leaders
+        # The controller has it; the (single) broker answers DescribeConfigs from the metadata
+        # image it applies topic settings from, right after it made that image current.
+        deadline = time.monotonic() + 30
+        while _topic_setting(admin, names.scores, setting[0]) != setting[1]:
+            assert time.monotonic() < deadline, f"{setting[0]}={setting[1]} never reached the broker"
+            time.sleep(0.1)
+        time.sleep(0.5)   # the logs take the new image's settings just after it is made current
         feed(kafka_bootstrap, names, inputs, special)
         wait_drained(kafka_bootstrap, scoring.group, names.transactions, timeout=180)
     finally:
