@@ -489,9 +489,10 @@ def verify(bootstrap: str, names: TopicNames, inputs: Inputs, *, count_aborted: 
         aborted_scores=aborted)
 
 
-def trickle(bootstrap: str, topic: str, inputs: Inputs, records, tps: float,
+def trickle(bootstrap: str, topic: str, inputs: Inputs, records, tps: float | None,
             gate: threading.Event | None = None) -> threading.Thread:
-    """A thread (not yet started) that produces `records` to `topic` at `tps` (while `gate` is set)."""
+    """A thread (not yet started) that produces `records` to `topic` at `tps` (None: as fast as
+    it can; while `gate` is set)."""
     return threading.Thread(target=produce_inputs, args=(bootstrap, topic, inputs, records),
                             kwargs={"tps": tps, "gate": gate})
 

@@ -128,7 +128,7 @@ def test_a_slot_that_keeps_failing_backs_off_while_the_others_score(kafka_bootst
     port = _free_port()
     svc = Service(kafka_bootstrap, names, group, tmp_path, workers=3, extra=("--metrics-port", str(port)))
     tail = trickle(kafka_bootstrap, names.transactions, inputs, rest, tps=1500)
-    late_tail = threading.Thread(target=produce_inputs, args=(kafka_bootstrap, names.transactions, inputs, late))
+    late_tail = trickle(kafka_bootstrap, names.transactions, inputs, late, tps=None)
     try:
         _wait_health(port, svc, lambda code, doc: code == 200)
         tail.start()
