@@ -139,14 +139,10 @@ def alerts(bootstrap, namespace, as_json, from_beginning, max_alerts, group, web
 
     from bench.errors import TopicError
 
-    consumer = Consumer({
-        "bootstrap.servers": bootstrap,
-        "group.id": group or f"fraudstream-alerts-{uuid.uuid4().hex[:8]}",
-        "isolation.level": "read_committed",
-        "auto.offset.reset": "earliest" if from_beginning else "latest",
-        "enable.auto.commit": group is not None,
-        "topic.metadata.refresh.interval.ms": 10_000,   # a deleted topic seen within 10 s, not 5 min
-    })
+    from bench.flow.feed import alert_reader_settings
+
+    consumer = Consumer(alert_reader_settings(bootstrap, group or f"fraudstream-alerts-{uuid.uuid4().hex[:8]}",
+                                              from_beginning, commit=group is not None))
     consumer.subscribe([topic])
     if not as_json:
         click.echo(f"Monitoring fraud alerts on {topic} ({bootstrap})...", err=True)

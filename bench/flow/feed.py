@@ -18,10 +18,11 @@ import logging
 import threading
 import time
 import uuid
+from typing import Any
 
 import msgspec
 
-__all__ = ["AlertFeed", "KEEP", "MINUTES"]
+__all__ = ["AlertFeed", "KEEP", "MINUTES", "alert_reader_settings"]
 
 log = logging.getLogger(__name__)
 
@@ -102,15 +103,9 @@ class AlertFeed:
         def on_assign(consumer, partitions) -> None:
             self.assigned, self.gone = True, None   # (created again)
 
-        consumer = Consumer({
-            "bootstrap.servers": self.bootstrap,
-            "group.id": f"fraudstream-alerts-web-{uuid.uuid4().hex[:8]}",
-            "isolation.level": "read_committed",  # alerts of committed transactions only
-            "auto.offset.reset": "earliest" if self._from_beginning else "latest",
-            "enable.auto.commit": False,
-            "error_cb": on_error,
-            "topic.metadata.refresh.interval.ms": 10_000,   # a deleted topic seen within 10 s, not 5 min
-        })
+        consumer = Consumer({**alert_reader_settings(self.bootstrap, f"fraudstream-alerts-web-{uuid.uuid4().hex[:8]}",
+                                                     self._from_beginning, commit=False),
+                             "error_cb": on_error})
         consumer.subscribe([self.topic], on_assign=on_assign)
         decode, encode = msgspec.json.Decoder().decode, msgspec.json.Encoder().encode
         lag_at = 0.0
@@ -150,6 +145,20 @@ class AlertFeed:
             if len(self._minutes) > 2 * MINUTES:
                 for old in sorted(self._minutes)[:-MINUTES]:
                     del self._minutes[old]
+
+
+def alert_reader_settings(bootstrap: str, group: str, from_beginning: bool, commit: bool) -> dict[str, Any]:
+    """Consumer settings of a reader of the alerts (`bench alerts`, the web view): committed
+    transactions' alerts only, from the beginning or from now on, its group's offsets kept
+    (`commit`) or not."""
+    return {
+        "bootstrap.servers": bootstrap,
+        "group.id": group,
+        "isolation.level": "read_committed",
+        "auto.offset.reset": "earliest" if from_beginning else "latest",
+        "enable.auto.commit": commit,
+        "topic.metadata.refresh.interval.ms": 10_000,   # a deleted topic seen within 10 s, not 5 min
+    }
 
 
 def _lag(consumer) -> int | None:
