@@ -14,6 +14,7 @@ import struct
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from core._exp_c import EXP_C, use_own_exp
 from core.paths import home
@@ -189,6 +190,33 @@ def library_problem(data: bytes) -> str | None:
     return None
 
 
+_NOTICES: list = []   # the callbacks given to tl2cgen's library, kept alive
+
+
+def _log_tl2cgen_notices() -> None:
+    """Send tl2cgen's notices to this module's log instead of stdout, where its library
+    print()s them (a service's stdout, an embedder's): "Parallel compilation enabled" at debug
+    level, and at info the one that says the model was written by a newer treelite than the
+    one tl2cgen bundles (the compiled scores are checked against treelite.gtil's by the tests).
+    Uses tl2cgen's private _LIB: without it the notices print as before."""
+    if _NOTICES:
+        return
+    import ctypes
+
+    def callback(level: int) -> Any:
+        return ctypes.CFUNCTYPE(None, ctypes.c_char_p)(
+            lambda msg: log.log(level, "tl2cgen: %s", " ".join(msg.decode("utf-8", "replace").split())))
+
+    try:
+        from tl2cgen.libloader import _LIB
+
+        notices = (callback(logging.DEBUG), callback(logging.INFO))
+        if _LIB.TL2cgenRegisterLogCallback(notices[0]) == 0 and _LIB.TL2cgenRegisterWarningCallback(notices[1]) == 0:
+            _NOTICES.extend(notices)
+    except (ImportError, AttributeError, OSError):
+        pass
+
+
 def ensure_library(tl_model, model_sha256: str) -> Path:
     """The cached library for this model, compiled first if absent.
 
@@ -200,6 +228,8 @@ def ensure_library(tl_model, model_sha256: str) -> Path:
         return lib
     toolchain = _find_compiler()
     import tl2cgen  # noqa: F401 - missing, it fails here, before a build directory exists
+
+    _log_tl2cgen_notices()
 
     lib.parent.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".build-", dir=lib.parent.parent))

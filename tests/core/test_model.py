@@ -275,6 +275,16 @@ def test_two_processes_compiling_at_once_share_one_library(tmp_path):
     assert [p.name for p in (tmp_path / "models").iterdir()] == [Path(libs.pop()).parent.name]
 
 
+def test_compiling_prints_nothing_on_stdout(tmp_path):
+    """tl2cgen's library print()s its notices ("Parallel compilation enabled"): they go to the
+    log, not to the stdout of a service or of the program embedding the scorer."""
+    env = dict(os.environ, FRAUDSTREAM_HOME=str(tmp_path))
+    env.pop("FRAUDSTREAM_CC", None)
+    done = subprocess.run([sys.executable, "-c", _COMPILE], env=env, text=True, capture_output=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[:-1] == [] and done.stdout.startswith("BACKEND tl2cgen"), done.stdout
+
+
 def test_generated_code_gets_the_cache_blocked_entry_point(tmp_path):
     """If tl2cgen's output changes shape, scoring silently falls back to the slower row-wise
     entry point; this test notices."""
