@@ -15,6 +15,7 @@ import uuid
 import pytest
 from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource
 
+from core.limits import describe_topic_configs
 from core.routing import H_HEADERS_DROPPED, H_KEY_TRUNCATED_FROM, H_REASON, H_SOURCE_OFFSET
 from tests.kafka.eos_harness import (InProcess, Inputs, Service, make_inputs, produce_inputs, verify, wait_drained,
                                      wait_first_commit)
@@ -89,11 +90,6 @@ def _keyless_among_keyed(bootstrap, names, inputs, special):
         produce_inputs(bootstrap, names.transactions, inputs, records, partition=0)
 
 
-def _topic_setting(admin: AdminClient, topic: str, name: str) -> str:
-    (future,) = admin.describe_configs([ConfigResource(ConfigResource.Type.TOPIC, topic)]).values()
-    return future.result(30)[name].value
-
-
 @pytest.mark.parametrize("setting, feed, expected", [
     # max.message.bytes lowered while the scorer runs: its start-up limits let a too-large scored
     # event through and the broker rejects it
@@ -122,7 +118,7 @@ def test_a_record_the_broker_refuses_after_start_up_is_found_and_dead_lettered(
         # The controller has it; the (single) broker answers DescribeConfigs from the metadata
         # image it applies topic settings from, right after it made that image current.
         deadline = time.monotonic() + 30
-        while _topic_setting(admin, names.scores, setting[0]) != setting[1]:
+        while describe_topic_configs(admin, (names.scores,))[names.scores][setting[0]] != setting[1]:
             assert time.monotonic() < deadline, f"{setting[0]}={setting[1]} never reached the broker"
             time.sleep(0.1)
         time.sleep(0.5)   # the logs take the new image's settings just after it is made current
