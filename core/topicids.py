@@ -25,6 +25,7 @@ from typing import Any, Callable, Sequence, TypeVar
 
 from confluent_kafka import KafkaError, KafkaException, TopicCollection
 
+from core import topicidleak
 from core.txn import AbortRequired, kafka_cause, raise_txn_error
 
 __all__ = ["TopicGuard", "TopicsReplaced", "id_changes", "flush_and_ask", "confirm"]
@@ -112,13 +113,16 @@ class TopicGuard:
         ids: dict[str, str | None] = {}
         for name in self._names:
             try:
-                ids[name] = str(futures[name].result().topic_id)
+                description = futures[name].result()
             except KafkaException as exc:
                 if exc.args and isinstance(exc.args[0], KafkaError) \
                         and exc.args[0].code() == KafkaError.UNKNOWN_TOPIC_OR_PART:
                     ids[name] = None
                 else:
                     raise
+            else:
+                ids[name] = str(description.topic_id)
+                topicidleak.release(description)   # asked before every commit: must not pile up
         return ids
 
 
