@@ -2,9 +2,10 @@
 
 import os
 import signal
+import time
 from pathlib import Path
 
-__all__ = ["cpu_seconds", "children", "descendants", "kill_hard", "CpuMeter", "cpu_model"]
+__all__ = ["cpu_seconds", "children", "descendants", "kill_hard", "CpuMeter", "cpu_model", "rss_bytes", "RssWatch"]
 
 _TICK = os.sysconf("SC_CLK_TCK")
 
@@ -96,3 +97,40 @@ class CpuMeter:
             name: round(sum(c - self._start.get(name, {}).get(p, 0.0) for p, c in pids.items()) / wall, 3)
             for name, pids in end.items()}
         return self.result
+
+
+def rss_bytes(pid: int) -> int | None:
+    """Resident memory of pid (VmRSS), or None if it is gone."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
+class RssWatch:
+    """The summed resident memory of a group of processes, sampled at most every `every_s`:
+    the first sample, the peak and the last, with a count (records scored) taken with the
+    first and the last, so growth can be told per record."""
+
+    def __init__(self, every_s: float = 1.0):
+        self.every_s = every_s
+        self.first: tuple[int, int] | None = None   # (bytes, count)
+        self.last: tuple[int, int] | None = None
+        self.peak = 0
+        self._next = 0.0
+
+    def sample(self, pids: list[int], count: int, *, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now < self._next:
+            return
+        self._next = now + self.every_s
+        total = sum(r for p in pids if (r := rss_bytes(p)) is not None)
+        if total == 0:
+            return
+        self.last = (total, count)
+        if self.first is None:
+            self.first = self.last
+        self.peak = max(self.peak, total)

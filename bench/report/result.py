@@ -24,6 +24,7 @@ Layout (JSON names; `?` marks a field that may be null):
         faults[]        FaultEvent: what was killed, when
           restores[]?   Restore: how each partition of a killed scoring process came back
         per_second[]    Second: counts and latency percentiles, second by second
+        scorer_memory?  ScorerMemory: the scoring service's RSS while measuring
       comparison?       Comparison: two pipelines' sustained rates and their ratio's range
 
 Latencies are milliseconds, rates records per second, times epoch seconds unless a name says
@@ -247,6 +248,16 @@ class BrokerWarmup(msgspec.Struct, **_RECORD):
     settled: bool               # false: stopped by the time cap (or the broker went away)
 
 
+class ScorerMemory(msgspec.Struct, **_RECORD):
+    """Resident memory of the scoring service (VmRSS summed over its processes), sampled every
+    second from the start of measuring until the output drained. A leak shows as growth with
+    the records scored; the per-card state also grows with the cards it holds."""
+    start_mb: float
+    peak_mb: float
+    end_mb: float
+    scored: int                 # records scored between the first sample and the last
+
+
 class PipelineRun(msgspec.Struct, **_RECORD):
     """One pipeline's part of a run, on topics of its own."""
     pipeline: str
@@ -270,6 +281,7 @@ class PipelineRun(msgspec.Struct, **_RECORD):
     # kind max: holds at lower rates after the confirmation missed, in order (absent in
     # results from before step downs: none ran)
     step_downs: list[Window] = []
+    scorer_memory: ScorerMemory | None = None   # null: an external scorer, or an older result
 
 
 class Machine(msgspec.Struct, **_RECORD):

@@ -18,7 +18,7 @@ from bench.report.ratio import ratio_range, ratio_text
 from bench.report.result import Latency, RunResult, Stages
 
 __all__ = ["LiveProgress", "progress_text", "print_result", "print_comparison", "exit_code", "report_console",
-           "snapshot_words",
+           "snapshot_words", "memory_text",
            "EXIT_OK", "EXIT_SLO", "EXIT_EOS"]
 
 EXIT_OK, EXIT_SLO, EXIT_EOS = 0, 3, 4
@@ -169,6 +169,8 @@ def print_result(result: RunResult, console: Console | None = None) -> None:
         if gc and gc.count:
             console.print(f"broker GC: {gc.count} pauses, p50 {_ms(gc.p50_ms)} ms, max "
                           f"{_ms(gc.max_ms)} ms, paused {gc.share:.1%} of the time")
+        if run.scorer_memory is not None:
+            console.print(memory_text(run.scorer_memory))
         v = run.verdict
         eos = "[green]EXACTLY-ONCE[/]" if v.exactly_once else "[red]VIOLATED[/]"
         console.print(f"exactly-once: {eos}  sent {v.sent:,}  scored {v.scored_unique:,}  "
@@ -243,6 +245,15 @@ def _hold_title(run) -> str:
     if median.passed or h.sustained_tps is None:
         return "confirmation at the median peak"
     return f"{median.seconds} s hold at {_tps(h.asked_tps)}/s, a step down"
+
+
+def memory_text(m) -> str:
+    """The scoring service's RSS over the run, and its growth per million records scored
+    (only past a million: over fewer, start-up's own growth would be extrapolated)."""
+    grew = m.end_mb - m.start_mb
+    per = f" ({grew / m.scored * 1e6:+,.1f} MB per million)" if m.scored >= 1_000_000 else ""
+    return (f"scorer memory (RSS): {m.start_mb:,.0f} MB when measuring began, peak {m.peak_mb:,.0f}, "
+            f"{m.end_mb:,.0f} after the drain: {grew:+,.0f} MB over {m.scored:,} records scored{per}")
 
 
 def _print_steps(console: Console, steps) -> None:

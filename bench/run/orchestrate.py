@@ -31,7 +31,7 @@ from bench.load.schedule import NS, profile_segments
 from bench.spec.scenario import Max, Scenario, pipelines_of
 from bench.measure.sink import SinkSpec
 from bench.report.result import (BrokerData, Comparison, FaultEvent, Headline, Machine, PipelineRun,
-                                 RunResult, Window)
+                                 RunResult, ScorerMemory, Window)
 from bench.measure.verdict import verdict
 from bench.spec.target import Target, consumer_config, embedded_port, load_target, producer_config
 from bench.measure.writeback import writeback_settings
@@ -208,11 +208,14 @@ def _run_pipeline(scenario, pipeline, target, bootstrap, cluster, opts) -> Pipel
         harness.start()
 
         last_look = [0.0]
+        measuring, memory = [False], procs.RssWatch()
 
         def alive():
             if service is not None and not service.alive():
                 raise PipelineUnderTestError(f"{pipeline} service exited with code {service.proc.returncode}; "
                                     f"log {service.log_path}:\n{service.log_tail()}")
+            if service is not None and measuring[0]:
+                memory.sample(service.all_pids(), harness.timeline.total_scores)
             # A local cluster with no node left is an error, until a planned broker fault: after
             # one, a one-node cluster is all dead on purpose.
             if cluster is not None and time.monotonic() - last_look[0] >= 1.0 and not _broker_killed(events):
@@ -258,9 +261,13 @@ def _run_pipeline(scenario, pipeline, target, bootstrap, cluster, opts) -> Pipel
         if cluster is not None:
             broker_warmup = warm_broker(ctx, list(cluster.pids.values()), _first_tps(scenario), opts.echo)
         t0 = math.ceil(time.time()) + 1
+        measuring[0] = True
         info = run_max(ctx, t0) if isinstance(scenario.rate, Max) else run_fixed(ctx, t0)
         sent = harness.stop_producers()
         drained = wait_drained(ctx, scenario.drain_s)
+        if service is not None:
+            memory.sample(service.all_pids(), harness.timeline.total_scores, force=True)
+        measuring[0] = False
         window = judge_fixed(ctx, info) if info.kind == "fixed" else None
         seqs = harness.finish_sinks()
         v = verdict(sent, seqs["score_seqs"], seqs["flagged"], seqs["alert_seqs"],
@@ -281,7 +288,8 @@ def _run_pipeline(scenario, pipeline, target, bootstrap, cluster, opts) -> Pipel
             per_second=tl.per_second(info.t_measure - math.ceil(scenario.warmup_s),
                                      max(tl.sent, default=t0) + 1),
             pool_build_s=harness.pool_seconds, first_send_epoch_s=first,
-            workers_restarted=sum(e.kill == "scorer" for e in events), broker_warmup=broker_warmup)
+            workers_restarted=sum(e.kill == "scorer" for e in events), broker_warmup=broker_warmup,
+            scorer_memory=_scorer_memory(memory))
     finally:
         harness.close()
         killed = {e.node for e in events if e.kill == "broker"}
@@ -311,6 +319,14 @@ def _with_restores(events: list[FaultEvent], service: PipelineProcess | None) ->
     log = read_log(service.log_path)
     return [e if e.pid is None else msgspec.structs.replace(e, restores=restores_after(log, e.t, e.pid))
             for e in events]
+
+
+def _scorer_memory(watch: procs.RssWatch) -> ScorerMemory | None:
+    if watch.first is None or watch.last is None:
+        return None
+    mb = 1 << 20
+    return ScorerMemory(start_mb=round(watch.first[0] / mb, 1), peak_mb=round(watch.peak / mb, 1),
+                        end_mb=round(watch.last[0] / mb, 1), scored=watch.last[1] - watch.first[1])
 
 
 def _first_tps(scenario: Scenario) -> float:

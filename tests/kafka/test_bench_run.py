@@ -50,6 +50,11 @@ def test_short_run_counts_what_was_sent_exactly_once(tmp_path, kafka_bootstrap):
     assert run.headline.e2e_stages == stages
     for part in (stages.until_scored, stages.scored_to_visible):
         assert part.count == 1600 and 0 < part.p50_ms <= part.max_ms <= e2e.max_ms * 1.001
+    # the service's memory, from the start of measuring until the drain: a supervisor and a
+    # worker with the model loaded are well over 100 MB
+    memory = run.scorer_memory
+    assert memory is not None and 100 < memory.start_mb <= memory.peak_mb and memory.end_mb <= memory.peak_mb
+    assert memory.scored >= 1600, memory
     assert exit_code(result) == 0 and (tmp_path / "result.json").stat().st_size > 0
 
 

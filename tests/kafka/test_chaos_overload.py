@@ -21,10 +21,10 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import pytest
 
+from bench.measure.procs import rss_bytes
 from tests.kafka.eos_harness import (
     Inputs, Service, committed_offsets, end_offsets, produce_inputs, verify, wait_drained, wait_first_commit,
 )
@@ -67,7 +67,7 @@ class RssSampler:
     def _run(self) -> None:
         while not self._stop.wait(self.every):
             for pid in [self.service.proc.pid, *self.service.worker_pids()]:
-                rss = vm_rss(pid)
+                rss = rss_bytes(pid)
                 if rss is not None:
                     self.peaks[pid] = max(self.peaks.get(pid, 0), rss)
 
@@ -79,16 +79,6 @@ class RssSampler:
     def stop(self) -> None:
         self._stop.set()
         self._thread.join()
-
-
-def vm_rss(pid: int) -> int | None:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    except OSError:
-        return None
-    return None
 
 
 def _committed_total(bootstrap: str, group: str, topic: str) -> int:

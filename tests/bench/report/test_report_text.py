@@ -85,3 +85,24 @@ def test_a_file_or_pipe_gets_the_whole_rate_search_table(monkeypatch):
     narrow = io.StringIO()
     print_result(result, Console(file=narrow, width=80, highlight=False))
     assert "…" in narrow.getvalue()   # what an 80-column file got before
+
+
+def test_the_scorer_memory_line_shows_growth_per_million_records():
+    from bench.report.result import ScorerMemory
+
+    result = read_result(RESULT)
+    assert result.runs[0].scorer_memory is None   # a result from before memory was reported
+    assert not any("scorer memory" in ln for ln in _printed(result))
+    memory = ScorerMemory(start_mb=390.4, peak_mb=412.0, end_mb=398.6, scored=3_200_000)
+    run = msgspec.structs.replace(result.runs[0], scorer_memory=memory)
+    lines = _printed(msgspec.structs.replace(result, runs=[run]))
+    assert ("scorer memory (RSS): 390 MB when measuring began, peak 412, 399 after the drain: "
+            "+8 MB over 3,200,000 records scored (+2.6 MB per million)") in lines
+
+
+def test_a_short_run_shows_its_growth_without_a_rate_per_million():
+    from bench.report.result import ScorerMemory
+    from bench.report.text import memory_text
+
+    text = memory_text(ScorerMemory(start_mb=553.0, peak_mb=560.2, end_mb=560.0, scored=2_049))
+    assert text.endswith("+7 MB over 2,049 records scored"), text

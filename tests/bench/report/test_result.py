@@ -50,6 +50,8 @@ def test_a_saved_result_reads_into_the_types_and_writes_back_the_same_json():
     assert written["scenario"]["rate"].pop("confirm_steps") == 2
     assert "confirm_steps" not in raw["scenario"]["rate"]
     assert written["runs"][0].pop("step_downs") == [] and "step_downs" not in raw["runs"][0]
+    # and before the scoring service's memory was reported: not measured
+    assert written["runs"][0].pop("scorer_memory") is None and "scorer_memory" not in raw["runs"][0]
     assert written == raw
 
 
