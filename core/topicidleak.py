@@ -20,29 +20,21 @@ import ctypes
 import sys
 from typing import Any
 
+from confluent_kafka import Uuid
+from confluent_kafka.admin import TopicDescription
+
 __all__ = ["release"]
 
-_control: Any = None
-
-
-def _held_by_a_description() -> int:
-    """References a topic id held only by its TopicDescription shows to sys.getrefcount."""
-    global _control
-    if _control is None:
-        from confluent_kafka import Uuid
-        from confluent_kafka.admin import TopicDescription
-
-        _control = TopicDescription("control", Uuid(0, 1), False, [])
-    return sys.getrefcount(_control.topic_id)
+# A description built in Python: its topic id is held by the description alone, the count
+# every described id would show without the leak.
+_CONTROL = TopicDescription("control", Uuid(0, 1), False, [])
 
 
 def release(description: Any) -> bool:
     """Drop the reference describe_topics leaked to description.topic_id; True if it did."""
-    from confluent_kafka import Uuid
-
     if not isinstance(description.topic_id, Uuid):
         return False
-    if sys.getrefcount(description.topic_id) - _held_by_a_description() != 1:
+    if sys.getrefcount(description.topic_id) - sys.getrefcount(_CONTROL.topic_id) != 1:
         return False
     ctypes.pythonapi.Py_DecRef(ctypes.py_object(description.topic_id))
     return True

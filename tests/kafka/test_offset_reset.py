@@ -134,6 +134,9 @@ def test_a_group_whose_offsets_are_gone_does_not_rescore_what_it_already_scored(
         while not scoring.consumer._assigned:   # "latest" must be resolved before the new input lands
             assert time.monotonic() < deadline and scoring.thread.is_alive(), scoring.errors
             time.sleep(0.1)
+        # A fixed wait: librdkafka resolves "latest" on its first fetch, and nothing shows it from
+        # here - position() stays unset until a record is delivered, and asking the consumer for
+        # its cached watermarks from this thread blocks while the loop is inside consume().
         time.sleep(3.0)
         produce_inputs(kafka_bootstrap, names.transactions, data, data.records[100:])
         scoring.wait_processed(20)
