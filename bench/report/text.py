@@ -170,7 +170,8 @@ def print_result(result: RunResult, console: Console | None = None) -> None:
             console.print(f"broker GC: {gc.count} pauses, p50 {_ms(gc.p50_ms)} ms, max "
                           f"{_ms(gc.max_ms)} ms, paused {gc.share:.1%} of the time")
         if run.scorer_memory is not None:
-            console.print(memory_text(run.scorer_memory))
+            killed = sum(1 for f in run.faults if f.kill == "scorer" and f.pid is not None and not f.error)
+            console.print(memory_text(run.scorer_memory, killed))
         v = run.verdict
         eos = "[green]EXACTLY-ONCE[/]" if v.exactly_once else "[red]VIOLATED[/]"
         console.print(f"exactly-once: {eos}  sent {v.sent:,}  scored {v.scored_unique:,}  "
@@ -247,13 +248,17 @@ def _hold_title(run) -> str:
     return f"{median.seconds} s hold at {_tps(h.asked_tps)}/s, a step down"
 
 
-def memory_text(m) -> str:
+def memory_text(m, replaced: int = 0) -> str:
     """The scoring service's RSS over the run, and its growth per million records scored
-    (only past a million: over fewer, start-up's own growth would be extrapolated)."""
+    (only past a million: over fewer, start-up's own growth would be extrapolated). replaced:
+    scoring processes killed and restarted while measuring; a replacement's start-up (its
+    model, compiled kernels, a restore) is in the growth then, so no rate is given."""
     grew = m.end_mb - m.start_mb
-    per = f" ({grew / m.scored * 1e6:+,.1f} MB per million)" if m.scored >= 1_000_000 else ""
+    per = f" ({grew / m.scored * 1e6:+,.1f} MB per million)" if m.scored >= 1_000_000 and not replaced else ""
+    restarts = (f"; {replaced} scoring process{'es' if replaced > 1 else ''} killed and restarted meanwhile, "
+                "each restart's start-up counted in it") if replaced else ""
     return (f"scorer memory (RSS): {m.start_mb:,.0f} MB when measuring began, peak {m.peak_mb:,.0f}, "
-            f"{m.end_mb:,.0f} after the drain: {grew:+,.0f} MB over {m.scored:,} records scored{per}")
+            f"{m.end_mb:,.0f} after the drain: {grew:+,.0f} MB over {m.scored:,} records scored{per}{restarts}")
 
 
 def _print_steps(console: Console, steps) -> None:

@@ -106,3 +106,16 @@ def test_a_short_run_shows_its_growth_without_a_rate_per_million():
 
     text = memory_text(ScorerMemory(start_mb=553.0, peak_mb=560.2, end_mb=560.0, scored=2_049))
     assert text.endswith("+7 MB over 2,049 records scored"), text
+
+
+def test_memory_growth_with_killed_scorers_says_their_restarts_are_in_it_and_gives_no_rate():
+    from bench.report.result import ScorerMemory
+    from bench.report.text import memory_text
+
+    memory = ScorerMemory(start_mb=1_334.0, peak_mb=1_399.0, end_mb=1_399.0, scored=1_226_308)
+    assert "MB per million" in memory_text(memory)
+    text = memory_text(memory, replaced=3)
+    assert "MB per million" not in text, text
+    assert text.endswith("+65 MB over 1,226,308 records scored; 3 scoring processes killed and restarted "
+                         "meanwhile, each restart's start-up counted in it"), text
+    assert "; 1 scoring process killed" in memory_text(memory, replaced=1)
