@@ -1,8 +1,9 @@
 """Start-up checks of the service, before any worker starts: each failure is one clear line.
 
-Client settings (librdkafka judges them), Kafka at the bootstrap address, the four topics, and
-what the credentials allow on them. What fails here can only be fixed by the operator, so
-the service stops; what fails later is a run-time failure the supervisor retries.
+Client settings (librdkafka judges them), Kafka at the bootstrap address, the topics (the
+card-state changelog too when state is on), and what the credentials allow on them. What
+fails here can only be fixed by the operator, so the service stops; what fails later is a
+run-time failure the supervisor retries.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from core.config import ScoringConfig
 from core.errors import ConfigError, StartupError
 from core.identity import CREDENTIAL_CODES
 
-__all__ = ["check_client_settings", "check_kafka", "admin_settings", "session_timeout_problem"]
+__all__ = ["check_client_settings", "check_kafka", "admin_settings", "session_timeout_problem",
+           "transaction_timeout_problem"]
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +50,8 @@ def admin_settings(kafka: dict[str, str]) -> dict[str, str]:
 
 
 def check_kafka(config: ScoringConfig) -> int:
-    """Kafka answers, the four topics exist and may be used; returns the input's partition count.
+    """Kafka answers, the topics exist and may be used (the card-state changelog too when state
+    is on); returns the input's partition count.
 
     From a client that logs nothing: an unreachable broker is one line after 15 s, not
     librdkafka's reconnect log. A topic without a leader (a failover) is only a warning: the
@@ -58,7 +61,7 @@ def check_kafka(config: ScoringConfig) -> int:
     admin = AdminClient({**admin_settings(config.kafka), "bootstrap.servers": config.bootstrap_servers,
                          "log_level": 0})
     found: dict[str, Any] = {}
-    for topic in config.topics.all():
+    for topic in config.topics.every() if config.state else config.topics.all():
         try:
             found[topic] = admin.list_topics(topic, timeout=_METADATA_TIMEOUT_S).topics.get(topic)
         except KafkaException as exc:
@@ -78,7 +81,7 @@ def check_kafka(config: ScoringConfig) -> int:
     for t, meta in found.items():
         if meta.error is not None:
             log.warning("topic %s: %s (the workers will retry)", t, meta.error.str())
-    _check_session_timeout(admin, config)
+    _check_timeouts(admin, config)
     return len(found[config.topics.transactions].partitions) or 1
 
 
@@ -92,15 +95,27 @@ def session_timeout_problem(session_ms: int, broker: dict[str, str]) -> str | No
             f"group.min.session.timeout.ms and group.max.session.timeout.ms)")
 
 
-def _check_session_timeout(admin: Any, config: ScoringConfig) -> None:
+def transaction_timeout_problem(txn_ms: int, broker: dict[str, str]) -> str | None:
+    """Why the broker (its configs `broker`) would refuse a producer's transaction.timeout.ms, or None."""
+    high = int(broker.get("transaction.max.timeout.ms", 900_000))
+    if txn_ms <= high:
+        return None
+    return (f"kafka.transaction.timeout.ms={txn_ms}: the broker accepts at most {high} (its "
+            f"transaction.max.timeout.ms): lower it")
+
+
+def _check_timeouts(admin: Any, config: ScoringConfig) -> None:
     """Out of the broker's range, every worker's group join fails every 2 s, for ever, after the
-    workers reported ready: one line here instead. Unread broker configs (no DescribeConfigs
-    right): no check, a worker then stops on the join error (core.loop)."""
+    workers reported ready: one line here instead; so for a transaction timeout above the
+    broker's maximum, which a worker only learns from librdkafka's fatal error lines. Unread
+    broker configs (no DescribeConfigs right): no check, a worker then stops on the join or
+    init_transactions error (core.loop, core.workerstart)."""
     from confluent_kafka.admin import ConfigResource
 
-    from core.txn import consumer_settings
+    from core.txn import consumer_settings, producer_settings
 
     session_ms = int(consumer_settings(config, 0)["session.timeout.ms"])
+    txn_ms = producer_settings(config, 0).get("transaction.timeout.ms")
     try:
         broker_id = next(iter(admin.list_topics(timeout=_METADATA_TIMEOUT_S).brokers))
         resource = ConfigResource(ConfigResource.Type.BROKER, str(broker_id))
@@ -108,6 +123,8 @@ def _check_session_timeout(admin: Any, config: ScoringConfig) -> None:
     except (KafkaException, StopIteration) as exc:
         log.debug("broker configs not read (%s): session.timeout.ms not checked", exc)
         return
-    problem = session_timeout_problem(session_ms, {k: e.value for k, e in entries.items() if e.value is not None})
+    broker = {k: e.value for k, e in entries.items() if e.value is not None}
+    problem = session_timeout_problem(session_ms, broker) or (
+        transaction_timeout_problem(int(txn_ms), broker) if config.exactly_once and txn_ms is not None else None)
     if problem:
         raise ConfigError(problem)

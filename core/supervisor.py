@@ -5,8 +5,8 @@ Children are started with the `spawn` context and create their Kafka clients the
 child starts, so children only load the cached shared object.
 
 Only start-up errors end the service: the model, the config and client settings, Kafka at
-the bootstrap address, the four topics and the credentials are checked here before any
-worker starts, and a worker that cannot start before any worker of the service was up ends
+the bootstrap address, the topics (the card-state changelog too) and the credentials are
+checked here before any worker starts, and a worker that cannot start before any worker of the service was up ends
 it too (`StartupError`, one `error:` line). After that a slot that keeps failing backs off
 and retries forever while the other slots work (policy: core.slots), and its state shows in
 the stats line, `/metrics` and `/healthz` (core.health). The one other way out is an id

@@ -107,11 +107,13 @@ class _Status:
     def __init__(self, conn: Any):
         self.conn = conn
 
-    def send(self, msg: Ready | Failed) -> None:
+    def send(self, msg: Ready | Failed) -> bool:
+        """True if the supervisor got it."""
         try:
             self.conn.send_bytes(_encode(msg))
+            return True
         except (OSError, ValueError):
-            pass
+            return False
 
 
 def worker_main(config_json: bytes, slot: int, parent_pid: int, log_level: int, status_conn: Any) -> None:
@@ -124,8 +126,12 @@ def worker_main(config_json: bytes, slot: int, parent_pid: int, log_level: int, 
 
     def fail(exc: FraudstreamError) -> None:
         code = exit_code_for(exc)
-        log.error("worker %d %s: %s", slot, "cannot start" if code in (EXIT_STARTUP, EXIT_SETTING) else "stops", exc)
-        status.send(Failed(code, str(exc)[:_MAX_REASON]))
+        reason = str(exc)
+        told = status.send(Failed(code, reason[:_MAX_REASON]))
+        # The supervisor prints the reason (the `error:` line, or its restart warning): said
+        # here too only when it could not get all of it.
+        log.log(logging.DEBUG if told and len(reason) <= _MAX_REASON else logging.ERROR, "worker %d %s: %s",
+                slot, "cannot start" if code in (EXIT_STARTUP, EXIT_SETTING) else "stops", reason)
         sys.exit(code)
 
     from core.gctune import tune_gc_for_batches
