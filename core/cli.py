@@ -65,7 +65,7 @@ Two hosts sharing the partitions of one group (ids unique without coordination):
               help="Port of /metrics (Prometheus) and /healthz, e.g. 9464 (0: off) "
                    f"[default: {_DEFAULT.metrics_port}].")
 @click.option("--stats-interval", "stats_interval_s", type=float, metavar="S",
-              help=f"Seconds between stats lines [default: {_DEFAULT.stats_interval_s:g}].")
+              help=f"Seconds between stats lines, 0: none [default: {_DEFAULT.stats_interval_s:g}].")
 @click.option("-X", "kafka_pairs", multiple=True, metavar="KEY=VALUE",
               help="librdkafka setting passed through, e.g. -X security.protocol=SSL (repeatable).")
 @click.option("--first-slot", default=0, type=click.IntRange(0), metavar="N",
@@ -78,14 +78,23 @@ Two hosts sharing the partitions of one group (ids unique without coordination):
 @click.option("--snapshot-interval", "state_snapshot_s", type=click.FloatRange(0.0, 3600.0), metavar="S",
               help="Seconds between card-state snapshots per partition (0: every transaction); a restore "
                    f"replays the input since the last one [default: {_DEFAULT.state_snapshot_s:g}].")
+@click.option("--offset-reset", "offset_reset", type=click.Choice(["refuse", "earliest", "latest"]), default=None,
+              metavar="POLICY",
+              help="Where an input partition starts without a usable committed offset. refuse: a new group "
+                   "and new partitions start at the earliest record, a partition whose offset expired or is "
+                   "out of range stays paused with one error line; earliest / latest: every such partition "
+                   "starts at that end, silently (earliest scores retained input again) [default: refuse].")
 @click.option("--at-least-once", is_flag=True,
               help="TESTS ONLY: produce, flush, offsets committed every 5 s (shows why transactions are needed).")
-@click.option("--log-level", default="INFO", type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"]))
+@click.option("--log-level", default="INFO", type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"]),
+              help="The supervisor's and the workers' log level (librdkafka's own lines are not affected).")
 @click.pass_context
 def score(ctx: click.Context, config_path, kafka_pairs, workers, first_slot, no_state, at_least_once, log_level,
           **fields):
     from core.service import build_config, run_service
 
+    if no_state and fields.get("state_snapshot_s") is not None:
+        raise click.UsageError("--snapshot-interval and --no-state exclude each other (no state, no snapshots)")
     try:
         config = build_config(config_path, kafka_pairs=tuple(kafka_pairs),
                               exactly_once=False if at_least_once else None,
@@ -102,6 +111,11 @@ def score(ctx: click.Context, config_path, kafka_pairs, workers, first_slot, no_
 def _with_flag(message: str, ctx: click.Context, fields: dict) -> str:
     """The message with the flag the bad value came from: ScoringConfig names its field
     (state_snapshot_s), the user typed --snapshot-interval."""
+    named = re.search(r"use the ScoringConfig field (\w+) instead", message)   # a reserved -X key
+    if named is not None:
+        flag = next((p.opts[0] for p in ctx.command.params if p.name == named.group(1)), None)
+        return message if flag is None else message.replace(
+            named.group(0), f"use {flag} (the ScoringConfig field {named.group(1)}) instead")
     match = re.match(r"invalid scoring config: (\w+):", message)
     if match is None or fields.get(match.group(1)) is None:
         return message   # not a flag's value (the --config file's, or no field named)

@@ -108,7 +108,7 @@ def refused_text(name: str, topic: str, partitions: Sequence[int], why: str) -> 
              f"partitions {', '.join(map(str, partitions))} stay")
     return (f"{name}: {topic}{list(partitions)}: {why}; {which} paused rather than be scored "
             f"again from the earliest record or skipped to the latest (offset_reset: refuse). Choose "
-            f"with offset_reset: earliest | latest, or set the group's offsets with "
+            f"with offset_reset: earliest | latest (--offset-reset), or set the group's offsets with "
             f"kafka-consumer-groups --reset-offsets, and restart")
 
 

@@ -58,7 +58,7 @@ def test_bench_score_and_python_m_core_are_one_command():
                                check=True).stdout
     bench_help = CliRunner().invoke(cli, ["score", "--help"]).output
     options = [re.findall(r"^\s+(-{1,2}[\w-]+)", text, re.MULTILINE) for text in (core_help, bench_help)]
-    assert options[0] == options[1] and len(options[0]) == 18, options
+    assert options[0] == options[1] and len(options[0]) == 19, options
     assert "--instance-id" in options[0] and "/healthz" in core_help
 
 
@@ -124,3 +124,18 @@ def test_a_cooperative_assignor_is_refused_before_any_worker_starts():
     assert out.stderr.strip().splitlines() == [
         "error: kafka.partition.assignment.strategy=cooperative-sticky: not supported, the scoring loop assigns "
         "partitions eagerly: use range or roundrobin (the default)"]
+
+
+def test_a_reserved_kafka_key_names_the_flag_to_use_instead():
+    out = subprocess.run([sys.executable, "-m", "core", "-X", "auto.offset.reset=latest"], capture_output=True, text=True)
+    assert out.returncode == 1 and out.stderr.strip().splitlines() == [
+        "error: kafka.auto.offset.reset: set by the scoring loop itself; use --offset-reset (the ScoringConfig "
+        "field offset_reset) instead"]
+
+
+def test_snapshots_without_state_are_refused_by_the_parser():
+    out = subprocess.run([sys.executable, "-m", "core", "--no-state", "--snapshot-interval", "1"],
+                         capture_output=True, text=True)
+    assert out.returncode == 2
+    assert out.stderr.strip().splitlines()[-1] == ("Error: --snapshot-interval and --no-state exclude each other "
+                                                   "(no state, no snapshots)")

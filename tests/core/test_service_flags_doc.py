@@ -73,7 +73,7 @@ def test_help_defaults_are_scoring_configs():
     expected = {"--bootstrap": config.bootstrap_servers, "--group": config.group_id,
                 "--batch-max-records": config.batch_max_records, "--batch-max-wait-ms": config.batch_max_wait_ms,
                 "--metrics-port": config.metrics_port, "--stats-interval": f"{config.stats_interval_s:g}",
-                "--snapshot-interval": f"{config.state_snapshot_s:g}"}
+                "--snapshot-interval": f"{config.state_snapshot_s:g}", "--offset-reset": config.offset_reset}
     for flag, value in expected.items():
         assert f"[default: {value}]" in " ".join(records[flag][1].split()), flag
 
