@@ -24,10 +24,14 @@ def _service(kafka_bootstrap, fresh_topics, tmp_path, tag: str, *settings: str) 
 def test_a_transaction_timeout_above_the_brokers_maximum_is_one_error_line(kafka_bootstrap, fresh_topics,
                                                                           tmp_path):
     """Before: init_transactions' fatal INVALID_TRANSACTION_TIMEOUT was a run-time Kafka error,
-    and the supervisor restarted the worker for ever (7 times in 25 s, then every 30 s)."""
+    and the supervisor restarted the worker for ever (7 times in 25 s, then every 30 s); then
+    a worker stopped on it after librdkafka's TXNERR and FATAL lines. The pre-flight reads the
+    broker's maximum before any worker starts."""
     svc = _service(kafka_bootstrap, fresh_topics, tmp_path, "txn-timeout", "transaction.timeout.ms=999999999")
-    error = one_error_line(svc)
-    assert error.startswith("error: kafka.transaction.timeout.ms: the broker at ") and "lower it" in error
+    assert one_error_line(svc) == ("error: kafka.transaction.timeout.ms=999999999: the broker accepts at most "
+                                   "900000 (its transaction.max.timeout.ms): lower it")
+    log = svc.log_path.read_text()
+    assert "worker 0 started" not in log and "TXNERR" not in log, svc.tail()
 
 
 def test_a_session_timeout_outside_the_brokers_range_is_one_error_line(kafka_bootstrap, fresh_topics, tmp_path):
@@ -39,27 +43,22 @@ def test_a_session_timeout_outside_the_brokers_range_is_one_error_line(kafka_boo
 
 
 
-def test_an_embedded_consumer_meets_the_refused_session_timeout_in_the_group_join(kafka_bootstrap, fresh_topics):
-    """No pre-flight runs here (as in a service that may not read the broker's configs): the
-    worker itself must stop with SettingRefused, whose exit code the supervisor never restarts
-    (tests/core/test_supervisor_policy.py), instead of joining and failing every 2 s."""
+def _embedded_refusal(kafka_bootstrap, fresh_topics, tag: str, kafka: dict[str, str]) -> BaseException:
+    """What an embedded ScoringConsumer with these librdkafka settings raises within 60 s."""
     import threading
 
     from prometheus_client import CollectorRegistry
 
     from core.config import ScoringConfig
-    from core.errors import SettingRefused
     from core.loop import ScoringConsumer
     from core.metrics import LoopMetrics
     from core.paths import stateless_model_path
     from core.scorer import Scorer
-    from core.slots import EXIT_SETTING
-    from core.worker import exit_code_for
 
-    names = fresh_topics("embedded-session")
-    group = f"embedded-session-{uuid.uuid4().hex[:6]}"
+    names = fresh_topics(tag)
+    group = f"{tag}-{uuid.uuid4().hex[:6]}"
     config = ScoringConfig(bootstrap_servers=kafka_bootstrap, topics=names, group_id=group, state=False,
-                           stats_interval_s=0, kafka={"session.timeout.ms": "1000"})
+                           stats_interval_s=0, kafka=kafka)
     consumer = ScoringConsumer(config, Scorer.load(stateless_model_path()),
                                metrics=LoopMetrics(registry=CollectorRegistry()))
     raised: list[BaseException] = []
@@ -76,6 +75,21 @@ def test_an_embedded_consumer_meets_the_refused_session_timeout_in_the_group_joi
     if runner.is_alive():
         consumer.stop()
         runner.join(30)
-    assert raised and isinstance(raised[0], SettingRefused), raised
-    assert "kafka.session.timeout.ms: the broker at" in str(raised[0])
-    assert exit_code_for(raised[0]) == EXIT_SETTING
+    assert raised, "no error within 60 s"
+    return raised[0]
+
+
+@pytest.mark.parametrize("key, value", [("session.timeout.ms", "1000"), ("transaction.timeout.ms", "999999999")])
+def test_an_embedded_consumer_meets_a_refused_timeout_itself(kafka_bootstrap, fresh_topics, key, value):
+    """No pre-flight runs here (as in a service that may not read the broker's configs): the
+    worker itself must stop with SettingRefused, whose exit code the supervisor never restarts
+    (tests/core/test_supervisor_policy.py), instead of joining and failing every 2 s or being
+    restarted on init_transactions' fatal error."""
+    from core.errors import SettingRefused
+    from core.slots import EXIT_SETTING
+    from core.worker import exit_code_for
+
+    raised = _embedded_refusal(kafka_bootstrap, fresh_topics, "embedded-" + key.split(".")[0], {key: value})
+    assert isinstance(raised, SettingRefused), raised
+    assert f"kafka.{key}: the broker at" in str(raised)
+    assert exit_code_for(raised) == EXIT_SETTING
