@@ -19,7 +19,7 @@ __all__ = ["run"]
 @click.option("--external-scorer", is_flag=True,
               help="Do not start the scoring service: one already reads --namespace.")
 @click.option("--namespace", default=None, callback=check_namespace,
-              help="With --external-scorer: the topics' namespace.")
+              help="With --external-scorer (only): the topics' namespace.")
 @click.option("--target", "target_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Target file (brokers, client properties); overrides the scenario's.")
 @click.option("--workers", type=click.IntRange(1, MAX_WORKERS), default=None,
@@ -78,6 +78,9 @@ def run(scenario_file, bootstrap, external_scorer, namespace, target_file, worke
     """
     if external_scorer and not namespace:
         raise click.UsageError("--external-scorer needs --namespace: the topics the scorer reads")
+    if namespace and not external_scorer:
+        raise click.UsageError("--namespace is for --external-scorer only: a run that starts its own scorer "
+                               "makes a fresh namespace of its own")
     import msgspec
     from rich.console import Console
 

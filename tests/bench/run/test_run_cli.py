@@ -63,6 +63,7 @@ def test_no_broker_is_one_line_not_the_client_log():
 
 @pytest.mark.parametrize("args,message", [
     (["run", "scenarios/steady.yaml", "--external-scorer"], "--external-scorer needs --namespace"),
+    (["run", "scenarios/steady.yaml", "--namespace", "x"], "--namespace is for --external-scorer only"),
     (["broker", "up", "--port", "70000"], "70000 is not in the range"),
     (["model", "speed", "--batch", "0"], "0 is not in the range x>=1"),
     (["model", "speed", "--repeat", "0"], "0 is not in the range x>=1"),
