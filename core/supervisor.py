@@ -42,7 +42,7 @@ from core.slots import (EXIT_FENCED, EXIT_PIPELINE, EXIT_STARTUP, FENCED_IN_A_RO
                         SlotState, SlotView, describe_exit, format_slots)
 from core.worker import STATUS, Failed, Ready, worker_main
 
-__all__ = ["Supervisor", "worker_main", "EXIT_PIPELINE", "EXIT_STARTUP", "EXIT_FENCED"]
+__all__ = ["Supervisor", "worker_main", "surplus_text", "EXIT_PIPELINE", "EXIT_STARTUP", "EXIT_FENCED"]
 
 log = logging.getLogger(__name__)
 
@@ -118,6 +118,8 @@ class Supervisor:
                 log.info("Prometheus metrics on http://0.0.0.0:%d/metrics, health on /healthz", config.metrics_port)
             partitions = check_kafka(config)
             workers = self.workers or partitions
+            if workers > partitions:
+                log.warning(surplus_text(workers, partitions, config.topics.transactions))
             log.info("starting %d scoring process(es), group %s, ids %s-<slot>, %s", workers, config.group_id,
                      config.txn_id_prefix(), "exactly-once" if config.exactly_once else "AT-LEAST-ONCE")
             ctx = multiprocessing.get_context("spawn")
@@ -275,6 +277,14 @@ class Supervisor:
         if live:
             log.info("all workers stopped")
         return unclean
+
+
+def surplus_text(workers: int, partitions: int, topic: str) -> str:
+    """The warning for more workers than input partitions: a worker scores whole partitions."""
+    idle = workers - partitions
+    return (f"{workers} workers for the {partitions} partitions of {topic}: {idle} of them will hold no "
+            f"partition (standing by until another member of the group leaves); use --workers {partitions}, "
+            f"or give the topic more partitions")
 
 
 def _abort_left_open(config: ScoringConfig, slots: list[int]) -> None:

@@ -170,3 +170,11 @@ def _raised(exc, cause):
 ])
 def test_the_worker_exit_code_says_what_ended_it(exc, code):
     assert exit_code_for(exc) == code
+
+
+def test_more_workers_than_partitions_names_the_idle_ones_and_the_fix():
+    from core.supervisor import surplus_text
+
+    text = surplus_text(7, 6, "transactions")
+    assert text.startswith("7 workers for the 6 partitions of transactions: 1 of them will hold no partition")
+    assert "--workers 6" in text
