@@ -29,7 +29,8 @@ def model():
 
 @model.command()
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
-              default=_DEFAULT_OUT, show_default=True, help="Directory for the artifacts.")
+              default=_DEFAULT_OUT, show_default=False,
+              help="Directory for the artifacts  [default: models/ of this checkout].")
 @click.option("--check", is_flag=True,
               help="Write nothing; fail if retraining does not reproduce the artifacts in --out.")
 @click.option("--seed", type=int, default=None, help="Override the training seed.")
@@ -41,7 +42,8 @@ def train(out_dir: Path, check: bool, seed: int | None, kind: str):
 
     Both models train on the same data and are measured on the same holdout: the stateful
     one with the per-card velocity features (core.velocity), the stateless one without.
-    File names: bench.model.train.artifact_names (the default model is fraud-model.*).
+    Files: fraud-model.json and fraud-model.meta.json (stateful, the default model),
+    fraud-model-stateless.json and fraud-model-stateless.meta.json.
 
     \b
     Example:

@@ -173,3 +173,15 @@ def test_committed_artifacts_are_what_training_produces():
                                         "--out", str(default_model_path().parent)])
     assert result.exit_code == 0, result.output
     assert "matches training bit for bit" in result.output
+
+
+def test_train_help_names_the_files_it_writes():
+    import re
+
+    from bench.cli import cli
+
+    text = re.sub(r"-\s+", "-", " ".join(CliRunner().invoke(cli, ["model", "train", "--help"]).output.split()))
+    for stateful in (True, False):
+        for name in artifact_names(stateful):
+            assert name in text, name   # (click may wrap a line at a hyphen: joined above)
+    assert "default: models/ of this checkout" in text
