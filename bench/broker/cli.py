@@ -98,8 +98,8 @@ def status(port):
 
 @broker.command()
 @PORT
-@click.option("--node", default=1, show_default=True, help="Which node's log.")
-@click.option("-n", "--lines", default=40, show_default=True, help="How many last lines.")
+@click.option("--node", default=1, show_default=True, type=click.IntRange(1, 3), help="Which node's log.")
+@click.option("-n", "--lines", default=40, show_default=True, type=click.IntRange(0), help="How many last lines.")
 @click.option("-f", "--follow", is_flag=True, help="Keep printing new lines.")
 def logs(port, node, lines, follow):
     """Print the last lines of a node's log.
@@ -108,6 +108,10 @@ def logs(port, node, lines, follow):
     Example:
       bench broker logs -n 100 -f
     """
+    nodes = len(lifecycle.status(port))
+    if nodes and node > nodes:
+        raise click.ClickException(f"the broker on port {port} has {nodes} node(s): --node 1"
+                                   + (f" to {nodes}" if nodes > 1 else ""))
     path = lifecycle.node_log_path(port, node)
     if not path.is_file():
         raise click.ClickException(f"no log at {path}: has the broker on port {port} run?")

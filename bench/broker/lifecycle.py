@@ -70,9 +70,8 @@ class Cluster:
 
 
 def _dir(port: int) -> Path:
-    path = home() / "brokers" / str(port)
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    """The cluster's state directory (made by _locked: a status query leaves nothing behind)."""
+    return home() / "brokers" / str(port)
 
 
 def _node_dir(port: int, node_id: int) -> Path:
@@ -123,6 +122,7 @@ def gc_summary(cluster: Cluster, start_s: float, end_s: float) -> BrokerGc | Non
 
 @contextmanager
 def _locked(port: int):
+    _dir(port).mkdir(parents=True, exist_ok=True)
     with open(_dir(port) / "lock", "w") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
         yield

@@ -96,9 +96,14 @@ def test_topics_create_is_idempotent_and_reports_mismatch(kafka_bootstrap):
 
 
 def test_broker_lifecycle_up_status_down(spare_port, tmp_path):
+    from core.paths import home
+
     port = str(spare_port)
     data = tmp_path / "broker-data"
     try:
+        st = bench_cli("broker", "status", "--port", port)
+        assert st.returncode == 1 and "not running" in st.stdout
+        assert not (home() / "brokers" / port).exists()   # a query leaves nothing behind
         up = bench_cli("broker", "up", "--port", port, "--data-dir", str(data))
         assert up.returncode == 0, up.stderr
         assert up.stdout.strip() == f"127.0.0.1:{port}"
@@ -110,6 +115,8 @@ def test_broker_lifecycle_up_status_down(spare_port, tmp_path):
         assert moved.returncode == 0 and f"warning: the cluster on port {port} already runs with its data in {cluster_data}" in moved.stderr
         st = bench_cli("broker", "status", "--port", port)
         assert st.returncode == 0 and " up " in st.stdout and str(cluster_data / "node-1") in st.stdout
+        logs = bench_cli("broker", "logs", "--port", port, "--node", "2")
+        assert logs.returncode == 1 and f"the broker on port {port} has 1 node(s)" in logs.stderr, logs.stderr
         down = bench_cli("broker", "down", "--port", port, "--wipe")
         assert down.returncode == 0 and "stopped" in down.stdout
         assert not cluster_data.exists()
