@@ -5,6 +5,7 @@ compile (~20-30 s on 2 cores); later runs load it.
 """
 
 import json
+import re
 import os
 import shutil
 import subprocess
@@ -124,6 +125,18 @@ def model_copy(tmp_path) -> Path:
 def test_missing_metadata(tmp_path):
     with pytest.raises(ModelError, match=r"cannot read model metadata .*nope\.json"):
         load_model(tmp_path / "nope.json")
+
+
+def test_a_missing_metadata_file_says_where_its_path_came_from(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ModelError, match=rf"nope\.json: No such file or directory \(relative to the current "
+                                         rf"directory {re.escape(str(tmp_path))}\)$"):
+        load_model("models/nope.json")
+    monkeypatch.setenv("FRAUDSTREAM_MODEL", str(tmp_path / "env.json"))
+    with pytest.raises(ModelError, match=r"env\.json: No such file or directory \(set by FRAUDSTREAM_MODEL\)$"):
+        load_model()
+    with pytest.raises(ModelError, match=r"abs\.json: No such file or directory$"):
+        load_model(tmp_path / "abs.json")
 
 
 def test_corrupt_metadata(model_copy):
