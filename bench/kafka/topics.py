@@ -64,6 +64,9 @@ def create_topics(bootstrap: str, names: TopicNames) -> dict[str, Any]:
                 f"{partitions}: delete it or use another --namespace")
         else:
             existed.append(name)
+    checked = names.state in existed
+    if checked:   # before creating any: a refused changelog leaves nothing half made
+        _require_compacted(admin, names.state)
     created = []
     futures = admin.create_topics(missing, request_timeout=ADMIN_TIMEOUT_S) if missing else {}
     for name, future in futures.items():
@@ -76,7 +79,7 @@ def create_topics(bootstrap: str, names: TopicNames) -> dict[str, Any]:
                 existed.append(name)  # a concurrent creator won the race
             else:
                 raise TopicError(f"creating topic `{name}` failed: {err}") from exc
-    if names.state in existed:   # also when another creator won the race
+    if names.state in existed and not checked:   # another creator won the race for it
         _require_compacted(admin, names.state)
     return {"created": created, "existed": existed, "replicas": describe_replicas(replication, configs)}
 

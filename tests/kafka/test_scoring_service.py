@@ -181,19 +181,6 @@ def test_missing_topics_stop_the_service_at_start_up(kafka_bootstrap, tmp_path):
     assert "worker 0 started" not in log and "Traceback" not in log
 
 
-def test_a_worker_that_cannot_start_is_one_error_line(kafka_bootstrap, fresh_topics, tmp_path):
-    """A reason only a worker finds (here: the stateful model with --no-state) ends the service
-    with one `error:` line; the worker leaves saying it to the supervisor, not a twin line."""
-    names = fresh_topics("nostate")
-    svc = Service(kafka_bootstrap, names, "g-nostate", tmp_path, workers=1, tag="failing",
-                  extra=("--no-state", "--model", "models/fraud-model.meta.json"))
-    code = svc.proc.wait(120)
-    log = svc.log_path.read_text()
-    assert code == 1, log
-    assert log.strip().splitlines()[-1].startswith("error: state: the model uses card_tx_1m"), log
-    assert log.count("the model uses") == 1 and " ERROR " not in log, log
-
-
 def test_a_zombie_with_the_same_slot_is_fenced_and_stops(kafka_bootstrap, fresh_topics, scorer):
     """Two processes claiming one worker slot: the newer one fences the older, which must
     stop with PipelineError instead of carrying on (its writes could no longer commit)."""

@@ -49,6 +49,9 @@ def test_no_state_with_a_stateful_model_is_one_error_line(kafka_bootstrap, fresh
     svc = Service(kafka_bootstrap, names, f"nostate-bad-{uuid.uuid4().hex[:6]}", tmp_path, workers=2,
                   extra=("--no-state", "--model", str(default_model_path())))
     assert "only the per-card state computes" in one_error_line(svc)
+    # a reason only a worker finds: it leaves it to the supervisor's line, no twin line of its own
+    log = svc.log_path.read_text()
+    assert log.count("only the per-card state computes") == 1 and " ERROR " not in log, svc.tail()
 
 
 def _policy(admin: AdminClient, topic: str) -> str | None:
@@ -58,6 +61,16 @@ def _policy(admin: AdminClient, topic: str) -> str | None:
     except Exception:   # not known yet
         return None
     return entry.value if entry is not None else None
+
+
+def _refused_by_create_topics(kafka_bootstrap, admin: AdminClient, names) -> None:
+    """Once the broker shows names.state with cleanup.policy=delete, create_topics refuses it."""
+    deadline = time.monotonic() + 30
+    while _policy(admin, names.state) != "delete":
+        assert time.monotonic() < deadline, f"{names.state} never showed cleanup.policy=delete"
+        time.sleep(0.5)
+    with pytest.raises(TopicError, match="must be compacted"):
+        create_topics(kafka_bootstrap, names)
 
 
 def test_a_state_topic_that_is_not_compacted_is_refused(kafka_bootstrap, fresh_topics, tmp_path):
@@ -76,12 +89,22 @@ def test_a_state_topic_that_is_not_compacted_is_refused(kafka_bootstrap, fresh_t
             time.sleep(1.0)
     # until the broker answers for the new topic: before that its metadata may still be the
     # deleted one's, and `bench topics create` would make a compacted topic of that name
-    deadline = time.monotonic() + 30
-    while _policy(admin, names.state) != "delete":
-        assert time.monotonic() < deadline, "the recreated topic never showed cleanup.policy=delete"
-        time.sleep(0.5)
-    with pytest.raises(TopicError, match="must be compacted"):
-        create_topics(kafka_bootstrap, names)
+    _refused_by_create_topics(kafka_bootstrap, admin, names)
     svc = Service(kafka_bootstrap, names, f"state-delete-{uuid.uuid4().hex[:6]}", tmp_path, workers=2)
     error = one_error_line(svc)
     assert f"topic {names.state} has cleanup.policy=delete" in error and "must be compacted" in error
+
+
+def test_a_refused_state_topic_is_found_before_any_other_topic_is_created(kafka_bootstrap):
+    from core.topics import TopicNames
+
+    names = TopicNames.namespaced(f"half-{uuid.uuid4().hex[:8]}")
+    admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
+    admin.create_topics([NewTopic(names.state, num_partitions=6, replication_factor=1,
+                                  config={"cleanup.policy": "delete"})])[names.state].result(30)
+    try:
+        _refused_by_create_topics(kafka_bootstrap, admin, names)
+        listed = admin.list_topics(timeout=10).topics
+        assert not [t for t in names.all() if t in listed], "topics were created before the refusal"
+    finally:
+        admin.delete_topics([names.state])[names.state].result(30)
