@@ -2,7 +2,7 @@
 
 import click
 
-__all__ = ["BOOTSTRAP", "NAMESPACE", "check_bootstrap", "check_namespace"]
+__all__ = ["BOOTSTRAP", "NAMESPACE", "check_bootstrap", "check_namespace", "check_not_empty"]
 
 
 
@@ -27,3 +27,10 @@ def check_namespace(ctx: click.Context, param: click.Parameter, value: str | Non
 
 NAMESPACE = click.option("--namespace", default=None, callback=check_namespace, metavar="NS",
                          help="Topic namespace: NS.transactions, NS.fraud-scores, ... (default: none).")
+
+
+def check_not_empty(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """An option that may be left out but not given empty (`--group "$G"` with G unset)."""
+    if value is not None and not value.strip():
+        raise click.BadParameter("empty; leave it out for the default")
+    return value

@@ -12,7 +12,7 @@ import msgspec
 
 from bench.flow.alert_text import format_alert
 from bench.kafka.topics import require_topic
-from bench.options import BOOTSTRAP, NAMESPACE
+from bench.options import BOOTSTRAP, NAMESPACE, check_not_empty
 from core.cli import score   # the service's one command (same as `python -m core`)
 from core.topics import TopicNames
 
@@ -100,7 +100,8 @@ def produce(bootstrap, namespace, tps, duration, fraud_rate, seed, cards):
 @click.option("--json", "as_json", is_flag=True, help="One raw alert JSON per line (for jq, files, pipes).")
 @click.option("--from-beginning", is_flag=True, help="Replay every committed alert, not only new ones.")
 @click.option("--max", "max_alerts", type=click.IntRange(1), help="Exit after this many alerts.")
-@click.option("--group", default=None, help="Consumer group (default: a fresh one, nothing committed).")
+@click.option("--group", default=None, callback=check_not_empty,
+              help="Consumer group (default: a fresh one, nothing committed).")
 @click.option("--web", is_flag=True, help="Serve a live page of the alerts instead of printing them.")
 @click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535),
               help="With --web: HTTP port (0: any free port).")

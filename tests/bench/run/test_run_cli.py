@@ -82,6 +82,7 @@ def test_no_broker_is_one_line_not_the_client_log():
     # run / drain took it for "no cluster given" and started a local broker
     (["topics", "create", "--bootstrap", ""], "Invalid value for '--bootstrap': empty; give host:port"),
     (["alerts", "--bootstrap", " "], "--bootstrap': empty"),
+    (["alerts", "--group", ""], "Invalid value for '--group': empty; leave it out for the default"),
     (["run", "scenarios/peak.yaml", "--bootstrap", ""], "--bootstrap': empty"),
     (["drain", "--bootstrap", ""], "--bootstrap': empty"),
 ])
