@@ -126,12 +126,14 @@ def worker_main(config_json: bytes, slot: int, parent_pid: int, log_level: int, 
 
     def fail(exc: FraudstreamError) -> None:
         code = exit_code_for(exc)
-        reason = str(exc)
+        reason, starting = str(exc), code in (EXIT_STARTUP, EXIT_SETTING)
         told = status.send(Failed(code, reason[:_MAX_REASON]))
-        # The supervisor prints the reason (the `error:` line, or its restart warning): said
-        # here too only when it could not get all of it.
-        log.log(logging.DEBUG if told and len(reason) <= _MAX_REASON else logging.ERROR, "worker %d %s: %s",
-                slot, "cannot start" if code in (EXIT_STARTUP, EXIT_SETTING) else "stops", reason)
+        # A start-up reason is the supervisor's to print (its `error:` line, or its restart
+        # warning): said here too only when it could not get all of it. A worker that stops
+        # while running says why itself, at ERROR, for whoever watches those.
+        quiet = starting and told and len(reason) <= _MAX_REASON
+        log.log(logging.DEBUG if quiet else logging.ERROR, "worker %d %s: %s", slot,
+                "cannot start" if starting else "stops", reason)
         sys.exit(code)
 
     from core.gctune import tune_gc_for_batches
