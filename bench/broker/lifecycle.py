@@ -70,7 +70,8 @@ class Cluster:
 
 
 def _dir(port: int) -> Path:
-    """The cluster's state directory (made by _locked: a status query leaves nothing behind)."""
+    """The cluster's state directory, made by what writes there (a status query leaves nothing
+    behind) and removed whole by a wipe (its lock file sits beside it)."""
     return home() / "brokers" / str(port)
 
 
@@ -122,8 +123,9 @@ def gc_summary(cluster: Cluster, start_s: float, end_s: float) -> BrokerGc | Non
 
 @contextmanager
 def _locked(port: int):
-    _dir(port).mkdir(parents=True, exist_ok=True)
-    with open(_dir(port) / "lock", "w") as fh:
+    lock = _dir(port).with_name(f"{port}.lock")
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock, "w") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
         yield
 
@@ -139,6 +141,7 @@ def _load(port: int) -> Cluster | None:
 
 def _save(cluster: Cluster) -> None:
     path = _dir(cluster.port) / "state.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps({"port": cluster.port, "nodes": cluster.nodes,
                                "pids": cluster.pids, "cluster_id": cluster.cluster_id,
@@ -193,7 +196,7 @@ def _log_tail(path: Path, lines: int = 8) -> str:
 
 def _launch_node(java: str, libs: Path, cluster: Cluster, node_id: int, heap: tuple[int, int, int]) -> int:
     node_dir = _node_dir(cluster.port, node_id)
-    node_dir.mkdir(exist_ok=True)
+    node_dir.mkdir(parents=True, exist_ok=True)
     data = _node_data(cluster, node_id)
     try:
         data.mkdir(parents=True, exist_ok=True)
@@ -338,9 +341,7 @@ def stop(port: int = DEFAULT_PORT, *, timeout: float = STOP_TIMEOUT_S, wipe: boo
                 for node_id, _, _ in node_ports(port, cluster.nodes):
                     shutil.rmtree(_node_data(cluster, node_id), ignore_errors=True)
         if wipe:
-            for child in _dir(port).iterdir():
-                if child.name != "lock":
-                    shutil.rmtree(child) if child.is_dir() else child.unlink()
+            shutil.rmtree(_dir(port), ignore_errors=True)
         return bool(pids)
 
 

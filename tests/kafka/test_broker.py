@@ -100,10 +100,13 @@ def test_broker_lifecycle_up_status_down(spare_port, tmp_path):
 
     port = str(spare_port)
     data = tmp_path / "broker-data"
+    state = home() / "brokers" / port
     try:
+        stop(spare_port, wipe=True)   # whatever an earlier session left for this port
+        assert not state.exists()
         st = bench_cli("broker", "status", "--port", port)
         assert st.returncode == 1 and "not running" in st.stdout
-        assert not (home() / "brokers" / port).exists()   # a query leaves nothing behind
+        assert not state.exists()   # a query leaves nothing behind
         up = bench_cli("broker", "up", "--port", port, "--data-dir", str(data))
         assert up.returncode == 0, up.stderr
         assert up.stdout.strip() == f"127.0.0.1:{port}"
@@ -119,7 +122,7 @@ def test_broker_lifecycle_up_status_down(spare_port, tmp_path):
         assert logs.returncode == 1 and f"the broker on port {port} has 1 node(s)" in logs.stderr, logs.stderr
         down = bench_cli("broker", "down", "--port", port, "--wipe")
         assert down.returncode == 0 and "stopped" in down.stdout
-        assert not cluster_data.exists()
+        assert not cluster_data.exists() and not state.exists()
         st = bench_cli("broker", "status", "--port", port)
         assert st.returncode == 1 and "not running" in st.stdout
     finally:
