@@ -25,7 +25,7 @@ from core.errors import ConfigError
 from core.topics import TopicNames
 
 __all__ = ["ScoringConfig", "redact", "load_config", "yaml_error_text", "RESERVED_KAFKA_KEYS", "MAX_WORKERS",
-           "INSTANCE_ID_PATTERN", "check_consumer_args", "kafka_bool"]
+           "INSTANCE_ID_PATTERN", "check_consumer_args", "kafka_bool", "kafka_int"]
 
 MAX_WORKERS = 256   # scoring processes one service may start
 INSTANCE_ID_PATTERN = r"[A-Za-z0-9._-]{1,64}"   # becomes part of Kafka ids and of file names
@@ -205,6 +205,20 @@ def kafka_bool(value: Any) -> bool | None:
         return value
     text = str(value).strip().lower()
     return True if text in _TRUE else False if text in _FALSE else None
+
+
+_STRTOL = re.compile(r"\s*([+-]?)(0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*)")
+
+
+def kafka_int(value: Any) -> int | None:
+    """An integer setting as librdkafka reads it (C strtol, base 0: "60000ms" is 60000, "0x7530"
+    30000, "010" 8), or None when it starts with no number."""
+    match = _STRTOL.match(str(value))
+    if match is None:
+        return None
+    sign, digits = match.groups()
+    base = 16 if digits[:2].lower() == "0x" else 8 if digits.startswith("0") else 10
+    return int(sign + digits, base)
 
 
 def _convert(data: dict[str, Any]) -> ScoringConfig:

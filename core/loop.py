@@ -34,7 +34,7 @@ from typing import Any, Callable
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
 from core.cardstate import CardStates
-from core.config import ScoringConfig, check_consumer_args
+from core.config import ScoringConfig, check_consumer_args, kafka_int
 from core.culprits import Culprits
 from core.errors import ConfigError, PipelineError, SettingRefused
 from core.faults import faults_from_env
@@ -58,6 +58,12 @@ log = logging.getLogger(__name__)
 _MAX_CONSECUTIVE_ABORTS = 10
 _LAG_REFRESH_S = 1.0
 _ABORT_BEFORE_EXIT_S = 10.0
+
+
+def _setting(settings: dict[str, Any], key: str, default: int) -> int:
+    """An integer librdkafka setting as librdkafka reads it ("60000ms", "0x7530" included)."""
+    value = kafka_int(settings.get(key, default))
+    return default if value is None else value
 
 
 class ScoringConsumer:
@@ -114,8 +120,8 @@ class ScoringConsumer:
         ConfigError when the configured topics do not exist."""
         cfg = self.config
         settings = producer_settings(cfg, self.slot)
-        self._limits = output_limits(cfg, self.name, int(settings.get("message.max.bytes", DEFAULT_MAX_MESSAGE_BYTES)),
-                                     int(settings.get("batch.size", DEFAULT_MAX_MESSAGE_BYTES)))
+        self._limits = output_limits(cfg, self.name, _setting(settings, "message.max.bytes", DEFAULT_MAX_MESSAGE_BYTES),
+                                     _setting(settings, "batch.size", DEFAULT_MAX_MESSAGE_BYTES))
         if self._limits.batch_cap is not None:
             settings["batch.size"] = str(self._limits.batch_cap)
         if self._cards is not None:   # ConfigError when a card's state record may not fit
@@ -148,7 +154,7 @@ class ScoringConsumer:
         topics = self.config.topics
         self._guard = TopicGuard(admin_settings(self.config), topics.all() + ((topics.state,) if self.config.state else ()))
         # the flush before the check waits as long as commit_transaction's own would
-        self._flush_s = int(settings.get("transaction.timeout.ms", 30000)) / 1000.0
+        self._flush_s = _setting(settings, "transaction.timeout.ms", 30000) / 1000.0
         try:
             self._guard.learn()
         except Exception as exc:   # noqa: BLE001 - KafkaException, or a client error

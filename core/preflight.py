@@ -13,7 +13,7 @@ from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException
 
-from core.config import ScoringConfig
+from core.config import ScoringConfig, kafka_int
 from core.errors import ConfigError, StartupError
 from core.identity import CREDENTIAL_CODES
 
@@ -114,17 +114,17 @@ def _check_timeouts(admin: Any, config: ScoringConfig) -> None:
 
     from core.txn import consumer_settings, producer_settings
 
-    session_ms = int(consumer_settings(config, 0)["session.timeout.ms"])
-    txn_ms = producer_settings(config, 0).get("transaction.timeout.ms")
+    session_ms = kafka_int(consumer_settings(config, 0)["session.timeout.ms"])
+    txn_ms = kafka_int(producer_settings(config, 0).get("transaction.timeout.ms"))
     try:
         broker_id = next(iter(admin.list_topics(timeout=_METADATA_TIMEOUT_S).brokers))
         resource = ConfigResource(ConfigResource.Type.BROKER, str(broker_id))
         entries = admin.describe_configs([resource], request_timeout=_METADATA_TIMEOUT_S)[resource].result()
     except (KafkaException, StopIteration) as exc:
-        log.debug("broker configs not read (%s): session.timeout.ms not checked", exc)
+        log.debug("broker configs not read (%s): session.timeout.ms and transaction.timeout.ms not checked", exc)
         return
     broker = {k: e.value for k, e in entries.items() if e.value is not None}
-    problem = session_timeout_problem(session_ms, broker) or (
-        transaction_timeout_problem(int(txn_ms), broker) if config.exactly_once and txn_ms is not None else None)
+    problem = (session_timeout_problem(session_ms, broker) if session_ms is not None else None) or (
+        transaction_timeout_problem(txn_ms, broker) if config.exactly_once and txn_ms is not None else None)
     if problem:
         raise ConfigError(problem)

@@ -17,3 +17,14 @@ def test_transaction_timeout_problem_reads_the_brokers_maximum():
     assert transaction_timeout_problem(900_001, {}).startswith(
         "kafka.transaction.timeout.ms=900001: the broker accepts at most 900000 (its transaction.max.timeout.ms)")
     assert "at most 60000" in transaction_timeout_problem(60_001, {"transaction.max.timeout.ms": "60000"})
+
+
+def test_integer_settings_are_read_as_librdkafka_reads_them():
+    """librdkafka takes "60000ms", "0x7530" or "60000.0" for an integer (C strtol, base 0; it
+    refuses transaction.timeout.ms=01000 as "value 512"): int() raised on them, a traceback in
+    the pre-flight and a worker crashing at every restart."""
+    from core.config import kafka_int
+
+    assert [kafka_int(v) for v in ("30000", "60000ms", "0x7530", "60000.0", "01000", " -5", "0x")] == [
+        30000, 60000, 30000, 60000, 512, -5, 0]
+    assert kafka_int("abc") is None and kafka_int("") is None

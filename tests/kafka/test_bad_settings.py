@@ -10,7 +10,7 @@ import uuid
 
 import pytest
 
-from tests.kafka.eos_harness import Service, one_error_line
+from tests.kafka.eos_harness import Service, finish, one_error_line
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(300)]
 
@@ -41,6 +41,26 @@ def test_a_session_timeout_outside_the_brokers_range_is_one_error_line(kafka_boo
     assert one_error_line(svc) == ("error: kafka.session.timeout.ms=1000: the broker accepts 6000..1800000 (its "
                                    "group.min.session.timeout.ms and group.max.session.timeout.ms)")
 
+
+
+def test_integer_settings_librdkafka_accepts_in_any_form_do_not_crash_a_worker(kafka_bootstrap, fresh_topics,
+                                                                                tmp_path):
+    """librdkafka reads "0x7530" as 30000 and "1048576b" as 1048576 (C strtol); the loop's own
+    int() raised on them, and the supervisor restarted the crashed worker for ever."""
+    import time
+
+    svc = _service(kafka_bootstrap, fresh_topics, tmp_path, "int-forms", "transaction.timeout.ms=0x7530",
+                   "message.max.bytes=1048576b")
+    try:
+        deadline = time.monotonic() + 60
+        while "assigned [0, 1, 2, 3, 4, 5]" not in svc.log_path.read_text():
+            assert svc.proc.poll() is None and time.monotonic() < deadline, svc.tail()
+            time.sleep(0.2)
+        assert svc.stop() == 0, svc.tail()
+    finally:
+        finish(None, svc)
+    log = svc.log_path.read_text()
+    assert "Traceback" not in log and "restarting" not in log, svc.tail()
 
 
 def _embedded_refusal(kafka_bootstrap, fresh_topics, tag: str, kafka: dict[str, str]) -> BaseException:
