@@ -123,17 +123,21 @@ def worker_main(config_json: bytes, slot: int, parent_pid: int, log_level: int, 
         log.warning("supervisor %d is gone before this worker started: exiting", parent_pid)
         sys.exit(0)
     status = _Status(status_conn)
+    ready = threading.Event()
+
+    def started() -> None:
+        ready.set()
+        status.send(Ready())
 
     def fail(exc: FraudstreamError) -> None:
-        code = exit_code_for(exc)
-        reason, starting = str(exc), code in (EXIT_STARTUP, EXIT_SETTING)
+        code, reason = exit_code_for(exc), str(exc)
         told = status.send(Failed(code, reason[:_MAX_REASON]))
-        # A start-up reason is the supervisor's to print (its `error:` line, or its restart
-        # warning): said here too only when it could not get all of it. A worker that stops
-        # while running says why itself, at ERROR, for whoever watches those.
-        quiet = starting and told and len(reason) <= _MAX_REASON
+        # Before it was ready the reason is the supervisor's to print (its `error:` line, or
+        # its restart warning): said here too only when it could not get all of it. A worker
+        # that stops while running says why itself, at ERROR, for whoever watches those.
+        quiet = not ready.is_set() and told and len(reason) <= _MAX_REASON
         log.log(logging.DEBUG if quiet else logging.ERROR, "worker %d %s: %s", slot,
-                "cannot start" if starting else "stops", reason)
+                "stops" if ready.is_set() else "cannot start", reason)
         sys.exit(code)
 
     from core.gctune import tune_gc_for_batches
@@ -146,7 +150,7 @@ def worker_main(config_json: bytes, slot: int, parent_pid: int, log_level: int, 
         scorer = Scorer.load(config.model_path)
         # a ConfigError here (a model that needs the state, with state off) is a start-up
         # error: restarting the worker could never cure it
-        consumer = ScoringConsumer(config, scorer, slot=slot, on_started=lambda: status.send(Ready()))
+        consumer = ScoringConsumer(config, scorer, slot=slot, on_started=started)
     except FraudstreamError as exc:
         fail(exc)
     tune_gc_for_batches()
