@@ -100,7 +100,9 @@ def score(ctx: click.Context, config_path, kafka_pairs, workers, first_slot, no_
                               exactly_once=False if at_least_once else None,
                               state=False if no_state else None, **fields)
     except ConfigError as exc:
-        raise ConfigError(_with_flag(str(exc), ctx, fields)) from None
+        raise ConfigError(_with_flag(str(exc), ctx, fields, kafka_pairs)) from None
+    if not config.state and fields.get("state_snapshot_s") is not None:
+        raise click.UsageError(f"--snapshot-interval with state: false in {config_path}: no state, no snapshots")
     early = ctx.obj.get("early_signals") if isinstance(ctx.obj, dict) else None
     code = run_service(config, workers=workers, first_slot=first_slot, log_level=getattr(logging, log_level),
                        early_signals=early)
@@ -108,11 +110,12 @@ def score(ctx: click.Context, config_path, kafka_pairs, workers, first_slot, no_
         ctx.exit(code)
 
 
-def _with_flag(message: str, ctx: click.Context, fields: dict) -> str:
+def _with_flag(message: str, ctx: click.Context, fields: dict, kafka_pairs: tuple[str, ...] = ()) -> str:
     """The message with the flag the bad value came from: ScoringConfig names its field
     (state_snapshot_s), the user typed --snapshot-interval."""
-    named = re.search(r"use the ScoringConfig field (\w+) instead", message)   # a reserved -X key
-    if named is not None:
+    named = re.search(r"use the ScoringConfig field (\w+) instead", message)   # a reserved key
+    given = {pair.partition("=")[0].strip() for pair in kafka_pairs}
+    if named is not None and message.split(":", 1)[0].removeprefix("kafka.") in given:   # by -X, not the file
         flag = next((p.opts[0] for p in ctx.command.params if p.name == named.group(1)), None)
         return message if flag is None else message.replace(
             named.group(0), f"use {flag} (the ScoringConfig field {named.group(1)}) instead")

@@ -133,9 +133,25 @@ def test_a_reserved_kafka_key_names_the_flag_to_use_instead():
         "field offset_reset) instead"]
 
 
-def test_snapshots_without_state_are_refused_by_the_parser():
+def test_a_reserved_kafka_key_in_a_config_file_names_the_field():
+    """In a file the user writes fields, not flags."""
+    out = subprocess.run([sys.executable, "-m", "core", "--config", "/dev/stdin"], input="kafka:\n  group.id: x\n",
+                         capture_output=True, text=True)
+    assert out.returncode == 1 and out.stderr.strip().splitlines() == [
+        "error: kafka.group.id: set by the scoring loop itself; use the ScoringConfig field group_id instead "
+        "(in /dev/stdin)"]
+
+
+def test_snapshots_without_state_are_refused_by_the_parser(tmp_path):
     out = subprocess.run([sys.executable, "-m", "core", "--no-state", "--snapshot-interval", "1"],
                          capture_output=True, text=True)
     assert out.returncode == 2
     assert out.stderr.strip().splitlines()[-1] == ("Error: --snapshot-interval and --no-state exclude each other "
                                                    "(no state, no snapshots)")
+    config = tmp_path / "stateless.yaml"
+    config.write_text("state: false\n")
+    out = subprocess.run([sys.executable, "-m", "core", "--config", str(config), "--snapshot-interval", "1"],
+                         capture_output=True, text=True)
+    assert out.returncode == 2
+    assert out.stderr.strip().splitlines()[-1] == (f"Error: --snapshot-interval with state: false in {config}: "
+                                                   "no state, no snapshots")
