@@ -30,7 +30,7 @@ def model():
 @model.command()
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
               default=_DEFAULT_OUT, show_default=False,
-              help="Directory for the artifacts  [default: models/ of this checkout].")
+              help="Directory for the artifacts  [default: models/ of this checkout; outside one, ./models].")
 @click.option("--check", is_flag=True,
               help="Write nothing; fail if retraining does not reproduce the artifacts in --out.")
 @click.option("--seed", type=int, default=None, help="Override the training seed.")
