@@ -41,10 +41,18 @@ Two hosts sharing the partitions of one group (ids unique without coordination):
 """
 
 
+def _not_empty(value: str | None, hint: str) -> str | None:
+    # `--bootstrap "$BROKERS"` with BROKERS unset: a usage error, as in the other bench commands
+    if value is not None and not value.strip():
+        raise click.BadParameter(f"empty; {hint}")
+    return value
+
+
 @click.command("score", help=_HELP, context_settings={"show_default": True, "help_option_names": ["-h", "--help"]})
 @click.option("--config", "config_path", type=click.Path(dir_okay=False),
               help="YAML file of ScoringConfig fields (flags override it).")
 @click.option("--bootstrap", "bootstrap_servers", default=None, metavar="SERVERS", envvar="FRAUDSTREAM_BOOTSTRAP",
+              callback=lambda ctx, param, value: _not_empty(value, "give host:port[,host:port...]"),
               help=f"Kafka bootstrap servers [default: {_DEFAULT.bootstrap_servers}].")
 @click.option("--workers", type=click.IntRange(1, MAX_WORKERS), metavar="N",
               help=f"Scoring processes, at most {MAX_WORKERS} [default: one per input partition].")

@@ -85,6 +85,7 @@ def test_no_broker_is_one_line_not_the_client_log():
     (["alerts", "--group", ""], "Invalid value for '--group': empty; leave it out for the default"),
     (["run", "scenarios/peak.yaml", "--bootstrap", ""], "--bootstrap': empty"),
     (["drain", "--bootstrap", ""], "--bootstrap': empty"),
+    (["score", "--bootstrap", ""], "Invalid value for '--bootstrap': empty; give host:port"),
 ])
 def test_a_bad_command_line_exits_2_before_doing_anything(args, message):
     proc = subprocess.run(BENCH + args, capture_output=True, text=True, timeout=60)
