@@ -2,15 +2,12 @@
 
 import click
 
+from core.cli import BOOTSTRAP_HINT, not_empty
+
 __all__ = ["BOOTSTRAP", "NAMESPACE", "check_bootstrap", "check_namespace", "check_not_empty"]
 
-
-
-def check_bootstrap(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
-    # librdkafka takes "" and retries it until the command's own timeout (10 s of silence).
-    if value is not None and not value.strip():
-        raise click.BadParameter("empty; give host:port[,host:port...]")
-    return value
+check_bootstrap = not_empty(BOOTSTRAP_HINT)   # as the service's own --bootstrap
+check_not_empty = not_empty("leave it out for the default")
 
 
 BOOTSTRAP = click.option("--bootstrap", default="127.0.0.1:9092", show_default=True, callback=check_bootstrap,
@@ -27,10 +24,3 @@ def check_namespace(ctx: click.Context, param: click.Parameter, value: str | Non
 
 NAMESPACE = click.option("--namespace", default=None, callback=check_namespace, metavar="NS",
                          help="Topic namespace: NS.transactions, NS.fraud-scores, ... (default: none).")
-
-
-def check_not_empty(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
-    """An option that may be left out but not given empty (`--group "$G"` with G unset)."""
-    if value is not None and not value.strip():
-        raise click.BadParameter("empty; leave it out for the default")
-    return value

@@ -9,13 +9,14 @@ from __future__ import annotations
 import logging
 import re
 import sys
+from typing import Callable
 
 import click
 
 from core.config import MAX_WORKERS, ScoringConfig
 from core.errors import ConfigError, FraudstreamError
 
-__all__ = ["score", "main"]
+__all__ = ["score", "main", "not_empty", "BOOTSTRAP_HINT"]
 
 # The defaults the help shows are ScoringConfig's own (the options default to None so a YAML
 # file's value is not overridden by a flag that was not given).
@@ -41,18 +42,24 @@ Two hosts sharing the partitions of one group (ids unique without coordination):
 """
 
 
-def _not_empty(value: str | None, hint: str) -> str | None:
-    # `--bootstrap "$BROKERS"` with BROKERS unset: a usage error, as in the other bench commands
-    if value is not None and not value.strip():
-        raise click.BadParameter(f"empty; {hint}")
-    return value
+def not_empty(hint: str) -> Callable[[click.Context, click.Parameter, str | None], str | None]:
+    """A click callback for an option that may be left out but not given empty (`--bootstrap
+    "$BROKERS"` with BROKERS unset: librdkafka retries "" until a timeout, in silence)."""
+    def check(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+        if value is not None and not value.strip():
+            raise click.BadParameter(f"empty; {hint}")
+        return value
+    return check
+
+
+BOOTSTRAP_HINT = "give host:port[,host:port...]"
 
 
 @click.command("score", help=_HELP, context_settings={"show_default": True, "help_option_names": ["-h", "--help"]})
 @click.option("--config", "config_path", type=click.Path(dir_okay=False),
               help="YAML file of ScoringConfig fields (flags override it).")
 @click.option("--bootstrap", "bootstrap_servers", default=None, metavar="SERVERS", envvar="FRAUDSTREAM_BOOTSTRAP",
-              callback=lambda ctx, param, value: _not_empty(value, "give host:port[,host:port...]"),
+              callback=not_empty(BOOTSTRAP_HINT),
               help=f"Kafka bootstrap servers [default: {_DEFAULT.bootstrap_servers}].")
 @click.option("--workers", type=click.IntRange(1, MAX_WORKERS), metavar="N",
               help=f"Scoring processes, at most {MAX_WORKERS} [default: one per input partition].")
@@ -101,8 +108,6 @@ def score(ctx: click.Context, config_path, kafka_pairs, workers, first_slot, no_
           **fields):
     from core.service import build_config, run_service
 
-    if no_state and fields.get("state_snapshot_s") is not None:
-        raise click.UsageError("--snapshot-interval and --no-state exclude each other (no state, no snapshots)")
     try:
         config = build_config(config_path, kafka_pairs=tuple(kafka_pairs),
                               exactly_once=False if at_least_once else None,
@@ -110,7 +115,9 @@ def score(ctx: click.Context, config_path, kafka_pairs, workers, first_slot, no_
     except ConfigError as exc:
         raise ConfigError(_with_flag(str(exc), ctx, fields, kafka_pairs)) from None
     if not config.state and fields.get("state_snapshot_s") is not None:
-        raise click.UsageError(f"--snapshot-interval with state: false in {config_path}: no state, no snapshots")
+        raise click.UsageError("--snapshot-interval and --no-state exclude each other (no state, no snapshots)"
+                               if no_state else
+                               f"--snapshot-interval with state: false in {config_path}: no state, no snapshots")
     early = ctx.obj.get("early_signals") if isinstance(ctx.obj, dict) else None
     code = run_service(config, workers=workers, first_slot=first_slot, log_level=getattr(logging, log_level),
                        early_signals=early)
