@@ -72,15 +72,10 @@ class ModelMeta(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 def _path_origin(given: Any, path: Path) -> str:
     """Where a path that could not be read came from, when the path alone does not say."""
-    if given is None and os.environ.get("FRAUDSTREAM_MODEL"):
-        origin = "set by FRAUDSTREAM_MODEL"
-    elif given is None:
-        return ""
-    else:
-        origin = ""
+    origin = ["set by FRAUDSTREAM_MODEL"] if given is None and os.environ.get("FRAUDSTREAM_MODEL") else []
     if not path.is_absolute():
-        origin += (", " if origin else "") + f"relative to the current directory {Path.cwd()}"
-    return f" ({origin})" if origin else ""
+        origin.append(f"relative to the current directory {Path.cwd()}")
+    return f" ({', '.join(origin)})" if origin else ""
 
 
 def load_meta(meta_path: str | os.PathLike | None = None) -> tuple[ModelMeta, Path]:
@@ -89,7 +84,8 @@ def load_meta(meta_path: str | os.PathLike | None = None) -> tuple[ModelMeta, Pa
     try:
         raw = path.read_bytes()
     except OSError as exc:
-        raise ModelError(f"cannot read model metadata {path}: {exc.strerror or exc}{_path_origin(meta_path, path)}") from exc
+        raise ModelError(f"cannot read model metadata {path}: {exc.strerror or exc}"
+                         f"{_path_origin(meta_path, path)}") from exc
     try:
         meta = msgspec.json.decode(raw, type=ModelMeta)
     except msgspec.DecodeError as exc:

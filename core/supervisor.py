@@ -6,11 +6,12 @@ child starts, so children only load the cached shared object.
 
 Only start-up errors end the service: the model, the config and client settings, Kafka at
 the bootstrap address, the topics (the card-state changelog too) and the credentials are
-checked here before any worker starts, and a worker that cannot start before any worker of the service was up ends
-it too (`StartupError`, one `error:` line). After that a slot that keeps failing backs off
-and retries forever while the other slots work (policy: core.slots), and its state shows in
-the stats line, `/metrics` and `/healthz` (core.health). The one other way out is an id
-collision with a live twin (ConfigError naming the id; ids: core.identity).
+checked here before any worker starts, and a worker that cannot start before any worker of
+the service was up ends it too (`StartupError`, one `error:` line). After that a slot that
+keeps failing backs off and retries forever while the other slots work (policy: core.slots),
+and its state shows in the stats line, `/metrics` and `/healthz` (core.health). The one
+other way out is an id collision with a live twin (ConfigError naming the id; ids:
+core.identity).
 
 On a clean stop, the transactions that killed workers left open are aborted on the way out
 (init_transactions with their ids), so the partitions' next owner does not wait for the

@@ -275,7 +275,7 @@ class PipelineRun(msgspec.Struct, **_RECORD):
     per_second: list[Second]
     pool_build_s: float         # generating the producers' payload pools
     first_send_epoch_s: float
-    workers_restarted: int
+    workers_restarted: int      # scoring processes killed (and restarted) by planned faults
     broker_warmup: BrokerWarmup | None = None   # null: a remote broker
     confirmation: Window | None = None  # kind max: the median peak held for confirm_s
     # kind max: holds at lower rates after the confirmation missed, in order (absent in

@@ -170,8 +170,7 @@ def print_result(result: RunResult, console: Console | None = None) -> None:
             console.print(f"broker GC: {gc.count} pauses, p50 {_ms(gc.p50_ms)} ms, max "
                           f"{_ms(gc.max_ms)} ms, paused {gc.share:.1%} of the time")
         if run.scorer_memory is not None:
-            killed = sum(1 for f in run.faults if f.kill == "scorer" and f.pid is not None and not f.error)
-            console.print(memory_text(run.scorer_memory, killed))
+            console.print(memory_text(run.scorer_memory, run.workers_restarted))
         v = run.verdict
         eos = "[green]EXACTLY-ONCE[/]" if v.exactly_once else "[red]VIOLATED[/]"
         console.print(f"exactly-once: {eos}  sent {v.sent:,}  scored {v.scored_unique:,}  "

@@ -288,7 +288,8 @@ def _run_pipeline(scenario, pipeline, target, bootstrap, cluster, opts) -> Pipel
             per_second=tl.per_second(info.t_measure - math.ceil(scenario.warmup_s),
                                      max(tl.sent, default=t0) + 1),
             pool_build_s=harness.pool_seconds, first_send_epoch_s=first,
-            workers_restarted=sum(e.kill == "scorer" for e in events), broker_warmup=broker_warmup,
+            workers_restarted=sum(e.kill == "scorer" and e.pid is not None for e in events),   # killed
+            broker_warmup=broker_warmup,
             scorer_memory=_scorer_memory(memory))
     finally:
         harness.close()

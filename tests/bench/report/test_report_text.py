@@ -98,6 +98,9 @@ def test_the_scorer_memory_line_shows_growth_per_million_records():
     lines = _printed(msgspec.structs.replace(result, runs=[run]))
     assert ("scorer memory (RSS): 390 MB when measuring began, peak 412, 399 after the drain: "
             "+8 MB over 3,200,000 records scored (+2.6 MB per million)") in lines
+    killed = msgspec.structs.replace(run, workers_restarted=2)   # the run's own count of scorer kills
+    text = " ".join(" ".join(_printed(msgspec.structs.replace(result, runs=[killed]))).split())
+    assert "+8 MB over 3,200,000 records scored; 2 scoring processes killed and restarted meanwhile" in text
 
 
 def test_a_short_run_shows_its_growth_without_a_rate_per_million():
