@@ -190,6 +190,7 @@ class Service:
         env = None if home is None else {**os.environ, "FRAUDSTREAM_HOME": str(home)}   # another "host"
         self.proc = subprocess.Popen(cmd, cwd=REPO, stdout=self._log, stderr=subprocess.STDOUT, env=env)
         self.kills = 0
+        self.kill_times: list[float] = []   # time.time() of each SIGKILL: the clock of records' CreateTime
 
     def worker_pids(self) -> list[int]:
         """Live scoring processes (spawned children; not the resource tracker)."""
@@ -247,6 +248,7 @@ class Service:
             return None
         if sig == signal.SIGKILL:
             self.kills += 1
+            self.kill_times.append(time.time())
         return pid
 
     def stop(self, timeout: float = 60.0) -> int:
@@ -413,7 +415,6 @@ class Verdict:
     dead_wrong: int
     headers_lost: int
     mispaired: int = 0           # outputs whose key or sequence header is not their input's
-    aborted_scores: int = -1     # fraud-scores records of aborted transactions (-1: not read)
 
     def exactly_once(self) -> bool:
         return not (self.duplicates or self.missing or self.unexpected or self.alert_mismatch
@@ -421,11 +422,10 @@ class Verdict:
                     or self.mispaired or self.dead != self.sent_hostile)
 
 
-def verify(bootstrap: str, names: TopicNames, inputs: Inputs, *, count_aborted: bool = False) -> Verdict:
+def verify(bootstrap: str, names: TopicNames, inputs: Inputs) -> Verdict:
     """Read the three outputs read_committed and compare them with what was sent: each valid
     input scored once, under its own key and with its own sequence header; alerts exactly the
-    flagged ones; each hostile input dead-lettered once. With `count_aborted`, fraud-scores is
-    also read read_uncommitted: the difference is what aborted transactions had written."""
+    flagged ones; each hostile input dead-lettered once."""
     valid = set(inputs.valid_ids)
     # transaction_id -> (key, sequence header) of the input it came from
     source = {inputs.valid_ids[seq]: (key, str(seq).encode())
@@ -464,9 +464,6 @@ def verify(bootstrap: str, names: TopicNames, inputs: Inputs, *, count_aborted: 
         if (not got or len(got) > 3 or got != reasons.get(tid) or not alert.get("model_version")
                 or any(set(r) != {"code", "value", "contribution", "text"} for r in got)):
             reasons_wrong += 1
-    aborted = -1
-    if count_aborted:
-        aborted = len(read_all(bootstrap, names.scores, idle_s=2.0, committed=False)) - len(scores)
     alert_mismatch = len(set(alert_ids) ^ fraud) + sum(c - 1 for c in alert_ids.values())
     dead_seen: Counter[tuple[int, int]] = Counter()
     dead_wrong = 0
@@ -485,8 +482,18 @@ def verify(bootstrap: str, names: TopicNames, inputs: Inputs, *, count_aborted: 
         dead=len(dead),
         dead_duplicates=sum(c - 1 for c in dead_seen.values() if c > 1),
         dead_missing=len(set(inputs.hostile_coords) - set(dead_seen)),
-        dead_wrong=dead_wrong, headers_lost=headers_lost, mispaired=mispaired,
-        aborted_scores=aborted)
+        dead_wrong=dead_wrong, headers_lost=headers_lost, mispaired=mispaired)
+
+
+def aborted_by_kills(bootstrap: str, names: TopicNames, kill_times: list[float],
+                     window_s: float = 0.5) -> tuple[int, int]:
+    """Records on fraud-scores that aborted transactions wrote (read_uncommitted, not
+    read_committed): in all, and those produced in the `window_s` before a kill (their
+    CreateTime), i.e. by the transactions the kills cut, not by aborts of other causes."""
+    committed = {(m.partition(), m.offset()) for m in read_all(bootstrap, names.scores, idle_s=2.0)}
+    aborted = [m.timestamp()[1] / 1000 for m in read_all(bootstrap, names.scores, idle_s=2.0, committed=False)
+               if (m.partition(), m.offset()) not in committed]
+    return len(aborted), sum(1 for t in aborted if any(k - window_s <= t <= k for k in kill_times))
 
 
 def trickle(bootstrap: str, topic: str, inputs: Inputs, records, tps: float | None,

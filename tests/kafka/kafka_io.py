@@ -10,8 +10,8 @@ def read_all(bootstrap: str, topic: str, *, idle_s: float = 3.0, max_s: float = 
              expect: int | None = None, committed: bool = True):
     """Every committed record of `topic` from the beginning, as Message objects.
 
-    Stops once `expect` records arrived, or after `idle_s` seconds without a record once
-    every partition reached the end (read_committed end = last stable offset). With
+    Stops when every partition is at its end (read_committed: the last stable offset) and no
+    record came for 1 s once `expect` records arrived, or for `idle_s` seconds otherwise. With
     `committed=False` the records of aborted transactions come too (read_uncommitted).
     """
     consumer = Consumer({
@@ -40,11 +40,12 @@ def read_all(bootstrap: str, topic: str, *, idle_s: float = 3.0, max_s: float = 
                 at_eof.discard(msg.partition())
                 records.append(msg)
                 last_record = time.monotonic()
+            at_end = len(at_eof) == len(parts)
             if expect is not None and len(records) >= expect:
-                # keep reading briefly so duplicates beyond `expect` would still show up
-                if time.monotonic() - last_record > 1.0:
+                # read every partition to its end, so duplicates beyond `expect` show up too
+                if at_end and time.monotonic() - last_record > 1.0:
                     break
-            elif len(at_eof) == len(parts) and time.monotonic() - last_record > idle_s:
+            elif at_end and time.monotonic() - last_record > idle_s:
                 break
     finally:
         consumer.close()

@@ -34,6 +34,7 @@ def test_each_hostile_kind_gets_its_reason_without_kafka():
     records = hostile_records(2_000, random.Random(_seed()))
     result = Scorer.load().score_batch([value or b"" for _, value, _ in records])
     assert result.scored == []
+    assert sorted(i for i, _ in result.dead) == list(range(len(records)))   # each one dead-lettered once
     wrong = Counter((records[i][0], records[i][2], reason[:50]) for i, reason in result.dead
                     if reason.split(":")[0] != records[i][2])
     assert not wrong, wrong.most_common(10)

@@ -16,8 +16,8 @@ from core.config import ScoringConfig
 from core.loop import ScoringConsumer
 from core.metrics import LoopMetrics
 from core.routing import H_REASON, H_SOURCE_OFFSET, H_SOURCE_PARTITION
-from tests.kafka.eos_harness import (Service, committed_offsets, end_offsets, hostile_values, make_inputs,
-                                     produce_inputs, verify, wait_drained)
+from tests.kafka.eos_harness import (Service, committed_offsets, finish, hostile_values, make_inputs,
+                                     produce_inputs, trickle, verify, wait_drained, wait_first_commit)
 from tests.kafka.kafka_io import read_all
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(300)]
@@ -27,13 +27,6 @@ pytestmark = [pytest.mark.kafka, pytest.mark.timeout(300)]
 def scorer():
     import core.scorer as mod
     return mod.Scorer.load()
-
-
-def _wait_first_commit(bootstrap, group, topic, service, timeout=120.0):
-    deadline = time.monotonic() + timeout
-    while not any(o > 0 for o in committed_offsets(bootstrap, group, topic, range(6)).values()):
-        assert time.monotonic() < deadline, f"no commit within {timeout}s:\n{service.tail()}"
-        time.sleep(0.1)
 
 
 def _score_until_drained(bootstrap, names, scorer, prefix, *, group=None, **settings):
@@ -100,27 +93,39 @@ def test_poison_at_every_position_of_a_batch(kafka_bootstrap, fresh_topics, scor
 
 
 def test_sigterm_mid_run_then_restart(kafka_bootstrap, fresh_topics, tmp_path):
+    """SIGTERM while input still arrives: each worker finishes the transaction it has open and
+    the service exits 0 with input left; a restart scores the rest, all exactly once."""
     names = fresh_topics("term")
     inputs = make_inputs(40_000, 60, seed=5)
-    produce_inputs(kafka_bootstrap, names.transactions, inputs)
+    split = len(inputs.records) // 2
+    produce_inputs(kafka_bootstrap, names.transactions, inputs, inputs.records[:split])
     group = f"term-{uuid.uuid4().hex[:6]}"
     first = Service(kafka_bootstrap, names, group, tmp_path, workers=3, tag="first")
-    first.wait_workers(3)
-    _wait_first_commit(kafka_bootstrap, group, names.transactions, first)
-    t0 = time.monotonic()
-    assert first.stop(timeout=45) == 0, first.tail()
-    stop_s = time.monotonic() - t0
-    log = first.log_path.read_text()
-    assert "SIGTERM: stopping workers" in log and "all workers stopped" in log
-    assert "died with" not in log
-    ends = end_offsets(kafka_bootstrap, names.transactions)
-    done = committed_offsets(kafka_bootstrap, group, names.transactions, ends)
-    print(f"stopped in {stop_s:.1f}s with {sum(max(0, o) for o in done.values())} of {sum(ends.values())} committed")
-
-    second = Service(kafka_bootstrap, names, group, tmp_path, workers=3, tag="second")
-    second.wait_workers(3)   # the restart really came up (the first may have committed all)
-    wait_drained(kafka_bootstrap, group, names.transactions, timeout=180, service=second)
-    assert second.stop() == 0, second.tail()
+    tail = trickle(kafka_bootstrap, names.transactions, inputs, inputs.records[split:], tps=2000)   # ~10 s
+    second = None
+    try:
+        first.wait_workers(3)
+        wait_first_commit(kafka_bootstrap, group, names.transactions, first)
+        tail.start()
+        time.sleep(2)
+        assert tail.is_alive(), "the input ended before the SIGTERM: nothing was mid-run"
+        t0 = time.monotonic()
+        assert first.stop(timeout=45) == 0, first.tail()
+        stop_s = time.monotonic() - t0
+        log = first.log_path.read_text()
+        assert "SIGTERM: stopping workers" in log and "all workers stopped" in log
+        assert "died with" not in log
+        done = sum(max(0, o) for o in committed_offsets(kafka_bootstrap, group, names.transactions,
+                                                        range(6)).values())
+        print(f"stopped in {stop_s:.1f}s with {done:,} of {len(inputs.records):,} committed")
+        assert 0 < done < len(inputs.records)
+        tail.join()
+        second = Service(kafka_bootstrap, names, group, tmp_path, workers=3, tag="second")
+        second.wait_workers(3)
+        wait_drained(kafka_bootstrap, group, names.transactions, timeout=180, service=second)
+        assert second.stop() == 0, second.tail()
+    finally:
+        finish(tail, first, second)
     v = verify(kafka_bootstrap, names, inputs)
     print(v)
     assert v.exactly_once(), v
@@ -133,13 +138,12 @@ def test_add_and_remove_a_worker_mid_run(kafka_bootstrap, fresh_topics, tmp_path
     produce_inputs(kafka_bootstrap, names.transactions, inputs, inputs.records[:split])
     group = f"rebal-{uuid.uuid4().hex[:6]}"
     base = Service(kafka_bootstrap, names, group, tmp_path, workers=3, tag="base")
-    trickle = threading.Thread(target=produce_inputs, args=(kafka_bootstrap, names.transactions, inputs,
-                                                            inputs.records[split:]), kwargs={"tps": 3000})
+    tail = trickle(kafka_bootstrap, names.transactions, inputs, inputs.records[split:], tps=3000)
     extra = None
     try:
         base.wait_workers(3)
-        _wait_first_commit(kafka_bootstrap, group, names.transactions, base)
-        trickle.start()
+        wait_first_commit(kafka_bootstrap, group, names.transactions, base)
+        tail.start()
         # A second supervisor in the same group (another instance on this host, or another host).
         extra = Service(kafka_bootstrap, names, group, tmp_path, workers=2, tag="extra")
         extra.wait_workers(2)
@@ -148,17 +152,16 @@ def test_add_and_remove_a_worker_mid_run(kafka_bootstrap, fresh_topics, tmp_path
             assert time.monotonic() < deadline, f"added workers never got partitions:\n{extra.tail()}"
             time.sleep(0.2)
         time.sleep(1.5)
+        assert tail.is_alive(), "the input ended before the extra service left: its leaving moved no work"
+        before_leave = len(base.log_path.read_text())
         assert extra.stop(timeout=45) == 0, extra.tail()   # remove them again, mid-run
-        trickle.join()
+        tail.join()
         wait_drained(kafka_bootstrap, group, names.transactions, timeout=180, service=base)
         assert base.stop() == 0, base.tail()
     finally:
-        if trickle.is_alive():
-            trickle.join()
-        for svc in (base, extra):
-            if svc is not None and svc.proc.poll() is None:
-                svc.stop()
-    assert base.log_path.read_text().count("revoked") >= 1, "no rebalance happened in the base service"
+        finish(tail, base, extra)
+    # the extra service's partitions came back to the base service after it left
+    assert ": assigned [" in base.log_path.read_text()[before_leave:], "no rebalance after the extra service left"
     v = verify(kafka_bootstrap, names, inputs)
     print(v)
     assert v.exactly_once(), v

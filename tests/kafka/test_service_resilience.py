@@ -164,7 +164,7 @@ def test_two_hosts_share_a_group_through_kills_then_one_takes_over(kafka_bootstr
     names, inputs, group, rest, rng = _setup(kafka_bootstrap, fresh_topics, "hosts", 60_000, preload=0.5)
     a = Service(kafka_bootstrap, names, group, tmp_path, workers=3, tag="hostA", home=_host(tmp_path, "a"))
     b = Service(kafka_bootstrap, names, group, tmp_path, workers=3, tag="hostB", home=_host(tmp_path, "b"))
-    tail = trickle(kafka_bootstrap, names.transactions, inputs, rest, tps=2000)
+    tail = trickle(kafka_bootstrap, names.transactions, inputs, rest, tps=1000)   # ~30 s
     try:
         deadline = time.monotonic() + 90
         while not (a.busy_pids() and b.busy_pids()):   # both hosts own partitions
@@ -179,6 +179,7 @@ def test_two_hosts_share_a_group_through_kills_then_one_takes_over(kafka_bootstr
         # left open, and B takes everything over (after A's static members' session timeout).
         while a.kill_random_worker(rng) is None:
             time.sleep(0.05)
+        assert tail.is_alive(), "the input ended before host A left: B took over nothing to score"
         assert a.stop(timeout=45) == 0, a.tail()
         tail.join()
         wait_drained(kafka_bootstrap, group, names.transactions, timeout=180, service=b)

@@ -23,13 +23,25 @@ def test_a_worker_with_another_model_warns_when_it_restores_the_first_ones_state
     names = fresh_topics("mix")
     group = f"mix-{uuid.uuid4().hex[:6]}"
     caplog.set_level(logging.INFO)
-    first, later = make_inputs(600, 0, seed=81), make_inputs(600, 0, seed=82, id_offset=10_000)
+    first, again = make_inputs(600, 0, seed=81), make_inputs(600, 0, seed=83, id_offset=20_000)
+    later = make_inputs(600, 0, seed=82, id_offset=10_000)
     produce_inputs(kafka_bootstrap, names.transactions, first)
     default = InProcess(kafka_bootstrap, names, group)
     default.wait_processed(600)
     default.stop()
     mine = default.consumer.scorer.model_version
-    assert not [r for r in caplog.records if "two models score" in r.getMessage()]   # its own state: silent
+
+    # the same model restoring its own snapshots: silent
+    caplog.clear()
+    produce_inputs(kafka_bootstrap, names.transactions, again)
+    same = InProcess(kafka_bootstrap, names, group)
+    same.wait_processed(600)
+    same.stop()
+    said = [r.getMessage() for r in caplog.records]
+    restored = {p for p in range(6) for m in said
+                if f"restored {names.state}[{p}]:" in m and "(snapshot at input offset -;" not in m}
+    assert restored == set(range(6)), said   # every partition restored from a snapshot of the first run
+    assert not [m for m in said if "two models" in m], said
 
     produce_inputs(kafka_bootstrap, names.transactions, later)
     other = Scorer.load(stateless_model_path())
@@ -42,6 +54,6 @@ def test_a_worker_with_another_model_warns_when_it_restores_the_first_ones_state
     assert parts == set(range(6)), warned
     assert all(f"scoring with model {mine}, this one scores with {other.model_version}: two models score group "
                f"{group}" in w for w in warned), warned
-    for inputs in (first, later):   # every transaction scored once, by one model or the other
+    for inputs in (first, again, later):   # every transaction scored once, by one model or the other
         verdict = verify(kafka_bootstrap, names, inputs)
-        assert not (verdict.duplicates or verdict.missing or verdict.mispaired) and verdict.unexpected == 600, verdict
+        assert not (verdict.duplicates or verdict.missing or verdict.mispaired) and verdict.unexpected == 1200, verdict

@@ -36,7 +36,7 @@ import pytest
 
 import core.scorer  # noqa: F401 - the service scores with it: an import error fails here, never skips
 from core.snapshot import MARKER_KEY
-from tests.kafka.eos_harness import (Service, finish, make_inputs, produce_inputs, trickle, verify, wait_drained,
+from tests.kafka.eos_harness import (Service, aborted_by_kills, finish, make_inputs, produce_inputs, trickle, verify, wait_drained,
                                      wait_first_commit)
 from tests.kafka.kafka_io import read_all
 
@@ -203,15 +203,6 @@ def _kills(service: Service, rng, tail, events: list[str]) -> list[float]:
     return times
 
 
-def _aborted_scores(bootstrap, names, kills: list[float]) -> tuple[int, int]:
-    """Records on fraud-scores that aborted transactions wrote: in all, and those produced in
-    the KILL_TXN_S before a kill (their CreateTime): the transactions the kills cut."""
-    committed = {(m.partition(), m.offset()) for m in read_all(bootstrap, names.scores, idle_s=2.0)}
-    aborted = [m.timestamp()[1] / 1000 for m in read_all(bootstrap, names.scores, idle_s=2.0, committed=False)
-               if (m.partition(), m.offset()) not in committed]
-    return len(aborted), sum(1 for t in aborted if any(k - KILL_TXN_S <= t <= k for k in kills))
-
-
 def _replayed_by_replacements(text: str) -> list[int]:
     """Records replayed by the restores of workers that replaced SIGKILLed ones."""
     killed: set[str] = set()      # slots whose last process died of SIGKILL
@@ -285,7 +276,7 @@ def test_scores_and_features_identical_through_kills_zombie_and_rebalance(kafka_
     assert v.exactly_once() and v.scored == N_VALID, v
     v = verify(kafka_bootstrap, storm, inputs)
     assert v.exactly_once() and v.scored == N_VALID, v
-    aborted, by_kills = _aborted_scores(kafka_bootstrap, storm, kills)
+    aborted, by_kills = aborted_by_kills(kafka_bootstrap, storm, kills, KILL_TXN_S)
     print(f"run B: {aborted} records of aborted transactions on fraud-scores, {by_kills} while killing")
     assert by_kills > 0, f"no kill landed inside a transaction with outputs ({aborted} aborted in all)"
     print(f"run B: {_aborted_markers(kafka_bootstrap, storm)} snapshot markers in aborted transactions")

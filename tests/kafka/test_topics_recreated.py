@@ -23,6 +23,7 @@ import pytest
 from confluent_kafka import KafkaException, Producer
 
 from bench.kafka.topics import create_topics, delete_topics
+from core.topics import PARTITIONS
 from tests.kafka.eos_harness import (Service, make_inputs, produce_inputs, produce_tracked, trickle, verify,
                                      wait_drained)
 
@@ -83,6 +84,8 @@ def test_topics_deleted_and_created_again_under_the_service(kafka_bootstrap, fre
     verdict = verify(kafka_bootstrap, names, second)   # the new topics: only what was sent to them
     assert not (verdict.duplicates or verdict.unexpected or verdict.mispaired), verdict
     assert verdict.missing == sum(1 for p in landed.values() if p in refused), (refused, verdict)
+    # ... but refusing is for a stale offset left by the race, not the way every partition ends
+    assert len(refused) < PARTITIONS["transactions"] and verdict.scored > 0, (refused, verdict)
 
 
 def test_topics_created_again_under_an_open_transaction(kafka_bootstrap, fresh_topics, tmp_path, monkeypatch):
