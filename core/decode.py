@@ -23,7 +23,7 @@ from core.schema import (
     TOO_LARGE, V_FIELDS, WRONG_TYPE, Transaction,
 )
 
-__all__ = ["Decoded", "decode_batch", "decode_one", "utc_hour"]
+__all__ = ["Decoded", "decode_batch", "decode_one", "number_problem", "utc_hour"]
 
 # Transaction plus the output field names, typed so that msgspec rejects their presence: an
 # input that already carries `fraud_score` would produce an ambiguous duplicate key downstream.
@@ -113,19 +113,30 @@ def _decode_one(value, row, twice: int | None):
     if isinstance(hour, str):
         return hour
     amount = tx.amount
-    if not -_F32_MAX <= amount <= _F32_MAX:
-        return f"{NON_FINITE}: `amount` {amount!r} overflows float32"
-    if not 0.0 <= amount <= MAX_AMOUNT:
-        return f"{OUT_OF_RANGE}: `amount` {amount!r} not in [0, {MAX_AMOUNT:g}]"
+    problem = number_problem("amount", amount)
+    if problem:
+        return problem
     vs = [getattr(tx, name) for name in V_FIELDS]
     for name, v in zip(V_FIELDS, vs):
-        if not -_F32_MAX <= v <= _F32_MAX:
-            return f"{NON_FINITE}: `{name}` {v!r} overflows float32"
+        problem = number_problem(name, v)
+        if problem:
+            return problem
     if row is not None:
         row[:N_V] = vs
         row[AMOUNT] = amount
         row[HOUR] = hour
     return tx
+
+
+def number_problem(name: str, value: float) -> str | None:
+    """Why `amount` or a V field with this value is a dead letter (None: it is a feature value):
+    not finite as a float32, or an amount outside [0, MAX_AMOUNT]."""
+    if not -_F32_MAX <= value <= _F32_MAX:   # NaN too
+        return (f"{NON_FINITE}: `{name}` {value!r}" if value != value or abs(value) == float("inf")
+                else f"{NON_FINITE}: `{name}` {value!r} overflows float32")
+    if name == "amount" and not 0.0 <= value <= MAX_AMOUNT:
+        return f"{OUT_OF_RANGE}: `amount` {value!r} not in [0, {MAX_AMOUNT:g}]"
+    return None
 
 
 def decode_batch(values) -> Decoded:

@@ -21,7 +21,10 @@ The topic limits are read once at start-up (AdminClient.describe_configs).
 
 from __future__ import annotations
 
+import concurrent.futures
 import logging
+import threading
+import time
 from typing import Any, Iterable
 
 import msgspec
@@ -112,27 +115,47 @@ def limits_from(client: int, batch_size: int, topic_max: dict[str, int]) -> Outp
     return OutputLimits(by_topic, client, cap)
 
 
-def read_topic_configs(admin_settings: dict[str, Any], names: tuple[str, ...],
-                       timeout: float = 15.0) -> dict[str, dict[str, str | None]]:
-    """Each topic's configs, in one DescribeConfigs request (once, at start-up).
+def read_topic_configs(admin_settings: dict[str, Any], names: tuple[str, ...], timeout: float = 15.0,
+                       stopping: threading.Event | None = None) -> dict[str, dict[str, str | None]] | None:
+    """Each topic's configs, in one DescribeConfigs request (once, at start-up); None when
+    `stopping` is set before the answer.
 
-    Raises KafkaException when the broker cannot answer."""
+    Raises KafkaException when the broker answers with an error, TimeoutError when no answer
+    comes within `timeout` (Kafka unreachable)."""
     from confluent_kafka.admin import AdminClient
 
     # log_level 4: warnings and errors, not the notice "Purging 1 unserved events from background
     # queue" this short-lived client's end prints on the service's stderr (-X log_level still wins)
     admin = AdminClient({"log_level": 4, **admin_settings})   # held until the answers: its end cancels the request
-    return describe_topic_configs(admin, names, timeout)
+    return describe_topic_configs(admin, names, timeout, stopping)
 
 
-def describe_topic_configs(admin: Any, names: tuple[str, ...],
-                           timeout: float = 15.0) -> dict[str, dict[str, str | None]]:
+def describe_topic_configs(admin: Any, names: tuple[str, ...], timeout: float = 15.0,
+                           stopping: threading.Event | None = None) -> dict[str, dict[str, str | None]] | None:
     """read_topic_configs with an AdminClient the caller already holds."""
     from confluent_kafka.admin import ConfigResource
 
     futures = admin.describe_configs([ConfigResource(ConfigResource.Type.TOPIC, n) for n in names],
                                      request_timeout=timeout)
-    return {r.name: {k: e.value for k, e in f.result(timeout).items()} for r, f in futures.items()}
+    if not _wait_all(futures.values(), timeout, stopping):
+        return None
+    return {r.name: {k: e.value for k, e in f.result(0).items()} for r, f in futures.items()}
+
+
+def _wait_all(futures: Iterable[concurrent.futures.Future], timeout: float,
+              stopping: threading.Event | None) -> bool:
+    """Wait for every future, in short steps so that a stop() is honoured within 0.2 s; False
+    when `stopping` is set first, TimeoutError after `timeout`."""
+    deadline = time.monotonic() + timeout
+    pending = set(futures)
+    while pending:
+        if stopping is not None and stopping.is_set():
+            return False
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError(f"no answer in {timeout:g} s")
+        _, pending = concurrent.futures.wait(pending, timeout=min(0.2, left))
+    return True
 
 
 def output_limits_of(configs: dict[str, dict[str, str | None]], client: int, batch_size: int) -> OutputLimits:

@@ -42,6 +42,7 @@ from core.limits import DEFAULT_MAX_MESSAGE_BYTES, OutputLimits
 from core.metrics import LoopMetrics, Ticker, consumer_lag, format_stats
 from core.offsets import (is_reset_refused, next_offsets, offset_reset_paused, offset_reset_refused, plan_start,
                           refused_text)
+from core.preflight import check_client_settings
 from core.routing import produce_outputs
 from core.stateholds import StateHolds
 from core.topicids import TopicGuard, TopicsReplaced, confirm, flush_and_ask
@@ -116,12 +117,14 @@ class ScoringConsumer:
     # -- lifecycle -------------------------------------------------------------------------
 
     def run(self) -> None:
-        """Score until stop(); raises PipelineError on a fatal Kafka error (e.g. fenced), and
-        ConfigError when the configured topics do not exist."""
+        """Score until stop(); raises PipelineError on a fatal Kafka error (e.g. fenced) or when
+        Kafka cannot be reached at start, and ConfigError when the configured topics do not exist
+        or librdkafka refuses a `kafka` setting."""
         cfg = self.config
+        check_client_settings(cfg)   # a bad `kafka` key: one ConfigError, before any client connects
         settings = producer_settings(cfg, self.slot)
         self._limits = output_limits(cfg, self.name, _setting(settings, "message.max.bytes", DEFAULT_MAX_MESSAGE_BYTES),
-                                     _setting(settings, "batch.size", DEFAULT_MAX_MESSAGE_BYTES))
+                                     _setting(settings, "batch.size", DEFAULT_MAX_MESSAGE_BYTES), self._stopping)
         if self._limits.batch_cap is not None:
             settings["batch.size"] = str(self._limits.batch_cap)
         if self._cards is not None:   # ConfigError when a card's state record may not fit

@@ -17,7 +17,7 @@ from datetime import datetime, timezone
 import numpy as np
 
 from core.cardfields import card_objects, event_columns
-from core.decode import Decoded, decode_batch, utc_hour
+from core.decode import Decoded, decode_batch, number_problem, utc_hour
 from core.encode import (
     append_reasons, batch_tail, encode_alert, iso_now, quantize, score_of, splice_scores,
 )
@@ -26,6 +26,7 @@ from core.features import AMOUNT, N_FEATURES, N_V, build_features, fill_derived
 from core.model import FraudModel, load_model
 from core.reasons import Reasoner
 from core.risk import LEVEL_NAMES
+from core.schema import WRONG_TYPE
 from core.velocity import VELOCITY_FEATURES, CardStore, apply_bounded, epoch_seconds, merchant_id
 
 __all__ = ["Scorer", "BatchResult"]
@@ -102,13 +103,16 @@ class Scorer:
         return self.model.meta.threshold
 
     def score_batch(self, values, velocity=None) -> BatchResult:
-        """Score a sequence of raw values; bad values become dead letters, never exceptions.
+        """Score a sequence of raw values; bad values become dead letters, never exceptions
+        (TypeError for one bytes or str value instead of a sequence).
 
         velocity: None (stateless), or a function (Decoded, values) -> float32 (good, N_VELOCITY)
         giving the good rows' core.velocity features (core.cardstate provides it); they are
         written on every scored event as its `card` object, and given to a model that uses them.
         """
         started = time.perf_counter()
+        if isinstance(values, (bytes, bytearray, str)):   # one value, not a sequence of them
+            raise TypeError(f"score_batch takes a sequence of values (a list of bytes), got one {type(values).__name__}")
         d = decode_batch(values)
         if d.good.size == 0:
             return BatchResult([], [], d.dead, np.empty(0, dtype=np.float32))
@@ -188,8 +192,10 @@ class Scorer:
         missing = [name for name in _V_NAMES if name not in v_features]
         if missing:
             raise ValueError(f"v_features lacks {', '.join(missing)}")
-        v = np.array([[v_features[name] for name in _V_NAMES]], dtype=np.float32)
-        amounts = np.array([amount], dtype=np.float32)
+        # what score_batch would dead-letter is refused here, with the same reason
+        values = [_number(name, v_features[name]) for name in _V_NAMES]
+        v = np.array([values], dtype=np.float32)
+        amounts = np.array([_number("amount", amount)], dtype=np.float32)
         x = build_features(amounts, np.array([hour], dtype=np.float32), v)[0]
         if not self.needs_velocity:
             return x
@@ -227,6 +233,18 @@ class Scorer:
             "risk_level": LEVEL_NAMES[int(level[0])],
             "threshold_used": self.threshold,
         }
+
+
+def _number(name: str, value) -> float:
+    """`value` as the float score_batch would decode for field `name`; ValueError with
+    score_batch's dead-letter reason when it would not take it."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        got = "null" if value is None else type(value).__name__
+        raise ValueError(f"{WRONG_TYPE}: `{name}` expected float, got {got}")
+    problem = number_problem(name, float(value))
+    if problem:
+        raise ValueError(problem)
+    return float(value)
 
 
 def _utc_text(timestamp):

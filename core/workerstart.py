@@ -49,15 +49,19 @@ def init_transactions(producer: Any, stopping: threading.Event, name: str, boots
             raise PipelineError(f"{name}: init_transactions failed: {error.str()}") from exc
 
 
-def output_limits(config: ScoringConfig, name: str, client: int, batch_size: int) -> OutputLimits:
+def output_limits(config: ScoringConfig, name: str, client: int, batch_size: int,
+                  stopping: threading.Event | None = None) -> OutputLimits:
     """The output topics' size limits, the card-state changelog's with state on, from one read of
     their configs (core.limits); the producer's own `client` limit for all of them when they
-    cannot be read. With state on, a ConfigError when the changelog's cleanup policy could delete a
-    live card's latest record (core.topics.state_topic_problem)."""
+    cannot be read, or when `stopping` is set before the answer. With state on, a ConfigError
+    when the changelog's cleanup policy could delete a live card's latest record
+    (core.topics.state_topic_problem); PipelineError when Kafka does not answer."""
     topics = config.topics
     names = (topics.scores, topics.alerts, topics.deadletter) + ((topics.state,) if config.state else ())
     try:
-        configs = read_topic_configs(admin_settings(config), names)
+        configs = read_topic_configs(admin_settings(config), names, stopping=stopping)
+    except TimeoutError:
+        raise PipelineError(f"cannot reach Kafka at {config.bootstrap_servers}: no answer in 15 s") from None
     except KafkaException as exc:
         # A missing topic is reported by check_topics next; without DescribeConfigs rights
         # the producer's own limit is all there is to go by.
@@ -65,6 +69,8 @@ def output_limits(config: ScoringConfig, name: str, client: int, batch_size: int
             log.warning("%s: cannot read max.message.bytes of the output topics (%s): assuming they accept "
                         "the producer's message.max.bytes %d%s", name, exc.args[0], client,
                         f"; not checking that {topics.state} is compacted" if config.state else "")
+        return OutputLimits.uniform(topics, client)
+    if configs is None:   # stopped: run() returns before it uses them
         return OutputLimits.uniform(topics, client)
     problem = state_topic_problem(topics.state, configs[topics.state]) if config.state else None
     if problem:

@@ -35,3 +35,25 @@ def test_slot_must_be_a_non_negative_int(scorer, slot):
 def test_good_arguments_make_a_consumer_that_names_its_slot(scorer):
     consumer = ScoringConsumer(ScoringConfig(group_id="g", transactional_id_prefix="p"), scorer, slot=3)
     assert consumer.name == "p-3"
+
+
+@pytest.mark.parametrize("kafka, needle", [
+    ({"no.such.key": "1"}, 'No such configuration property: "no.such.key"'),
+    ({"linger.ms": "abc"}, "Invalid value for configuration property"),
+])
+def test_a_kafka_setting_librdkafka_refuses_is_a_config_error_before_connecting(scorer, kafka, needle):
+    # port 1: nothing listens, so a ConfigError (not a 15 s wait for Kafka) shows nothing connected
+    consumer = ScoringConsumer(ScoringConfig(bootstrap_servers="127.0.0.1:1", kafka=kafka), scorer)
+    with pytest.raises(ConfigError, match=needle):
+        consumer.run()
+
+
+def test_stop_is_honoured_while_kafka_does_not_answer(scorer):
+    import threading
+    import time
+
+    consumer = ScoringConsumer(ScoringConfig(bootstrap_servers="127.0.0.1:1"), scorer)
+    threading.Timer(0.5, consumer.stop).start()
+    started = time.monotonic()
+    consumer.run()   # returns, no error: it was stopped before it started
+    assert time.monotonic() - started < 5.0   # the wait for the topics' configs is 15 s

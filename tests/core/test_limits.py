@@ -1,6 +1,7 @@
 """Output size limits: wire_size is exactly librdkafka's own count, and the smaller of the
 producer's and the topic's limit wins."""
 
+import pytest
 from confluent_kafka import KafkaError, KafkaException, Producer
 from hypothesis import given, settings, strategies as st
 
@@ -50,3 +51,25 @@ def test_uniform_limits_and_the_reason_text():
     limits = OutputLimits.uniform(names, 2_000_000)
     assert limits.of(names.scores) == limits.of("anything") == 2_000_000
     assert too_large("fraud-scores", 1_000_912, 1_000_000) == "output_too_large: fraud-scores 1,000,912 > 1,000,000 bytes"
+
+
+def test_waiting_for_the_configs_answers_ends_on_stop_or_with_a_timeout():
+    import concurrent.futures
+    import threading
+    import time
+
+    from core.limits import _wait_all
+
+    never = concurrent.futures.Future()
+    done = concurrent.futures.Future()
+    done.set_result({})
+    assert _wait_all([done], 1.0, None) is True
+    started = time.monotonic()
+    with pytest.raises(TimeoutError, match="no answer in 0.5 s"):
+        _wait_all([done, never], 0.5, None)
+    assert 0.5 <= time.monotonic() - started < 1.5
+    stopping = threading.Event()
+    threading.Timer(0.3, stopping.set).start()
+    started = time.monotonic()
+    assert _wait_all([never], 30.0, stopping) is False
+    assert time.monotonic() - started < 1.5

@@ -179,3 +179,10 @@ def test_score_batch_never_raises_for_bad_input(scorer, values):
 def test_empty_batch(scorer):
     result = scorer.score_batch([])
     assert (result.scored, result.alerts, result.dead) == ([], [], [])
+
+
+@pytest.mark.parametrize("one", [b'{"amount": 1.0}', bytearray(b"{}"), "{}"])
+def test_one_value_instead_of_a_sequence_is_a_type_error(scorer, one):
+    # each byte or character would have been a dead letter of its own
+    with pytest.raises(TypeError, match=f"a sequence of values .* got one {type(one).__name__}"):
+        scorer.score_batch(one)

@@ -117,6 +117,29 @@ def test_stateful_facade_refuses_without_the_card_and_keeps_state_on_bad_input()
         scorer.predict(x[:N_FEATURES])
 
 
+@pytest.mark.parametrize("field, bad", [("amount", -5.0), ("amount", 1e40), ("amount", float("inf")),
+                                        ("amount", "12"), ("amount", True), ("V3", None), ("V3", float("nan")),
+                                        ("V3", 1e39), ("V3", "0.5")])
+def test_the_facade_refuses_what_score_batch_dead_letters_with_its_reason(field, bad):
+    scorer = _load()
+    tx = {"amount": 10.0, **{f"V{k}": 0.0 for k in range(1, 29)}, "timestamp": "2026-01-01T00:00:00Z",
+          "transaction_id": "t", "card_hash": "c", "merchant_category": "m"}
+    with pytest.raises(ValueError) as refused:
+        scorer.compute_features(bad if field == "amount" else 10.0, tx["timestamp"],
+                                {**{f"V{k}": 0.0 for k in range(1, 29)}, **({field: bad} if field != "amount" else {})},
+                                card_hash="c", merchant_category="m")
+    # what the service makes of the same value on the wire (JSON has no NaN or infinity: those
+    # two can only reach the facade, and are refused in its words)
+    if not (isinstance(bad, float) and (bad != bad or bad == float("inf"))):
+        result = _load().score_batch([json.dumps({**tx, field: bad}).encode()])
+        assert result.scored == [] and len(result.dead) == 1
+        assert result.dead[0][1] == str(refused.value)
+    # nothing was applied: the card's first transaction is still the next one
+    x = scorer.compute_features(10.0, tx["timestamp"], {f"V{k}": 0.0 for k in range(1, 29)}, card_hash="c",
+                                merchant_category="m")
+    assert x[N_FEATURES + VELOCITY_FEATURES.index("card_tx_24h")] == 1
+
+
 def test_stateless_model_ignores_the_card():
     scorer = Scorer.load(stateless_model_path())
     v = {f"V{k}": 0.1 for k in range(1, 29)}
