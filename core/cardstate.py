@@ -274,9 +274,9 @@ class CardStates:
         stats.active, stats.replay_target = 0, 0
         stats.last_seconds, stats.last_replayed, stats.last_replay_seconds = seconds, stats.replayed, replay_s
         self._publish()
-        log.info("%s: replayed %s[%d] from %s to %d: %d records in %.2f s; restore + replay %.2f s, %d cards",
-                 self.name, src, p, marker.offset if marker else "-", committed, stats.replayed, replay_s,
-                 seconds, len(store))
+        log.info("%s: replayed %s[%d] from %s to %s: %d records in %.2f s; restore + replay %.2f s, %d cards",
+                 self.name, src, p, marker.offset if marker else "-", committed if committed >= 0 else "-",
+                 stats.replayed, replay_s, seconds, len(store))
 
     def _input_start(self, p: int) -> int:
         """The first offset of input partition p now (retention may have moved it)."""

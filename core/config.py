@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextvars
 import re
 import socket
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -142,6 +142,8 @@ class ScoringConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_
     topic_guard: bool = True
 
     def __post_init__(self) -> None:
+        if isinstance(self.model_path, PurePath):   # what an embedder naturally passes
+            msgspec.structs.force_setattr(self, "model_path", str(self.model_path))
         if not _VALIDATING.get():
             # ScoringConfig(...) itself checks no type or range (msgspec does that on decoding
             # only): an embedder's batch_max_records=0 would otherwise reach the loop.
@@ -155,6 +157,9 @@ class ScoringConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_
             raise ConfigError("bootstrap_servers: must not be empty")
         if not self.group_id.strip():
             raise ConfigError("group_id: must not be empty")
+        problem = self.topics.problem()
+        if problem:
+            raise ConfigError(problem)
         for key in self.kafka:
             if key in RESERVED_KAFKA_KEYS:
                 raise ConfigError(

@@ -102,7 +102,8 @@ class ScoringConsumer:
         if getattr(scorer, "needs_velocity", False) and not config.state:
             from core.velocity import VELOCITY_FEATURES
             raise ConfigError(f"state: the model uses {', '.join(VELOCITY_FEATURES)}, which only "
-                              "the per-card state computes: run with state on (without --no-state)")
+                              "the per-card state computes: turn state on (it is on unless --no-state or "
+                              "`state: false` turns it off)")
         self._cards = CardStates(config, self.name, getattr(scorer, "model_version", "")) if config.state else None
         # partitions whose card state cannot be restored: paused, retried (core.stateholds)
         self._holds = StateHolds(self.name, config.topics.transactions) if config.state else None

@@ -150,7 +150,8 @@ def _plan(probe: Any, name: str, topic: str, outputs: Sequence[str], partitions:
         start, refused = decide_start(assigned, _committed(probe, topic, all_parts), written)
     if refused:
         log.error("%s", refused_text(name, topic, sorted(refused), "the group has no committed offsets left, but "
-                                     f"{' / '.join(outputs)} already hold records (offsets expired or deleted?)"))
+                                     f"{' / '.join(outputs)} already hold records (its offsets expired or were deleted, "
+                                     "or it is a new group on topics another group scored)"))
         offset_reset_refused().inc(len(refused))
     if start:
         log.info("%s: %s %s: no committed offset yet, starting at the earliest record", name, topic, sorted(start))

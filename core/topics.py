@@ -14,6 +14,7 @@ __all__ = ["TopicNames", "PARTITIONS", "STATE_TOPIC_CONFIG", "state_topic_proble
 
 
 _NAMESPACE = re.compile(r"[A-Za-z0-9._-]{1,232}")
+_TOPIC = re.compile(r"[A-Za-z0-9._-]{1,249}")   # Kafka's rule ("." and ".." are refused too)
 
 
 class TopicNames(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -34,6 +35,20 @@ class TopicNames(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
                               "232 letters, digits, '.', '_' or '-'")
         base = cls()
         return cls(*(f"{namespace}.{getattr(base, f)}" for f in cls.__struct_fields__))
+
+    def problem(self) -> str | None:
+        """Why these cannot be the pipeline's topics (None: they can): a name Kafka refuses, or
+        one topic named twice (scores written into the input, say)."""
+        seen: dict[str, str] = {}
+        for field in self.__struct_fields__:
+            name = getattr(self, field)
+            if not isinstance(name, str) or not _TOPIC.fullmatch(name) or name in (".", ".."):
+                return (f"topics.{field}: {name!r} is not a Kafka topic name (1 to 249 letters, digits, "
+                        "'.', '_' or '-')")
+            if name in seen:
+                return f"topics.{seen[name]} and topics.{field} are both {name!r}: each needs a topic of its own"
+            seen[name] = field
+        return None
 
     def all(self) -> tuple[str, str, str, str]:
         """The four topics every scoring process needs (`state` only with state on)."""

@@ -37,7 +37,7 @@ _MESSAGES = (
     ("revoked", re.compile(r"^revoked " + _PARTS + "$")),
     ("lost", re.compile(r"^lost " + _PARTS + "$")),
     ("restored", re.compile(r"^restored \S+?\[(\d+)\]: ([\d,]+) cards from ([\d,]+) records in ([\d.]+) s")),
-    ("replayed", re.compile(r"^replayed \S+?\[(\d+)\] from \S+ to -?\d+: ([\d,]+) records in [\d.]+ s; "
+    ("replayed", re.compile(r"^replayed \S+?\[(\d+)\] from \S+ to \S+: ([\d,]+) records in [\d.]+ s; "
                             r"restore \+ replay ([\d.]+) s")),
     ("committed", re.compile(r"^committed the first batch of \S+?" + _PARTS + " since assigned$")),
 )

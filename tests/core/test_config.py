@@ -189,3 +189,11 @@ def test_passthrough_values_the_loop_cannot_run_with_are_refused(key, value):
 def test_metadata_broker_list_is_bootstrap_servers_under_another_name():
     with pytest.raises(ConfigError, match="kafka.metadata.broker.list: .* field bootstrap_servers"):
         build_config(kafka_pairs=("metadata.broker.list=elsewhere:9092",))
+
+
+def test_a_model_path_given_as_a_path_is_kept_as_its_text():
+    from pathlib import Path
+
+    config = ScoringConfig(model_path=Path("models") / "fraud-model.meta.json")
+    assert config.model_path == "models/fraud-model.meta.json"
+    assert config.replace(batch_max_records=10).model_path == config.model_path

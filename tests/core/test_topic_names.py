@@ -30,3 +30,24 @@ def test_the_create_hint_names_the_namespace():
     assert TopicNames.namespaced("run42").create_hint() == "create them with `bench topics create --namespace run42`"
     assert TopicNames(transactions="in").create_hint() == "create them, or name existing ones in the config's topics"
     assert TopicNames(transactions="a/b.transactions").create_hint().startswith("create them, or")
+
+
+@pytest.mark.parametrize("topics, needle", [
+    ({"transactions": ""}, r"topics.transactions: '' is not a Kafka topic name"),
+    ({"alerts": "a b/c"}, r"topics.alerts: 'a b/c' is not a Kafka topic name"),
+    ({"state": ".."}, r"topics.state: '..' is not a Kafka topic name"),
+    ({"scores": "transactions"}, r"topics.transactions and topics.scores are both 'transactions'"),
+    ({"deadletter": "fraud-alerts"}, r"topics.alerts and topics.deadletter are both 'fraud-alerts'"),
+])
+def test_topic_names_kafka_refuses_or_one_topic_twice_are_config_errors(topics, needle):
+    from core import ConfigError, ScoringConfig
+    from core.config import load_config
+
+    with pytest.raises(ConfigError, match=needle):
+        ScoringConfig(topics=TopicNames(**topics))
+    with pytest.raises(ConfigError, match=needle):   # from a config file's or the CLI's values
+        load_config(None, topics=topics)
+
+
+def test_the_default_and_namespaced_names_are_fine():
+    assert TopicNames().problem() is None and TopicNames.namespaced("x" * 232).problem() is None

@@ -124,3 +124,10 @@ def test_fault_events_without_restores_keep_their_old_json(restores):
     raw = msgspec.json.decode(encode_result(event))
     assert ("restores" in raw) == (restores is not None)
     assert msgspec.json.decode(encode_result(event), type=FaultEvent) == event
+
+
+def test_a_replay_of_a_partition_with_no_committed_offset_is_parsed():
+    # a partition the group never committed: no snapshot, no committed offset, nothing replayed
+    events = parse_log(_line(T0, 0, 201, "replayed NS.transactions[3] from - to -: 0 records in 0.00 s; "
+                                         "restore + replay 0.02 s, 0 cards") + "\n")
+    assert [(e.kind, e.partitions, e.records, e.seconds) for e in events] == [("replayed", (3,), 0, 0.02)]
