@@ -375,12 +375,28 @@ class ScoringConsumer:
             raise PipelineError(f"{self.name}: {exc} while a transaction read or wrote it: {aborted}; this "
                                 "worker stops, and its restart starts on the topics as they are now") from None
 
+    def _learn_partitions(self) -> None:
+        """Partitions added to the input (and the changelog, as the operator must) are assigned
+        after the consumer's metadata refresh, but the producer refreshes its own only every 5
+        min: its changelog record for a new partition then fails as an unknown partition. Asking
+        for the topic refreshes the producer's view, so the retry goes through (instead of ten
+        aborts in a row and a restart)."""
+        topic = self.config.topics.state
+        try:
+            count = len(self._producer.list_topics(topic, timeout=10.0).topics[topic].partitions)
+        except (KafkaException, KeyError) as exc:
+            log.warning("%s: cannot refresh the producer's metadata of %s: %s", self.name, topic, exc)
+            return
+        log.info("%s: the producer now knows %d partitions of %s", self.name, count, topic)
+
     def _abort_and_rewind(self, pending: list[Any], cause: AbortRequired, msgs: list[Any], result: Any) -> None:
         log.warning("%s: aborting transaction (%s); retrying batch from committed offsets", self.name, cause)
         txn_call("abort_transaction", self._producer.abort_transaction)
         self._txn_open = False
         self._drop_state({m.partition() for m in msgs})   # they applied the aborted batch
         self.metrics.record_abort()
+        if cause.error.code() == KafkaError._UNKNOWN_PARTITION:
+            self._learn_partitions()
         found, culprit = self._culprits.after_abort(self.config.topics, msgs, result)
         if found:
             log.warning("%s: %s", self.name, found)

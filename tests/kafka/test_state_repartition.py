@@ -62,6 +62,13 @@ def test_partitions_added_while_running_hold_the_partitions_built_on_fewer(kafka
             held = {int(p) for p in re.findall(
                 r"\.transactions\[(\d)\] held \(paused.*: \S+\.transactions has 8 partitions, but the card state in "
                 r"\S+\.fraud-card-state\[\1\] was built when it had 6", svc.log_path.read_text())}
+        # the new partitions have no snapshot: scored, from empty state, to their end
+        ends = end_offsets(kafka_bootstrap, names.transactions)
+        deadline = time.monotonic() + 60
+        while {p: max(0, o) for p, o in committed_offsets(kafka_bootstrap, group, names.transactions,
+                                                           (6, 7)).items()} != {p: ends[p] for p in (6, 7)}:
+            assert time.monotonic() < deadline, f"partitions 6 and 7 not scored to their end:\n{svc.tail(60)}"
+            time.sleep(0.5)
         time.sleep(3)   # a partition scored from the old state would have committed by now
         assert committed_offsets(kafka_bootstrap, group, names.transactions, range(6)) == before
         line = next(x for x in svc.log_path.read_text().splitlines() if "was built when it had 6" in x)
@@ -76,6 +83,16 @@ def test_partitions_added_while_running_hold_the_partitions_built_on_fewer(kafka
     assert not (verdict.duplicates or verdict.missing or verdict.mispaired), verdict
     assert verdict.unexpected <= AFTER - len(old), verdict   # only those of the new partitions 6 and 7
     decode = msgspec.json.Decoder().decode
-    scored = {decode(m.value())["transaction_id"] for m in read_all(kafka_bootstrap, names.scores, idle_s=2.0)}
+    events = [decode(m.value()) for m in read_all(kafka_bootstrap, names.scores, idle_s=2.0)]
+    scored = {e["transaction_id"] for e in events}
     assert not scored & later_ids
+    new_ids = {later.valid_ids[seq] for seq, p in landed.items() if p >= 6}
+    assert new_ids and new_ids <= scored and verdict.unexpected == len(new_ids), (len(new_ids), verdict)
+    # each card's first transaction on a new partition saw no history (fraud-scores keeps each
+    # partition's order: a card's records come in the order they were scored)
+    firsts: dict[str, dict] = {}
+    for e in events:
+        if e["transaction_id"] in new_ids:
+            firsts.setdefault(e["card_hash"], e["card"])
+    assert firsts and all(card["secs_since_prev"] is None and card["tx_24h"] == 1 for card in firsts.values())
     assert sum(end_offsets(kafka_bootstrap, names.transactions).values()) == BEFORE + AFTER
