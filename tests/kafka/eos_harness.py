@@ -458,8 +458,8 @@ def verify(bootstrap: str, names: TopicNames, inputs: Inputs) -> Verdict:
         alert = decode(m.value())
         tid = alert["transaction_id"]
         alert_ids[tid] += 1
-        if tid in source and m.key() != source[tid][0]:
-            mispaired += 1
+        if tid in source and (m.key(), dict(m.headers() or ()).get(SEQ)) != source[tid]:
+            mispaired += 1   # an alert carries its input's key and headers too
         got = alert.get("reasons")
         if (not got or len(got) > 3 or got != reasons.get(tid) or not alert.get("model_version")
                 or any(set(r) != {"code", "value", "contribution", "text"} for r in got)):

@@ -60,7 +60,7 @@ def _run_with_kills(bootstrap, names, tmp_path, monkeypatch, *, exactly_once: bo
     extra = ("-X", "linger.ms=5") + (() if exactly_once else ("--at-least-once",))
     # ... and every transaction is held open 50 ms after its outputs were produced (a slow
     # broker, core.faults `stall`): kills at random moments then mostly land inside a
-    # transaction instead of between two (one run left aborted_scores=0 without it).
+    # transaction instead of between two (one run had no aborted record without it).
     if exactly_once and "FRAUDSTREAM_FAULTS" not in os.environ:
         monkeypatch.setenv("FRAUDSTREAM_FAULTS", "stall:1")
     service = Service(bootstrap, names, group, tmp_path, workers=6, extra=extra)
@@ -79,7 +79,7 @@ def _run_with_kills(bootstrap, names, tmp_path, monkeypatch, *, exactly_once: bo
             time.sleep(rng.uniform(*KILL_GAP_S))
             if tail.is_alive():
                 # Under the stall, every other try hits a worker inside a transaction whose
-                # outputs are on the broker: kills "on the CPU" alone left aborted_scores=0 in
+                # outputs are on the broker: kills "on the CPU" alone left no aborted record in
                 # a CI run (AMD EPYC, 2026-12-06). The other kills stay at random moments.
                 attempts += 1
                 in_txn = stalled and attempts % 2 == 1

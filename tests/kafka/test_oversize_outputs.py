@@ -9,6 +9,7 @@ partition keeps being scored. Each run ends with the read_committed exactly-once
 from __future__ import annotations
 
 import logging
+import re
 import time
 import uuid
 
@@ -62,6 +63,9 @@ def test_oversize_header_and_key_are_dead_lettered_once_and_the_service_stays_up
     assert code == 0, service.tail()
     assert "died with" not in log and "aborting transaction" not in log and "restarting" not in log, service.tail()
     assert log.count("is a dead letter: output_too_large") == 2, service.tail()
+    # each warning names where its input is: the huge header's on partition 0, the huge key's on 1
+    where = re.findall(rf"{re.escape(names.transactions)}\[(\d)\]@\d+ is a dead letter: output_too_large", log)
+    assert sorted(where) == ["0", "1"], where
 
     v = verify(kafka_bootstrap, names, inputs)
     print(v)

@@ -184,6 +184,16 @@ def test_missing_topics_stop_the_service_at_start_up(kafka_bootstrap, tmp_path):
     assert "worker 0 started" not in log and "Traceback" not in log
 
 
+def test_missing_topics_are_a_config_error_of_an_embedded_consumer(kafka_bootstrap, scorer):
+    from core.errors import ConfigError
+    from core.topics import TopicNames
+
+    names = TopicNames.namespaced(f"missing-{uuid.uuid4().hex[:6]}")
+    config = ScoringConfig(bootstrap_servers=kafka_bootstrap, topics=names, group_id="g-missing", stats_interval_s=0)
+    with pytest.raises(ConfigError, match=rf"topic\(s\) {', '.join(names.every())} do not exist on "):
+        ScoringConsumer(config, scorer).run()
+
+
 def test_a_zombie_with_the_same_slot_is_fenced_and_stops(kafka_bootstrap, fresh_topics, scorer):
     """Two processes claiming one worker slot: the newer one fences the older, which must
     stop with PipelineError instead of carrying on (its writes could no longer commit)."""
