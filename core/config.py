@@ -157,7 +157,7 @@ class ScoringConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_
             raise ConfigError("bootstrap_servers: must not be empty")
         if not self.group_id.strip():
             raise ConfigError("group_id: must not be empty")
-        problem = self.topics.problem()
+        problem = self.topics.problem(self.state)
         if problem:
             raise ConfigError(problem)
         for key in self.kafka:
@@ -195,7 +195,8 @@ class ScoringConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_
 
     def replace(self, **changes: Any) -> "ScoringConfig":
         """A copy with `changes` applied and validated again."""
-        return _convert({**msgspec.to_builtins(self), **{k: msgspec.to_builtins(v) for k, v in changes.items()}})
+        return _convert({**msgspec.to_builtins(self),
+                         **{k: msgspec.to_builtins(v, enc_hook=_path_text) for k, v in changes.items()}})
 
     def redacted(self) -> dict[str, Any]:
         """Plain dict for logs and reports, secrets replaced by ``***``."""
@@ -269,6 +270,13 @@ def yaml_error_text(error: BaseException | None, default: BaseException | None =
     return f"{problem}{where}" + (f" {context}" if context else "")
 
 
+def _path_text(value: Any) -> str:
+    """msgspec's enc_hook: a path (model_path) as its text."""
+    if isinstance(value, PurePath):
+        return str(value)
+    raise NotImplementedError(f"Encoding objects of type {type(value).__name__} is unsupported")
+
+
 def load_config(path: str | Path | None = None, **overrides: Any) -> ScoringConfig:
     """Config from a YAML file (optional) with keyword overrides on top (None values ignored).
 
@@ -291,7 +299,7 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> ScoringConf
         data = dict(loaded or {})
     namespace = overrides.pop("namespace", None)
     kafka_extra = overrides.pop("kafka", None)
-    data.update({k: v for k, v in overrides.items() if v is not None})
+    data.update({k: (str(v) if isinstance(v, PurePath) else v) for k, v in overrides.items() if v is not None})
     if kafka_extra:
         data["kafka"] = {**(data.get("kafka") or {}), **kafka_extra}
     if namespace is not None:

@@ -115,7 +115,10 @@ def limits_from(client: int, batch_size: int, topic_max: dict[str, int]) -> Outp
     return OutputLimits(by_topic, client, cap)
 
 
-def read_topic_configs(admin_settings: dict[str, Any], names: tuple[str, ...], timeout: float = 15.0,
+CONFIGS_TIMEOUT_S = 15.0   # how long the start-up read of the topics' configs waits for Kafka
+
+
+def read_topic_configs(admin_settings: dict[str, Any], names: tuple[str, ...], timeout: float = CONFIGS_TIMEOUT_S,
                        stopping: threading.Event | None = None) -> dict[str, dict[str, str | None]] | None:
     """Each topic's configs, in one DescribeConfigs request (once, at start-up); None when
     `stopping` is set before the answer.
@@ -130,7 +133,7 @@ def read_topic_configs(admin_settings: dict[str, Any], names: tuple[str, ...], t
     return describe_topic_configs(admin, names, timeout, stopping)
 
 
-def describe_topic_configs(admin: Any, names: tuple[str, ...], timeout: float = 15.0,
+def describe_topic_configs(admin: Any, names: tuple[str, ...], timeout: float = CONFIGS_TIMEOUT_S,
                            stopping: threading.Event | None = None) -> dict[str, dict[str, str | None]] | None:
     """read_topic_configs with an AdminClient the caller already holds."""
     from confluent_kafka.admin import ConfigResource

@@ -149,7 +149,7 @@ def _plan(probe: Any, name: str, topic: str, outputs: Sequence[str], partitions:
         time.sleep(_RECHECK_S)
         start, refused = decide_start(assigned, _committed(probe, topic, all_parts), written)
     if refused:
-        log.error("%s", refused_text(name, topic, sorted(refused), "the group has no committed offsets left, but "
+        log.error("%s", refused_text(name, topic, sorted(refused), "the group has no committed offsets for them, but "
                                      f"{' / '.join(outputs)} already hold records (its offsets expired or were deleted, "
                                      "or it is a new group on topics another group scored)"))
         offset_reset_refused().inc(len(refused))

@@ -35,7 +35,8 @@ def check_client_settings(config: ScoringConfig) -> None:
     for kind, make, settings in (("producer", Producer, producer_settings(config, 0)),
                                  ("consumer", Consumer, consumer_settings(config, 0))):
         try:
-            client = make({**settings, "log_level": 0})   # connects only when used
+            # no bootstrap address: judged without connecting (a client connects when made)
+            client = make({**settings, "log_level": 0, "bootstrap.servers": ""})
         except KafkaException as exc:
             raise ConfigError(f"Kafka {kind} settings: {exc.args[0].str().strip()}") from None
         if kind == "consumer":

@@ -11,8 +11,10 @@ per-message design, `compute_features` + `predict` score one event the old way (
 stateful model the Scorer then keeps the card history of one stream (see compute_features).
 """
 
+import numbers
 import time
 from datetime import datetime, timezone
+from decimal import Decimal
 
 import numpy as np
 
@@ -192,10 +194,9 @@ class Scorer:
         missing = [name for name in _V_NAMES if name not in v_features]
         if missing:
             raise ValueError(f"v_features lacks {', '.join(missing)}")
-        # what score_batch would dead-letter is refused here, with the same reason
-        values = [_number(name, v_features[name]) for name in _V_NAMES]
-        v = np.array([values], dtype=np.float32)
+        # what score_batch would dead-letter is refused here, with the same reason (amount first)
         amounts = np.array([_number("amount", amount)], dtype=np.float32)
+        v = np.array([[_number(name, v_features[name]) for name in _V_NAMES]], dtype=np.float32)
         x = build_features(amounts, np.array([hour], dtype=np.float32), v)[0]
         if not self.needs_velocity:
             return x
@@ -236,15 +237,22 @@ class Scorer:
 
 
 def _number(name: str, value) -> float:
-    """`value` as the float score_batch would decode for field `name`; ValueError with
-    score_batch's dead-letter reason when it would not take it."""
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+    """`value` (any real number: int, float, Decimal, numpy scalar) as the float score_batch
+    would decode for field `name`; ValueError with score_batch's dead-letter reason when it
+    would not take it (a str, bool or None as on the wire, a number out of range)."""
+    if isinstance(value, np.ndarray) and value.ndim == 0:
+        value = value.item()
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (numbers.Real, Decimal)):
         got = "null" if value is None else type(value).__name__
         raise ValueError(f"{WRONG_TYPE}: `{name}` expected float, got {got}")
-    problem = number_problem(name, float(value))
+    try:
+        f = float(value)
+    except OverflowError:   # an int beyond any float
+        f = float("inf") if value > 0 else float("-inf")
+    problem = number_problem(name, f)
     if problem:
         raise ValueError(problem)
-    return float(value)
+    return f
 
 
 def _utc_text(timestamp):

@@ -36,18 +36,22 @@ class TopicNames(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         base = cls()
         return cls(*(f"{namespace}.{getattr(base, f)}" for f in cls.__struct_fields__))
 
-    def problem(self) -> str | None:
+    def problem(self, state: bool = True) -> str | None:
         """Why these cannot be the pipeline's topics (None: they can): a name Kafka refuses, or
-        one topic named twice (scores written into the input, say)."""
-        seen: dict[str, str] = {}
-        for field in self.__struct_fields__:
+        the input or the card-state changelog (`state`: in use) sharing a topic with another
+        (scores written into the input, say). The three outputs may share one."""
+        fields = [f for f in self.__struct_fields__ if state or f != "state"]
+        for field in fields:
             name = getattr(self, field)
             if not isinstance(name, str) or not _TOPIC.fullmatch(name) or name in (".", ".."):
                 return (f"topics.{field}: {name!r} is not a Kafka topic name (1 to 249 letters, digits, "
                         "'.', '_' or '-')")
-            if name in seen:
-                return f"topics.{seen[name]} and topics.{field} are both {name!r}: each needs a topic of its own"
-            seen[name] = field
+        for own in ("transactions", "state"):
+            for other in fields:
+                if own in fields and other != own and getattr(self, other) == getattr(self, own):
+                    first, second = sorted((own, other), key=fields.index)
+                    return (f"topics.{first} and topics.{second} are both {getattr(self, own)!r}: "
+                            f"{own} needs a topic of its own")
         return None
 
     def all(self) -> tuple[str, str, str, str]:

@@ -17,13 +17,17 @@ from confluent_kafka import KafkaError, KafkaException
 
 from core.config import ScoringConfig
 from core.errors import ConfigError, PipelineError, SettingRefused
-from core.limits import OutputLimits, output_limits_of, read_topic_configs
+from core.limits import CONFIGS_TIMEOUT_S, OutputLimits, output_limits_of, read_topic_configs
 from core.topics import state_topic_problem
 from core.txn import admin_settings
 
 __all__ = ["init_transactions", "output_limits", "check_topics"]
 
 log = logging.getLogger(__name__)
+
+# what a request to a Kafka that is not there ends with
+_NO_ANSWER = frozenset({KafkaError._TIMED_OUT, KafkaError._TRANSPORT, KafkaError._ALL_BROKERS_DOWN,
+                        KafkaError._RESOLVE})
 
 
 def init_transactions(producer: Any, stopping: threading.Event, name: str, bootstrap: str) -> None:
@@ -61,8 +65,12 @@ def output_limits(config: ScoringConfig, name: str, client: int, batch_size: int
     try:
         configs = read_topic_configs(admin_settings(config), names, stopping=stopping)
     except TimeoutError:
-        raise PipelineError(f"cannot reach Kafka at {config.bootstrap_servers}: no answer in 15 s") from None
+        raise PipelineError(f"{name}: cannot reach Kafka at {config.bootstrap_servers}: no answer in "
+                            f"{CONFIGS_TIMEOUT_S:g} s") from None
     except KafkaException as exc:
+        if exc.args[0].code() in _NO_ANSWER:   # librdkafka's own request timeout came first
+            raise PipelineError(f"{name}: cannot reach Kafka at {config.bootstrap_servers}: "
+                                f"{exc.args[0].str()}") from None
         # A missing topic is reported by check_topics next; without DescribeConfigs rights
         # the producer's own limit is all there is to go by.
         if exc.args[0].code() != KafkaError.UNKNOWN_TOPIC_OR_PART:

@@ -197,3 +197,5 @@ def test_a_model_path_given_as_a_path_is_kept_as_its_text():
     config = ScoringConfig(model_path=Path("models") / "fraud-model.meta.json")
     assert config.model_path == "models/fraud-model.meta.json"
     assert config.replace(batch_max_records=10).model_path == config.model_path
+    assert ScoringConfig().replace(model_path=Path("m.meta.json")).model_path == "m.meta.json"
+    assert load_config(None, model_path=Path("m.meta.json")).model_path == "m.meta.json"

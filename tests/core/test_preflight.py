@@ -28,3 +28,25 @@ def test_integer_settings_are_read_as_librdkafka_reads_them():
     assert [kafka_int(v) for v in ("30000", "60000ms", "0x7530", "60000.0", "01000", " -5", "0x")] == [
         30000, 60000, 30000, 60000, 512, -5, 0]
     assert kafka_int("abc") is None and kafka_int("") is None
+
+
+def test_client_settings_are_judged_without_connecting():
+    # every ScoringConsumer.run() judges them: no connection (TLS, SASL, token fetch) for that
+    import socket
+
+    import pytest
+
+    from core.config import ScoringConfig
+    from core.errors import ConfigError
+    from core.preflight import check_client_settings
+
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(4)
+        listener.settimeout(1.5)
+        address = f"127.0.0.1:{listener.getsockname()[1]}"
+        check_client_settings(ScoringConfig(bootstrap_servers=address))
+        with pytest.raises(ConfigError, match='No such configuration property: "no.such.key"'):
+            check_client_settings(ScoringConfig(bootstrap_servers=address, kafka={"no.such.key": "1"}))
+        with pytest.raises(socket.timeout):
+            listener.accept()

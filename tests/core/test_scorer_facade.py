@@ -140,6 +140,21 @@ def test_the_facade_refuses_what_score_batch_dead_letters_with_its_reason(field,
     assert x[N_FEATURES + VELOCITY_FEATURES.index("card_tx_24h")] == 1
 
 
+def test_the_facade_takes_any_real_number_and_judges_amount_first():
+    from decimal import Decimal
+
+    scorer = Scorer.load(stateless_model_path())
+    v = {f"V{k}": 0.25 for k in range(1, 29)}
+    plain = scorer.compute_features(12.5, "2026-01-01T00:00:00Z", v)
+    for amount in (Decimal("12.50"), np.float64(12.5), np.array(12.5)):   # a NUMERIC column, numpy
+        np.testing.assert_array_equal(_bits(scorer.compute_features(amount, "2026-01-01T00:00:00Z", v)), _bits(plain))
+    with pytest.raises(ValueError, match="non-finite number: `amount`"):
+        scorer.compute_features(10 ** 400, "2026-01-01T00:00:00Z", v)
+    # both wrong: the reason score_batch gives, which judges amount before the V fields
+    with pytest.raises(ValueError, match=r"out of range: `amount` -5.0"):
+        scorer.compute_features(-5, "2026-01-01T00:00:00Z", {**v, "V3": 1e39})
+
+
 def test_stateless_model_ignores_the_card():
     scorer = Scorer.load(stateless_model_path())
     v = {f"V{k}": 0.1 for k in range(1, 29)}

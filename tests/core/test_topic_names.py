@@ -37,7 +37,7 @@ def test_the_create_hint_names_the_namespace():
     ({"alerts": "a b/c"}, r"topics.alerts: 'a b/c' is not a Kafka topic name"),
     ({"state": ".."}, r"topics.state: '..' is not a Kafka topic name"),
     ({"scores": "transactions"}, r"topics.transactions and topics.scores are both 'transactions'"),
-    ({"deadletter": "fraud-alerts"}, r"topics.alerts and topics.deadletter are both 'fraud-alerts'"),
+    ({"state": "fraud-alerts"}, r"topics.alerts and topics.state are both 'fraud-alerts': state needs"),
 ])
 def test_topic_names_kafka_refuses_or_one_topic_twice_are_config_errors(topics, needle):
     from core import ConfigError, ScoringConfig
@@ -49,5 +49,13 @@ def test_topic_names_kafka_refuses_or_one_topic_twice_are_config_errors(topics, 
         load_config(None, topics=topics)
 
 
-def test_the_default_and_namespaced_names_are_fine():
+def test_the_default_and_namespaced_names_are_fine_and_outputs_may_share_a_topic():
     assert TopicNames().problem() is None and TopicNames.namespaced("x" * 232).problem() is None
+    assert TopicNames(alerts="fraud-events", deadletter="fraud-events").problem() is None
+
+
+def test_the_state_topic_is_judged_only_with_state_on():
+    from core import ScoringConfig
+
+    assert ScoringConfig(state=False, topics=TopicNames(state="")).topics.state == ""
+    assert ScoringConfig(state=False, topics=TopicNames(state="fraud-scores")).state is False

@@ -138,7 +138,8 @@ def test_add_and_remove_a_worker_mid_run(kafka_bootstrap, fresh_topics, tmp_path
     produce_inputs(kafka_bootstrap, names.transactions, inputs, inputs.records[:split])
     group = f"rebal-{uuid.uuid4().hex[:6]}"
     base = Service(kafka_bootstrap, names, group, tmp_path, workers=3, tag="base")
-    tail = trickle(kafka_bootstrap, names.transactions, inputs, inputs.records[split:], tps=3000)
+    # ~30 s: the extra service's start, its rebalance and leave happen while input still flows
+    tail = trickle(kafka_bootstrap, names.transactions, inputs, inputs.records[split:], tps=1000)
     extra = None
     try:
         base.wait_workers(3)
