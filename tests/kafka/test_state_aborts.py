@@ -67,3 +67,23 @@ def test_an_aborted_batch_is_never_counted_twice_in_the_card_state(kafka_bootstr
     assert not differ, f"{len(differ)} differ, e.g. {[(t, calm[t], stormy[t]) for t in differ[:3]]}"
     # the features depend on history: a run that ignored state would not match
     assert sum(1 for _, card in calm.values() if card["tx_24h"] > 1) > N_VALID // 2
+
+
+def test_ten_aborts_in_a_row_stop_the_scorer_with_nothing_committed(kafka_bootstrap, fresh_topics, monkeypatch):
+    """A transaction that can never commit is not retried for ever: the tenth abort in a row
+    stops run() with a PipelineError saying so (the service's supervisor then restarts the
+    worker with back-off), and nothing of the batch is committed."""
+    from core.errors import PipelineError
+
+    monkeypatch.setenv("FRAUDSTREAM_FAULTS", "commit:1")   # every commit fails
+    names = fresh_topics("stuck")
+    inputs = make_inputs(50, 0, seed=78)
+    produce_inputs(kafka_bootstrap, names.transactions, inputs)
+    run = InProcess(kafka_bootstrap, names, f"stuck-{uuid.uuid4().hex[:6]}")
+    run.thread.join(120)
+    assert not run.thread.is_alive()
+    assert len(run.errors) == 1 and isinstance(run.errors[0], PipelineError), run.errors
+    assert "10 transactions aborted in a row; last: " in str(run.errors[0]), run.errors
+    assert "injected commit fault" in str(run.errors[0]), run.errors
+    assert run.metrics.snapshot().aborts == 10 and run.metrics.snapshot().processed == 0
+    assert read_all(kafka_bootstrap, names.scores, idle_s=1.0) == []
