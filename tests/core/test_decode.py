@@ -107,6 +107,8 @@ def test_short_decimals_are_exact():
     (raw(fraud_score=0.1), "reserved field: `fraud_score` is written by the scorer"),
     (raw(model_version="x"), "reserved field: `model_version` is written by the scorer"),
     (raw(reasons=[]), "reserved field: `reasons` is written by the scorer"),
+    (raw(card={}), "reserved field: `card` is written by the scorer"),
+    (raw(risk_level="LOW"), "reserved field: `risk_level` is written by the scorer"),
     (raw(timestamp="2026-03-01T13:45:00+00:00"), "bad timestamp: `timestamp` '2026-03-01T13"),
     (raw(timestamp="2026-03-01 13:45:00Z"), "bad timestamp:"),
     (raw(timestamp="2026-02-30T13:45:00Z"), "bad timestamp: `timestamp` '2026-02-30T13:45:00Z': "
