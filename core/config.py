@@ -299,7 +299,7 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> ScoringConf
         data = dict(loaded or {})
     namespace = overrides.pop("namespace", None)
     kafka_extra = overrides.pop("kafka", None)
-    data.update({k: (str(v) if isinstance(v, PurePath) else v) for k, v in overrides.items() if v is not None})
+    data.update({k: msgspec.to_builtins(v, enc_hook=_path_text) for k, v in overrides.items() if v is not None})
     if kafka_extra:
         data["kafka"] = {**(data.get("kafka") or {}), **kafka_extra}
     if namespace is not None:

@@ -46,12 +46,12 @@ class TopicNames(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
             if not isinstance(name, str) or not _TOPIC.fullmatch(name) or name in (".", ".."):
                 return (f"topics.{field}: {name!r} is not a Kafka topic name (1 to 249 letters, digits, "
                         "'.', '_' or '-')")
-        for own in ("transactions", "state"):
-            for other in fields:
-                if own in fields and other != own and getattr(self, other) == getattr(self, own):
-                    first, second = sorted((own, other), key=fields.index)
-                    return (f"topics.{first} and topics.{second} are both {getattr(self, own)!r}: "
-                            f"{own} needs a topic of its own")
+        for own in (f for f in ("transactions", "state") if f in fields):
+            other = next((f for f in fields if f != own and getattr(self, f) == getattr(self, own)), None)
+            if other is not None:
+                first, second = sorted((own, other), key=fields.index)
+                return (f"topics.{first} and topics.{second} are both {getattr(self, own)!r}: "
+                        f"{own} needs a topic of its own")
         return None
 
     def all(self) -> tuple[str, str, str, str]:
