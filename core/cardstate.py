@@ -367,6 +367,7 @@ class CardStates:
 
     def _reader_consumer(self) -> Consumer:
         if self._reader is None:
+            from core.rdkafkalog import QUIET_LOG_LEVEL
             from core.txn import reader_settings
             settings = reader_settings(self._config)
             # auto.offset.reset=error: input deleted since the snapshot must stop the replay
@@ -374,6 +375,9 @@ class CardStates:
             # Prefetch up to 1M records (librdkafka's default 100,000 left the reader waiting
             # for fetches): a 1M-record restore 2.2-2.5 s instead of 3.4-3.6 s with a core
             # free, the same when CPU-starved; ~200 MB more memory while it runs (2026-12-06).
+            # Idle between restores, so never polled then: its connection errors on stderr while
+            # Kafka is away would only repeat the group consumer's (core.rdkafkalog).
+            settings.setdefault("log_level", QUIET_LOG_LEVEL)
             settings.update({"auto.offset.reset": "error",
                              "fetch.max.bytes": str(64 << 20), "fetch.wait.max.ms": "10",
                              "max.partition.fetch.bytes": str(16 << 20),

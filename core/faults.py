@@ -9,6 +9,8 @@ Points: ``produce`` (after the batch's outputs went into the open transaction) a
 holds that share of transactions open for STALL_S after their outputs were produced, as a slow
 broker would, so that a kill -9 test's random kills land inside open transactions with records
 already on the broker (without it, a worker spends most of its time between transactions).
+And ``hang``: that share of transactions never returns from a call inside commit_transaction,
+as librdkafka sometimes does (core.txnwatch), and the watch then gives up after HANG_WATCH_S.
 
 Read once when a ScoringConsumer is made; unset (the default) it is None and the loop's only
 cost is one `is not None` per batch. A bad value is a ConfigError naming the variable.
@@ -30,8 +32,9 @@ __all__ = ["ENV", "POINTS", "Faults", "faults_from_env"]
 log = logging.getLogger(__name__)
 
 ENV = "FRAUDSTREAM_FAULTS"
-POINTS = ("produce", "commit", "stall")
+POINTS = ("produce", "commit", "stall", "hang")
 STALL_S = 0.05
+HANG_WATCH_S = 3.0   # core.txnwatch's patience with `hang` injected (60 s otherwise)
 
 
 class Faults:
@@ -44,13 +47,16 @@ class Faults:
 
     def hit(self, point: str) -> None:
         """Raise an abortable KafkaException at `point` with its probability (or, at
-        ``stall``, wait STALL_S)."""
+        ``stall``, wait STALL_S; at ``hang``, for ever)."""
         rate = self.rates.get(point)
         if rate and self._random() < rate:
             self.injected[point] += 1
             if point == "stall":
                 time.sleep(STALL_S)
                 return
+            if point == "hang":
+                while True:
+                    time.sleep(3600)
             raise KafkaException(KafkaError(KafkaError._STATE, f"{ENV}: injected {point} fault",
                                             txn_requires_abort=True))
 

@@ -1,12 +1,14 @@
 """The service's HTTP endpoint (``--metrics-port``): Prometheus ``/metrics`` and ``/healthz``.
 
-``/healthz`` answers 200 when every worker slot is up (consuming) and no input partition is
-paused, and 503 otherwise, during start-up too, with a JSON body naming the slots that are not
-up and counting the paused partitions::
+``/healthz`` answers 200 when every worker slot is up (consuming), every worker reaches Kafka
+and no input partition is paused, and 503 otherwise, during start-up too, with a JSON body
+naming the slots that are not up and counting the workers that find no broker answering
+(core.reach) and the paused partitions::
 
     {"status": "degraded", "up": 5, "slots": 6,
      "down": [{"slot": 3, "state": "backing-off", "failures": 4, "restarts": 4,
                "last_exit": "Kafka error (exit code 2)", "retry_in_s": 3.2}],
+     "kafka_unreachable_workers": 0,
      "paused_partitions": {"card_state_held": 0, "offset_reset_refused": 0}}
 
 so a load balancer or an orchestrator's readiness probe sees a partly working service as not
@@ -38,15 +40,17 @@ __all__ = ["serve_http", "health", "SlotCollector"]
 _STATES = [s.value for s in SlotState]
 
 
-def health(views: Sequence[SlotView], paused: Mapping[str, int] | None = None) -> tuple[int, bytes]:
-    """(HTTP status, JSON body) of /healthz for these slots and `paused` partitions (core.metrics.paused_partitions)."""
+def health(views: Sequence[SlotView], paused: Mapping[str, int] | None = None,
+           unreachable: int = 0) -> tuple[int, bytes]:
+    """(HTTP status, JSON body) of /healthz for these slots, `paused` partitions
+    (core.metrics.paused_partitions) and `unreachable` workers (core.metrics.unreachable_workers)."""
     down = [dataclasses.asdict(v) for v in views if v.state != SlotState.UP.value]
     for d in down:
         d["retry_in_s"] = round(d["retry_in_s"], 1)
     paused = dict(paused) if paused is not None else dict.fromkeys(PAUSED_KINDS, 0)
-    ok = views and not down and not any(paused.values())
-    body = {"status": "ok" if ok else "degraded", "up": len(views) - len(down),
-            "slots": len(views), "down": down, "paused_partitions": paused}
+    ok = views and not down and not unreachable and not any(paused.values())
+    body = {"status": "ok" if ok else "degraded", "up": len(views) - len(down), "slots": len(views),
+            "down": down, "kafka_unreachable_workers": unreachable, "paused_partitions": paused}
     return (200 if body["status"] == "ok" else 503), msgspec.json.encode(body) + b"\n"
 
 
@@ -70,9 +74,11 @@ class SlotCollector:
 
 
 def serve_http(port: int, registry: CollectorRegistry, views: Callable[[], Sequence[SlotView]],
-               paused: Callable[[], Mapping[str, int]] | None = None) -> ThreadingHTTPServer:
+               paused: Callable[[], Mapping[str, int]] | None = None,
+               unreachable: Callable[[], int] | None = None) -> ThreadingHTTPServer:
     """Serve /metrics and /healthz on `port` (all interfaces) from a daemon thread; `paused()`:
-    the workers' paused partitions at this instant."""
+    the workers' paused partitions at this instant, `unreachable()`: the workers that find no
+    Kafka broker answering."""
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:  # noqa: N802 - http.server's name
@@ -80,7 +86,7 @@ def serve_http(port: int, registry: CollectorRegistry, views: Callable[[], Seque
             if path == "/metrics":
                 status, body, kind = 200, generate_latest(registry), CONTENT_TYPE_LATEST
             elif path == "/healthz":
-                status, body = health(views(), paused() if paused else None)
+                status, body = health(views(), paused() if paused else None, unreachable() if unreachable else 0)
                 kind = "application/json"
             else:
                 status, body, kind = 404, b"not found: try /metrics or /healthz\n", "text/plain"

@@ -37,18 +37,21 @@ from core.cardstate import CardStates
 from core.config import ScoringConfig, check_consumer_args, kafka_int
 from core.culprits import Culprits
 from core.errors import ConfigError, PipelineError, SettingRefused
-from core.faults import faults_from_env
+from core.faults import HANG_WATCH_S, faults_from_env
 from core.limits import DEFAULT_MAX_MESSAGE_BYTES, OutputLimits
 from core.metrics import LoopMetrics, Ticker, consumer_lag, format_stats
 from core.offsets import (is_reset_refused, next_offsets, offset_reset_paused, offset_reset_refused, plan_start,
                           refused_text)
 from core.preflight import check_client_settings
+from core.rdkafkalog import client_logger
+from core.reach import KafkaReach
 from core.routing import produce_outputs
 from core.stateholds import StateHolds
 from core.topicids import TopicGuard, TopicsReplaced, confirm, flush_and_ask
+from core.txnwatch import STUCK_S, CallWatch
 from core.workerstart import check_topics, init_transactions, output_limits
-from core.txn import (AbortRequired, admin_settings, consumer_settings, kafka_cause, producer_settings,
-                      raise_produce_error, reader_settings, txn_call, worker_id)
+from core.txn import (TXN_CALL_S, AbortRequired, StoppedWaiting, admin_settings, consumer_settings, kafka_cause,
+                      producer_settings, raise_produce_error, reader_settings, txn_call, worker_id)
 
 __all__ = ["ScoringConsumer"]
 
@@ -59,6 +62,9 @@ log = logging.getLogger(__name__)
 _MAX_CONSECUTIVE_ABORTS = 10
 _LAG_REFRESH_S = 1.0
 _ABORT_BEFORE_EXIT_S = 10.0
+# How long a flush still waits for acknowledgements once stop() came: then the transaction is
+# aborted (TXN_CALL_S) or, with Kafka away, left open; all well within the supervisor's 30 s.
+_FLUSH_AFTER_STOP_S = 2.0
 
 
 def _setting(settings: dict[str, Any], key: str, default: int) -> int:
@@ -76,10 +82,16 @@ class ScoringConsumer:
     """
 
     def __init__(self, config: ScoringConfig, scorer: Any, *, slot: int = 0,
-                 metrics: LoopMetrics | None = None, on_started: Callable[[], None] | None = None):
+                 metrics: LoopMetrics | None = None, on_started: Callable[[], None] | None = None,
+                 on_stuck: Callable[[str, float], None] | None = None):
         check_consumer_args(config, scorer, slot)
         self.config = config
         self.on_started = on_started   # called once it consumes (transactions initialised, topics found)
+        self._faults = faults_from_env()   # test only; None unless FRAUDSTREAM_FAULTS is set
+        # on_stuck is called (from another thread) with a transactional call librdkafka has not
+        # returned from in core.txnwatch.STUCK_S; by default an error line: the service's worker exits
+        hang = self._faults is not None and "hang" in self._faults.rates
+        self._watch = CallWatch(worker_id(config, slot), on_stuck, HANG_WATCH_S if hang else STUCK_S)
         self.scorer = scorer
         self.slot = slot
         self.metrics = metrics or LoopMetrics.shared()
@@ -107,9 +119,9 @@ class ScoringConsumer:
         self._cards = CardStates(config, self.name, getattr(scorer, "model_version", "")) if config.state else None
         # partitions whose card state cannot be restored: paused, retried (core.stateholds)
         self._holds = StateHolds(self.name, config.topics.transactions) if config.state else None
-        self._faults = faults_from_env()   # test only; None unless FRAUDSTREAM_FAULTS is set
         self._guard: TopicGuard | None = None   # the topics' ids, checked before each commit (exactly once)
         self._flush_s = 30.0
+        self._reach = KafkaReach(self.name, self.metrics.set_unreachable)
 
     def stop(self) -> None:
         """Ask run() to return after the current transaction (safe from signal handlers)."""
@@ -131,13 +143,15 @@ class ScoringConsumer:
         if self._cards is not None:   # ConfigError when a card's state record may not fit
             self._cards.set_limit(self._limits.of(cfg.topics.state))
         settings["on_delivery"] = self._culprits.on_delivery
+        settings.update(error_cb=self._reach.on_error, logger=client_logger())
         self._producer = Producer(settings)
         try:
             if cfg.exactly_once:
                 init_transactions(self._producer, self._stopping, self.name, cfg.bootstrap_servers)
             if self._stopping.is_set():
                 return   # never join the group once stopped: it would fence the slot's replacement
-            self._consumer = Consumer(consumer_settings(cfg, self.slot))
+            self._consumer = Consumer({**consumer_settings(cfg, self.slot), "error_cb": self._reach.on_error,
+                                       "logger": client_logger()})
             check_topics(self._consumer, cfg)
             if cfg.exactly_once and cfg.topic_guard:
                 self._learn_topics(settings)
@@ -151,6 +165,12 @@ class ScoringConsumer:
                 if self.on_started is not None:
                     self.on_started()
                 self._loop()
+        except StoppedWaiting as exc:
+            # Aborting would wait for Kafka as well: the slot's next start aborts it (or Kafka, after
+            # transaction.timeout.ms), and until then read_committed readers wait for it.
+            log.warning("%s: stopped while Kafka did not answer (%s): its open transaction is left to be "
+                        "aborted", self.name, exc)
+            self._txn_open = False
         finally:
             self._close()
 
@@ -177,6 +197,7 @@ class ScoringConsumer:
             self._cards.close()
             state = self._cards.stats_text()
         offset_reset_paused().set(0)   # a stopped loop pauses nothing
+        self._reach.close()
         if self._consumer is not None:
             try:
                 self._consumer.close()
@@ -238,8 +259,12 @@ class ScoringConsumer:
     def _abort_if_open(self, why: str) -> None:
         if self._txn_open:
             log.warning("%s: %s with a transaction open: aborting it", self.name, why)
-            txn_call("abort_transaction", self._producer.abort_transaction)
+            self._txn("abort_transaction", self._producer.abort_transaction, TXN_CALL_S)
             self._txn_open = False
+
+    def _txn(self, what: str, fn: Callable[..., Any], *args: Any) -> Any:
+        """txn_call, bounded waits: Kafka not answering is reported (core.reach), stop() honoured."""
+        return txn_call(what, fn, *args, stopping=self._stopping, unanswered=self._reach.no_answer, watch=self._watch)
 
     # -- the loop -----------------------------------------------------------------------------
 
@@ -256,7 +281,10 @@ class ScoringConsumer:
                 self._process(msgs)
             if self._holds:
                 self._holds.resume_due(self._consumer)
+            if self._reach.probe_due():
+                self._reach.probe(self._consumer, cfg.topics.transactions)
             if lag.due():
+                self._producer.poll(0)   # its log lines and errors, while no commit flushes it
                 offset_reset_paused().set(len(self._refused))   # what /healthz reads, at most 1 s old
                 total = consumer_lag(self._consumer, self._lag_from, self._lag_highs)
                 if total is not None:
@@ -335,7 +363,7 @@ class ScoringConsumer:
         producer = self._producer
         self._culprits.begin()
         try:
-            txn_call("begin_transaction", producer.begin_transaction)
+            self._txn("begin_transaction", producer.begin_transaction)
             self._txn_open = True
             try:
                 diverted = produce_outputs(producer, self.config.topics, msgs, result, self._limits, divert)
@@ -350,15 +378,18 @@ class ScoringConsumer:
             # The topics' ids are asked once every record is acknowledged (core.topicids), the
             # answer awaited after send_offsets: the two round trips overlap.
             guard = self._guard
-            answer = flush_and_ask(producer, guard, self._flush_s) if guard is not None else None
-            txn_call("send_offsets_to_transaction", producer.send_offsets_to_transaction,
-                     offsets, self._consumer.consumer_group_metadata())
+            answer = flush_and_ask(producer, guard, self._flush_s, self._stopping, _FLUSH_AFTER_STOP_S,
+                                   self._reach.flush_waits) if guard is not None else None
+            self._txn("send_offsets_to_transaction", producer.send_offsets_to_transaction,
+                      offsets, self._consumer.consumer_group_metadata(), TXN_CALL_S)
             if self._faults is not None:
-                txn_call("commit_transaction", self._faults.hit, "commit")
+                self._txn("commit_transaction", self._faults.hit, "commit")
+                self._txn("commit_transaction", self._faults.hit, "hang")
             if answer is not None:
                 confirm(answer)
-            txn_call("commit_transaction", producer.commit_transaction)
+            self._txn("commit_transaction", producer.commit_transaction, TXN_CALL_S)
             self._txn_open = False
+            self._reach.answered()
             self._aborts_in_row = 0
             self._culprits.committed(msgs)
             return time.perf_counter() - t0, diverted
@@ -391,7 +422,7 @@ class ScoringConsumer:
 
     def _abort_and_rewind(self, pending: list[Any], cause: AbortRequired, msgs: list[Any], result: Any) -> None:
         log.warning("%s: aborting transaction (%s); retrying batch from committed offsets", self.name, cause)
-        txn_call("abort_transaction", self._producer.abort_transaction)
+        self._txn("abort_transaction", self._producer.abort_transaction, TXN_CALL_S)
         self._txn_open = False
         self._drop_state({m.partition() for m in msgs})   # they applied the aborted batch
         self.metrics.record_abort()
@@ -404,6 +435,8 @@ class ScoringConsumer:
             self._aborts_in_row += 1
         if self._aborts_in_row >= _MAX_CONSECUTIVE_ABORTS:
             raise PipelineError(f"{self.name}: {self._aborts_in_row} transactions aborted in a row; last: {cause}")
+        if self._stopping.is_set():
+            return   # run() returns next: the next start resumes from the committed offsets (no wait for them now)
         self._rewind(pending)
 
     def _rewind(self, msgs: list[Any]) -> None:

@@ -22,7 +22,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from core.statemetrics import state_summary
 
-__all__ = ["LoopMetrics", "StatsSnapshot", "aggregate", "paused_partitions", "workers_registry", "format_stats",
+__all__ = ["LoopMetrics", "StatsSnapshot", "aggregate", "paused_partitions", "unreachable_workers", "workers_registry", "format_stats",
            "MULTIPROC_ENV", "bucket_quantile", "consumer_lag", "UNFETCHED_WATERMARKS_S", "PAUSED_KINDS"]
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -47,6 +47,7 @@ class StatsSnapshot:
     commit_p50_ms: float = 0.0
     commit_p99_ms: float = 0.0
     state: str = ""   # the per-card state's figures, already formatted (core.statemetrics)
+    kafka_unreachable: int = 0   # loops that find no broker answering now (core.reach)
 
     @property
     def mean_batch(self) -> float:
@@ -72,10 +73,15 @@ class LoopMetrics:
                                        buckets=_BATCH_BUCKETS, **kw)
         self.lag = Gauge("fraudstream_lag", "Input records not yet consumed (assigned partitions)",
                          multiprocess_mode="livesum", **kw)
+        self.unreachable = Gauge("fraudstream_kafka_unreachable",
+                                 "Scoring loops that find no Kafka broker answering now (core.reach)",
+                                 multiprocess_mode="livesum", **kw)
+        self.unreachable.set(0)
         # Exact percentiles for the stats line and the final summary: 1 µs .. 60 s, 3 digits.
         self.commit_hdr = HdrHistogram(1, 60_000_000, 3)
         self._totals = [0, 0, 0, 0, 0]
         self._lag_value = 0
+        self._unreachable = 0
 
     @classmethod
     def shared(cls) -> "LoopMetrics":
@@ -109,12 +115,19 @@ class LoopMetrics:
         self.lag.set(lag)
         self._lag_value = lag
 
+    def set_unreachable(self, down: bool) -> None:
+        """One loop of this process lost (True) or found again (False) its brokers (core.reach);
+        counted, since embedded loops of one process share these metrics."""
+        self._unreachable += 1 if down else -1
+        self.unreachable.set(self._unreachable)
+
     def snapshot(self) -> StatsSnapshot:
         """This process's totals with exact commit-latency percentiles."""
         p, a, d, b, ab = self._totals
         h = self.commit_hdr
         return StatsSnapshot(p, a, d, b, ab, self._lag_value,
-                             h.get_value_at_percentile(50) / 1000, h.get_value_at_percentile(99) / 1000)
+                             h.get_value_at_percentile(50) / 1000, h.get_value_at_percentile(99) / 1000,
+                             kafka_unreachable=self._unreachable)
 
 
 def bucket_quantile(buckets: list[tuple[float, float]], q: float) -> float:
@@ -157,6 +170,10 @@ class _WorkerFilesCollector:
         return MultiProcessCollector.merge(files, accumulate=True)
 
 
+# livesum gauges: one labelled sample per live process, summed here
+_LIVE_GAUGES = ("fraudstream_lag", "fraudstream_kafka_unreachable")
+
+
 def aggregate(directory: str | None = None) -> StatsSnapshot:
     """Totals over every process that wrote to the multiprocess directory."""
     registry = workers_registry(directory or os.environ[MULTIPROC_ENV])
@@ -166,7 +183,7 @@ def aggregate(directory: str | None = None) -> StatsSnapshot:
         for sample in family.samples:
             if sample.name == "fraudstream_commit_seconds_bucket":
                 buckets.append((float(sample.labels["le"]), sample.value))
-            elif not sample.labels or family.name == "fraudstream_lag":
+            elif not sample.labels or family.name in _LIVE_GAUGES:
                 values[sample.name] = values.get(sample.name, 0.0) + sample.value
     buckets.sort()
     return StatsSnapshot(
@@ -179,6 +196,7 @@ def aggregate(directory: str | None = None) -> StatsSnapshot:
         commit_p50_ms=bucket_quantile(buckets, 0.50) * 1000,
         commit_p99_ms=bucket_quantile(buckets, 0.99) * 1000,
         state=state_summary(values),
+        kafka_unreachable=int(values.get("fraudstream_kafka_unreachable", 0)),
     )
 
 
@@ -195,6 +213,12 @@ def paused_partitions(directory: str) -> dict[str, int]:
             if sample.name in _PAUSED:
                 paused[_PAUSED[sample.name]] += int(sample.value)
     return paused
+
+
+def unreachable_workers(directory: str) -> int:
+    """Live workers that find no Kafka broker answering now (what /healthz reports)."""
+    return sum(int(sample.value) for family in workers_registry(directory).collect()
+               for sample in family.samples if sample.name == "fraudstream_kafka_unreachable")
 
 
 def workers_registry(multiprocess_dir: str) -> CollectorRegistry:
@@ -214,7 +238,11 @@ def format_stats(now: StatsSnapshot, before: StatsSnapshot, elapsed_s: float, wh
     return (f"{prefix}processed={now.processed:,}{rate} alerts={now.alerts:,} "
             f"dead_letters={now.deadletters:,} batch={d_records / d_batches if d_batches else 0:,.0f} "
             f"commit_p50={now.commit_p50_ms:.1f}ms commit_p99={now.commit_p99_ms:.1f}ms "
-            f"aborts={now.aborts} lag={now.lag:,}{now.state}")
+            f"aborts={now.aborts} lag={now.lag:,}{now.state}{_unreachable_text(now.kafka_unreachable)}")
+
+
+def _unreachable_text(loops: int) -> str:
+    return f" | Kafka unreachable from {loops:,} worker(s)" if loops else ""
 
 
 class Ticker:

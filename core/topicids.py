@@ -85,20 +85,22 @@ class TopicGuard:
         return lambda: id_changes(self.learned, self._answer(futures))
 
     def changes_if_known(self) -> list[str]:
-        """What ask() answers, waited for now; empty when Kafka cannot say (the caller goes on
-        as without the guard, and the check before the next commit decides)."""
+        """What ask() answers, waited for now, asked once (at most _REQUEST_TIMEOUT_S); empty
+        when Kafka cannot say (the caller goes on as without the guard, and the check before
+        the next commit decides). Once: with the brokers gone, the retries of ask() made each
+        1 s slice of a flush 16 s long, and a stop() waited past the supervisor's patience."""
         try:
-            return self.ask()()
+            return id_changes(self.learned, self._answer(self._describe(), within_s=0.0))
         except Exception:   # noqa: BLE001 - a timeout, a broker gone, a client error: unknown
             return []
 
     def _describe(self) -> dict[str, Any]:
         return self._admin.describe_topics(TopicCollection(self._names), request_timeout=_REQUEST_TIMEOUT_S)
 
-    def _answer(self, futures: dict[str, Any]) -> dict[str, str | None]:
+    def _answer(self, futures: dict[str, Any], within_s: float = _ANSWER_WITHIN_S) -> dict[str, str | None]:
         """The ids the futures give; asked again through a new client while Kafka does not
-        answer, for up to _ANSWER_WITHIN_S."""
-        deadline = time.monotonic() + _ANSWER_WITHIN_S
+        answer, for up to `within_s`."""
+        deadline = time.monotonic() + within_s
         while True:
             try:
                 return self._ids(futures)
@@ -129,29 +131,45 @@ class TopicGuard:
 def _admin_client(settings: dict[str, Any]) -> Any:
     from confluent_kafka.admin import AdminClient
 
-    return AdminClient(settings)
+    from core.rdkafkalog import QUIET_LOG_LEVEL
+
+    # Never polled, and made anew after each failure: its connection errors on stderr would
+    # only repeat what the abort that follows says (-X log_level still wins).
+    return AdminClient({"log_level": QUIET_LOG_LEVEL, **settings})
 
 
-def flush_and_ask(producer: Any, guard: TopicGuard, timeout_s: float) -> Callable[[], list[str]]:
+def flush_and_ask(producer: Any, guard: TopicGuard, timeout_s: float, stopping: Any = None,
+                  stop_wait_s: float = 5.0, unanswered: Callable[[str, float], None] | None = None
+                  ) -> Callable[[], list[str]]:
     """Wait until every record of the open transaction is acknowledged, then ask `guard` for
     the topics' ids; the call returned waits for the answer (give it to `confirm`), so the
     caller can do another round trip meanwhile. Raises TopicsReplaced when a topic is found
     changed while records still wait, AbortRequired when records are left unacknowledged
-    after `timeout_s` or Kafka cannot be asked."""
-    deadline = time.monotonic() + timeout_s
+    after `timeout_s`, or `stop_wait_s` after `stopping` (a threading.Event) is set, or when
+    Kafka cannot be asked; `unanswered("flush", seconds waited)` is told while records wait
+    (core.reach)."""
+    start = time.monotonic()
+    deadline = start + timeout_s
+    stopped = False
     while True:
+        if not stopped and stopping is not None and stopping.is_set():
+            deadline = min(deadline, time.monotonic() + stop_wait_s)
+            stopped = True
         try:
             left = producer.flush(min(_FLUSH_SLICE_S, max(0.0, deadline - time.monotonic())))
         except (KafkaException, SystemError) as exc:
             raise_txn_error("flush", kafka_cause(exc))
         if not left:
             return _asked(guard.ask)
-        changes = guard.changes_if_known()   # records wait: for a leader (a failover), or a topic gone?
-        if changes:
-            raise TopicsReplaced("; ".join(changes))
+        if unanswered is not None:
+            unanswered("flush", time.monotonic() - start)
+        if not stopped:   # once stopping, the abort after stop_wait_s ends it anyway
+            changes = guard.changes_if_known()   # records wait: for a leader (a failover), or a topic gone?
+            if changes:
+                raise TopicsReplaced("; ".join(changes))
         if time.monotonic() >= deadline:
             raise AbortRequired("flush", KafkaError(KafkaError._TIMED_OUT,
-                                                    f"{left} output records unacknowledged after {timeout_s:.0f} s"))
+                                                    f"{left} output records unacknowledged after {time.monotonic() - start:.0f} s"))
 
 
 def confirm(answer: Callable[[], list[str]]) -> None:

@@ -18,7 +18,7 @@ from core.config import ScoringConfig, kafka_bool
 from core.errors import PipelineError
 
 __all__ = ["consumer_settings", "reader_settings", "producer_settings", "admin_settings", "worker_id", "txn_call", "raise_txn_error",
-           "raise_produce_error", "kafka_cause", "AbortRequired"]
+           "raise_produce_error", "kafka_cause", "AbortRequired", "StoppedWaiting", "TXN_CALL_S"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -198,23 +198,54 @@ def kafka_cause(exc: BaseException) -> KafkaException:
     raise exc
 
 
-def txn_call(what: str, fn: Callable[..., T], *args: Any, attempts: int = 20) -> T:
+# The longest one wait of send_offsets / commit / abort: librdkafka's default is for ever, and
+# a worker waiting for a broker that is down would neither say so nor honour stop(). A call
+# that times out goes on in the background and is called again (librdkafka's rule).
+TXN_CALL_S = 5.0
+
+
+class StoppedWaiting(Exception):
+    """stop() came while a transactional call waited for Kafka, which did not answer: the
+    transaction is left open, for the slot's next start (or Kafka's transaction timeout) to abort."""
+
+
+def txn_call(what: str, fn: Callable[..., T], *args: Any, attempts: int = 20,
+             stopping: Any = None, unanswered: Callable[[str, float], None] | None = None,
+             watch: Any = None) -> T:
     """Call a transactional API, retrying what librdkafka calls retriable.
 
-    Raises AbortRequired when the transaction must be aborted, PipelineError when the
-    producer is fenced or hit a fatal error.
+    A call given a timeout (TXN_CALL_S) that runs out is called again for as long as Kafka
+    does not answer, and `unanswered(what, seconds waited)` is told each time (core.reach); StoppedWaiting
+    once `stopping` (a threading.Event) is set; `watch` (core.txnwatch.CallWatch) sees each
+    call begin and end. Raises AbortRequired when the transaction must be aborted,
+    PipelineError when the producer is fenced or hit a fatal error.
     """
-    for attempt in range(1, attempts + 1):
+    attempt = 0
+    start = time.monotonic()
+    while True:
+        if watch is not None:
+            watch.begin(what)
         try:
             return fn(*args)
         except SystemError as exc:
             raise_txn_error(what, kafka_cause(exc))
         except KafkaException as exc:
             error = exc.args[0] if exc.args else None
-            if (isinstance(error, KafkaError) and error.retriable() and not error.fatal()
-                    and not error.txn_requires_abort() and attempt < attempts):
-                log.warning("%s: retriable error (attempt %d/%d): %s", what, attempt, attempts, error.str())
-                time.sleep(min(0.05 * attempt, 1.0))
+            if not (isinstance(error, KafkaError) and error.retriable() and not error.fatal()
+                    and not error.txn_requires_abort()):
+                raise_txn_error(what, exc)
+            if error.code() == KafkaError._TIMED_OUT:   # no answer in the call's timeout: wait on
+                if unanswered is not None:
+                    unanswered(what, time.monotonic() - start)
+                if stopping is not None and stopping.is_set():
+                    raise StoppedWaiting(f"{what}: {error.str()}") from exc
+                time.sleep(0.05)   # never a hot loop, should a call time out at once
                 continue
-            raise_txn_error(what, exc)
-    raise AssertionError("unreachable")
+            attempt += 1
+            if attempt >= attempts:
+                raise_txn_error(what, exc)
+            log.warning("%s: retriable error (attempt %d/%d): %s", what, attempt, attempts, error.str())
+            time.sleep(min(0.05 * attempt, 1.0))
+        finally:
+            if watch is not None:
+                watch.end()

@@ -140,6 +140,16 @@ def worker_main(config_json: bytes, slot: int, parent_pid: int, log_level: int, 
                 "stops" if ready.is_set() else "cannot start", reason)
         sys.exit(code)
 
+    def stuck(what: str, waited: float) -> None:
+        # From core.txnwatch's thread, the main thread blocked inside librdkafka for good: only
+        # an exit ends it, and its restart resumes from the committed offsets.
+        reason = (f"librdkafka has not returned from {what} for {waited:.0f} s, past its own timeout: "
+                  "exiting, the restart resumes from the committed offsets")
+        status.send(Failed(EXIT_PIPELINE, reason[:_MAX_REASON]))
+        log.error("worker %d stops: %s", slot, reason)
+        logging.shutdown()
+        os._exit(EXIT_PIPELINE)
+
     from core.gctune import tune_gc_for_batches
     from core.loop import ScoringConsumer
 
@@ -150,7 +160,7 @@ def worker_main(config_json: bytes, slot: int, parent_pid: int, log_level: int, 
         scorer = Scorer.load(config.model_path)
         # a ConfigError here (a model that needs the state, with state off) is a start-up
         # error: restarting the worker could never cure it
-        consumer = ScoringConsumer(config, scorer, slot=slot, on_started=started)
+        consumer = ScoringConsumer(config, scorer, slot=slot, on_started=started, on_stuck=stuck)
     except FraudstreamError as exc:
         fail(exc)
     tune_gc_for_batches()

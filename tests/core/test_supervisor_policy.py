@@ -121,7 +121,11 @@ def test_healthz_is_200_only_when_every_slot_is_up():
     code, body = health([s.view(clock()) for s in slots])
     none_paused = {"card_state_held": 0, "offset_reset_refused": 0}
     assert (code, json.loads(body)) == (200, {"status": "ok", "up": 3, "slots": 3, "down": [],
-                                              "paused_partitions": none_paused})
+                                              "kafka_unreachable_workers": 0, "paused_partitions": none_paused})
+    # every slot up, but one cannot reach Kafka (core.reach): nothing is scored by it
+    code, body = health([s.view(clock()) for s in slots], none_paused, 1)
+    doc = json.loads(body)
+    assert (code, doc["status"], doc["up"], doc["kafka_unreachable_workers"]) == (503, "degraded", 3, 1)
     # every slot up, but a partition held back on purpose: its input waits unscored
     for why in none_paused:
         code, body = health([s.view(clock()) for s in slots], {**none_paused, why: 1})

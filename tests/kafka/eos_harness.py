@@ -4,14 +4,18 @@ the read_committed verdict."""
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
+import urllib.error
+import urllib.request
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
@@ -319,7 +323,12 @@ class InProcess:
 def wait_first_commit(bootstrap: str, group: str, topic: str, service: Service, timeout: float = 120.0) -> None:
     """Wait until the group has committed an offset on some partition of `topic`."""
     deadline = time.monotonic() + timeout
-    while not any(o > 0 for o in committed_offsets(bootstrap, group, topic, range(6)).values()):
+    while True:
+        try:
+            if any(o > 0 for o in committed_offsets(bootstrap, group, topic, range(6)).values()):
+                return
+        except KafkaException as exc:   # a broker just started: NOT_COORDINATOR while it loads the groups
+            assert time.monotonic() < deadline, f"no commit within {timeout}s: {exc}\n{service.tail()}"
         assert time.monotonic() < deadline, f"no commit within {timeout}s:\n{service.tail()}"
         time.sleep(0.1)
 
@@ -511,3 +520,46 @@ def finish(tail: threading.Thread | None, *services: Service | None) -> None:
     for svc in services:
         if svc is not None and svc.proc.poll() is None:
             svc.stop()
+
+
+def free_port() -> int:
+    """A TCP port free now on 127.0.0.1 (e.g. for --metrics-port)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def healthz(port: int) -> tuple[int, dict]:
+    """The service's /healthz: (status, body); (0, {}) while nothing answers."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+    except (urllib.error.URLError, ConnectionError):
+        return 0, {}
+
+
+def wait_health(port: int, svc: Service, want, timeout: float = 60.0) -> dict:
+    """The first /healthz body for which want(status, body) holds, polled every 50 ms."""
+    deadline = time.monotonic() + timeout
+    while True:
+        code, doc = healthz(port)
+        if code and want(code, doc):
+            return doc
+        assert svc.proc.poll() is None, f"service exited:\n{svc.tail()}"
+        assert time.monotonic() < deadline, f"/healthz never matched (last {code} {doc}):\n{svc.tail()}"
+        time.sleep(0.05)
+
+
+def drain_with_new_service(bootstrap: str, names: TopicNames, group: str, log_dir: Path, *, workers: int,
+                           tag: str = "second", timeout: float = 180.0) -> None:
+    """Start a service on the group, wait until it has committed to the end of the input,
+    stop it (exit 0 asserted); stopped whatever happens."""
+    svc = Service(bootstrap, names, group, log_dir, workers=workers, tag=tag)
+    try:
+        svc.wait_workers(workers)
+        wait_drained(bootstrap, group, names.transactions, timeout=timeout, service=svc)
+        assert svc.stop() == 0, svc.tail()
+    finally:
+        finish(None, svc)

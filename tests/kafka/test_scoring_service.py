@@ -16,8 +16,8 @@ from core.config import ScoringConfig
 from core.loop import ScoringConsumer
 from core.metrics import LoopMetrics
 from core.routing import H_REASON, H_SOURCE_OFFSET, H_SOURCE_PARTITION
-from tests.kafka.eos_harness import (Service, committed_offsets, finish, hostile_values, make_inputs,
-                                     produce_inputs, trickle, verify, wait_drained, wait_first_commit)
+from tests.kafka.eos_harness import (Service, committed_offsets, drain_with_new_service, finish, hostile_values,
+                                     make_inputs, produce_inputs, trickle, verify, wait_drained, wait_first_commit)
 from tests.kafka.kafka_io import read_all
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(300)]
@@ -102,7 +102,6 @@ def test_sigterm_mid_run_then_restart(kafka_bootstrap, fresh_topics, tmp_path):
     group = f"term-{uuid.uuid4().hex[:6]}"
     first = Service(kafka_bootstrap, names, group, tmp_path, workers=3, tag="first")
     tail = trickle(kafka_bootstrap, names.transactions, inputs, inputs.records[split:], tps=2000)   # ~10 s
-    second = None
     try:
         first.wait_workers(3)
         wait_first_commit(kafka_bootstrap, group, names.transactions, first)
@@ -120,12 +119,9 @@ def test_sigterm_mid_run_then_restart(kafka_bootstrap, fresh_topics, tmp_path):
         print(f"stopped in {stop_s:.1f}s with {done:,} of {len(inputs.records):,} committed")
         assert 0 < done < len(inputs.records)
         tail.join()
-        second = Service(kafka_bootstrap, names, group, tmp_path, workers=3, tag="second")
-        second.wait_workers(3)
-        wait_drained(kafka_bootstrap, group, names.transactions, timeout=180, service=second)
-        assert second.stop() == 0, second.tail()
+        drain_with_new_service(kafka_bootstrap, names, group, tmp_path, workers=3)
     finally:
-        finish(tail, first, second)
+        finish(tail, first)
     v = verify(kafka_bootstrap, names, inputs)
     print(v)
     assert v.exactly_once(), v

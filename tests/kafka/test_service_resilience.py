@@ -5,14 +5,11 @@ workers with it. Every run ends with the exactly-once verdict over read_committe
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import re
-import socket
 import threading
 import time
-import urllib.error
 import urllib.request
 import uuid
 from pathlib import Path
@@ -21,8 +18,8 @@ import pytest
 
 from core.paths import home
 from core.worker import ORPHAN_EXIT_S
-from tests.kafka.eos_harness import (Service, finish, make_inputs, produce_inputs, trickle, verify,
-                                     wait_drained)
+from tests.kafka.eos_harness import (Service, finish, free_port, healthz, make_inputs, produce_inputs, trickle,
+                                     verify, wait_drained, wait_health)
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(300)]
 
@@ -31,33 +28,6 @@ def _seed() -> int:
     seed = int(os.environ.get("EOS_SEED", time.time_ns() % 1_000_000))
     print(f"seed={seed} (rerun with EOS_SEED={seed})")
     return seed
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _healthz(port: int) -> tuple[int, dict]:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as r:
-            return r.status, json.loads(r.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read())
-    except (urllib.error.URLError, ConnectionError):
-        return 0, {}
-
-
-def _wait_health(port: int, svc: Service, want, timeout: float = 60.0) -> dict:
-    deadline = time.monotonic() + timeout
-    while True:
-        code, doc = _healthz(port)
-        if code and want(code, doc):
-            return doc
-        assert svc.proc.poll() is None, f"service exited:\n{svc.tail()}"
-        assert time.monotonic() < deadline, f"/healthz never matched (last {code} {doc}):\n{svc.tail()}"
-        time.sleep(0.05)
 
 
 def _slot_pid(svc: Service, slot: int) -> int:
@@ -109,7 +79,7 @@ def _committed_while_down(port: int, svc: Service, before: float) -> float:
     (reading it once /healthz said 200 also counted the others' commits after that)."""
     while True:
         during = _transactions_total(port) - before
-        code, doc = _healthz(port)
+        code, doc = healthz(port)
         if code == 0:   # no answer this time
             assert svc.proc.poll() is None, f"service exited:\n{svc.tail()}"
             continue
@@ -125,25 +95,25 @@ def test_a_slot_that_keeps_failing_backs_off_while_the_others_score(kafka_bootst
     # a slow machine (4 restarts of ~3 s each; failed under 4 busy loops on 2 cores), and the
     # others, caught up, then have nothing to commit while it is down.
     rest, late = rest[:-3000], rest[-3000:]
-    port = _free_port()
+    port = free_port()
     svc = Service(kafka_bootstrap, names, group, tmp_path, workers=3, extra=("--metrics-port", str(port)))
     tail = trickle(kafka_bootstrap, names.transactions, inputs, rest, tps=1500)
     late_tail = trickle(kafka_bootstrap, names.transactions, inputs, late, tps=None)
     try:
-        _wait_health(port, svc, lambda code, doc: code == 200)
+        wait_health(port, svc, lambda code, doc: code == 200)
         tail.start()
         for kill in range(1, 5):   # slot 1 dies each time it is up again: 4 failures in a row
-            _wait_health(port, svc, lambda code, doc: code == 200)
+            wait_health(port, svc, lambda code, doc: code == 200)
             os.kill(_slot_pid(svc, 1), 9)
-            doc = _wait_health(port, svc, lambda code, doc: code == 503 and doc["down"][0]["failures"] == kill)
+            doc = wait_health(port, svc, lambda code, doc: code == 503 and doc["down"][0]["failures"] == kill)
             assert [d["slot"] for d in doc["down"]] == [1] and doc["up"] == 2, doc
             before = _transactions_total(port)
         late_tail.start()
-        doc = _wait_health(port, svc, lambda code, doc: code == 503 and doc["down"][0]["state"] == "backing-off")
+        doc = wait_health(port, svc, lambda code, doc: code == 503 and doc["down"][0]["state"] == "backing-off")
         down = doc["down"][0]
         assert down["last_exit"] == "exit code -9 (killed by SIGKILL)" and down["retry_in_s"] <= 2.0, doc
         during = _committed_while_down(port, svc, before)   # by slots 0 and 2 alone
-        _wait_health(port, svc, lambda code, doc: code == 200)
+        wait_health(port, svc, lambda code, doc: code == 200)
         tail.join()
         late_tail.join()
         wait_drained(kafka_bootstrap, group, names.transactions, timeout=120, service=svc)
@@ -245,13 +215,13 @@ def test_a_twin_with_the_same_instance_id_is_one_error_line(kafka_bootstrap, fre
 
 def test_a_sigkilled_supervisor_takes_its_workers_along(kafka_bootstrap, fresh_topics, tmp_path):
     names, inputs, group, rest, _ = _setup(kafka_bootstrap, fresh_topics, "orphans", 40_000, preload=0.5)
-    port = _free_port()
+    port = free_port()
     first = Service(kafka_bootstrap, names, group, tmp_path, workers=3, tag="first",
                     extra=("--metrics-port", str(port)))
     tail = trickle(kafka_bootstrap, names.transactions, inputs, rest, tps=4000)
     second = None
     try:
-        _wait_health(port, first, lambda code, doc: code == 200)
+        wait_health(port, first, lambda code, doc: code == 200)
         tail.start()
         time.sleep(1.0)   # mid-work: open transactions
         workers = first.worker_pids()

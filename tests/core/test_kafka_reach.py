@@ -1,0 +1,205 @@
+"""What a loop does while Kafka does not answer, without Kafka: when it says Kafka is unreachable
+and reachable again (core.reach), how librdkafka's repeated lines are collapsed
+(core.rdkafkalog), how a transactional call that times out is waited on and given up at stop()
+(core.txn), and how a call that never returns is caught (core.txnwatch)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+import pytest
+from confluent_kafka import KafkaError, KafkaException
+from prometheus_client import CollectorRegistry
+
+from core.metrics import LoopMetrics, format_stats
+from core.rdkafkalog import RepeatFilter
+from core.reach import PROBE_S, UNANSWERED_S, KafkaReach
+from core.topicids import flush_and_ask
+from core.txn import AbortRequired, StoppedWaiting, txn_call
+from core.txnwatch import CallWatch
+
+
+class Clock:
+    def __init__(self):
+        self.t = 1000.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+class Metadata:
+    """A consumer whose list_topics answers or not."""
+
+    def __init__(self):
+        self.up = False
+        self.asked = 0
+
+    def list_topics(self, topic, timeout):
+        self.asked += 1
+        if not self.up:
+            raise KafkaException(KafkaError(KafkaError._TRANSPORT, "no broker"))
+
+
+def _reach():
+    clock, gauge = Clock(), []
+    return KafkaReach("w-0", gauge.append, clock), clock, gauge
+
+
+def test_all_brokers_down_is_believed_only_when_a_probe_finds_none(caplog):
+    reach, clock, gauge = _reach()
+    consumer = Metadata()
+    consumer.up = True   # an idle producer lost its connections, the brokers are there
+    reach.on_error(KafkaError(KafkaError._ALL_BROKERS_DOWN, "1/1 brokers are down"))
+    assert reach.probe_due()
+    reach.probe(consumer, "t")
+    assert not reach.down and gauge == [] and not reach.probe_due()
+    assert "unreachable" not in caplog.text
+
+
+def test_an_outage_is_one_warning_then_one_line_when_a_broker_answers(caplog):
+    caplog.set_level(logging.INFO)
+    reach, clock, gauge = _reach()
+    consumer = Metadata()
+    reach.on_error(KafkaError(KafkaError._TRANSPORT, "Connect to ipv4#127.0.0.1:9092 failed: Connection refused"))
+    reach.on_error(KafkaError(KafkaError._ALL_BROKERS_DOWN, "1/1 brokers are down"))
+    for _ in range(5):
+        if reach.probe_due():
+            reach.probe(consumer, "t")
+        clock.t += PROBE_S
+    assert reach.down and gauge == [True] and consumer.asked == 5
+    assert caplog.text.count("Kafka unreachable") == 1 and "Connection refused" in caplog.text
+    consumer.up = True
+    clock.t += 40
+    assert reach.probe_due()
+    reach.probe(consumer, "t")
+    assert not reach.down and gauge == [True, False]
+    assert "Kafka reachable again after 45 s" in caplog.text
+    assert not reach.probe_due()   # nothing is asked while Kafka answers
+
+
+def test_a_slow_call_is_an_outage_only_after_all_brokers_down_or_30_s():
+    reach, clock, gauge = _reach()
+    reach.no_answer("commit_transaction", 10.0)   # a coordinator moving to another broker
+    reach.flush_waits("flush", 20.0)
+    assert not reach.down and gauge == []
+    reach.no_answer("commit_transaction", UNANSWERED_S)
+    assert reach.down and gauge == [True]
+    reach.answered()
+    reach.on_error(KafkaError(KafkaError._ALL_BROKERS_DOWN, "down"))
+    reach.flush_waits("flush", 2.0)
+    assert reach.down and gauge == [True, False, True]
+    reach.close()   # a stopped loop no longer counts
+    assert gauge == [True, False, True, False]
+
+
+def test_the_gauge_counts_loops_and_the_stats_line_says_so():
+    metrics = LoopMetrics(CollectorRegistry())
+    assert "unreachable" not in format_stats(metrics.snapshot(), metrics.snapshot(), 1.0)
+    metrics.set_unreachable(True)
+    metrics.set_unreachable(True)
+    metrics.set_unreachable(False)
+    snap = metrics.snapshot()
+    assert snap.kafka_unreachable == 1 and metrics.unreachable._value.get() == 1
+    assert format_stats(snap, snap, 1.0).endswith(" | Kafka unreachable from 1 worker(s)")
+
+
+def _record(text: str) -> logging.LogRecord:
+    return logging.LogRecord("core.rdkafka", logging.ERROR, "", 0, "%s [%s] %s",
+                             ("FAIL", "rdkafka#consumer-5", text), None)
+
+
+def test_repeated_librdkafka_lines_pass_once_per_window_with_a_count():
+    clock = Clock()
+    keep = RepeatFilter(window_s=30.0, clock=clock)
+    refused = "127.0.0.1:9092/bootstrap: Connect to ipv4#127.0.0.1:9092 failed: Connection refused (after {}ms in state CONNECT)"
+    passed = []
+    for i in range(600):   # 20 a second for 30 s, as librdkafka writes them
+        record = _record(refused.format(i % 3))
+        if keep.filter(record):
+            passed.append(record.getMessage())
+        clock.t += 0.05
+    clock.t = 1030.0   # the window's end (not 600 float additions of 0.05)
+    other = _record("Disconnected: connection reset by peer")
+    assert keep.filter(other)   # another kind passes at once
+    record = _record(refused.format(0))
+    assert keep.filter(record)
+    assert len(passed) == 1 and "(and 599 more like it in 30 s)" in record.getMessage()
+
+
+def test_a_timed_out_transactional_call_is_waited_on_until_stop():
+    calls, told = [], []
+    stopping = threading.Event()
+
+    def commit(timeout):
+        calls.append(timeout)
+        if len(calls) == 3:
+            stopping.set()
+        raise KafkaException(KafkaError(KafkaError._TIMED_OUT, "timed out", retriable=True))
+
+    with pytest.raises(StoppedWaiting):
+        txn_call("commit_transaction", commit, 5.0, stopping=stopping, unanswered=lambda w, s: told.append(w))
+    # more than librdkafka's retriable attempts would allow is fine while nobody stops it:
+    assert calls == [5.0, 5.0, 5.0] and told == ["commit_transaction"] * 3
+
+
+def test_a_timed_out_call_that_then_succeeds_returns_its_result():
+    answers = iter([KafkaException(KafkaError(KafkaError._TIMED_OUT, "t", retriable=True))] * 25 + ["ok"])
+
+    def commit(timeout):
+        answer = next(answers)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    assert txn_call("commit_transaction", commit, 5.0, stopping=threading.Event()) == "ok"
+
+
+def test_a_call_that_never_returns_is_reported_once():
+    clock, stuck = Clock(), []
+    watch = CallWatch("w-0", lambda what, s: stuck.append((what, s)), stuck_s=60.0, clock=clock)
+    watch._call = ("send_offsets_to_transaction", clock())   # as begin() sets it, without the thread
+    clock.t += 59
+    watch.check()
+    assert stuck == []
+    clock.t += 2
+    watch.check()
+    watch.check()
+    assert stuck == [("send_offsets_to_transaction", 61.0)]
+    watch.end()
+    watch._call = ("commit_transaction", clock())
+    clock.t += 5
+    watch.check()   # a call that returns in time is nothing
+    assert len(stuck) == 1
+
+
+class WaitingProducer:
+    """A producer whose records are never acknowledged (every broker gone)."""
+
+    def flush(self, timeout):
+        time.sleep(min(timeout, 0.01))
+        return 3
+
+
+class Guard:
+    def __init__(self):
+        self.checks = 0
+
+    def changes_if_known(self):
+        self.checks += 1
+        return []
+
+
+def test_a_flush_waiting_for_gone_brokers_ends_soon_after_stop():
+    stopping, guard, told = threading.Event(), Guard(), []
+    stopping.set()
+    t0 = time.monotonic()
+    with pytest.raises(AbortRequired, match="3 output records unacknowledged"):
+        flush_and_ask(WaitingProducer(), guard, 30.0, stopping, 0.2, lambda what, s: told.append(what))
+    assert time.monotonic() - t0 < 2.0   # not the 30 s of the transaction timeout
+    assert guard.checks == 0 and told and set(told) == {"flush"}
+    guard, stopping = Guard(), threading.Event()
+    with pytest.raises(AbortRequired):
+        flush_and_ask(WaitingProducer(), guard, 0.1, stopping)
+    assert guard.checks >= 1   # without a stop, a deleted topic is looked for while records wait
