@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 ENV = "FRAUDSTREAM_FAULTS"
 POINTS = ("produce", "commit", "stall", "hang")
 STALL_S = 0.05
-HANG_WATCH_S = 3.0   # core.txnwatch's patience with `hang` injected (60 s otherwise)
+HANG_WATCH_S = 3.0   # core.txnwatch's patience with `hang` injected (txnwatch.STUCK_S otherwise)
 
 
 class Faults:

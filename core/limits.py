@@ -127,9 +127,13 @@ def read_topic_configs(admin_settings: dict[str, Any], names: tuple[str, ...], t
     comes within `timeout` (Kafka unreachable)."""
     from confluent_kafka.admin import AdminClient
 
-    # log_level 4: warnings and errors, not the notice "Purging 1 unserved events from background
-    # queue" this short-lived client's end prints on the service's stderr (-X log_level still wins)
-    admin = AdminClient({"log_level": 4, **admin_settings})   # held until the answers: its end cancels the request
+    from core.rdkafkalog import QUIET_LOG_LEVEL
+
+    # Critical lines only: not the notice "Purging 1 unserved events from background queue" this
+    # short-lived client's end prints, nor a refused connection every 50 ms while Kafka is away
+    # (570 lines from one worker starting during an outage): the caller's error says it once
+    # (-X log_level still wins).
+    admin = AdminClient({"log_level": QUIET_LOG_LEVEL, **admin_settings})   # held until the answers: its end cancels the request
     return describe_topic_configs(admin, names, timeout, stopping)
 
 

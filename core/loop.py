@@ -187,10 +187,13 @@ class ScoringConsumer:
 
     def _close(self) -> None:
         if self._txn_open:
+            self._watch.begin("abort_transaction")
             try:
                 self._producer.abort_transaction(10.0)
             except (KafkaException, SystemError) as exc:
                 log.warning("%s: abort on close failed: %s", self.name, kafka_cause(exc))
+            finally:
+                self._watch.end()
             self._txn_open = False
         state = ""
         if self._cards is not None:   # its final gauges and line, before the consumer close revokes (drops) them

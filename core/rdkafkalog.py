@@ -29,8 +29,9 @@ _MAX_KINDS = 1000   # distinct kinds remembered at once; beyond it the oldest ar
 
 class RepeatFilter(logging.Filter):
     """Passes the first record of each kind, then drops the same kind for `window_s`; the next
-    one passed after that says how many were dropped. A kind is the client's name, the
-    facility and the text with every number masked (ports, milliseconds, counts differ)."""
+    one passed after that says how many were dropped. A kind is the client's type
+    (its name, numbers masked), the facility and the text with every number masked (ports,
+    milliseconds, counts differ): one line per kind, not per client."""
 
     def __init__(self, window_s: float = 30.0, clock: Callable[[], float] = time.monotonic):
         super().__init__()

@@ -18,7 +18,8 @@ from core.config import ScoringConfig, kafka_bool
 from core.errors import PipelineError
 
 __all__ = ["consumer_settings", "reader_settings", "producer_settings", "admin_settings", "worker_id", "txn_call", "raise_txn_error",
-           "raise_produce_error", "kafka_cause", "AbortRequired", "StoppedWaiting", "TXN_CALL_S"]
+           "raise_produce_error", "kafka_cause", "AbortRequired", "StoppedWaiting", "TXN_CALL_S",
+           "TXN_GIVE_UP_S"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -202,6 +203,10 @@ def kafka_cause(exc: BaseException) -> KafkaException:
 # a worker waiting for a broker that is down would neither say so nor honour stop(). A call
 # that times out goes on in the background and is called again (librdkafka's rule).
 TXN_CALL_S = 5.0
+# ... but not for ever: a call that has timed out for this long in a row is given up
+# (PipelineError: the worker's restart aborts and resumes). A longer outage then costs restarts
+# with back-off; a librdkafka stuck in a state where every call times out costs 5 min, not all.
+TXN_GIVE_UP_S = 300.0
 
 
 class StoppedWaiting(Exception):
@@ -239,6 +244,8 @@ def txn_call(what: str, fn: Callable[..., T], *args: Any, attempts: int = 20,
                     unanswered(what, time.monotonic() - start)
                 if stopping is not None and stopping.is_set():
                     raise StoppedWaiting(f"{what}: {error.str()}") from exc
+                if time.monotonic() - start >= TXN_GIVE_UP_S:
+                    raise PipelineError(f"{what}: no answer from Kafka in {TXN_GIVE_UP_S:.0f} s") from exc
                 time.sleep(0.05)   # never a hot loop, should a call time out at once
                 continue
             attempt += 1

@@ -22,7 +22,7 @@ __all__ = ["CallWatch", "STUCK_S"]
 
 log = logging.getLogger(__name__)
 
-# Four times any one call's timeout (5 s), twenty flush slices (1 s): a call this old is stuck.
+# Four times any one call's timeout (core.txn.TXN_CALL_S, 5 s): a call this old is stuck.
 STUCK_S = 20.0
 
 

@@ -46,6 +46,7 @@ def init_transactions(producer: Any, stopping: threading.Event, name: str, boots
             error = exc.args[0]
             if error.retriable() and not error.fatal() and not stopping.is_set():
                 log.warning("%s: init_transactions with Kafka at %s: %s; retrying", name, bootstrap, error.str())
+                producer.poll(0)   # its log lines (core.rdkafkalog) and errors wait for a poll
                 continue
             if error.code() == KafkaError.INVALID_TRANSACTION_TIMEOUT:   # a setting no restart cures
                 raise SettingRefused(f"kafka.transaction.timeout.ms: the broker at {bootstrap} refuses it, it is larger "

@@ -203,3 +203,27 @@ def test_a_flush_waiting_for_gone_brokers_ends_soon_after_stop():
     with pytest.raises(AbortRequired):
         flush_and_ask(WaitingProducer(), guard, 0.1, stopping)
     assert guard.checks >= 1   # without a stop, a deleted topic is looked for while records wait
+
+
+def test_a_call_timing_out_for_minutes_is_given_up(monkeypatch):
+    import core.txn as txn
+
+    monkeypatch.setattr(txn, "TXN_GIVE_UP_S", 0.2)   # 5 min in the service
+
+    def commit(timeout):
+        raise KafkaException(KafkaError(KafkaError._TIMED_OUT, "timed out", retriable=True))
+
+    with pytest.raises(txn.PipelineError, match="no answer from Kafka in 0 s"):
+        txn_call("commit_transaction", commit, 5.0, stopping=threading.Event())
+
+
+def test_the_watch_thread_reports_a_call_begun_and_never_ended():
+    stuck = threading.Event()
+    watch = CallWatch("w-0", lambda what, s: stuck.set(), stuck_s=0.5)
+    watch.begin("commit_transaction")
+    assert stuck.wait(5.0)   # the thread looks once a second
+    seen = threading.Event()
+    quick = CallWatch("w-1", lambda what, s: seen.set(), stuck_s=0.5)
+    quick.begin("commit_transaction")
+    quick.end()
+    assert not seen.wait(2.0)

@@ -42,8 +42,16 @@ def _setup(bootstrap: str, n: int, seed: int):
     return names, make_inputs(n, n // 1000, seed=seed), f"outage-{uuid.uuid4().hex[:6]}"
 
 
-def _unreachable(code: int, doc: dict) -> bool:
-    return code == 503 and doc["kafka_unreachable_workers"] >= 1
+def _outage_seen(code: int, doc: dict) -> bool:
+    """/healthz says a worker cannot reach Kafka, or a slot is down: one stuck in a call that
+    librdkafka did not return from (core.txnwatch) exits and cannot start again until a broker
+    answers."""
+    return code == 503 and (doc["kafka_unreachable_workers"] >= 1 or doc["up"] < doc["slots"])
+
+
+# What a worker says when the outage meets it: between transactions or in a flush, or inside a
+# transactional call librdkafka does not return from.
+_OUTAGE_LINES = ("Kafka unreachable:", "librdkafka has not returned from")
 
 
 def _client_lines(log: str) -> list[str]:
@@ -66,9 +74,8 @@ def test_scoring_waits_out_a_broker_outage_and_resumes_exactly_once(own_broker, 
         time.sleep(3)
         stop_node(port, 1, hard=True)
         down_at = time.monotonic()
-        doc = wait_health(metrics, svc, _unreachable, timeout=20)
+        doc = wait_health(metrics, svc, _outage_seen, timeout=30)
         print(f"/healthz 503 after {time.monotonic() - down_at:.1f} s: {doc}")
-        assert doc["up"] == 2   # every slot still up: nothing restarts while Kafka is away
         time.sleep(max(0.0, OUTAGE_S - (time.monotonic() - down_at)))
         assert tail.is_alive(), "the input ended during the outage: nothing arrived after it"
         start_node(port, 1)
@@ -81,7 +88,7 @@ def test_scoring_waits_out_a_broker_outage_and_resumes_exactly_once(own_broker, 
     finally:
         finish(tail, svc)
     log = svc.log_path.read_text()
-    assert "Kafka unreachable:" in log, svc.tail()
+    assert any(line in log for line in _OUTAGE_LINES), svc.tail()
     noise = _client_lines(log)
     print(f"{len(noise)} librdkafka lines in the log")
     assert len(noise) <= MAX_CLIENT_LINES, "\n".join(noise[-20:])
@@ -90,15 +97,17 @@ def test_scoring_waits_out_a_broker_outage_and_resumes_exactly_once(own_broker, 
     assert v.exactly_once(), v
 
 
-def test_sigterm_while_the_broker_is_down_stops_at_once(own_broker, tmp_path):
+def test_sigterm_while_the_broker_is_down_stops_in_time(own_broker, tmp_path, monkeypatch):
     """The stop comes while a transaction waits for the broker: the worker gives up waiting
     (librdkafka's own wait has no end) and leaves the transaction to its next start to abort."""
     port, bootstrap = own_broker
     names, inputs, group = _setup(bootstrap, 20_000, seed=32)
     produce_inputs(bootstrap, names.transactions, inputs, inputs.records[:5_000])
     metrics = free_port()
+    monkeypatch.setenv("FRAUDSTREAM_FAULTS", "stall:1")   # transactions held open 50 ms: one is open at the kill
     first = Service(bootstrap, names, group, tmp_path, workers=2, extra=("--metrics-port", str(metrics)),
                     tag="first")
+    monkeypatch.delenv("FRAUDSTREAM_FAULTS")
     tail = trickle(bootstrap, names.transactions, inputs, inputs.records[5_000:10_000], tps=1000)
     try:
         first.wait_workers(2)
@@ -106,15 +115,15 @@ def test_sigterm_while_the_broker_is_down_stops_at_once(own_broker, tmp_path):
         tail.start()
         time.sleep(2)
         stop_node(port, 1, hard=True)   # with input flowing: transactions are open
-        wait_health(metrics, first, _unreachable, timeout=20)
+        wait_health(metrics, first, _outage_seen, timeout=30)
         t0 = time.monotonic()
         assert first.stop(timeout=40) == 0, first.tail()
         stop_s = time.monotonic() - t0
         print(f"stopped in {stop_s:.1f} s with the broker down")
         log = first.log_path.read_text()
         assert "ignored SIGTERM" not in log   # the supervisor's SIGKILL after 30 s
-        assert "stopped while Kafka did not answer" in log, first.tail()
-        assert stop_s < 20
+        assert any(line in log for line in ("stopped while Kafka did not answer", *_OUTAGE_LINES[1:])), first.tail()
+        assert stop_s < 25   # the supervisor's SIGKILL comes at 30 s
         start_node(port, 1)
         tail.join()
         produce_inputs(bootstrap, names.transactions, inputs, inputs.records[10_000:])
