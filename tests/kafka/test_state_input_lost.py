@@ -30,9 +30,9 @@ from confluent_kafka.admin import AdminClient
 
 from core.config import ScoringConfig
 from core.snapshot import MARKER_KEY, decode_marker
-from tests.kafka.eos_harness import InProcess, Service, committed_offsets, make_inputs, produce_inputs, wait_drained
+from tests.kafka.eos_harness import (InProcess, Service, committed_offsets, free_port, make_inputs, produce_inputs,
+                                     wait_drained)
 from tests.kafka.kafka_io import read_all
-from tests.kafka.test_service_resilience import _free_port
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(300)]
 
@@ -98,7 +98,7 @@ def test_input_deleted_after_the_snapshot_holds_that_partition_and_scores_the_ot
     assert [re.search(r"next try in (\d+) s", line)[1] for line in held[:3]] == ["1", "2", "4"], held
 
     # 4. The service: the slot stays up, the gauge says one partition is held, the log says why.
-    port = _free_port()
+    port = free_port()
     svc = Service(kafka_bootstrap, names, group, tmp_path, workers=1,
                   extra=("--metrics-port", str(port), "--snapshot-interval", "3600"))
     try:

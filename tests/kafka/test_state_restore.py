@@ -91,7 +91,7 @@ def test_a_service_holds_the_partition_of_an_undecodable_record_and_scores_the_o
     nothing of it scored and its committed offset unmoved, partition 1 is scored by the same
     worker, the log names topic[partition]@offset at each try, and the slot stays up."""
     from tests.kafka.eos_harness import Service, committed_offsets, finish, make_inputs, produce_inputs
-    from tests.kafka.test_service_resilience import _free_port
+    from tests.kafka.eos_harness import free_port
     from tests.kafka.test_state_input_lost import _ids, _scored_ids, score_all, wait_held_and_up
 
     names = fresh_topics("restore-held")
@@ -110,7 +110,7 @@ def test_a_service_holds_the_partition_of_an_undecodable_record_and_scores_the_o
     produce_inputs(kafka_bootstrap, src, held, held.records[n:], partition=0)
     produce_inputs(kafka_bootstrap, src, other, other.records[n:], partition=1)
     # 3. The service, one worker for both partitions.
-    port = _free_port()
+    port = free_port()
     svc = Service(kafka_bootstrap, names, group, tmp_path, workers=1, extra=("--metrics-port", str(port)))
     try:
         wait_held_and_up(svc, port)
