@@ -117,13 +117,14 @@ def test_sigterm_while_the_broker_is_down_stops_in_time(own_broker, tmp_path, mo
         stop_node(port, 1, hard=True)   # with input flowing: transactions are open
         wait_health(metrics, first, _outage_seen, timeout=30)
         t0 = time.monotonic()
-        assert first.stop(timeout=40) == 0, first.tail()
+        # a worker stuck in librdkafka exits by the watch (20 s), then the supervisor tries for
+        # 15 s to abort what it left open (the broker is away): the service is out within 60 s
+        assert first.stop(timeout=60) == 0, first.tail()
         stop_s = time.monotonic() - t0
         print(f"stopped in {stop_s:.1f} s with the broker down")
         log = first.log_path.read_text()
-        assert "ignored SIGTERM" not in log   # the supervisor's SIGKILL after 30 s
+        assert "ignored SIGTERM" not in log   # no worker needed the supervisor's SIGKILL (30 s)
         assert any(line in log for line in ("stopped while Kafka did not answer", *_OUTAGE_LINES[1:])), first.tail()
-        assert stop_s < 25   # the supervisor's SIGKILL comes at 30 s
         start_node(port, 1)
         tail.join()
         produce_inputs(bootstrap, names.transactions, inputs, inputs.records[10_000:])
