@@ -43,7 +43,7 @@ _STATES = [s.value for s in SlotState]
 def health(views: Sequence[SlotView], paused: Mapping[str, int] | None = None,
            unreachable: int = 0) -> tuple[int, bytes]:
     """(HTTP status, JSON body) of /healthz for these slots, `paused` partitions
-    (core.metrics.paused_partitions) and `unreachable` workers (core.metrics.unreachable_workers)."""
+    and `unreachable` workers (core.metrics.worker_conditions)."""
     down = [dataclasses.asdict(v) for v in views if v.state != SlotState.UP.value]
     for d in down:
         d["retry_in_s"] = round(d["retry_in_s"], 1)
@@ -74,11 +74,10 @@ class SlotCollector:
 
 
 def serve_http(port: int, registry: CollectorRegistry, views: Callable[[], Sequence[SlotView]],
-               paused: Callable[[], Mapping[str, int]] | None = None,
-               unreachable: Callable[[], int] | None = None) -> ThreadingHTTPServer:
-    """Serve /metrics and /healthz on `port` (all interfaces) from a daemon thread; `paused()`:
-    the workers' paused partitions at this instant, `unreachable()`: the workers that find no
-    Kafka broker answering."""
+               conditions: Callable[[], tuple[Mapping[str, int], int]] | None = None) -> ThreadingHTTPServer:
+    """Serve /metrics and /healthz on `port` (all interfaces) from a daemon thread;
+    `conditions()`: the workers' paused partitions and how many find no Kafka broker answering,
+    at this instant (core.metrics.worker_conditions)."""
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:  # noqa: N802 - http.server's name
@@ -86,7 +85,7 @@ def serve_http(port: int, registry: CollectorRegistry, views: Callable[[], Seque
             if path == "/metrics":
                 status, body, kind = 200, generate_latest(registry), CONTENT_TYPE_LATEST
             elif path == "/healthz":
-                status, body = health(views(), paused() if paused else None, unreachable() if unreachable else 0)
+                status, body = health(views(), *(conditions() if conditions else (None, 0)))
                 kind = "application/json"
             else:
                 status, body, kind = 404, b"not found: try /metrics or /healthz\n", "text/plain"

@@ -22,7 +22,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from core.statemetrics import state_summary
 
-__all__ = ["LoopMetrics", "StatsSnapshot", "aggregate", "paused_partitions", "unreachable_workers", "workers_registry", "format_stats",
+__all__ = ["LoopMetrics", "StatsSnapshot", "aggregate", "worker_conditions", "workers_registry", "format_stats",
            "MULTIPROC_ENV", "bucket_quantile", "consumer_lag", "UNFETCHED_WATERMARKS_S", "PAUSED_KINDS"]
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -205,20 +205,17 @@ _PAUSED = {"fraudstream_state_held_partitions": "card_state_held",
 PAUSED_KINDS = tuple(_PAUSED.values())   # why a partition is paused, as /healthz names it
 
 
-def paused_partitions(directory: str) -> dict[str, int]:
-    """Input partitions the live workers hold paused now, by why (what /healthz reports)."""
-    paused = dict.fromkeys(PAUSED_KINDS, 0)
+def worker_conditions(directory: str) -> tuple[dict[str, int], int]:
+    """What /healthz reports of the live workers now, from one read of their files: the input
+    partitions they hold paused, by why, and how many find no Kafka broker answering."""
+    paused, unreachable = dict.fromkeys(PAUSED_KINDS, 0), 0
     for family in workers_registry(directory).collect():
         for sample in family.samples:
             if sample.name in _PAUSED:
                 paused[_PAUSED[sample.name]] += int(sample.value)
-    return paused
-
-
-def unreachable_workers(directory: str) -> int:
-    """Live workers that find no Kafka broker answering now (what /healthz reports)."""
-    return sum(int(sample.value) for family in workers_registry(directory).collect()
-               for sample in family.samples if sample.name == "fraudstream_kafka_unreachable")
+            elif sample.name == "fraudstream_kafka_unreachable":
+                unreachable += int(sample.value)
+    return paused, unreachable
 
 
 def workers_registry(multiprocess_dir: str) -> CollectorRegistry:

@@ -37,8 +37,8 @@ from core.config import ScoringConfig
 from core.errors import ConfigError, StartupError
 from core.identity import claim_instance_id, lock_explicit_id
 from core.preflight import check_client_settings, check_kafka
-from core.metrics import (MULTIPROC_ENV, StatsSnapshot, Ticker, aggregate, format_stats, paused_partitions,
-                          unreachable_workers, workers_registry)
+from core.metrics import (MULTIPROC_ENV, StatsSnapshot, Ticker, aggregate, format_stats, worker_conditions,
+                          workers_registry)
 from core.slots import (EXIT_FENCED, EXIT_PIPELINE, EXIT_STARTUP, FENCED_IN_A_ROW, TWIN_WINDOW_S, Decision, Slot,
                         SlotState, SlotView, describe_exit, format_slots)
 from core.worker import STATUS, Failed, Ready, worker_main
@@ -115,8 +115,7 @@ class Supervisor:
                 registry = workers_registry(metrics_dir)
                 registry.register(SlotCollector(self.views))
                 server = serve_http(config.metrics_port, registry, self.views,
-                                    functools.partial(paused_partitions, metrics_dir),
-                                    functools.partial(unreachable_workers, metrics_dir))
+                                    functools.partial(worker_conditions, metrics_dir))
                 log.info("Prometheus metrics on http://0.0.0.0:%d/metrics, health on /healthz", config.metrics_port)
             partitions = check_kafka(config)
             workers = self.workers or partitions

@@ -88,3 +88,26 @@ def test_the_supervisors_line_carries_the_live_workers_state(tmp_path):
         worker.communicate("")
     line = format_stats(snap, StatsSnapshot(), 10.0, "all 1 workers")
     assert line.endswith("lag=0 | state 4,200 cards 2.5 MB, last restore 1.25 s"), line
+
+
+def test_healthz_reads_paused_partitions_and_unreachable_workers_from_live_workers(tmp_path):
+    # Two live "workers" with their own gauges (livesum), one read of their files for /healthz.
+    import subprocess
+    import sys
+
+    from core.metrics import MULTIPROC_ENV, worker_conditions
+
+    code = ("import sys; from core.metrics import LoopMetrics; from core.offsets import offset_reset_paused; "
+            "from core.stateholds import _held_gauge; m = LoopMetrics.shared(); "
+            "m.set_unreachable(True) if sys.argv[1] == 'down' else None; offset_reset_paused().set(int(sys.argv[2])); "
+            "_held_gauge().set(int(sys.argv[3])); print('ready', flush=True); sys.stdin.read()")
+    workers = [subprocess.Popen([sys.executable, "-c", code, *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                text=True, env={**os.environ, MULTIPROC_ENV: str(tmp_path)})
+               for args in (("down", "1", "0"), ("up", "0", "2"))]
+    try:
+        assert [w.stdout.readline().strip() for w in workers] == ["ready", "ready"]
+        paused, unreachable = worker_conditions(str(tmp_path))
+    finally:
+        for w in workers:
+            w.communicate("")
+    assert paused == {"card_state_held": 2, "offset_reset_refused": 1} and unreachable == 1
