@@ -87,15 +87,15 @@ class ScoringConsumer:
         check_consumer_args(config, scorer, slot)
         self.config = config
         self.on_started = on_started   # called once it consumes (transactions initialised, topics found)
+        self.name = worker_id(config, slot)
         self._faults = faults_from_env()   # test only; None unless FRAUDSTREAM_FAULTS is set
         # on_stuck is called (from another thread) with a transactional call librdkafka has not
         # returned from in core.txnwatch.STUCK_S; by default an error line: the service's worker exits
         hang = self._faults is not None and "hang" in self._faults.rates
-        self._watch = CallWatch(worker_id(config, slot), on_stuck, HANG_WATCH_S if hang else STUCK_S)
+        self._watch = CallWatch(self.name, on_stuck, HANG_WATCH_S if hang else STUCK_S)
         self.scorer = scorer
         self.slot = slot
         self.metrics = metrics or LoopMetrics.shared()
-        self.name = worker_id(config, slot)
         self._stopping = threading.Event()
         self._consumer: Consumer | None = None
         self._producer: Producer | None = None
@@ -147,7 +147,7 @@ class ScoringConsumer:
         self._producer = Producer(settings)
         try:
             if cfg.exactly_once:
-                init_transactions(self._producer, self._stopping, self.name, cfg.bootstrap_servers)
+                init_transactions(self._producer, self._stopping, self.name, cfg.bootstrap_servers, self._watch)
             if self._stopping.is_set():
                 return   # never join the group once stopped: it would fence the slot's replacement
             self._consumer = Consumer({**consumer_settings(cfg, self.slot), "error_cb": self._reach.on_error,
@@ -401,10 +401,13 @@ class ScoringConsumer:
             return None
         except TopicsReplaced as exc:
             aborted = "aborted that transaction"
+            self._watch.begin("abort_transaction")
             try:   # bounded: this process stops either way, and its restart aborts what is left open
                 producer.abort_transaction(_ABORT_BEFORE_EXIT_S)
             except Exception as abort_exc:   # noqa: BLE001 - fenced, timed out, or a SystemError
                 aborted = f"that transaction is left to the restart to abort ({abort_exc})"
+            finally:
+                self._watch.end()
             self._txn_open = False
             raise PipelineError(f"{self.name}: {exc} while a transaction read or wrote it: {aborted}; this "
                                 "worker stops, and its restart starts on the topics as they are now") from None

@@ -30,15 +30,18 @@ _NO_ANSWER = frozenset({KafkaError._TIMED_OUT, KafkaError._TRANSPORT, KafkaError
                         KafkaError._RESOLVE})
 
 
-def init_transactions(producer: Any, stopping: threading.Event, name: str, bootstrap: str) -> None:
+def init_transactions(producer: Any, stopping: threading.Event, name: str, bootstrap: str, watch: Any = None) -> None:
     """producer.init_transactions, retried while Kafka says the error is retriable; returns
-    without it once `stopping` is set. PipelineError when it fails for good (e.g. fenced)."""
+    without it once `stopping` is set. PipelineError when it fails for good (e.g. fenced).
+    `watch` (core.txnwatch.CallWatch) sees each call begin and end."""
     # Bounded waits so a stop() during start-up is honoured.
     while True:
         if stopping.is_set():
             # Stopped before it started (e.g. its supervisor died): init_transactions now
             # could fence the replacement a new supervisor has started with the same id.
             return
+        if watch is not None:
+            watch.begin("init_transactions")
         try:
             producer.init_transactions(10.0)
             return
@@ -52,6 +55,9 @@ def init_transactions(producer: Any, stopping: threading.Event, name: str, boots
                 raise SettingRefused(f"kafka.transaction.timeout.ms: the broker at {bootstrap} refuses it, it is larger "
                                   f"than the broker's transaction.max.timeout.ms (15 min by default): lower it") from exc
             raise PipelineError(f"{name}: init_transactions failed: {error.str()}") from exc
+        finally:
+            if watch is not None:
+                watch.end()
 
 
 def output_limits(config: ScoringConfig, name: str, client: int, batch_size: int,

@@ -227,3 +227,36 @@ def test_the_watch_thread_reports_a_call_begun_and_never_ended():
     quick.begin("commit_transaction")
     quick.end()
     assert not seen.wait(2.0)
+
+
+def test_init_transactions_is_watched_and_each_retry_is_a_call_of_its_own():
+    from core.workerstart import init_transactions
+
+    class Producer:
+        def __init__(self, hang_on):
+            self.calls, self.hang_on = 0, hang_on
+
+        def init_transactions(self, timeout):
+            self.calls += 1
+            if self.calls == self.hang_on:   # librdkafka blocking past its own timeout
+                time.sleep(60)
+            if self.calls < 3:
+                raise KafkaException(KafkaError(KafkaError._TIMED_OUT, "timed out", retriable=True))
+
+        def poll(self, timeout):
+            return 0
+
+    clock = Clock()
+    seen = []
+    watch = CallWatch("w-0", lambda what, s: seen.append((what, s)), stuck_s=20.0, clock=clock)
+    init_transactions(Producer(hang_on=0), threading.Event(), "w-0", "b:9092", watch)
+    watch.check()
+    assert seen == [] and watch._call is None   # three calls, each begun and ended
+    stuck = Producer(hang_on=1)
+    threading.Thread(target=init_transactions, args=(stuck, threading.Event(), "w-0", "b:9092", watch),
+                     daemon=True).start()
+    while stuck.calls == 0:
+        time.sleep(0.01)
+    clock.t += 21
+    watch.check()
+    assert seen == [("init_transactions", 21.0)]
