@@ -102,6 +102,10 @@ class ScoringConsumer:
         self._assigned: set[int] = set()
         self._rebalanced = False
         self._txn_open = False
+        # True once run() has returned leaving its transaction open (stop() came while Kafka did
+        # not answer): a producer initialising this slot's transactional.id aborts it at once
+        # (the service's supervisor does), Kafka itself after transaction.timeout.ms.
+        self.left_open = False
         self._aborts_in_row = 0
         self._limits = OutputLimits.uniform(config.topics)
         self._culprits = Culprits()
@@ -171,6 +175,7 @@ class ScoringConsumer:
             log.warning("%s: stopped while Kafka did not answer (%s): its open transaction is left to be "
                         "aborted", self.name, exc)
             self._txn_open = False
+            self.left_open = True
         finally:
             self._close()
 

@@ -41,7 +41,7 @@ from core.metrics import (MULTIPROC_ENV, StatsSnapshot, Ticker, aggregate, forma
                           workers_registry)
 from core.slots import (EXIT_FENCED, EXIT_PIPELINE, EXIT_STARTUP, FENCED_IN_A_ROW, TWIN_WINDOW_S, Decision, Slot,
                         SlotState, SlotView, describe_exit, format_slots)
-from core.worker import STATUS, Failed, Ready, worker_main
+from core.worker import STATUS, Failed, LeftOpen, Ready, worker_main
 
 __all__ = ["Supervisor", "worker_main", "surplus_text", "EXIT_PIPELINE", "EXIT_STARTUP", "EXIT_FENCED"]
 
@@ -60,8 +60,9 @@ class _Process:
     def __init__(self, proc: Any, status: Any):
         self.proc, self.status = proc, status
         self.failure: Failed | None = None
+        self.left_open = False
 
-    def read_status(self) -> list[Ready | Failed]:
+    def read_status(self) -> list[Ready | Failed | LeftOpen]:
         out = []
         try:
             while self.status.poll():
@@ -220,8 +221,10 @@ class Supervisor:
                 self._service_up = True
                 if slot.restarts:
                     log.info("worker %d is up again (restart %d)", slot.index, slot.restarts)
-            else:
+            elif isinstance(msg, Failed):
                 running.failure = msg
+            else:
+                running.left_open = True
         if alive:
             return
         proc.join()
@@ -255,7 +258,8 @@ class Supervisor:
 
     def _stop_children(self) -> list[int]:
         """SIGTERM the live workers and wait for them; returns the slots whose process did not
-        end cleanly (killed, or dead before the supervisor noticed)."""
+        end cleanly (killed, dead before the supervisor noticed, or stopped leaving its
+        transaction open)."""
         live = [p.proc for p in self._procs.values() if p.proc.is_alive()]
         for proc in live:
             os.kill(proc.pid, signal.SIGTERM)
@@ -268,11 +272,15 @@ class Supervisor:
                 proc.join()
         unclean = []
         for i, p in self._procs.items():
-            p.status.close()
             p.proc.join(0)
+            left_open = p.left_open or any(isinstance(msg, LeftOpen) for msg in p.read_status())
+            p.status.close()
             # (-SIGTERM: still starting, its handler not installed yet, so no transaction open)
             if p.proc.exitcode not in (0, -signal.SIGTERM):
                 log.info("worker %d (pid %d) ended with %s", i, p.proc.pid, describe_exit(p.proc.exitcode))
+                unclean.append(i)
+            elif left_open:
+                log.info("worker %d (pid %d) stopped with its transaction left open", i, p.proc.pid)
                 unclean.append(i)
         self._procs.clear()
         if live:
@@ -289,7 +297,7 @@ def surplus_text(workers: int, partitions: int, topic: str) -> str:
 
 
 def _abort_left_open(config: ScoringConfig, slots: list[int]) -> None:
-    """Abort the transactions that workers killed while the service stops left open.
+    """Abort the transactions that workers killed (or stopped while Kafka did not answer) left open.
 
     A slot backing off when the service stops has no process to abort what its killed one
     left open, and until transaction.timeout.ms (30 s) that open transaction holds back the
@@ -300,17 +308,20 @@ def _abort_left_open(config: ScoringConfig, slots: list[int]) -> None:
 
     from core.txn import producer_settings
 
-    deadline = time.monotonic() + _ABORT_LEFT_OPEN_S
-    for slot in slots:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            log.warning("no time left to abort what slots %s left open: the broker does after its timeout", slots)
-            return
+    def abort(slot: int) -> None:
         producer = Producer({**producer_settings(config, slot), "log_level": 0})
         try:
-            producer.init_transactions(remaining)
-            log.info("worker %d: aborted the transaction its killed process left open (if any)", slot)
+            producer.init_transactions(_ABORT_LEFT_OPEN_S)
+            log.info("worker %d: aborted the transaction its last process left open (if any)", slot)
         except KafkaException as exc:
-            log.warning("worker %d: cannot abort what it left open: %s", slot, exc.args[0].str())
+            log.warning("worker %d: cannot abort what it left open: %s (Kafka aborts it after its transaction "
+                        "timeout)", slot, exc.args[0].str())
         finally:
             producer.flush(0)
+
+    # All at once: while Kafka does not answer, each waits the whole time.
+    threads = [threading.Thread(target=abort, args=(slot,), name=f"fraudstream-abort-{slot}") for slot in slots]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()

@@ -32,7 +32,8 @@ from core.identity import CREDENTIAL_CODES, is_fenced, kafka_error_of
 from core.stopsignals import stop_signals
 from core.slots import EXIT_FENCED, EXIT_PIPELINE, EXIT_SETTING, EXIT_STARTUP, EXIT_STATE
 
-__all__ = ["worker_main", "exit_code_for", "die_with_parent", "supervisor_gone", "Ready", "Failed", "STATUS"]
+__all__ = ["worker_main", "exit_code_for", "die_with_parent", "supervisor_gone", "Ready", "Failed", "LeftOpen",
+           "STATUS"]
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +55,12 @@ class Failed(msgspec.Struct, tag=True):
     reason: str
 
 
-STATUS = msgspec.msgpack.Decoder(Ready | Failed)
+class LeftOpen(msgspec.Struct, tag=True):
+    """The worker stopped while Kafka did not answer, its transaction left open: the supervisor
+    aborts it on the way out (a worker's exit code 0 says nothing of it)."""
+
+
+STATUS = msgspec.msgpack.Decoder(Ready | Failed | LeftOpen)
 _encode = msgspec.msgpack.Encoder().encode
 
 
@@ -107,7 +113,7 @@ class _Status:
     def __init__(self, conn: Any):
         self.conn = conn
 
-    def send(self, msg: Ready | Failed) -> bool:
+    def send(self, msg: Ready | Failed | LeftOpen) -> bool:
         """True if the supervisor got it."""
         try:
             self.conn.send_bytes(_encode(msg))
@@ -195,3 +201,5 @@ def worker_main(config_json: bytes, slot: int, parent_pid: int, log_level: int, 
         consumer.run()
     except FraudstreamError as exc:
         fail(exc)
+    if consumer.left_open:
+        status.send(LeftOpen())

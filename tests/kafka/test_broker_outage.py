@@ -125,6 +125,11 @@ def test_sigterm_while_the_broker_is_down_stops_in_time(own_broker, tmp_path, mo
         log = first.log_path.read_text()
         assert "ignored SIGTERM" not in log   # no worker needed the supervisor's SIGKILL (30 s)
         assert any(line in log for line in ("stopped while Kafka did not answer", *_OUTAGE_LINES[1:])), first.tail()
+        # whatever a worker left open, the supervisor tried to abort on its way out
+        left = set(re.findall(r"-(\d+): stopped while Kafka did not answer", log))
+        tried = set(re.findall(r"worker (\d+): (?:aborted the transaction|cannot abort what it left open)", log))
+        print(f"left open by worker(s) {sorted(left)}; abort tried for {sorted(tried)}")
+        assert left <= tried, first.tail()
         start_node(port, 1)
         tail.join()
         produce_inputs(bootstrap, names.transactions, inputs, inputs.records[10_000:])
