@@ -5,11 +5,13 @@
     │   └── SettingRefused      the broker refuses a client setting (no restart can cure it)
     ├── ModelError              the model cannot be loaded or compiled (raised at start-up)
     ├── PipelineError           the scoring loop cannot continue (fatal Kafka error, fenced)
-    │   └── StateError          per-card state cannot be restored (e.g. an undecodable record)
+    │   ├── StateError          per-card state cannot be restored (e.g. an undecodable record)
+    │   └── ExpiredByKafka      Kafka gave up on the worker's transaction or membership (not a twin)
     └── StartupError            the service cannot start: a worker could not (model, topics, credentials)
 """
 
-__all__ = ["FraudstreamError", "ConfigError", "SettingRefused", "ModelError", "PipelineError", "StateError", "StartupError"]
+__all__ = ["FraudstreamError", "ConfigError", "SettingRefused", "ModelError", "PipelineError", "StateError", "ExpiredByKafka",
+           "StartupError"]
 
 
 class FraudstreamError(Exception):
@@ -37,6 +39,13 @@ class StateError(PipelineError):
     """The per-card state of a partition cannot be restored; the message names the changelog
     topic, partition and offset. The partition is held (core.stateholds) rather than scored
     from a wrong state."""
+
+
+class ExpiredByKafka(PipelineError):
+    """Kafka aborted the worker's transaction, open past transaction.timeout.ms, or dropped its
+    group membership while it was unreachable, and now answers as it would to a process whose
+    ids another one took ("fenced"). No other process has them: the restart resumes from the
+    committed offsets, and the supervisor does not count it as a sign of a twin."""
 
 
 class StartupError(FraudstreamError):

@@ -8,7 +8,10 @@ Points: ``produce`` (after the batch's outputs went into the open transaction) a
 (after its offsets did, in place of commit_transaction). And one that fails nothing: ``stall``
 holds that share of transactions open for STALL_S after their outputs were produced, as a slow
 broker would, so that a kill -9 test's random kills land inside open transactions with records
-already on the broker (without it, a worker spends most of its time between transactions).
+already on the broker (without it, a worker spends most of its time between transactions);
+``stall_acked`` does the same once the broker has acknowledged every output record (just
+before the input offsets are sent), so a process frozen there holds a transaction that only
+Kafka's transaction timeout can end.
 And ``hang``: that share of transactions never returns from a call inside commit_transaction,
 as librdkafka sometimes does (core.txnwatch), and the watch then gives up after HANG_WATCH_S.
 
@@ -32,7 +35,7 @@ __all__ = ["ENV", "POINTS", "Faults", "faults_from_env"]
 log = logging.getLogger(__name__)
 
 ENV = "FRAUDSTREAM_FAULTS"
-POINTS = ("produce", "commit", "stall", "hang")
+POINTS = ("produce", "commit", "stall", "stall_acked", "hang")
 STALL_S = 0.05
 HANG_WATCH_S = 3.0   # core.txnwatch's patience with `hang` injected (txnwatch.STUCK_S otherwise)
 
@@ -47,11 +50,11 @@ class Faults:
 
     def hit(self, point: str) -> None:
         """Raise an abortable KafkaException at `point` with its probability (or, at
-        ``stall``, wait STALL_S; at ``hang``, for ever)."""
+        ``stall`` and ``stall_acked``, wait STALL_S; at ``hang``, for ever)."""
         rate = self.rates.get(point)
         if rate and self._random() < rate:
             self.injected[point] += 1
-            if point == "stall":
+            if point in ("stall", "stall_acked"):
                 time.sleep(STALL_S)
                 return
             if point == "hang":

@@ -36,8 +36,9 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, Topi
 from core.cardstate import CardStates
 from core.config import ScoringConfig, check_consumer_args, kafka_int
 from core.culprits import Culprits
-from core.errors import ConfigError, PipelineError, SettingRefused
+from core.errors import ConfigError, ExpiredByKafka, PipelineError, SettingRefused
 from core.faults import HANG_WATCH_S, faults_from_env
+from core.identity import kafka_error_of
 from core.limits import DEFAULT_MAX_MESSAGE_BYTES, OutputLimits
 from core.metrics import LoopMetrics, Ticker, consumer_lag, format_stats
 from core.offsets import (is_reset_refused, next_offsets, offset_reset_paused, offset_reset_refused, plan_start,
@@ -50,8 +51,8 @@ from core.stateholds import StateHolds
 from core.topicids import TopicGuard, TopicsReplaced, confirm, flush_and_ask
 from core.txnwatch import STUCK_S, CallWatch
 from core.workerstart import check_topics, init_transactions, output_limits
-from core.txn import (TXN_CALL_S, AbortRequired, StoppedWaiting, admin_settings, consumer_settings, kafka_cause,
-                      producer_settings, raise_produce_error, reader_settings, txn_call, worker_id)
+from core.txn import (TXN_CALL_S, AbortRequired, StoppedWaiting, admin_settings, consumer_settings, expiry,
+                      kafka_cause, producer_settings, raise_produce_error, reader_settings, txn_call, worker_id)
 
 __all__ = ["ScoringConsumer"]
 
@@ -106,6 +107,8 @@ class ScoringConsumer:
         # not answer): a producer initialising this slot's transactional.id aborts it at once
         # (the service's supervisor does), Kafka itself after transaction.timeout.ms.
         self.left_open = False
+        self._txn_began = 0.0   # time.monotonic() at begin_transaction
+        self._txn_timeout_s = 30.0   # transaction.timeout.ms, as the producer is given it
         self._aborts_in_row = 0
         self._limits = OutputLimits.uniform(config.topics)
         self._culprits = Culprits()
@@ -134,12 +137,14 @@ class ScoringConsumer:
     # -- lifecycle -------------------------------------------------------------------------
 
     def run(self) -> None:
-        """Score until stop(); raises PipelineError on a fatal Kafka error (e.g. fenced) or when
-        Kafka cannot be reached at start, and ConfigError when the configured topics do not exist
-        or librdkafka refuses a `kafka` setting."""
+        """Score until stop(); raises PipelineError on a fatal Kafka error (e.g. fenced; ExpiredByKafka
+        when Kafka gave up on this worker's transaction or membership) or when Kafka cannot be
+        reached at start, and ConfigError when the configured topics do not exist or librdkafka
+        refuses a `kafka` setting."""
         cfg = self.config
         check_client_settings(cfg)   # a bad `kafka` key: one ConfigError, before any client connects
         settings = producer_settings(cfg, self.slot)
+        self._txn_timeout_s = _setting(settings, "transaction.timeout.ms", 30000) / 1000.0
         self._limits = output_limits(cfg, self.name, _setting(settings, "message.max.bytes", DEFAULT_MAX_MESSAGE_BYTES),
                                      _setting(settings, "batch.size", DEFAULT_MAX_MESSAGE_BYTES), self._stopping)
         if self._limits.batch_cap is not None:
@@ -158,7 +163,7 @@ class ScoringConsumer:
                                        "logger": client_logger()})
             check_topics(self._consumer, cfg)
             if cfg.exactly_once and cfg.topic_guard:
-                self._learn_topics(settings)
+                self._learn_topics()
             self._consumer.subscribe([cfg.topics.transactions], on_assign=self._on_assign,
                                      on_revoke=self._on_revoke, on_lost=self._on_lost)
             log.info("%s: consuming %s (group %s, %s, batch %d records / %d ms)", self.name,
@@ -169,6 +174,13 @@ class ScoringConsumer:
                 if self.on_started is not None:
                     self.on_started()
                 self._loop()
+        except PipelineError as exc:
+            open_s = time.monotonic() - self._txn_began if self._txn_open else None
+            why = expiry(kafka_error_of(exc), open_s, self._txn_timeout_s, self._reach.unreachable_lately())
+            if why is None:
+                raise
+            raise ExpiredByKafka(f"{self.name}: {why}. It now refuses the worker as if another process had its "
+                                 f"ids (none has): the restart resumes from the committed offsets. {exc}") from exc
         except StoppedWaiting as exc:
             # Aborting would wait for Kafka as well: the slot's next start aborts it (or Kafka, after
             # transaction.timeout.ms), and until then read_committed readers wait for it.
@@ -179,11 +191,11 @@ class ScoringConsumer:
         finally:
             self._close()
 
-    def _learn_topics(self, settings: dict) -> None:
+    def _learn_topics(self) -> None:
         topics = self.config.topics
         self._guard = TopicGuard(admin_settings(self.config), topics.all() + ((topics.state,) if self.config.state else ()))
         # the flush before the check waits as long as commit_transaction's own would
-        self._flush_s = _setting(settings, "transaction.timeout.ms", 30000) / 1000.0
+        self._flush_s = self._txn_timeout_s
         try:
             self._guard.learn()
         except Exception as exc:   # noqa: BLE001 - KafkaException, or a client error
@@ -372,7 +384,7 @@ class ScoringConsumer:
         self._culprits.begin()
         try:
             self._txn("begin_transaction", producer.begin_transaction)
-            self._txn_open = True
+            self._txn_open, self._txn_began = True, time.monotonic()
             try:
                 diverted = produce_outputs(producer, self.config.topics, msgs, result, self._limits, divert)
                 if self._cards is not None:
@@ -388,6 +400,8 @@ class ScoringConsumer:
             guard = self._guard
             answer = flush_and_ask(producer, guard, self._flush_s, self._stopping, _FLUSH_AFTER_STOP_S,
                                    self._reach.flush_waits) if guard is not None else None
+            if self._faults is not None:   # (acknowledged by the flush above: the topic guard is on by default)
+                self._faults.hit("stall_acked")
             self._txn("send_offsets_to_transaction", producer.send_offsets_to_transaction,
                       offsets, self._consumer.consumer_group_metadata(), TXN_CALL_S)
             if self._faults is not None:

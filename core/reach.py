@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 from confluent_kafka import KafkaError
 
-__all__ = ["KafkaReach", "PROBE_S", "PROBE_TIMEOUT_S", "UNANSWERED_S"]
+__all__ = ["KafkaReach", "PROBE_S", "PROBE_TIMEOUT_S", "UNANSWERED_S", "RECENT_S"]
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +26,9 @@ PROBE_S = 1.0
 UNANSWERED_S = 30.0
 # A probe blocks the loop: short, so that stop() is still honoured at once while Kafka is away.
 PROBE_TIMEOUT_S = 0.5
+# A worker that Kafka calls fenced this soon after it was unreachable was dropped during the
+# outage (core.txn.expiry): its consumer's session (45 s) ran out, and the rejoin comes after.
+RECENT_S = 120.0
 
 
 class KafkaReach:
@@ -44,10 +47,15 @@ class KafkaReach:
         self._down = False   # a probe confirmed it
         self._last_probe = 0.0
         self._cause = ""   # the last connection error librdkafka reported
+        self._back_at: float | None = None   # clock() when it was last found reachable again
 
     @property
     def down(self) -> bool:
         return self._down
+
+    def unreachable_lately(self, within_s: float = RECENT_S) -> bool:
+        """Kafka is unreachable, or was until less than `within_s` ago."""
+        return self._down or (self._back_at is not None and self._clock() - self._back_at <= within_s)
 
     def on_error(self, error: KafkaError) -> None:
         """error_cb of the loop's consumer and producer (called where they are polled)."""
@@ -110,7 +118,8 @@ class KafkaReach:
     def answered(self) -> None:
         """A broker answered (a probe, a commit): Kafka is reachable."""
         if self._down:
-            log.info("%s: Kafka reachable again after %.0f s", self.name, self._clock() - self._suspect_at)
+            self._back_at = self._clock()
+            log.info("%s: Kafka reachable again after %.0f s", self.name, self._back_at - self._suspect_at)
             self._down = False
             self._set_gauge(False)
         self._suspect_at = None

@@ -16,10 +16,11 @@ from confluent_kafka import KafkaError, KafkaException
 
 from core.config import ScoringConfig, kafka_bool
 from core.errors import PipelineError
+from core.identity import is_fenced
 
 __all__ = ["consumer_settings", "reader_settings", "producer_settings", "admin_settings", "worker_id", "txn_call", "raise_txn_error",
            "raise_produce_error", "kafka_cause", "AbortRequired", "StoppedWaiting", "TXN_CALL_S",
-           "TXN_GIVE_UP_S"]
+           "TXN_GIVE_UP_S", "expiry"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -186,6 +187,28 @@ def raise_produce_error(exc: KafkaException) -> None:
     if isinstance(error, KafkaError) and not _fatal(error):
         raise AbortRequired("produce", error) from exc
     raise_txn_error("produce", exc)
+
+
+def expiry(error: KafkaError | None, open_s: float | None, timeout_s: float, unreachable: bool) -> str | None:
+    """What Kafka gave up on, when `error` is how it answers a worker it gave up on, else None.
+
+    A transaction open past transaction.timeout.ms is aborted by Kafka, which bumps the
+    producer's epoch: every later call then fails "fenced by newer producer instance", just as
+    when a twin took the transactional.id (or, after an outage, INVALID_TXN_STATE). Likewise a
+    static member whose session ran out while Kafka was unreachable is refused on its rejoin as
+    if another consumer had its group.instance.id. The errors are the same; what tells them
+    apart is how long this worker's transaction was open (`open_s`, None if none was) and
+    whether it saw Kafka unreachable lately (core.reach)."""
+    if error is None:
+        return None
+    fenced = is_fenced(error)
+    if open_s is not None and open_s > timeout_s and (fenced or error.code() == KafkaError.INVALID_TXN_STATE):
+        return (f"Kafka aborted its transaction, open {open_s:.0f} s, past transaction.timeout.ms ({timeout_s:g} s"
+                + ("; Kafka was unreachable)" if unreachable else "; this process was frozen or starved, or Kafka "
+                   "did not answer)"))
+    if fenced and unreachable:
+        return "Kafka gave up on this worker while it was unreachable"
+    return None
 
 
 def kafka_cause(exc: BaseException) -> KafkaException:

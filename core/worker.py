@@ -27,7 +27,7 @@ from typing import Any
 import msgspec
 
 from core.config import ScoringConfig
-from core.errors import ConfigError, FraudstreamError, PipelineError, SettingRefused, StateError
+from core.errors import ConfigError, ExpiredByKafka, FraudstreamError, PipelineError, SettingRefused, StateError
 from core.identity import CREDENTIAL_CODES, is_fenced, kafka_error_of
 from core.stopsignals import stop_signals
 from core.slots import EXIT_FENCED, EXIT_PIPELINE, EXIT_SETTING, EXIT_STARTUP, EXIT_STATE
@@ -95,6 +95,8 @@ def supervisor_gone(parent_pid: int) -> bool:
 
 def exit_code_for(exc: FraudstreamError) -> int:
     """The exit code that tells the supervisor what ended a worker (see core.slots)."""
+    if isinstance(exc, ExpiredByKafka):   # "fenced", but by Kafka's timeout: not a sign of a twin
+        return EXIT_PIPELINE
     error = kafka_error_of(exc)
     if is_fenced(error):
         return EXIT_FENCED

@@ -15,9 +15,9 @@ from prometheus_client import CollectorRegistry
 
 from core.metrics import LoopMetrics, format_stats
 from core.rdkafkalog import RepeatFilter
-from core.reach import PROBE_S, UNANSWERED_S, KafkaReach
+from core.reach import PROBE_S, RECENT_S, UNANSWERED_S, KafkaReach
 from core.topicids import flush_and_ask
-from core.txn import AbortRequired, StoppedWaiting, txn_call
+from core.txn import AbortRequired, StoppedWaiting, expiry, txn_call
 from core.txnwatch import CallWatch
 
 
@@ -92,6 +92,47 @@ def test_a_slow_call_is_an_outage_only_after_all_brokers_down_or_30_s():
     assert reach.down and gauge == [True, False, True]
     reach.close()   # a stopped loop no longer counts
     assert gauge == [True, False, True, False]
+
+
+def test_a_loop_that_saw_kafka_unreachable_remembers_it_for_a_while():
+    reach, clock, gauge = _reach()
+    assert not reach.unreachable_lately()
+    reach.no_answer("commit_transaction", UNANSWERED_S)
+    assert reach.unreachable_lately()
+    clock.t += 50
+    reach.answered()
+    assert reach.unreachable_lately()   # back, but a session that ran out meanwhile is refused later
+    clock.t += RECENT_S + 1
+    assert not reach.unreachable_lately()
+
+
+_FENCED = KafkaError(KafkaError._FENCED, "transactional producer fenced by newer producer instance", fatal=True)
+
+
+@pytest.mark.parametrize("error, open_s, unreachable, says", [
+    # a transaction open past transaction.timeout.ms (30 s here): Kafka aborted it and bumped the epoch
+    (_FENCED, 81.0, True, "Kafka aborted its transaction, open 81 s, past transaction.timeout.ms (30 s; Kafka "
+                          "was unreachable)"),
+    (_FENCED, 45.0, False, "Kafka aborted its transaction, open 45 s, past transaction.timeout.ms (30 s; this "
+                           "process was frozen or starved, or Kafka did not answer)"),
+    (KafkaError(KafkaError.INVALID_TXN_STATE, "invalid state", fatal=True), 40.0, True, "Kafka aborted its"),
+    # the consumer's session ran out during an outage: its rejoin is refused as a twin's would be
+    (KafkaError(KafkaError._FATAL, "Fatal error: Broker: Static consumer fenced by other consumer with same "
+                                   "group.instance.id"), None, True, "Kafka gave up on this worker while it was "
+                                                                     "unreachable"),
+    # a twin: fenced within the timeout, Kafka reachable all along
+    (_FENCED, 2.0, False, None),
+    (_FENCED, None, False, None),
+    (KafkaError(KafkaError.INVALID_TXN_STATE, "invalid state", fatal=True), 2.0, True, None),
+    (KafkaError(KafkaError._MSG_TIMED_OUT, "timed out"), 90.0, True, None),
+    (None, 90.0, True, None),
+])
+def test_fenced_after_kafka_gave_up_on_the_worker_is_not_blamed_on_a_twin(error, open_s, unreachable, says):
+    why = expiry(error, open_s, 30.0, unreachable)
+    if says is None:
+        assert why is None
+    else:
+        assert why is not None and why.startswith(says), why
 
 
 def test_the_gauge_counts_loops_and_the_stats_line_says_so():

@@ -6,7 +6,7 @@ import json
 import pytest
 from confluent_kafka import KafkaError, KafkaException
 
-from core.errors import ConfigError, ModelError, PipelineError, SettingRefused, StateError
+from core.errors import ConfigError, ExpiredByKafka, ModelError, PipelineError, SettingRefused, StateError
 from core.health import health
 from core.slots import (BACKOFF_CAP_S, EXIT_FENCED, EXIT_PIPELINE, EXIT_SETTING, EXIT_STARTUP, EXIT_STATE,
                         HEALTHY_AFTER_S, Decision, Slot, backoff_delay, describe_exit, format_slots)
@@ -164,6 +164,8 @@ def _raised(exc, cause):
     (_raised(PipelineError("init"), _kafka(KafkaError.TRANSACTIONAL_ID_AUTHORIZATION_FAILED)), EXIT_STARTUP),
     (_raised(PipelineError("produce"), _kafka(KafkaError._MSG_TIMED_OUT)), EXIT_PIPELINE),
     (PipelineError("10 transactions aborted in a row"), EXIT_PIPELINE),
+    # Kafka's transaction timeout, not a twin: never counted towards an id collision
+    (_raised(ExpiredByKafka("Kafka aborted its transaction"), _kafka(KafkaError._FENCED)), EXIT_PIPELINE),
     (ConfigError("topic(s) x do not exist"), EXIT_STARTUP),
     (SettingRefused("kafka.session.timeout.ms: the broker at b refuses it"), EXIT_SETTING),
     (ModelError("cannot load"), EXIT_STARTUP),

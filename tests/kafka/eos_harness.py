@@ -522,6 +522,15 @@ def finish(tail: threading.Thread | None, *services: Service | None) -> None:
             svc.stop()
 
 
+def thaw(pid: int | None) -> None:
+    """For a test's `finally`: SIGCONT a worker it froze, if it is still there."""
+    if pid is not None:
+        try:
+            os.kill(pid, signal.SIGCONT)
+        except ProcessLookupError:
+            pass
+
+
 def free_port() -> int:
     """A TCP port free now on 127.0.0.1 (e.g. for --metrics-port)."""
     with socket.socket() as s:
