@@ -90,3 +90,17 @@ def test_every_dead_letter_fits_the_limit(size, key, extra, limit, has_value):
         assert int(marks[H_HEADERS_DROPPED]) == len(extra) - len(kept)
     if value is not None:
         assert msg.value().startswith(value)
+
+
+def test_a_key_too_large_alone_gives_way_to_the_value_and_headers():
+    # A value and headers that fit, a key that alone exceeds the limit: the key is cut, the rest
+    # (what a replay needs) stays whole.
+    msg = _Msg(b"v" * 20_000, key=b"k" * 200_000, headers=[("trace", b"t" * 100)])
+    key, value, headers = dead_letter(msg, "reason", 50_000)
+    marks = dict(headers)
+    assert value == msg.value() and headers[0] == ("trace", b"t" * 100)
+    assert marks[H_KEY_TRUNCATED_FROM] == b"200000" and H_TRUNCATED_FROM not in marks
+    assert 0 < len(key) < 30_000 and msg.key().startswith(key)
+    producer = _producer(50_000)
+    producer.produce("dlq", value, key, headers=headers)   # raises if it does not fit
+    producer.purge()
