@@ -42,10 +42,10 @@ class StateError(PipelineError):
 
 
 class ExpiredByKafka(PipelineError):
-    """Kafka aborted the worker's transaction, open past transaction.timeout.ms, or dropped its
-    group membership while it was unreachable, and now answers as it would to a process whose
-    ids another one took ("fenced"). No other process has them: the restart resumes from the
-    committed offsets, and the supervisor does not count it as a sign of a twin."""
+    """Kafka gave up on the worker - aborted its transaction, open past transaction.timeout.ms,
+    or dropped it while Kafka was unreachable - and now answers as it would a process whose ids
+    another one took ("fenced"). Most likely no other process has them: the restart resumes
+    from the committed offsets, and the supervisor does not count it as a sign of a twin."""
 
 
 class StartupError(FraudstreamError):

@@ -180,7 +180,8 @@ class ScoringConsumer:
             if why is None:
                 raise
             raise ExpiredByKafka(f"{self.name}: {why}. It now refuses the worker as if another process had its "
-                                 f"ids (none has): the restart resumes from the committed offsets. {exc}") from exc
+                                 f"ids (most likely none has): the restart resumes from the committed offsets. "
+                                 f"{exc}") from exc
         except StoppedWaiting as exc:
             # Aborting would wait for Kafka as well: the slot's next start aborts it (or Kafka, after
             # transaction.timeout.ms), and until then read_committed readers wait for it.
@@ -204,9 +205,9 @@ class ScoringConsumer:
 
     def _close(self) -> None:
         if self._txn_open:
-            self._watch.begin("abort_transaction")
+            self._watch.begin("abort_transaction", _ABORT_BEFORE_EXIT_S)
             try:
-                self._producer.abort_transaction(10.0)
+                self._producer.abort_transaction(_ABORT_BEFORE_EXIT_S)
             except (KafkaException, SystemError) as exc:
                 log.warning("%s: abort on close failed: %s", self.name, kafka_cause(exc))
             finally:
@@ -420,7 +421,7 @@ class ScoringConsumer:
             return None
         except TopicsReplaced as exc:
             aborted = "aborted that transaction"
-            self._watch.begin("abort_transaction")
+            self._watch.begin("abort_transaction", _ABORT_BEFORE_EXIT_S)
             try:   # bounded: this process stops either way, and its restart aborts what is left open
                 producer.abort_transaction(_ABORT_BEFORE_EXIT_S)
             except Exception as abort_exc:   # noqa: BLE001 - fenced, timed out, or a SystemError

@@ -27,7 +27,8 @@ UNANSWERED_S = 30.0
 # A probe blocks the loop: short, so that stop() is still honoured at once while Kafka is away.
 PROBE_TIMEOUT_S = 0.5
 # A worker that Kafka calls fenced this soon after it was unreachable was dropped during the
-# outage (core.txn.expiry): its consumer's session (45 s) ran out, and the rejoin comes after.
+# outage (core.txn.expiry): its consumer's session (30 s by default) ran out, or its
+# transaction outlived transaction.timeout.ms, and the refusal comes once Kafka is back.
 RECENT_S = 120.0
 
 

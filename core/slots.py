@@ -30,7 +30,8 @@ import signal
 from dataclasses import dataclass
 
 __all__ = ["SlotState", "Slot", "Decision", "SlotView", "backoff_delay", "describe_exit", "format_slots",
-           "EXIT_PIPELINE", "EXIT_STARTUP", "EXIT_FENCED", "EXIT_STATE", "EXIT_SETTING", "BACKOFF_BASE_S", "BACKOFF_CAP_S",
+           "EXIT_PIPELINE", "EXIT_STARTUP", "EXIT_FENCED", "EXIT_STATE", "EXIT_SETTING", "EXIT_EXPIRED",
+           "BACKOFF_BASE_S", "BACKOFF_CAP_S",
            "HEALTHY_AFTER_S", "TWIN_WINDOW_S", "FENCED_IN_A_ROW"]
 
 EXIT_PIPELINE = 2   # run-time Kafka failure (broker gone, aborts in a row, ...): back off, restart
@@ -43,6 +44,11 @@ EXIT_STATE = 5
 # The broker refuses a client setting (core.errors.SettingRefused): the service stops even after
 # its workers were up, since every restart would meet the same refusal.
 EXIT_SETTING = 6
+# Kafka gave up on the worker (core.errors.ExpiredByKafka: its transaction outlived
+# transaction.timeout.ms, or it was dropped during an outage) and now refuses it as fenced.
+# Restarted like EXIT_PIPELINE; neither counted towards an id collision nor breaking a streak
+# of fenced exits (a twin's fencing may meet a worker that also saw an outage).
+EXIT_EXPIRED = 7
 
 BACKOFF_BASE_S = 0.25
 # A slot failing for hours still retries twice a minute: a broker back from maintenance is
@@ -83,7 +89,8 @@ def describe_exit(code: int | None) -> str:
     else:
         why = {EXIT_PIPELINE: "Kafka error", EXIT_STARTUP: "start-up error",
                EXIT_FENCED: "fenced by another process with its ids",
-               EXIT_STATE: "card state cannot be restored", EXIT_SETTING: "the broker refuses a setting"}.get(code, "")
+               EXIT_STATE: "card state cannot be restored", EXIT_SETTING: "the broker refuses a setting",
+               EXIT_EXPIRED: "Kafka gave up on it: transaction timeout or outage"}.get(code, "")
     return f"exit code {code}" + (f" ({why})" if why else "")
 
 
@@ -112,6 +119,9 @@ class Slot:
     restarts: int = 0
     restart_at: float = 0.0
     last_exit: str = ""
+    # A process of this slot died, and none since has initialised its transactions (which
+    # aborts what the dead one left open): the supervisor aborts it if the service stops now.
+    left_open: bool = False
 
     def started_at(self, now: float) -> None:
         if self.state is SlotState.BACKING_OFF:
@@ -121,6 +131,7 @@ class Slot:
     def ready(self, now: float) -> None:
         if self.state is SlotState.STARTING:
             self.state, self.up_since = SlotState.UP, now
+        self.left_open = False
 
     def exited(self, code: int | None, now: float, *, service_up: bool) -> Decision:
         """Count this slot's process exit (code as multiprocessing gives it: -N for signal N).
@@ -132,9 +143,10 @@ class Slot:
         lived = now - self.started
         if code == EXIT_FENCED and lived < TWIN_WINDOW_S:
             self.fenced_in_a_row += 1
-        else:
+        elif code != EXIT_EXPIRED:
             self.fenced_in_a_row = 0
         self.last_exit = describe_exit(code)
+        self.left_open = True
         self.state, self.up_since = SlotState.BACKING_OFF, None
         self.restart_at = now + backoff_delay(self.failures)
         if code == EXIT_SETTING or (code == EXIT_STARTUP and not service_up):

@@ -13,9 +13,9 @@ and its state shows in the stats line, `/metrics` and `/healthz` (core.health). 
 other way out is an id collision with a live twin (ConfigError naming the id; ids:
 core.identity).
 
-On a clean stop, the transactions that killed workers left open are aborted on the way out
-(init_transactions with their ids), so the partitions' next owner does not wait for the
-broker's transaction timeout.
+On a clean stop, the transactions that killed workers, or workers stopped while Kafka did not
+answer, left open are aborted on the way out (init_transactions with their ids), so the
+partitions' next owner does not wait for the broker's transaction timeout.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ from core.preflight import check_client_settings, check_kafka
 from core.metrics import (MULTIPROC_ENV, StatsSnapshot, Ticker, aggregate, format_stats, worker_conditions,
                           workers_registry)
 from core.slots import (EXIT_FENCED, EXIT_PIPELINE, EXIT_STARTUP, FENCED_IN_A_ROW, TWIN_WINDOW_S, Decision, Slot,
-                        SlotState, SlotView, describe_exit, format_slots)
+                        SlotView, describe_exit, format_slots)
 from core.worker import STATUS, Failed, LeftOpen, Ready, worker_main
 
 __all__ = ["Supervisor", "worker_main", "surplus_text", "EXIT_PIPELINE", "EXIT_STARTUP", "EXIT_FENCED"]
@@ -49,6 +49,7 @@ log = logging.getLogger(__name__)
 
 _STOP_GRACE_S = 30.0
 _ABORT_LEFT_OPEN_S = 15.0
+_ABORT_UNANSWERED_S = 5.0
 _TICK_S = 0.2
 _SAMPLE = (b'{"transaction_id":"warm-up","card_hash":"0","amount":1.0,"timestamp":"2026-01-01T00:00:00Z",'
            b'"merchant_category":"grocery",' + b",".join(b'"V%d":0.0' % i for i in range(1, 29)) + b"}")
@@ -131,10 +132,10 @@ class Supervisor:
                 self._start(ctx, slot, child_config)
             self._views = tuple(s.view(self.clock()) for s in self._slots)
             code = self._watch(ctx, child_config, metrics_dir)
-            unclean = self._stop_children()
-            dead = [s.index for s in self._slots if s.state is SlotState.BACKING_OFF] + unclean
+            unclean, unanswered = self._stop_children()
+            dead = sorted({s.index for s in self._slots if s.left_open} | set(unclean))
             if dead and config.exactly_once:
-                _abort_left_open(config, dead)
+                _abort_left_open(config, dead, unanswered)
             return code
         finally:
             self._stop_children()
@@ -256,10 +257,10 @@ class Supervisor:
         except OSError:
             pass
 
-    def _stop_children(self) -> list[int]:
+    def _stop_children(self) -> tuple[list[int], bool]:
         """SIGTERM the live workers and wait for them; returns the slots whose process did not
         end cleanly (killed, dead before the supervisor noticed, or stopped leaving its
-        transaction open)."""
+        transaction open), and whether one stopped so because Kafka did not answer."""
         live = [p.proc for p in self._procs.values() if p.proc.is_alive()]
         for proc in live:
             os.kill(proc.pid, signal.SIGTERM)
@@ -270,22 +271,23 @@ class Supervisor:
                 log.warning("worker pid %d ignored SIGTERM for %.0f s: killing it", proc.pid, _STOP_GRACE_S)
                 proc.kill()
                 proc.join()
-        unclean = []
+        unclean, unanswered = [], False
         for i, p in self._procs.items():
             p.proc.join(0)
             left_open = p.left_open or any(isinstance(msg, LeftOpen) for msg in p.read_status())
             p.status.close()
-            # (-SIGTERM: still starting, its handler not installed yet, so no transaction open)
+            # (-SIGTERM: still starting, its handler not installed yet: no transaction of its own)
             if p.proc.exitcode not in (0, -signal.SIGTERM):
                 log.info("worker %d (pid %d) ended with %s", i, p.proc.pid, describe_exit(p.proc.exitcode))
                 unclean.append(i)
             elif left_open:
                 log.info("worker %d (pid %d) stopped with its transaction left open", i, p.proc.pid)
                 unclean.append(i)
+                unanswered = True
         self._procs.clear()
         if live:
             log.info("all workers stopped")
-        return unclean
+        return unclean, unanswered
 
 
 def surplus_text(workers: int, partitions: int, topic: str) -> str:
@@ -296,32 +298,39 @@ def surplus_text(workers: int, partitions: int, topic: str) -> str:
             f"or give the topic more partitions")
 
 
-def _abort_left_open(config: ScoringConfig, slots: list[int]) -> None:
+def _abort_left_open(config: ScoringConfig, slots: list[int], unanswered: bool = False) -> None:
     """Abort the transactions that workers killed (or stopped while Kafka did not answer) left open.
 
     A slot backing off when the service stops has no process to abort what its killed one
     left open, and until transaction.timeout.ms (30 s) that open transaction holds back the
     read_committed readers of the outputs and the partitions' next owner (another service of
     the group). init_transactions with the slot's transactional.id aborts it at once. Not
-    after an id collision: the twin's live workers have these ids."""
-    from confluent_kafka import KafkaException, Producer
+    after an id collision: the twin's live workers have these ids. All slots at once, each
+    for _ABORT_LEFT_OPEN_S, or _ABORT_UNANSWERED_S when a worker just found Kafka not
+    answering (Kafka aborts what is left after its transaction timeout: the stop need not wait)."""
+    from confluent_kafka import Producer
 
     from core.txn import producer_settings
 
-    def abort(slot: int) -> None:
-        producer = Producer({**producer_settings(config, slot), "log_level": 0})
-        try:
-            producer.init_transactions(_ABORT_LEFT_OPEN_S)
-            log.info("worker %d: aborted the transaction its last process left open (if any)", slot)
-        except KafkaException as exc:
-            log.warning("worker %d: cannot abort what it left open: %s (Kafka aborts it after its transaction "
-                        "timeout)", slot, exc.args[0].str())
-        finally:
-            producer.flush(0)
+    timeout = _ABORT_UNANSWERED_S if unanswered else _ABORT_LEFT_OPEN_S
 
-    # All at once: while Kafka does not answer, each waits the whole time.
-    threads = [threading.Thread(target=abort, args=(slot,), name=f"fraudstream-abort-{slot}") for slot in slots]
+    def abort(slot: int) -> None:
+        try:
+            producer = Producer({**producer_settings(config, slot), "log_level": 0})
+            try:
+                producer.init_transactions(timeout)
+                log.info("worker %d: aborted the transaction its last process left open (if any)", slot)
+            finally:
+                producer.flush(0)
+        except Exception as exc:   # noqa: BLE001 - a KafkaException, or a client error: said, never raised
+            error = exc.args[0].str() if exc.args and hasattr(exc.args[0], "str") else repr(exc)
+            log.warning("worker %d: cannot abort what it left open: %s (Kafka aborts it after its transaction "
+                        "timeout)", slot, error)
+
+    threads = [threading.Thread(target=abort, args=(slot,), name=f"fraudstream-abort-{slot}", daemon=True)
+               for slot in slots]
     for t in threads:
         t.start()
+    deadline = time.monotonic() + timeout + 5.0   # librdkafka past its own timeout: the process exits anyway
     for t in threads:
-        t.join()
+        t.join(max(0.0, deadline - time.monotonic()))

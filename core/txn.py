@@ -189,6 +189,11 @@ def raise_produce_error(exc: KafkaException) -> None:
     raise_txn_error("produce", exc)
 
 
+# The producer's errors once Kafka has aborted its transaction (a consumer's fence is no sign of that).
+_EXPIRED_TXN_CODES = frozenset({KafkaError._FENCED, KafkaError.PRODUCER_FENCED, KafkaError.INVALID_PRODUCER_EPOCH,
+                                KafkaError.INVALID_TXN_STATE})
+
+
 def expiry(error: KafkaError | None, open_s: float | None, timeout_s: float, unreachable: bool) -> str | None:
     """What Kafka gave up on, when `error` is how it answers a worker it gave up on, else None.
 
@@ -201,12 +206,11 @@ def expiry(error: KafkaError | None, open_s: float | None, timeout_s: float, unr
     whether it saw Kafka unreachable lately (core.reach)."""
     if error is None:
         return None
-    fenced = is_fenced(error)
-    if open_s is not None and open_s > timeout_s and (fenced or error.code() == KafkaError.INVALID_TXN_STATE):
+    if open_s is not None and open_s > timeout_s and error.code() in _EXPIRED_TXN_CODES:
         return (f"Kafka aborted its transaction, open {open_s:.0f} s, past transaction.timeout.ms ({timeout_s:g} s"
                 + ("; Kafka was unreachable)" if unreachable else "; this process was frozen or starved, or Kafka "
                    "did not answer)"))
-    if fenced and unreachable:
+    if is_fenced(error) and unreachable:
         return "Kafka gave up on this worker while it was unreachable"
     return None
 

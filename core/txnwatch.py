@@ -22,13 +22,16 @@ __all__ = ["CallWatch", "STUCK_S"]
 
 log = logging.getLogger(__name__)
 
-# Four times any one call's timeout (core.txn.TXN_CALL_S, 5 s): a call this old is stuck.
+# Four times the timeout of a transactional call (core.txn.TXN_CALL_S, 5 s): a call this old is
+# stuck. A call given a longer timeout (init_transactions, 10 s) counts as stuck only this long
+# after its timeout has passed (CallWatch.begin's `timeout_s`).
 STUCK_S = 20.0
+_PAST_TIMEOUT_S = 10.0
 
 
 class CallWatch:
     """`begin(what)` / `end()` around each call; a daemon thread calls `on_stuck(what, seconds)`
-    once for a call that has not ended after `stuck_s`."""
+    once for a call that has not ended after `stuck_s` (longer for a call with a long timeout)."""
 
     def __init__(self, name: str, on_stuck: Callable[[str, float], None] | None = None,
                  stuck_s: float = STUCK_S, clock: Callable[[], float] = time.monotonic):
@@ -36,12 +39,16 @@ class CallWatch:
         self.on_stuck = on_stuck or self._report
         self.stuck_s = stuck_s
         self.clock = clock
-        self._call: tuple[str, float] | None = None
-        self._reported: tuple[str, float] | None = None
+        self._call: tuple[str, float, float] | None = None   # (what, began at, stuck after)
+        self._reported: tuple[str, float, float] | None = None
+        self._lock = threading.Lock()   # one report per call, whoever checks
         self._thread: threading.Thread | None = None
 
-    def begin(self, what: str) -> None:
-        self._call = (what, self.clock())
+    def begin(self, what: str, timeout_s: float = 0.0) -> None:
+        """A call to `what` begins; one given `timeout_s` is stuck after that plus _PAST_TIMEOUT_S
+        at the earliest."""
+        limit = max(self.stuck_s, timeout_s + _PAST_TIMEOUT_S) if timeout_s else self.stuck_s
+        self._call = (what, self.clock(), limit)
         if self._thread is None:
             self._thread = threading.Thread(target=self._watch, name="fraudstream-txn-watch", daemon=True)
             self._thread.start()
@@ -51,13 +58,15 @@ class CallWatch:
 
     def check(self) -> None:
         """One look at the call in progress (the thread's work, callable alone in tests)."""
-        call = self._call
-        if call is None or call == self._reported:
-            return
-        waited = self.clock() - call[1]
-        if waited >= self.stuck_s:
+        with self._lock:
+            call = self._call
+            if call is None or call == self._reported:
+                return
+            waited = self.clock() - call[1]
+            if waited < call[2]:
+                return
             self._reported = call
-            self.on_stuck(call[0], waited)
+        self.on_stuck(call[0], waited)
 
     def _watch(self) -> None:
         while True:

@@ -2,7 +2,8 @@
 
 The worker tells its supervisor, through a one-way pipe of its own, when it consumes
 (`Ready`) and why it could not start (`Failed`), and says how it ended by its exit code
-(core.slots: 2 Kafka error, 3 start-up error, 4 fenced, 5 card state cannot be restored). A pipe per worker, not a shared
+(core.slots: 2 Kafka error, 3 start-up error, 4 fenced, 5 card state cannot be restored, 6 a
+setting refused, 7 Kafka gave up on it). A pipe per worker, not a shared
 queue: a worker SIGKILLed mid-write must not leave a lock held for the others, and every
 message is far below PIPE_BUF, so it arrives whole or not at all.
 
@@ -30,7 +31,7 @@ from core.config import ScoringConfig
 from core.errors import ConfigError, ExpiredByKafka, FraudstreamError, PipelineError, SettingRefused, StateError
 from core.identity import CREDENTIAL_CODES, is_fenced, kafka_error_of
 from core.stopsignals import stop_signals
-from core.slots import EXIT_FENCED, EXIT_PIPELINE, EXIT_SETTING, EXIT_STARTUP, EXIT_STATE
+from core.slots import EXIT_EXPIRED, EXIT_FENCED, EXIT_PIPELINE, EXIT_SETTING, EXIT_STARTUP, EXIT_STATE
 
 __all__ = ["worker_main", "exit_code_for", "die_with_parent", "supervisor_gone", "Ready", "Failed", "LeftOpen",
            "STATUS"]
@@ -95,8 +96,8 @@ def supervisor_gone(parent_pid: int) -> bool:
 
 def exit_code_for(exc: FraudstreamError) -> int:
     """The exit code that tells the supervisor what ended a worker (see core.slots)."""
-    if isinstance(exc, ExpiredByKafka):   # "fenced", but by Kafka's timeout: not a sign of a twin
-        return EXIT_PIPELINE
+    if isinstance(exc, ExpiredByKafka):   # "fenced", but by Kafka itself: not a sign of a twin
+        return EXIT_EXPIRED
     error = kafka_error_of(exc)
     if is_fenced(error):
         return EXIT_FENCED

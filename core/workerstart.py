@@ -28,6 +28,8 @@ log = logging.getLogger(__name__)
 # what a request to a Kafka that is not there ends with
 _NO_ANSWER = frozenset({KafkaError._TIMED_OUT, KafkaError._TRANSPORT, KafkaError._ALL_BROKERS_DOWN,
                         KafkaError._RESOLVE})
+# One init_transactions call's wait: a stop() during start-up is honoured within it.
+_INIT_TIMEOUT_S = 10.0
 
 
 def init_transactions(producer: Any, stopping: threading.Event, name: str, bootstrap: str, watch: Any = None) -> None:
@@ -41,9 +43,9 @@ def init_transactions(producer: Any, stopping: threading.Event, name: str, boots
             # could fence the replacement a new supervisor has started with the same id.
             return
         if watch is not None:
-            watch.begin("init_transactions")
+            watch.begin("init_transactions", _INIT_TIMEOUT_S)
         try:
-            producer.init_transactions(10.0)
+            producer.init_transactions(_INIT_TIMEOUT_S)
             return
         except KafkaException as exc:
             error = exc.args[0]

@@ -120,6 +120,9 @@ _FENCED = KafkaError(KafkaError._FENCED, "transactional producer fenced by newer
     (KafkaError(KafkaError._FATAL, "Fatal error: Broker: Static consumer fenced by other consumer with same "
                                    "group.instance.id"), None, True, "Kafka gave up on this worker while it was "
                                                                      "unreachable"),
+    # a consumer fenced while a transaction was open long: no sign that Kafka aborted it
+    (KafkaError(KafkaError._FATAL, "Fatal error: Broker: Static consumer fenced by other consumer with same "
+                                   "group.instance.id"), 40.0, False, None),
     # a twin: fenced within the timeout, Kafka reachable all along
     (_FENCED, 2.0, False, None),
     (_FENCED, None, False, None),
@@ -200,7 +203,8 @@ def test_a_timed_out_call_that_then_succeeds_returns_its_result():
 def test_a_call_that_never_returns_is_reported_once():
     clock, stuck = Clock(), []
     watch = CallWatch("w-0", lambda what, s: stuck.append((what, s)), stuck_s=60.0, clock=clock)
-    watch._call = ("send_offsets_to_transaction", clock())   # as begin() sets it, without the thread
+    # as begin() sets it, without the thread
+    watch._call = ("send_offsets_to_transaction", clock(), watch.stuck_s)
     clock.t += 59
     watch.check()
     assert stuck == []
@@ -209,7 +213,7 @@ def test_a_call_that_never_returns_is_reported_once():
     watch.check()
     assert stuck == [("send_offsets_to_transaction", 61.0)]
     watch.end()
-    watch._call = ("commit_transaction", clock())
+    watch._call = ("commit_transaction", clock(), watch.stuck_s)
     clock.t += 5
     watch.check()   # a call that returns in time is nothing
     assert len(stuck) == 1
@@ -273,6 +277,8 @@ def test_the_watch_thread_reports_a_call_begun_and_never_ended():
 def test_init_transactions_is_watched_and_each_retry_is_a_call_of_its_own():
     from core.workerstart import init_transactions
 
+    release = threading.Event()
+
     class Producer:
         def __init__(self, hang_on):
             self.calls, self.hang_on = 0, hang_on
@@ -280,7 +286,7 @@ def test_init_transactions_is_watched_and_each_retry_is_a_call_of_its_own():
         def init_transactions(self, timeout):
             self.calls += 1
             if self.calls == self.hang_on:   # librdkafka blocking past its own timeout
-                time.sleep(60)
+                release.wait(60)
             if self.calls < 3:
                 raise KafkaException(KafkaError(KafkaError._TIMED_OUT, "timed out", retriable=True))
 
@@ -289,7 +295,8 @@ def test_init_transactions_is_watched_and_each_retry_is_a_call_of_its_own():
 
     clock = Clock()
     seen = []
-    watch = CallWatch("w-0", lambda what, s: seen.append((what, s)), stuck_s=20.0, clock=clock)
+    # the `hang` fault's short patience (3 s) must not take a slow init_transactions for a stuck one
+    watch = CallWatch("w-0", lambda what, s: seen.append((what, s)), stuck_s=3.0, clock=clock)
     init_transactions(Producer(hang_on=0), threading.Event(), "w-0", "b:9092", watch)
     watch.check()
     assert seen == [] and watch._call is None   # three calls, each begun and ended
@@ -298,6 +305,10 @@ def test_init_transactions_is_watched_and_each_retry_is_a_call_of_its_own():
                      daemon=True).start()
     while stuck.calls == 0:
         time.sleep(0.01)
-    clock.t += 21
+    clock.t += 19   # its own timeout (10 s) and more, but not stuck yet
     watch.check()
-    assert seen == [("init_transactions", 21.0)]
+    assert seen == []
+    clock.t += 2
+    watch.check()
+    assert seen == [("init_transactions", 21.0)]   # once, whichever thread looked first
+    release.set()

@@ -8,8 +8,8 @@ from confluent_kafka import KafkaError, KafkaException
 
 from core.errors import ConfigError, ExpiredByKafka, ModelError, PipelineError, SettingRefused, StateError
 from core.health import health
-from core.slots import (BACKOFF_CAP_S, EXIT_FENCED, EXIT_PIPELINE, EXIT_SETTING, EXIT_STARTUP, EXIT_STATE,
-                        HEALTHY_AFTER_S, Decision, Slot, backoff_delay, describe_exit, format_slots)
+from core.slots import (BACKOFF_CAP_S, EXIT_EXPIRED, EXIT_FENCED, EXIT_PIPELINE, EXIT_SETTING, EXIT_STARTUP,
+                        EXIT_STATE, HEALTHY_AFTER_S, Decision, Slot, backoff_delay, describe_exit, format_slots)
 from core.worker import exit_code_for
 
 
@@ -110,6 +110,31 @@ def test_fenced_now_and_then_is_not_a_twin():
         assert _fail(slot, clock, EXIT_FENCED, live=300.0) is Decision.RESTART
 
 
+def test_kafka_giving_up_on_a_worker_neither_counts_as_a_twin_nor_hides_one():
+    clock, slot = Clock(), Slot(0)
+    for _ in range(10):   # an outage, a zombie: Kafka refuses the worker as fenced, again and again
+        assert _fail(slot, clock, EXIT_EXPIRED, live=5.0) is Decision.RESTART
+    assert slot.last_exit == "exit code 7 (Kafka gave up on it: transaction timeout or outage)"
+    twin = Slot(1)   # a live twin fences every restart, some of which also saw Kafka unreachable
+    assert _fail(twin, clock, EXIT_FENCED, live=5.0) is Decision.RESTART
+    assert _fail(twin, clock, EXIT_EXPIRED, live=5.0) is Decision.RESTART
+    assert _fail(twin, clock, EXIT_FENCED, live=5.0) is Decision.RESTART
+    assert _fail(twin, clock, EXIT_FENCED, live=5.0) is Decision.ID_COLLISION
+
+
+def test_a_slot_whose_process_died_is_aborted_at_stop_until_a_new_one_is_up():
+    clock, slot = Clock(), Slot(0)
+    slot.started_at(clock())
+    slot.ready(clock())
+    assert not slot.left_open
+    slot.exited(-9, clock(), service_up=True)
+    assert slot.left_open   # backing off: nobody has aborted what the killed process left open
+    slot.started_at(slot.restart_at)
+    assert slot.left_open   # starting: its init_transactions has not run yet
+    slot.ready(slot.restart_at + 1)
+    assert not slot.left_open   # up: its init_transactions aborted it
+
+
 def test_healthz_is_200_only_when_every_slot_is_up():
     clock, slots = Clock(), [Slot(i) for i in range(3)]
     for s in slots:
@@ -165,7 +190,7 @@ def _raised(exc, cause):
     (_raised(PipelineError("produce"), _kafka(KafkaError._MSG_TIMED_OUT)), EXIT_PIPELINE),
     (PipelineError("10 transactions aborted in a row"), EXIT_PIPELINE),
     # Kafka's transaction timeout, not a twin: never counted towards an id collision
-    (_raised(ExpiredByKafka("Kafka aborted its transaction"), _kafka(KafkaError._FENCED)), EXIT_PIPELINE),
+    (_raised(ExpiredByKafka("Kafka aborted its transaction"), _kafka(KafkaError._FENCED)), EXIT_EXPIRED),
     (ConfigError("topic(s) x do not exist"), EXIT_STARTUP),
     (SettingRefused("kafka.session.timeout.ms: the broker at b refuses it"), EXIT_SETTING),
     (ModelError("cannot load"), EXIT_STARTUP),
@@ -184,3 +209,39 @@ def test_more_workers_than_partitions_names_the_idle_ones_and_the_fix():
     text = surplus_text(7, 6, "transactions")
     assert text.startswith("7 workers for the 6 partitions of transactions: 1 of them will hold no partition")
     assert "--workers 6" in text
+
+
+class _Ended:
+    """A worker process that has already exited with `exitcode`."""
+
+    def __init__(self, pid, exitcode):
+        self.pid, self.exitcode = pid, exitcode
+
+    def is_alive(self):
+        return False
+
+    def join(self, timeout=None):
+        pass
+
+
+def test_a_worker_that_stopped_leaving_its_transaction_open_is_aborted_at_stop():
+    import multiprocessing
+
+    import msgspec
+
+    from core.config import ScoringConfig
+    from core.supervisor import Supervisor, _Process
+    from core.worker import LeftOpen
+
+    sup = Supervisor(ScoringConfig())
+    pipes = {}
+    for slot, code, left_open in ((0, 0, False), (1, 0, True), (2, -9, False)):
+        reader, writer = multiprocessing.Pipe(duplex=False)
+        if left_open:   # what a worker sends after run() returned with its transaction left open
+            writer.send_bytes(msgspec.msgpack.Encoder().encode(LeftOpen()))
+        writer.close()
+        sup._procs[slot] = _Process(_Ended(100 + slot, code), reader)
+        pipes[slot] = reader
+    unclean, unanswered = sup._stop_children()
+    assert unclean == [1, 2] and unanswered   # 0 stopped cleanly; 2 was killed
+    assert all(p.closed for p in pipes.values())

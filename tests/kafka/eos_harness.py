@@ -232,9 +232,9 @@ class Service:
         With `mid_work`, prefer a worker that is on the CPU right now (its CPU time grew over
         the last 20 ms): one scoring and producing a batch, most likely inside a transaction,
         rather than one waiting in consume() between transactions.
-        With `in_txn` (the service runs with FRAUDSTREAM_FAULTS=stall:1), only a worker whose
-        main thread sleeps in core.faults' stall now, inside a transaction whose outputs were
-        produced (None if none does within 1 s): the only sleep of a worker's loop."""
+        With `in_txn` (the service runs with FRAUDSTREAM_FAULTS=stall:1 or stall_acked:1), only a
+        worker whose main thread sleeps in core.faults' stall now, inside a transaction whose
+        outputs were produced (None if none does within 1 s): the only sleep of a worker's loop."""
         pids = self.busy_pids()
         if in_txn:
             pids = _stalled(pids)

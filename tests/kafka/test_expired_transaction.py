@@ -2,7 +2,7 @@
 its outputs on the broker, past transaction.timeout.ms. Kafka aborts it and bumps the
 producer's epoch, and from then on answers the worker exactly as it would answer one whose
 transactional.id another process took: "fenced by newer producer instance". The worker must
-say what happened (core.errors.ExpiredByKafka, exit code 2), not blame a twin (exit code 4,
+say what happened (core.errors.ExpiredByKafka, exit code 7), not blame a twin (exit code 4,
 which counts towards an id collision), and its restart must deliver exactly once.
 
 transaction.timeout.ms is 2 s; the broker looks for timed-out transactions every 10 s
@@ -63,7 +63,8 @@ def test_a_transaction_kafka_aborted_is_not_blamed_on_a_twin(kafka_bootstrap, fr
     died = [line for line in log.splitlines() if f"(pid {frozen}) died with" in line]
     print("\n".join(died))
     assert died, svc.tail()   # the thawed worker could not carry on with a transaction Kafka aborted
-    assert re.search(r"exit code 2 \(Kafka error\) after [\d.]+ s: \S+: Kafka aborted its transaction, open "
+    assert re.search(r"exit code 7 \(Kafka gave up on it: transaction timeout or outage\) after [\d.]+ s: \S+: "
+                     r"Kafka aborted its transaction, open "
                      r"1\d s, past transaction.timeout.ms \(2 s; ", died[0]), died[0]
     assert "(fenced by another process" not in log, svc.tail()
     v = verify(kafka_bootstrap, names, inputs)
