@@ -92,11 +92,13 @@ class ScoringConsumer:
         self._faults = faults_from_env()   # test only; None unless FRAUDSTREAM_FAULTS is set
         # on_stuck is called (from another thread) with a transactional call librdkafka has not
         # returned from in core.txnwatch.STUCK_S; by default an error line: the service's worker exits
+        self.metrics = metrics or LoopMetrics.shared()
+        self._reach = KafkaReach(self.name, self.metrics.set_unreachable)
         hang = self._faults is not None and "hang" in self._faults.rates
-        self._watch = CallWatch(self.name, on_stuck, HANG_WATCH_S if hang else STUCK_S)
+        self._watch = CallWatch(self.name, on_stuck, HANG_WATCH_S if hang else STUCK_S,
+                                on_overdue=self._reach.overdue)
         self.scorer = scorer
         self.slot = slot
-        self.metrics = metrics or LoopMetrics.shared()
         self._stopping = threading.Event()
         self._consumer: Consumer | None = None
         self._producer: Producer | None = None
@@ -128,7 +130,6 @@ class ScoringConsumer:
         self._holds = StateHolds(self.name, config.topics.transactions) if config.state else None
         self._guard: TopicGuard | None = None   # the topics' ids, checked before each commit (exactly once)
         self._flush_s = 30.0
-        self._reach = KafkaReach(self.name, self.metrics.set_unreachable)
 
     def stop(self) -> None:
         """Ask run() to return after the current transaction (safe from signal handlers)."""
@@ -285,7 +286,13 @@ class ScoringConsumer:
 
     def _txn(self, what: str, fn: Callable[..., Any], *args: Any) -> Any:
         """txn_call, bounded waits: Kafka not answering is reported (core.reach), stop() honoured."""
-        return txn_call(what, fn, *args, stopping=self._stopping, unanswered=self._reach.no_answer, watch=self._watch)
+        return txn_call(what, fn, *args, stopping=self._stopping, unanswered=self._unanswered, watch=self._watch)
+
+    def _unanswered(self, what: str, waited_s: float) -> None:
+        # The producer's callbacks wait for a poll: its error_cb may hold _ALL_BROKERS_DOWN, which
+        # makes a 5 s wait count as an outage (not only after 30 s).
+        self._producer.poll(0)
+        self._reach.no_answer(what, waited_s)
 
     # -- the loop -----------------------------------------------------------------------------
 

@@ -103,6 +103,17 @@ class KafkaReach:
             log.warning("%s: Kafka unreachable: %s%s; scoring waits, nothing is lost, and it resumes when a "
                         "broker answers", self.name, f"{what} got no answer" if what else "no broker answers", cause)
 
+    def overdue(self, what: str, waited_s: float) -> None:
+        """From core.txnwatch's thread: `what` has not returned past its own timeout, and the
+        loop, blocked in it, can neither probe nor be told of _ALL_BROKERS_DOWN (its clients'
+        callbacks wait for a poll). Counted as unreachable at once: /healthz must not say 200
+        while the loop waits on Kafka. A broker answering clears it as usual (a probe, a commit).
+        (Another thread, but the loop's own is inside the call: nothing else updates this now.)"""
+        if self._suspect_at is None:
+            self._suspect_at = self._clock()
+            self._last_probe = float("-inf")   # probe once the loop is back
+        self.no_answer(f"{what} (for {waited_s:.0f} s, past its own timeout)", UNANSWERED_S)
+
     def close(self) -> None:
         """The loop stops: it no longer counts as one that cannot reach Kafka."""
         if self._down:

@@ -18,7 +18,7 @@ import threading
 import time
 from typing import Callable
 
-__all__ = ["CallWatch", "STUCK_S"]
+__all__ = ["CallWatch", "STUCK_S", "OVERDUE_S"]
 
 log = logging.getLogger(__name__)
 
@@ -27,20 +27,29 @@ log = logging.getLogger(__name__)
 # after its timeout has passed (CallWatch.begin's `timeout_s`).
 STUCK_S = 20.0
 _PAST_TIMEOUT_S = 10.0
+# A call this long past its own timeout (TXN_CALL_S for the loop's calls) is overdue: librdkafka
+# waits on Kafka, or is stuck, and the loop - blocked in the call - cannot probe or report it.
+# `on_overdue` is told once, long before the call counts as stuck.
+OVERDUE_S = 3.0
+DEFAULT_CALL_S = 5.0   # core.txn.TXN_CALL_S (not imported: core.txn is heavier than this module)
 
 
 class CallWatch:
-    """`begin(what)` / `end()` around each call; a daemon thread calls `on_stuck(what, seconds)`
-    once for a call that has not ended after `stuck_s` (longer for a call with a long timeout)."""
+    """`begin(what)` / `end()` around each call; a daemon thread calls `on_overdue(what, seconds)`
+    once for a call OVERDUE_S past its own timeout, and `on_stuck(what, seconds)` once for a
+    call that has not ended after `stuck_s` (longer for a call with a long timeout)."""
 
     def __init__(self, name: str, on_stuck: Callable[[str, float], None] | None = None,
-                 stuck_s: float = STUCK_S, clock: Callable[[], float] = time.monotonic):
+                 stuck_s: float = STUCK_S, clock: Callable[[], float] = time.monotonic,
+                 on_overdue: Callable[[str, float], None] | None = None):
         self.name = name
         self.on_stuck = on_stuck or self._report
+        self.on_overdue = on_overdue
         self.stuck_s = stuck_s
         self.clock = clock
-        self._call: tuple[str, float, float] | None = None   # (what, began at, stuck after)
-        self._reported: tuple[str, float, float] | None = None
+        self._call: tuple[str, float, float, float] | None = None   # (what, began at, overdue after, stuck after)
+        self._reported: tuple[str, float, float, float] | None = None
+        self._overdue: tuple[str, float, float, float] | None = None
         self._lock = threading.Lock()   # one report per call, whoever checks
         self._thread: threading.Thread | None = None
 
@@ -48,7 +57,7 @@ class CallWatch:
         """A call to `what` begins; one given `timeout_s` is stuck after that plus _PAST_TIMEOUT_S
         at the earliest."""
         limit = max(self.stuck_s, timeout_s + _PAST_TIMEOUT_S) if timeout_s else self.stuck_s
-        self._call = (what, self.clock(), limit)
+        self._call = (what, self.clock(), (timeout_s or DEFAULT_CALL_S) + OVERDUE_S, limit)
         if self._thread is None:
             self._thread = threading.Thread(target=self._watch, name="fraudstream-txn-watch", daemon=True)
             self._thread.start()
@@ -63,10 +72,16 @@ class CallWatch:
             if call is None or call == self._reported:
                 return
             waited = self.clock() - call[1]
-            if waited < call[2]:
-                return
-            self._reported = call
-        self.on_stuck(call[0], waited)
+            overdue = self.on_overdue is not None and waited >= call[2] and call != self._overdue
+            if overdue:
+                self._overdue = call
+            stuck = waited >= call[3]
+            if stuck:
+                self._reported = call
+        if overdue:
+            self.on_overdue(call[0], waited)
+        if stuck:
+            self.on_stuck(call[0], waited)
 
     def _watch(self) -> None:
         while True:

@@ -18,7 +18,7 @@ from core.rdkafkalog import RepeatFilter
 from core.reach import PROBE_S, RECENT_S, UNANSWERED_S, KafkaReach
 from core.topicids import flush_and_ask
 from core.txn import AbortRequired, StoppedWaiting, expiry, txn_call
-from core.txnwatch import CallWatch
+from core.txnwatch import OVERDUE_S, CallWatch
 
 
 class Clock:
@@ -204,7 +204,7 @@ def test_a_call_that_never_returns_is_reported_once():
     clock, stuck = Clock(), []
     watch = CallWatch("w-0", lambda what, s: stuck.append((what, s)), stuck_s=60.0, clock=clock)
     # as begin() sets it, without the thread
-    watch._call = ("send_offsets_to_transaction", clock(), watch.stuck_s)
+    watch._call = ("send_offsets_to_transaction", clock(), 8.0, watch.stuck_s)
     clock.t += 59
     watch.check()
     assert stuck == []
@@ -213,7 +213,7 @@ def test_a_call_that_never_returns_is_reported_once():
     watch.check()
     assert stuck == [("send_offsets_to_transaction", 61.0)]
     watch.end()
-    watch._call = ("commit_transaction", clock(), watch.stuck_s)
+    watch._call = ("commit_transaction", clock(), 8.0, watch.stuck_s)
     clock.t += 5
     watch.check()   # a call that returns in time is nothing
     assert len(stuck) == 1
@@ -312,3 +312,38 @@ def test_init_transactions_is_watched_and_each_retry_is_a_call_of_its_own():
     watch.check()
     assert seen == [("init_transactions", 21.0)]   # once, whichever thread looked first
     release.set()
+
+
+def test_a_call_past_its_own_timeout_counts_as_kafka_unreachable_long_before_stuck(caplog):
+    # The loop is blocked in the call: the watch thread tells the reach, so /healthz says 503
+    # seconds into an outage, not only when the call counts as stuck (20 s) and the worker exits.
+    reach, clock, gauge = _reach()
+    stuck = []
+    watch = CallWatch("w-0", lambda what, s: stuck.append(what), clock=clock, on_overdue=reach.overdue)
+    watch._call = ("send_offsets_to_transaction", clock(), 5.0 + OVERDUE_S, watch.stuck_s)   # as begin() sets it
+    clock.t += 5.0 + OVERDUE_S - 0.1
+    watch.check()
+    assert gauge == [] and not reach.down
+    clock.t += 0.1
+    watch.check()
+    watch.check()
+    assert gauge == [True] and reach.down and stuck == []
+    assert caplog.text.count("Kafka unreachable: send_offsets_to_transaction (for 8 s, past its own timeout)") == 1
+    assert reach.probe_due()   # once the call returns, the loop probes, and a broker's answer clears it
+    reach.probe(_Up(), "t")
+    assert not reach.down and gauge == [True, False]
+
+
+class _Up:
+    def list_topics(self, topic, timeout):
+        return None
+
+
+def test_begin_sets_when_a_call_is_overdue_and_when_stuck():
+    clock = Clock()
+    watch = CallWatch("w-0", clock=clock, stuck_s=20.0)
+    watch.begin("commit_transaction")
+    assert watch._call[2:] == (5.0 + OVERDUE_S, 20.0)
+    watch.begin("init_transactions", 10.0)
+    assert watch._call[2:] == (10.0 + OVERDUE_S, 20.0)
+    watch.end()
