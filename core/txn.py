@@ -161,9 +161,12 @@ class AbortRequired(Exception):
         self.error = error
 
 
+# A producer whose epoch Kafka has moved on: a newer instance, or Kafka's own abort (expiry).
+_PRODUCER_FENCED = frozenset({KafkaError._FENCED, KafkaError.PRODUCER_FENCED, KafkaError.INVALID_PRODUCER_EPOCH})
+
+
 def _fatal(error: KafkaError) -> bool:
-    return error.fatal() or error.code() in (KafkaError._FENCED, KafkaError.PRODUCER_FENCED,
-                                             KafkaError.INVALID_PRODUCER_EPOCH)
+    return error.fatal() or error.code() in _PRODUCER_FENCED
 
 
 def raise_txn_error(what: str, exc: KafkaException) -> None:
@@ -190,8 +193,7 @@ def raise_produce_error(exc: KafkaException) -> None:
 
 
 # The producer's errors once Kafka has aborted its transaction (a consumer's fence is no sign of that).
-_EXPIRED_TXN_CODES = frozenset({KafkaError._FENCED, KafkaError.PRODUCER_FENCED, KafkaError.INVALID_PRODUCER_EPOCH,
-                                KafkaError.INVALID_TXN_STATE})
+_EXPIRED_TXN_CODES = _PRODUCER_FENCED | {KafkaError.INVALID_TXN_STATE}
 
 
 def expiry(error: KafkaError | None, open_s: float | None, timeout_s: float, unreachable: bool) -> str | None:

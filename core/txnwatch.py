@@ -18,6 +18,8 @@ import threading
 import time
 from typing import Callable
 
+from core.txn import TXN_CALL_S
+
 __all__ = ["CallWatch", "STUCK_S", "OVERDUE_S"]
 
 log = logging.getLogger(__name__)
@@ -31,7 +33,6 @@ _PAST_TIMEOUT_S = 10.0
 # waits on Kafka, or is stuck, and the loop - blocked in the call - cannot probe or report it.
 # `on_overdue` is told once, long before the call counts as stuck.
 OVERDUE_S = 3.0
-DEFAULT_CALL_S = 5.0   # core.txn.TXN_CALL_S (not imported: core.txn is heavier than this module)
 
 
 class CallWatch:
@@ -57,7 +58,7 @@ class CallWatch:
         """A call to `what` begins; one given `timeout_s` is stuck after that plus _PAST_TIMEOUT_S
         at the earliest."""
         limit = max(self.stuck_s, timeout_s + _PAST_TIMEOUT_S) if timeout_s else self.stuck_s
-        self._call = (what, self.clock(), (timeout_s or DEFAULT_CALL_S) + OVERDUE_S, limit)
+        self._call = (what, self.clock(), (timeout_s or TXN_CALL_S) + OVERDUE_S, limit)
         if self._thread is None:
             self._thread = threading.Thread(target=self._watch, name="fraudstream-txn-watch", daemon=True)
             self._thread.start()
