@@ -52,7 +52,8 @@ from core.topicids import TopicGuard, TopicsReplaced, confirm, flush_and_ask
 from core.txnwatch import STUCK_S, CallWatch
 from core.workerstart import check_topics, init_transactions, output_limits
 from core.txn import (TXN_CALL_S, AbortRequired, StoppedWaiting, admin_settings, consumer_settings, expiry,
-                      kafka_cause, producer_settings, raise_produce_error, reader_settings, txn_call, worker_id)
+                      kafka_cause, poll_budget_s, producer_settings, raise_produce_error, reader_settings, txn_call,
+                      worker_id)
 
 __all__ = ["ScoringConsumer"]
 
@@ -111,6 +112,8 @@ class ScoringConsumer:
         self.left_open = False
         self._txn_began = 0.0   # time.monotonic() at begin_transaction
         self._txn_timeout_s = 30.0   # transaction.timeout.ms, as the producer is given it
+        self._polled_at = time.monotonic()   # the last consume() returned (core.txn.poll_budget_s)
+        self._poll_budget_s = poll_budget_s(kafka_int(consumer_settings(config, slot).get("max.poll.interval.ms")))
         self._aborts_in_row = 0
         self._limits = OutputLimits.uniform(config.topics)
         self._culprits = Culprits()
@@ -206,9 +209,12 @@ class ScoringConsumer:
 
     def _close(self) -> None:
         if self._txn_open:
-            self._watch.begin("abort_transaction", _ABORT_BEFORE_EXIT_S)
+            # within the batch's poll budget (core.txn.poll_budget_s), at least a second: what
+            # this leaves open, the slot's next start aborts
+            abort_s = max(1.0, min(_ABORT_BEFORE_EXIT_S, self._polled_at + self._poll_budget_s - time.monotonic()))
+            self._watch.begin("abort_transaction", abort_s)
             try:
-                self._producer.abort_transaction(_ABORT_BEFORE_EXIT_S)
+                self._producer.abort_transaction(abort_s)
             except (KafkaException, SystemError) as exc:
                 log.warning("%s: abort on close failed: %s", self.name, kafka_cause(exc))
             finally:
@@ -286,7 +292,8 @@ class ScoringConsumer:
 
     def _txn(self, what: str, fn: Callable[..., Any], *args: Any) -> Any:
         """txn_call, bounded waits: Kafka not answering is reported (core.reach), stop() honoured."""
-        return txn_call(what, fn, *args, stopping=self._stopping, unanswered=self._unanswered, watch=self._watch)
+        return txn_call(what, fn, *args, stopping=self._stopping, unanswered=self._unanswered, watch=self._watch,
+                        give_up_at=self._polled_at + self._poll_budget_s)
 
     def _unanswered(self, what: str, waited_s: float) -> None:
         # The producer's callbacks wait for a poll: its error_cb may hold _ALL_BROKERS_DOWN, which
@@ -305,6 +312,7 @@ class ScoringConsumer:
         before = self.metrics.snapshot()
         while not self._stopping.is_set():
             msgs = consume(num_messages=n, timeout=timeout)
+            self._polled_at = time.monotonic()
             if msgs:
                 self._process(msgs)
             if self._holds:
@@ -406,7 +414,8 @@ class ScoringConsumer:
             # The topics' ids are asked once every record is acknowledged (core.topicids), the
             # answer awaited after send_offsets: the two round trips overlap.
             guard = self._guard
-            answer = flush_and_ask(producer, guard, self._flush_s, self._stopping, _FLUSH_AFTER_STOP_S,
+            flush_s = min(self._flush_s, max(0.0, self._polled_at + self._poll_budget_s - time.monotonic()))
+            answer = flush_and_ask(producer, guard, flush_s, self._stopping, _FLUSH_AFTER_STOP_S,
                                    self._reach.flush_waits) if guard is not None else None
             if self._faults is not None:   # (acknowledged by the flush above: the topic guard is on by default)
                 self._faults.hit("stall_acked")
@@ -479,7 +488,9 @@ class ScoringConsumer:
             first.setdefault(m.partition(), m.offset())
         wanted = [TopicPartition(topic, p) for p in first if p in self._assigned]
         try:
-            committed = {tp.partition: tp.offset for tp in self._consumer.committed(wanted, timeout=10.0)}
+            # within the batch's poll budget (core.txn.poll_budget_s), at least a second
+            timeout = max(1.0, min(10.0, self._polled_at + self._poll_budget_s - time.monotonic()))
+            committed = {tp.partition: tp.offset for tp in self._consumer.committed(wanted, timeout=timeout)}
         except KafkaException as exc:
             log.warning("%s: committed offsets unavailable (%s); rewinding to batch start", self.name, exc)
             committed = {}

@@ -163,7 +163,9 @@ def flush_and_ask(producer: Any, guard: TopicGuard, timeout_s: float, stopping: 
             return _asked(guard.ask)
         if unanswered is not None:
             unanswered("flush", time.monotonic() - start)
-        if not stopped:   # once stopping, the abort after stop_wait_s ends it anyway
+        # Once stopping, the abort after stop_wait_s ends it anyway; and a question asked less than
+        # its own timeout before the deadline could keep the flush waiting past it.
+        if not stopped and deadline - time.monotonic() >= _REQUEST_TIMEOUT_S:
             changes = guard.changes_if_known()   # records wait: for a leader (a failover), or a topic gone?
             if changes:
                 raise TopicsReplaced("; ".join(changes))

@@ -20,7 +20,7 @@ from core.identity import is_fenced
 
 __all__ = ["consumer_settings", "reader_settings", "producer_settings", "admin_settings", "worker_id", "txn_call", "raise_txn_error",
            "raise_produce_error", "kafka_cause", "AbortRequired", "StoppedWaiting", "TXN_CALL_S",
-           "TXN_GIVE_UP_S", "expiry"]
+           "TXN_GIVE_UP_S", "expiry", "poll_budget_s"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -238,6 +238,21 @@ TXN_CALL_S = 5.0
 TXN_GIVE_UP_S = 300.0
 
 
+# librdkafka's max.poll.interval.ms unless the `kafka` passthrough sets it.
+_MAX_POLL_INTERVAL_MS = 300000
+
+
+def poll_budget_s(interval_ms: int | None) -> float:
+    """How long one batch's transactional calls may wait for Kafka in all, from the consume() that
+    returned the batch: the consumer is not polled while they wait, and librdkafka takes a
+    consumer not polled for max.poll.interval.ms out of its group (its partitions go to another
+    member; this worker's offsets would then be refused). The waits end 30 s (a quarter of a
+    short interval) before that: room for the abort (TXN_CALL_S) and the rewind after them, so
+    the worker polls again, or exits and its restart rejoins as the same static member."""
+    interval_s = (interval_ms or _MAX_POLL_INTERVAL_MS) / 1000.0
+    return interval_s - min(30.0, interval_s / 4.0)
+
+
 class StoppedWaiting(Exception):
     """stop() came while a transactional call waited for Kafka, which did not answer: the
     transaction is left open, for the slot's next start (or Kafka's transaction timeout) to abort."""
@@ -245,17 +260,19 @@ class StoppedWaiting(Exception):
 
 def txn_call(what: str, fn: Callable[..., T], *args: Any, attempts: int = 20,
              stopping: Any = None, unanswered: Callable[[str, float], None] | None = None,
-             watch: Any = None) -> T:
+             watch: Any = None, give_up_at: float | None = None) -> T:
     """Call a transactional API, retrying what librdkafka calls retriable.
 
     A call given a timeout (TXN_CALL_S) that runs out is called again for as long as Kafka
     does not answer, and `unanswered(what, seconds waited)` is told each time (core.reach); StoppedWaiting
     once `stopping` (a threading.Event) is set; `watch` (core.txnwatch.CallWatch) sees each
     call begin and end. Raises AbortRequired when the transaction must be aborted,
-    PipelineError when the producer is fenced or hit a fatal error.
+    PipelineError when the producer is fenced or hit a fatal error, or when Kafka has not
+    answered for TXN_GIVE_UP_S or by `give_up_at` (time.monotonic(); see poll_budget_s).
     """
     attempt = 0
     start = time.monotonic()
+    limit = start + TXN_GIVE_UP_S if give_up_at is None else min(start + TXN_GIVE_UP_S, give_up_at)
     while True:
         if watch is not None:
             watch.begin(what)
@@ -273,8 +290,11 @@ def txn_call(what: str, fn: Callable[..., T], *args: Any, attempts: int = 20,
                     unanswered(what, time.monotonic() - start)
                 if stopping is not None and stopping.is_set():
                     raise StoppedWaiting(f"{what}: {error.str()}") from exc
-                if time.monotonic() - start >= TXN_GIVE_UP_S:
-                    raise PipelineError(f"{what}: no answer from Kafka in {TXN_GIVE_UP_S:.0f} s") from exc
+                now = time.monotonic()
+                if now >= limit:
+                    why = "" if now - start >= TXN_GIVE_UP_S else (
+                        ", and its consumer must poll before max.poll.interval.ms ends or be taken out of the group")
+                    raise PipelineError(f"{what}: no answer from Kafka in {now - start:.0f} s{why}") from exc
                 time.sleep(0.05)   # never a hot loop, should a call time out at once
                 continue
             attempt += 1

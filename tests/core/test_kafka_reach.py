@@ -13,6 +13,7 @@ import pytest
 from confluent_kafka import KafkaError, KafkaException
 from prometheus_client import CollectorRegistry
 
+from core.errors import PipelineError
 from core.metrics import LoopMetrics, format_stats
 from core.rdkafkalog import RepeatFilter
 from core.reach import PROBE_S, RECENT_S, UNANSWERED_S, KafkaReach
@@ -246,8 +247,25 @@ def test_a_flush_waiting_for_gone_brokers_ends_soon_after_stop():
     assert guard.checks == 0 and told and set(told) == {"flush"}
     guard, stopping = Guard(), threading.Event()
     with pytest.raises(AbortRequired):
-        flush_and_ask(WaitingProducer(), guard, 0.1, stopping)
+        flush_and_ask(WaitingProducer(), guard, 5.5, stopping)
     assert guard.checks >= 1   # without a stop, a deleted topic is looked for while records wait
+
+
+def test_a_flush_asks_for_the_topics_only_while_the_answer_can_come_before_its_deadline(monkeypatch):
+    import core.topicids as topicids
+
+    monkeypatch.setattr(topicids, "_REQUEST_TIMEOUT_S", 1.0)   # 5 s in the service
+
+    class SlowGuard(Guard):   # Kafka gone: each question waits for its whole request timeout
+        def changes_if_known(self):
+            time.sleep(topicids._REQUEST_TIMEOUT_S)
+            return super().changes_if_known()
+
+    guard, t0 = SlowGuard(), time.monotonic()
+    with pytest.raises(AbortRequired):
+        flush_and_ask(WaitingProducer(), guard, 2.5, threading.Event())
+    # asked at 0 s and 1 s, not at 2 s: that answer would have kept the flush to 3 s
+    assert guard.checks == 2 and time.monotonic() - t0 < 2.9
 
 
 def test_a_call_timing_out_for_minutes_is_given_up(monkeypatch):
@@ -260,6 +278,43 @@ def test_a_call_timing_out_for_minutes_is_given_up(monkeypatch):
 
     with pytest.raises(txn.PipelineError, match="no answer from Kafka in 0 s"):
         txn_call("commit_transaction", commit, 5.0, stopping=threading.Event())
+
+
+def test_the_waits_of_one_batch_end_before_its_consumer_would_leave_the_group():
+    from core.txn import poll_budget_s
+
+    assert poll_budget_s(None) == 270.0   # librdkafka's max.poll.interval.ms, 300 s, less 30 s
+    assert poll_budget_s(300000) == 270.0 and poll_budget_s(600000) == 570.0
+    assert poll_budget_s(20000) == 15.0   # a short interval keeps a quarter of it
+
+    def commit(timeout):
+        raise KafkaException(KafkaError(KafkaError._TIMED_OUT, "timed out", retriable=True))
+
+    t0 = time.monotonic()
+    with pytest.raises(PipelineError, match=r"commit_transaction: no answer from Kafka in 0 s, and its "
+                                            r"consumer must poll before max.poll.interval.ms"):
+        txn_call("commit_transaction", commit, 5.0, stopping=threading.Event(), give_up_at=t0 + 0.2)
+    assert time.monotonic() - t0 < 2.0   # not TXN_GIVE_UP_S (5 min)
+
+
+def test_a_scoring_consumer_gives_up_waiting_by_its_own_max_poll_interval(monkeypatch):
+    import core.txn as txn
+    from core import Scorer, ScoringConfig, ScoringConsumer
+
+    monkeypatch.setattr(txn, "TXN_GIVE_UP_S", 4.0)   # unwired, the test fails in 4 s, not 5 min
+
+    config = ScoringConfig(bootstrap_servers="127.0.0.1:1", kafka={"max.poll.interval.ms": "20000"})
+    consumer = ScoringConsumer(config, Scorer.load())
+    consumer._polled_at = time.monotonic() - 14.5   # the batch was consumed 14.5 s ago: 0.5 s left
+    consumer._producer = type("Producer", (), {"poll": lambda self, timeout: 0})()   # polled on each timeout
+
+    def commit(timeout):
+        raise KafkaException(KafkaError(KafkaError._TIMED_OUT, "timed out", retriable=True))
+
+    t0 = time.monotonic()
+    with pytest.raises(PipelineError, match="max.poll.interval.ms"):
+        consumer._txn("commit_transaction", commit, 5.0)
+    assert 0.3 < time.monotonic() - t0 < 3.0
 
 
 def test_the_watch_thread_reports_a_call_begun_and_never_ended():
