@@ -8,7 +8,10 @@ the row is handed to the msgspec slow path in core.decode, which either decodes 
 the precise dead-letter reason. So the kernel can be simple without ever being wrong.
 
 duplicate_field serves that slow path: msgspec keeps the last of a field named twice, and a
-byte walk over the (already validated) object finds such a contract field.
+byte walk over the (already validated) object finds such a contract field. Before msgspec
+sees a row, the walk also measures its nesting: msgspec (and json) recurse once per level and
+raise RecursionError near Python's recursion limit, a depth that varies with the caller's
+stack, so a row nested past MAX_DEPTH is a dead letter by this rule instead.
 """
 
 import sys
@@ -23,13 +26,16 @@ from numba.extending import intrinsic
 from core import features, schema
 from core.schema import RESERVED_FIELD_NAMES
 
-__all__ = ["OK", "SLOW", "TOO_LARGE", "ESCAPED_KEY", "scan_batch", "key_table", "duplicate_field",
-           "duplicate_fields"]
+__all__ = ["OK", "SLOW", "TOO_LARGE", "ESCAPED_KEY", "TOO_DEEP", "MAX_DEPTH", "scan_batch", "key_table",
+           "duplicate_field", "duplicate_fields"]
 
 # per-row status
 OK, SLOW, TOO_LARGE = 0, 1, 2
 # duplicate_field's answer when a top-level key is spelled with escapes
 ESCAPED_KEY = -2
+# ... and when arrays and objects nest deeper than MAX_DEPTH (checked first)
+TOO_DEEP = -3
+MAX_DEPTH = 64
 
 # The kernels bake these globals into numba's on-disk cache, which is invalidated only when
 # THIS file changes: so they are spelled out here and checked against their owners at import.
@@ -531,11 +537,37 @@ def _duplicate_in(buf, i, n, names, key_lengths, codes):
     return -1
 
 
+@_helper
+def _too_deep(buf, i, n):
+    """Whether arrays and objects in buf[i:n] nest deeper than MAX_DEPTH (brackets inside
+    strings do not count)."""
+    depth = 0
+    while i < n:
+        b = buf[i]
+        if b == 34:
+            i += 1
+            while i < n and buf[i] != 34:
+                if buf[i] == 92:
+                    i += 1
+                i += 1
+        elif b == 123 or b == 91:
+            depth += 1
+            if depth > MAX_DEPTH:
+                return True
+        elif b == 125 or b == 93:
+            depth -= 1
+        i += 1
+    return False
+
+
 @_jit
 def duplicate_field(buf, names, key_lengths, codes):
     """Code of the first contract field named twice at the top level of buf, a JSON object
     that msgspec has already validated; -1 if none; ESCAPED_KEY if a top-level key has an
-    escape (this byte walk does not unescape: the caller judges those rare rows itself)."""
+    escape (this byte walk does not unescape: the caller judges those rare rows itself);
+    TOO_DEEP, whether valid or not, if it nests deeper than MAX_DEPTH."""
+    if _too_deep(buf, 0, buf.shape[0]):
+        return TOO_DEEP
     return _duplicate_in(buf, 0, buf.shape[0], names, key_lengths, codes)
 
 
@@ -545,4 +577,6 @@ def duplicate_fields(buf, starts, lengths, rows, out, names, key_lengths, codes)
     a numba call costs more than the walk of a row)."""
     for k in range(rows.shape[0]):
         r = rows[k]
-        out[k] = _duplicate_in(buf, starts[r], starts[r] + lengths[r], names, key_lengths, codes)
+        end = starts[r] + lengths[r]
+        out[k] = TOO_DEEP if _too_deep(buf, starts[r], end) else _duplicate_in(buf, starts[r], end, names,
+                                                                              key_lengths, codes)

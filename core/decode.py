@@ -8,6 +8,7 @@ raises: it becomes a reason string "<kind>: <detail>" (kinds in core.schema.DEAD
 """
 
 import json
+import logging
 import re
 from collections import Counter
 from datetime import datetime
@@ -33,6 +34,7 @@ _Guarded = msgspec.defstruct(
 )
 _DECODER = msgspec.json.Decoder(_Guarded)
 _KEYS = _jsonscan.key_table()
+log = logging.getLogger(__name__)
 _TIMESTAMP = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?Z")
 _F32_MAX = float(np.finfo(np.float32).max)
 _JSON_WS = b" \t\r\n"
@@ -77,7 +79,16 @@ def utc_hour(timestamp: str) -> int | str:
 def decode_one(value, row: np.ndarray | None = None):
     """Decode one raw value: a Transaction (its raw features written into `row` when given),
     or the dead-letter reason as a str. Never raises for bad input."""
-    return _decode_one(value, row, None)
+    return _decode_guarded(value, row, None)
+
+
+def _decode_guarded(value, row, twice: int | None):
+    try:
+        return _decode_one(value, row, twice)
+    except Exception as exc:   # noqa: BLE001 - a value no rule foresaw: its dead letter says what, never a crash loop
+        log.error("a transaction no decoding rule foresaw raised %s (a fraudstream bug: please report it "
+                  "with the dead letter)", _show(exc, 200))
+        return f"{BAD_JSON}: cannot be decoded ({type(exc).__name__})"
 
 
 def _decode_one(value, row, twice: int | None):
@@ -99,6 +110,10 @@ def _decode_one(value, row, twice: int | None):
             value.decode("utf-8")
         except UnicodeDecodeError as exc:
             return f"{BAD_UTF8}: byte {exc.start}"
+    if twice is None:
+        twice = _jsonscan.duplicate_field(np.frombuffer(value, dtype=np.uint8), *_KEYS)
+    if twice == _jsonscan.TOO_DEEP:   # before msgspec, whose recursion would fail near Python's limit
+        return f"{BAD_JSON}: nested deeper than {_jsonscan.MAX_DEPTH} levels"
     try:
         tx = _DECODER.decode(value)
     except msgspec.ValidationError as exc:
@@ -169,7 +184,7 @@ def decode_batch(values) -> Decoded:
         _jsonscan.duplicate_fields(buf, starts, lengths, slow[walk], found, *_KEYS)
         twice[walk] = found
         for r, code in zip(slow.tolist(), twice.tolist()):
-            result = _decode_one(originals[r], x[r], code)
+            result = _decode_guarded(originals[r], x[r], code)
             if isinstance(result, str):
                 dead.append((r, result))
             else:
@@ -191,16 +206,15 @@ _FIELD_NAMES = dict(enumerate(V_FIELDS)) | {
 _CONTRACT_NAMES = frozenset(_FIELD_NAMES.values())
 
 
-def _duplicate_field(value: bytes, code: int | None) -> str | None:
+def _duplicate_field(value: bytes, code: int) -> str | None:
     """Name of a contract field that a valid JSON object names twice, or None (code: the
-    value's duplicate_field when known)."""
-    if code is None:
-        code = _jsonscan.duplicate_field(np.frombuffer(value, dtype=np.uint8), *_KEYS)
+    value's duplicate_field)."""
     if code == -1:
         return None
     if code != _jsonscan.ESCAPED_KEY:
         return _FIELD_NAMES[code]
-    top = json.loads(value, object_pairs_hook=lambda pairs: pairs)  # keys unescaped, kept twice
+    # keys unescaped, kept twice; numbers left as text (an int of over 4,300 digits would raise)
+    top = json.loads(value, object_pairs_hook=lambda pairs: pairs, parse_int=len, parse_float=len)
     counts = Counter(k for k, _ in top if k in _CONTRACT_NAMES)
     return next((k for k, c in counts.items() if c > 1), None)
 

@@ -119,6 +119,10 @@ def test_short_decimals_are_exact():
     (b" " * (MAX_VALUE_BYTES + 1), f"value too large: {MAX_VALUE_BYTES + 1} bytes > "
                                    f"{MAX_VALUE_BYTES}"),
     (raw() + b" x", "invalid JSON: trailing characters at byte"),
+    # msgspec's recursion would raise RecursionError near 1000 levels (a crash loop before)
+    (raw()[:-1] + b',"x":' + b"[" * 1000 + b"]" * 1000 + b"}", "invalid JSON: nested deeper than 64 levels"),
+    (raw()[:-1] + b',"x":' + b"[" * 64 + b"]" * 64 + b"}", "invalid JSON: nested deeper than 64 levels"),
+    (b"[" * 5000, "invalid JSON: nested deeper than 64 levels"),   # deep and not even closed
 ])
 def test_bad_values_get_a_precise_reason_and_spare_their_neighbours(value, reason):
     good = raw()
@@ -167,6 +171,38 @@ def test_values_the_kernel_declines_still_decode_via_msgspec(value):
     assert d.dead == []
     tx = json.loads(value)
     np.testing.assert_array_max_ulp(d.x[0, RAW_COLUMNS], expected_row(tx), 1)
+
+
+def test_nesting_up_to_64_levels_decodes_and_brackets_in_strings_do_not_count():
+    deepest = raw()[:-1] + b',"x":' + b'{"y":' * 62 + b"[]" + b"}" * 62 + b"}"   # 64 levels
+    quoted = raw()[:-1] + b',"x":"' + b"[{" * 100 + b'\\\"[[["}'   # brackets and escapes in a string
+    d = decode_batch([deepest, quoted])
+    assert d.good.tolist() == [0, 1] and not d.dead
+    assert not isinstance(decode_one(deepest), str) and not isinstance(decode_one(quoted), str)
+
+
+def test_an_escaped_key_beside_a_number_of_thousands_of_digits_decodes():
+    # the duplicate check of an escaped key parses the object with json, whose int conversion
+    # refuses over 4,300 digits (a ValueError, a crash loop before)
+    value = raw()[:-1] + b',"n\\u006fte":' + b"9" * 5000 + b"}"
+    assert not isinstance(decode_one(value), str)
+    d = decode_batch([value, raw()])
+    assert d.good.tolist() == [0, 1]
+
+
+def test_a_value_no_rule_foresaw_is_a_dead_letter_naming_the_error(monkeypatch, caplog):
+    import core.decode as decode
+
+    class Broken:
+        def decode(self, value):
+            raise RuntimeError("no rule for this")
+
+    monkeypatch.setattr(decode, "_DECODER", Broken())
+    odd = raw(V7="odd")   # not the kernel's: decoded by the (broken) slow path
+    d = decode_batch([raw(), odd, raw()])
+    assert d.good.tolist() == [0, 2]
+    assert d.dead == [(1, "invalid JSON: cannot be decoded (RuntimeError)")]
+    assert "no rule for this" in caplog.text and "please report" in caplog.text
 
 
 def test_unknown_fields_and_null_label_are_accepted():
