@@ -7,7 +7,8 @@ Layout, all plain numpy arrays so that a whole micro-batch is one call:
     events  t f64, amount f32, mcc i64, next i64 (the next OLDER event of the same card),
             free i64 (a stack of free event slots; scal[FREE_TOP] is its size)
     scal    i64 scalars: FREE_TOP, SEQ (batch counter for `mark`), MAX_NEV, SWEEP (cursor),
-            AHEAD (transactions in a row more than H ahead of W; RESYNC_RUN of them move W on)
+            AHEAD (transactions in a row more than H ahead of W, or minus those more than H
+            behind it; RESYNC_RUN of them move W to the last one's time)
     wm      f64[1]: the partition's watermark W = the latest effective time applied (NaN none)
 
 Every card's chain is newest first and its effective times never decrease (see apply), so a
@@ -41,6 +42,8 @@ N_SCAL = 5
 # come in a row: then the partition's traffic resumed after a pause of more than H, and the
 # watermark moves on (every earlier card is idle). Without this, a partition whose traffic
 # paused for a day would treat every later transaction as a bad clock and never keep state again.
+# The same run behind it moves the watermark back: a partition's first transaction sets it
+# unchecked, and one far in the future would otherwise make every later one a bad clock.
 RESYNC_RUN = 100
 # Distinct merchants of a card's window: a list scanned for each event while they are at most
 # LISTED (every real card), then a hash table after it in the scratch array (EMPTY: a free
@@ -60,6 +63,9 @@ EMPTY = -(1 << 63)
 # features then cost at most this many events' walk per transaction, not its whole day.
 MAX_CARD_EVENTS = 45_000
 NAN = np.nan
+# card_amount_z is kept within float32 (a deviation of 1e-30 makes z over 1e39): an infinite
+# feature would have no JSON text in the `card` object
+Z_MAX = 3.4028234663852886e38
 
 # changelog value: version, latest, n, mean, m2, nev, then nev events newest first
 VERSION = 1
@@ -133,11 +139,16 @@ def apply_batch(ids, t, amount, mcc, out, touched,
         has_w = not np.isnan(w)
         ahead = has_w and ti > w + H
         if ahead:
-            scal[AHEAD] += 1
+            scal[AHEAD] = scal[AHEAD] + 1 if scal[AHEAD] > 0 else 1
             if scal[AHEAD] >= RESYNC_RUN:         # traffic resumed after a pause > H
                 w = ti
                 wm[0] = ti
                 ahead = False
+        elif has_w and ti < w - H:
+            scal[AHEAD] = scal[AHEAD] - 1 if scal[AHEAD] < 0 else -1
+            if scal[AHEAD] <= -RESYNC_RUN:        # W was set by a clock far ahead
+                w = ti
+                wm[0] = ti
         lc = latest[c]
         live = (not np.isnan(lc)) and ((not has_w) or lc >= w - H)
         if live and not ahead and ti > lc + H:    # idle > 24 h by its own clock
@@ -244,7 +255,7 @@ def apply_batch(ids, t, amount, mcc, out, touched,
         if live and cn[c] >= 2:
             std = np.sqrt(m2[c] / np.float64(cn[c] - 1))
             if std > 0.0:
-                z = (a64 - mean[c]) / std
+                z = min(max((a64 - mean[c]) / std, -Z_MAX), Z_MAX)
         out[i, 7] = np.float32(z)
         out[i, 8] = u
         out[i, 9] = micro

@@ -155,10 +155,11 @@ def _put_int(out, o, v):
 
 @_inline
 def _put_value(out, o, f, is_count):
-    """JSON text of float32 f: null for NaN, an integer for counts, else nine significant
-    digits d.dddddddde[-]x (a product with a constant power of ten, one rounding)."""
+    """JSON text of float32 f: null for NaN (and infinity, which JSON cannot spell and the
+    features never hold), an integer for counts, else nine significant digits d.dddddddde[-]x
+    (a product with a constant power of ten, one rounding)."""
     d = np.float64(f)
-    if np.isnan(d):
+    if not np.isfinite(d):
         for c in (110, 117, 108, 108):
             out[o] = c
             o += 1

@@ -21,7 +21,7 @@ Windows count this transaction and the card's earlier ones with time in (t - w, 
 1 min, distinct merchant categories in 24 h and in 10 min. card_secs_since_prev,
 card_secs_since_micro (since the card's previous amount <= 1.00 within 24 h, NaN if none) and
 card_amount_z (Welford mean and sample deviation over all the card's earlier applied amounts;
-0 below two or when the deviation is 0) use the state before this transaction. The 10-min and
+0 below two or when the deviation is 0, within float32's range) use the state before this transaction. The 10-min and
 1-min micro features see a card-testing burst's rhythm (dozens of micro amounts in a few
 minutes, in many merchant categories) where a legit burst (in-app purchases, transit taps) has
 a few, minutes apart, at one merchant category. All of them come from the events the state
@@ -41,7 +41,11 @@ pause is idle. The 99 before it were scored as bad clocks. (Without this, one da
 traffic would leave the partition keeping no state ever again.) The price: a source whose
 clock runs more than a day ahead, alone in its partition for 100 transactions in a row,
 moves the partition's time; on-time transactions then count as late (applied at their card's
-latest time, or as bad clocks for cards not seen since) until the partition's time is reached.
+latest time, or as bad clocks for cards not seen since) until the partition's time is reached,
+or until 100 of them in a row are more than 24 h behind it: that run moves the partition's time
+back to the 100th one's, as it does when the time was set far ahead by a partition's very first
+transaction, which nothing judges (without it, a first transaction dated in the year 9999
+would keep the partition from keeping any card's state).
 
 Bounds. A card keeps at most MAX_CARD_EVENTS events: a transaction of a card that already holds
 that many within 24 h is scored against them and, like a bad clock, changes no state, so its
@@ -191,8 +195,9 @@ class CardStore:
 
     @property
     def ahead(self) -> int:
-        """Transactions in a row, up to now, more than 24 h ahead of the watermark (see the
-        time policy); part of a snapshot, as the watermark is."""
+        """Transactions in a row, up to now, more than 24 h ahead of the watermark, or minus
+        those more than 24 h behind it (see the time policy); part of a snapshot, as the
+        watermark is."""
         return int(self.scal[k.AHEAD])
 
     @ahead.setter

@@ -6,7 +6,8 @@ import math
 import numpy as np
 
 H = 86400.0
-RESYNC_RUN = 100     # transactions in a row more than H ahead of the watermark that move it on
+Z_MAX = float(np.finfo(np.float32).max)   # card_amount_z is kept within float32
+RESYNC_RUN = 100     # transactions in a row more than H ahead of (or behind) the watermark that move it
 
 
 class RefStore:
@@ -21,9 +22,13 @@ class RefStore:
         c = self.cards.get(key)
         ahead = self.w is not None and t > self.w + H
         if ahead:
-            self.ahead += 1
+            self.ahead = max(self.ahead, 0) + 1
             if self.ahead >= RESYNC_RUN:
                 self.w, ahead = t, False
+        elif self.w is not None and t < self.w - H:
+            self.ahead = min(self.ahead, 0) - 1
+            if self.ahead <= -RESYNC_RUN:
+                self.w = t
         live = c is not None and (self.w is None or c[0] >= self.w - H)
         if live and not ahead and t > c[0] + H:
             live = False                       # idle for more than H by its own clock
@@ -54,7 +59,7 @@ class RefStore:
         if live and c[1] >= 2:
             std = math.sqrt(c[3] / float(c[1] - 1))
             if std > 0.0:
-                z = (a - c[2]) / std
+                z = min(max((a - c[2]) / std, -Z_MAX), Z_MAX)
         micro_1m = (1 if a32 <= 1.0 else 0) + sum(1 for e in window if e[0] > tt - 60.0 and e[1] <= 1.0)
         mcc_10m = len({m} | {e[2] for e in window if e[0] > tt - 600.0})
         micros = [e[0] for e in window if e[1] <= 1.0]          # newest first
