@@ -82,13 +82,17 @@ def serve_http(port: int, registry: CollectorRegistry, views: Callable[[], Seque
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:  # noqa: N802 - http.server's name
             path = self.path.split("?", 1)[0]
-            if path == "/metrics":
-                status, body, kind = 200, generate_latest(registry), CONTENT_TYPE_LATEST
-            elif path == "/healthz":
-                status, body = health(views(), *(conditions() if conditions else (None, 0)))
-                kind = "application/json"
-            else:
-                status, body, kind = 404, b"not found: try /metrics or /healthz\n", "text/plain"
+            try:
+                if path == "/metrics":
+                    status, body, kind = 200, generate_latest(registry), CONTENT_TYPE_LATEST
+                elif path == "/healthz":
+                    status, body = health(views(), *(conditions() if conditions else (None, 0)))
+                    kind = "application/json"
+                else:
+                    status, body, kind = 404, b"not found: try /metrics or /healthz\n", "text/plain"
+            except Exception as exc:   # noqa: BLE001 - a worker's metrics file torn or unreadable
+                # an answer, not a dropped connection (and a traceback on stderr per scrape)
+                status, body, kind = 500, f"cannot read the workers' metrics: {exc!r}\n".encode(), "text/plain"
             self.send_response(status)
             self.send_header("Content-Type", kind)
             self.send_header("Content-Length", str(len(body)))

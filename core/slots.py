@@ -155,6 +155,16 @@ class Slot:
             return Decision.ID_COLLISION
         return Decision.RESTART
 
+    def not_started(self, error: str, now: float) -> None:
+        """No process could be made for this slot (a fork or pipe refused: out of processes,
+        memory or file descriptors): counted as a failure, tried again after the back-off."""
+        if self.up_since is not None and now - self.up_since >= HEALTHY_AFTER_S:
+            self.failures = 0
+        self.failures += 1
+        self.last_exit = f"no process started ({error})"
+        self.state, self.up_since = SlotState.BACKING_OFF, None
+        self.restart_at = now + backoff_delay(self.failures)
+
     def view(self, now: float) -> SlotView:
         retry = max(0.0, self.restart_at - now) if self.state is SlotState.BACKING_OFF else 0.0
         return SlotView(self.index, self.state.value, self.failures, self.restarts, self.last_exit, retry)

@@ -25,7 +25,6 @@ import logging
 import multiprocessing
 import os
 import signal
-import struct
 import tempfile
 import threading
 import time
@@ -176,11 +175,21 @@ class Supervisor:
         return config
 
     def _start(self, ctx: Any, slot: Slot, child_config: bytes) -> None:
-        reader, writer = ctx.Pipe(duplex=False)
-        proc = ctx.Process(target=worker_main, name=f"fraudstream-worker-{slot.index}",
-                           args=(child_config, slot.index, os.getpid(), logging.getLogger().level or logging.INFO,
-                                 writer))
-        proc.start()
+        pipe = None
+        try:
+            pipe = ctx.Pipe(duplex=False)
+            reader, writer = pipe
+            proc = ctx.Process(target=worker_main, name=f"fraudstream-worker-{slot.index}",
+                               args=(child_config, slot.index, os.getpid(),
+                                     logging.getLogger().level or logging.INFO, writer))
+            proc.start()
+        except OSError as exc:   # out of processes, memory or descriptors: this slot waits, the others go on
+            for end in pipe or ():
+                end.close()
+            slot.not_started(str(exc), self.clock())
+            log.error("worker %d: no process could be started (%s); trying again in %.2f s (%d failure(s) in a row)",
+                      slot.index, exc, slot.restart_at - self.clock(), slot.failures)
+            return
         writer.close()   # the child holds its own copy: EOF here once it is gone
         self._procs[slot.index] = _Process(proc, reader)
         slot.started_at(self.clock())
@@ -202,7 +211,7 @@ class Supervisor:
             if elapsed:
                 try:
                     snap = aggregate(metrics_dir)
-                except (OSError, ValueError, struct.error) as exc:
+                except Exception as exc:   # noqa: BLE001 - OSError, ValueError, struct.error, RuntimeError (a torn file)
                     # The stats line is informative: a metrics file in a bad state must not
                     # stop the workers' supervisor.
                     log.warning("stats unavailable this interval: %s", exc)

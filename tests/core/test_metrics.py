@@ -111,3 +111,31 @@ def test_healthz_reads_paused_partitions_and_unreachable_workers_from_live_worke
         for w in workers:
             w.communicate("")
     assert paused == {"card_state_held": 2, "offset_reset_refused": 1} and unreachable == 1
+
+
+def test_healthz_answers_500_when_a_metrics_file_cannot_be_read():
+    # prometheus_client raises RuntimeError for a torn multiprocess file: the handler answered
+    # nothing (a dropped connection and a traceback on stderr per request) before
+    import socket
+    import urllib.error
+    import urllib.request
+
+    from prometheus_client import CollectorRegistry
+
+    from core.health import serve_http
+
+    def torn():
+        raise RuntimeError("Read beyond file size detected, gauge_livesum_7.db is corrupted.")
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = serve_http(port, CollectorRegistry(), lambda: (), torn)
+    try:
+        with pytest.raises(urllib.error.HTTPError) as info:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5)
+        assert info.value.code == 500 and b"gauge_livesum_7.db is corrupted" in info.value.read()
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as ok:
+            assert ok.status == 200   # the other path is unaffected
+    finally:
+        server.shutdown()

@@ -245,3 +245,39 @@ def test_a_worker_that_stopped_leaving_its_transaction_open_is_aborted_at_stop()
     unclean, unanswered = sup._stop_children()
     assert unclean == [1, 2] and unanswered   # 0 stopped cleanly; 2 was killed
     assert all(p.closed for p in pipes.values())
+
+
+def test_a_slot_whose_process_cannot_be_made_backs_off_and_the_service_goes_on():
+    # a fork refused (EAGAIN: out of processes) raised out of the supervisor's loop: every
+    # slot stopped with it
+    import errno
+    import multiprocessing
+
+    from core.config import ScoringConfig
+    from core.slots import SlotState
+    from core.supervisor import Supervisor
+
+    pipes = []
+
+    class Refusing:
+        def Pipe(self, duplex):   # noqa: N802 - multiprocessing's name
+            pipes.append(multiprocessing.Pipe(duplex=duplex))
+            return pipes[-1]
+
+        def Process(self, **kwargs):   # noqa: N802
+            class Proc:
+                def start(self):
+                    raise OSError(errno.EAGAIN, "Resource temporarily unavailable")
+            return Proc()
+
+    clock = Clock()
+    sup = Supervisor(ScoringConfig())
+    sup.clock = clock
+    slot = Slot(0)
+    sup._start(Refusing(), slot, b"")
+    assert slot.state is SlotState.BACKING_OFF and slot.failures == 1 and 0 not in sup._procs
+    assert slot.restart_at == clock() + backoff_delay(1)
+    assert "no process started ([Errno 11] Resource temporarily unavailable)" in slot.last_exit
+    assert all(end.closed for end in pipes[0])
+    sup._start(Refusing(), slot, b"")
+    assert slot.failures == 2 and slot.restart_at == clock() + backoff_delay(2)
