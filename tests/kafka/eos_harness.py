@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import random
 import re
 import signal
@@ -335,12 +336,16 @@ def wait_first_commit(bootstrap: str, group: str, topic: str, service: Service, 
         time.sleep(0.1)
 
 
+# clock_nanosleep (Python's time.sleep), by the machine's system call numbers
+_SLEEP_SYSCALL = {"x86_64": "230", "aarch64": "115", "arm64": "115"}.get(platform.machine(), "230")
+
+
 def _stalled(pids: list[int], wait_s: float = 1.0) -> list[int]:
-    """Those of `pids` blocked in clock_nanosleep (x86-64 syscall 230: Python's time.sleep)
-    at the first look that finds any, looking every 2 ms for up to wait_s; [] if none."""
+    """Those of `pids` blocked in clock_nanosleep (Python's time.sleep) at the first look that
+    finds any, looking every 2 ms for up to wait_s; [] if none."""
     deadline = time.monotonic() + wait_s
     while True:
-        found = [pid for pid in pids if _syscall(pid) == "230"]
+        found = [pid for pid in pids if _syscall(pid) == _SLEEP_SYSCALL]
         if found or time.monotonic() >= deadline:
             return found
         time.sleep(0.002)

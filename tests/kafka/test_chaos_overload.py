@@ -175,6 +175,7 @@ def test_overload_keeps_memory_bounded_and_drains_exactly_once(kafka_bootstrap, 
     assert per_worker_backlog >= 2 * WORKER_SLACK, f"backlog {per_worker_backlog / MB:.0f} MB per worker too small"
     steady_worker = max(rss for pid, rss in steady.items() if pid != sup)
     for peaks in (overload, drain):
+        assert any(pid != sup for pid in peaks), f"no worker sampled: {report}"   # the bound checked something
         for pid, rss in peaks.items():
             if pid == sup:
                 assert rss <= steady[sup] + SUPERVISOR_SLACK, report

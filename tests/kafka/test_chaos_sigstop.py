@@ -70,7 +70,13 @@ def _partitions_of(log: str, pid: int) -> list[int]:
     return [int(p) for p in assigned[-1].split(",") if p.strip()] if assigned else []
 
 
-def test_a_frozen_worker_is_fenced_and_its_partitions_move_on(kafka_bootstrap, fresh_topics, tmp_path):
+# What shows the transaction it was frozen in did not commit: aborted once thawed (the group
+# refuses its offsets), or the worker ended (Kafka aborted it past transaction.timeout.ms and
+# fences the producer) and its slot restarted.
+TXN_FAILED = re.compile(r"aborting transaction|with a transaction open|died with exit code")
+
+
+def test_a_frozen_worker_is_fenced_and_its_partitions_move_on(kafka_bootstrap, fresh_topics, tmp_path, monkeypatch):
     seed = _seed()
     rng = random.Random(seed)
     names = fresh_topics("sigstop")
@@ -80,7 +86,9 @@ def test_a_frozen_worker_is_fenced_and_its_partitions_move_on(kafka_bootstrap, f
     group = f"sigstop-{uuid.uuid4().hex[:8]}"
     extra = ("-X", f"session.timeout.ms={SESSION_MS}", "-X", f"transaction.timeout.ms={TXN_TIMEOUT_MS}",
              "-X", "linger.ms=5")
+    monkeypatch.setenv("FRAUDSTREAM_FAULTS", "stall:1")   # every transaction held open 50 ms: frozen inside one
     service = Service(kafka_bootstrap, names, group, tmp_path, workers=WORKERS, extra=extra)
+    monkeypatch.delenv("FRAUDSTREAM_FAULTS")
     topic = names.transactions
     tail = threading.Thread(target=produce_inputs, args=(kafka_bootstrap, topic, inputs, inputs.records[split:]),
                             kwargs={"tps": TAIL_TPS})
@@ -90,12 +98,12 @@ def test_a_frozen_worker_is_fenced_and_its_partitions_move_on(kafka_bootstrap, f
         wait_first_commit(kafka_bootstrap, group, topic, service)
         tail.start()
         time.sleep(3.0)   # input flowing, every worker mid-stream
-        frozen = rng.choice(service.busy_pids())
+        frozen = service.kill_random_worker(rng, signal.SIGSTOP, in_txn=True)   # its outputs produced, not committed
+        t_stop = time.monotonic()
+        assert frozen is not None, f"no worker inside a transaction to freeze:\n{service.tail()}"
         parts = _partitions_of(service.log_path.read_text(), frozen)
         assert parts, service.tail()
         before = committed_offsets(kafka_bootstrap, group, topic, parts)
-        os.kill(frozen, signal.SIGSTOP)
-        t_stop = time.monotonic()
         at_stop = len(service.log_path.read_bytes())
         print(f"SIGSTOP pid {frozen} owning partitions {parts}, committed {before}")
         # held past the session until every partition it owned has moved on without it
@@ -142,6 +150,8 @@ def test_a_frozen_worker_is_fenced_and_its_partitions_move_on(kafka_bootstrap, f
     # once thawed, the zombie learnt it was out (or died and its slot restarted)
     zombie = [line for line in after.splitlines() if f"pid={frozen} " in line or f"(pid {frozen})" in line]
     assert any(FENCED.search(line) for line in zombie), "\n".join(zombie) or after[-3000:]
+    assert any(TXN_FAILED.search(line) for line in zombie), "\n".join(zombie) or after[-3000:]
+    assert "Traceback" not in log.decode(errors="replace"), service.tail()
     # Kafka aborted what it held open (transaction.timeout.ms) and then answers "fenced": no
     # exit blames another process with its ids (which would count towards an id collision)
     assert "(fenced by another process" not in after, "\n".join(zombie)

@@ -73,7 +73,7 @@ def _run_with_kills(bootstrap, names, tmp_path, monkeypatch, *, exactly_once: bo
             assert time.monotonic() < deadline, f"no commit within 120 s:\n{service.tail()}"
             time.sleep(0.1)
         tail.start()
-        kill_log, attempts = [], 0
+        kill_log, attempts, txn_kills = [], 0, 0
         stalled = "stall" in os.environ.get("FRAUDSTREAM_FAULTS", "")
         while tail.is_alive() and service.kills < MAX_KILLS:   # only while input flows
             time.sleep(rng.uniform(*KILL_GAP_S))
@@ -86,6 +86,7 @@ def _run_with_kills(bootstrap, names, tmp_path, monkeypatch, *, exactly_once: bo
                 pid = service.kill_random_worker(rng, mid_work=not in_txn, in_txn=in_txn)
                 if pid is not None:
                     kill_log.append(pid)
+                    txn_kills += in_txn
         tail.join()
         wait_drained(bootstrap, group, names.transactions, timeout=240, service=service)
         code = service.stop()
@@ -96,13 +97,13 @@ def _run_with_kills(bootstrap, names, tmp_path, monkeypatch, *, exactly_once: bo
             service.stop()
     assert code == 0, service.tail()
     verdict = verify(bootstrap, names, inputs)
-    print(f"kills={service.kills} (pids {kill_log}) {verdict}")
-    return service, verdict
+    print(f"kills={service.kills} (pids {kill_log}, {txn_kills} inside a transaction) {verdict}")
+    return service, verdict, txn_kills
 
 
 def test_exactly_once_under_kill_9(kafka_bootstrap, fresh_topics, tmp_path, monkeypatch):
     names = fresh_topics("eos")
-    service, v = _run_with_kills(kafka_bootstrap, names, tmp_path, monkeypatch, exactly_once=True, seed=_seed())
+    service, v, _ = _run_with_kills(kafka_bootstrap, names, tmp_path, monkeypatch, exactly_once=True, seed=_seed())
     assert service.kills >= MIN_KILLS
     assert "died with exit code -9" in service.log_path.read_text()
     assert (v.sent_valid, v.sent_hostile) == (N_VALID, N_HOSTILE)
@@ -120,7 +121,7 @@ def test_exactly_once_under_kill_9(kafka_bootstrap, fresh_topics, tmp_path, monk
 def test_at_least_once_mode_is_caught_duplicating(kafka_bootstrap, fresh_topics, tmp_path, monkeypatch):
     # A kill duplicates what the killed worker delivered since its last offset commit (the
     # consumer's 5 s auto-commit): the same kills as the exactly-once run above must show it.
-    service, v = _run_with_kills(kafka_bootstrap, fresh_topics("alo"), tmp_path, monkeypatch, exactly_once=False,
+    service, v, _ = _run_with_kills(kafka_bootstrap, fresh_topics("alo"), tmp_path, monkeypatch, exactly_once=False,
                                  seed=_seed())
     assert service.kills >= MIN_KILLS
     assert v.missing == 0, v          # at-least-once: nothing lost ...
@@ -132,9 +133,10 @@ def test_exactly_once_under_kill_9_with_injected_aborts(kafka_bootstrap, fresh_t
     """The abort -> rewind to committed offsets -> retry path, under the same kills: every
     scoring process fails some transactions at produce and at commit (core.faults), and the
     outputs are still exactly once."""
-    monkeypatch.setenv("FRAUDSTREAM_FAULTS", "produce:0.03,commit:0.03")   # inherited by the service
-    service, v = _run_with_kills(kafka_bootstrap, fresh_topics("eosf"), tmp_path, monkeypatch, exactly_once=True,
-                                 seed=_seed())
+    # inherited by the service; the stall, as in the plain run, makes half the kills land inside a transaction
+    monkeypatch.setenv("FRAUDSTREAM_FAULTS", "produce:0.03,commit:0.03,stall:1")
+    service, v, txn_kills = _run_with_kills(kafka_bootstrap, fresh_topics("eosf"), tmp_path, monkeypatch,
+                                            exactly_once=True, seed=_seed())
     log = service.log_path.read_text()
     aborts = {point: len(re.findall(rf"aborting transaction \(.*injected {point} fault", log))
               for point in ("produce", "commit")}
@@ -142,5 +144,9 @@ def test_exactly_once_under_kill_9_with_injected_aborts(kafka_bootstrap, fresh_t
     assert aborts["produce"] > 0 and aborts["commit"] > 0, aborts
     assert "retrying batch from committed offsets" in log
     assert service.kills >= MIN_KILLS
+    assert "died with exit code -9" in log
     assert v.exactly_once() and v.scored == N_VALID and v.dead == N_HOSTILE, v
     assert v.alerts > 0 and v.reasons_wrong == 0, v
+    # (injected aborts leave aborted records too, so aborted_by_kills would not tell: the kill
+    # itself is counted when it hit a worker asleep in the stall, its outputs produced)
+    assert txn_kills > 0, "no kill landed inside a transaction with outputs"

@@ -196,15 +196,22 @@ def test_score_batch_with_state_vs_stateless(benchmark, payloads):
             scorer.score_batch(batch)
         stateless_us.append((time.process_time() - t0) / EVENTS * 1e6)
 
+    last: dict = {}
+
     def run():
         stores = {0: CardStore()}   # a fresh state each round: the same events, first seen
         t0 = time.process_time()
         for batch, k in zip(batches, keys):
-            scorer.score_batch(batch, batch_velocity(stores, parts, k))
+            result = scorer.score_batch(batch, batch_velocity(stores, parts, k))
         state_us.append((time.process_time() - t0) / EVENTS * 1e6)
+        last.update(cards=len(stores[0]), result=result)
 
     benchmark.pedantic(run, setup=stateless, rounds=ROUNDS, warmup_rounds=1)
     per_event(benchmark, EVENTS)
+    # the state was kept and its features written: a state that did nothing would pass the ceiling
+    cards = [json.loads(value)["card"] for _, value in last["result"].scored]
+    assert last["cards"] > 0 and len(cards) == len(last["result"].scored) > 0
+    assert max(card["tx_24h"] for card in cards) > 1, "no card saw its earlier transactions"
     pairs = list(zip(stateless_us, state_us))[1:]
     ratios = sorted(o / r for r, o in pairs if r > 0)
     ratio = statistics.median(ratios)
