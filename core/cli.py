@@ -25,9 +25,11 @@ _DEFAULT = ScoringConfig()
 _HELP = """Score card transactions from Kafka exactly once: one process per partition, one Kafka
 transaction per micro-batch (outputs + input offsets). Stops cleanly on SIGTERM / Ctrl-C.
 
-Only start-up errors stop it (model, config, Kafka unreachable, topics missing, credentials):
-a worker that fails later is restarted with backoff (0.25 s doubling to 30 s) while the others
-work; /healthz on the metrics port says which slots are down.
+Start-up errors stop it (model, config, Kafka unreachable, topics missing, credentials). After
+start-up only two errors stop it: a setting the broker refuses, and an instance id another live
+service also uses (a worker fenced 3 times in a row within 60 s of its start). Each is one
+`error:` line and exit 1. A worker that fails otherwise is restarted with backoff (0.25 s
+doubling to 30 s) while the others work; /healthz on the metrics port says which slots are down.
 
 \b
 Example (four terminals):
@@ -84,10 +86,13 @@ BOOTSTRAP_HINT = "give host:port[,host:port...]"
 @click.option("-X", "kafka_pairs", multiple=True, metavar="KEY=VALUE",
               help="librdkafka setting passed through, e.g. -X security.protocol=SSL (repeatable).")
 @click.option("--first-slot", default=0, type=click.IntRange(0), metavar="N",
-              help="Number of the first worker slot.")
+              help="Number of the first worker slot (slot i uses the ids <prefix>-<i>). Only needed when "
+                   "services share one transactional_id_prefix (set in --config): give each its own range "
+                   "of slots. Services with their own instance ids (the default) never need it.")
 @click.option("--no-state", is_flag=True,
               help="No per-card velocity state: every transaction scored alone, by the stateless model "
-                   "(models/fraud-model-stateless.meta.json) unless a model is named; no card-state topic. "
+                   "(models/fraud-model-stateless.meta.json) unless --model or FRAUDSTREAM_MODEL names "
+                   "one (a model that reads the state then stops it at start-up); no card-state topic. "
                    "Without this flag, state is on and needs the compacted topic fraud-card-state "
                    "(made by: bench topics create).")
 @click.option("--snapshot-interval", "state_snapshot_s", type=click.FloatRange(0.0, 3600.0), metavar="S",
@@ -96,9 +101,11 @@ BOOTSTRAP_HINT = "give host:port[,host:port...]"
 @click.option("--offset-reset", "offset_reset", type=click.Choice(["refuse", "earliest", "latest"]), default=None,
               metavar="POLICY",
               help="Where an input partition starts without a usable committed offset. refuse: a new group "
-                   "and new partitions start at the earliest record, a partition whose offset expired or is "
-                   "out of range stays paused with one error line; earliest / latest: every such partition "
-                   "starts at that end, silently (earliest scores retained input again) [default: refuse].")
+                   "(nothing committed, no outputs yet) and partitions the group never committed start at "
+                   "the earliest record; a new group on topics that already hold outputs, or a partition "
+                   "whose offset expired or is out of range, stays paused with one error line; earliest / "
+                   "latest: every such partition starts at that end, silently (earliest scores retained "
+                   "input again) [default: refuse].")
 @click.option("--at-least-once", is_flag=True,
               help="TESTS ONLY: produce, flush, offsets committed every 5 s (shows why transactions are needed).")
 @click.option("--log-level", default="INFO", type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"]),

@@ -54,8 +54,11 @@ def drain(records, workers, batch_max_records, batch_max_wait_ms, kafka_settings
       bench drain --workers 2 --no-state         # the stateless path, for comparison
       bench drain --workers 2 --snapshot-interval 0   # a snapshot in every transaction
 
+    Without --bootstrap it uses the local broker, starting it if none runs, and leaves it
+    running afterwards (bench broker down stops it).
+
     Exit code 0: drained and exactly-once verified; 4: outputs missing, duplicated, or
-    dead-lettered.
+    dead-lettered; 1: an error (one line); 2: a bad command line.
     """
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn

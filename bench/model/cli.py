@@ -21,7 +21,7 @@ def model():
 
     \b
     Example:
-      bench model train              # re-create models/fraud-model.{json,meta.json}
+      bench model train              # re-create both models (stateful, stateless) in models/
       bench model train --check      # retrain and verify the committed artifacts match
       bench model compile            # build the native library once, before workers start
     """

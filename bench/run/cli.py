@@ -15,7 +15,8 @@ __all__ = ["run"]
 @click.command()
 @click.argument("scenario_file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--bootstrap", default=None, envvar="FRAUDSTREAM_BENCH_BOOTSTRAP", callback=check_bootstrap,
-              help="Use this Kafka cluster instead of the embedded local broker.")
+              help="Use this Kafka cluster instead of the embedded local broker (or set "
+                   "FRAUDSTREAM_BENCH_BOOTSTRAP).")
 @click.option("--external-scorer", is_flag=True,
               help="Do not start the scoring service: one already reads --namespace.")
 @click.option("--namespace", default=None, callback=check_namespace,
@@ -23,7 +24,8 @@ __all__ = ["run"]
 @click.option("--target", "target_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Target file (brokers, client properties); overrides the scenario's.")
 @click.option("--workers", type=click.IntRange(1, MAX_WORKERS), default=None,
-              help="Override topology.scoring_processes.")
+              help="Override topology.scoring_processes; also raises topology.partitions to N when N "
+                   "is larger.")
 @click.option("--duration", type=click.FloatRange(0, min_open=True), default=None, help="Override duration_s: seconds of measurement.")
 @click.option("--tps", type=click.FloatRange(0, min_open=True), default=None,
               help="Override the rate: constant at this tx/s.")
@@ -65,6 +67,9 @@ def run(scenario_file, bootstrap, external_scorer, namespace, target_file, worke
       bench run scenarios/steady.yaml --workers 2
       bench run scenarios/latency-20k.yaml --no-state   # the stateless path, to compare
       bench run scenarios/failover.yaml --snapshot-interval 1   # shorter replays on restore
+      # a scorer that runs elsewhere: its topics must exist and it must run first
+      bench topics create --bootstrap kafka:9092 --namespace prod-test
+      python -m core --bootstrap kafka:9092 --namespace prod-test   # in another terminal
       bench run scenarios/steady.yaml --bootstrap kafka:9092 --external-scorer --namespace prod-test
 
     Without --bootstrap it uses the local broker, starting it (with the target's data_dir)
