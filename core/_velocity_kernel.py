@@ -7,8 +7,7 @@ Layout, all plain numpy arrays so that a whole micro-batch is one call:
     events  t f64, amount f32, mcc i64, next i64 (the next OLDER event of the same card),
             free i64 (a stack of free event slots; scal[FREE_TOP] is its size)
     scal    i64 scalars: FREE_TOP, SEQ (batch counter for `mark`), MAX_NEV, SWEEP (cursor),
-            AHEAD (transactions in a row more than H ahead of W, or minus those more than H
-            behind it; RESYNC_RUN of them move W to the last one's time)
+            AHEAD (transactions in a row more than H ahead of W; RESYNC_RUN of them move W on)
     wm      f64[1]: the partition's watermark W = the latest effective time applied (NaN none)
 
 Every card's chain is newest first and its effective times never decrease (see apply), so a
@@ -42,8 +41,6 @@ N_SCAL = 5
 # come in a row: then the partition's traffic resumed after a pause of more than H, and the
 # watermark moves on (every earlier card is idle). Without this, a partition whose traffic
 # paused for a day would treat every later transaction as a bad clock and never keep state again.
-# The same run behind it moves the watermark back: a partition's first transaction sets it
-# unchecked, and one far in the future would otherwise make every later one a bad clock.
 RESYNC_RUN = 100
 # Distinct merchants of a card's window: a list scanned for each event while they are at most
 # LISTED (every real card), then a hash table after it in the scratch array (EMPTY: a free
@@ -139,16 +136,11 @@ def apply_batch(ids, t, amount, mcc, out, touched,
         has_w = not np.isnan(w)
         ahead = has_w and ti > w + H
         if ahead:
-            scal[AHEAD] = scal[AHEAD] + 1 if scal[AHEAD] > 0 else 1
+            scal[AHEAD] += 1
             if scal[AHEAD] >= RESYNC_RUN:         # traffic resumed after a pause > H
                 w = ti
                 wm[0] = ti
                 ahead = False
-        elif has_w and ti < w - H:
-            scal[AHEAD] = scal[AHEAD] - 1 if scal[AHEAD] < 0 else -1
-            if scal[AHEAD] <= -RESYNC_RUN:        # W was set by a clock far ahead
-                w = ti
-                wm[0] = ti
         lc = latest[c]
         live = (not np.isnan(lc)) and ((not has_w) or lc >= w - H)
         if live and not ahead and ti > lc + H:    # idle > 24 h by its own clock

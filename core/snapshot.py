@@ -17,9 +17,8 @@ start-up a producer or changelog topic that takes less, and produce_snapshot che
 record, so a snapshot is never refused for its size, which would abort every batch forever.
 
 Marker value, little-endian: version u8 (3), S i64, watermark f64 (NaN: no card applied yet),
-ahead i64 (transactions in a row more than 24 h ahead of the watermark, or, negative, behind
-it: core.velocity's time policy; code before the behind rule holds a partition whose last
-marker has a negative one), partitions u32 (of the input topic when written: a restore under another count would
+ahead i64 (transactions in a row more than 24 h ahead of the watermark: core.velocity's time
+policy), partitions u32 (of the input topic when written: a restore under another count would
 score cards whose history is in another partition, core.replayrule.partition_count_rule), then
 the writer's model version, UTF-8 (a restore by another model is logged: two models scoring one
 group). Versions 2 (no partitions or model, read as 0 and "") and 1 (no `ahead` either) are
@@ -56,7 +55,7 @@ MAX_STATE_RECORD_BYTES = RECORD_OVERHEAD + MAX_CARD_KEY_BYTES + MAX_STATE_VALUE_
 
 class Marker(NamedTuple):
     """A snapshot's marker: the input offset the state is at, its watermark, how many
-    transactions in a row were more than 24 h ahead of the watermark then (negative: behind), the input topic's
+    transactions in a row were more than 24 h ahead of the watermark then, the input topic's
     partition count and the model version of the writer (0 and "": not recorded)."""
 
     offset: int
@@ -86,7 +85,7 @@ def decode_marker(value: bytes | None) -> Marker | None:
         (_, offset, watermark), ahead = _FORMAT_V1.unpack(value), 0
     else:
         return None
-    if offset < 0 or math.isinf(watermark):
+    if offset < 0 or math.isinf(watermark) or ahead < 0:
         return None
     return Marker(offset, watermark, ahead, partitions, model)
 

@@ -41,11 +41,11 @@ pause is idle. The 99 before it were scored as bad clocks. (Without this, one da
 traffic would leave the partition keeping no state ever again.) The price: a source whose
 clock runs more than a day ahead, alone in its partition for 100 transactions in a row,
 moves the partition's time; on-time transactions then count as late (applied at their card's
-latest time, or as bad clocks for cards not seen since) until the partition's time is reached,
-or until 100 of them in a row are more than 24 h behind it: that run moves the partition's time
-back to the 100th one's, as it does when the time was set far ahead by a partition's very first
-transaction, which nothing judges (without it, a first transaction dated in the year 9999
-would keep the partition from keeping any card's state).
+latest time, or as bad clocks for cards not seen since) until the partition's time is reached.
+The one transaction nothing judges is a partition's first (on an empty state): one dated far
+ahead sets the partition's time there, and no later card is kept until the time is reached or
+the state is reset (not moved back by a run behind it, which a backfill of old records would
+trigger too). The stats line's card count shows it.
 
 Bounds. A card keeps at most MAX_CARD_EVENTS events: a transaction of a card that already holds
 that many within 24 h is scored against them and, like a bad clock, changes no state, so its
@@ -195,9 +195,8 @@ class CardStore:
 
     @property
     def ahead(self) -> int:
-        """Transactions in a row, up to now, more than 24 h ahead of the watermark, or minus
-        those more than 24 h behind it (see the time policy); part of a snapshot, as the
-        watermark is."""
+        """Transactions in a row, up to now, more than 24 h ahead of the watermark (see the
+        time policy); part of a snapshot, as the watermark is."""
         return int(self.scal[k.AHEAD])
 
     @ahead.setter

@@ -176,46 +176,6 @@ def test_a_run_of_future_clocks_shorter_than_the_resync_run_changes_nothing():
     assert store.ahead == 0 and store.watermark == T0 + 60.0 and got[0, 4] == 2
 
 
-def test_a_first_transaction_dated_years_ahead_holds_the_partition_for_one_resync_run_only():
-    # the partition's first transaction sets its time unchecked: one dated 9999 made every later
-    # card "more than 24 h behind", so none was ever kept again (silently). 100 in a row behind
-    # it move the time back to the 100th's; from there the cards build history again.
-    from core._velocity_kernel import RESYNC_RUN
-
-    rng = np.random.default_rng(13)
-    n = 600
-    keys = [b"sentinel"] + [b"c%d" % k for k in rng.integers(0, 20, n)]
-    t = np.concatenate([[epoch_seconds("9999-12-31T23:59:59Z")], T0 + np.arange(n) * 30.0])
-    amount = rng.lognormal(3, 1, n + 1).astype(np.float32)
-    mcc = rng.integers(0, 5, n + 1)
-    stream = (keys, t, amount, mcc)
-    ref = RefStore().apply(*stream)
-    for size in (1, 37, 1000):
-        np.testing.assert_array_equal(_bits(_apply_in(CardStore(cards=2, events=2), stream, size)), _bits(ref))
-    assert (ref[1:RESYNC_RUN, 4] == 1).all()      # the 99 behind it: scored alone, kept nothing
-    assert ref[-1, 4] > 10                         # then history again
-    store = CardStore()
-    store.apply(keys[:RESYNC_RUN], t[:RESYNC_RUN], amount[:RESYNC_RUN], mcc[:RESYNC_RUN])
-    assert store.ahead == -(RESYNC_RUN - 1) and store.watermark == t[0] and len(store) == 1
-    store.apply(keys[RESYNC_RUN:], t[RESYNC_RUN:], amount[RESYNC_RUN:], mcc[RESYNC_RUN:])
-    assert store.watermark == t[-1] and store.ahead == 0
-
-
-def test_one_transaction_far_behind_changes_neither_the_time_nor_a_card():
-    from core._velocity_kernel import RESYNC_RUN
-
-    store = CardStore()
-    store.apply([b"a", b"a"], np.array([T0, T0 + 60.0]), np.ones(2, np.float32), np.zeros(2))
-    store.changes()
-    n = RESYNC_RUN - 1
-    got = store.apply([b"a"] + [b"x%d" % i for i in range(n - 1)], np.full(n, T0 - 3 * H),
-                      np.ones(n, np.float32), np.zeros(n))
-    assert got[0, 4] == 3 and (got[1:, 4] == 1).all()   # scored against what there is
-    assert store.changes() == [] and store.ahead == -n and store.watermark == T0 + 60.0
-    got = store.apply([b"a"], np.array([T0 + 120.0]), np.ones(1, np.float32), np.zeros(1))
-    assert store.ahead == 0 and got[0, 4] == 3   # an on-time one ends the run; `a` kept its two
-
-
 def test_undecodable_state_record_names_its_index():
     store = CardStore()
     store.apply([b"x"], np.array([T0]), np.ones(1, np.float32), np.zeros(1))

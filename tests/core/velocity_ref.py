@@ -7,7 +7,7 @@ import numpy as np
 
 H = 86400.0
 Z_MAX = float(np.finfo(np.float32).max)   # card_amount_z is kept within float32
-RESYNC_RUN = 100     # transactions in a row more than H ahead of (or behind) the watermark that move it
+RESYNC_RUN = 100     # transactions in a row more than H ahead of the watermark that move it on
 
 
 class RefStore:
@@ -22,13 +22,9 @@ class RefStore:
         c = self.cards.get(key)
         ahead = self.w is not None and t > self.w + H
         if ahead:
-            self.ahead = max(self.ahead, 0) + 1
+            self.ahead += 1
             if self.ahead >= RESYNC_RUN:
                 self.w, ahead = t, False
-        elif self.w is not None and t < self.w - H:
-            self.ahead = min(self.ahead, 0) - 1
-            if self.ahead <= -RESYNC_RUN:
-                self.w = t
         live = c is not None and (self.w is None or c[0] >= self.w - H)
         if live and not ahead and t > c[0] + H:
             live = False                       # idle for more than H by its own clock
