@@ -85,6 +85,8 @@ def decode_one(value, row: np.ndarray | None = None):
 def _decode_guarded(value, row, twice: int | None):
     try:
         return _decode_one(value, row, twice)
+    except MemoryError:   # the process's trouble, not the record's: never a dead letter the replay might not make
+        raise
     except Exception as exc:   # noqa: BLE001 - a value no rule foresaw: its dead letter says what, never a crash loop
         log.error("a transaction no decoding rule foresaw raised %s (a fraudstream bug: please report it "
                   "with the dead letter)", _show(exc, 200))

@@ -20,6 +20,7 @@ partitions' next owner does not wait for the broker's transaction timeout.
 
 from __future__ import annotations
 
+import errno
 import functools
 import logging
 import multiprocessing
@@ -53,6 +54,9 @@ _TICK_S = 0.2
 _SAMPLE = (b'{"transaction_id":"warm-up","card_hash":"0","amount":1.0,"timestamp":"2026-01-01T00:00:00Z",'
            b'"merchant_category":"grocery",' + b",".join(b'"V%d":0.0' % i for i in range(1, 29)) + b"}")
 
+
+# errors of a fork or pipe that pass once processes, memory or descriptors are freed
+_SHORT_OF = frozenset({errno.EAGAIN, errno.ENOMEM, errno.EMFILE, errno.ENFILE})
 
 class _Process:
     """A slot's live process and the supervisor's end of its status pipe."""
@@ -186,6 +190,8 @@ class Supervisor:
         except OSError as exc:   # out of processes, memory or descriptors: this slot waits, the others go on
             for end in pipe or ():
                 end.close()
+            if exc.errno not in _SHORT_OF and not self._service_up:   # e.g. the interpreter gone: no wait cures it
+                raise StartupError(f"worker {slot.index}: no process could be started: {exc}") from exc
             slot.not_started(str(exc), self.clock())
             log.error("worker %d: no process could be started (%s); trying again in %.2f s (%d failure(s) in a row)",
                       slot.index, exc, slot.restart_at - self.clock(), slot.failures)

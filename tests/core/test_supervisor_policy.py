@@ -281,3 +281,27 @@ def test_a_slot_whose_process_cannot_be_made_backs_off_and_the_service_goes_on()
     assert all(end.closed for end in pipes[0])
     sup._start(Refusing(), slot, b"")
     assert slot.failures == 2 and slot.restart_at == clock() + backoff_delay(2)
+
+
+def test_a_process_that_no_wait_can_start_stops_the_service_before_any_worker_was_up():
+    import errno
+
+    from core.config import ScoringConfig
+    from core.errors import StartupError
+    from core.supervisor import Supervisor
+
+    class Missing:
+        def Pipe(self, duplex):   # noqa: N802 - multiprocessing's name
+            import multiprocessing
+            return multiprocessing.Pipe(duplex=duplex)
+
+        def Process(self, **kwargs):   # noqa: N802
+            raise OSError(errno.ENOENT, "No such file or directory", "/opt/python/bin/python3")
+
+    sup = Supervisor(ScoringConfig())
+    with pytest.raises(StartupError, match="worker 0: no process could be started: .*No such file"):
+        sup._start(Missing(), Slot(0), b"")
+    sup._service_up = True   # once a worker was up, the same error is waited out like any failure
+    slot = Slot(0)
+    sup._start(Missing(), slot, b"")
+    assert slot.failures == 1 and "No such file" in slot.last_exit

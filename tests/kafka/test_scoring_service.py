@@ -14,6 +14,7 @@ from confluent_kafka import Producer
 from prometheus_client import CollectorRegistry
 
 from core.config import ScoringConfig
+from core.identity import is_fenced, kafka_error_of
 from core.loop import ScoringConsumer
 from core.metrics import LoopMetrics
 from core.routing import H_REASON, H_SOURCE_OFFSET, H_SOURCE_PARTITION
@@ -227,7 +228,7 @@ def test_a_zombie_with_the_same_slot_is_fenced_and_stops(kafka_bootstrap, fresh_
         old_thread.join(60)
         assert not old_thread.is_alive(), "the fenced consumer kept running"
         assert isinstance(errors.get("old"), PipelineError), errors
-        assert "fenced" in str(errors["old"]).lower(), errors   # not any other reason to stop
+        assert is_fenced(kafka_error_of(errors["old"])), errors   # not any other reason to stop
         print(f"old consumer stopped with: {errors['old']}")
         wait_drained(kafka_bootstrap, group, names.transactions, timeout=90)
     finally:
