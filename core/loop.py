@@ -196,6 +196,11 @@ class ScoringConsumer:
         finally:
             self._close()
 
+    def _abort_before_exit_s(self) -> float:
+        # within the batch's poll budget (core.txn.poll_budget_s), at least a second: what
+        # this leaves open, the slot's next start aborts
+        return max(1.0, min(_ABORT_BEFORE_EXIT_S, self._polled_at + self._poll_budget_s - time.monotonic()))
+
     def _learn_topics(self) -> None:
         topics = self.config.topics
         self._guard = TopicGuard(admin_settings(self.config), topics.all() + ((topics.state,) if self.config.state else ()))
@@ -209,9 +214,7 @@ class ScoringConsumer:
 
     def _close(self) -> None:
         if self._txn_open:
-            # within the batch's poll budget (core.txn.poll_budget_s), at least a second: what
-            # this leaves open, the slot's next start aborts
-            abort_s = max(1.0, min(_ABORT_BEFORE_EXIT_S, self._polled_at + self._poll_budget_s - time.monotonic()))
+            abort_s = self._abort_before_exit_s()
             self._watch.begin("abort_transaction", abort_s)
             try:
                 self._producer.abort_transaction(abort_s)
@@ -414,9 +417,10 @@ class ScoringConsumer:
             # The topics' ids are asked once every record is acknowledged (core.topicids), the
             # answer awaited after send_offsets: the two round trips overlap.
             guard = self._guard
-            flush_s = min(self._flush_s, max(0.0, self._polled_at + self._poll_budget_s - time.monotonic()))
+            budget_end = self._polled_at + self._poll_budget_s   # core.txn.poll_budget_s
+            flush_s = min(self._flush_s, max(0.0, budget_end - time.monotonic()))
             answer = flush_and_ask(producer, guard, flush_s, self._stopping, _FLUSH_AFTER_STOP_S,
-                                   self._reach.flush_waits) if guard is not None else None
+                                   self._reach.flush_waits, budget_end) if guard is not None else None
             if self._faults is not None:   # (acknowledged by the flush above: the topic guard is on by default)
                 self._faults.hit("stall_acked")
             self._txn("send_offsets_to_transaction", producer.send_offsets_to_transaction,
@@ -437,9 +441,10 @@ class ScoringConsumer:
             return None
         except TopicsReplaced as exc:
             aborted = "aborted that transaction"
-            self._watch.begin("abort_transaction", _ABORT_BEFORE_EXIT_S)
+            abort_s = self._abort_before_exit_s()
+            self._watch.begin("abort_transaction", abort_s)
             try:   # bounded: this process stops either way, and its restart aborts what is left open
-                producer.abort_transaction(_ABORT_BEFORE_EXIT_S)
+                producer.abort_transaction(abort_s)
             except Exception as abort_exc:   # noqa: BLE001 - fenced, timed out, or a SystemError
                 aborted = f"that transaction is left to the restart to abort ({abort_exc})"
             finally:

@@ -78,11 +78,18 @@ class TopicGuard:
             raise KafkaException(KafkaError(KafkaError.UNKNOWN_TOPIC_OR_PART, f"topic(s) {', '.join(missing)} do not exist"))
         self.learned = ids
 
-    def ask(self) -> Callable[[], list[str]]:
+    def ask(self, answer_by: float | None = None) -> Callable[[], list[str]]:
         """Ask now, wait for the answer later: the returned call says how the topics differ
-        from the learned ones (empty: the same topics), or raises when Kafka cannot say."""
+        from the learned ones (empty: the same topics), or raises when Kafka cannot say;
+        `answer_by` (time.monotonic()) ends its asking again sooner than _ANSWER_WITHIN_S."""
         futures = self._describe()
-        return lambda: id_changes(self.learned, self._answer(futures))
+
+        def answer() -> list[str]:
+            within = _ANSWER_WITHIN_S if answer_by is None else \
+                max(0.0, min(_ANSWER_WITHIN_S, answer_by - time.monotonic()))
+            return id_changes(self.learned, self._answer(futures, within))
+
+        return answer
 
     def changes_if_known(self) -> list[str]:
         """What ask() answers, waited for now, asked once (at most _REQUEST_TIMEOUT_S); empty
@@ -139,15 +146,15 @@ def _admin_client(settings: dict[str, Any]) -> Any:
 
 
 def flush_and_ask(producer: Any, guard: TopicGuard, timeout_s: float, stopping: Any = None,
-                  stop_wait_s: float = 5.0, unanswered: Callable[[str, float], None] | None = None
-                  ) -> Callable[[], list[str]]:
+                  stop_wait_s: float = 5.0, unanswered: Callable[[str, float], None] | None = None,
+                  answer_by: float | None = None) -> Callable[[], list[str]]:
     """Wait until every record of the open transaction is acknowledged, then ask `guard` for
     the topics' ids; the call returned waits for the answer (give it to `confirm`), so the
     caller can do another round trip meanwhile. Raises TopicsReplaced when a topic is found
     changed while records still wait, AbortRequired when records are left unacknowledged
     after `timeout_s`, or `stop_wait_s` after `stopping` (a threading.Event) is set, or when
     Kafka cannot be asked; `unanswered("flush", seconds waited)` is told while records wait
-    (core.reach)."""
+    (core.reach); `answer_by` bounds the wait for the answer (TopicGuard.ask)."""
     start = time.monotonic()
     deadline = start + timeout_s
     stopped = False
@@ -160,7 +167,7 @@ def flush_and_ask(producer: Any, guard: TopicGuard, timeout_s: float, stopping: 
         except (KafkaException, SystemError) as exc:
             raise_txn_error("flush", kafka_cause(exc))
         if not left:
-            return _asked(guard.ask)
+            return _asked(lambda: guard.ask(answer_by))
         if unanswered is not None:
             unanswered("flush", time.monotonic() - start)
         # Once stopping, the abort after stop_wait_s ends it anyway; and a question asked less than

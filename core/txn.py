@@ -298,7 +298,7 @@ def txn_call(what: str, fn: Callable[..., T], *args: Any, attempts: int = 20,
                 time.sleep(0.05)   # never a hot loop, should a call time out at once
                 continue
             attempt += 1
-            if attempt >= attempts:
+            if attempt >= attempts or time.monotonic() >= limit:
                 raise_txn_error(what, exc)
             log.warning("%s: retriable error (attempt %d/%d): %s", what, attempt, attempts, error.str())
             time.sleep(min(0.05 * attempt, 1.0))

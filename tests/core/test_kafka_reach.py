@@ -268,6 +268,28 @@ def test_a_flush_asks_for_the_topics_only_while_the_answer_can_come_before_its_d
     assert guard.checks == 2 and time.monotonic() - t0 < 2.9
 
 
+def test_the_answer_of_the_topic_guard_is_awaited_only_until_the_batch_budget_ends(monkeypatch):
+    # Kafka gone: each question of the ids fails after its request timeout, and the answer
+    # was asked again for 15 s whatever was left of the batch's poll budget
+    import core.topicids as topicids
+    from core.topicids import TopicGuard
+
+    class Gone:
+        def result(self):
+            time.sleep(0.1)   # a request timing out
+            raise KafkaException(KafkaError(KafkaError._TIMED_OUT, "timed out", retriable=True))
+
+    monkeypatch.setattr(topicids, "_admin_client", lambda settings: None)
+    guard = TopicGuard({"bootstrap.servers": "127.0.0.1:1"}, ["t"])
+    guard.learned = {"t": "id-1"}
+    monkeypatch.setattr(guard, "_describe", lambda: {"t": Gone()})
+    t0 = time.monotonic()
+    answer = guard.ask(answer_by=t0 + 0.5)
+    with pytest.raises(KafkaException):
+        answer()
+    assert 0.5 <= time.monotonic() - t0 < 2.0   # not _ANSWER_WITHIN_S (15 s)
+
+
 def test_a_call_timing_out_for_minutes_is_given_up(monkeypatch):
     import core.txn as txn
 
