@@ -196,10 +196,13 @@ class ScoringConsumer:
         finally:
             self._close()
 
-    def _abort_before_exit_s(self) -> float:
-        # within the batch's poll budget (core.txn.poll_budget_s), at least a second: what
-        # this leaves open, the slot's next start aborts
-        return max(1.0, min(_ABORT_BEFORE_EXIT_S, self._polled_at + self._poll_budget_s - time.monotonic()))
+    def _budget_end(self) -> float:
+        """When the waits of the batch in hand must end (time.monotonic(); core.txn.poll_budget_s)."""
+        return self._polled_at + self._poll_budget_s
+
+    def _within_budget(self, cap_s: float) -> float:
+        # a wait of at most cap_s, within the batch's poll budget, at least a second
+        return max(1.0, min(cap_s, self._budget_end() - time.monotonic()))
 
     def _learn_topics(self) -> None:
         topics = self.config.topics
@@ -214,7 +217,7 @@ class ScoringConsumer:
 
     def _close(self) -> None:
         if self._txn_open:
-            abort_s = self._abort_before_exit_s()
+            abort_s = self._within_budget(_ABORT_BEFORE_EXIT_S)   # what is left open, the slot's next start aborts
             self._watch.begin("abort_transaction", abort_s)
             try:
                 self._producer.abort_transaction(abort_s)
@@ -296,7 +299,7 @@ class ScoringConsumer:
     def _txn(self, what: str, fn: Callable[..., Any], *args: Any) -> Any:
         """txn_call, bounded waits: Kafka not answering is reported (core.reach), stop() honoured."""
         return txn_call(what, fn, *args, stopping=self._stopping, unanswered=self._unanswered, watch=self._watch,
-                        give_up_at=self._polled_at + self._poll_budget_s)
+                        give_up_at=self._budget_end())
 
     def _unanswered(self, what: str, waited_s: float) -> None:
         # The producer's callbacks wait for a poll: its error_cb may hold _ALL_BROKERS_DOWN, which
@@ -417,7 +420,7 @@ class ScoringConsumer:
             # The topics' ids are asked once every record is acknowledged (core.topicids), the
             # answer awaited after send_offsets: the two round trips overlap.
             guard = self._guard
-            budget_end = self._polled_at + self._poll_budget_s   # core.txn.poll_budget_s
+            budget_end = self._budget_end()
             flush_s = min(self._flush_s, max(0.0, budget_end - time.monotonic()))
             answer = flush_and_ask(producer, guard, flush_s, self._stopping, _FLUSH_AFTER_STOP_S,
                                    self._reach.flush_waits, budget_end) if guard is not None else None
@@ -441,7 +444,7 @@ class ScoringConsumer:
             return None
         except TopicsReplaced as exc:
             aborted = "aborted that transaction"
-            abort_s = self._abort_before_exit_s()
+            abort_s = self._within_budget(_ABORT_BEFORE_EXIT_S)   # what is left open, the slot's next start aborts
             self._watch.begin("abort_transaction", abort_s)
             try:   # bounded: this process stops either way, and its restart aborts what is left open
                 producer.abort_transaction(abort_s)
@@ -493,9 +496,8 @@ class ScoringConsumer:
             first.setdefault(m.partition(), m.offset())
         wanted = [TopicPartition(topic, p) for p in first if p in self._assigned]
         try:
-            # within the batch's poll budget (core.txn.poll_budget_s), at least a second
-            timeout = max(1.0, min(10.0, self._polled_at + self._poll_budget_s - time.monotonic()))
-            committed = {tp.partition: tp.offset for tp in self._consumer.committed(wanted, timeout=timeout)}
+            committed = {tp.partition: tp.offset
+                         for tp in self._consumer.committed(wanted, timeout=self._within_budget(10.0))}
         except KafkaException as exc:
             log.warning("%s: committed offsets unavailable (%s); rewinding to batch start", self.name, exc)
             committed = {}

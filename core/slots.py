@@ -137,18 +137,13 @@ class Slot:
         """Count this slot's process exit (code as multiprocessing gives it: -N for signal N).
 
         `service_up`: some worker of the service has been up since it started."""
-        if self.up_since is not None and now - self.up_since >= HEALTHY_AFTER_S:
-            self.failures = 0
-        self.failures += 1
         lived = now - self.started
         if code == EXIT_FENCED and lived < TWIN_WINDOW_S:
             self.fenced_in_a_row += 1
         elif code != EXIT_EXPIRED:
             self.fenced_in_a_row = 0
-        self.last_exit = describe_exit(code)
+        self._failed(describe_exit(code), now)
         self.left_open = True
-        self.state, self.up_since = SlotState.BACKING_OFF, None
-        self.restart_at = now + backoff_delay(self.failures)
         if code == EXIT_SETTING or (code == EXIT_STARTUP and not service_up):
             return Decision.STARTUP_ERROR
         if self.fenced_in_a_row >= FENCED_IN_A_ROW:
@@ -158,10 +153,14 @@ class Slot:
     def not_started(self, error: str, now: float) -> None:
         """No process could be made for this slot (a fork or pipe refused: out of processes,
         memory or file descriptors): counted as a failure, tried again after the back-off."""
+        self._failed(f"no process started ({error})", now)
+
+    def _failed(self, last_exit: str, now: float) -> None:
+        # one more failure in a row (a worker up for HEALTHY_AFTER_S started a new count): back off
         if self.up_since is not None and now - self.up_since >= HEALTHY_AFTER_S:
             self.failures = 0
         self.failures += 1
-        self.last_exit = f"no process started ({error})"
+        self.last_exit = last_exit
         self.state, self.up_since = SlotState.BACKING_OFF, None
         self.restart_at = now + backoff_delay(self.failures)
 

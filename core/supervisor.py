@@ -192,9 +192,10 @@ class Supervisor:
                 end.close()
             if exc.errno not in _SHORT_OF and not self._service_up:   # e.g. the interpreter gone: no wait cures it
                 raise StartupError(f"worker {slot.index}: no process could be started: {exc}") from exc
-            slot.not_started(str(exc), self.clock())
+            now = self.clock()
+            slot.not_started(str(exc), now)
             log.error("worker %d: no process could be started (%s); trying again in %.2f s (%d failure(s) in a row)",
-                      slot.index, exc, slot.restart_at - self.clock(), slot.failures)
+                      slot.index, exc, slot.restart_at - now, slot.failures)
             return
         writer.close()   # the child holds its own copy: EOF here once it is gone
         self._procs[slot.index] = _Process(proc, reader)
